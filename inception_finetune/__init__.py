@@ -1,0 +1,1 @@
+"""keyface: inception_finetune."""

@@ -1,0 +1,27 @@
+"""The one rule that turns a detector's face box into the square crop a keypoint net sees."""
+from __future__ import annotations
+
+import numpy as np
+
+# MTCNN boxes run from the brows to the chin; the 68 points reach past them (jaw, brows), so
+# the crop is the box's larger side times CROP_SCALE, its centre moved down by CROP_SHIFT_Y of the
+# box height. The two numbers were fitted on youtube_faces_68 *training* frames (see README).
+CROP_SCALE = 1.3
+CROP_SHIFT_Y = 0.14
+
+
+def crop_box(face_box: tuple[float, float, float, float] | np.ndarray) -> np.ndarray:
+    """Square crop (x0, y0, x1, y1) around a detector box, by the rule above."""
+    x0, y0, x1, y1 = (float(v) for v in face_box)
+    side = CROP_SCALE * max(x1 - x0, y1 - y0)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 + CROP_SHIFT_Y * (y1 - y0)
+    return np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], np.float32)
+
+
+def pick_labelled_face(face_boxes: list, keypoints: np.ndarray) -> int | None:
+    """Index of the detected box whose centre is nearest the labelled keypoints' centre."""
+    if not face_boxes:
+        return None
+    centre = np.nanmean(keypoints, axis=0)
+    dists = [np.hypot((b[0] + b[2]) / 2 - centre[0], (b[1] + b[3]) / 2 - centre[1]) for b in face_boxes]
+    return int(np.argmin(dists))

@@ -1,0 +1,65 @@
+"""`.keras` model files that carry keyface's metadata (what made them, on what data) inside."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from data.errors import KeyfaceError
+
+META_ENTRY = "keyface.json"  # an extra zip entry: Keras ignores it, we read it without loading weights
+
+
+def git_revision() -> str:
+    """The current git commit of the keyface checkout (with '+dirty' if modified), or 'unknown'."""
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                             timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return rev + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def provenance() -> dict:
+    """Who made an artefact: command line, git revision, UTC time."""
+    return {"command": " ".join(["keyface", *sys.argv[1:]]) if sys.argv else "",
+            "git_revision": git_revision(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def save_model(model, path: Path, metadata: dict) -> Path:
+    """Save a Keras model as .keras with metadata embedded; written to a temp file then renamed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".partial.keras")
+    model.save(tmp)
+    with zipfile.ZipFile(tmp, "a") as zf:
+        zf.writestr(META_ENTRY, json.dumps(metadata, indent=2, default=str))
+    tmp.replace(path)
+    return path
+
+
+def read_metadata(path: Path) -> dict:
+    """Read the keyface metadata of a model file without loading the model."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return json.loads(zf.read(META_ENTRY))
+    except FileNotFoundError:
+        raise KeyfaceError(f"model file not found: {path}") from None
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError):
+        raise KeyfaceError(f"{path} is not a keyface model file (.keras with keyface metadata)") from None
+
+
+def load_model(path: Path, expect_kind: str | None = None):
+    """Load a keyface .keras model and its metadata; refuse files of another kind."""
+    meta = read_metadata(path)
+    if expect_kind and meta.get("kind") != expect_kind:
+        raise KeyfaceError(f"{path} is a {meta.get('kind', 'unknown')!r} model, not a {expect_kind!r} model")
+    import keras
+    import keypoints.losses  # noqa: F401  registers the custom loss/metric for deserialisation
+    return keras.models.load_model(path, compile=False), meta
