@@ -5,10 +5,12 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 import keras
+import numpy as np
 from keras import layers
 
 EMBEDDING_LAYER = "embedding"  # the penultimate layer: approach A's features
 OUTPUT_LAYER = "keypoints"
+EMBEDDING_ACTIVATION = "elu"  # relu units here died under the L1 loss and left the net stuck near the mean shape
 
 
 @dataclass(frozen=True)
@@ -20,7 +22,7 @@ class ModelConfig:
     n_points: int = 68
     width: int = 32
     embedding_dim: int = 256
-    dropout: float = 0.2
+    dropout: float = 0.0  # augmentation regularises enough; dropout here only slowed training
 
     def to_dict(self) -> dict:
         """Plain dict for JSON."""
@@ -33,17 +35,43 @@ def _input(cfg: ModelConfig):
     return inp, layers.Rescaling(1 / 127.5, offset=-1.0)(inp)
 
 
-def _head(x, cfg: ModelConfig, hidden: int, dropout: float):
+@keras.saving.register_keras_serializable("keyface")
+class ShapePrior(keras.layers.Layer):
+    """Maps standardised outputs z to crop coordinates: z * std + mean of the training shapes.
+
+    The net then starts at the mean shape and every coordinate is learnt on the same scale;
+    without it the jaw's large spread swamped the eyes and training stalled at the mean shape.
+    """
+
+    def __init__(self, mean, std, **kwargs):
+        super().__init__(**kwargs)
+        self.mean = np.asarray(mean, np.float32).reshape(-1, 2)
+        self.std = np.asarray(std, np.float32).reshape(-1, 2)
+
+    def call(self, z):
+        return z * self.std + self.mean
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean.tolist(), "std": self.std.tolist()}
+
+
+def default_shape_prior(n_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """A neutral prior (centre, 0.1 spread) for nets built without training statistics."""
+    return np.zeros((n_points, 2), np.float32), np.full((n_points, 2), 0.1, np.float32)
+
+
+def _head(x, cfg: ModelConfig, hidden: int, dropout: float, prior):
     """Flatten, a penultimate dense layer named EMBEDDING_LAYER, and the coordinate output."""
     x = layers.Flatten()(x)
     x = layers.Dropout(dropout)(x)
-    x = layers.Dense(hidden, activation="relu", name=EMBEDDING_LAYER)(x)
+    x = layers.Dense(hidden, activation=EMBEDDING_ACTIVATION, name=EMBEDDING_LAYER)(x)
     x = layers.Dropout(dropout)(x)
     x = layers.Dense(cfg.n_points * 2, name="coords")(x)
-    return layers.Reshape((cfg.n_points, 2), name=OUTPUT_LAYER)(x)
+    x = layers.Reshape((cfg.n_points, 2))(x)
+    return ShapePrior(*(prior or default_shape_prior(cfg.n_points)), name=OUTPUT_LAYER)(x)
 
 
-def naimishnet(cfg: ModelConfig) -> keras.Model:
+def naimishnet(cfg: ModelConfig, prior=None) -> keras.Model:
     """NaimishNet (Agarwal et al., arXiv 1710.00977): 4 conv/pool blocks, rising dropout, 2 dense."""
     inp, x = _input(cfg)
     for i, (filters, kernel) in enumerate([(32, 4), (64, 3), (128, 2), (256, 1)]):
@@ -55,11 +83,12 @@ def naimishnet(cfg: ModelConfig) -> keras.Model:
     x = layers.Dropout(0.5)(x)
     x = layers.Dense(1000, activation="elu", name=EMBEDDING_LAYER)(x)
     x = layers.Dropout(0.6)(x)
-    x = layers.Dense(cfg.n_points * 2, name="coords")(x)
-    return keras.Model(inp, layers.Reshape((cfg.n_points, 2), name=OUTPUT_LAYER)(x), name="naimishnet")
+    x = layers.Reshape((cfg.n_points, 2))(layers.Dense(cfg.n_points * 2, name="coords")(x))
+    out = ShapePrior(*(prior or default_shape_prior(cfg.n_points)), name=OUTPUT_LAYER)(x)
+    return keras.Model(inp, out, name="naimishnet")
 
 
-def conv5bn(cfg: ModelConfig) -> keras.Model:
+def conv5bn(cfg: ModelConfig, prior=None) -> keras.Model:
     """The seed projects' net: 5 x (conv 3x3, BatchNorm, ReLU, max-pool), then dense layers."""
     inp, x = _input(cfg)
     for filters in (32, 64, 128, 256, 512):
@@ -67,7 +96,7 @@ def conv5bn(cfg: ModelConfig) -> keras.Model:
         x = layers.BatchNormalization()(x)
         x = layers.ReLU()(x)
         x = layers.MaxPooling2D(2)(x)
-    return keras.Model(inp, _head(x, cfg, 512, 0.3), name="conv5bn")
+    return keras.Model(inp, _head(x, cfg, 512, 0.3, prior), name="conv5bn")
 
 
 def _conv_bn(x, filters: int, stride: int = 1):
@@ -85,7 +114,7 @@ def _residual(x, filters: int):
     return layers.ReLU()(layers.Add()([x, y]))
 
 
-def keyface_res(cfg: ModelConfig) -> keras.Model:
+def keyface_res(cfg: ModelConfig, prior=None) -> keras.Model:
     """Our net: a stride-2 stem, four residual stages (w..8w) halving the map, flatten head.
 
     Plain 3x3 convs beat depthwise ones on CPU at this size, and a flatten head keeps where
@@ -98,15 +127,15 @@ def keyface_res(cfg: ModelConfig) -> keras.Model:
         x = _conv_bn(x, filters, stride=2)
         x = _residual(x, filters)
     x = _conv_bn(x, 8 * w, stride=2)
-    return keras.Model(inp, _head(x, cfg, cfg.embedding_dim, cfg.dropout), name="keyface_res")
+    return keras.Model(inp, _head(x, cfg, cfg.embedding_dim, cfg.dropout, prior), name="keyface_res")
 
 
-ARCHITECTURES: dict[str, Callable[[ModelConfig], keras.Model]] = {
+ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
     "keyface-res": keyface_res, "naimishnet": naimishnet, "conv5bn": conv5bn}
 
 
-def build_model(cfg: ModelConfig) -> keras.Model:
-    """Build the architecture named in cfg."""
+def build_model(cfg: ModelConfig, prior: tuple[np.ndarray, np.ndarray] | None = None) -> keras.Model:
+    """Build the architecture named in cfg; prior = (mean, std) of training shapes in crop units."""
     if cfg.arch not in ARCHITECTURES:
         raise ValueError(f"unknown keypoint architecture {cfg.arch!r}; known: {sorted(ARCHITECTURES)}")
-    return ARCHITECTURES[cfg.arch](cfg)
+    return ARCHITECTURES[cfg.arch](cfg, prior)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 
 from keypoints.augment import AugmentConfig
 from keypoints.dataset import Samples, crop_all, split_by_person, training_dataset
-from keypoints.losses import NME, masked_l1
+from keypoints.losses import NME, StandardisedL1
 from keypoints.modelfile import provenance, save_model
 from keypoints.models import ModelConfig, build_model
 from keypoints.schemes import get_scheme
@@ -41,25 +42,28 @@ class TrainConfig:
         return cls(**(d | {"model": ModelConfig(**d["model"]), "augment": AugmentConfig(**aug)}))
 
 
-def compile_model(model: keras.Model, cfg: TrainConfig, steps: int) -> None:
-    """AdamW with a cosine schedule, masked L1 loss, NME metric."""
+def compile_model(model: keras.Model, cfg: TrainConfig, steps: int, shape_std: np.ndarray) -> None:
+    """AdamW with a warm-up and cosine decay, standardised masked L1 loss, NME metric."""
     schedule = keras.optimizers.schedules.CosineDecay(
         cfg.learning_rate * 0.1, decay_steps=max(1, cfg.epochs * steps), warmup_target=cfg.learning_rate,
         warmup_steps=min(steps * 2, cfg.epochs * steps // 4))
     model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
-                  loss=masked_l1, metrics=[NME(get_scheme(cfg.scheme).outer_eye_corners)])
+                  loss=StandardisedL1(shape_std), metrics=[NME(get_scheme(cfg.scheme).outer_eye_corners)])
 
 
-def train(samples: Samples, cfg: TrainConfig, run_dir: Path, data_note: str, verbose: int = 1) -> dict:
+def train(samples: Samples, cfg: TrainConfig, run_dir: Path, data_note: str, verbose: int | None = None) -> dict:
     """Train on samples (validation = held-out people), write the run dir, return its summary."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    if verbose is None:  # a live progress bar on a terminal, one line per epoch in a log file
+        verbose = 1 if sys.stderr.isatty() else 2
     scheme = get_scheme(cfg.scheme)
     train_set, val_set = split_by_person(samples, cfg.val_fraction, cfg.seed)
     _write_run_config(run_dir, cfg, data_note, len(train_set), len(val_set))
     keras.utils.set_random_seed(cfg.seed)
-    model = build_model(cfg.model)
+    prior = shape_prior(train_set, cfg.model.input_size)
+    model = build_model(cfg.model, prior)
     steps = int(np.ceil(len(train_set) / cfg.batch_size))
-    compile_model(model, cfg, steps)
+    compile_model(model, cfg, steps, prior[1])
     x_val, y_val = crop_all(val_set, cfg.model.input_size)
     started = time.perf_counter()
     history = model.fit(
@@ -75,6 +79,15 @@ def train(samples: Samples, cfg: TrainConfig, run_dir: Path, data_note: str, ver
             "summary": summary, **provenance()}
     save_model(model, run_dir / "model.keras", meta)
     return summary
+
+
+def shape_prior(samples: Samples, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and spread of the un-augmented training shapes in crop units (missing labels ignored)."""
+    _, y = crop_all(samples, size)
+    mean = np.nan_to_num(np.nanmean(y, axis=0), nan=0.0)
+    # a point that is never labelled (or never moves) still needs a usable, non-zero scale
+    std = np.nan_to_num(np.nanstd(y, axis=0), nan=0.1)
+    return mean.astype(np.float32), np.maximum(std, 0.01).astype(np.float32)
 
 
 def _callbacks(run_dir: Path, cfg: TrainConfig) -> list:

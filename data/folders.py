@@ -1,0 +1,58 @@
+"""Reader for a folder-per-person photo tree: root/<person>/<photo>.jpg."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from data.errors import DataError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+LAYOUT = "root/<person>/<photo>.jpg"
+
+
+def _is_hidden(path: Path) -> bool:
+    """True for dot-files and dot-folders (.DS_Store, .git, ._AppleDouble) that are never photos."""
+    return path.name.startswith(".")
+
+
+def _images_in(folder: Path) -> list[Path]:
+    """Sorted image files directly inside folder; other files are skipped with a debug message."""
+    images = []
+    for path in sorted(folder.iterdir()):
+        if _is_hidden(path):
+            continue
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            images.append(path)
+        else:
+            log.debug("skipping %s: not an image file", path)
+    return images
+
+
+def read_person_folders(root: Path, min_images: int = 1) -> dict[str, list[Path]]:
+    """Map each person folder under root (sorted) to its sorted image paths."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"photo folder {root} is not a directory (expected layout {LAYOUT})")
+    people: dict[str, list[Path]] = {}
+    dropped = 0
+    for folder in sorted(root.iterdir()):
+        if _is_hidden(folder) or not folder.is_dir():
+            continue
+        images = _images_in(folder)
+        if not images:
+            continue
+        if len(images) < min_images:
+            dropped += 1
+            log.debug("dropping %s: %d image(s), fewer than %d",
+                      folder.name, len(images), min_images)
+            continue
+        people[folder.name] = images
+    if not people:
+        why = f" with at least {min_images} images" if dropped else " with images"
+        raise DataError(f"no person folder{why} found in {root} (expected layout {LAYOUT})")
+    if dropped:
+        log.info("%s: kept %d people, dropped %d with fewer than %d images",
+                 root, len(people), dropped, min_images)
+    return people

@@ -1,0 +1,99 @@
+"""Load photos safely: every way a file can fail becomes one ImageError that names it."""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from data.errors import ImageError
+
+MIN_SIDE = 16  # smaller than this cannot hold a detectable face
+MAX_PIXELS = 40_000_000  # 40 MP: above this a file is a decompression bomb, or too big to be worth decoding
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Read a photo as an upright RGB uint8 array (H, W, 3); raise ImageError naming the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ImageError(f"{p}: no such file")
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"{p}: cannot read ({exc.strerror})") from None
+    return decode_image_bytes(data, str(p))
+
+
+def decode_image_bytes(data: bytes, name: str = "image") -> np.ndarray:
+    """Decode encoded image bytes to upright RGB uint8 (H, W, 3); raise ImageError on any defect."""
+    if not data:
+        raise ImageError(f"{name}: empty file")
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and 2x; we refuse on our own limit instead.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            _check_size(image.size, name)  # from the header, before any pixel is decoded
+            image.load()
+            image = ImageOps.exif_transpose(image)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError:
+        raise ImageError(f"{name}: image too large (a decompression bomb?)") from None
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{name}: not a readable image ({_reason(exc)})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"{name}: corrupt or truncated image ({_reason(exc)})") from None
+    return _to_rgb(image, name)
+
+
+def _reason(exc: Exception) -> str:
+    """The first line of an exception message, for a one-line error."""
+    return (str(exc).splitlines() or [exc.__class__.__name__])[0][:120]
+
+
+def _check_size(size: tuple[int, int], name: str) -> None:
+    """Refuse tiny images and decompression bombs using only the header's size."""
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise ImageError(f"{name}: image too large ({width}x{height} pixels; the limit is "
+                         f"{MAX_PIXELS // 1_000_000} megapixels)")
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(f"{name}: image too small ({width}x{height}; at least {MIN_SIDE} px a side)")
+
+
+def _to_rgb(image: Image.Image, name: str) -> np.ndarray:
+    """Convert any Pillow mode to RGB uint8: alpha onto white, 16-bit scaled, CMYK and palette converted."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit grey: scale the real range to 8 bits, not clip it (which would turn it white)
+        grey = np.asarray(image, dtype=np.float64)
+        scale = 255.0 / 65535.0 if grey.max() > 255 else 1.0
+        grey = np.clip(grey * scale, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
+    if image.mode == "F":
+        raise ImageError(f"{name}: floating-point images are not supported")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+
+
+def image_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes (a cache key that survives renames)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def save_image(path: str | os.PathLike, rgb: np.ndarray) -> Path:
+    """Write an RGB uint8 array to path (format from the suffix); return the path."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(p)
+    except (ValueError, KeyError) as exc:
+        raise ImageError(f"{p}: cannot write this image type ({_reason(exc)})") from None
+    return p

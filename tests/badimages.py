@@ -1,0 +1,58 @@
+"""Bad and unusual photos, generated on the fly, for loader and CLI tests."""
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def face_like(size: int = 64, seed: int = 0) -> np.ndarray:
+    """A small RGB image with structure (not a real face; for decoder tests only)."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (size, size + 8, 3), dtype=np.uint8)
+
+
+def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
+    """Encode a Pillow image to bytes."""
+    buf = io.BytesIO()
+    image.save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A valid PNG header claiming a huge size with one tiny compressed row: a decompression bomb."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def exif_rotated_jpeg(rgb: np.ndarray, orientation: int = 6) -> bytes:
+    """A JPEG whose pixels are stored sideways with an EXIF Orientation tag saying how to turn them."""
+    image = Image.fromarray(rgb)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(image, "JPEG", quality=95, exif=exif.tobytes())
+
+
+def write_bad_files(folder: Path) -> dict[str, Path]:
+    """Write one file per bad-input case; return name -> path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    jpeg = encode(Image.fromarray(face_like()), "JPEG", quality=90)
+    cases = {
+        "not_image.jpg": b"this is a text file, not a photo\n",
+        "empty.jpg": b"",
+        "truncated.jpg": jpeg[: len(jpeg) // 3],
+        "tiny.png": encode(Image.new("RGB", (1, 1), (200, 10, 10)), "PNG"),
+        "bomb.png": png_header_only(30000, 30000),  # refused by Pillow itself on open
+        "too_large.png": png_header_only(8000, 6000),  # 48 MP: refused by our own limit
+    }
+    paths = {}
+    for name, data in cases.items():
+        paths[name] = folder / name
+        paths[name].write_bytes(data)
+    return paths

@@ -1,0 +1,74 @@
+"""The photo loader: every odd or broken file gives upright RGB or a one-line ImageError naming it."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from data.errors import ImageError
+from data.images import MIN_SIDE, decode_image_bytes, image_sha256, load_image, save_image
+from tests.badimages import encode, exif_rotated_jpeg, face_like, write_bad_files
+
+
+@pytest.mark.parametrize("name, message", [
+    ("not_image.jpg", "not a readable image"), ("empty.jpg", "empty file"),
+    ("truncated.jpg", "truncated"), ("tiny.png", "too small"), ("bomb.png", "too large"),
+    ("too_large.png", "too large")])
+def test_bad_files_raise_one_line_error_naming_the_file(tmp_path, name, message):
+    path = write_bad_files(tmp_path)[name]
+    with pytest.raises(ImageError) as err:
+        load_image(path)
+    text = str(err.value)
+    assert message in text and name in text and "\n" not in text
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(ImageError, match="no such file"):
+        load_image(tmp_path / "nope.jpg")
+
+
+def test_rgba_is_composited_on_white():
+    rgba = np.zeros((20, 20, 4), np.uint8)
+    rgba[:10, :, :] = (255, 0, 0, 255)  # opaque red top half, transparent bottom half
+    out = decode_image_bytes(encode(Image.fromarray(rgba, "RGBA"), "PNG"))
+    assert out.shape == (20, 20, 3) and out.dtype == np.uint8
+    assert tuple(out[0, 0]) == (255, 0, 0) and tuple(out[15, 0]) == (255, 255, 255)
+
+
+def test_grey_and_palette_become_rgb():
+    grey = Image.fromarray(np.full((20, 24), 77, np.uint8), "L")
+    out = decode_image_bytes(encode(grey, "PNG"))
+    assert out.shape == (20, 24, 3) and (out == 77).all()
+    palette = Image.fromarray(face_like(32)).convert("P")
+    assert decode_image_bytes(encode(palette, "PNG")).shape == (32, 40, 3)
+
+
+def test_sixteen_bit_grey_is_scaled_not_clipped():
+    values = np.linspace(0, 65535, 20 * 20).reshape(20, 20).astype(np.uint16)
+    out = decode_image_bytes(encode(Image.fromarray(values), "PNG"))
+    assert out[0, 0, 0] == 0 and out[-1, -1, 0] == 255
+    assert 100 < out[10, 10, 0] < 155  # mid-grey stays mid-grey
+
+
+def test_cmyk_jpeg_becomes_rgb():
+    cmyk = Image.fromarray(face_like(32)).convert("CMYK")
+    out = decode_image_bytes(encode(cmyk, "JPEG", quality=95))
+    assert out.shape == (32, 40, 3)
+
+
+def test_exif_orientation_is_applied():
+    rgb = np.zeros((40, 60, 3), np.uint8)
+    rgb[:, :30] = 255  # left half white as stored
+    out = decode_image_bytes(exif_rotated_jpeg(rgb, orientation=6))  # 6 = turn 90 degrees clockwise
+    assert out.shape == (60, 40, 3)
+    assert out[:25].mean() > 200 and out[-25:].mean() < 50  # the stored left half is now on top
+
+
+def test_minimum_side_is_accepted():
+    image = Image.new("RGB", (MIN_SIDE, MIN_SIDE), (1, 2, 3))
+    assert decode_image_bytes(encode(image, "PNG")).shape == (MIN_SIDE, MIN_SIDE, 3)
+
+
+def test_save_and_hash_round_trip(tmp_path):
+    rgb = face_like(24)
+    path = save_image(tmp_path / "sub" / "x.png", rgb)
+    assert (load_image(path) == rgb).all()
+    assert len(image_sha256(path)) == 64 and image_sha256(path) == image_sha256(path)
