@@ -37,11 +37,21 @@ def save_model(model, path: Path, metadata: dict) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".partial.keras")
+    if getattr(model, "optimizer", None) is not None:
+        model = _without_training_state(model)
     model.save(tmp)
     with zipfile.ZipFile(tmp, "a") as zf:
         zf.writestr(META_ENTRY, json.dumps(metadata, indent=2, default=str))
     tmp.replace(path)
     return path
+
+
+def _without_training_state(model):
+    """An uncompiled copy with the same weights: shipped files need no optimizer state (3x smaller)."""
+    import keras
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def read_metadata(path: Path) -> dict:
@@ -62,4 +72,5 @@ def load_model(path: Path, expect_kind: str | None = None):
         raise KeyfaceError(f"{path} is a {meta.get('kind', 'unknown')!r} model, not a {expect_kind!r} model")
     import keras
     import keypoints.losses  # noqa: F401  registers the custom loss/metric for deserialisation
+    import keypoints.models  # noqa: F401  registers ShapePrior
     return keras.models.load_model(path, compile=False), meta

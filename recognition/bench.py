@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 
 def register(sub) -> None:
     """Add `bench` and its benchmarks to the top-level subparsers."""
-    bench = sub.add_parser("bench", help="benchmarks: keypoints | missing-labels")
+    bench = sub.add_parser("bench", help="benchmarks: keypoints | missing-labels | identify | verify | search")
     kinds = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
     p = kinds.add_parser("keypoints", help="NME/RMSE/failures/speed on the 770 labelled youtube_faces_68 test faces")
     p.add_argument("--model", action="append", help="keypoint model file (repeatable; default: the shipped one)")
@@ -23,6 +23,18 @@ def register(sub) -> None:
     p.add_argument("--arch", default="keyface-res")
     _common(p)
     p.set_defaults(func=cmd_bench_missing)
+    for name, func, text in (("identify", cmd_bench_identify, "LFW DevTest 'colleagues': rank-1, open-set DIR@1% FAR, ms/face"),
+                             ("verify", cmd_bench_verify, "LFW View 1: accuracy, ROC AUC, TAR@FAR=1e-3 on pairsDevTest")):
+        p = kinds.add_parser(name, help=text)
+        p.add_argument("--embedder", action="append", help="embedder name (repeatable; default: keypoints and geometry)")
+        p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
+        _common(p)
+        p.set_defaults(func=func)
+    p = kinds.add_parser("search", help="exact search speed over a gallery of N stored embeddings")
+    p.add_argument("--size", type=int, default=1_000_000)
+    p.add_argument("--dim", type=int, default=256)
+    _common(p)
+    p.set_defaults(func=cmd_bench_search)
 
 
 def _common(p) -> None:
@@ -112,4 +124,74 @@ def cmd_bench_missing(args) -> int:
     report = run_missing_label_bench(args)
     print_table(report["rows"], COLUMNS)
     write_report(Path(args.out), "missing-labels", report)
+    return 0
+
+
+RECOGNITION_COLUMNS = {
+    "identify": [("embedder", "embedder", "s"), ("rank1", "rank-1", ".3f"), ("dir_at_far_1pct", "DIR@1%FAR", ".3f"),
+                 ("ms_per_face", "ms/face e2e", ".0f"), ("probes", "probes", "d"), ("probes_no_face", "no face", "d"),
+                 ("strangers", "strangers", "d")],
+    "verify": [("embedder", "embedder", "s"), ("accuracy", "accuracy", ".4f"), ("auc", "ROC AUC", ".4f"),
+               ("tar_at_far_1e-3", "TAR@FAR1e-3", ".3f"), ("threshold", "threshold", ".3f"),
+               ("pairs_no_face", "no face", "d")]}
+
+
+def _recognition_bench(args, kind: str) -> int:
+    """Run identify or verify for each embedder, print one table, write JSON."""
+    set_threads(args.threads)
+    from data.lfw import LFW
+    from data.paths import data_root
+    from keypoints.commands import detection_cache
+    from recognition import bench_recognition as br
+    from recognition.commands import recogniser
+    lfw, rows = LFW(data_root(args.data)), []
+    for name in args.embedder or ["keypoints", "geometry"]:
+        args.embedder_model, args.threshold = None, None
+        rec = recogniser(argparse_namespace(args, embedder=name))
+        run = br.run_identify if kind == "identify" else br.run_verify
+        rows.append({"embedder": name, "version": rec.embedder.version,
+                     "trained_on": rec.embedder.metadata.get("data"), **run(rec, lfw, detection_cache(args.models))})
+    protocol = br.IDENTIFY_PROTOCOL if kind == "identify" else br.VERIFY_PROTOCOL
+    print(protocol + "\n")
+    print_table(rows, RECOGNITION_COLUMNS[kind])
+    write_report(Path(args.out), kind, {"protocol": protocol, "threads": args.threads, "rows": rows})
+    return 0
+
+
+def argparse_namespace(args, **changes):
+    """A copy of parsed args with some values changed."""
+    import argparse
+    return argparse.Namespace(**{**vars(args), **changes})
+
+
+def cmd_bench_identify(args) -> int:
+    """The colleagues identification benchmark."""
+    return _recognition_bench(args, "identify")
+
+
+def cmd_bench_verify(args) -> int:
+    """LFW View 1 verification."""
+    return _recognition_bench(args, "verify")
+
+
+def cmd_bench_search(args) -> int:
+    """Exact NumPy search over N random unit embeddings of many people: ms per probe."""
+    import time
+    import numpy as np
+    from recognition.search import nearest_people
+    set_threads(args.threads)
+    rng = np.random.default_rng(0)
+    gallery = rng.normal(size=(args.size, args.dim)).astype(np.float32)
+    gallery /= np.linalg.norm(gallery, axis=1, keepdims=True)
+    names = np.array([f"p{i:07d}" for i in range(args.size // 5) for _ in range(5)], dtype=object)[:args.size]
+    probes = gallery[rng.integers(0, args.size, 20)]
+    nearest_people(probes[:1], gallery, names)  # warm-up
+    started = time.perf_counter()
+    for probe in probes:
+        nearest_people(probe[None], gallery, names)
+    ms = 1000 * (time.perf_counter() - started) / len(probes)
+    row = {"embeddings": args.size, "dim": args.dim, "ms_per_probe": ms}
+    print_table([row], [("embeddings", "embeddings", ",d"), ("dim", "dim", "d"), ("ms_per_probe", "ms/probe", ".1f")])
+    write_report(Path(args.out), "search", {"protocol": "exact cosine search, names grouped as the gallery stores them",
+                                            "rows": [row]})
     return 0

@@ -17,11 +17,16 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     from keypoints import commands as keypoint_commands
     from recognition import bench
+    from recognition import commands as recognition_commands
+    from recognition import demo, training
 
     parser = argparse.ArgumentParser(prog="keyface", description="Face recognition built on facial keypoints.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     keypoint_commands.register(sub)
+    recognition_commands.register(sub)
+    demo.register(sub)
+    training.register(sub)
     bench.register(sub)
     return parser
 
@@ -57,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug, not bad input: still one line unless --debug asks for more
         if debug:
             raise
-        print(f"keyface: internal error: {exc.__class__.__name__}: {exc} (run with --debug for details)",
+        first = (str(exc).splitlines() or [""])[0][:300]  # one line, however long the exception's text
+        print(f"keyface: internal error: {exc.__class__.__name__}: {first} (run with --debug for details)",
               file=sys.stderr)
         return 1
 

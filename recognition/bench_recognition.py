@@ -1,0 +1,116 @@
+"""`keyface bench identify` (LFW DevTest "colleagues") and `keyface bench verify` (LFW View 1)."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from data.images import load_image
+from keypoints.detector import detect_cached
+from recognition.identity_data import central_face
+from recognition.pipeline import align_batch
+from recognition.search import nearest_people
+from recognition.verification import accuracy_at, best_threshold, pair_distances, tar_at_far
+
+log = logging.getLogger(__name__)
+
+IDENTIFY_PROTOCOL = ("LFW DevTest people with >= 10 photos: the first 5 (file order) enrolled, the rest are "
+                     "probes; every DevTest person with a single photo is a stranger probe who should come out "
+                     "unknown. The labelled face is the detection nearest the photo centre; a photo with no "
+                     "detection counts as a miss. Every model scored here trained on DevTrain people only.")
+VERIFY_PROTOCOL = ("LFW View 1: threshold chosen for best accuracy on pairsDevTrain (2,200 pairs), scored on "
+                   "pairsDevTest (1,000 pairs); a pair with an undetected face counts as 'different'. "
+                   "DevTest people are disjoint from every model's training people.")
+
+
+def embed_photos(rec, paths: list[Path], cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Unit embeddings (N, D) of each photo's central face (cached detections); mask of photos with a face."""
+    from tqdm import tqdm
+    found = detect_cached(paths, cache)
+    vectors = np.zeros((len(paths), rec.embedder.dim), np.float32)
+    ok = np.zeros(len(paths), bool)
+    for i, path in enumerate(tqdm(paths, desc=f"embedding ({rec.embedder.name})", unit="photo")):
+        rgb = load_image(path)
+        j = central_face(found[path], rgb.shape)
+        if j is None:
+            continue
+        faces = rec.pipeline.faces_at(rgb, [found[path][j].box])
+        vectors[i] = rec.embedder.embed(align_batch(rgb, faces, rec.embedder.spec))[0]
+        ok[i] = True
+    return vectors, ok
+
+
+def colleagues(lfw) -> tuple[list, list, list]:
+    """(enrol, probes, strangers) as lists of (person, path) by the colleagues protocol."""
+    counts = lfw.image_count("DevTest")
+    enrol, probes, strangers = [], [], []
+    for person, n in counts.items():
+        photos = lfw.images_of(person)
+        if n >= 10:
+            enrol += [(person, p) for p in photos[:5]]
+            probes += [(person, p) for p in photos[5:]]
+        elif n == 1:
+            strangers += [(person, photos[0])]
+    return enrol, probes, strangers
+
+
+def identify_scores(gallery_v, gallery_names, probe_v, probe_names, probe_ok, stranger_v, stranger_ok) -> dict:
+    """Rank-1 accuracy and the open-set identification rate at 1% false alarms."""
+    best = nearest_people(probe_v, gallery_v, gallery_names, k=1)
+    right = np.array([bool(m) and m[0].person == truth for m, truth in zip(best, probe_names)]) & probe_ok
+    dist = np.array([m[0].distance if m else np.inf for m in best])
+    s_best = nearest_people(stranger_v[stranger_ok], gallery_v, gallery_names, k=1)
+    s_dist = np.sort([m[0].distance for m in s_best])
+    # the threshold letting through 1% of strangers (a stranger with no face raises no alarm)
+    threshold = s_dist[max(0, int(np.floor(0.01 * len(stranger_ok))) - 1)] if len(s_dist) else np.inf
+    return {"rank1": float(right.mean()), "dir_at_far_1pct": float((right & (dist < threshold)).mean()),
+            "threshold_far_1pct": float(threshold), "probes": int(len(probe_ok)), "probes_no_face": int((~probe_ok).sum()),
+            "strangers": int(len(stranger_ok)), "enrolled_people": int(len(np.unique(gallery_names)))}
+
+
+def time_end_to_end(rec, gallery_v, gallery_names, paths: list[Path], n: int = 30) -> float:
+    """Milliseconds per face: detection, keypoints, alignment, embedding and search, uncached."""
+    paths = paths[:n]
+    rec.faces(paths[0])  # warm-up: traces the nets
+    started, faces = time.perf_counter(), 0
+    for path in paths:
+        _, found, vectors = rec.faces(path)
+        nearest_people(vectors, gallery_v, gallery_names, k=1)
+        faces += len(found)
+    return 1000 * (time.perf_counter() - started) / max(faces, 1)
+
+
+def run_identify(rec, lfw, cache: Path) -> dict:
+    """The colleagues benchmark for one recogniser."""
+    enrol, probes, strangers = colleagues(lfw)
+    g_v, g_ok = embed_photos(rec, [p for _, p in enrol], cache)
+    g_names = np.array([n for n, _ in enrol], dtype=object)[g_ok]
+    p_v, p_ok = embed_photos(rec, [p for _, p in probes], cache)
+    s_v, s_ok = embed_photos(rec, [p for _, p in strangers], cache)
+    row = identify_scores(g_v[g_ok], g_names, p_v, np.array([n for n, _ in probes], object), p_ok, s_v, s_ok)
+    row["ms_per_face"] = time_end_to_end(rec, g_v[g_ok], g_names, [p for _, p in probes])
+    return row
+
+
+def run_verify(rec, lfw, cache: Path) -> dict:
+    """View 1 verification for one recogniser."""
+    from sklearn.metrics import roc_auc_score
+    scores = {}
+    for split in ("DevTrain", "DevTest"):
+        pairs = lfw.view1_pairs(split)
+        paths = sorted({p for pair in pairs for p in (pair.path_a, pair.path_b)})
+        vectors, ok = embed_photos(rec, paths, cache)
+        index = {p: i for i, p in enumerate(paths)}
+        a = np.array([index[p.path_a] for p in pairs])
+        b = np.array([index[p.path_b] for p in pairs])
+        dist = np.where(ok[a] & ok[b], pair_distances(vectors[a], vectors[b]), np.inf)
+        scores[split] = (dist, np.array([p.same for p in pairs]))
+    # a missing face is infinitely far: "different"; 4.0 stands in for it (cosine distances are <= 2)
+    train_dist, train_same = scores["DevTrain"]
+    threshold = best_threshold(train_dist.clip(max=4.0), train_same)
+    dist, same = scores["DevTest"][0].clip(max=4.0), scores["DevTest"][1]
+    return {"accuracy": accuracy_at(dist, same, threshold), "threshold": threshold,
+            "auc": float(roc_auc_score(same, -dist)), "tar_at_far_1e-3": tar_at_far(dist, same, 1e-3),
+            "pairs": int(len(same)), "pairs_no_face": int(np.isinf(scores["DevTest"][0]).sum())}

@@ -1,0 +1,230 @@
+"""`keyface enroll | identify | verify | embed | people | rename | remove | reindex`."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+from data.errors import KeyfaceError
+from data.paths import user_dir
+
+log = logging.getLogger(__name__)
+
+
+def default_gallery() -> Path:
+    """The per-user gallery file."""
+    return user_dir("galleries") / "gallery.db"
+
+
+def _gallery_flags(p, embedder: bool = True) -> None:
+    p.add_argument("--gallery", help="gallery file (default: the per-user gallery.db)")
+    if embedder:
+        p.add_argument("--embedder", default="keypoints", help="keypoints (A), geometry, ... (default: keypoints)")
+        p.add_argument("--embedder-model", help="embedder model file (default: models dir, then shipped)")
+        p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
+        p.add_argument("--threshold", type=float, help="distance beyond which a face is unknown (default: the model's)")
+    p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
+
+
+def register(sub) -> None:
+    """Add the gallery and recognition commands."""
+    p = sub.add_parser("enroll", help="add people's photos to the gallery")
+    p.add_argument("photos", nargs="*", metavar="PHOTO")
+    p.add_argument("--name", help="the person in the photos")
+    p.add_argument("--folders", help="a folder with one subfolder of photos per person")
+    _gallery_flags(p)
+    p.set_defaults(func=cmd_enroll)
+    p = sub.add_parser("identify", help="name every face in photos against the gallery")
+    p.add_argument("photos", nargs="+", metavar="PHOTO")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--top", type=int, default=3, help="matches to list per face")
+    p.add_argument("--annotate", help="directory for copies with boxes, keypoints and names")
+    _gallery_flags(p)
+    p.set_defaults(func=cmd_identify)
+    p = sub.add_parser("verify", help="are two photos the same person?")
+    p.add_argument("photo_a", metavar="A")
+    p.add_argument("photo_b", metavar="B")
+    p.add_argument("--json", action="store_true")
+    _gallery_flags(p)
+    p.set_defaults(func=cmd_verify)
+    p = sub.add_parser("embed", help="each face's box, keypoints and embedding")
+    p.add_argument("photos", nargs="+", metavar="PHOTO")
+    p.add_argument("--json", action="store_true", help="(the output is always JSON)")
+    _gallery_flags(p)
+    p.set_defaults(func=cmd_embed)
+    _register_people(sub)
+
+
+def _register_people(sub) -> None:
+    p = sub.add_parser("people", help="list the gallery's people and photo counts")
+    p.add_argument("--json", action="store_true")
+    _gallery_flags(p, embedder=False)
+    p.set_defaults(func=cmd_people)
+    p = sub.add_parser("rename", help="rename a person")
+    p.add_argument("old")
+    p.add_argument("new")
+    _gallery_flags(p, embedder=False)
+    p.set_defaults(func=cmd_rename)
+    p = sub.add_parser("remove", help="remove a person and their photos")
+    p.add_argument("name")
+    _gallery_flags(p, embedder=False)
+    p.set_defaults(func=cmd_remove)
+    p = sub.add_parser("reindex", help="re-embed a gallery's photos with another embedder")
+    _gallery_flags(p)
+    p.set_defaults(func=cmd_reindex)
+
+
+def recogniser(args):
+    """The pipeline and the chosen embedder."""
+    from keypoints.predictor import KeypointPredictor, resolve_model
+    from recognition.embedders import load_embedder
+    from recognition.pipeline import FacePipeline
+    from recognition.service import Recogniser
+    embedder = load_embedder(args.embedder, args.models, args.embedder_model)
+    pipeline = FacePipeline(KeypointPredictor.load(resolve_model(args.keypoint_model, args.models)))
+    return Recogniser(pipeline, embedder, args.threshold)
+
+
+def open_gallery(args, rec=None):
+    """The gallery for this embedder (refused if it was made by another)."""
+    from recognition.gallery import Gallery
+    path = Path(args.gallery) if args.gallery else default_gallery()
+    if rec is None:  # people/rename/remove: any embedder's gallery will do
+        from recognition.gallery import read_meta
+        meta = read_meta(path)
+        return Gallery(path, meta["embedder"], meta["version"], int(meta["dim"]))
+    return Gallery(path, rec.embedder.name, rec.embedder.version, rec.embedder.dim)
+
+
+def _report(errors: list[str]) -> int:
+    for e in errors:
+        print(f"keyface: error: {e}", file=sys.stderr)
+    return 2 if errors else 0
+
+
+def cmd_enroll(args) -> int:
+    """Enrol photos of one named person, or a folder per person."""
+    if bool(args.folders) == bool(args.name):
+        raise KeyfaceError("give either --name NAME PHOTO... or --folders DIR")
+    if args.name and not args.photos:
+        raise KeyfaceError("--name needs at least one PHOTO")
+    from data.folders import read_person_folders
+    from recognition.gallery import check_name
+    todo = read_person_folders(Path(args.folders)) if args.folders else {check_name(args.name): args.photos}
+    rec = recogniser(args)
+    gallery = open_gallery(args, rec)
+    added, errors = 0, []
+    for person, photos in todo.items():
+        n, errs = rec.enrol(gallery, check_name(person), [str(p) for p in photos])
+        added, errors = added + n, errors + errs
+        print(f"{person}: {n} photo(s) added")
+    print(f"gallery {gallery.path}: {len(gallery.people())} people; {added} photo(s) added")
+    return _report(errors)
+
+
+def cmd_identify(args) -> int:
+    """Identify every face in every photo."""
+    rec = recogniser(args)
+    gallery = open_gallery(args, rec)
+    if not gallery.people():
+        raise KeyfaceError(f"gallery {gallery.path} is empty: enrol people first (keyface enroll)")
+    out, errors = [], []
+    for photo in args.photos:
+        try:
+            results = rec.identify(gallery, photo, args.top)
+        except KeyfaceError as exc:
+            errors.append(str(exc))
+            out.append({"photo": photo, "error": str(exc), "faces": []})
+            continue
+        if not results:
+            errors.append(f"{photo}: no face found")
+        out.append({"photo": photo, "faces": [_face_json(r) for r in results]})
+        if args.annotate:
+            from recognition.annotate import annotate_identities
+            annotate_identities(photo, results, Path(args.annotate))
+    _print_identities(out, rec.threshold, args.json)
+    return _report(errors)
+
+
+def _face_json(r) -> dict:
+    return {**r.face.to_json(), "name": r.name or "unknown",
+            "matches": [{"person": m.person, "distance": round(m.distance, 4)} for m in r.matches]}
+
+
+def _print_identities(out: list[dict], threshold: float, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"threshold": threshold, "photos": out}, indent=2))
+        return
+    for item in out:
+        for i, f in enumerate(item["faces"]):
+            best = ", ".join(f"{m['person']} {m['distance']:.3f}" for m in f["matches"])
+            print(f"{item['photo']} face {i + 1}: {f['name']}  (nearest: {best}; threshold {threshold:.3f})")
+
+
+def cmd_verify(args) -> int:
+    """Same person or not."""
+    rec = recogniser(args)
+    same, distance = rec.verify(args.photo_a, args.photo_b)
+    result = {"same": same, "distance": round(distance, 4), "threshold": round(rec.threshold, 4)}
+    print(json.dumps(result) if args.json else f"{'same person' if same else 'different people'} "
+          f"(distance {distance:.4f}, threshold {rec.threshold:.4f})")
+    return 0
+
+
+def cmd_embed(args) -> int:
+    """Boxes, keypoints and embeddings of every face, as JSON."""
+    rec = recogniser(args)
+    out, errors = [], []
+    for photo in args.photos:
+        try:
+            _, faces, vectors = rec.faces(photo)
+        except KeyfaceError as exc:
+            errors.append(str(exc))
+            continue
+        out.append({"photo": photo, "embedder": rec.embedder.name, "version": rec.embedder.version, "faces": [
+            {**f.to_json(), "embedding": [round(float(x), 6) for x in v]} for f, v in zip(faces, vectors)]})
+    print(json.dumps(out, indent=2))
+    return _report(errors)
+
+
+def cmd_people(args) -> int:
+    """List people and photo counts."""
+    people = open_gallery(args).people()
+    if args.json:
+        print(json.dumps([{"name": n, "photos": c} for n, c in people], indent=2))
+    else:
+        for name, count in people:
+            print(f"{name}\t{count}")
+        print(f"{len(people)} people, {sum(c for _, c in people)} photos")
+    return 0
+
+
+def cmd_rename(args) -> int:
+    """Rename a person."""
+    open_gallery(args).rename(args.old, args.new)
+    print(f"renamed {args.old!r} to {args.new!r}")
+    return 0
+
+
+def cmd_remove(args) -> int:
+    """Remove a person."""
+    n = open_gallery(args).remove(args.name)
+    print(f"removed {args.name!r} and {n} photo(s)")
+    return 0
+
+
+def cmd_reindex(args) -> int:
+    """Re-embed a gallery with another embedder; the old file is kept as .bak."""
+    from recognition.service import reindex
+    path = Path(args.gallery) if args.gallery else default_gallery()
+    rec = recogniser(args)
+    tmp = path.with_name(path.name + ".reindex")
+    for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+        leftover.unlink(missing_ok=True)
+    added, errors = reindex(path, rec, tmp)
+    path.replace(path.with_name(path.name + ".bak"))
+    tmp.replace(path)
+    print(f"reindexed {added} photo(s) with {rec.embedder.name} (model {rec.embedder.version}); "
+          f"the old gallery is {path.name}.bak")
+    return _report(errors)

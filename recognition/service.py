@@ -1,0 +1,102 @@
+"""What the user commands do, on numpy arrays and paths: enrol, identify, verify, embed, reindex."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from data.errors import KeyfaceError
+from data.images import image_sha256, load_image
+from recognition.embedders import Embedder
+from recognition.gallery import Enrolment, Gallery
+from recognition.pipeline import Face, FacePipeline, align_batch
+from recognition.search import Match, nearest_people
+
+log = logging.getLogger(__name__)
+
+DEFAULT_THRESHOLD = {"keypoints": 0.5, "geometry": 0.5}  # used only when a model file carries none
+
+
+@dataclass
+class FaceResult:
+    """One face in a photo with its embedding and, after identification, its matches."""
+    face: Face
+    embedding: np.ndarray
+    matches: list[Match]
+    name: str | None = None
+
+
+class Recogniser:
+    """The pipeline and one embedder together: photos in, embedded faces out."""
+
+    def __init__(self, pipeline: FacePipeline, embedder: Embedder, threshold: float | None = None):
+        self.pipeline, self.embedder = pipeline, embedder
+        meta_threshold = embedder.metadata.get("threshold")
+        self.threshold = float(threshold if threshold is not None else
+                               meta_threshold if meta_threshold is not None else DEFAULT_THRESHOLD.get(embedder.name, 0.5))
+
+    def faces(self, photo: str | os.PathLike) -> tuple[np.ndarray, list[Face], np.ndarray]:
+        """The photo's pixels, every face in it and their embeddings (N, D)."""
+        rgb = load_image(photo)
+        faces = self.pipeline.find_faces(rgb)
+        return rgb, faces, self.embedder.embed(align_batch(rgb, faces, self.embedder.spec))
+
+    def single_face(self, photo: str | os.PathLike) -> tuple[Face, np.ndarray]:
+        """The one face of a photo; an error if it has none or several (enrolment must be unambiguous)."""
+        _, faces, vectors = self.faces(photo)
+        if not faces:
+            raise KeyfaceError(f"{photo}: no face found")
+        if len(faces) > 1:
+            raise KeyfaceError(f"{photo}: {len(faces)} faces found; use a photo of one person (or crop it)")
+        return faces[0], vectors[0]
+
+    def enrol(self, gallery: Gallery, person: str, photos: list, progress: bool = True) -> tuple[int, list[str]]:
+        """Add a person's photos in one transaction; bad photos become error lines. Returns (added, errors)."""
+        from tqdm import tqdm
+        faces, errors = [], []
+        for photo in tqdm(photos, desc=f"enrolling {person}", disable=not progress or len(photos) < 5, unit="photo"):
+            try:
+                face, vector = self.single_face(photo)
+            except KeyfaceError as exc:
+                errors.append(str(exc))
+                continue
+            faces.append(Enrolment(person, image_sha256(photo), str(Path(photo).resolve()), face.box,
+                                   face.keypoints, vector))
+        return gallery.add(faces), errors
+
+    def identify(self, gallery: Gallery, photo: str | os.PathLike, k: int = 3) -> list[FaceResult]:
+        """Every face in the photo with its k best matches; name is None beyond the threshold (unknown)."""
+        _, faces, vectors = self.faces(photo)
+        matrix, names = gallery.matrix()
+        results = []
+        for face, vector, matches in zip(faces, vectors, nearest_people(vectors, matrix, names, k)):
+            known = bool(matches) and matches[0].distance <= self.threshold
+            results.append(FaceResult(face, vector, matches, matches[0].person if known else None))
+        return results
+
+    def verify(self, photo_a, photo_b) -> tuple[bool, float]:
+        """Same person or not, and the cosine distance between the two photos' faces."""
+        (_, va), (_, vb) = self.single_face(photo_a), self.single_face(photo_b)
+        distance = float(1.0 - np.dot(va, vb))
+        return distance <= self.threshold, distance
+
+
+def reindex(source: Path, recogniser: Recogniser, out: Path) -> tuple[int, list[str]]:
+    """Re-embed every photo of a gallery with another embedder into a new gallery file."""
+    from recognition.gallery import read_photos
+    target = Gallery(out, recogniser.embedder.name, recogniser.embedder.version, recogniser.embedder.dim)
+    by_person: dict[str, list[str]] = {}
+    for person, sha, path in read_photos(source):
+        if not Path(path).is_file() or image_sha256(path) != sha:
+            raise KeyfaceError(f"cannot reindex: {path} (enrolled for {person}) is missing or changed; "
+                               f"nothing was modified")
+        by_person.setdefault(person, []).append(path)
+    added, errors = 0, []
+    for person, photos in by_person.items():
+        n, errs = recogniser.enrol(target, person, photos, progress=False)
+        added, errors = added + n, errors + errs
+    target.close()
+    return added, errors

@@ -1,0 +1,106 @@
+"""`keyface train keypoints|geometry`: identity models trained on LFW DevTrain people only."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from data.errors import KeyfaceError
+from data.paths import data_root, models_dir, user_dir
+
+log = logging.getLogger(__name__)
+
+
+def register(sub) -> None:
+    """Add `keyface train APPROACH`."""
+    p = sub.add_parser("train", help="train an embedder on LFW DevTrain people: keypoints (A) | geometry")
+    p.add_argument("approach", choices=["keypoints", "geometry"])
+    p.add_argument("--data", help="data root (default: $KEYFACE_DATA)")
+    p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
+    p.add_argument("--keypoint-model", help="keypoint model to start from and align with (default: shipped)")
+    p.add_argument("--min-photos", type=int, default=2, help="DevTrain people with at least this many photos")
+    p.add_argument("--no-youtube", action="store_true", help="leave out youtube_faces_68 frames of DevTrain people")
+    p.add_argument("--head-epochs", type=int, default=4)
+    p.add_argument("--finetune-epochs", type=int, default=12)
+    p.add_argument("--limit-people", type=int, help="first N people only (quick trials)")
+    p.set_defaults(func=cmd_train)
+
+
+def training_items(root: Path, min_photos: int, youtube: bool, limit: int | None) -> tuple[list, str]:
+    """(person, photo) of LFW DevTrain people (+ their youtube_faces_68 frames), and a note saying so."""
+    from data.lfw import LFW
+    from data.youtube_faces import read_frames
+    from recognition.identity_data import lfw_items
+    lfw = LFW(root)
+    people = lfw.people("DevTrain")[:limit] if limit else lfw.people("DevTrain")
+    items = lfw_items(lfw, people, min_photos)
+    note = f"LFW DevTrain people with >= {min_photos} photos ({len(items)} photos)"
+    if youtube:
+        keep = {p for p, _ in items}
+        devtest = set(lfw.people("DevTest"))
+        frames = [(f.person, f.path) for f in read_frames(root, "train") if f.person in keep and f.person not in devtest]
+        items += frames
+        note += f" + {len(frames)} youtube_faces_68 training frames of those people"
+    return items, note + "; no LFW DevTest person"
+
+
+def cmd_train(args) -> int:
+    """Build the aligned training faces, train, calibrate a threshold, install into MODELS/embedders."""
+    from keypoints.predictor import KeypointPredictor, resolve_model
+    from recognition.identity_data import cached_face_set
+    from recognition.pipeline import FacePipeline
+    kp_path = resolve_model(args.keypoint_model, args.models)
+    pipeline = FacePipeline(KeypointPredictor.load(kp_path))
+    items, note = training_items(data_root(args.data), args.min_photos, not args.no_youtube, args.limit_people)
+    run_dir = models_dir(args.models) / "runs" / f"{args.approach}-{time.strftime('%Y%m%d-%H%M%S')}"
+    target = models_dir(args.models) / "embedders" / f"{args.approach}.keras"
+    from recognition.embedders import file_version
+    if args.approach == "keypoints":
+        from recognition.approach_a import SPEC, IdentityConfig, train_approach_a
+        faces = cached_face_set(items, pipeline, SPEC, user_dir("cache"), file_version(kp_path))
+        cfg = IdentityConfig(head_epochs=args.head_epochs, finetune_epochs=args.finetune_epochs)
+        made = train_approach_a(faces, kp_path, cfg, run_dir, note)
+    else:
+        from recognition.approach_a import split_people
+        from recognition.geometry import SPEC, fit_geometry
+        faces = cached_face_set(items, pipeline, SPEC, user_dir("cache"), file_version(kp_path))
+        train, _ = split_people(faces, 0.1, 0)  # the held-out people calibrate the threshold below
+        made = fit_geometry(train, 64, run_dir / "embedder.keras", note)
+    threshold = calibrate(made, faces, args.approach)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(made.read_bytes())
+    log.info("%s embedder: %s (threshold %.4f from held-out DevTrain pairs)", args.approach, target, threshold)
+    return 0
+
+
+def calibrate(model_path: Path, faces, approach: str) -> float:
+    """Pick the 'unknown' threshold on held-out DevTrain people and store it in the model's metadata."""
+    from keypoints.modelfile import META_ENTRY, read_metadata
+    from recognition.approach_a import split_people
+    from recognition.embedders import FaceBatch, load_embedder
+    from recognition.verification import best_threshold, pair_distances, sample_pairs
+    _, val = split_people(faces, 0.1, 0)  # the same people approach A held out (same seed)
+    if len(np.unique(val.people)) < 2:
+        raise KeyfaceError("too few people to calibrate a threshold")
+    emb = load_embedder(approach, model=str(model_path))
+    vectors = emb.embed(FaceBatch(val.crops, val.keypoints))
+    pairs = sample_pairs(val.people, 1000, 1)
+    threshold = best_threshold(pair_distances(vectors[pairs[:, 0]], vectors[pairs[:, 1]]), pairs[:, 2].astype(bool))
+    meta = read_metadata(model_path) | {"threshold": threshold, "threshold_from": "held-out DevTrain people"}
+    _rewrite_meta(model_path, META_ENTRY, meta)
+    return threshold
+
+
+def _rewrite_meta(path: Path, entry: str, meta: dict) -> None:
+    """Replace the metadata entry of a .keras zip (copy every other entry, then rename)."""
+    import zipfile
+    tmp = path.with_suffix(".tmp")
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            if info.filename != entry:
+                dst.writestr(info, src.read(info.filename))
+        dst.writestr(entry, json.dumps(meta, indent=2, default=str))
+    tmp.replace(path)

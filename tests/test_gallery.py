@@ -1,0 +1,130 @@
+"""The SQLite gallery: idempotent enrolment, refusals, owner-only file, crash and concurrency safety."""
+import os
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from recognition.gallery import Enrolment, Gallery, GalleryError, check_name
+from recognition.search import nearest_people
+
+DIM = 8
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def face(person: str, sha: str, seed: int) -> Enrolment:
+    v = np.random.default_rng(seed).normal(size=DIM).astype(np.float32)
+    return Enrolment(person, sha, f"/photos/{sha}.jpg", (1, 2, 30, 40), np.zeros((5, 2)), v / np.linalg.norm(v))
+
+
+def test_enrolling_the_same_photo_twice_changes_nothing(tmp_path):
+    g = Gallery(tmp_path / "g.db", "toy", "v1", DIM)
+    assert g.add([face("Ada Lovelace", "aa", 0), face("Ada Lovelace", "bb", 1)]) == 2
+    assert g.add([face("Ada Lovelace", "aa", 0)]) == 0
+    assert g.people() == [("Ada Lovelace", 2)] and g.matrix()[0].shape == (2, DIM)
+
+
+def test_gallery_file_is_owner_only(tmp_path):
+    Gallery(tmp_path / "g.db", "toy", "v1", DIM).add([face("A", "aa", 0)])
+    assert stat.S_IMODE(os.stat(tmp_path / "g.db").st_mode) == 0o600
+
+
+def test_other_embedder_or_version_is_refused_with_reindex_hint(tmp_path):
+    Gallery(tmp_path / "g.db", "toy", "v1", DIM).close()
+    with pytest.raises(GalleryError, match="keyface reindex"):
+        Gallery(tmp_path / "g.db", "toy", "v2", DIM)
+    with pytest.raises(GalleryError, match="--embedder toy"):
+        Gallery(tmp_path / "g.db", "other", "v1", DIM)
+
+
+def test_foreign_sqlite_and_non_sqlite_files_are_refused_untouched(tmp_path):
+    foreign = tmp_path / "app.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE notes (t TEXT)")
+    before = foreign.read_bytes()
+    with pytest.raises(GalleryError, match="not a keyface gallery"):
+        Gallery(foreign, "toy", "v1", DIM)
+    assert foreign.read_bytes() == before
+    text = tmp_path / "notes.txt"
+    text.write_text("hello, not a database at all " * 100)
+    with pytest.raises(GalleryError, match="not a keyface gallery"):
+        Gallery(text, "toy", "v1", DIM)
+
+
+@pytest.mark.parametrize("name", ["", "   ", "a/b", "a\\b", "bell\x07", "new\nline"])
+def test_bad_names_are_refused(name):
+    with pytest.raises(GalleryError, match="invalid person name"):
+        check_name(name)
+
+
+def test_rename_and_remove(tmp_path):
+    g = Gallery(tmp_path / "g.db", "toy", "v1", DIM)
+    g.add([face("A", "aa", 0), face("B", "bb", 1), face("B", "cc", 2)])
+    g.rename("A", "Alice")
+    with pytest.raises(GalleryError, match="already"):
+        g.rename("Alice", "B")
+    assert g.remove("B") == 2
+    assert g.people() == [("Alice", 1)] and list(g.matrix()[1]) == ["Alice"]
+    with pytest.raises(GalleryError, match="no person"):
+        g.remove("B")
+
+
+def test_search_finds_each_person_by_their_closest_photo():
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(60, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    names = np.array([f"p{i % 7}" for i in range(60)], dtype=object)  # deliberately not grouped
+    probes = vectors[[3, 17, 40]] + 0.01
+    probes /= np.linalg.norm(probes, axis=1, keepdims=True)
+    result = nearest_people(probes, vectors, names, k=3)
+    assert [r[0].person for r in result] == [names[3], names[17], names[40]]
+    brute = 1 - probes @ vectors.T
+    for r, row in zip(result, brute):
+        assert r[1].distance == pytest.approx(min(row[names == r[1].person]), abs=1e-5)
+        assert r[0].distance <= r[1].distance <= r[2].distance
+
+
+_WRITER = """
+import sys, numpy as np
+sys.path.insert(0, {repo!r})
+from recognition.gallery import Enrolment, Gallery
+g = Gallery(sys.argv[1], "toy", "v1", 8)
+tag, n = sys.argv[2], int(sys.argv[3])
+for i in range(n):
+    v = np.ones(8, np.float32) / np.sqrt(8)
+    g.add([Enrolment(f"{{tag}}-{{i % 5}}", f"{{tag}}{{i}}-{{j}}", "x", (0, 0, 1, 1), np.zeros((5, 2)), v) for j in range(50)])
+print("done", flush=True)
+"""
+
+
+def _writer(path, tag, n):
+    return subprocess.Popen([sys.executable, "-c", _WRITER.format(repo=REPO), str(path), tag, str(n)],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def test_two_processes_enrolling_at_once_both_succeed(tmp_path):
+    path = tmp_path / "g.db"
+    Gallery(path, "toy", "v1", DIM).close()
+    procs = [_writer(path, "a", 20), _writer(path, "b", 20)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    g = Gallery(path, "toy", "v1", DIM)
+    assert sum(n for _, n in g.people()) == 2 * 20 * 50
+
+
+def test_a_killed_enrolment_leaves_whole_photos_only(tmp_path):
+    path = tmp_path / "g.db"
+    Gallery(path, "toy", "v1", DIM).close()
+    proc = _writer(path, "k", 100000)
+    time.sleep(2.0)  # let it commit some batches and be in the middle of another
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    g = Gallery(path, "toy", "v1", DIM)
+    photos = sum(n for _, n in g.people())
+    assert photos > 0 and photos % 50 == 0  # each batch is one transaction: all of it or none
+    assert len(g.matrix()[0]) == photos  # and every stored photo has its embedding
+    assert g.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
