@@ -40,6 +40,10 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--top", type=int, default=3, help="matches to list per face")
     p.add_argument("--annotate", help="directory for copies with boxes, keypoints and names")
+    p.add_argument("--head", action="store_true", help="name faces with the gallery's softmax head (train-head)")
+    p.add_argument("--min-probability", type=float, default=0.5, help="with --head: unknown below this")
+    p.add_argument("--index", choices=["exact", "faiss"], default="exact",
+                   help="exact NumPy search, or FAISS for very large galleries (pip install 'keyface[ann]')")
     _gallery_flags(p)
     p.set_defaults(func=cmd_identify)
     p = sub.add_parser("verify", help="are two photos the same person?")
@@ -70,6 +74,10 @@ def _register_people(sub) -> None:
     p.add_argument("name")
     _gallery_flags(p, embedder=False)
     p.set_defaults(func=cmd_remove)
+    p = sub.add_parser("train-head", help="retrain a softmax head on the gallery (identify --head uses it)")
+    p.add_argument("--epochs", type=int, default=200)
+    _gallery_flags(p)
+    p.set_defaults(func=cmd_train_head)
     p = sub.add_parser("reindex", help="re-embed a gallery's photos with another embedder")
     _gallery_flags(p)
     p.set_defaults(func=cmd_reindex)
@@ -132,19 +140,48 @@ def cmd_identify(args) -> int:
     out, errors = [], []
     for photo in args.photos:
         try:
-            results = rec.identify(gallery, photo, args.top)
+            results = rec.identify(gallery, photo, args.top, args.index)
         except KeyfaceError as exc:
             errors.append(str(exc))
             out.append({"photo": photo, "error": str(exc), "faces": []})
             continue
         if not results:
             errors.append(f"{photo}: no face found")
+        if args.head:
+            _name_by_head(results, gallery, args.min_probability)
         out.append({"photo": photo, "faces": [_face_json(r) for r in results]})
         if args.annotate:
             from recognition.annotate import annotate_identities
             annotate_identities(photo, results, Path(args.annotate))
     _print_identities(out, rec.threshold, args.json)
     return _report(errors)
+
+
+def head_path(gallery) -> Path:
+    """Where a gallery's softmax head lives: beside the gallery file."""
+    return gallery.path.with_name(gallery.path.name + ".head.keras")
+
+
+def _name_by_head(results: list, gallery, min_probability: float) -> None:
+    """Replace nearest-embedding names by the softmax head's (unknown below min_probability)."""
+    from recognition.head import GalleryHead
+    if not head_path(gallery).is_file():
+        raise KeyfaceError(f"no softmax head for {gallery.path}: run `keyface train-head --gallery {gallery.path}`")
+    head = GalleryHead(head_path(gallery), gallery.embedder, gallery.version)
+    if results:
+        names, probs = head.classify([r.embedding for r in results])
+        for r, name, p in zip(results, names, probs):
+            r.name = str(name) if p >= min_probability else None
+
+
+def cmd_train_head(args) -> int:
+    """Fit the softmax head on the gallery's embeddings."""
+    from recognition.head import train_head
+    rec = recogniser(args)
+    gallery = open_gallery(args, rec)
+    path = train_head(gallery, head_path(gallery), args.epochs)
+    print(f"softmax head over {len(gallery.people())} people written to {path}")
+    return 0
 
 
 def _face_json(r) -> dict:

@@ -60,7 +60,7 @@ class Gallery:
     def __init__(self, path: str | os.PathLike, embedder: str, version: str, dim: int):
         self.path = Path(path)
         self.embedder, self.version, self.dim = embedder, version, dim
-        self._cache: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._cache = None  # (data version, ExactIndex)
         fresh = not self.path.exists() or self.path.stat().st_size == 0
         self.conn = _connect(self.path)
         if not fresh and not self._has_schema():
@@ -139,16 +139,22 @@ class Gallery:
         return n
 
     def matrix(self) -> tuple[np.ndarray, np.ndarray]:
-        """All stored embeddings (M, D) float32 and the person name of each row, cached until a write."""
-        stamp = self.conn.execute("PRAGMA data_version").fetchone()[0] + self.conn.total_changes
+        """All stored embeddings (M, D) float32 and the person name of each row."""
+        rows = self.conn.execute(
+            "SELECT p.name, e.vector FROM embeddings e JOIN photos ph ON ph.id = e.photo_id "
+            "JOIN people p ON p.id = ph.person_id WHERE e.embedder = ? AND e.version = ? ORDER BY p.name, e.photo_id",
+            (self.embedder, self.version)).fetchall()
+        vectors = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), self.dim)
+        return vectors, np.array([r[0] for r in rows], dtype=object)
+
+    def index(self, kind: str = "exact"):
+        """A search index ('exact' or 'faiss') of the stored embeddings, rebuilt only after a change."""
+        from recognition.search import ExactIndex, FaissIndex
+        stamp = (self.conn.execute("PRAGMA data_version").fetchone()[0] + self.conn.total_changes, kind)
         if self._cache is None or self._cache[0] != stamp:
-            rows = self.conn.execute(
-                "SELECT p.name, e.vector FROM embeddings e JOIN photos ph ON ph.id = e.photo_id "
-                "JOIN people p ON p.id = ph.person_id WHERE e.embedder = ? AND e.version = ? ORDER BY p.name, e.photo_id",
-                (self.embedder, self.version)).fetchall()
-            vectors = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), self.dim)
-            self._cache = (stamp, vectors, np.array([r[0] for r in rows], dtype=object))
-        return self._cache[1], self._cache[2]
+            build = FaissIndex if kind == "faiss" else ExactIndex
+            self._cache = (stamp, build(*self.matrix()))
+        return self._cache[1]
 
     def close(self) -> None:
         """Close the database."""

@@ -13,7 +13,7 @@ from data.images import image_sha256, load_image
 from recognition.embedders import Embedder
 from recognition.gallery import Enrolment, Gallery
 from recognition.pipeline import Face, FacePipeline, align_batch
-from recognition.search import Match, nearest_people
+from recognition.search import Match
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +67,11 @@ class Recogniser:
                                    face.keypoints, vector))
         return gallery.add(faces), errors
 
-    def identify(self, gallery: Gallery, photo: str | os.PathLike, k: int = 3) -> list[FaceResult]:
+    def identify(self, gallery: Gallery, photo: str | os.PathLike, k: int = 3, index: str = "exact") -> list[FaceResult]:
         """Every face in the photo with its k best matches; name is None beyond the threshold (unknown)."""
         _, faces, vectors = self.faces(photo)
-        matrix, names = gallery.matrix()
         results = []
-        for face, vector, matches in zip(faces, vectors, nearest_people(vectors, matrix, names, k)):
+        for face, vector, matches in zip(faces, vectors, gallery.index(index).search(vectors, k)):
             known = bool(matches) and matches[0].distance <= self.threshold
             results.append(FaceResult(face, vector, matches, matches[0].person if known else None))
         return results

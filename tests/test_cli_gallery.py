@@ -109,3 +109,14 @@ def test_enrol_folders_and_reindex(tmp_path, youtube_sample, models, capsys):
     assert code == 0 and "4 photo(s) added" in out
     code, out, _ = run(["reindex", "--gallery", db, *models], capsys)
     assert code == 0 and "reindexed 4 photo(s)" in out and (tmp_path / "g.db.bak").is_file()
+
+
+def test_train_head_then_identify_with_it(tmp_path, youtube_sample, models, capsys):
+    db = tmp_path / "g.db"
+    run(["enroll", "--name", "Kristen", youtube_sample[0][0], youtube_sample[1][0], "--gallery", db, *models], capsys)
+    run(["enroll", "--name", "Luis", youtube_sample[2][0], youtube_sample[3][0], "--gallery", db, *models], capsys)
+    code, out, err = run(["identify", youtube_sample[0][0], "--head", "--gallery", db, *models], capsys)
+    assert code == 2 and "train-head" in err
+    assert run(["train-head", "--gallery", db, *models], capsys)[0] == 0
+    code, out, _ = run(["identify", youtube_sample[0][0], "--head", "--json", "--gallery", db, *models], capsys)
+    assert code == 0 and json.loads(out)["photos"][0]["faces"][0]["name"] == "Kristen"

@@ -128,3 +128,20 @@ def test_a_killed_enrolment_leaves_whole_photos_only(tmp_path):
     assert photos > 0 and photos % 50 == 0  # each batch is one transaction: all of it or none
     assert len(g.matrix()[0]) == photos  # and every stored photo has its embedding
     assert g.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_faiss_index_gives_the_same_top1_as_exact_search():
+    pytest.importorskip("faiss")
+    from recognition.search import ExactIndex, FaissIndex
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(400, 32)).astype(np.float32)
+    people = np.repeat(np.arange(400), 5)
+    vectors = centres[people] + rng.normal(0, 0.5, (2000, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    names = np.array([f"p{i}" for i in people], object)
+    probes = centres[:50] + rng.normal(0, 0.5, (50, 32)).astype(np.float32)
+    probes /= np.linalg.norm(probes, axis=1, keepdims=True)
+    exact = ExactIndex(vectors, names).search(probes, k=1)
+    approx = FaissIndex(vectors, names).search(probes, k=1)
+    assert [e[0].person for e in exact] == [a[0].person for a in approx]
+    assert np.allclose([e[0].distance for e in exact], [a[0].distance for a in approx], atol=1e-5)
