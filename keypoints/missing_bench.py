@@ -39,6 +39,7 @@ def build_kaggle_files(root: Path, cache: Path, out: Path, seed: int) -> tuple[P
 def run_missing_label_bench(args) -> dict:
     """Train one net per strategy for the same epochs; score each on the complete test labels."""
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     train_csv, test_csv = build_kaggle_files(data_root(args.data), detection_cache(args.models), out, seed=0)
     test = kaggle_samples(test_csv, "mask")
     x_test, _ = crop_all(test, 96)

@@ -10,10 +10,10 @@ TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.73
                          [41.5493, 92.3655], [70.7299, 92.2041]], np.float64)
 
 
-def template(size: int, zoom: float = 1.0) -> np.ndarray:
-    """The 5-point template for a size x size crop; zoom < 1 leaves more of the head in view."""
+def template(size: int, zoom: float = 1.0, shift_y: float = 0.0) -> np.ndarray:
+    """The 5-point template for a size x size crop; zoom < 1 shows more of the head, shift_y < 0 moves it up."""
     centred = (TEMPLATE_112 - 56.0) * zoom
-    return (centred + 56.0) * (size / 112.0)
+    return (centred + 56.0) * (size / 112.0) + np.array([0.0, shift_y * size])
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -32,12 +32,13 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def alignment_matrix(anchors: np.ndarray, size: int, zoom: float = 1.0) -> np.ndarray:
+def alignment_matrix(anchors: np.ndarray, size: int, zoom: float = 1.0, shift_y: float = 0.0) -> np.ndarray:
     """The 2x3 matrix taking a photo's 5 anchors onto the template of a size x size crop."""
-    return similarity_transform(anchors, template(size, zoom))
+    return similarity_transform(anchors, template(size, zoom, shift_y))
 
 
-def align_face(image: np.ndarray, anchors: np.ndarray, size: int, zoom: float = 1.0) -> np.ndarray:
+def align_face(image: np.ndarray, anchors: np.ndarray, size: int, zoom: float = 1.0,
+               shift_y: float = 0.0) -> np.ndarray:
     """The aligned size x size crop of the face whose 5 anchors are given (grey or RGB in, same out)."""
-    matrix = alignment_matrix(anchors, size, zoom)
+    matrix = alignment_matrix(anchors, size, zoom, shift_y)
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -28,6 +28,7 @@ class InputSpec:
     size: int
     channels: int  # 1 = grey, 3 = RGB
     zoom: float = 1.0  # template zoom: < 1 keeps more of the head
+    shift_y: float = 0.0  # template shift, a fraction of the size (< 0: face higher in the crop)
 
 
 @dataclass
@@ -66,7 +67,7 @@ class KerasFileEmbedder(Embedder):
         from keypoints.modelfile import load_model
         self.model, self.metadata = load_model(path, expect_kind="embedder")
         inp = self.metadata["input"]
-        self.spec = InputSpec(inp["size"], inp["channels"], inp["zoom"])
+        self.spec = InputSpec(inp["size"], inp["channels"], inp["zoom"], inp.get("shift_y", 0.0))
         self.dim = int(self.model.output_shape[-1])
         self.version = file_version(path)
 

@@ -54,9 +54,9 @@ def align_batch(rgb: np.ndarray, faces: list[Face], spec: InputSpec) -> FaceBatc
     crops, points = [], []
     for face in faces:
         anchors = IBUG68.anchor_points(face.keypoints)
-        crop = align_face(image, anchors, spec.size, spec.zoom)
+        crop = align_face(image, anchors, spec.size, spec.zoom, spec.shift_y)
         crops.append(crop.reshape(spec.size, spec.size, spec.channels))
-        points.append(transform_points(face.keypoints, alignment_matrix(anchors, spec.size, spec.zoom)))
+        points.append(transform_points(face.keypoints, alignment_matrix(anchors, spec.size, spec.zoom, spec.shift_y)))
     shape = (0, spec.size, spec.size, spec.channels)
     return FaceBatch(np.asarray(crops, np.uint8).reshape(-1, *shape[1:]) if crops else np.zeros(shape, np.uint8),
                      np.asarray(points, np.float32).reshape(-1, 68, 2))
