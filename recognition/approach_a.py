@@ -57,7 +57,7 @@ class KeypointEmbedder(KerasFileEmbedder):
 def build_models(keypoint_model, n_people: int, dropout: float):
     """(embedding model, classifier): the keypoint net cut at EMBEDDING_LAYER, plus a softmax."""
     embedding = keras.Model(keypoint_model.input, keypoint_model.get_layer(EMBEDDING_LAYER).output, name="embedder")
-    x = keras.layers.Dropout(dropout)(embedding.output)
+    x = keras.layers.Dropout(dropout, name="identity_dropout")(embedding.output)
     probs = keras.layers.Dense(n_people, activation="softmax", name="identity")(x)
     return embedding, keras.Model(embedding.input, probs, name="identity_classifier")
 

@@ -120,3 +120,11 @@ def test_train_head_then_identify_with_it(tmp_path, youtube_sample, models, caps
     assert run(["train-head", "--gallery", db, *models], capsys)[0] == 0
     code, out, _ = run(["identify", youtube_sample[0][0], "--head", "--json", "--gallery", db, *models], capsys)
     assert code == 0 and json.loads(out)["photos"][0]["faces"][0]["name"] == "Kristen"
+
+
+def test_demo_runs_offline_on_the_shipped_sample(tmp_path, models, capsys):
+    code, out, _ = run(["demo", "--out", tmp_path / "demo", *models], capsys)
+    assert code == 0 and "held-out photos right" in out
+    page = (tmp_path / "demo" / "index.html").read_text()
+    assert page.count("<figure") == 20 and (tmp_path / "demo" / "demo-gallery.db").is_file()
+    assert len(list((tmp_path / "demo" / "photos").glob("*.jpg"))) == 20
