@@ -56,24 +56,22 @@ def cmd_demo(args) -> int:
 
 def _identify_probes(rec, gallery, root: Path, out: Path) -> list[dict]:
     """Identify each held-out photo; annotate it; compare with the truth in probes.csv."""
+    from data.images import load_image
     from recognition.annotate import annotate_identities
+    from recognition.identity_data import central_face
     rows = []
     with open(root / "probes.csv", newline="") as fh:
         for item in csv.DictReader(fh):
             photo = root / "probes" / item["photo"]
             results = rec.identify(gallery, photo, k=3)
-            central = min(results, key=lambda r: _off_centre(r.face.box, photo), default=None)
+            i = central_face([r.face for r in results], load_image(photo).shape)  # LFW labels the central face
+            central = None if i is None else results[i]
             name = (central.name or "unknown") if central else "no face"
             distance = central.matches[0].distance if central and central.matches else float("nan")
             image = annotate_identities(photo, results, out / "photos")
             rows.append({"photo": item["photo"], "truth": item["person"], "said": name, "distance": distance,
                          "ok": name == item["person"], "image": image.relative_to(out).as_posix()})
     return rows
-
-
-def _off_centre(box, photo: Path) -> float:
-    """Distance of a box centre from the centre of a 250x250 LFW photo (its labelled face is central)."""
-    return abs((box[0] + box[2]) / 2 - 125) + abs((box[1] + box[3]) / 2 - 125)
 
 
 def _print_rows(rows: list[dict], people: int, enrolled: int, rec, seconds: float) -> None:
