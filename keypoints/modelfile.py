@@ -48,7 +48,6 @@ def save_model(model, path: Path, metadata: dict) -> Path:
 
 def _without_training_state(model):
     """An uncompiled copy with the same weights: shipped files need no optimizer state (3x smaller)."""
-    import keras
     # get_config() leaves out the compile config; clone_model and to_json would bring the optimizer back
     copy = model.__class__.from_config(model.get_config())
     copy.set_weights(model.get_weights())

@@ -60,15 +60,18 @@ def default_shape_prior(n_points: int) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros((n_points, 2), np.float32), np.full((n_points, 2), 0.1, np.float32)
 
 
+def _coordinates(x, cfg: ModelConfig, prior):
+    """Dense standardised outputs, reshaped to points, mapped to crop units by the shape prior."""
+    x = layers.Reshape((cfg.n_points, 2))(layers.Dense(cfg.n_points * 2, name="coords")(x))
+    return ShapePrior(*(prior or default_shape_prior(cfg.n_points)), name=OUTPUT_LAYER)(x)
+
+
 def _head(x, cfg: ModelConfig, hidden: int, dropout: float, prior):
     """Flatten, a penultimate dense layer named EMBEDDING_LAYER, and the coordinate output."""
     x = layers.Flatten()(x)
     x = layers.Dropout(dropout)(x)
     x = layers.Dense(hidden, activation=EMBEDDING_ACTIVATION, name=EMBEDDING_LAYER)(x)
-    x = layers.Dropout(dropout)(x)
-    x = layers.Dense(cfg.n_points * 2, name="coords")(x)
-    x = layers.Reshape((cfg.n_points, 2))(x)
-    return ShapePrior(*(prior or default_shape_prior(cfg.n_points)), name=OUTPUT_LAYER)(x)
+    return _coordinates(layers.Dropout(dropout)(x), cfg, prior)
 
 
 def naimishnet(cfg: ModelConfig, prior=None) -> keras.Model:
@@ -82,10 +85,7 @@ def naimishnet(cfg: ModelConfig, prior=None) -> keras.Model:
     x = layers.Dense(1000, activation="elu")(x)
     x = layers.Dropout(0.5)(x)
     x = layers.Dense(1000, activation="elu", name=EMBEDDING_LAYER)(x)
-    x = layers.Dropout(0.6)(x)
-    x = layers.Reshape((cfg.n_points, 2))(layers.Dense(cfg.n_points * 2, name="coords")(x))
-    out = ShapePrior(*(prior or default_shape_prior(cfg.n_points)), name=OUTPUT_LAYER)(x)
-    return keras.Model(inp, out, name="naimishnet")
+    return keras.Model(inp, _coordinates(layers.Dropout(0.6)(x), cfg, prior), name="naimishnet")
 
 
 def conv5bn(cfg: ModelConfig, prior=None) -> keras.Model:

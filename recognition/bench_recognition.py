@@ -9,8 +9,7 @@ import numpy as np
 
 from data.images import load_image
 from keypoints.detector import detect_cached
-from recognition.identity_data import central_face
-from recognition.pipeline import align_batch
+from recognition.identity_data import align_central
 from recognition.search import nearest_people
 from recognition.verification import accuracy_at, best_threshold, pair_distances, tar_at_far
 
@@ -32,13 +31,9 @@ def embed_photos(rec, paths: list[Path], cache: Path) -> tuple[np.ndarray, np.nd
     vectors = np.zeros((len(paths), rec.embedder.dim), np.float32)
     ok = np.zeros(len(paths), bool)
     for i, path in enumerate(tqdm(paths, desc=f"embedding ({rec.embedder.name})", unit="photo")):
-        rgb = load_image(path)
-        j = central_face(found[path], rgb.shape)
-        if j is None:
-            continue
-        faces = rec.pipeline.faces_at(rgb, [found[path][j].box])
-        vectors[i] = rec.embedder.embed(align_batch(rgb, faces, rec.embedder.spec))[0]
-        ok[i] = True
+        batch = align_central(load_image(path), found[path], rec.pipeline, rec.embedder.spec)
+        if batch is not None:
+            vectors[i], ok[i] = rec.embedder.embed(batch)[0], True
     return vectors, ok
 
 

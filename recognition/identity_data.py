@@ -40,6 +40,14 @@ def central_face(faces: list, shape: tuple[int, ...]) -> int | None:
     return int(np.argmin([np.hypot((f.box[0] + f.box[2]) / 2 - cx, (f.box[1] + f.box[3]) / 2 - cy) for f in faces]))
 
 
+def align_central(rgb: np.ndarray, detections: list, pipeline: FacePipeline, spec: InputSpec):
+    """The photo's central detected face keypointed and aligned as a one-face FaceBatch, or None."""
+    i = central_face(detections, rgb.shape)
+    if i is None:
+        return None
+    return align_batch(rgb, pipeline.faces_at(rgb, [detections[i].box]), spec)
+
+
 def build_face_set(items: list[tuple[str, Path]], pipeline: FacePipeline, spec: InputSpec,
                    detection_cache: Path, progress: bool = True) -> FaceSet:
     """Detect (cached), keypoint and align the central face of each (person, photo); misses are logged."""
@@ -47,11 +55,9 @@ def build_face_set(items: list[tuple[str, Path]], pipeline: FacePipeline, spec: 
     found = detect_cached([p for _, p in items], detection_cache, progress=progress)
     crops, points, people, paths = [], [], [], []
     for person, path in tqdm(items, desc="keypoints + alignment", disable=not progress, unit="img"):
-        rgb = load_image(path)
-        i = central_face(found[path], rgb.shape)
-        if i is None:
+        batch = align_central(load_image(path), found[path], pipeline, spec)
+        if batch is None:
             continue
-        batch = align_batch(rgb, pipeline.faces_at(rgb, [found[path][i].box]), spec)
         crops.append(batch.crops[0])
         points.append(batch.keypoints[0])
         people.append(person)
