@@ -16,7 +16,7 @@ import numpy as np
 
 from keypoints.modelfile import load_model, provenance, save_model
 from keypoints.models import EMBEDDING_LAYER
-from recognition.embedders import FaceBatch, InputSpec, KerasFileEmbedder
+from recognition.embedders import InputSpec, KerasFileEmbedder
 from recognition.identity_data import FaceSet
 from recognition.verification import pair_auc, sample_pairs
 
@@ -45,13 +45,6 @@ class IdentityConfig:
 class KeypointEmbedder(KerasFileEmbedder):
     """Approach A at inference: the fine-tuned keypoint backbone's penultimate features."""
     name = "keypoints"
-    _fn = None
-
-    def _raw_embed(self, batch: FaceBatch) -> np.ndarray:
-        if self._fn is None:  # one traced function: Keras predict() costs ~20 ms a call
-            import tensorflow as tf
-            self._fn = tf.function(lambda t: self.model(t, training=False))
-        return np.asarray(self._fn(np.asarray(batch.crops, np.float32)))
 
 
 def build_models(keypoint_model, n_people: int, dropout: float):

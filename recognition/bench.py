@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 
 def register(sub) -> None:
     """Add `bench` and its benchmarks to the top-level subparsers."""
-    bench = sub.add_parser("bench", help="benchmarks: keypoints | missing-labels | identify | verify | search")
+    bench = sub.add_parser("bench", help="benchmarks: keypoints | missing-labels | identify | verify | cluster | search")
     kinds = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
     p = kinds.add_parser("keypoints", help="NME/RMSE/failures/speed on the 770 labelled youtube_faces_68 test faces")
     p.add_argument("--model", action="append", help="keypoint model file (repeatable; default: the shipped one)")
@@ -24,7 +24,8 @@ def register(sub) -> None:
     _common(p)
     p.set_defaults(func=cmd_bench_missing)
     for name, func, text in (("identify", cmd_bench_identify, "LFW DevTest 'colleagues': rank-1, open-set DIR@1% FAR, ms/face"),
-                             ("verify", cmd_bench_verify, "LFW View 1: accuracy, ROC AUC, TAR@FAR=1e-3 on pairsDevTest")):
+                             ("verify", cmd_bench_verify, "LFW View 1: accuracy, ROC AUC, TAR@FAR=1e-3 on pairsDevTest"),
+                             ("cluster", cmd_bench_cluster, "LFW DevTest people with 2+ photos: pairwise F-measure, NMI")):
         p = kinds.add_parser(name, help=text)
         p.add_argument("--embedder", action="append", help="embedder name (repeatable; default: keypoints and geometry)")
         p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
@@ -129,11 +130,15 @@ def cmd_bench_missing(args) -> int:
 
 RECOGNITION_COLUMNS = {
     "identify": [("embedder", "embedder", "s"), ("rank1", "rank-1", ".3f"), ("dir_at_far_1pct", "DIR@1%FAR", ".3f"),
+                 ("head_rank1", "head rank-1", ".3f"), ("head_dir_at_far_1pct", "head DIR@1%", ".3f"),
                  ("ms_per_face", "ms/face e2e", ".0f"), ("probes", "probes", "d"), ("probes_no_face", "no face", "d"),
                  ("strangers", "strangers", "d")],
     "verify": [("embedder", "embedder", "s"), ("accuracy", "accuracy", ".4f"), ("auc", "ROC AUC", ".4f"),
                ("tar_at_far_1e-3", "TAR@FAR1e-3", ".3f"), ("threshold", "threshold", ".3f"),
-               ("pairs_no_face", "no face", "d")]}
+               ("pairs_no_face", "no face", "d")],
+    "cluster": [("embedder", "embedder", "s"), ("pairwise_f", "pairwise F", ".3f"), ("pairwise_precision", "precision", ".3f"),
+                ("pairwise_recall", "recall", ".3f"), ("nmi", "NMI", ".3f"), ("clusters", "clusters", "d"),
+                ("people", "people", "d"), ("faces", "faces", "d"), ("threshold", "threshold", ".3f")]}
 
 
 def _recognition_bench(args, kind: str) -> int:
@@ -143,15 +148,16 @@ def _recognition_bench(args, kind: str) -> int:
     from data.paths import data_root
     from keypoints.commands import detection_cache
     from recognition import bench_recognition as br
+    from recognition.cluster import CLUSTER_PROTOCOL, run_cluster
     from recognition.commands import recogniser
     lfw, rows = LFW(data_root(args.data)), []
     for name in args.embedder or ["keypoints", "geometry"]:
         args.embedder_model, args.threshold = None, None
         rec = recogniser(argparse_namespace(args, embedder=name))
-        run = br.run_identify if kind == "identify" else br.run_verify
+        run = {"identify": br.run_identify, "verify": br.run_verify, "cluster": run_cluster}[kind]
         rows.append({"embedder": name, "version": rec.embedder.version,
                      "trained_on": rec.embedder.metadata.get("data"), **run(rec, lfw, detection_cache(args.models))})
-    protocol = br.IDENTIFY_PROTOCOL if kind == "identify" else br.VERIFY_PROTOCOL
+    protocol = {"identify": br.IDENTIFY_PROTOCOL, "verify": br.VERIFY_PROTOCOL, "cluster": CLUSTER_PROTOCOL}[kind]
     print(protocol + "\n")
     print_table(rows, RECOGNITION_COLUMNS[kind])
     write_report(Path(args.out), kind, {"protocol": protocol, "threads": args.threads, "rows": rows})
@@ -172,6 +178,11 @@ def cmd_bench_identify(args) -> int:
 def cmd_bench_verify(args) -> int:
     """LFW View 1 verification."""
     return _recognition_bench(args, "verify")
+
+
+def cmd_bench_cluster(args) -> int:
+    """Clustering of DevTest people's faces."""
+    return _recognition_bench(args, "cluster")
 
 
 def cmd_bench_search(args) -> int:

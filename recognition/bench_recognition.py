@@ -86,8 +86,21 @@ def run_identify(rec, lfw, cache: Path) -> dict:
     p_v, p_ok = embed_photos(rec, [p for _, p in probes], cache)
     s_v, s_ok = embed_photos(rec, [p for _, p in strangers], cache)
     row = identify_scores(g_v[g_ok], g_names, p_v, np.array([n for n, _ in probes], object), p_ok, s_v, s_ok)
+    row.update(head_scores(g_v[g_ok], g_names, p_v, np.array([n for n, _ in probes], object), p_ok, s_v, s_ok))
     row["ms_per_face"] = time_end_to_end(rec, g_v[g_ok], g_names, [p for _, p in probes])
     return row
+
+
+def head_scores(gallery_v, gallery_names, probe_v, probe_names, probe_ok, stranger_v, stranger_ok) -> dict:
+    """The same protocol with a softmax head fitted on the enrolled embeddings (`keyface train-head`):
+    rank-1 by the most probable person; open set by a probability threshold passing 1% of strangers."""
+    from recognition.head import fit_head
+    model, people = fit_head(gallery_v, gallery_names)
+    probs = np.asarray(model(probe_v.astype(np.float32), training=False))
+    right = (people[probs.argmax(1)] == probe_names.astype(str)) & probe_ok
+    s_max = np.sort(np.asarray(model(stranger_v[stranger_ok].astype(np.float32), training=False)).max(1))[::-1]
+    cut = s_max[max(0, int(np.floor(0.01 * len(stranger_ok))) - 1)] if len(s_max) else 0.0
+    return {"head_rank1": float(right.mean()), "head_dir_at_far_1pct": float((right & (probs.max(1) > cut)).mean())}
 
 
 def run_verify(rec, lfw, cache: Path) -> dict:

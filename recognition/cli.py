@@ -18,7 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
     from keypoints import commands as keypoint_commands
     from recognition import bench
     from recognition import commands as recognition_commands
-    from recognition import demo, training
+    from inception_finetune import weights_command
+    from recognition import cluster, demo, training
 
     parser = argparse.ArgumentParser(prog="keyface", description="Face recognition built on facial keypoints.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
@@ -28,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(sub)
     training.register(sub)
     bench.register(sub)
+    weights_command.register(sub)
+    cluster.register(sub)
     return parser
 
 

@@ -33,6 +33,8 @@ def register(sub) -> None:
     p.add_argument("photos", nargs="*", metavar="PHOTO")
     p.add_argument("--name", help="the person in the photos")
     p.add_argument("--folders", help="a folder with one subfolder of photos per person")
+    p.add_argument("--largest-face", action="store_true", help="in a photo with several faces, take the largest "
+                   "(default: refuse the photo)")
     _gallery_flags(p)
     p.set_defaults(func=cmd_enroll)
     p = sub.add_parser("identify", help="name every face in photos against the gallery")
@@ -50,6 +52,7 @@ def register(sub) -> None:
     p.add_argument("photo_a", metavar="A")
     p.add_argument("photo_b", metavar="B")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--largest-face", action="store_true", help="in a photo with several faces, take the largest")
     _gallery_flags(p)
     p.set_defaults(func=cmd_verify)
     p = sub.add_parser("embed", help="each face's box, keypoints and embedding")
@@ -91,7 +94,7 @@ def recogniser(args):
     from recognition.service import Recogniser
     embedder = load_embedder(args.embedder, args.models, args.embedder_model)
     pipeline = FacePipeline(KeypointPredictor.load(resolve_model(args.keypoint_model, args.models)))
-    return Recogniser(pipeline, embedder, args.threshold)
+    return Recogniser(pipeline, embedder, args.threshold, "largest" if getattr(args, "largest_face", False) else "refuse")
 
 
 def open_gallery(args, rec=None):
@@ -140,7 +143,7 @@ def cmd_identify(args) -> int:
     out, errors = [], []
     for photo in args.photos:
         try:
-            results = rec.identify(gallery, photo, args.top, args.index)
+            results = rec.identify(gallery, photo, args.top, args.index, by_distance=not args.head)
         except KeyfaceError as exc:
             errors.append(str(exc))
             out.append({"photo": photo, "error": str(exc), "faces": []})
@@ -153,7 +156,7 @@ def cmd_identify(args) -> int:
         if args.annotate:
             from recognition.annotate import annotate_identities
             annotate_identities(photo, results, Path(args.annotate))
-    _print_identities(out, rec.threshold, args.json)
+    _print_identities(out, None if args.head else rec.threshold, args.json)
     return _report(errors)
 
 
@@ -189,14 +192,16 @@ def _face_json(r) -> dict:
             "matches": [{"person": m.person, "distance": round(m.distance, 4)} for m in r.matches]}
 
 
-def _print_identities(out: list[dict], threshold: float, as_json: bool) -> None:
+def _print_identities(out: list[dict], threshold: float | None, as_json: bool) -> None:
+    """The identities as JSON or a line per face; threshold None means the softmax head named them."""
+    rule = "softmax head" if threshold is None else f"threshold {threshold:.3f}"
     if as_json:
         print(json.dumps({"threshold": threshold, "photos": out}, indent=2))
         return
     for item in out:
         for i, f in enumerate(item["faces"]):
             best = ", ".join(f"{m['person']} {m['distance']:.3f}" for m in f["matches"])
-            print(f"{item['photo']} face {i + 1}: {f['name']}  (nearest: {best}; threshold {threshold:.3f})")
+            print(f"{item['photo']} face {i + 1}: {f['name']}  (nearest: {best}; {rule})")
 
 
 def cmd_verify(args) -> int:

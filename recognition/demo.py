@@ -25,7 +25,7 @@ def register(sub) -> None:
     p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
     p.add_argument("--threshold", type=float, help="unknown beyond this distance (default: the model's)")
     p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
-    p.set_defaults(func=cmd_demo, gallery=None)
+    p.set_defaults(func=cmd_demo, gallery=None, largest_face=True)  # LFW photos: the labelled face is the largest
 
 
 def cmd_demo(args) -> int:

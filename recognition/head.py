@@ -13,10 +13,9 @@ from recognition.gallery import Gallery
 log = logging.getLogger(__name__)
 
 
-def train_head(gallery: Gallery, out: Path, epochs: int = 200, seed: int = 0) -> Path:
-    """Fit a softmax over the gallery's people on their stored embeddings; save it beside the gallery."""
+def fit_head(vectors: np.ndarray, names: np.ndarray, epochs: int = 200, seed: int = 0):
+    """A softmax over the people named, fitted on their embeddings: (Keras model, sorted people)."""
     import keras
-    vectors, names = gallery.matrix()
     people = np.unique(names.astype(str))
     if len(people) < 2:
         raise KeyfaceError("a softmax head needs at least two people in the gallery")
@@ -26,6 +25,13 @@ def train_head(gallery: Gallery, out: Path, epochs: int = 200, seed: int = 0) ->
                               keras.layers.Dense(len(people), activation="softmax", name="identity")])
     model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
     model.fit(vectors, labels, epochs=epochs, batch_size=256, verbose=0)
+    return model, people
+
+
+def train_head(gallery: Gallery, out: Path, epochs: int = 200, seed: int = 0) -> Path:
+    """Fit a softmax over the gallery's people on their stored embeddings; save it beside the gallery."""
+    vectors, names = gallery.matrix()
+    model, people = fit_head(vectors, names, epochs, seed)
     meta = {"kind": "gallery-head", "embedder": gallery.embedder, "version": gallery.version,
             "people": people.tolist(), "photos": int(len(vectors)), **provenance()}
     return save_model(model, out, meta)

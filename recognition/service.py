@@ -17,8 +17,6 @@ from recognition.search import Match
 
 log = logging.getLogger(__name__)
 
-DEFAULT_THRESHOLD = {"keypoints": 0.5, "geometry": 0.5}  # used only when a model file carries none
-
 
 @dataclass
 class FaceResult:
@@ -32,11 +30,20 @@ class FaceResult:
 class Recogniser:
     """The pipeline and one embedder together: photos in, embedded faces out."""
 
-    def __init__(self, pipeline: FacePipeline, embedder: Embedder, threshold: float | None = None):
+    def __init__(self, pipeline: FacePipeline, embedder: Embedder, threshold: float | None = None,
+                 several_faces: str = "refuse"):
         self.pipeline, self.embedder = pipeline, embedder
-        meta_threshold = embedder.metadata.get("threshold")
-        self.threshold = float(threshold if threshold is not None else
-                               meta_threshold if meta_threshold is not None else DEFAULT_THRESHOLD.get(embedder.name, 0.5))
+        self._threshold = threshold if threshold is not None else embedder.metadata.get("threshold")
+        if several_faces not in ("refuse", "largest"):
+            raise ValueError(f"several_faces must be 'refuse' or 'largest', not {several_faces!r}")
+        self.several_faces = several_faces
+
+    @property
+    def threshold(self) -> float:
+        """The 'same person' distance: given, or calibrated into the model file; never guessed."""
+        if self._threshold is None:
+            raise KeyfaceError(f"the {self.embedder.name} model carries no calibrated threshold: pass --threshold")
+        return float(self._threshold)
 
     def faces(self, photo: str | os.PathLike) -> tuple[np.ndarray, list[Face], np.ndarray]:
         """The photo's pixels, every face in it and their embeddings (N, D)."""
@@ -45,13 +52,19 @@ class Recogniser:
         return rgb, faces, self.embedder.embed(align_batch(rgb, faces, self.embedder.spec))
 
     def single_face(self, photo: str | os.PathLike) -> tuple[Face, np.ndarray]:
-        """The one face of a photo; an error if it has none or several (enrolment must be unambiguous)."""
+        """The photo's one face (or its largest, if several_faces='largest'); an error if it has none,
+        or several under the default 'refuse' policy: enrolment must be unambiguous."""
         _, faces, vectors = self.faces(photo)
         if not faces:
             raise KeyfaceError(f"{photo}: no face found")
-        if len(faces) > 1:
-            raise KeyfaceError(f"{photo}: {len(faces)} faces found; use a photo of one person (or crop it)")
-        return faces[0], vectors[0]
+        if len(faces) == 1:
+            return faces[0], vectors[0]
+        if self.several_faces == "refuse":
+            raise KeyfaceError(f"{photo}: {len(faces)} faces found; use a photo of one person, crop it, "
+                               "or pass --largest-face")
+        i = int(np.argmax([(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]) for f in faces]))
+        log.info("%s: %d faces found; using the largest", photo, len(faces))
+        return faces[i], vectors[i]
 
     def enrol(self, gallery: Gallery, person: str, photos: list, progress: bool = True) -> tuple[int, list[str]]:
         """Add a person's photos in one transaction; bad photos become error lines. Returns (added, errors)."""
@@ -67,12 +80,14 @@ class Recogniser:
                                    face.keypoints, vector))
         return gallery.add(faces), errors
 
-    def identify(self, gallery: Gallery, photo: str | os.PathLike, k: int = 3, index: str = "exact") -> list[FaceResult]:
-        """Every face in the photo with its k best matches; name is None beyond the threshold (unknown)."""
+    def identify(self, gallery: Gallery, photo: str | os.PathLike, k: int = 3, index: str = "exact",
+                 by_distance: bool = True) -> list[FaceResult]:
+        """Every face in the photo with its k best matches; name is None beyond the threshold (unknown).
+        With by_distance False no name is given (a softmax head names the faces)."""
         _, faces, vectors = self.faces(photo)
         results = []
         for face, vector, matches in zip(faces, vectors, gallery.index(index).search(vectors, k)):
-            known = bool(matches) and matches[0].distance <= self.threshold
+            known = by_distance and bool(matches) and matches[0].distance <= self.threshold
             results.append(FaceResult(face, vector, matches, matches[0].person if known else None))
         return results
 

@@ -16,9 +16,11 @@ log = logging.getLogger(__name__)
 
 def register(sub) -> None:
     """Add `keyface train APPROACH`."""
-    p = sub.add_parser("train", help="train an embedder on LFW DevTrain people: keypoints (A) | geometry")
-    p.add_argument("approach", choices=["keypoints", "geometry"])
+    p = sub.add_parser("train", help="train an embedder on LFW DevTrain people: keypoints (A) | geometry | "
+                       "inception (B) | facenet (C)")
+    p.add_argument("approach", choices=["keypoints", "geometry", "inception", "facenet"])
     p.add_argument("--data", help="data root (default: $KEYFACE_DATA)")
+    p.add_argument("--folders", metavar="DIR", help="inception, facenet: train on a folder-per-person tree instead of LFW")
     p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
     p.add_argument("--keypoint-model", help="keypoint model to start from and align with (default: shipped)")
     p.add_argument("--min-photos", type=int, default=2, help="DevTrain people with at least this many photos")
@@ -26,7 +28,21 @@ def register(sub) -> None:
     p.add_argument("--head-epochs", type=int, default=4)
     p.add_argument("--finetune-epochs", type=int, default=12)
     p.add_argument("--limit-people", type=int, help="first N people only (quick trials)")
+    p.add_argument("--weights", default="imagenet",
+                   help="inception: imagenet | none | a .keras checkpoint | a Keras InceptionV3 .h5 file")
+    p.add_argument("--input-size", type=int, help="crop size (inception: 160, Inception's own is 299; facenet: 96)")
+    p.add_argument("--epochs", type=int, default=30, help="facenet: epochs")
+    p.add_argument("--mining", default="batch-hard", choices=["semi-hard", "batch-hard", "batch-all"],
+                   help="facenet: triplet mining inside each P x K batch")
     p.set_defaults(func=cmd_train)
+    p = sub.add_parser("calibrate", help="store an embedder's 'unknown' and clustering thresholds, chosen on "
+                       "LFW DevTrain people held out of its training")
+    p.add_argument("embedder", help="keypoints | geometry | inception | facenet")
+    p.add_argument("--embedder-model", help="the model file to calibrate (default: the one the embedder loads)")
+    p.add_argument("--data", help="data root (default: $KEYFACE_DATA)")
+    p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
+    p.add_argument("--keypoint-model", help="keypoint model to align with (default: shipped)")
+    p.set_defaults(func=cmd_calibrate)
 
 
 def training_items(root: Path, min_photos: int, youtube: bool, limit: int | None) -> tuple[list, str]:
@@ -47,6 +63,17 @@ def training_items(root: Path, min_photos: int, youtube: bool, limit: int | None
     return items, note + "; no LFW DevTest person"
 
 
+def folder_items(root: Path, approach: str) -> tuple[list, str]:
+    """(person, photo) from a folder-per-person tree; two people or more, two photos each or more."""
+    from data.folders import read_person_folders
+    from inception_finetune.train import check_people
+    if approach not in ("inception", "facenet"):
+        raise KeyfaceError("--folders is for `keyface train inception` and `keyface train facenet`")
+    items = [(person, photo) for person, photos in read_person_folders(root).items() for photo in photos]
+    check_people(np.array([p for p, _ in items], dtype=object))
+    return items, f"folder tree {root} ({len({p for p, _ in items})} people, {len(items)} photos)"
+
+
 def cmd_train(args) -> int:
     """Build the aligned training faces, train, calibrate a threshold, install into MODELS/embedders."""
     from keypoints.predictor import KeypointPredictor, resolve_model
@@ -54,7 +81,10 @@ def cmd_train(args) -> int:
     from recognition.pipeline import FacePipeline
     kp_path = resolve_model(args.keypoint_model, args.models)
     pipeline = FacePipeline(KeypointPredictor.load(kp_path))
-    items, note = training_items(data_root(args.data), args.min_photos, not args.no_youtube, args.limit_people)
+    if args.folders:
+        items, note = folder_items(Path(args.folders), args.approach)
+    else:
+        items, note = training_items(data_root(args.data), args.min_photos, not args.no_youtube, args.limit_people)
     run_dir = models_dir(args.models) / "runs" / f"{args.approach}-{time.strftime('%Y%m%d-%H%M%S')}"
     target = models_dir(args.models) / "embedders" / f"{args.approach}.keras"
     from recognition.embedders import file_version
@@ -63,6 +93,19 @@ def cmd_train(args) -> int:
         faces = cached_face_set(items, pipeline, SPEC, user_dir("cache"), file_version(kp_path))
         cfg = IdentityConfig(head_epochs=args.head_epochs, finetune_epochs=args.finetune_epochs)
         made = train_approach_a(faces, kp_path, cfg, run_dir, note)
+    elif args.approach == "inception":
+        from inception_finetune.train import InceptionConfig, train_inception
+        cfg = InceptionConfig(input_size=args.input_size or 160, weights=args.weights,
+                              finetune_epochs=args.finetune_epochs)
+        faces = cached_face_set(items, pipeline, cfg.spec, user_dir("cache"), file_version(kp_path))
+        made = train_inception(faces, cfg, run_dir, note, args.models)
+    elif args.approach == "facenet":
+        from facenet.model import FacenetConfig
+        from facenet.train import TrainConfig, train_facenet
+        cfg = TrainConfig(model=FacenetConfig(input_size=args.input_size or 96), mining=args.mining,
+                          epochs=args.epochs)
+        faces = cached_face_set(items, pipeline, cfg.spec, user_dir("cache"), file_version(kp_path))
+        made = train_facenet(faces, cfg, run_dir, note)
     else:
         from recognition.approach_a import split_people
         from recognition.geometry import SPEC, fit_geometry
@@ -74,6 +117,30 @@ def cmd_train(args) -> int:
     target.write_bytes(made.read_bytes())
     log.info("%s embedder: %s (threshold %.4f from held-out DevTrain pairs)", args.approach, target, threshold)
     return 0
+
+
+def cmd_calibrate(args) -> int:
+    """Recompute the thresholds of an embedder's model file on the people its training held out."""
+    from keypoints.predictor import KeypointPredictor, resolve_model
+    from recognition.embedders import REGISTRY, file_version, find_model_file, load_embedder
+    from recognition.identity_data import cached_face_set
+    from recognition.pipeline import FacePipeline
+    embedder = load_embedder(args.embedder, args.models, args.embedder_model)
+    path = find_model_file(REGISTRY[args.embedder], args.models, args.embedder_model)
+    kp_path = resolve_model(args.keypoint_model, args.models)
+    items, _ = training_items(data_root(args.data), 2, True, None)  # the items `keyface train` uses by default
+    faces = cached_face_set(items, FacePipeline(KeypointPredictor.load(kp_path)), embedder.spec, user_dir("cache"),
+                            file_version(kp_path))
+    threshold = calibrate(path, faces, args.embedder)
+    log.info("%s: threshold %.4f, cluster threshold %.4f (held-out DevTrain people)", path, threshold,
+             read_threshold(path, "cluster_threshold"))
+    return 0
+
+
+def read_threshold(path: Path, key: str) -> float:
+    """A threshold stored in a model file's metadata."""
+    from keypoints.modelfile import read_metadata
+    return float(read_metadata(path)[key])
 
 
 def calibrate(model_path: Path, faces, approach: str) -> float:
@@ -89,7 +156,9 @@ def calibrate(model_path: Path, faces, approach: str) -> float:
     vectors = emb.embed(FaceBatch(val.crops, val.keypoints))
     pairs = sample_pairs(val.people, 1000, 1)
     threshold = best_threshold(pair_distances(vectors[pairs[:, 0]], vectors[pairs[:, 1]]), pairs[:, 2].astype(bool))
-    meta = read_metadata(model_path) | {"threshold": threshold, "threshold_from": "held-out DevTrain people"}
+    from recognition.cluster import best_cluster_threshold
+    meta = read_metadata(model_path) | {"threshold": threshold, "threshold_from": "held-out DevTrain people",
+                                        "cluster_threshold": best_cluster_threshold(vectors, val.people)}
     _rewrite_meta(model_path, META_ENTRY, meta)
     return threshold
 

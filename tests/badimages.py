@@ -56,3 +56,21 @@ def write_bad_files(folder: Path) -> dict[str, Path]:
         paths[name] = folder / name
         paths[name].write_bytes(data)
     return paths
+
+
+def two_face_photo(folder: Path, photos: list[Path], scale_second: float = 1.0) -> tuple[Path, list[np.ndarray]]:
+    """Two real face photos side by side on one canvas (the second scaled), saved as PNG; and the two."""
+    from data.images import load_image
+    faces = [load_image(photos[0]), load_image(photos[1])]
+    if scale_second != 1.0:
+        h, w = faces[1].shape[:2]
+        faces[1] = np.asarray(Image.fromarray(faces[1]).resize((int(w * scale_second), int(h * scale_second))))
+    height = max(f.shape[0] for f in faces)
+    canvas = np.full((height + 40, sum(f.shape[1] for f in faces) + 120, 3), 90, np.uint8)
+    x = 40
+    for f in faces:
+        canvas[20:20 + f.shape[0], x:x + f.shape[1]] = f
+        x += f.shape[1] + 40
+    path = folder / "two.png"
+    Image.fromarray(canvas).save(path)
+    return path, faces

@@ -38,3 +38,20 @@ def test_dir_drops_when_strangers_look_like_members():
     row = identify_scores(gallery, names, probes, np.array([f"p{i}" for i in range(10)], object),
                           np.ones(10, bool), strangers, np.ones(100, bool))
     assert row["rank1"] > 0.8 and row["dir_at_far_1pct"] < 0.3
+
+
+def test_softmax_head_scores_on_the_same_protocol():
+    from recognition.bench_recognition import head_scores
+    rng = np.random.default_rng(2)
+    centres = rng.normal(size=(8, 16))
+    g_people = np.repeat(np.arange(8), 5)
+    gallery = clustered(rng, centres, g_people, 0.1)
+    probes = clustered(rng, centres, np.repeat(np.arange(8), 2), 0.1)
+    names = np.array([f"p{i}" for i in g_people], object)
+    truth = np.array([f"p{i}" for i in np.repeat(np.arange(8), 2)], object)
+    ok = np.ones(len(probes), bool)
+    strangers = l2_normalise(rng.normal(size=(100, 16)))
+    row = head_scores(gallery, names, probes, truth, ok, strangers, np.ones(100, bool))
+    assert row["head_rank1"] == 1.0 and 0.5 < row["head_dir_at_far_1pct"] <= 1.0
+    shuffled = head_scores(gallery, names, probes, truth[::-1], ok, strangers, np.ones(100, bool))
+    assert shuffled["head_rank1"] < 0.3  # wrong truth labels: the score falls

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recognition.cli import main
-from tests.badimages import write_bad_files
+from tests.badimages import two_face_photo, write_bad_files
 from tests.test_embedders import synthetic_faces
 
 
@@ -55,9 +55,30 @@ def test_unknown_beyond_threshold_and_verify(tmp_path, youtube_sample, models, c
     run(["enroll", "--name", "Kristen", youtube_sample[0][0], "--gallery", db, *models], capsys)
     code, out, _ = run(["identify", youtube_sample[2][0], "--gallery", db, "--json", "--threshold", "-1", *models], capsys)
     assert code == 0 and json.loads(out)["photos"][0]["faces"][0]["name"] == "unknown"
-    code, out, _ = run(["verify", youtube_sample[0][0], youtube_sample[0][0], "--json", *models], capsys)
+    code, out, _ = run(["verify", youtube_sample[0][0], youtube_sample[0][0], "--json", "--threshold", "0.3", *models],
+                       capsys)
     result = json.loads(out)
     assert code == 0 and result["same"] and result["distance"] < 1e-4
+
+
+def test_a_model_without_calibrated_threshold_asks_for_one(youtube_sample, models, capsys):
+    code, out, err = run(["verify", youtube_sample[0][0], youtube_sample[1][0], *models], capsys)
+    assert code == 2 and out == "" and "no calibrated threshold: pass --threshold" in err and len(err.splitlines()) == 1
+
+
+def test_photo_with_several_faces_is_refused_unless_largest_face(tmp_path, youtube_sample, models, capsys):
+    photo, _ = two_face_photo(tmp_path, [youtube_sample[0][0], youtube_sample[2][0]], scale_second=0.7)
+    db = tmp_path / "g.db"
+    code, out, err = run(["enroll", "--name", "Kristen", photo, "--gallery", db, *models], capsys)
+    assert code == 2 and "0 photo(s) added" in out and "2 faces found" in err and "--largest-face" in err
+    code, out, _ = run(["enroll", "--name", "Kristen", photo, "--largest-face", "--gallery", db, *models], capsys)
+    assert code == 0 and "1 photo(s) added" in out
+    # the enrolled face is the larger (left) one: it matches the original photo, not the other person
+    code, out, _ = run(["identify", youtube_sample[0][0], "--gallery", db, "--json", "--threshold", "2", *models], capsys)
+    left = json.loads(out)["photos"][0]["faces"][0]["matches"][0]["distance"]
+    code, out, _ = run(["identify", youtube_sample[2][0], "--gallery", db, "--json", "--threshold", "2", *models], capsys)
+    right = json.loads(out)["photos"][0]["faces"][0]["matches"][0]["distance"]
+    assert left < right
 
 
 def test_embed_gives_unit_vectors(youtube_sample, models, capsys):
@@ -123,8 +144,36 @@ def test_train_head_then_identify_with_it(tmp_path, youtube_sample, models, caps
 
 
 def test_demo_runs_offline_on_the_shipped_sample(tmp_path, models, capsys):
-    code, out, _ = run(["demo", "--out", tmp_path / "demo", *models], capsys)
+    code, out, _ = run(["demo", "--out", tmp_path / "demo", "--threshold", "0.5", *models], capsys)
     assert code == 0 and "held-out photos right" in out
     page = (tmp_path / "demo" / "index.html").read_text()
     assert page.count("<figure") == 20 and (tmp_path / "demo" / "demo-gallery.db").is_file()
     assert len(list((tmp_path / "demo" / "photos").glob("*.jpg"))) == 20
+
+
+def test_cluster_writes_a_folder_per_cluster_and_a_contact_sheet(tmp_path, youtube_sample, models, capsys):
+    photos = [p for p, _ in youtube_sample] + [write_bad_files(tmp_path / "bad")["not_image.jpg"]]
+    code, out, err = run(["cluster", *photos, "--out", tmp_path / "c", "--threshold", "0.5", *models], capsys)
+    assert code == 2 and "not_image.jpg" in err  # the bad photo is reported, the others still clustered
+    listing = json.loads((tmp_path / "c" / "clusters.json").read_text())
+    assert len(listing["faces"]) == 4 and listing["threshold"] == 0.5
+    crops = sorted((tmp_path / "c").glob("cluster-*/*.jpg"))
+    assert len(crops) == 4 and (tmp_path / "c" / "index.html").read_text().count("<img") == 4
+    clusters = {f["cluster"] for f in listing["faces"]}
+    assert f"-> {len(clusters)} clusters" in out
+
+
+def test_cluster_scores_and_threshold_cut():
+    from recognition.cluster import cluster_faces, pairwise_scores
+    rng = np.random.default_rng(0)
+    centres = np.eye(3, 16)
+    truth = np.repeat([0, 1, 2], [5, 3, 2])
+    vectors = centres[truth] + rng.normal(0, 0.05, (10, 16))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    labels = cluster_faces(vectors, 0.5)
+    assert pairwise_scores(truth, labels)["pairwise_f"] == 1.0 and labels[0] == 0  # the largest is cluster 0
+    assert len(set(cluster_faces(vectors, 2.0))) == 1  # a loose cut merges everyone
+    merged = pairwise_scores(truth, np.zeros(10, int))
+    # 10 + 3 + 1 = 14 true pairs of 45: precision 14/45, recall 1
+    assert merged["pairwise_precision"] == pytest.approx(14 / 45) and merged["pairwise_recall"] == 1.0
+    assert merged["nmi"] == pytest.approx(0.0)

@@ -9,7 +9,7 @@ from data.images import load_image
 from keypoints.modelfile import save_model
 from keypoints.models import ModelConfig, build_model
 from recognition.cli import main
-from tests.badimages import encode, exif_rotated_jpeg, write_bad_files
+from tests.badimages import encode, exif_rotated_jpeg, two_face_photo, write_bad_files
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +60,7 @@ def test_good_and_bad_photos_together_keep_the_good_results(tmp_path, youtube_sa
 
 
 def test_photo_with_several_faces_reports_each(tmp_path, youtube_sample, tiny_model, capsys):
-    faces = [load_image(p) for p, _ in youtube_sample[:2]]
-    height = max(f.shape[0] for f in faces)
-    canvas = np.full((height + 40, sum(f.shape[1] for f in faces) + 120, 3), 90, np.uint8)
-    x = 40
-    for f in faces:
-        canvas[20:20 + f.shape[0], x:x + f.shape[1]] = f
-        x += f.shape[1] + 40
-    photo = tmp_path / "two.png"
-    Image.fromarray(canvas).save(photo)
+    photo, faces = two_face_photo(tmp_path, [p for p, _ in youtube_sample[:2]])
     code, result, _ = predict_json(photo, tiny_model, capsys)
     centres = sorted((f["box"][0] + f["box"][2]) / 2 for f in result["faces"])
     assert code == 0 and len(centres) == 2 and centres[0] < faces[0].shape[1] + 40 < centres[1]

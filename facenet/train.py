@@ -1,0 +1,116 @@
+"""`keyface train facenet`: the triplet-trained embedding on DevTrain people, validated on held-out ones.
+
+Every epoch scores verification on DevTrain people held out of training (accuracy at the best
+threshold on those pairs, ROC AUC, TAR at FAR=1e-3): pairs of people the net trained on would hide
+its overfitting. The best epoch is checkpointed and exported; only the embedding model is saved.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from facenet.model import FacenetConfig, TripletTrainer, build_embedding
+from facenet.sampler import pk_dataset
+from keypoints.modelfile import provenance, save_model
+from recognition.embedders import InputSpec
+from recognition.identity_data import FaceSet
+from recognition.verification import best_threshold, pair_auc, pair_distances, sample_pairs, tar_at_far
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Triplet training: mining, P x K batches, epochs, learning rate, early stopping."""
+    model: FacenetConfig = field(default_factory=FacenetConfig)
+    mining: str = "batch-hard"
+    margin: float = 0.2
+    people_per_batch: int = 32
+    faces_per_person: int = 4
+    epochs: int = 30
+    lr: float = 1e-3
+    val_fraction: float = 0.1
+    patience: int = 6
+    seed: int = 0
+
+    @property
+    def spec(self) -> InputSpec:
+        """The aligned RGB crop the net takes."""
+        return InputSpec(size=self.model.input_size, channels=3, zoom=self.model.zoom, shift_y=0.0)
+
+
+def augment(images, labels):
+    """Mirror, shift by up to 6 px, jitter brightness and contrast (per face)."""
+    import tensorflow as tf
+    size = tf.shape(images)[1]
+    x = tf.image.random_flip_left_right(tf.cast(images, tf.float32))
+    x = tf.image.resize_with_crop_or_pad(x, size + 12, size + 12)
+    x = tf.image.random_crop(x, tf.shape(images))
+    x = tf.image.random_contrast(tf.image.random_brightness(x, 25.0), 0.75, 1.25)
+    return tf.clip_by_value(x, 0.0, 255.0), labels
+
+
+class HeldOutVerification(keras.callbacks.Callback):
+    """Each epoch: verification on held-out people; keeps the best weights and checkpoints them."""
+
+    def __init__(self, embedding: keras.Model, crops: np.ndarray, pairs: np.ndarray, save):
+        super().__init__()
+        self.embedding, self.crops, self.pairs, self.save = embedding, crops, pairs, save
+        self.best, self.best_weights, self.history = -1.0, embedding.get_weights(), []
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Score, log, remember the best."""
+        vectors = self.embedding.predict(self.crops, batch_size=256, verbose=0)
+        scores = verification_scores(vectors, self.pairs)
+        self.history.append(scores)
+        if logs is not None:
+            logs.update({f"val_{k}": v for k, v in scores.items()})
+        log.info("held-out people: AUC %.4f  accuracy %.4f  TAR@FAR1e-3 %.4f", scores["auc"], scores["accuracy"],
+                 scores["tar_at_far_1e-3"])
+        if scores["auc"] > self.best:
+            self.best, self.best_weights = scores["auc"], self.embedding.get_weights()
+            self.save()
+
+
+def verification_scores(vectors: np.ndarray, pairs: np.ndarray) -> dict:
+    """AUC, accuracy at the best threshold on these pairs, and TAR at FAR=1e-3."""
+    distances = pair_distances(vectors[pairs[:, 0]], vectors[pairs[:, 1]])
+    same = pairs[:, 2].astype(bool)
+    threshold = best_threshold(distances, same)
+    return {"auc": pair_auc(vectors, pairs), "accuracy": float(((distances <= threshold) == same).mean()),
+            "tar_at_far_1e-3": tar_at_far(distances, same, 1e-3)}
+
+
+def train_facenet(faces: FaceSet, cfg: TrainConfig, run_dir: Path, data_note: str) -> Path:
+    """Train approach C on faces (DevTrain people only); write the run dir; return the embedder file."""
+    from recognition.approach_a import split_people
+    run_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(cfg.seed)
+    (run_dir / "config.json").write_text(json.dumps({**asdict(cfg), "data": data_note, **provenance()}, indent=2))
+    train, val = split_people(faces, cfg.val_fraction, cfg.seed)
+    embedding = build_embedding(cfg.model)
+    steps = max(1, len(train) // (cfg.people_per_batch * cfg.faces_per_person))
+    data = pk_dataset(train.crops, train.people.astype(str), cfg.people_per_batch, cfg.faces_per_person,
+                      steps, cfg.seed, augment)
+    trainer = TripletTrainer(embedding, cfg.mining, cfg.margin)
+    trainer.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
+        cfg.lr, cfg.epochs * steps, alpha=0.05)))
+
+    def export() -> Path:
+        meta = {"kind": "embedder", "approach": "facenet", "input": asdict(cfg.spec), "config": asdict(cfg),
+                "data": data_note, "people": int(len(np.unique(train.people))), "train_faces": int(len(train)),
+                "val_people": int(len(np.unique(val.people))), "best_val_auc": monitor.best, **provenance()}
+        return save_model(embedding, run_dir / "embedder.keras", meta)
+    monitor = HeldOutVerification(embedding, val.crops, sample_pairs(val.people, 1000, cfg.seed), export)
+    stop = keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=cfg.patience)
+    trainer.fit(data, epochs=cfg.epochs, steps_per_epoch=steps, verbose=2, shuffle=False,
+                callbacks=[monitor, stop, keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"))])
+    embedding.set_weights(monitor.best_weights)
+    (run_dir / "summary.json").write_text(json.dumps({"best_val_auc": monitor.best, "epochs": monitor.history},
+                                                     indent=2))
+    return export()

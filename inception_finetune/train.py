@@ -1,0 +1,198 @@
+"""Approach B training: Inception-v3's final layer replaced by a softmax over our people, fine-tuned.
+
+Stage 1 trains the new head with the base frozen (BatchNorm in inference mode) on cached
+bottleneck features, so it takes seconds. Stage 2 fine-tunes the top inception blocks (after
+`finetune_from`) and the head at a low rate, on cached activations of the frozen lower blocks
+(each face and its mirror image). Validation is verification AUC on DevTrain people held out
+of training; the best epoch is kept and checkpointed.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from data.errors import KeyfaceError
+from inception_finetune.model import HEAD, build_classifier, embedding_model, load_source_base
+from keypoints.modelfile import provenance, save_model
+from recognition.embedders import InputSpec
+from recognition.identity_data import FaceSet
+from recognition.verification import pair_auc, sample_pairs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class InceptionConfig:
+    """Approach B: input size, weight source, the two stages' epochs and rates, regularisation."""
+    input_size: int = 160  # 299 is Inception's native size; 160 makes 2-core CPU training practical
+    zoom: float = 0.8  # aligned crop framing (see recognition.align.template)
+    weights: str = "imagenet"
+    finetune_from: str = "mixed8"  # blocks after this layer are fine-tuned in stage 2
+    head_epochs: int = 20
+    finetune_epochs: int = 12
+    batch_size: int = 64
+    head_lr: float = 1e-3
+    finetune_lr: float = 1e-4
+    dropout: float = 0.3
+    label_smoothing: float = 0.1
+    val_fraction: float = 0.1
+    patience: int = 3
+    seed: int = 0
+
+    @property
+    def spec(self) -> InputSpec:
+        """The aligned RGB crop this model takes."""
+        return InputSpec(size=self.input_size, channels=3, zoom=self.zoom, shift_y=0.0)
+
+
+def check_people(people: np.ndarray) -> None:
+    """A classifier needs two people or more, each with two photos or more (one to learn, one to check)."""
+    names, counts = np.unique(people, return_counts=True)
+    if len(names) < 2:
+        raise KeyfaceError(f"fine-tuning needs at least 2 people, found {len(names)}")
+    thin = names[counts < 2]
+    if len(thin):
+        raise KeyfaceError(f"{len(thin)} person(s) have a single photo (e.g. {thin[0]!r}); "
+                           "each needs at least 2")
+
+
+def _with_two_faces_or_more(faces: FaceSet) -> FaceSet:
+    """Leave out people left with one face after detection (a photo with no face found), saying so."""
+    names, counts = np.unique(faces.people, return_counts=True)
+    thin = set(names[counts < 2])
+    if thin:
+        log.warning("%d people have a single detected face and are left out: %s", len(thin), ", ".join(sorted(thin)))
+    return faces.subset(np.array([p not in thin for p in faces.people], bool))
+
+
+def activations(model: keras.Model, crops: np.ndarray, batch: int = 64, flip: bool = False) -> np.ndarray:
+    """model(crops) in batches, float16 to halve the cache; crops mirrored left-right if flip."""
+    import tensorflow as tf
+    from tqdm import tqdm
+    fn = tf.function(lambda t: model(t, training=False))
+    out = []
+    for i in tqdm(range(0, len(crops), batch), desc="bottleneck" + (" (mirrored)" if flip else ""), unit="batch"):
+        x = crops[i: i + batch].astype(np.float32)
+        out.append(np.asarray(fn(x[:, :, ::-1] if flip else x), np.float16))
+    return np.concatenate(out)
+
+
+def _split(base: keras.Model, at: str) -> tuple[keras.Model, keras.Model]:
+    """(frozen lower part: scaled pixels -> `at`, trainable upper part: `at` -> pooled features)."""
+    cut = base.get_layer(at).output
+    return keras.Model(base.input, cut), keras.Model(cut, base.output)
+
+
+def _dataset(features: np.ndarray, labels: np.ndarray, batch: int, seed: int):
+    """tf.data over cached activations and labels, shuffled each epoch."""
+    import tensorflow as tf
+    ds = tf.data.Dataset.from_tensor_slices((features, labels)).shuffle(len(labels), seed=seed)
+    return ds.batch(batch).prefetch(2)
+
+
+class _HeldOutAUC(keras.callbacks.Callback):
+    """Verification AUC of held-out people from the current upper blocks; keeps and saves the best."""
+
+    def __init__(self, upper: keras.Model, features: np.ndarray, pairs: np.ndarray, save):
+        super().__init__()
+        self.upper, self.features, self.pairs, self.save = upper, features, pairs, save
+        self.best = -1.0
+        self.best_weights = upper.get_weights()
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Score held-out pairs; on a new best, remember the weights and write a checkpoint."""
+        auc = pair_auc(self.upper.predict(self.features, batch_size=256, verbose=0), self.pairs)
+        if logs is not None:
+            logs["val_auc"] = auc
+        log.info("held-out people: verification AUC %.4f", auc)
+        if auc > self.best:
+            self.best, self.best_weights = auc, self.upper.get_weights()
+            self.save()
+
+
+def train_inception(faces: FaceSet, cfg: InceptionConfig, run_dir: Path, data_note: str,
+                    models: Path | None = None) -> Path:
+    """Fine-tune approach B on faces (DevTrain people only); write the run dir; return the embedder file."""
+    from recognition.approach_a import split_people
+    check_people(_with_two_faces_or_more(faces).people)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(cfg.seed)
+    base, info = load_source_base(cfg.weights, models)
+    log.info("source weights: %s", info["source"])
+    (run_dir / "config.json").write_text(json.dumps({**asdict(cfg), **info, "data": data_note, **provenance()},
+                                                    indent=2))
+    train, val = split_people(faces, cfg.val_fraction, cfg.seed)  # the split calibration repeats
+    train = _with_two_faces_or_more(train)
+    names = np.unique(train.people)
+    labels = np.searchsorted(names, train.people).astype(np.int32)
+    scale = embedding_model(base, info).get_layer("scaling")
+    lower, upper = _split(base, cfg.finetune_from)
+    scaled = keras.Sequential([scale, lower])
+    train_x = np.concatenate([activations(scaled, train.crops), activations(scaled, train.crops, flip=True)])
+    train_y = np.concatenate([labels, labels])
+    val_x = activations(scaled, val.crops)
+    classifier = build_classifier(upper, len(names), cfg.dropout)
+
+    def export() -> Path:
+        meta = _metadata(cfg, info, data_note, names, len(train), len(np.unique(val.people)), monitor.best)
+        return save_model(embedding_model(base, info), run_dir / "embedder.keras", meta)
+    monitor = _HeldOutAUC(upper, val_x, sample_pairs(val.people, 600, cfg.seed), export)
+    monitor.on_epoch_end(-1)  # the source's own features: the baseline fine-tuning has to beat
+    _train_head(classifier, upper.predict(train_x, batch_size=256, verbose=0), train_y, cfg, run_dir)
+    _fit(classifier, upper, cfg, train_x, train_y, run_dir,
+         [monitor, keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=cfg.patience)])
+    upper.set_weights(monitor.best_weights)
+    path = export()
+    save_model(classifier, run_dir / "classifier.keras",
+               {"kind": "inception-classifier", "people": names.tolist(), **info, **provenance()})
+    (run_dir / "summary.json").write_text(json.dumps({"best_val_auc": monitor.best, "people": len(names),
+                                                      "train_faces": len(train)}, indent=2))
+    return path
+
+
+def _compile(model: keras.Model, lr: float, cfg: InceptionConfig) -> None:
+    """AdamW and label-smoothed cross-entropy."""
+    model.compile(keras.optimizers.AdamW(lr, weight_decay=1e-4),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+                  metrics=["accuracy"])
+
+
+def _onehot(y: np.ndarray, n: int) -> np.ndarray:
+    """One-hot float16 labels (label smoothing needs the categorical loss)."""
+    return keras.utils.to_categorical(y, n).astype(np.float16)
+
+
+def _train_head(classifier: keras.Model, pooled: np.ndarray, y: np.ndarray, cfg: InceptionConfig,
+                run_dir: Path) -> None:
+    """Stage 1: the new final layer alone, on cached pooled features; copied into the classifier."""
+    n = classifier.output_shape[-1]
+    head = keras.Sequential([keras.Input(pooled.shape[1:]), keras.layers.Dropout(cfg.dropout),
+                             keras.layers.Dense(n, activation="softmax", name=HEAD)])
+    _compile(head, cfg.head_lr, cfg)
+    head.fit(_dataset(pooled, _onehot(y, n), cfg.batch_size, cfg.seed), epochs=cfg.head_epochs, verbose=2, shuffle=False,
+             callbacks=[keras.callbacks.CSVLogger(str(run_dir / "metrics-head.csv"))])
+    classifier.get_layer(HEAD).set_weights(head.get_layer(HEAD).get_weights())
+
+
+def _fit(classifier: keras.Model, upper: keras.Model, cfg: InceptionConfig, x, y, run_dir: Path,
+         callbacks: list) -> None:
+    """Stage 2: the upper blocks and the head at a low rate; BatchNorm stays in inference mode."""
+    for layer in upper.layers:
+        layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
+    _compile(classifier, cfg.finetune_lr, cfg)
+    data = _dataset(x, _onehot(y, classifier.output_shape[-1]), cfg.batch_size, cfg.seed)
+    classifier.fit(data, epochs=cfg.finetune_epochs, verbose=2, shuffle=False,
+                   callbacks=[*callbacks, keras.callbacks.CSVLogger(str(run_dir / "metrics-finetune.csv"))])
+
+
+def _metadata(cfg: InceptionConfig, info: dict, data_note: str, names, n_train: int, n_val_people: int,
+              best: float) -> dict:
+    """What the exported embedder file says about itself."""
+    return {"kind": "embedder", "approach": "inception", "input": asdict(cfg.spec), "config": asdict(cfg),
+            **info, "data": data_note, "people": int(len(names)), "train_faces": int(n_train),
+            "val_people": n_val_people, "best_val_auc": best, **provenance()}
