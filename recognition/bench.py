@@ -27,7 +27,7 @@ def register(sub) -> None:
                              ("verify", cmd_bench_verify, "LFW View 1: accuracy, ROC AUC, TAR@FAR=1e-3 on pairsDevTest"),
                              ("cluster", cmd_bench_cluster, "LFW DevTest people with 2+ photos: pairwise F-measure, NMI")):
         p = kinds.add_parser(name, help=text)
-        p.add_argument("--embedder", action="append", help="embedder name (repeatable; default: keypoints and geometry)")
+        p.add_argument("--embedder", action="append", help="embedder name (repeatable; default: keypoints, geometry, facenet)")
         p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
         _common(p)
         p.set_defaults(func=func)
@@ -151,15 +151,20 @@ def _recognition_bench(args, kind: str) -> int:
     from recognition.cluster import CLUSTER_PROTOCOL, run_cluster
     from recognition.commands import recogniser
     lfw, rows = LFW(data_root(args.data)), []
-    for name in args.embedder or ["keypoints", "geometry"]:
+    for name in args.embedder or ["keypoints", "geometry", "facenet"]:
         args.embedder_model, args.threshold = None, None
         rec = recogniser(argparse_namespace(args, embedder=name))
         run = {"identify": br.run_identify, "verify": br.run_verify, "cluster": run_cluster}[kind]
-        rows.append({"embedder": name, "version": rec.embedder.version,
-                     "trained_on": rec.embedder.metadata.get("data"), **run(rec, lfw, detection_cache(args.models))})
+        rows.append({"embedder": name, "version": rec.embedder.version, "trained_on": rec.embedder.metadata.get("data"),
+                     "source_weights": rec.embedder.metadata.get("source"),
+                     "train_seconds": rec.embedder.metadata.get("train_seconds"),
+                     **run(rec, lfw, detection_cache(args.models))})
     protocol = {"identify": br.IDENTIFY_PROTOCOL, "verify": br.VERIFY_PROTOCOL, "cluster": CLUSTER_PROTOCOL}[kind]
     print(protocol + "\n")
     print_table(rows, RECOGNITION_COLUMNS[kind])
+    for row in rows:
+        if row["source_weights"]:
+            print(f"{row['embedder']}: source weights {row['source_weights']}")
     write_report(Path(args.out), kind, {"protocol": protocol, "threads": args.threads, "rows": rows})
     return 0
 

@@ -86,16 +86,9 @@ def cmd_cluster(args) -> int:
     from recognition.commands import recogniser
     rec = recogniser(args)
     threshold = cluster_threshold(rec.embedder, args.threshold)
-    faces, errors = [], []
-    for photo in args.photos:
-        try:
-            rgb, found, vectors = rec.faces(photo)
-        except KeyfaceError as exc:
-            errors.append(str(exc))
-            continue
-        if not found:
-            errors.append(f"{photo}: no face found")
-        faces += [(photo, rgb, face, vector) for face, vector in zip(found, vectors)]
+    photos, errors = rec.faces_of(args.photos)
+    errors += [f"{photo}: no face found" for photo, _, found, _ in photos if not found]
+    faces = [(photo, rgb, face, vector) for photo, rgb, found, vectors in photos for face, vector in zip(found, vectors)]
     if not faces:
         raise KeyfaceError("no face found in any photo")
     labels = cluster_faces(np.stack([f[3] for f in faces]), threshold)

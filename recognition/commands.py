@@ -20,7 +20,8 @@ def default_gallery() -> Path:
 def _gallery_flags(p, embedder: bool = True) -> None:
     p.add_argument("--gallery", help="gallery file (default: the per-user gallery.db)")
     if embedder:
-        p.add_argument("--embedder", default="keypoints", help="keypoints (A), geometry, ... (default: keypoints)")
+        p.add_argument("--embedder", default="facenet",
+                       help="facenet (C), keypoints (A), inception (B), geometry (default: facenet, the most accurate shipped)")
         p.add_argument("--embedder-model", help="embedder model file (default: models dir, then shipped)")
         p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
         p.add_argument("--threshold", type=float, help="distance beyond which a face is unknown (default: the model's)")
@@ -217,13 +218,9 @@ def cmd_verify(args) -> int:
 def cmd_embed(args) -> int:
     """Boxes, keypoints and embeddings of every face, as JSON."""
     rec = recogniser(args)
-    out, errors = [], []
-    for photo in args.photos:
-        try:
-            _, faces, vectors = rec.faces(photo)
-        except KeyfaceError as exc:
-            errors.append(str(exc))
-            continue
+    photos, errors = rec.faces_of(args.photos)
+    out = []
+    for photo, _, faces, vectors in photos:
         out.append({"photo": photo, "embedder": rec.embedder.name, "version": rec.embedder.version, "faces": [
             {**f.to_json(), "embedding": [round(float(x), 6) for x in v]} for f, v in zip(faces, vectors)]})
     print(json.dumps(out, indent=2))

@@ -20,7 +20,7 @@ def register(sub) -> None:
     """Add `keyface demo`."""
     p = sub.add_parser("demo", help="enrol a small real sample and identify held-out photos (offline)")
     p.add_argument("--out", default="keyface-demo", help="directory for the gallery, annotated photos and index.html")
-    p.add_argument("--embedder", default="keypoints", help="embedder to use (default: keypoints, approach A)")
+    p.add_argument("--embedder", default="facenet", help="embedder to use (default: facenet, approach C)")
     p.add_argument("--embedder-model", help="embedder model file (default: models dir, then shipped)")
     p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
     p.add_argument("--threshold", type=float, help="unknown beyond this distance (default: the model's)")

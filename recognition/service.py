@@ -51,6 +51,16 @@ class Recogniser:
         faces = self.pipeline.find_faces(rgb)
         return rgb, faces, self.embedder.embed(align_batch(rgb, faces, self.embedder.spec))
 
+    def faces_of(self, photos: list) -> tuple[list[tuple], list[str]]:
+        """(photo, pixels, faces, embeddings) for each readable photo, and an error line for each other."""
+        found, errors = [], []
+        for photo in photos:
+            try:
+                found.append((photo, *self.faces(photo)))
+            except KeyfaceError as exc:
+                errors.append(str(exc))
+        return found, errors
+
     def single_face(self, photo: str | os.PathLike) -> tuple[Face, np.ndarray]:
         """The photo's one face (or its largest, if several_faces='largest'); an error if it has none,
         or several under the default 'refuse' policy: enrolment must be unambiguous."""

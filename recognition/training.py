@@ -10,6 +10,7 @@ import numpy as np
 
 from data.errors import KeyfaceError
 from data.paths import data_root, models_dir, user_dir
+from keypoints.modelfile import META_ENTRY, read_metadata
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ def cmd_train(args) -> int:
     run_dir = models_dir(args.models) / "runs" / f"{args.approach}-{time.strftime('%Y%m%d-%H%M%S')}"
     target = models_dir(args.models) / "embedders" / f"{args.approach}.keras"
     from recognition.embedders import file_version
+    started = time.perf_counter()
     if args.approach == "keypoints":
         from recognition.approach_a import SPEC, IdentityConfig, train_approach_a
         faces = cached_face_set(items, pipeline, SPEC, user_dir("cache"), file_version(kp_path))
@@ -112,6 +114,7 @@ def cmd_train(args) -> int:
         faces = cached_face_set(items, pipeline, SPEC, user_dir("cache"), file_version(kp_path))
         train, _ = split_people(faces, 0.1, 0)  # the held-out people calibrate the threshold below
         made = fit_geometry(train, 64, run_dir / "embedder.keras", note)
+    _rewrite_meta(made, META_ENTRY, read_metadata(made) | {"train_seconds": time.perf_counter() - started})
     threshold = calibrate(made, faces, args.approach)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(made.read_bytes())
@@ -139,13 +142,11 @@ def cmd_calibrate(args) -> int:
 
 def read_threshold(path: Path, key: str) -> float:
     """A threshold stored in a model file's metadata."""
-    from keypoints.modelfile import read_metadata
     return float(read_metadata(path)[key])
 
 
 def calibrate(model_path: Path, faces, approach: str) -> float:
     """Pick the 'unknown' threshold on held-out DevTrain people and store it in the model's metadata."""
-    from keypoints.modelfile import META_ENTRY, read_metadata
     from recognition.approach_a import split_people
     from recognition.embedders import FaceBatch, load_embedder
     from recognition.verification import best_threshold, pair_distances, sample_pairs
