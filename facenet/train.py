@@ -19,7 +19,7 @@ from facenet.sampler import pk_dataset
 from keypoints.modelfile import provenance, save_model
 from recognition.embedders import InputSpec
 from recognition.identity_data import FaceSet
-from recognition.verification import best_threshold, pair_auc, pair_distances, sample_pairs, tar_at_far
+from recognition.verification import sample_pairs
 
 log = logging.getLogger(__name__)
 
@@ -55,40 +55,9 @@ def augment(images, labels):
     return tf.clip_by_value(x, 0.0, 255.0), labels
 
 
-class HeldOutVerification(keras.callbacks.Callback):
-    """Each epoch: verification on held-out people; keeps the best weights and checkpoints them."""
-
-    def __init__(self, embedding: keras.Model, crops: np.ndarray, pairs: np.ndarray, save):
-        super().__init__()
-        self.embedding, self.crops, self.pairs, self.save = embedding, crops, pairs, save
-        self.best, self.best_weights, self.history = -1.0, embedding.get_weights(), []
-
-    def on_epoch_end(self, epoch, logs=None):
-        """Score, log, remember the best."""
-        vectors = self.embedding.predict(self.crops, batch_size=256, verbose=0)
-        scores = verification_scores(vectors, self.pairs)
-        self.history.append(scores)
-        if logs is not None:
-            logs.update({f"val_{k}": v for k, v in scores.items()})
-        log.info("held-out people: AUC %.4f  accuracy %.4f  TAR@FAR1e-3 %.4f", scores["auc"], scores["accuracy"],
-                 scores["tar_at_far_1e-3"])
-        if scores["auc"] > self.best:
-            self.best, self.best_weights = scores["auc"], self.embedding.get_weights()
-            self.save()
-
-
-def verification_scores(vectors: np.ndarray, pairs: np.ndarray) -> dict:
-    """AUC, accuracy at the best threshold on these pairs, and TAR at FAR=1e-3."""
-    distances = pair_distances(vectors[pairs[:, 0]], vectors[pairs[:, 1]])
-    same = pairs[:, 2].astype(bool)
-    threshold = best_threshold(distances, same)
-    return {"auc": pair_auc(vectors, pairs), "accuracy": float(((distances <= threshold) == same).mean()),
-            "tar_at_far_1e-3": tar_at_far(distances, same, 1e-3)}
-
-
 def train_facenet(faces: FaceSet, cfg: TrainConfig, run_dir: Path, data_note: str) -> Path:
     """Train approach C on faces (DevTrain people only); write the run dir; return the embedder file."""
-    from recognition.approach_a import split_people
+    from recognition.approach_a import VerificationMonitor, split_people
     run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(cfg.seed)
     (run_dir / "config.json").write_text(json.dumps({**asdict(cfg), "data": data_note, **provenance()}, indent=2))
@@ -106,7 +75,7 @@ def train_facenet(faces: FaceSet, cfg: TrainConfig, run_dir: Path, data_note: st
                 "data": data_note, "people": int(len(np.unique(train.people))), "train_faces": int(len(train)),
                 "val_people": int(len(np.unique(val.people))), "best_val_auc": monitor.best, **provenance()}
         return save_model(embedding, run_dir / "embedder.keras", meta)
-    monitor = HeldOutVerification(embedding, val.crops, sample_pairs(val.people, 1000, cfg.seed), export)
+    monitor = VerificationMonitor(embedding, val.crops, sample_pairs(val.people, 1000, cfg.seed), export)
     stop = keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=cfg.patience)
     trainer.fit(data, epochs=cfg.epochs, steps_per_epoch=steps, verbose=2, shuffle=False,
                 callbacks=[monitor, stop, keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"))])

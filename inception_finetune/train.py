@@ -21,7 +21,7 @@ from inception_finetune.model import HEAD, build_classifier, embedding_model, lo
 from keypoints.modelfile import provenance, save_model
 from recognition.embedders import InputSpec
 from recognition.identity_data import FaceSet
-from recognition.verification import pair_auc, sample_pairs
+from recognition.verification import sample_pairs
 
 log = logging.getLogger(__name__)
 
@@ -95,30 +95,10 @@ def _dataset(features: np.ndarray, labels: np.ndarray, batch: int, seed: int):
     return ds.batch(batch).prefetch(2)
 
 
-class _HeldOutAUC(keras.callbacks.Callback):
-    """Verification AUC of held-out people from the current upper blocks; keeps and saves the best."""
-
-    def __init__(self, upper: keras.Model, features: np.ndarray, pairs: np.ndarray, save):
-        super().__init__()
-        self.upper, self.features, self.pairs, self.save = upper, features, pairs, save
-        self.best = -1.0
-        self.best_weights = upper.get_weights()
-
-    def on_epoch_end(self, epoch, logs=None):
-        """Score held-out pairs; on a new best, remember the weights and write a checkpoint."""
-        auc = pair_auc(self.upper.predict(self.features, batch_size=256, verbose=0), self.pairs)
-        if logs is not None:
-            logs["val_auc"] = auc
-        log.info("held-out people: verification AUC %.4f", auc)
-        if auc > self.best:
-            self.best, self.best_weights = auc, self.upper.get_weights()
-            self.save()
-
-
 def train_inception(faces: FaceSet, cfg: InceptionConfig, run_dir: Path, data_note: str,
                     models: Path | None = None) -> Path:
     """Fine-tune approach B on faces (DevTrain people only); write the run dir; return the embedder file."""
-    from recognition.approach_a import split_people
+    from recognition.approach_a import VerificationMonitor, split_people
     check_people(_with_two_faces_or_more(faces).people)
     run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(cfg.seed)
@@ -141,7 +121,7 @@ def train_inception(faces: FaceSet, cfg: InceptionConfig, run_dir: Path, data_no
     def export() -> Path:
         meta = _metadata(cfg, info, data_note, names, len(train), len(np.unique(val.people)), monitor.best)
         return save_model(embedding_model(base, info), run_dir / "embedder.keras", meta)
-    monitor = _HeldOutAUC(upper, val_x, sample_pairs(val.people, 600, cfg.seed), export)
+    monitor = VerificationMonitor(upper, val_x, sample_pairs(val.people, 600, cfg.seed), export)
     monitor.on_epoch_end(-1)  # the source's own features: the baseline fine-tuning has to beat
     _train_head(classifier, upper.predict(train_x, batch_size=256, verbose=0), train_y, cfg, run_dir)
     _fit(classifier, upper, cfg, train_x, train_y, run_dir,

@@ -18,7 +18,7 @@ from keypoints.modelfile import load_model, provenance, save_model
 from keypoints.models import EMBEDDING_LAYER
 from recognition.embedders import InputSpec, KerasFileEmbedder
 from recognition.identity_data import FaceSet
-from recognition.verification import pair_auc, sample_pairs
+from recognition.verification import best_threshold, pair_auc, pair_distances, sample_pairs, tar_at_far
 
 log = logging.getLogger(__name__)
 
@@ -112,19 +112,32 @@ def split_people(faces: FaceSet, val_fraction: float, seed: int) -> tuple[FaceSe
 
 
 class VerificationMonitor(keras.callbacks.Callback):
-    """Each epoch: ROC AUC of same/different pairs of held-out people; keeps the best weights."""
+    """Each epoch: verification on held-out people (AUC, accuracy at the best threshold on those pairs,
+    TAR at FAR=1e-3); keeps the best weights by AUC and calls save() on each new best."""
 
-    def __init__(self, embedding, crops: np.ndarray, pairs: np.ndarray):
+    def __init__(self, embedding, inputs: np.ndarray, pairs: np.ndarray, save=None):
         super().__init__()
-        self.embedding, self.crops, self.pairs = embedding, crops, pairs
-        self.best, self.best_weights = -1.0, embedding.get_weights()
+        self.embedding, self.inputs, self.pairs, self.save = embedding, inputs, pairs, save
+        self.best, self.best_weights, self.history = -1.0, embedding.get_weights(), []
 
     def on_epoch_end(self, epoch, logs=None):
-        """Score the held-out pairs and remember the best embedding so far."""
-        vectors = self.embedding.predict(self.crops, verbose=0, batch_size=256)
-        auc = pair_auc(vectors, self.pairs)
+        """Score the held-out pairs, log them, remember the best embedding so far."""
+        scores = verification_scores(self.embedding.predict(self.inputs, verbose=0, batch_size=256), self.pairs)
+        self.history.append(scores)
         if logs is not None:
-            logs["val_auc"] = auc
-        log.info("held-out people: verification AUC %.4f", auc)
-        if auc > self.best:
-            self.best, self.best_weights = auc, self.embedding.get_weights()
+            logs.update({f"val_{k}": v for k, v in scores.items()})
+        log.info("held-out people: AUC %.4f  accuracy %.4f  TAR@FAR1e-3 %.4f", scores["auc"], scores["accuracy"],
+                 scores["tar_at_far_1e-3"])
+        if scores["auc"] > self.best:
+            self.best, self.best_weights = scores["auc"], self.embedding.get_weights()
+            if self.save is not None:
+                self.save()
+
+
+def verification_scores(vectors: np.ndarray, pairs: np.ndarray) -> dict:
+    """AUC, accuracy at the best threshold on these pairs, and TAR at FAR=1e-3."""
+    distances = pair_distances(vectors[pairs[:, 0]], vectors[pairs[:, 1]])
+    same = pairs[:, 2].astype(bool)
+    threshold = best_threshold(distances, same)
+    return {"auc": pair_auc(vectors, pairs), "accuracy": float(((distances <= threshold) == same).mean()),
+            "tar_at_far_1e-3": tar_at_far(distances, same, 1e-3)}

@@ -57,12 +57,17 @@ def identify_scores(gallery_v, gallery_names, probe_v, probe_names, probe_ok, st
     right = np.array([bool(m) and m[0].person == truth for m, truth in zip(best, probe_names)]) & probe_ok
     dist = np.array([m[0].distance if m else np.inf for m in best])
     s_best = nearest_people(stranger_v[stranger_ok], gallery_v, gallery_names, k=1)
-    s_dist = np.sort([m[0].distance for m in s_best])
-    # the threshold letting through 1% of strangers (a stranger with no face raises no alarm)
-    threshold = s_dist[max(0, int(np.floor(0.01 * len(stranger_ok))) - 1)] if len(s_dist) else np.inf
+    threshold = cut_passing_1pct(np.sort([m[0].distance for m in s_best]), len(stranger_ok), np.inf)
     return {"rank1": float(right.mean()), "dir_at_far_1pct": float((right & (dist < threshold)).mean()),
             "threshold_far_1pct": float(threshold), "probes": int(len(probe_ok)), "probes_no_face": int((~probe_ok).sum()),
             "strangers": int(len(stranger_ok)), "enrolled_people": int(len(np.unique(gallery_names)))}
+
+
+def cut_passing_1pct(scores: np.ndarray, strangers: int, none: float) -> float:
+    """The cut that lets 1% of strangers through, from their scores ordered most-alarming first (a
+    stranger with no face raises no alarm, so it counts in `strangers` but has no score); `none` if
+    no stranger has a score."""
+    return scores[max(0, int(np.floor(0.01 * strangers)) - 1)] if len(scores) else none
 
 
 def time_end_to_end(rec, gallery_v, gallery_names, paths: list[Path], n: int = 30) -> float:
@@ -99,7 +104,7 @@ def head_scores(gallery_v, gallery_names, probe_v, probe_names, probe_ok, strang
     probs = np.asarray(model(probe_v.astype(np.float32), training=False))
     right = (people[probs.argmax(1)] == probe_names.astype(str)) & probe_ok
     s_max = np.sort(np.asarray(model(stranger_v[stranger_ok].astype(np.float32), training=False)).max(1))[::-1]
-    cut = s_max[max(0, int(np.floor(0.01 * len(stranger_ok))) - 1)] if len(s_max) else 0.0
+    cut = cut_passing_1pct(s_max, len(stranger_ok), 0.0)
     return {"head_rank1": float(right.mean()), "head_dir_at_far_1pct": float((right & (probs.max(1) > cut)).mean())}
 
 

@@ -25,6 +25,11 @@ CLUSTER_PROTOCOL = ("LFW DevTest people with >= 2 photos: the central face of ev
                     "against the true people. No DevTest person was seen in training.")
 
 
+def devtest_cluster_items(lfw) -> list[tuple[str, Path]]:
+    """(person, photo) of every LFW DevTest person with 2 or more photos: the clustering protocol."""
+    return [(person, p) for person, n in lfw.image_count("DevTest").items() if n >= 2 for p in lfw.images_of(person)]
+
+
 def cluster_faces(vectors: np.ndarray, threshold: float) -> np.ndarray:
     """A cluster label per unit vector: average-linkage groups whose mean cosine distance <= threshold."""
     from sklearn.cluster import AgglomerativeClustering
@@ -131,7 +136,7 @@ def run_cluster(rec, lfw, cache: Path) -> dict:
     import time
 
     from recognition.bench_recognition import embed_photos
-    items = [(person, p) for person, n in lfw.image_count("DevTest").items() if n >= 2 for p in lfw.images_of(person)]
+    items = devtest_cluster_items(lfw)
     vectors, ok = embed_photos(rec, [p for _, p in items], cache)
     truth = np.array([person for person, _ in items], object)[ok]
     started = time.perf_counter()

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from recognition.bench_recognition import colleagues, identify_scores
-from recognition.cluster import best_cluster_threshold, cluster_faces, pairwise_scores
+from recognition.cluster import best_cluster_threshold, cluster_faces, devtest_cluster_items, pairwise_scores
 from recognition.search import nearest_people
 from recognition.verification import accuracy_at, best_threshold, kfold_accuracy, pair_distances, tar_at_far
 
@@ -45,7 +45,7 @@ class Contender:
 def protocol_sets(lfw) -> dict:
     """The photo lists of every protocol."""
     enrol, probes, strangers = colleagues(lfw)
-    cluster = [(person, p) for person, n in lfw.image_count("DevTest").items() if n >= 2 for p in lfw.images_of(person)]
+    cluster = devtest_cluster_items(lfw)
     devtrain = sorted(n for n, k in lfw.image_count("DevTrain").items() if k >= 2)
     picked = np.random.default_rng(0).choice(devtrain, len(devtrain) // 10, replace=False)
     calibration = [(person, p) for person in sorted(picked) for p in lfw.images_of(person)]

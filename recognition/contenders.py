@@ -20,11 +20,12 @@ PEER_NOTE = "face_recognition 1.x (dlib ResNet): trained on outside data (~3M fa
 
 def keyface_contender(name: str, args, cache: Path) -> Contender | None:
     """One of keyface's embedders with the shared pipeline, or None when its model is not there."""
+    from recognition.bench import argparse_namespace
     from recognition.bench_recognition import embed_photos
     from recognition.commands import recogniser
     from recognition.embedders import REGISTRY, find_model_file
     try:
-        rec = recogniser(_args(args, embedder=name, embedder_model=None, threshold=None))
+        rec = recogniser(argparse_namespace(args, embedder=name, embedder_model=None, threshold=None))
     except KeyfaceError as exc:
         log.warning("%s left out: %s", name, exc)
         return None
@@ -36,11 +37,6 @@ def keyface_contender(name: str, args, cache: Path) -> Contender | None:
     return Contender(name, LABELS.get(name, name), rec.embedder.version, meta.get("data", "?"),
                      lambda paths: embed_photos(rec, paths, cache), lambda paths: keyface_stage_ms(rec, paths), facts,
                      cluster_cut=meta.get("cluster_threshold"))
-
-
-def _args(args, **changes):
-    import argparse
-    return argparse.Namespace(**{**vars(args), **changes})
 
 
 def keyface_stage_ms(rec, paths: list[Path], gallery_size: int = 235) -> dict:
