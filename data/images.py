@@ -44,8 +44,8 @@ def decode_image_bytes(data: bytes, name: str = "image") -> np.ndarray:
         raise
     except Image.DecompressionBombError:
         raise ImageError(f"{name}: image too large (a decompression bomb?)") from None
-    except UnidentifiedImageError as exc:
-        raise ImageError(f"{name}: not a readable image ({_reason(exc)})") from None
+    except UnidentifiedImageError:  # its text names an internal BytesIO object, nothing a user can act on
+        raise ImageError(f"{name}: not a readable image (no known image format)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"{name}: corrupt or truncated image ({_reason(exc)})") from None
     return _to_rgb(image, name)

@@ -18,7 +18,7 @@ from facenet.model import FacenetConfig, TripletTrainer, build_embedding
 from facenet.sampler import pk_dataset
 from keypoints.modelfile import provenance, save_model
 from recognition.embedders import InputSpec
-from recognition.identity_data import FaceSet
+from recognition.identity_data import FaceSet, augment_faces
 from recognition.verification import sample_pairs
 
 log = logging.getLogger(__name__)
@@ -44,17 +44,6 @@ class TrainConfig:
         return InputSpec(size=self.model.input_size, channels=3, zoom=self.model.zoom, shift_y=0.0)
 
 
-def augment(images, labels):
-    """Mirror, shift by up to 6 px, jitter brightness and contrast (per face)."""
-    import tensorflow as tf
-    size = tf.shape(images)[1]
-    x = tf.image.random_flip_left_right(tf.cast(images, tf.float32))
-    x = tf.image.resize_with_crop_or_pad(x, size + 12, size + 12)
-    x = tf.image.random_crop(x, tf.shape(images))
-    x = tf.image.random_contrast(tf.image.random_brightness(x, 25.0), 0.75, 1.25)
-    return tf.clip_by_value(x, 0.0, 255.0), labels
-
-
 def train_facenet(faces: FaceSet, cfg: TrainConfig, run_dir: Path, data_note: str) -> Path:
     """Train approach C on faces (DevTrain people only); write the run dir; return the embedder file."""
     from recognition.approach_a import VerificationMonitor, split_people
@@ -65,7 +54,7 @@ def train_facenet(faces: FaceSet, cfg: TrainConfig, run_dir: Path, data_note: st
     embedding = build_embedding(cfg.model)
     steps = max(1, len(train) // (cfg.people_per_batch * cfg.faces_per_person))
     data = pk_dataset(train.crops, train.people.astype(str), cfg.people_per_batch, cfg.faces_per_person,
-                      steps, cfg.seed, augment)
+                      steps, cfg.seed, augment_faces)
     trainer = TripletTrainer(embedding, cfg.mining, cfg.margin)
     trainer.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
         cfg.lr, cfg.epochs * steps, alpha=0.05)))

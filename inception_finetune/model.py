@@ -146,3 +146,9 @@ def embedding_model(base: keras.Model, info: dict) -> keras.Model:
     image = keras.Input((None, None, 3), name="image")
     scaled = keras.layers.Rescaling(1.0 / info["scale"], offset=-info["offset"] / info["scale"], name="scaling")(image)
     return keras.Model(image, base(scaled), name="inception_embedder")
+
+
+def pixel_classifier(base: keras.Model, info: dict, head: keras.layers.Layer) -> keras.Model:
+    """Raw RGB pixels -> the source's scaling -> base -> the new final layer: one probability per person."""
+    features = embedding_model(base, info)
+    return keras.Model(features.input, head(features.output), name="inception_classifier")

@@ -3,7 +3,8 @@
 Stage 1 trains the new head with the base frozen (BatchNorm in inference mode) on cached
 bottleneck features, so it takes seconds. Stage 2 fine-tunes the top inception blocks (after
 `finetune_from`) and the head at a low rate, on cached activations of the frozen lower blocks
-(each face and its mirror image). Validation is verification AUC on DevTrain people held out
+(`augment_copies` augmented copies of each face: a forward pass of the frozen blocks per step
+would cost several times the CPU). Validation is verification AUC on DevTrain people held out
 of training; the best epoch is kept and checkpointed.
 """
 from __future__ import annotations
@@ -17,13 +18,14 @@ import keras
 import numpy as np
 
 from data.errors import KeyfaceError
-from inception_finetune.model import HEAD, build_classifier, embedding_model, load_source_base
+from inception_finetune.model import HEAD, build_classifier, embedding_model, load_source_base, pixel_classifier
 from keypoints.modelfile import provenance, save_model
 from recognition.embedders import InputSpec
 from recognition.identity_data import FaceSet
 from recognition.verification import sample_pairs
 
 log = logging.getLogger(__name__)
+CLASSIFIER_FILE = "classifier.keras"  # pixels -> one probability per training person (`keyface classify`)
 
 
 @dataclass
@@ -38,6 +40,7 @@ class InceptionConfig:
     batch_size: int = 64
     head_lr: float = 1e-3
     finetune_lr: float = 1e-4
+    augment_copies: int = 2  # cached activations of each training face, each randomly mirrored, shifted, lit
     dropout: float = 0.3
     label_smoothing: float = 0.1
     val_fraction: float = 0.1
@@ -70,15 +73,16 @@ def _with_two_faces_or_more(faces: FaceSet) -> FaceSet:
     return faces.subset(np.array([p not in thin for p in faces.people], bool))
 
 
-def activations(model: keras.Model, crops: np.ndarray, batch: int = 64, flip: bool = False) -> np.ndarray:
-    """model(crops) in batches, float16 to halve the cache; crops mirrored left-right if flip."""
+def activations(model: keras.Model, crops: np.ndarray, batch: int = 64, augment: bool = False) -> np.ndarray:
+    """model(crops) in batches, float16 to halve the cache; each crop freshly augmented if augment."""
     import tensorflow as tf
     from tqdm import tqdm
+    from recognition.identity_data import augment_faces
     fn = tf.function(lambda t: model(t, training=False))
     out = []
-    for i in tqdm(range(0, len(crops), batch), desc="bottleneck" + (" (mirrored)" if flip else ""), unit="batch"):
+    for i in tqdm(range(0, len(crops), batch), desc="bottleneck" + (" (augmented)" if augment else ""), unit="batch"):
         x = crops[i: i + batch].astype(np.float32)
-        out.append(np.asarray(fn(x[:, :, ::-1] if flip else x), np.float16))
+        out.append(np.asarray(fn(augment_faces(x, None)[0] if augment else x), np.float16))
     return np.concatenate(out)
 
 
@@ -113,8 +117,8 @@ def train_inception(faces: FaceSet, cfg: InceptionConfig, run_dir: Path, data_no
     scale = embedding_model(base, info).get_layer("scaling")
     lower, upper = _split(base, cfg.finetune_from)
     scaled = keras.Sequential([scale, lower])
-    train_x = np.concatenate([activations(scaled, train.crops), activations(scaled, train.crops, flip=True)])
-    train_y = np.concatenate([labels, labels])
+    train_x = np.concatenate([activations(scaled, train.crops, augment=True) for _ in range(cfg.augment_copies)])
+    train_y = np.concatenate([labels] * cfg.augment_copies)
     val_x = activations(scaled, val.crops)
     classifier = build_classifier(upper, len(names), cfg.dropout)
 
@@ -128,8 +132,9 @@ def train_inception(faces: FaceSet, cfg: InceptionConfig, run_dir: Path, data_no
          [monitor, keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=cfg.patience)])
     upper.set_weights(monitor.best_weights)
     path = export()
-    save_model(classifier, run_dir / "classifier.keras",
-               {"kind": "inception-classifier", "people": names.tolist(), **info, **provenance()})
+    save_model(pixel_classifier(base, info, classifier.get_layer(HEAD)), run_dir / CLASSIFIER_FILE,
+               {"kind": "inception-classifier", "people": names.tolist(), "input": asdict(cfg.spec), **info,
+                "data": data_note, **provenance()})
     (run_dir / "summary.json").write_text(json.dumps({"best_val_auc": monitor.best, "people": len(names),
                                                       "train_faces": len(train)}, indent=2))
     return path

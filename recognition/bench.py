@@ -131,10 +131,11 @@ def cmd_bench_missing(args) -> int:
 RECOGNITION_COLUMNS = {
     "identify": [("embedder", "embedder", "s"), ("rank1", "rank-1", ".3f"), ("dir_at_far_1pct", "DIR@1%FAR", ".3f"),
                  ("head_rank1", "head rank-1", ".3f"), ("head_dir_at_far_1pct", "head DIR@1%", ".3f"),
-                 ("ms_per_face", "ms/face e2e", ".0f"), ("probes", "probes", "d"), ("probes_no_face", "no face", "d"),
-                 ("strangers", "strangers", "d")],
+                 ("ms_per_face", "ms/face e2e", ".0f"), ("train_minutes", "train min", ".0f"), ("probes", "probes", "d"),
+                 ("probes_no_face", "no face", "d"), ("strangers", "strangers", "d")],
     "verify": [("embedder", "embedder", "s"), ("accuracy", "accuracy", ".4f"), ("auc", "ROC AUC", ".4f"),
                ("tar_at_far_1e-3", "TAR@FAR1e-3", ".3f"), ("threshold", "threshold", ".3f"),
+               ("train_minutes", "train min", ".0f"),
                ("pairs_no_face", "no face", "d")],
     "cluster": [("embedder", "embedder", "s"), ("pairwise_f", "pairwise F", ".3f"), ("pairwise_precision", "precision", ".3f"),
                 ("pairwise_recall", "recall", ".3f"), ("nmi", "NMI", ".3f"), ("clusters", "clusters", "d"),
@@ -154,10 +155,11 @@ def _recognition_bench(args, kind: str) -> int:
     for name in args.embedder or ["keypoints", "geometry", "facenet"]:
         args.embedder_model, args.threshold = None, None
         rec = recogniser(argparse_namespace(args, embedder=name))
+        seconds = rec.embedder.metadata.get("train_seconds")  # recorded by `keyface train` since session 3
         run = {"identify": br.run_identify, "verify": br.run_verify, "cluster": run_cluster}[kind]
         rows.append({"embedder": name, "version": rec.embedder.version, "trained_on": rec.embedder.metadata.get("data"),
                      "source_weights": rec.embedder.metadata.get("source"),
-                     "train_seconds": rec.embedder.metadata.get("train_seconds"),
+                     "train_seconds": seconds, "train_minutes": None if seconds is None else seconds / 60,
                      **run(rec, lfw, detection_cache(args.models))})
     protocol = {"identify": br.IDENTIFY_PROTOCOL, "verify": br.VERIFY_PROTOCOL, "cluster": CLUSTER_PROTOCOL}[kind]
     print(protocol + "\n")

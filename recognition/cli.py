@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     from recognition import bench
     from recognition import commands as recognition_commands
     from inception_finetune import weights_command
-    from recognition import cluster, demo, report, training
+    from recognition import classify, cluster, demo, report, training
 
     parser = argparse.ArgumentParser(prog="keyface", description="Face recognition built on facial keypoints.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.register(sub)
     weights_command.register(sub)
     cluster.register(sub)
+    classify.register(sub)
     report.register(sub)
     return parser
 

@@ -96,11 +96,13 @@ def cmd_train(args) -> int:
         cfg = IdentityConfig(head_epochs=args.head_epochs, finetune_epochs=args.finetune_epochs)
         made = train_approach_a(faces, kp_path, cfg, run_dir, note)
     elif args.approach == "inception":
-        from inception_finetune.train import InceptionConfig, train_inception
+        from inception_finetune.train import CLASSIFIER_FILE, InceptionConfig, train_inception
+        from recognition.classify import classifier_path
         cfg = InceptionConfig(input_size=args.input_size or 160, weights=args.weights,
                               finetune_epochs=args.finetune_epochs)
         faces = cached_face_set(items, pipeline, cfg.spec, user_dir("cache"), file_version(kp_path))
         made = train_inception(faces, cfg, run_dir, note, args.models)
+        _install(run_dir / CLASSIFIER_FILE, classifier_path(None, args.models))
     elif args.approach == "facenet":
         from facenet.model import FacenetConfig
         from facenet.train import TrainConfig, train_facenet
@@ -116,10 +118,15 @@ def cmd_train(args) -> int:
         made = fit_geometry(train, 64, run_dir / "embedder.keras", note)
     _rewrite_meta(made, META_ENTRY, read_metadata(made) | {"train_seconds": time.perf_counter() - started})
     threshold = calibrate(made, faces, args.approach)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(made.read_bytes())
+    _install(made, target)
     log.info("%s embedder: %s (threshold %.4f from held-out DevTrain pairs)", args.approach, target, threshold)
     return 0
+
+
+def _install(made: Path, target: Path) -> None:
+    """Copy a trained model file to where every command looks for it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(made.read_bytes())
 
 
 def cmd_calibrate(args) -> int:

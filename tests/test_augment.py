@@ -75,3 +75,19 @@ def test_augment_keeps_points_on_face_and_is_seeded():
     b = augment(img, pts, np.array([10, 10, 110, 110]), 64, IBUG68, np.random.default_rng(3), AugmentConfig())
     np.testing.assert_array_equal(a[1], b[1])
     assert a[0].shape == (64, 64) and np.all((a[1] > 0) & (a[1] < 64))
+
+
+def test_augment_faces_jitters_each_face_on_its_own():
+    """Identity crops: shape and labels kept, values in range, and faces of one batch moved differently."""
+    import tensorflow as tf
+    from recognition.identity_data import augment_faces
+    tf.random.set_seed(3)
+    gradient = np.tile(np.linspace(0, 255, 40, dtype=np.float32)[None, :, None], (40, 1, 3))
+    batch = np.stack([gradient] * 16).astype(np.uint8)
+    out, labels = augment_faces(batch, np.arange(16))
+    out = out.numpy()
+    assert out.shape == batch.shape and list(labels) == list(range(16))
+    assert out.min() >= 0 and out.max() <= 255
+    assert not np.allclose(out, batch)
+    distinct = {tuple(np.round(face[20, :, 0]).astype(int)) for face in out}
+    assert len(distinct) > 8  # per-face draws, not one shift and lighting for the whole batch

@@ -227,6 +227,22 @@ def test_train_on_folders_then_enrol_with_the_inception_embedder(tmp_path, capsy
     code = main(["enroll", "--name", "Someone", str(next(person.iterdir())), "--embedder", "inception",
                  "--keypoint-model", str(kp), "--models", str(models), "--gallery", str(tmp_path / "g.db")])
     assert code == 0 and "1 photo(s) added" in capsys.readouterr().out
+    _classify_with_the_fine_tuned_head(main, tree, kp, models, capsys)
+
+
+def _classify_with_the_fine_tuned_head(main, tree: Path, kp: Path, models: Path, capsys) -> None:
+    """`keyface classify`: the installed classifier ranks the people it was trained on, and nobody else."""
+    from keypoints.modelfile import read_metadata
+    trained = read_metadata(models / "inception" / "classifier.keras")["people"]  # held-out people are not in it
+    assert 2 <= len(trained) < 5 and set(trained) <= {p.name for p in tree.iterdir()}
+    photo = str(next((tree / trained[0]).iterdir()))
+    code = main(["classify", photo, "--json", "--top", "5", "--min-probability", "0", "--keypoint-model", str(kp),
+                 "--models", str(models)])
+    face = json.loads(capsys.readouterr().out)[0]["faces"][0]
+    assert code == 0 and sorted(t["person"] for t in face["top"]) == sorted(trained)
+    assert abs(sum(t["probability"] for t in face["top"]) - 1) < 1e-3 and face["name"] == face["top"][0]["person"]
+    code = main(["classify", photo, "--classifier", str(models / "embedders" / "inception.keras")])
+    assert code == 2 and "not a 'inception-classifier' model" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("people,photos,message", [(1, 3, "at least 2 people"), (3, 1, "single photo")])
