@@ -60,6 +60,8 @@ def cmd_classify(args) -> int:
     from data.images import load_image
     from keypoints.predictor import KeypointPredictor, resolve_model
     from recognition.pipeline import FacePipeline, align_batch
+    if args.top < 1 or not 0 <= args.min_probability <= 1:
+        raise KeyfaceError("--top must be 1 or more and --min-probability between 0 and 1")
     model, people, spec = load_classifier(classifier_path(args.classifier, args.models))
     pipeline = FacePipeline(KeypointPredictor.load(resolve_model(args.keypoint_model, args.models)))
     out, errors = [], []

@@ -243,6 +243,8 @@ def _classify_with_the_fine_tuned_head(main, tree: Path, kp: Path, models: Path,
     assert abs(sum(t["probability"] for t in face["top"]) - 1) < 1e-3 and face["name"] == face["top"][0]["person"]
     code = main(["classify", photo, "--classifier", str(models / "embedders" / "inception.keras")])
     assert code == 2 and "not a 'inception-classifier' model" in capsys.readouterr().err
+    code = main(["classify", photo, "--top", "0", "--models", str(models)])
+    assert code == 2 and "--top must be 1 or more" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("people,photos,message", [(1, 3, "at least 2 people"), (3, 1, "single photo")])
