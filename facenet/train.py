@@ -68,7 +68,6 @@ def train_facenet(faces: FaceSet, cfg: TrainConfig, run_dir: Path, data_note: st
     stop = keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=cfg.patience)
     trainer.fit(data, epochs=cfg.epochs, steps_per_epoch=steps, verbose=2, shuffle=False,
                 callbacks=[monitor, stop, keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"))])
-    embedding.set_weights(monitor.best_weights)
     (run_dir / "summary.json").write_text(json.dumps({"best_val_auc": monitor.best, "epochs": monitor.history},
                                                      indent=2))
-    return export()
+    return run_dir / "embedder.keras"  # written by the monitor at the best epoch

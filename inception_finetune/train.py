@@ -103,7 +103,8 @@ def train_inception(faces: FaceSet, cfg: InceptionConfig, run_dir: Path, data_no
                     models: Path | None = None) -> Path:
     """Fine-tune approach B on faces (DevTrain people only); write the run dir; return the embedder file."""
     from recognition.approach_a import VerificationMonitor, split_people
-    check_people(_with_two_faces_or_more(faces).people)
+    kept = _with_two_faces_or_more(faces)
+    check_people(kept.people)
     run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(cfg.seed)
     base, info = load_source_base(cfg.weights, models)
@@ -111,7 +112,7 @@ def train_inception(faces: FaceSet, cfg: InceptionConfig, run_dir: Path, data_no
     (run_dir / "config.json").write_text(json.dumps({**asdict(cfg), **info, "data": data_note, **provenance()},
                                                     indent=2))
     train, val = split_people(faces, cfg.val_fraction, cfg.seed)  # the split calibration repeats
-    train = _with_two_faces_or_more(train)
+    train = train.subset(np.isin(train.people, kept.people))
     names = np.unique(train.people)
     labels = np.searchsorted(names, train.people).astype(np.int32)
     scale = embedding_model(base, info).get_layer("scaling")
@@ -130,8 +131,8 @@ def train_inception(faces: FaceSet, cfg: InceptionConfig, run_dir: Path, data_no
     _train_head(classifier, upper.predict(train_x, batch_size=256, verbose=0), train_y, cfg, run_dir)
     _fit(classifier, upper, cfg, train_x, train_y, run_dir,
          [monitor, keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=cfg.patience)])
-    upper.set_weights(monitor.best_weights)
-    path = export()
+    upper.set_weights(monitor.best_weights)  # the classifier below shares these layers
+    path = run_dir / "embedder.keras"  # written by the monitor at the best epoch
     save_model(pixel_classifier(base, info, classifier.get_layer(HEAD)), run_dir / CLASSIFIER_FILE,
                {"kind": "inception-classifier", "people": names.tolist(), "input": asdict(cfg.spec), **info,
                 "data": data_note, **provenance()})

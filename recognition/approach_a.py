@@ -18,7 +18,8 @@ from keypoints.modelfile import load_model, provenance, save_model
 from keypoints.models import EMBEDDING_LAYER
 from recognition.embedders import InputSpec, KerasFileEmbedder
 from recognition.identity_data import FaceSet
-from recognition.verification import best_threshold, pair_auc, pair_distances, sample_pairs, tar_at_far
+from recognition.verification import (accuracy_at, best_threshold, distance_auc, pair_distances, sample_pairs,
+                                     tar_at_far)
 
 log = logging.getLogger(__name__)
 
@@ -139,5 +140,5 @@ def verification_scores(vectors: np.ndarray, pairs: np.ndarray) -> dict:
     distances = pair_distances(vectors[pairs[:, 0]], vectors[pairs[:, 1]])
     same = pairs[:, 2].astype(bool)
     threshold = best_threshold(distances, same)
-    return {"auc": pair_auc(vectors, pairs), "accuracy": float(((distances <= threshold) == same).mean()),
+    return {"auc": distance_auc(distances, same), "accuracy": accuracy_at(distances, same, threshold),
             "tar_at_far_1e-3": tar_at_far(distances, same, 1e-3)}

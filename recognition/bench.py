@@ -155,7 +155,7 @@ def _recognition_bench(args, kind: str) -> int:
     for name in args.embedder or ["keypoints", "geometry", "facenet"]:
         args.embedder_model, args.threshold = None, None
         rec = recogniser(argparse_namespace(args, embedder=name))
-        seconds = rec.embedder.metadata.get("train_seconds")  # recorded by `keyface train` since session 3
+        seconds = rec.embedder.metadata.get("train_seconds")  # absent from models trained before it was recorded
         run = {"identify": br.run_identify, "verify": br.run_verify, "cluster": run_cluster}[kind]
         rows.append({"embedder": name, "version": rec.embedder.version, "trained_on": rec.embedder.metadata.get("data"),
                      "source_weights": rec.embedder.metadata.get("source"),

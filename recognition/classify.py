@@ -6,7 +6,6 @@ No gallery: the replaced final layer of Inception-v3 already has one output per 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,8 @@ def register(sub) -> None:
 def classifier_path(flag: str | None, models: str | None) -> Path:
     """The classifier file: the flag, else the one `keyface train inception` installed."""
     from data.paths import models_dir
-    return Path(flag) if flag else models_dir(models) / "inception" / "classifier.keras"
+    from inception_finetune.train import CLASSIFIER_FILE
+    return Path(flag) if flag else models_dir(models) / "inception" / CLASSIFIER_FILE
 
 
 def load_classifier(path: Path):
@@ -59,6 +59,7 @@ def cmd_classify(args) -> int:
     """Name every face in every photo with the classifier."""
     from data.images import load_image
     from keypoints.predictor import KeypointPredictor, resolve_model
+    from recognition.commands import _report
     from recognition.pipeline import FacePipeline, align_batch
     if args.top < 1 or not 0 <= args.min_probability <= 1:
         raise KeyfaceError("--top must be 1 or more and --min-probability between 0 and 1")
@@ -81,9 +82,7 @@ def cmd_classify(args) -> int:
                                                                         for n, p in r]}
                                                for f, r in zip(faces, ranked)]})
     _print(out, args.json)
-    for e in errors:
-        print(f"keyface: error: {e}", file=sys.stderr)
-    return 2 if errors else 0
+    return _report(errors)
 
 
 def _print(out: list[dict], as_json: bool) -> None:

@@ -19,7 +19,8 @@ import numpy as np
 from recognition.bench_recognition import colleagues, identify_scores
 from recognition.cluster import best_cluster_threshold, cluster_faces, devtest_cluster_items, pairwise_scores
 from recognition.search import nearest_people
-from recognition.verification import accuracy_at, best_threshold, kfold_accuracy, pair_distances, tar_at_far
+from recognition.verification import (accuracy_at, best_threshold, distance_auc, kfold_accuracy, pair_distances,
+                                     tar_at_far)
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +95,13 @@ def _pair_distances(vectors, ok, lookup, pairs) -> tuple[np.ndarray, np.ndarray]
 
 def view1_scores(vectors, ok, lookup, sets) -> dict:
     """Threshold on pairsDevTrain; accuracy, AUC, EER, TAR@FAR=1e-3 and the ROC on pairsDevTest."""
-    from sklearn.metrics import roc_auc_score, roc_curve
+    from sklearn.metrics import roc_curve
     train_d, train_same = _pair_distances(vectors, ok, lookup, sets["view1_train"])
     d, same = _pair_distances(vectors, ok, lookup, sets["view1_test"])
     threshold = best_threshold(train_d.clip(max=4.0), train_same)
     fpr, tpr, _ = roc_curve(same, -d)
     eer = float(fpr[np.nanargmin(np.abs(fpr - (1 - tpr)))])
-    return {"accuracy": accuracy_at(d, same, threshold), "auc": float(roc_auc_score(same, -d)), "eer": eer,
+    return {"accuracy": accuracy_at(d, same, threshold), "auc": distance_auc(d, same), "eer": eer,
             "tar_at_far_1e-3": tar_at_far(d, same, 1e-3), "threshold": threshold,
             "roc": {"fpr": fpr[:: max(1, len(fpr) // 200)].tolist(), "tpr": tpr[:: max(1, len(tpr) // 200)].tolist()}}
 

@@ -26,10 +26,14 @@ def sample_pairs(people: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.asarray(rows, np.int64).reshape(-1, 3)
 
 
+def distance_auc(distances: np.ndarray, same: np.ndarray) -> float:
+    """ROC AUC of 'same person' scored by negative distance."""
+    return float(roc_auc_score(np.asarray(same, int), -np.asarray(distances)))
+
+
 def pair_auc(vectors: np.ndarray, pairs: np.ndarray) -> float:
     """ROC AUC of 'same person' scored by negative distance over index pairs (i, j, same)."""
-    d = pair_distances(vectors[pairs[:, 0]], vectors[pairs[:, 1]])
-    return float(roc_auc_score(pairs[:, 2], -d))
+    return distance_auc(pair_distances(vectors[pairs[:, 0]], vectors[pairs[:, 1]]), pairs[:, 2])
 
 
 def best_threshold(distances: np.ndarray, same: np.ndarray) -> float:
