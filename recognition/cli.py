@@ -18,8 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     from keypoints import commands as keypoint_commands
     from recognition import bench
     from recognition import commands as recognition_commands
-    from inception_finetune import weights_command
-    from recognition import classify, cluster, demo, report, training
+    from recognition import classify, cluster, demo, report, training, weights
 
     parser = argparse.ArgumentParser(prog="keyface", description="Face recognition built on facial keypoints.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
@@ -29,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(sub)
     training.register(sub)
     bench.register(sub)
-    weights_command.register(sub)
+    weights.register(sub)
     cluster.register(sub)
     classify.register(sub)
     report.register(sub)

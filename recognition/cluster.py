@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from data.errors import KeyfaceError
+from recognition.registry import DEFAULT_EMBEDDER
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def register(sub) -> None:
     p.add_argument("photos", nargs="+", metavar="PHOTO")
     p.add_argument("--out", required=True, help="directory for a folder per cluster and index.html")
     _gallery_flags(p)  # --threshold here is the clustering cut (default: the model's cluster_threshold)
-    p.set_defaults(func=cmd_cluster, embedder="facenet")
+    p.set_defaults(func=cmd_cluster, embedder=DEFAULT_EMBEDDER)
 
 
 def cmd_cluster(args) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from data.errors import KeyfaceError
 from data.paths import user_dir
+from recognition.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -20,11 +21,12 @@ def default_gallery() -> Path:
 def _gallery_flags(p, embedder: bool = True) -> None:
     p.add_argument("--gallery", help="gallery file (default: the per-user gallery.db)")
     if embedder:
-        p.add_argument("--embedder", default="facenet",
-                       help="facenet (C), keypoints (A), inception (B), geometry (default: facenet, the most accurate shipped)")
+        p.add_argument("--embedder", default=DEFAULT_EMBEDDER,
+                       help=f"{', '.join(EMBEDDER_NAMES)} (default: {DEFAULT_EMBEDDER}, the most accurate measured)")
         p.add_argument("--embedder-model", help="embedder model file (default: models dir, then shipped)")
         p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
-        p.add_argument("--threshold", type=float, help="distance beyond which a face is unknown (default: the model's)")
+        p.add_argument("--threshold", type=float, help="distance cut: beyond it a face is unknown (identify) or "
+                       "another person (verify) (default: the model's calibrated cuts)")
     p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
 
 
@@ -45,6 +47,8 @@ def register(sub) -> None:
     p.add_argument("--annotate", help="directory for copies with boxes, keypoints and names")
     p.add_argument("--head", action="store_true", help="name faces with the gallery's softmax head (train-head)")
     p.add_argument("--min-probability", type=float, default=0.5, help="with --head: unknown below this")
+    p.add_argument("--far", type=float, help="name at most this share of strangers (people not enrolled), by the "
+                   "model's calibration on held-out people (default: its stored cut, 0.01)")
     p.add_argument("--index", choices=["exact", "faiss"], default="exact",
                    help="exact NumPy search, or FAISS for very large galleries (pip install 'keyface[ann]')")
     _gallery_flags(p)
@@ -95,7 +99,8 @@ def recogniser(args):
     from recognition.service import Recogniser
     embedder = load_embedder(args.embedder, args.models, args.embedder_model)
     pipeline = FacePipeline(KeypointPredictor.load(resolve_model(args.keypoint_model, args.models)))
-    return Recogniser(pipeline, embedder, args.threshold, "largest" if getattr(args, "largest_face", False) else "refuse")
+    return Recogniser(pipeline, embedder, args.threshold, "largest" if getattr(args, "largest_face", False) else "refuse",
+                      getattr(args, "far", None))
 
 
 def open_gallery(args, rec=None):
@@ -157,7 +162,7 @@ def cmd_identify(args) -> int:
         if args.annotate:
             from recognition.annotate import annotate_identities
             annotate_identities(photo, results, Path(args.annotate))
-    _print_identities(out, None if args.head else rec.threshold, args.json)
+    _print_identities(out, None if args.head else rec.identify_threshold, args.json)
     return _report(errors)
 
 

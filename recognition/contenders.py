@@ -14,7 +14,8 @@ from recognition.compare import Contender
 log = logging.getLogger(__name__)
 
 LABELS = {"keypoints": "A: keypoint net + softmax", "geometry": "keypoint geometry (LDA)",
-          "inception": "B: Inception-v3", "facenet": "C: FaceNet triplets"}
+          "inception": "B: Inception-v3", "facenet": "C: FaceNet triplets",
+          "dlib-resnet": "dlib ResNet, converted (outside data)", "facenet-dlib": "C from dlib-resnet (fine-tuned)"}
 PEER_NOTE = "face_recognition 1.x (dlib ResNet): trained on outside data (~3M faces), not on LFW"
 
 
@@ -36,14 +37,15 @@ def keyface_contender(name: str, args, cache: Path) -> Contender | None:
              "new_person_needs_retraining": "no (nearest embedding); yes for a softmax head (train-head)"}
     return Contender(name, LABELS.get(name, name), rec.embedder.version, meta.get("data", "?"),
                      lambda paths: embed_photos(rec, paths, cache), lambda paths: keyface_stage_ms(rec, paths), facts,
-                     cluster_cut=meta.get("cluster_threshold"))
+                     view2=meta.get("lfw_people_in_training") is False, cluster_cut=meta.get("cluster_threshold"),
+                     identify_cut=meta.get("identify_threshold"))
 
 
 def keyface_stage_ms(rec, paths: list[Path], gallery_size: int = 235) -> dict:
     """Milliseconds per face for each stage, uncached: detection, keypoints, alignment, embedding, and
     search in a gallery the size of the colleagues protocol's (47 people x 5 photos)."""
     from recognition.embedders import l2_normalise
-    from recognition.pipeline import Face, align_batch
+    from recognition.pipeline import align_batch
     from recognition.search import ExactIndex
     stored = l2_normalise(np.random.default_rng(0).normal(size=(gallery_size, rec.embedder.dim)))
     index = ExactIndex(stored, np.array([f"p{i // 5}" for i in range(gallery_size)], object))
@@ -54,9 +56,9 @@ def keyface_stage_ms(rec, paths: list[Path], gallery_size: int = 235) -> dict:
         t0 = time.perf_counter()
         found = rec.pipeline.detector.detect(rgb)
         t1 = time.perf_counter()
-        points = rec.pipeline.predictor.predict(rgb, [f.box for f in found])
+        faces_found = rec.pipeline.faces_at(rgb, found)
         t2 = time.perf_counter()
-        batch = align_batch(rgb, [Face(tuple(f.box), f.score, p) for f, p in zip(found, points)], rec.embedder.spec)
+        batch = align_batch(rgb, faces_found, rec.embedder.spec)
         t3 = time.perf_counter()
         vectors = rec.embedder.embed(batch)
         t4 = time.perf_counter()

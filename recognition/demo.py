@@ -8,6 +8,8 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from recognition.registry import DEFAULT_EMBEDDER
+
 log = logging.getLogger(__name__)
 
 
@@ -20,7 +22,7 @@ def register(sub) -> None:
     """Add `keyface demo`."""
     p = sub.add_parser("demo", help="enrol a small real sample and identify held-out photos (offline)")
     p.add_argument("--out", default="keyface-demo", help="directory for the gallery, annotated photos and index.html")
-    p.add_argument("--embedder", default="facenet", help="embedder to use (default: facenet, approach C)")
+    p.add_argument("--embedder", default=DEFAULT_EMBEDDER, help=f"embedder to use (default: {DEFAULT_EMBEDDER})")
     p.add_argument("--embedder-model", help="embedder model file (default: models dir, then shipped)")
     p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
     p.add_argument("--threshold", type=float, help="unknown beyond this distance (default: the model's)")
@@ -76,7 +78,7 @@ def _identify_probes(rec, gallery, root: Path, out: Path) -> list[dict]:
 
 def _print_rows(rows: list[dict], people: int, enrolled: int, rec, seconds: float) -> None:
     print(f"enrolled {enrolled} photos of {people} people with embedder {rec.embedder.name!r} "
-          f"(model {rec.embedder.version}); threshold {rec.threshold:.3f}\n")
+          f"(model {rec.embedder.version}); unknown beyond distance {rec.identify_threshold:.3f}\n")
     print(f"{'photo':32} {'truth':18} {'keyface says':18} {'distance':>8}  ok")
     for r in rows:
         print(f"{r['photo']:32} {r['truth']:18} {r['said']:18} {r['distance']:8.3f}  {'yes' if r['ok'] else 'NO'}")
@@ -94,7 +96,7 @@ def _write_html(rows: list[dict], out: Path, rec) -> Path:
     page.write_text(f"""<!doctype html><meta charset="utf-8"><title>keyface demo</title>
 <style>body{{font-family:sans-serif}} figure{{display:inline-block;margin:6px;padding:4px;border:3px solid}}
 .ok{{border-color:#3a3}} .wrong{{border-color:#d33}} img{{width:200px}}</style>
-<h1>keyface demo: embedder {html.escape(rec.embedder.name)}, threshold {rec.threshold:.3f}</h1>
+<h1>keyface demo: embedder {html.escape(rec.embedder.name)}, unknown beyond {rec.identify_threshold:.3f}</h1>
 <p>Truth &rarr; what keyface said (distance to the nearest enrolled photo). Photos: Labeled Faces in the Wild.</p>
 {cards}
 """)

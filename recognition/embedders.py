@@ -29,6 +29,7 @@ class InputSpec:
     channels: int  # 1 = grey, 3 = RGB
     zoom: float = 1.0  # template zoom: < 1 keeps more of the head
     shift_y: float = 0.0  # template shift, a fraction of the size (< 0: face higher in the crop)
+    alignment: str = "template5"  # how the crop is cut: see recognition.pipeline.ALIGNMENTS
 
 
 @dataclass
@@ -67,9 +68,11 @@ class KerasFileEmbedder(Embedder):
         from keypoints.modelfile import load_model
         self.model, self.metadata = load_model(path, expect_kind="embedder")
         inp = self.metadata["input"]
-        self.spec = InputSpec(inp["size"], inp["channels"], inp["zoom"], inp.get("shift_y", 0.0))
+        self.spec = InputSpec(inp["size"], inp["channels"], inp["zoom"], inp.get("shift_y", 0.0),
+                              inp.get("alignment", "template5"))
         self.dim = int(self.model.output_shape[-1])
         self.version = file_version(path)
+        self.mirror = bool(self.metadata.get("mirror_average", False))  # embed face + mirror image, summed
         self._fn = None
 
     batch = 64  # faces per forward pass: bounds memory on large galleries
@@ -80,8 +83,15 @@ class KerasFileEmbedder(Embedder):
             import tensorflow as tf
             self._fn = tf.function(lambda t: self.model(t, training=False))
         crops = np.asarray(batch.crops, np.float32)
-        return np.concatenate([np.asarray(self._fn(crops[i: i + self.batch]))
-                               for i in range(0, len(crops), self.batch)])
+        if not self.mirror:
+            return self._forward(crops)
+        # face and mirror image in one pass: 1.6x the time of the face alone, not 2x
+        both = self._forward(np.concatenate([crops, crops[:, :, ::-1]]))
+        return both[: len(crops)] + both[len(crops):]
+
+    def _forward(self, crops: np.ndarray) -> np.ndarray:
+        """The network on crops in chunks of `batch`."""
+        return np.concatenate([np.asarray(self._fn(crops[i: i + self.batch])) for i in range(0, len(crops), self.batch)])
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:
@@ -103,6 +113,7 @@ class Registration:
     loader: Callable[[Path], Embedder]
     description: str
     shipped: list[Path] = field(default_factory=list)
+    made_by: str = ""  # the command that makes its model file (default: `keyface train NAME`)
 
 
 REGISTRY: dict[str, Registration] = {}
@@ -125,13 +136,18 @@ def find_model_file(reg: Registration, models: str | os.PathLike | None, model: 
         if path.is_file():
             return path
     raise KeyfaceError(f"no model for embedder {reg.name!r}: expected {candidates[0]} "
-                       f"(train one with `keyface train {reg.name}`)")
+                       f"(make one with `{reg.made_by or 'keyface train ' + reg.name}`)")
+
+
+def registered(name: str) -> Registration:
+    """The registration of a named embedder."""
+    from recognition import registry  # noqa: F401  fills REGISTRY; importing it loads no weights
+    if name not in REGISTRY:
+        raise KeyfaceError(f"unknown embedder {name!r}; known: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name]
 
 
 def load_embedder(name: str, models: str | os.PathLike | None = None, model: str | None = None) -> Embedder:
     """Load the named embedder from its model file."""
-    from recognition import registry  # noqa: F401  fills REGISTRY; importing it loads no weights
-    if name not in REGISTRY:
-        raise KeyfaceError(f"unknown embedder {name!r}; known: {', '.join(sorted(REGISTRY))}")
-    reg = REGISTRY[name]
+    reg = registered(name)
     return reg.loader(find_model_file(reg, models, model))

@@ -59,7 +59,7 @@ def align_central(rgb: np.ndarray, detections: list, pipeline: FacePipeline, spe
     i = central_face(detections, rgb.shape)
     if i is None:
         return None
-    return align_batch(rgb, pipeline.faces_at(rgb, [detections[i].box]), spec)
+    return align_batch(rgb, pipeline.faces_at(rgb, [detections[i]]), spec)
 
 
 def build_face_set(items: list[tuple[str, Path]], pipeline: FacePipeline, spec: InputSpec,

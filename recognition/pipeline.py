@@ -8,16 +8,18 @@ import numpy as np
 from keypoints.augment import transform_points
 from keypoints.predictor import KeypointPredictor
 from keypoints.schemes import IBUG68
-from recognition.align import align_face, alignment_matrix
+from recognition.align import alignment_matrix, dlib_anchor_template, dlib_chip_matrix, similarity_transform, warp
 from recognition.embedders import FaceBatch, InputSpec
 
 
 @dataclass(frozen=True)
 class Face:
-    """One face in a photo: detector box and score, and 68 keypoints in photo pixels."""
+    """One face in a photo: detector box and score, 68 keypoints in photo pixels, and the detector's own
+    5 landmarks where it gave them (eye centres, nose tip, mouth corners; image-left first)."""
     box: tuple[float, float, float, float]
     score: float
     keypoints: np.ndarray
+    landmarks: np.ndarray | None = None
 
     def to_json(self) -> dict:
         """Rounded, JSON-ready."""
@@ -37,14 +39,43 @@ class FacePipeline:
 
     def find_faces(self, rgb: np.ndarray) -> list[Face]:
         """Every face the detector finds, with its keypoints."""
-        found = self.detector.detect(rgb)
-        points = self.predictor.predict(rgb, [f.box for f in found])
-        return [Face(tuple(f.box), f.score, p) for f, p in zip(found, points)]
+        return self.faces_at(rgb, self.detector.detect(rgb))
 
-    def faces_at(self, rgb: np.ndarray, boxes: list) -> list[Face]:
-        """Keypoints for faces whose boxes are already known (benchmarks, cached detections)."""
-        points = self.predictor.predict(rgb, boxes)
-        return [Face(tuple(b), 1.0, p) for b, p in zip(boxes, points)]
+    def faces_at(self, rgb: np.ndarray, detections: list) -> list[Face]:
+        """Keypoints for faces already detected (keypoints.detector.Face: live or from the cache)."""
+        points = self.predictor.predict(rgb, [d.box for d in detections])
+        return [Face(tuple(d.box), d.score, p, np.asarray(d.landmarks, np.float64) if d.landmarks else None)
+                for d, p in zip(detections, points)]
+
+
+def _template5(face: Face, spec: InputSpec) -> np.ndarray:
+    return alignment_matrix(IBUG68.anchor_points(face.keypoints), spec.size, spec.zoom, spec.shift_y)
+
+
+def _dlib_mtcnn5(face: Face, spec: InputSpec) -> np.ndarray:
+    if face.landmarks is None:  # a detector without landmarks: the keypoint net's anchors stand in
+        return _dlib5(face, spec)
+    return similarity_transform(face.landmarks, dlib_anchor_template(spec.size))
+
+
+def _dlib5(face: Face, spec: InputSpec) -> np.ndarray:
+    return similarity_transform(IBUG68.anchor_points(face.keypoints), dlib_anchor_template(spec.size))
+
+
+# How a face becomes a crop: a 2x3 photo-to-crop matrix from the face's points.
+ALIGNMENTS = {
+    "template5": _template5,  # 5 keypoint anchors onto the ArcFace template (zoom, shift_y)
+    "dlib68": lambda face, spec: dlib_chip_matrix(face.keypoints, spec.size),  # dlib's chip, 36 keypoints
+    "dlib5": _dlib5,  # 5 keypoint anchors onto dlib's chip
+    "dlib-mtcnn5": _dlib_mtcnn5,  # MTCNN's own 5 landmarks onto dlib's chip
+}
+
+
+def face_matrix(face: Face, spec: InputSpec) -> np.ndarray:
+    """The 2x3 photo-to-crop matrix of one face for an embedder's input spec."""
+    if spec.alignment not in ALIGNMENTS:
+        raise ValueError(f"unknown alignment {spec.alignment!r}; known: {', '.join(ALIGNMENTS)}")
+    return ALIGNMENTS[spec.alignment](face, spec)
 
 
 def align_batch(rgb: np.ndarray, faces: list[Face], spec: InputSpec) -> FaceBatch:
@@ -53,10 +84,9 @@ def align_batch(rgb: np.ndarray, faces: list[Face], spec: InputSpec) -> FaceBatc
     image = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if spec.channels == 1 else rgb
     crops, points = [], []
     for face in faces:
-        anchors = IBUG68.anchor_points(face.keypoints)
-        crop = align_face(image, anchors, spec.size, spec.zoom, spec.shift_y)
-        crops.append(crop.reshape(spec.size, spec.size, spec.channels))
-        points.append(transform_points(face.keypoints, alignment_matrix(anchors, spec.size, spec.zoom, spec.shift_y)))
+        matrix = face_matrix(face, spec)
+        crops.append(warp(image, matrix, spec.size).reshape(spec.size, spec.size, spec.channels))
+        points.append(transform_points(face.keypoints, matrix))
     shape = (0, spec.size, spec.size, spec.channels)
     return FaceBatch(np.asarray(crops, np.uint8).reshape(-1, *shape[1:]) if crops else np.zeros(shape, np.uint8),
                      np.asarray(points, np.float32).reshape(-1, 68, 2))

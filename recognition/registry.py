@@ -23,6 +23,16 @@ def _inception(path: Path):
     return InceptionEmbedder(path)
 
 
+def _dlib_resnet(path: Path):
+    from dlib_resnet.embedder import DlibResnetEmbedder
+    return DlibResnetEmbedder(path)
+
+
+def _facenet_dlib(path: Path):
+    from dlib_resnet.embedder import FacenetDlibEmbedder
+    return FacenetDlibEmbedder(path)
+
+
 def _facenet(path: Path):
     from facenet.embedder import FacenetEmbedder
     return FacenetEmbedder(path)
@@ -39,3 +49,14 @@ register(Registration("inception", "inception.keras", _inception,
 register(Registration("facenet", "facenet.keras", _facenet,
                       "approach C: FaceNet-style 128-d embedding trained with online triplet mining on LFW "
                       "DevTrain people", [WEIGHTS / "facenet.keras"]))
+register(Registration("dlib-resnet", "dlib-resnet.keras", _dlib_resnet,
+                      "dlib's ResNet face descriptor converted to Keras (outside data: ~3M faces of ~7,500 people, "
+                      "no LFW person; public domain)", [WEIGHTS / "dlib-resnet.keras"], "keyface weights dlib-resnet"))
+register(Registration("facenet-dlib", "facenet-dlib.keras", _facenet_dlib,
+                      "approach C's triplet training started from dlib-resnet, fine-tuned on LFW DevTrain people "
+                      "(made by `keyface train facenet --source dlib-resnet`; not shipped)",
+                      made_by="keyface train facenet --source dlib-resnet"))
+
+EMBEDDER_NAMES = ("dlib-resnet", "facenet-dlib", "facenet", "keypoints", "geometry", "inception")
+# the best measured on held-out people (docs/benchmarks.md); every command's default
+DEFAULT_EMBEDDER = "dlib-resnet"

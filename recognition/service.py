@@ -31,19 +31,37 @@ class Recogniser:
     """The pipeline and one embedder together: photos in, embedded faces out."""
 
     def __init__(self, pipeline: FacePipeline, embedder: Embedder, threshold: float | None = None,
-                 several_faces: str = "refuse"):
+                 several_faces: str = "refuse", far: float | None = None):
         self.pipeline, self.embedder = pipeline, embedder
-        self._threshold = threshold if threshold is not None else embedder.metadata.get("threshold")
+        self._threshold, self._far = threshold, far
         if several_faces not in ("refuse", "largest"):
             raise ValueError(f"several_faces must be 'refuse' or 'largest', not {several_faces!r}")
         self.several_faces = several_faces
 
     @property
     def threshold(self) -> float:
-        """The 'same person' distance: given, or calibrated into the model file; never guessed."""
-        if self._threshold is None:
-            raise KeyfaceError(f"the {self.embedder.name} model carries no calibrated threshold: pass --threshold")
-        return float(self._threshold)
+        """verify's 'same person' distance: given, or the model's best pair accuracy on held-out people."""
+        return self._given_or_stored("threshold")
+
+    @property
+    def identify_threshold(self) -> float:
+        """identify's 'unknown' cut: given; else the cut naming `far` of held-out strangers; else the
+        model's stored cut (1% of strangers named)."""
+        if self._threshold is None and self._far is not None:
+            from recognition.open_set import cut_at_far
+            return cut_at_far(np.asarray(self._stored("stranger_distances")), self._far,
+                              self.embedder.metadata.get("stranger_count"))
+        return self._given_or_stored("identify_threshold")
+
+    def _given_or_stored(self, key: str) -> float:
+        return float(self._threshold) if self._threshold is not None else float(self._stored(key))
+
+    def _stored(self, key: str):
+        """A calibration stored in the model file; never guessed."""
+        if key not in self.embedder.metadata:
+            raise KeyfaceError(f"the {self.embedder.name} model carries no calibrated {key}: run "
+                               f"`keyface calibrate {self.embedder.name}` or pass --threshold")
+        return self.embedder.metadata[key]
 
     def faces(self, photo: str | os.PathLike) -> tuple[np.ndarray, list[Face], np.ndarray]:
         """The photo's pixels, every face in it and their embeddings (N, D)."""
@@ -92,12 +110,13 @@ class Recogniser:
 
     def identify(self, gallery: Gallery, photo: str | os.PathLike, k: int = 3, index: str = "exact",
                  by_distance: bool = True) -> list[FaceResult]:
-        """Every face in the photo with its k best matches; name is None beyond the threshold (unknown).
+        """Every face in the photo with its k best matches; name is None beyond the identify cut (unknown).
         With by_distance False no name is given (a softmax head names the faces)."""
         _, faces, vectors = self.faces(photo)
         results = []
+        cut = self.identify_threshold if by_distance else None
         for face, vector, matches in zip(faces, vectors, gallery.index(index).search(vectors, k)):
-            known = by_distance and bool(matches) and matches[0].distance <= self.threshold
+            known = by_distance and bool(matches) and matches[0].distance <= cut
             results.append(FaceResult(face, vector, matches, matches[0].person if known else None))
         return results
 

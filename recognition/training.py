@@ -11,6 +11,7 @@ import numpy as np
 from data.errors import KeyfaceError
 from data.paths import data_root, models_dir, user_dir
 from keypoints.modelfile import META_ENTRY, read_metadata
+from recognition.registry import EMBEDDER_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +33,16 @@ def register(sub) -> None:
     p.add_argument("--weights", default="imagenet",
                    help="inception: imagenet | none | a .keras checkpoint | a Keras InceptionV3 .h5 file")
     p.add_argument("--input-size", type=int, help="crop size (inception: 160, Inception's own is 299; facenet: 96)")
-    p.add_argument("--epochs", type=int, default=30, help="facenet: epochs")
+    p.add_argument("--epochs", type=int, help="facenet: epochs (default: 30 from scratch, 4 from a source)")
+    p.add_argument("--source", default="none", choices=["none", "dlib-resnet"],
+                   help="facenet: start from scratch, or fine-tune dlib's face descriptor (installed as facenet-dlib)")
+    p.add_argument("--lr", type=float, help="facenet: learning rate (default: 1e-3 from scratch, 1e-5 from a source)")
     p.add_argument("--mining", default="batch-hard", choices=["semi-hard", "batch-hard", "batch-all"],
                    help="facenet: triplet mining inside each P x K batch")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("calibrate", help="store an embedder's 'unknown' and clustering thresholds, chosen on "
                        "LFW DevTrain people held out of its training")
-    p.add_argument("embedder", help="keypoints | geometry | inception | facenet")
+    p.add_argument("embedder", help=" | ".join(EMBEDDER_NAMES))
     p.add_argument("--embedder-model", help="the model file to calibrate (default: the one the embedder loads)")
     p.add_argument("--data", help="data root (default: $KEYFACE_DATA)")
     p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
@@ -86,8 +90,11 @@ def cmd_train(args) -> int:
         items, note = folder_items(Path(args.folders), args.approach)
     else:
         items, note = training_items(data_root(args.data), args.min_photos, not args.no_youtube, args.limit_people)
-    run_dir = models_dir(args.models) / "runs" / f"{args.approach}-{time.strftime('%Y%m%d-%H%M%S')}"
-    target = models_dir(args.models) / "embedders" / f"{args.approach}.keras"
+    if args.source != "none" and args.approach != "facenet":
+        raise KeyfaceError("--source is for `keyface train facenet`")
+    name = args.approach if args.source == "none" else "facenet-dlib"
+    run_dir = models_dir(args.models) / "runs" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    target = models_dir(args.models) / "embedders" / f"{name}.keras"
     from recognition.embedders import file_version
     started = time.perf_counter()
     if args.approach == "keypoints":
@@ -105,9 +112,11 @@ def cmd_train(args) -> int:
         _install(run_dir / CLASSIFIER_FILE, classifier_path(None, args.models))
     elif args.approach == "facenet":
         from facenet.model import FacenetConfig
-        from facenet.train import TrainConfig, train_facenet
+        from facenet.train import FINETUNE_DEFAULTS, TrainConfig, train_facenet
+        tuned = {} if args.source == "none" else dict(FINETUNE_DEFAULTS)
+        tuned.update({k: v for k, v in (("epochs", args.epochs), ("lr", args.lr)) if v is not None})
         cfg = TrainConfig(model=FacenetConfig(input_size=args.input_size or 96), mining=args.mining,
-                          epochs=args.epochs)
+                          source=args.source, models=args.models, **tuned)
         faces = cached_face_set(items, pipeline, cfg.spec, user_dir("cache"), file_version(kp_path))
         made = train_facenet(faces, cfg, run_dir, note)
     else:
@@ -117,10 +126,18 @@ def cmd_train(args) -> int:
         train, _ = split_people(faces, 0.1, 0)  # the held-out people calibrate the threshold below
         made = fit_geometry(train, 64, run_dir / "embedder.keras", note)
     _rewrite_meta(made, META_ENTRY, read_metadata(made) | {"train_seconds": time.perf_counter() - started})
-    threshold = calibrate(made, faces, args.approach)
+    strangers = None if args.folders else cached_face_set(stranger_items(data_root(args.data)), pipeline, faces_spec(made),
+                                                          user_dir("cache"), file_version(kp_path))
+    threshold = calibrate(made, faces, name, strangers)
     _install(made, target)
-    log.info("%s embedder: %s (threshold %.4f from held-out DevTrain pairs)", args.approach, target, threshold)
+    log.info("%s embedder: %s (threshold %.4f from held-out DevTrain pairs)", name, target, threshold)
     return 0
+
+
+def faces_spec(model_path: Path):
+    """The input spec stored in a model file."""
+    from recognition.embedders import InputSpec
+    return InputSpec(**read_metadata(model_path)["input"])
 
 
 def _install(made: Path, target: Path) -> None:
@@ -139,10 +156,13 @@ def cmd_calibrate(args) -> int:
     path = find_model_file(REGISTRY[args.embedder], args.models, args.embedder_model)
     kp_path = resolve_model(args.keypoint_model, args.models)
     items, _ = training_items(data_root(args.data), 2, True, None)  # the items `keyface train` uses by default
-    faces = cached_face_set(items, FacePipeline(KeypointPredictor.load(kp_path)), embedder.spec, user_dir("cache"),
-                            file_version(kp_path))
-    threshold = calibrate(path, faces, args.embedder)
-    log.info("%s: threshold %.4f, cluster threshold %.4f (held-out DevTrain people)", path, threshold,
+    pipeline = FacePipeline(KeypointPredictor.load(kp_path))
+    faces = cached_face_set(items, pipeline, embedder.spec, user_dir("cache"), file_version(kp_path))
+    strangers = cached_face_set(stranger_items(data_root(args.data)), pipeline, embedder.spec, user_dir("cache"),
+                                file_version(kp_path))
+    threshold = calibrate(path, faces, args.embedder, strangers)
+    log.info("%s: threshold %.4f, identify cut %.4f (1%% of strangers named), cluster threshold %.4f "
+             "(held-out DevTrain people)", path, threshold, read_threshold(path, "identify_threshold"),
              read_threshold(path, "cluster_threshold"))
     return 0
 
@@ -152,23 +172,43 @@ def read_threshold(path: Path, key: str) -> float:
     return float(read_metadata(path)[key])
 
 
-def calibrate(model_path: Path, faces, approach: str) -> float:
-    """Pick the 'unknown' threshold on held-out DevTrain people and store it in the model's metadata."""
+def calibrate(model_path: Path, faces, approach: str, strangers=None) -> float:
+    """Store the model's thresholds, chosen on held-out DevTrain people: 'same person' (best pair
+    accuracy), clustering, and identify's open-set cut (1% of strangers named). Strangers are DevTrain
+    people with a single photo (no trainer uses them) where given, else half the held-out people."""
     from recognition.approach_a import split_people
+    from recognition.cluster import best_cluster_threshold
     from recognition.embedders import FaceBatch, load_embedder
+    from recognition.open_set import open_set_metadata
     from recognition.verification import best_threshold, pair_distances, sample_pairs
-    _, val = split_people(faces, 0.1, 0)  # the same people approach A held out (same seed)
+    _, val = split_people(faces, 0.1, 0)  # the same people every trainer holds out (same seed)
     if len(np.unique(val.people)) < 2:
         raise KeyfaceError("too few people to calibrate a threshold")
     emb = load_embedder(approach, model=str(model_path))
     vectors = emb.embed(FaceBatch(val.crops, val.keypoints))
     pairs = sample_pairs(val.people, 1000, 1)
     threshold = best_threshold(pair_distances(vectors[pairs[:, 0]], vectors[pairs[:, 1]]), pairs[:, 2].astype(bool))
-    from recognition.cluster import best_cluster_threshold
+    if strangers is not None and len(strangers):
+        open_set = open_set_metadata(vectors, val.people, emb.embed(FaceBatch(strangers.crops, strangers.keypoints)),
+                                     "held-out DevTrain people; strangers: DevTrain people with one photo")
+    else:
+        names = np.unique(val.people)
+        enrolled = np.isin(val.people, names[::2])
+        open_set = open_set_metadata(vectors[enrolled], val.people[enrolled], vectors[~enrolled],
+                                     "half the held-out people enrolled, the other half strangers")
     meta = read_metadata(model_path) | {"threshold": threshold, "threshold_from": "held-out DevTrain people",
-                                        "cluster_threshold": best_cluster_threshold(vectors, val.people)}
+                                        "cluster_threshold": best_cluster_threshold(vectors, val.people),
+                                        "held_out_people": sorted(map(str, np.unique(val.people))), **open_set}
     _rewrite_meta(model_path, META_ENTRY, meta)
     return threshold
+
+
+def stranger_items(root: Path) -> list:
+    """(person, photo) of DevTrain people with a single photo: never trained on (trainers need two)."""
+    from data.lfw import LFW
+    from recognition.identity_data import lfw_items
+    lfw = LFW(root)
+    return lfw_items(lfw, [p for p, n in lfw.image_count("DevTrain").items() if n == 1])
 
 
 def _rewrite_meta(path: Path, entry: str, meta: dict) -> None:

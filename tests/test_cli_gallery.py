@@ -63,7 +63,8 @@ def test_unknown_beyond_threshold_and_verify(tmp_path, youtube_sample, models, c
 
 def test_a_model_without_calibrated_threshold_asks_for_one(youtube_sample, models, capsys):
     code, out, err = run(["verify", youtube_sample[0][0], youtube_sample[1][0], *models], capsys)
-    assert code == 2 and out == "" and "no calibrated threshold: pass --threshold" in err and len(err.splitlines()) == 1
+    assert code == 2 and out == "" and "no calibrated threshold: run `keyface calibrate" in err and "--threshold" in err \
+        and len(err.splitlines()) == 1
 
 
 def test_photo_with_several_faces_is_refused_unless_largest_face(tmp_path, youtube_sample, models, capsys):

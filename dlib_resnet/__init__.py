@@ -1,0 +1,1 @@
+"""dlib's ResNet face descriptor: read from its registry package, rebuilt in Keras, and fine-tuned."""
