@@ -11,3 +11,7 @@ class DataError(KeyfaceError):
 
 class ImageError(KeyfaceError):
     """A photo cannot be used: not an image, truncated, too small, too large, unsupported mode."""
+
+
+class MissingDependency(KeyfaceError, ImportError):
+    """An optional package is not installed; the message gives the pip line."""

@@ -71,8 +71,9 @@ def build_start(cfg: TrainConfig) -> tuple[keras.Model, dict]:
     path = find_model_file(registered("dlib-resnet"), cfg.models, cfg.source_model)
     source, meta = load_model(path, expect_kind="embedder")
     unit = keras.layers.UnitNormalization(name="embedding")(source.output)
-    return keras.Model(source.input, unit, name="facenet_dlib"), {"source": meta.get("source"),
-                                                                   "source_version": path.name}
+    # the source's way of embedding (mirror averaging) goes with its weights
+    return keras.Model(source.input, unit, name="facenet_dlib"), {
+        "source": meta.get("source"), "source_version": path.name, "mirror_average": meta.get("mirror_average", False)}
 
 
 def train_facenet(faces: FaceSet, cfg: TrainConfig, run_dir: Path, data_note: str) -> Path:

@@ -73,4 +73,10 @@ def load_model(path: Path, expect_kind: str | None = None):
     import keras
     import keypoints.losses  # noqa: F401  registers the custom loss/metric for deserialisation
     import keypoints.models  # noqa: F401  registers ShapePrior
-    return keras.models.load_model(path, compile=False), meta
+    try:
+        return keras.models.load_model(path, compile=False), meta
+    except ValueError as exc:
+        if "safe_mode" in str(exc) or "Lambda" in str(exc):  # Keras refuses to deserialise code: so do we
+            raise KeyfaceError(f"{path} holds code (a Lambda layer); keyface never runs code from a model "
+                               "file: refusing it") from None
+        raise KeyfaceError(f"{path} cannot be loaded: {str(exc).splitlines()[0][:200]}") from None

@@ -13,6 +13,13 @@ log = logging.getLogger("keyface")
 KEYPOINT_VERBS = {"train", "eval", "predict", "-h", "--help"}
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with keyface's one-line errors (no usage block): `keyface: error: ...`, exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"keyface: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     from keypoints import commands as keypoint_commands
@@ -20,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     from recognition import commands as recognition_commands
     from recognition import classify, cluster, demo, report, training, weights
 
-    parser = argparse.ArgumentParser(prog="keyface", description="Face recognition built on facial keypoints.")
+    parser = OneLineParser(prog="keyface", description="Face recognition built on facial keypoints.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     keypoint_commands.register(sub)
@@ -49,12 +56,18 @@ def _normalise_argv(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run keyface; user errors print one line to stderr and return a non-zero exit code."""
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 must not crash a report
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     argv = _normalise_argv(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in argv
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(message)s")
     if not debug:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed in one line
+        return int(exc.code or 0)
     try:
         return int(args.func(args) or 0)
     except KeyfaceError as exc:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import html
 import json
 import logging
-import shutil
 import sys
 from pathlib import Path
 
@@ -108,28 +107,30 @@ def cmd_cluster(args) -> int:
 
 def _write_clusters(out: Path, faces: list, labels: np.ndarray, embedder: str, threshold: float) -> None:
     """cluster-NN/ folders of face crops, clusters.json, and an HTML contact sheet."""
-    from PIL import Image
-    out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("cluster-*"):
-        shutil.rmtree(old)  # a re-run replaces its own folders, nothing else
+    from data.files import create_private, jpeg_bytes, private_dir, shown
+    private_dir(out)
+    ours = [out / f"cluster-{label:03d}" for label in np.unique(labels)] + [out / "clusters.json", out / "index.html"]
+    taken = next((p for p in ours if p.exists() or p.is_symlink()), None)
+    if taken is not None:  # never delete or write into what is there: the user's, or an earlier run's
+        raise KeyfaceError(f"{taken} already exists: keyface does not overwrite it; choose a new --out folder")
     rows, listing = {}, []
     for i, ((photo, rgb, face, _), label) in enumerate(zip(faces, labels)):
         x0, y0, x1, y1 = (int(round(v)) for v in face.box)
         pad = int(0.2 * max(x1 - x0, y1 - y0))
         crop = rgb[max(0, y0 - pad): y1 + pad, max(0, x0 - pad): x1 + pad]
         name = f"cluster-{label:03d}/{i:05d}-{Path(photo).stem[:60]}.jpg"
-        (out / name).parent.mkdir(exist_ok=True)
-        Image.fromarray(crop).save(out / name, quality=90)
-        rows.setdefault(label, []).append((name, str(photo)))
+        private_dir((out / name).parent)
+        create_private(out / name, jpeg_bytes(np.ascontiguousarray(crop)))
+        rows.setdefault(label, []).append((shown(name), shown(photo)))
         listing.append({"photo": str(photo), "box": [float(v) for v in face.box], "cluster": int(label), "crop": name})
-    (out / "clusters.json").write_text(json.dumps({"embedder": embedder, "threshold": threshold, "faces": listing},
-                                                  indent=1))
+    create_private(out / "clusters.json", json.dumps({"embedder": embedder, "threshold": threshold,
+                                                      "faces": listing}, indent=1).encode())
     sheet = [f"<h2>cluster {label} ({len(items)} faces)</h2><div>" + "".join(
         f'<img src="{html.escape(n)}" title="{html.escape(p)}" height="96">' for n, p in items) + "</div>"
         for label, items in sorted(rows.items())]
-    (out / "index.html").write_text(f"<!doctype html><meta charset='utf-8'><title>keyface clusters</title>"
-                                    f"<h1>{len(rows)} clusters of {len(faces)} faces ({html.escape(embedder)}, "
-                                    f"threshold {threshold:.3f})</h1>" + "\n".join(sheet))
+    create_private(out / "index.html", (f"<!doctype html><meta charset='utf-8'><title>keyface clusters</title>"
+                                        f"<h1>{len(rows)} clusters of {len(faces)} faces ({html.escape(embedder)}, "
+                                        f"threshold {threshold:.3f})</h1>" + "\n".join(sheet)).encode())
 
 
 def run_cluster(rec, lfw, cache: Path) -> dict:

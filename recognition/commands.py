@@ -8,6 +8,7 @@ from pathlib import Path
 
 from data.errors import KeyfaceError
 from data.paths import user_dir
+from recognition import flags
 from recognition.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ def _gallery_flags(p, embedder: bool = True) -> None:
                        help=f"{', '.join(EMBEDDER_NAMES)} (default: {DEFAULT_EMBEDDER}, the most accurate measured)")
         p.add_argument("--embedder-model", help="embedder model file (default: models dir, then shipped)")
         p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
-        p.add_argument("--threshold", type=float, help="distance cut: beyond it a face is unknown (identify) or "
+        p.add_argument("--threshold", type=flags.distance, help="distance cut: beyond it a face is unknown (identify) or "
                        "another person (verify) (default: the model's calibrated cuts)")
     p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
 
@@ -43,11 +44,11 @@ def register(sub) -> None:
     p = sub.add_parser("identify", help="name every face in photos against the gallery")
     p.add_argument("photos", nargs="+", metavar="PHOTO")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--top", type=int, default=3, help="matches to list per face")
+    p.add_argument("--top", type=flags.count, default=3, help="matches to list per face")
     p.add_argument("--annotate", help="directory for copies with boxes, keypoints and names")
     p.add_argument("--head", action="store_true", help="name faces with the gallery's softmax head (train-head)")
-    p.add_argument("--min-probability", type=float, default=0.5, help="with --head: unknown below this")
-    p.add_argument("--far", type=float, help="name at most this share of strangers (people not enrolled), by the "
+    p.add_argument("--min-probability", type=flags.probability, default=0.5, help="with --head: unknown below this")
+    p.add_argument("--far", type=flags.rate, help="name at most this share of strangers (people not enrolled), by the "
                    "model's calibration on held-out people (default: its stored cut, 0.01)")
     p.add_argument("--index", choices=["exact", "faiss"], default="exact",
                    help="exact NumPy search, or FAISS for very large galleries (pip install 'keyface[ann]')")
@@ -83,12 +84,16 @@ def _register_people(sub) -> None:
     _gallery_flags(p, embedder=False)
     p.set_defaults(func=cmd_remove)
     p = sub.add_parser("train-head", help="retrain a softmax head on the gallery (identify --head uses it)")
-    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--epochs", type=flags.count, default=200)
     _gallery_flags(p)
     p.set_defaults(func=cmd_train_head)
-    p = sub.add_parser("reindex", help="re-embed a gallery's photos with another embedder")
+    p = sub.add_parser("reindex", help="re-embed a gallery's photos with another embedder (the old one is "
+                       "kept as GALLERY.bak)")
     _gallery_flags(p)
     p.set_defaults(func=cmd_reindex)
+    p = sub.add_parser("check", help="check a gallery: SQLite integrity and every stored embedding")
+    _gallery_flags(p, embedder=False)
+    p.set_defaults(func=cmd_check)
 
 
 def recogniser(args):
@@ -103,15 +108,24 @@ def recogniser(args):
                       getattr(args, "far", None))
 
 
-def open_gallery(args, rec=None):
-    """The gallery for this embedder (refused if it was made by another)."""
+def gallery_path(args) -> Path:
+    """The gallery file the command names (--gallery), or the per-user default."""
+    if args.gallery is None:
+        return default_gallery()
+    if not args.gallery.strip():
+        raise KeyfaceError("--gallery is empty: give a gallery file, or leave the flag out for the default")
+    return Path(args.gallery)
+
+
+def open_gallery(args, rec=None, create: bool = False):
+    """The gallery for this embedder (refused if it was made by another); only `create` makes a new one."""
     from recognition.gallery import Gallery
-    path = Path(args.gallery) if args.gallery else default_gallery()
+    path = gallery_path(args)
     if rec is None:  # people/rename/remove: any embedder's gallery will do
         from recognition.gallery import read_meta
         meta = read_meta(path)
-        return Gallery(path, meta["embedder"], meta["version"], int(meta["dim"]))
-    return Gallery(path, rec.embedder.name, rec.embedder.version, rec.embedder.dim)
+        return Gallery(path, meta["embedder"], meta["version"], int(meta["dim"]), create=False)
+    return Gallery(path, rec.embedder.name, rec.embedder.version, rec.embedder.dim, create=create)
 
 
 def _report(errors: list[str]) -> int:
@@ -127,16 +141,22 @@ def cmd_enroll(args) -> int:
     if args.name and not args.photos:
         raise KeyfaceError("--name needs at least one PHOTO")
     from data.folders import read_person_folders
+    from data.files import shown
     from recognition.gallery import check_name
     todo = read_person_folders(Path(args.folders)) if args.folders else {check_name(args.name): args.photos}
     rec = recogniser(args)
-    gallery = open_gallery(args, rec)
-    added, errors = 0, []
-    for person, photos in todo.items():
-        n, errs = rec.enrol(gallery, check_name(person), [str(p) for p in photos])
-        added, errors = added + n, errors + errs
-        print(f"{person}: {n} photo(s) added")
-    print(f"gallery {gallery.path}: {len(gallery.people())} people; {added} photo(s) added")
+    with open_gallery(args, rec, create=True) as gallery:
+        added, errors = 0, []
+        for person, photos in todo.items():
+            try:  # one person's bad name is that person's error, never the batch's
+                name = check_name(person)
+            except KeyfaceError as exc:
+                errors.append(f"{shown(Path(args.folders or '.') / person)}: {exc}")
+                continue
+            n, errs = rec.enrol(gallery, name, [str(p) for p in photos])
+            added, errors = added + n, errors + errs
+            print(f"{name}: {n} photo(s) added")
+        print(f"gallery {gallery.path}: {len(gallery.people())} people; {added} photo(s) added")
     return _report(errors)
 
 
@@ -234,7 +254,8 @@ def cmd_embed(args) -> int:
 
 def cmd_people(args) -> int:
     """List people and photo counts."""
-    people = open_gallery(args).people()
+    with open_gallery(args) as gallery:
+        people = gallery.people()
     if args.json:
         print(json.dumps([{"name": n, "photos": c} for n, c in people], indent=2))
     else:
@@ -246,29 +267,41 @@ def cmd_people(args) -> int:
 
 def cmd_rename(args) -> int:
     """Rename a person."""
-    open_gallery(args).rename(args.old, args.new)
+    with open_gallery(args) as gallery:
+        gallery.rename(args.old, args.new)
     print(f"renamed {args.old!r} to {args.new!r}")
     return 0
 
 
 def cmd_remove(args) -> int:
     """Remove a person."""
-    n = open_gallery(args).remove(args.name)
+    with open_gallery(args) as gallery:
+        n = gallery.remove(args.name)
     print(f"removed {args.name!r} and {n} photo(s)")
     return 0
 
 
 def cmd_reindex(args) -> int:
-    """Re-embed a gallery with another embedder; the old file is kept as .bak."""
+    """Re-embed a gallery with another embedder (recognition.gallery_check.rewrite: locked, backed up to
+    `.bak`, rebuilt aside, checked, then copied into place through SQLite)."""
+    from recognition.gallery_check import rewrite
     from recognition.service import reindex
-    path = Path(args.gallery) if args.gallery else default_gallery()
+    path = gallery_path(args)
+    if not path.is_file():
+        raise KeyfaceError(f"gallery not found: {path}")
     rec = recogniser(args)
-    tmp = path.with_name(path.name + ".reindex")
-    for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-        leftover.unlink(missing_ok=True)
-    added, errors = reindex(path, rec, tmp)
-    path.replace(path.with_name(path.name + ".bak"))
-    tmp.replace(path)
+    added, errors = rewrite(path, lambda source, scratch: reindex(source, rec, scratch))
     print(f"reindexed {added} photo(s) with {rec.embedder.name} (model {rec.embedder.version}); "
           f"the old gallery is {path.name}.bak")
     return _report(errors)
+
+
+def cmd_check(args) -> int:
+    """Check a gallery: SQLite's integrity check and every stored vector; exit 1 if anything is wrong."""
+    from recognition.gallery_check import check_gallery
+    path = gallery_path(args)
+    problems = check_gallery(path)
+    for problem in problems:
+        print(f"{path}: {problem}")
+    print(f"{path}: {'damaged' if problems else 'ok'}")
+    return 1 if problems else 0

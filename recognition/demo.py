@@ -8,6 +8,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from recognition import flags
 from recognition.registry import DEFAULT_EMBEDDER
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ def register(sub) -> None:
     p.add_argument("--embedder", default=DEFAULT_EMBEDDER, help=f"embedder to use (default: {DEFAULT_EMBEDDER})")
     p.add_argument("--embedder-model", help="embedder model file (default: models dir, then shipped)")
     p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
-    p.add_argument("--threshold", type=float, help="unknown beyond this distance (default: the model's)")
+    p.add_argument("--threshold", type=flags.distance, help="unknown beyond this distance (default: the model's)")
     p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
     p.set_defaults(func=cmd_demo, gallery=None, largest_face=True)  # LFW photos: the labelled face is the largest
 

@@ -150,4 +150,9 @@ def registered(name: str) -> Registration:
 def load_embedder(name: str, models: str | os.PathLike | None = None, model: str | None = None) -> Embedder:
     """Load the named embedder from its model file."""
     reg = registered(name)
-    return reg.loader(find_model_file(reg, models, model))
+    path = find_model_file(reg, models, model)
+    embedder = reg.loader(path)
+    made_as = embedder.metadata.get("approach")
+    if made_as and made_as != name:  # else a gallery would carry the wrong embedder's name
+        raise KeyfaceError(f"{path} is a {made_as!r} model, not {name!r}: pass --embedder {made_as}")
+    return embedder

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,9 @@ def train_head(gallery: Gallery, out: Path, epochs: int = 200, seed: int = 0) ->
     model, people = fit_head(vectors, names, epochs, seed)
     meta = {"kind": "gallery-head", "embedder": gallery.embedder, "version": gallery.version,
             "people": people.tolist(), "photos": int(len(vectors)), **provenance()}
-    return save_model(model, out, meta)
+    path = save_model(model, out, meta)
+    os.chmod(path, 0o600)  # it is fitted on biometric data, like the gallery beside it
+    return path
 
 
 class GalleryHead:

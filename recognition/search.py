@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from data.errors import MissingDependency
+
 
 @dataclass(frozen=True)
 class Match:
@@ -63,7 +65,7 @@ class FaissIndex:
         try:
             import faiss
         except ImportError:
-            raise ImportError("the faiss index needs faiss-cpu: pip install 'keyface[ann]'") from None
+            raise MissingDependency("the faiss index needs faiss-cpu: pip install 'keyface[ann]'") from None
         self.vectors = np.ascontiguousarray(np.asarray(vectors, np.float32))
         self.names = np.asarray(names, dtype=object)
         n_lists = int(max(1, min(4096, np.sqrt(len(self.vectors)) * 2)))

@@ -97,15 +97,21 @@ class Recogniser:
     def enrol(self, gallery: Gallery, person: str, photos: list, progress: bool = True) -> tuple[int, list[str]]:
         """Add a person's photos in one transaction; bad photos become error lines. Returns (added, errors)."""
         from tqdm import tqdm
+        from data.files import shown
+        from recognition.gallery import check_name
+        person = check_name(person)
         faces, errors = [], []
         for photo in tqdm(photos, desc=f"enrolling {person}", disable=not progress or len(photos) < 5, unit="photo"):
             try:
-                face, vector = self.single_face(photo)
+                face, vector = self.single_face(photo)  # first: it reports a missing or unreadable file
+                sha = image_sha256(photo)
+                owner = gallery.owner_of(sha)
+                if owner is not None and owner != person:  # one photo, two names: ties and confusion
+                    raise KeyfaceError(f"{shown(photo)}: already enrolled as {owner!r}")
             except KeyfaceError as exc:
                 errors.append(str(exc))
                 continue
-            faces.append(Enrolment(person, image_sha256(photo), str(Path(photo).resolve()), face.box,
-                                   face.keypoints, vector))
+            faces.append(Enrolment(person, sha, str(Path(photo).resolve()), face.box, face.keypoints, vector))
         return gallery.add(faces), errors
 
     def identify(self, gallery: Gallery, photo: str | os.PathLike, k: int = 3, index: str = "exact",
@@ -129,17 +135,20 @@ class Recogniser:
 
 def reindex(source: Path, recogniser: Recogniser, out: Path) -> tuple[int, list[str]]:
     """Re-embed every photo of a gallery with another embedder into a new gallery file."""
+    from data.files import shown
     from recognition.gallery import read_photos
-    target = Gallery(out, recogniser.embedder.name, recogniser.embedder.version, recogniser.embedder.dim)
     by_person: dict[str, list[str]] = {}
     for person, sha, path in read_photos(source):
         if not Path(path).is_file() or image_sha256(path) != sha:
-            raise KeyfaceError(f"cannot reindex: {path} (enrolled for {person}) is missing or changed; "
+            raise KeyfaceError(f"cannot reindex: {shown(path)} (enrolled for {person}) is missing or changed; "
                                f"nothing was modified")
         by_person.setdefault(person, []).append(path)
+    target = Gallery(out, recogniser.embedder.name, recogniser.embedder.version, recogniser.embedder.dim)
     added, errors = 0, []
-    for person, photos in by_person.items():
-        n, errs = recogniser.enrol(target, person, photos, progress=False)
-        added, errors = added + n, errors + errs
-    target.close()
+    try:
+        for person, photos in by_person.items():
+            n, errs = recogniser.enrol(target, person, photos, progress=False)
+            added, errors = added + n, errors + errs
+    finally:
+        target.close()
     return added, errors

@@ -1,0 +1,61 @@
+"""Files keyface writes for a person to look at (face crops, annotated photos, reports): created new,
+readable by their owner only (they show people's faces), and never over anything already there."""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+from data.errors import KeyfaceError
+
+
+def shown(path) -> str:
+    """A path printable in any terminal or page (bytes that are not UTF-8 as \\x escapes)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def create_private(path: str | os.PathLike, data: bytes) -> Path:
+    """Write data to a new owner-only file; refuse (one line) if anything is at that path already."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise KeyfaceError(f"{shown(path)} already exists: "
+                           "keyface does not overwrite it; choose another output folder") from None
+    except OSError as exc:
+        raise KeyfaceError(f"cannot write {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    return path
+
+
+def private_dir(path: str | os.PathLike) -> Path:
+    """A folder that may already exist (as a folder), made owner-only if keyface creates it."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise KeyfaceError(f"{path} exists and is not a folder")
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise KeyfaceError(f"cannot make the folder {path}: {exc.strerror}") from None
+    return path
+
+
+def free_name(path: str | os.PathLike) -> Path:
+    """path, or path with -2, -3, ... before its suffix: the first name nothing is at yet."""
+    path, n = Path(path), 2
+    candidate = path
+    while candidate.exists() or candidate.is_symlink():
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        n += 1
+    return candidate
+
+
+def jpeg_bytes(rgb: np.ndarray, quality: int = 90) -> bytes:
+    """An RGB uint8 image encoded as JPEG."""
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()

@@ -1,0 +1,25 @@
+"""Argument types that range-check numbers, so a wrong flag value is a one-line usage error."""
+from __future__ import annotations
+
+import argparse
+import math
+
+
+def _number(kind, low: float, high: float, low_open: bool = False, high_open: bool = False, what: str = ""):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        too_low = value <= low if low_open else value < low
+        too_high = value >= high if high_open else value > high
+        if not math.isfinite(value) or too_low or too_high:
+            raise argparse.ArgumentTypeError(f"{text} is out of range: {what}")
+        return value
+    return parse
+
+
+distance = _number(float, 0.0, 2.0, what="a cosine distance from 0 to 2")
+rate = _number(float, 0.0, 1.0, low_open=True, high_open=True, what="a share strictly between 0 and 1")
+probability = _number(float, 0.0, 1.0, what="a probability from 0 to 1")
+count = _number(int, 1, 10**9, what="1 or more")
