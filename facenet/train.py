@@ -95,7 +95,8 @@ def train_facenet(faces: FaceSet, cfg: TrainConfig, run_dir: Path, data_note: st
         meta = {"kind": "embedder", "approach": cfg.approach, "input": asdict(cfg.spec), "config": asdict(cfg),
                 "data": data_note + ("; started from " + source_meta["source"] if source_meta else ""), **source_meta,
                 "people": int(len(np.unique(train.people))), "train_faces": int(len(train)),
-                "val_people": int(len(np.unique(val.people))), "best_val_auc": monitor.best, **provenance()}
+                "val_people": int(len(np.unique(val.people))), "held_out_people": sorted(map(str, set(val.people))),
+                "best_val_auc": monitor.best, **provenance()}
         return save_model(embedding, run_dir / "embedder.keras", meta)
     pairs = sample_pairs(val.people, 1000, cfg.seed)
     start = None

@@ -16,6 +16,8 @@ META_ENTRY = "keyface.json"  # an extra zip entry: Keras ignores it, we read it 
 def git_revision() -> str:
     """The current git commit of the keyface checkout (with '+dirty' if modified), or 'unknown'."""
     here = Path(__file__).resolve().parent
+    if not (here.parent / "setup.cfg").is_file():  # an installed copy: the git around it is not keyface's
+        return "unknown"
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
                              timeout=5, check=True).stdout.strip()
@@ -26,9 +28,18 @@ def git_revision() -> str:
         return "unknown"
 
 
+def keyface_version() -> str:
+    """The installed keyface distribution's version ('unknown' when run from a bare checkout)."""
+    import importlib.metadata
+    try:
+        return importlib.metadata.version("keyface")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def provenance() -> dict:
-    """Who made an artefact: command line, git revision, UTC time."""
-    return {"command": " ".join(["keyface", *sys.argv[1:]]) if sys.argv else "",
+    """Who made an artefact: command line, keyface version, git revision, UTC time."""
+    return {"command": " ".join(["keyface", *sys.argv[1:]]) if sys.argv else "", "keyface_version": keyface_version(),
             "git_revision": git_revision(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 

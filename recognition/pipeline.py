@@ -53,8 +53,8 @@ def _template5(face: Face, spec: InputSpec) -> np.ndarray:
 
 
 def _dlib_mtcnn5(face: Face, spec: InputSpec) -> np.ndarray:
-    if face.landmarks is None:  # a detector without landmarks: the keypoint net's anchors stand in
-        return _dlib5(face, spec)
+    if face.landmarks is None:  # no stand-in: the point of this alignment is the detector's own points
+        raise ValueError("the dlib-mtcnn5 alignment needs the detector's 5 landmarks, and this face has none")
     return similarity_transform(face.landmarks, dlib_anchor_template(spec.size))
 
 

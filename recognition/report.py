@@ -10,7 +10,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from keypoints.modelfile import git_revision
+from keypoints.modelfile import git_revision, keyface_version
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,7 @@ PROTOCOLS = {
 
 COLUMNS = [("approach", "approach"), ("v1_acc", "View 1 acc"), ("v1_auc", "AUC"), ("v1_eer", "EER"),
            ("v1_tar", "TAR@1e-3"), ("v2", "View 2"), ("rank1", "rank-1"), ("dir", "DIR@1%FAR"),
+           ("at_cut", "at own cut: right / strangers named"),
            ("cluster_f", "cluster F"), ("nmi", "NMI"), ("ms", "ms/face"), ("mb", "model MB"),
            ("bytes", "bytes/face"), ("train", "training"), ("retrain", "new person")]
 
@@ -63,6 +64,7 @@ def cmd_compare(args) -> int:
     checksums = {False: data_checksum(sets, False), True: data_checksum(sets, True)}
     results = {c.name: cached_score(c, sets, user_dir("cache") / "compare", checksums[c.view2]) for c in contenders}
     report = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "git_revision": git_revision(),
+              "keyface_version": keyface_version(),
               "command": " ".join(["keyface", *sys.argv[1:]]), "threads": args.threads, "seeds": {"all": 0},
               "data_checksums": {"view1_identify_cluster": checksums[False], "with_view2": checksums[True]},
               "protocols": PROTOCOLS, "contenders": [_describe(c) for c in contenders], "results": results,
@@ -88,10 +90,13 @@ def _row(contender: dict, result: dict) -> dict:
             "v1_eer": f"{v1['eer']:.3f}", "v1_tar": f"{v1['tar_at_far_1e-3']:.3f}",
             "v2": "not scored (trained on LFW people)" if "refused" in v2 else f"{v2['accuracy']:.3f} ± {v2['std']:.3f}",
             "rank1": f"{ident['rank1']:.3f}", "dir": f"{ident['dir_at_far_1pct']:.3f}",
+            "at_cut": f"{ident['right_at_model_cut']:.3f} / {ident['strangers_named_at_model_cut']:.3f}"
+            if "model_cut" in ident else "-",
             "cluster_f": f"{clus['pairwise_f']:.3f}", "nmi": f"{clus['nmi']:.3f}", "ms": f"{cost['end_to_end']:.0f}",
             "mb": f"{contender['model_mb']:.{1 if contender['model_mb'] >= 1 else 2}f}",
             "bytes": str(contender["bytes_per_face"]),
-            "train": "outside data" if contender["name"] == "face_recognition" else
+            "train": "outside data" if contender["name"] == "face_recognition"
+            or str(contender.get("trained_on", "")).startswith("outside data") else
             (f"{train / 60:.0f} min" if train else "not recorded"),
             "retrain": "no" if contender["new_person_needs_retraining"].startswith("no") else "yes"}
 
@@ -149,7 +154,8 @@ def write_report(out: Path, report: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=1))
     plots = _plots(report, out)
-    head = (f"keyface compare, {report['created']}, git {report['git_revision']}, {report['threads']} thread(s); "
+    head = (f"keyface compare, {report['created']}, keyface {report.get('keyface_version', '?')}, git "
+            f"{report['git_revision']}, {report['threads']} thread(s); "
             f"data checksums {report['data_checksums']}; command `{report['command']}`")
     protocols = "\n".join(f"- **{k}**: {v}" for k, v in report["protocols"].items())
     sources = "\n".join(f"- {c['label']}: {c['trained_on']}" + (f"; weights: {c['source_weights']}"

@@ -181,7 +181,11 @@ def calibrate(model_path: Path, faces, approach: str, strangers=None) -> float:
     from recognition.embedders import FaceBatch, load_embedder
     from recognition.open_set import open_set_metadata
     from recognition.verification import best_threshold, pair_distances, sample_pairs
-    _, val = split_people(faces, 0.1, 0)  # the same people every trainer holds out (same seed)
+    held = read_metadata(model_path).get("held_out_people")
+    if held:  # the trainer recorded whom it held out: calibrate on exactly those people
+        val = faces.subset(np.isin(faces.people.astype(str), held))
+    else:  # older files: the rule every trainer uses (10% of people, seed 0), recorded below
+        _, val = split_people(faces, 0.1, 0)
     if len(np.unique(val.people)) < 2:
         raise KeyfaceError("too few people to calibrate a threshold")
     emb = load_embedder(approach, model=str(model_path))

@@ -44,3 +44,20 @@ def youtube_sample() -> list[tuple[Path, np.ndarray]]:
     table = pd.read_csv(SAMPLE / "youtube_sample" / "keypoints.csv")
     return [(SAMPLE / "youtube_sample" / row[0], np.asarray(row[1:], np.float32).reshape(68, 2))
             for row in table.itertuples(index=False)]
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory):
+    """A tiny keypoint net and a geometry embedder fitted on synthetic shapes: plumbing, not accuracy."""
+    import keras
+    from tests.test_embedders import synthetic_faces
+    from keypoints.modelfile import save_model
+    from keypoints.models import ModelConfig, build_model
+    from recognition.geometry import fit_geometry
+    keras.utils.set_random_seed(0)
+    folder = tmp_path_factory.mktemp("models")
+    cfg = ModelConfig(width=8, embedding_dim=32)
+    kp = save_model(build_model(cfg), folder / "kp.keras",
+                    {"kind": "keypoints", "scheme": "ibug68", "config": {"model": cfg.to_dict()}})
+    geo = fit_geometry(synthetic_faces(size=112), 8, folder / "geometry.keras", "synthetic")
+    return ["--keypoint-model", str(kp), "--embedder", "geometry", "--embedder-model", str(geo)]

@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from recognition.gallery_check import check_gallery
-from tests.test_cli_gallery import models, run  # noqa: F401  (models is a fixture)
+from tests.test_cli_gallery import run
 
 
 def one_line(err: str) -> bool:
@@ -16,7 +16,7 @@ def one_line(err: str) -> bool:
     return len(lines) >= 1 and "Traceback" not in err and all(len(line) < 400 for line in lines)
 
 
-def enrolled(tmp_path, youtube_sample, models, capsys):  # noqa: F811
+def enrolled(tmp_path, youtube_sample, models, capsys):
     db = tmp_path / "g.db"
     code, _, _ = run(["enroll", "--name", "Ada", youtube_sample[0][0], youtube_sample[1][0], "--gallery", db, *models],
                      capsys)
@@ -24,7 +24,7 @@ def enrolled(tmp_path, youtube_sample, models, capsys):  # noqa: F811
     return db
 
 
-def test_cluster_out_never_deletes_or_overwrites_what_is_there(tmp_path, youtube_sample, models, capsys):  # noqa: F811
+def test_cluster_out_never_deletes_or_overwrites_what_is_there(tmp_path, youtube_sample, models, capsys):
     out = tmp_path / "c"
     (out / "cluster-holiday-2019").mkdir(parents=True)
     (out / "cluster-holiday-2019" / "me.jpg").write_bytes(b"mine")
@@ -41,7 +41,7 @@ def test_cluster_out_never_deletes_or_overwrites_what_is_there(tmp_path, youtube
     assert code == 2 and "not a folder" in err and one_line(err)
 
 
-def test_annotated_copies_never_overwrite_and_are_owner_only(tmp_path, youtube_sample, models, capsys):  # noqa: F811
+def test_annotated_copies_never_overwrite_and_are_owner_only(tmp_path, youtube_sample, models, capsys):
     db = enrolled(tmp_path, youtube_sample, models, capsys)
     out = tmp_path / "ann"
     out.mkdir()
@@ -60,7 +60,7 @@ def test_annotated_copies_never_overwrite_and_are_owner_only(tmp_path, youtube_s
     (["--threshold", "nan"], "out of range"), (["--threshold", "-1"], "out of range"), (["--top", "-5"], "out of range"),
     (["--far", "1.5"], "out of range"), (["--gallery", ""], "--gallery is empty"),
     (["--gallery", "/no/such/folder/g.db"], "gallery not found"), (["--min-probability", "2"], "out of range")])
-def test_bad_flag_values_get_one_line(tmp_path, youtube_sample, models, capsys, flags, message):  # noqa: F811
+def test_bad_flag_values_get_one_line(tmp_path, youtube_sample, models, capsys, flags, message):
     args = ["identify", youtube_sample[0][0], *models, *flags]
     if "--gallery" not in flags:
         args += ["--gallery", enrolled(tmp_path, youtube_sample, models, capsys)]
@@ -69,12 +69,12 @@ def test_bad_flag_values_get_one_line(tmp_path, youtube_sample, models, capsys, 
     assert not os.path.exists("/no/such/folder")
 
 
-def test_identify_never_creates_a_gallery(tmp_path, youtube_sample, models, capsys):  # noqa: F811
+def test_identify_never_creates_a_gallery(tmp_path, youtube_sample, models, capsys):
     code, _, err = run(["identify", youtube_sample[0][0], "--gallery", tmp_path / "new.db", *models], capsys)
     assert code == 2 and "gallery not found" in err and not (tmp_path / "new.db").exists()
 
 
-def test_a_photo_enrolled_under_another_name_is_refused(tmp_path, youtube_sample, models, capsys):  # noqa: F811
+def test_a_photo_enrolled_under_another_name_is_refused(tmp_path, youtube_sample, models, capsys):
     db = enrolled(tmp_path, youtube_sample, models, capsys)
     code, out, err = run(["enroll", "--name", "Bob", youtube_sample[0][0], youtube_sample[2][0], "--gallery", db,
                           *models], capsys)
@@ -82,7 +82,7 @@ def test_a_photo_enrolled_under_another_name_is_refused(tmp_path, youtube_sample
     assert check_gallery(db) == []
 
 
-def test_a_non_utf8_folder_or_file_name_is_one_error_not_the_batch(tmp_path, youtube_sample, models, capsys):  # noqa: F811
+def test_a_non_utf8_folder_or_file_name_is_one_error_not_the_batch(tmp_path, youtube_sample, models, capsys):
     tree = tmp_path / "people"
     bad_person = os.fsdecode(os.fsencode(str(tree)) + b"/Jos\xe9")
     for person, photo in (("Ada", youtube_sample[0][0]), ("Zed", youtube_sample[1][0])):
@@ -98,7 +98,7 @@ def test_a_non_utf8_folder_or_file_name_is_one_error_not_the_batch(tmp_path, you
     assert check_gallery(db) == []
 
 
-def test_embedder_and_model_file_must_agree(tmp_path, youtube_sample, models, capsys):  # noqa: F811
+def test_embedder_and_model_file_must_agree(tmp_path, youtube_sample, models, capsys):
     args = list(models)
     args[args.index("--embedder") + 1] = "keypoints"  # a geometry model file offered as approach A's
     code, _, err = run(["enroll", "--name", "Ada", youtube_sample[0][0], "--gallery", tmp_path / "g.db", *args], capsys)
@@ -116,7 +116,7 @@ def test_a_model_file_with_code_is_refused_in_one_line(tmp_path, youtube_sample,
     assert code == 2 and "holds code" in err and "safe_mode" not in err and one_line(err)
 
 
-def test_check_reports_a_damaged_gallery_and_search_refuses_it(tmp_path, youtube_sample, models, capsys):  # noqa: F811
+def test_check_reports_a_damaged_gallery_and_search_refuses_it(tmp_path, youtube_sample, models, capsys):
     import sqlite3
     import numpy as np
     db = enrolled(tmp_path, youtube_sample, models, capsys)

@@ -42,3 +42,34 @@ def test_shipped_embedders_load_and_embed_a_real_face(name, youtube_sample, tmp_
     batch = align_batch(load_image(path), [Face((0, 0, 1, 1), 1.0, points)], embedder.spec)
     vector = embedder.embed(batch)
     assert vector.shape == (1, embedder.dim) and abs(np.linalg.norm(vector) - 1) < 1e-5
+
+
+def test_the_default_embedder_tells_real_people_apart(tmp_path, monkeypatch):
+    """dlib-resnet (the default) on LFW photos of the demo's people: every photo is nearer to another of
+    the same person than to anyone else, and the shipped cuts name them and keep strangers out."""
+    from keypoints.predictor import KeypointPredictor
+    from recognition.demo import demo_root
+    from recognition.embedders import load_embedder
+    from recognition.pipeline import FacePipeline, align_batch
+    from recognition.registry import DEFAULT_EMBEDDER
+    monkeypatch.setenv("KEYFACE_MODELS", str(tmp_path))
+    embedder = load_embedder(DEFAULT_EMBEDDER)
+    meta = embedder.metadata
+    assert DEFAULT_EMBEDDER == "dlib-resnet" and meta["lfw_people_in_training"] is False
+    assert 0 < meta["identify_threshold"] < meta["threshold"] and meta["identify_far"] == 0.01
+    pipeline = FacePipeline(KeypointPredictor.load(default_model_path()))
+    people, vectors = [], []
+    for folder in sorted((demo_root() / "gallery").iterdir())[:4]:
+        for photo in sorted(folder.iterdir())[:3]:
+            rgb = load_image(photo)
+            faces = pipeline.find_faces(rgb)
+            largest = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+            vectors.append(embedder.embed(align_batch(rgb, [largest], embedder.spec))[0])
+            people.append(folder.name)
+    people, vectors = np.array(people), np.array(vectors)
+    distances = 1 - vectors @ vectors.T
+    same = people[:, None] == people[None, :]
+    np.fill_diagonal(same, False)
+    other = people[:, None] != people[None, :]
+    assert distances[same].max() < distances[other].min()
+    assert (distances[other] > meta["identify_threshold"]).all()
