@@ -1,8 +1,8 @@
 """`keyface compare`: every approach on the same LFW photos and protocols, one report.
 
 Each contender turns a list of photo paths into unit vectors (its central face) and is scored on
-the same embeddings by every protocol. Results are cached per model version and data checksum,
-so re-running after training one approach re-scores only that one.
+the same embeddings by every protocol. Results are cached per model version (embedder and keypoint
+model), scoring code and data checksum, so re-running after training one approach re-scores only that one.
 """
 from __future__ import annotations
 
@@ -143,9 +143,22 @@ def clustering(vectors, ok, lookup, sets, cut: float | None) -> dict:
     return {**pairwise_scores(np.array([n for n, _ in test], object), labels), "threshold": cut}
 
 
+SCORING_MODULES = ("compare", "bench_recognition", "verification", "cluster", "search", "open_set")
+
+
+def scoring_version() -> str:
+    """A hash of the scoring code: a cached result made by other scoring code is not reused."""
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for name in SCORING_MODULES:
+        digest.update((here / f"{name}.py").read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def cached_score(contender: Contender, sets: dict, cache_dir: Path, checksum: str) -> dict:
-    """score(), stored per contender, model version and data checksum."""
-    path = cache_dir / f"{contender.name}-{contender.version}-{checksum}.json"
+    """score(), stored per contender, model versions (the contender's own, which for keyface's names the
+    keypoint model too), scoring code and data checksum."""
+    path = cache_dir / f"{contender.name}-{contender.version}-{scoring_version()}-{checksum}.json"
     if path.is_file():
         log.info("%s: cached result %s", contender.name, path.name)
         return json.loads(path.read_text())

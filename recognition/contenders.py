@@ -24,6 +24,7 @@ def keyface_contender(name: str, args, cache: Path) -> Contender | None:
     from recognition.bench import argparse_namespace
     from recognition.bench_recognition import embed_photos
     from recognition.commands import recogniser
+    from keypoints.predictor import resolve_model
     from recognition.embedders import REGISTRY, find_model_file
     try:
         rec = recogniser(argparse_namespace(args, embedder=name, embedder_model=None, threshold=None))
@@ -32,13 +33,20 @@ def keyface_contender(name: str, args, cache: Path) -> Contender | None:
         return None
     path = find_model_file(REGISTRY[name], args.models)
     meta = rec.embedder.metadata
+    version = contender_version(rec.embedder.version, resolve_model(args.keypoint_model, args.models))
     facts = {"model_mb": path.stat().st_size / 1e6, "bytes_per_face": 4 * rec.embedder.dim, "dim": rec.embedder.dim,
              "train_seconds": meta.get("train_seconds"), "source_weights": meta.get("source"),
              "new_person_needs_retraining": "no (nearest embedding); yes for a softmax head (train-head)"}
-    return Contender(name, LABELS.get(name, name), rec.embedder.version, meta.get("data", "?"),
+    return Contender(name, LABELS.get(name, name), version, meta.get("data", "?"),
                      lambda paths: embed_photos(rec, paths, cache), lambda paths: keyface_stage_ms(rec, paths), facts,
                      view2=meta.get("lfw_people_in_training") is False, cluster_cut=meta.get("cluster_threshold"),
                      identify_cut=meta.get("identify_threshold"))
+
+
+def contender_version(embedder_version: str, keypoint_model: Path) -> str:
+    """What a keyface contender's scores depend on: its embedder file and the keypoint model that aligns."""
+    from recognition.embedders import file_version
+    return f"{embedder_version}-kp{file_version(keypoint_model)}"
 
 
 def keyface_stage_ms(rec, paths: list[Path], gallery_size: int = 235) -> dict:

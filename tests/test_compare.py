@@ -70,3 +70,23 @@ def test_report_has_tables_curves_and_provenance(tmp_path):
     page = (tmp_path / "out" / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 2 and "<table>" in page
     assert json.loads((tmp_path / "out" / "report.json").read_text())["git_revision"] == "abc123"
+
+
+def test_cached_results_go_stale_when_the_keypoint_model_or_scoring_code_changes(tmp_path, monkeypatch):
+    from recognition import compare
+    from recognition.contenders import contender_version
+    kp_a, kp_b = tmp_path / "a.keras", tmp_path / "b.keras"
+    kp_a.write_bytes(b"keypoint model a")
+    kp_b.write_bytes(b"keypoint model b")
+    assert contender_version("emb1", kp_a) != contender_version("emb1", kp_b)
+    sets, calls = _sets(tmp_path), []
+    contender = _contender(0.05, calls)
+    cached_score(contender, sets, tmp_path / "cache", "abc")
+    contender.version = contender_version("v1", kp_b)  # same embedder, another keypoint model
+    cached_score(contender, sets, tmp_path / "cache", "abc")
+    assert len(calls) == 2
+    monkeypatch.setattr(compare, "scoring_version", lambda: "other-code")
+    cached_score(contender, sets, tmp_path / "cache", "abc")
+    assert len(calls) == 3
+    cached_score(contender, sets, tmp_path / "cache", "abc")
+    assert len(calls) == 3  # unchanged inputs: the cache serves it
