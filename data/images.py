@@ -83,9 +83,23 @@ def _to_rgb(image: Image.Image, name: str) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
 
 
-def image_sha256(path: str | os.PathLike) -> str:
-    """The SHA-256 of a file's bytes (a cache key that survives renames)."""
+def image_sha256(path: str | os.PathLike | np.ndarray) -> str:
+    """The SHA-256 of a file's bytes (a cache key that survives renames), or of an array's pixels."""
+    if isinstance(path, np.ndarray):
+        return hashlib.sha256(repr(path.shape).encode() + np.ascontiguousarray(path).tobytes()).hexdigest()
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def as_rgb(image: str | os.PathLike | np.ndarray) -> np.ndarray:
+    """A photo as RGB uint8 (H, W, 3): read from a path, or checked if it is already an array (grey
+    (H, W) arrays become RGB)."""
+    if not isinstance(image, np.ndarray):
+        return load_image(image)
+    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+        raise ImageError(f"an image array must be RGB uint8 (H, W, 3) or grey (H, W), not {image.dtype} {image.shape}")
+    if min(image.shape[:2]) < 16:
+        raise ImageError(f"image array of {image.shape[1]}x{image.shape[0]} px is too small (16 px at least)")
+    return np.ascontiguousarray(np.stack([image] * 3, -1) if image.ndim == 2 else image)
 
 
 def save_image(path: str | os.PathLike, rgb: np.ndarray) -> Path:

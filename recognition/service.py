@@ -9,13 +9,22 @@ from pathlib import Path
 import numpy as np
 
 from data.errors import KeyfaceError
-from data.images import image_sha256, load_image
+from data.files import shown
+from data.images import as_rgb, image_sha256
 from recognition.embedders import Embedder
 from recognition.gallery import Enrolment, Gallery
 from recognition.pipeline import Face, FacePipeline, align_batch
 from recognition.search import Match
 
 log = logging.getLogger(__name__)
+
+
+ARRAY_SOURCE = "(image array)"  # the source of a face enrolled from pixels: reindex cannot re-read it
+
+
+def label(photo) -> str:
+    """How a photo is named in messages: its path, printable, or 'image array'."""
+    return "image array" if isinstance(photo, np.ndarray) else shown(photo)
 
 
 @dataclass
@@ -63,9 +72,9 @@ class Recogniser:
                                f"`keyface calibrate {self.embedder.name}` or pass --threshold")
         return self.embedder.metadata[key]
 
-    def faces(self, photo: str | os.PathLike) -> tuple[np.ndarray, list[Face], np.ndarray]:
-        """The photo's pixels, every face in it and their embeddings (N, D)."""
-        rgb = load_image(photo)
+    def faces(self, photo: str | os.PathLike | np.ndarray) -> tuple[np.ndarray, list[Face], np.ndarray]:
+        """The photo's pixels, every face in it and their embeddings (N, D); a path or an RGB array."""
+        rgb = as_rgb(photo)
         faces = self.pipeline.find_faces(rgb)
         return rgb, faces, self.embedder.embed(align_batch(rgb, faces, self.embedder.spec))
 
@@ -84,20 +93,19 @@ class Recogniser:
         or several under the default 'refuse' policy: enrolment must be unambiguous."""
         _, faces, vectors = self.faces(photo)
         if not faces:
-            raise KeyfaceError(f"{photo}: no face found")
+            raise KeyfaceError(f"{label(photo)}: no face found")
         if len(faces) == 1:
             return faces[0], vectors[0]
         if self.several_faces == "refuse":
-            raise KeyfaceError(f"{photo}: {len(faces)} faces found; use a photo of one person, crop it, "
-                               "or pass --largest-face")
+            raise KeyfaceError(f"{label(photo)}: {len(faces)} faces found; use a photo of one person, crop it, "
+                               "or take the largest face (--largest-face)")
         i = int(np.argmax([(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]) for f in faces]))
-        log.info("%s: %d faces found; using the largest", photo, len(faces))
+        log.info("%s: %d faces found; using the largest", label(photo), len(faces))
         return faces[i], vectors[i]
 
     def enrol(self, gallery: Gallery, person: str, photos: list, progress: bool = True) -> tuple[int, list[str]]:
         """Add a person's photos in one transaction; bad photos become error lines. Returns (added, errors)."""
         from tqdm import tqdm
-        from data.files import shown
         from recognition.gallery import check_name
         person = check_name(person)
         faces, errors = [], []
@@ -107,11 +115,12 @@ class Recogniser:
                 sha = image_sha256(photo)
                 owner = gallery.owner_of(sha)
                 if owner is not None and owner != person:  # one photo, two names: ties and confusion
-                    raise KeyfaceError(f"{shown(photo)}: already enrolled as {owner!r}")
+                    raise KeyfaceError(f"{label(photo)}: already enrolled as {owner!r}")
             except KeyfaceError as exc:
                 errors.append(str(exc))
                 continue
-            faces.append(Enrolment(person, sha, str(Path(photo).resolve()), face.box, face.keypoints, vector))
+            source = ARRAY_SOURCE if isinstance(photo, np.ndarray) else str(Path(photo).resolve())
+            faces.append(Enrolment(person, sha, source, face.box, face.keypoints, vector))
         return gallery.add(faces), errors
 
     def identify(self, gallery: Gallery, photo: str | os.PathLike, k: int = 3, index: str = "exact",
@@ -135,7 +144,6 @@ class Recogniser:
 
 def reindex(source: Path, recogniser: Recogniser, out: Path) -> tuple[int, list[str]]:
     """Re-embed every photo of a gallery with another embedder into a new gallery file."""
-    from data.files import shown
     from recognition.gallery import read_photos
     by_person: dict[str, list[str]] = {}
     for person, sha, path in read_photos(source):

@@ -1,0 +1,64 @@
+"""The Python API: the README's example runs as written, and arrays work wherever paths do."""
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import keyface
+from data.images import load_image
+from recognition.demo import demo_root
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_example() -> str:
+    """The first Python block of the README's Python section."""
+    section = README.read_text().split("## Python", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+@pytest.fixture
+def photos(tmp_path, monkeypatch):
+    """The example's file names, filled with shipped LFW demo photos: Ada and Alan are two real people,
+    the meeting photo is another photo of Alan's."""
+    gallery, probes = demo_root() / "gallery", demo_root() / "probes"
+    names = {"ada1.jpg": gallery / "Nancy Pelosi" / "Nancy_Pelosi_0001.jpg",
+             "ada2.jpg": gallery / "Nancy Pelosi" / "Nancy_Pelosi_0002.jpg",
+             "alan1.jpg": gallery / "Tom Cruise" / "Tom_Cruise_0001.jpg",
+             "alan2.jpg": gallery / "Tom Cruise" / "Tom_Cruise_0002.jpg",
+             "meeting.jpg": probes / "Tom_Cruise_0006.jpg"}
+    for name, source in names.items():
+        shutil.copy(source, tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KEYFACE_MODELS", str(tmp_path / "models"))  # the shipped models only
+    return tmp_path
+
+
+def test_the_readme_example_enrols_two_people_and_identifies_a_photo(photos, capsys):
+    code = readme_example()
+    assert len(code.strip().splitlines()) <= 12
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    printed = capsys.readouterr().out
+    assert printed.startswith("Alan Turing ") and namespace["same"] is True
+    assert len(namespace["faces"]) == 1 and namespace["faces"][0].embedding.shape == (128,)
+    with keyface.Gallery(photos / "team.db", create=False) as team:
+        assert team.people() == {"Ada Lovelace": 2, "Alan Turing": 2}
+
+
+def test_arrays_work_like_paths_and_mistakes_are_keyface_errors(photos):
+    array = load_image(photos / "meeting.jpg")
+    from_path, from_array = keyface.find_faces(photos / "meeting.jpg"), keyface.find_faces(array)
+    np.testing.assert_allclose(from_path[0].embedding, from_array[0].embedding, atol=1e-6)
+    same, distance = keyface.verify(array, photos / "alan1.jpg")
+    assert same and distance < 0.1
+    with pytest.raises(keyface.KeyfaceError, match="RGB uint8"):
+        keyface.find_faces(array.astype(np.float32))
+    with pytest.raises(keyface.KeyfaceError, match="no face found"):
+        keyface.verify(np.full((200, 200, 3), 128, np.uint8), array)
+    with keyface.Gallery(photos / "g.db") as gallery:
+        added, errors = gallery.enrol("Alan", [array, photos / "nope.jpg"])
+        assert added == 1 and len(errors) == 1 and "nope.jpg" in errors[0]
+        assert gallery.identify(photos / "alan1.jpg")[0].name == "Alan"
