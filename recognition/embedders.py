@@ -67,9 +67,7 @@ class KerasFileEmbedder(Embedder):
     def __init__(self, path: Path):
         from keypoints.modelfile import load_model
         self.model, self.metadata = load_model(path, expect_kind="embedder")
-        inp = self.metadata["input"]
-        self.spec = InputSpec(inp["size"], inp["channels"], inp["zoom"], inp.get("shift_y", 0.0),
-                              inp.get("alignment", "template5"))
+        self.spec = InputSpec(**self.metadata["input"])  # fields a file predates take their defaults
         self.dim = int(self.model.output_shape[-1])
         self.version = file_version(path)
         self.mirror = bool(self.metadata.get("mirror_average", False))  # embed face + mirror image, summed

@@ -77,7 +77,6 @@ def path_text(path) -> str | bytes:
         return raw
 
 
-
 class Gallery:
     """People, their photos and embeddings for one embedder (name + model version) in SQLite."""
 
@@ -204,7 +203,6 @@ class Gallery:
             "JOIN people p ON p.id = ph.person_id WHERE e.embedder = ? AND e.version = ? ORDER BY p.name, e.photo_id",
             (self.embedder, self.version)).fetchall()
         bad = [r[0] for r in rows if len(r[1]) != 4 * self.dim]
-        vectors = np.zeros((len(rows), self.dim), np.float32)
         if not bad:
             vectors = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), self.dim)
             bad = [rows[i][0] for i in np.flatnonzero(~vector_ok(vectors))]

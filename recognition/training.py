@@ -95,7 +95,7 @@ def cmd_train(args) -> int:
     name = args.approach if args.source == "none" else "facenet-dlib"
     run_dir = models_dir(args.models) / "runs" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     target = models_dir(args.models) / "embedders" / f"{name}.keras"
-    from recognition.embedders import file_version
+    from recognition.embedders import InputSpec, file_version
     started = time.perf_counter()
     if args.approach == "keypoints":
         from recognition.approach_a import SPEC, IdentityConfig, train_approach_a
@@ -126,18 +126,13 @@ def cmd_train(args) -> int:
         train, _ = split_people(faces, 0.1, 0)  # the held-out people calibrate the threshold below
         made = fit_geometry(train, 64, run_dir / "embedder.keras", note)
     _rewrite_meta(made, META_ENTRY, read_metadata(made) | {"train_seconds": time.perf_counter() - started})
-    strangers = None if args.folders else cached_face_set(stranger_items(data_root(args.data)), pipeline, faces_spec(made),
+    strangers = None if args.folders else cached_face_set(stranger_items(data_root(args.data)), pipeline,
+                                                          InputSpec(**read_metadata(made)["input"]),
                                                           user_dir("cache"), file_version(kp_path))
     threshold = calibrate(made, faces, name, strangers)
     _install(made, target)
     log.info("%s embedder: %s (threshold %.4f from held-out DevTrain pairs)", name, target, threshold)
     return 0
-
-
-def faces_spec(model_path: Path):
-    """The input spec stored in a model file."""
-    from recognition.embedders import InputSpec
-    return InputSpec(**read_metadata(model_path)["input"])
 
 
 def _install(made: Path, target: Path) -> None:
@@ -181,7 +176,8 @@ def calibrate(model_path: Path, faces, approach: str, strangers=None) -> float:
     from recognition.embedders import FaceBatch, load_embedder
     from recognition.open_set import open_set_metadata
     from recognition.verification import best_threshold, pair_distances, sample_pairs
-    held = read_metadata(model_path).get("held_out_people")
+    stored = read_metadata(model_path)
+    held = stored.get("held_out_people")
     if held:  # the trainer recorded whom it held out: calibrate on exactly those people
         val = faces.subset(np.isin(faces.people.astype(str), held))
     else:  # older files: the rule every trainer uses (10% of people, seed 0), recorded below
@@ -200,7 +196,7 @@ def calibrate(model_path: Path, faces, approach: str, strangers=None) -> float:
         enrolled = np.isin(val.people, names[::2])
         open_set = open_set_metadata(vectors[enrolled], val.people[enrolled], vectors[~enrolled],
                                      "half the held-out people enrolled, the other half strangers")
-    meta = read_metadata(model_path) | {"threshold": threshold, "threshold_from": "held-out DevTrain people",
+    meta = stored | {"threshold": threshold, "threshold_from": "held-out DevTrain people",
                                         "cluster_threshold": best_cluster_threshold(vectors, val.people),
                                         "held_out_people": sorted(map(str, np.unique(val.people))), **open_set}
     _rewrite_meta(model_path, META_ENTRY, meta)
