@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.errors import KeyfaceError
+from keyface.data.errors import KeyfaceError
 
 
 def shown(path) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from data.errors import DataError
+from keyface.data.errors import DataError
 
 log = logging.getLogger(__name__)
 

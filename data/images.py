@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from data.errors import ImageError
+from keyface.data.errors import ImageError
 
 MIN_SIDE = 16  # smaller than this cannot hold a detectable face
 MAX_PIXELS = 40_000_000  # 40 MP: above this a file is a decompression bomb, or too big to be worth decoding

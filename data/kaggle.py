@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from data.errors import DataError
-from data.paths import require_file
+from keyface.data.errors import DataError
+from keyface.data.paths import require_file
 
 log = logging.getLogger(__name__)
 

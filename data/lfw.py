@@ -5,8 +5,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from data.errors import DataError
-from data.paths import require_file
+from keyface.data.errors import DataError
+from keyface.data.paths import require_file
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from data.errors import DataError
+from keyface.data.errors import DataError
 
 DATA_ENV = "KEYFACE_DATA"
 MODELS_ENV = "KEYFACE_MODELS"

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data.errors import DataError
-from data.paths import require_file
+from keyface.data.errors import DataError
+from keyface.data.paths import require_file
 
 SPLITS = {"train": ("training", "training_frames_keypoints.csv"),
           "test": ("test", "test_frames_keypoints.csv")}

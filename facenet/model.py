@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
-from facenet.losses import MARGIN, triplet_loss
+from keyface.facenet.losses import MARGIN, triplet_loss
 
 
 @dataclass

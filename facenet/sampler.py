@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from data.errors import KeyfaceError
+from keyface.data.errors import KeyfaceError
 
 
 def pk_batches(labels: np.ndarray, people: int, per_person: int, n_batches: int,

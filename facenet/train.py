@@ -14,13 +14,15 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from facenet.model import FacenetConfig, TripletTrainer, build_embedding
-from facenet.sampler import pk_dataset
-from data.errors import KeyfaceError
-from keypoints.modelfile import provenance, save_model
-from recognition.embedders import InputSpec
-from recognition.identity_data import FaceSet, augment_faces
-from recognition.verification import sample_pairs
+from keyface.facenet.model import FacenetConfig, TripletTrainer, build_embedding
+from keyface.facenet.sampler import pk_dataset
+from keyface.data.errors import KeyfaceError
+from keyface.keypoints.modelfile import provenance, save_model
+from keyface.recognition.core.embedders import InputSpec
+from keyface.recognition.training.face_sets import FaceSet, augment_faces
+from keyface.recognition.core.verification import sample_pairs
+from keyface.recognition.training.held_out import (VerificationMonitor, held_out_names, split_people,
+                                                  verification_scores)
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +41,7 @@ class TrainConfig:
     patience: int = 6
     seed: int = 0
     source: str = "none"  # "none": from scratch (`facenet`); "dlib-resnet": fine-tune it (`facenet-dlib`)
-    source_model: str | None = None  # the source's model file (default: the installed or shipped one)
-    models: str | None = None  # the models directory the source is looked up in
+    source_model: str | None = None  # the source's model file (the CLI finds the installed or shipped one)
 
     @property
     def approach(self) -> str:
@@ -51,7 +52,7 @@ class TrainConfig:
     def spec(self) -> InputSpec:
         """The aligned RGB crop the net takes (the source's own crop when fine-tuning one)."""
         if self.source == "dlib-resnet":
-            from dlib_resnet.embedder import SPEC
+            from keyface.dlib_resnet.embedder import SPEC
             return SPEC
         return InputSpec(size=self.model.input_size, channels=3, zoom=self.model.zoom, shift_y=0.0)
 
@@ -66,9 +67,10 @@ def build_start(cfg: TrainConfig) -> tuple[keras.Model, dict]:
         return build_embedding(cfg.model), {}
     if cfg.source != "dlib-resnet":
         raise KeyfaceError(f"unknown source {cfg.source!r} for facenet: none | dlib-resnet")
-    from keypoints.modelfile import load_model
-    from recognition.embedders import find_model_file, registered
-    path = find_model_file(registered("dlib-resnet"), cfg.models, cfg.source_model)
+    from keyface.keypoints.modelfile import load_model
+    if not cfg.source_model:
+        raise KeyfaceError("fine-tuning dlib-resnet needs its model file (TrainConfig.source_model)")
+    path = Path(cfg.source_model)
     source, meta = load_model(path, expect_kind="embedder")
     unit = keras.layers.UnitNormalization(name="embedding")(source.output)
     # the source's way of embedding (mirror averaging) goes with its weights
@@ -78,7 +80,6 @@ def build_start(cfg: TrainConfig) -> tuple[keras.Model, dict]:
 
 def train_facenet(faces: FaceSet, cfg: TrainConfig, run_dir: Path, data_note: str) -> Path:
     """Train approach C on faces (DevTrain people only); write the run dir; return the embedder file."""
-    from recognition.approach_a import VerificationMonitor, split_people, verification_scores
     run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(cfg.seed)
     (run_dir / "config.json").write_text(json.dumps({**asdict(cfg), "data": data_note, **provenance()}, indent=2))
@@ -95,7 +96,7 @@ def train_facenet(faces: FaceSet, cfg: TrainConfig, run_dir: Path, data_note: st
         meta = {"kind": "embedder", "approach": cfg.approach, "input": asdict(cfg.spec), "config": asdict(cfg),
                 "data": data_note + ("; started from " + source_meta["source"] if source_meta else ""), **source_meta,
                 "people": int(len(np.unique(train.people))), "train_faces": int(len(train)),
-                "val_people": int(len(np.unique(val.people))), "held_out_people": sorted(map(str, set(val.people))),
+                "val_people": int(len(np.unique(val.people))), "held_out_people": held_out_names(val),
                 "best_val_auc": monitor.best, **provenance()}
         return save_model(embedding, run_dir / "embedder.keras", meta)
     pairs = sample_pairs(val.people, 1000, cfg.seed)

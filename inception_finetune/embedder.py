@@ -1,7 +1,7 @@
 """Approach B at inference: pooled Inception-v3 features of the fine-tuned network (2048-d)."""
 from __future__ import annotations
 
-from recognition.embedders import KerasFileEmbedder
+from keyface.recognition.core.embedders import KerasFileEmbedder
 
 
 class InceptionEmbedder(KerasFileEmbedder):

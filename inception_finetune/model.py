@@ -12,7 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from data.errors import KeyfaceError
+from keyface.data.errors import KeyfaceError
 
 HEAD = "identity"  # the replaced final layer: one softmax output per person
 POOL = "avg_pool"
@@ -107,7 +107,7 @@ def build_classifier(base: keras.Model, n_people: int, dropout: float = 0.2) -> 
 def load_source_base(source: str | Path, models: Path | None = None) -> tuple[keras.Model, dict]:
     """A base network and its provenance (source line, input scaling, mixed10 pool) from 'imagenet',
     'none', or a file: a keyface .keras (converted ImageNet weights or a checkpoint), a Keras .h5."""
-    from inception_finetune.weights_command import imagenet_model_path
+    from keyface.inception_finetune.imagenet import imagenet_model_path
     if str(source) == "none":
         return build_base(), {"source": "none: random initialisation", **FID_SCALING, "mixed10_pool": "max"}
     path = imagenet_model_path(models) if str(source) == "imagenet" else Path(source)
@@ -115,7 +115,7 @@ def load_source_base(source: str | Path, models: Path | None = None) -> tuple[ke
         hint = " (run `keyface weights inception-imagenet`)" if str(source) == "imagenet" else ""
         raise KeyfaceError(f"weights not found: {path}{hint}")
     if path.suffix == ".keras":
-        from keypoints.modelfile import load_model
+        from keyface.keypoints.modelfile import load_model
         model, meta = load_model(path)
         info = {k: meta[k] for k in ("source", "offset", "scale", "mixed10_pool") if k in meta}
         if len(info) < 4:

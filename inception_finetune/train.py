@@ -17,12 +17,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from data.errors import KeyfaceError
-from inception_finetune.model import HEAD, build_classifier, embedding_model, load_source_base, pixel_classifier
-from keypoints.modelfile import provenance, save_model
-from recognition.embedders import InputSpec
-from recognition.identity_data import FaceSet
-from recognition.verification import sample_pairs
+from keyface.data.errors import KeyfaceError
+from keyface.inception_finetune.model import HEAD, build_classifier, embedding_model, load_source_base, pixel_classifier
+from keyface.keypoints.modelfile import provenance, save_model
+from keyface.recognition.core.embedders import InputSpec
+from keyface.recognition.training.face_sets import FaceSet
+from keyface.recognition.core.verification import sample_pairs
+from keyface.recognition.training.held_out import VerificationMonitor, held_out_names, split_people
 
 log = logging.getLogger(__name__)
 CLASSIFIER_FILE = "classifier.keras"  # pixels -> one probability per training person (`keyface classify`)
@@ -77,7 +78,7 @@ def activations(model: keras.Model, crops: np.ndarray, batch: int = 64, augment:
     """model(crops) in batches, float16 to halve the cache; each crop freshly augmented if augment."""
     import tensorflow as tf
     from tqdm import tqdm
-    from recognition.identity_data import augment_faces
+    from keyface.recognition.training.face_sets import augment_faces
     fn = tf.function(lambda t: model(t, training=False))
     out = []
     for i in tqdm(range(0, len(crops), batch), desc="bottleneck" + (" (augmented)" if augment else ""), unit="batch"):
@@ -102,7 +103,6 @@ def _dataset(features: np.ndarray, labels: np.ndarray, batch: int, seed: int):
 def train_inception(faces: FaceSet, cfg: InceptionConfig, run_dir: Path, data_note: str,
                     models: Path | None = None) -> Path:
     """Fine-tune approach B on faces (DevTrain people only); write the run dir; return the embedder file."""
-    from recognition.approach_a import VerificationMonitor, split_people
     kept = _with_two_faces_or_more(faces)
     check_people(kept.people)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -111,7 +111,7 @@ def train_inception(faces: FaceSet, cfg: InceptionConfig, run_dir: Path, data_no
     log.info("source weights: %s", info["source"])
     (run_dir / "config.json").write_text(json.dumps({**asdict(cfg), **info, "data": data_note, **provenance()},
                                                     indent=2))
-    train, val = split_people(faces, cfg.val_fraction, cfg.seed)  # the split calibration repeats
+    train, val = split_people(faces, cfg.val_fraction, cfg.seed)  # calibration reads the held-out names
     train = train.subset(np.isin(train.people, kept.people))
     names = np.unique(train.people)
     labels = np.searchsorted(names, train.people).astype(np.int32)
@@ -124,7 +124,7 @@ def train_inception(faces: FaceSet, cfg: InceptionConfig, run_dir: Path, data_no
     classifier = build_classifier(upper, len(names), cfg.dropout)
 
     def export() -> Path:
-        meta = _metadata(cfg, info, data_note, names, len(train), len(np.unique(val.people)), monitor.best)
+        meta = _metadata(cfg, info, data_note, names, len(train), held_out_names(val), monitor.best)
         return save_model(embedding_model(base, info), run_dir / "embedder.keras", meta)
     monitor = VerificationMonitor(upper, val_x, sample_pairs(val.people, 600, cfg.seed), export)
     monitor.on_epoch_end(-1)  # the source's own features: the baseline fine-tuning has to beat
@@ -176,9 +176,9 @@ def _fit(classifier: keras.Model, upper: keras.Model, cfg: InceptionConfig, x, y
                    callbacks=[*callbacks, keras.callbacks.CSVLogger(str(run_dir / "metrics-finetune.csv"))])
 
 
-def _metadata(cfg: InceptionConfig, info: dict, data_note: str, names, n_train: int, n_val_people: int,
+def _metadata(cfg: InceptionConfig, info: dict, data_note: str, names, n_train: int, held_out: list[str],
               best: float) -> dict:
     """What the exported embedder file says about itself."""
     return {"kind": "embedder", "approach": "inception", "input": asdict(cfg.spec), "config": asdict(cfg),
             **info, "data": data_note, "people": int(len(names)), "train_faces": int(n_train),
-            "val_people": n_val_people, "best_val_auc": best, **provenance()}
+            "val_people": len(held_out), "held_out_people": held_out, "best_val_auc": best, **provenance()}

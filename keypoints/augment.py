@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from keypoints.schemes import Scheme
+from keyface.keypoints.schemes import Scheme
 
 
 @dataclass(frozen=True)

@@ -91,10 +91,16 @@ def face_from_json(d: dict) -> Face:
     return Face(tuple(d["box"]), d["score"], tuple(tuple(p) for p in d["landmarks"]))
 
 
+def detection_cache_file() -> Path:
+    """The per-user cache of face detections, keyed by file content."""
+    from keyface.data.paths import user_dir
+    return user_dir("cache") / "detections-mtcnn.json"
+
+
 def detect_cached(paths: Iterable[Path], cache_file: Path, detector: MTCNNDetector | None = None,
                   progress: bool = True) -> dict[Path, list[Face]]:
     """Detect faces in many files, caching results by file content hash in a JSON file."""
-    from data.images import load_image
+    from keyface.data.images import load_image
     from tqdm import tqdm
     paths = list(paths)
     cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}

@@ -8,7 +8,7 @@ import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from data.errors import KeyfaceError
+from keyface.data.errors import KeyfaceError
 
 META_ENTRY = "keyface.json"  # an extra zip entry: Keras ignores it, we read it without loading weights
 
@@ -82,8 +82,7 @@ def load_model(path: Path, expect_kind: str | None = None):
     if expect_kind and meta.get("kind") != expect_kind:
         raise KeyfaceError(f"{path} is a {meta.get('kind', 'unknown')!r} model, not a {expect_kind!r} model")
     import keras
-    import keypoints.losses  # noqa: F401  registers the custom loss/metric for deserialisation
-    import keypoints.models  # noqa: F401  registers ShapePrior
+    from keyface.keypoints import losses, models  # noqa: F401  register the custom loss/metric and ShapePrior
     try:
         return keras.models.load_model(path, compile=False), meta
     except ValueError as exc:

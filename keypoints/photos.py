@@ -7,10 +7,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from data.errors import KeyfaceError
-from data.images import load_image, save_image
-from keypoints.detector import MTCNNDetector
-from keypoints.predictor import KeypointPredictor, resolve_model
+from keyface.data.errors import KeyfaceError
+from keyface.data.images import load_image, save_image
+from keyface.keypoints.detector import MTCNNDetector
+from keyface.keypoints.predictor import KeypointPredictor, resolve_model
 
 log = logging.getLogger(__name__)
 

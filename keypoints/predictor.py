@@ -9,21 +9,26 @@ from pathlib import Path
 
 import numpy as np
 
-from data.errors import KeyfaceError
-from data.paths import models_dir
-from keypoints.augment import crop_matrix, transform_points, warp
-from keypoints.boxes import crop_box
-from keypoints.dataset import to_channels
-from keypoints.schemes import Scheme, get_scheme
+from keyface.data.errors import KeyfaceError
+from keyface.data.paths import models_dir
+from keyface.keypoints.augment import crop_matrix, transform_points, warp
+from keyface.keypoints.boxes import crop_box
+from keyface.keypoints.schemes import Scheme, get_scheme
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "keypoints-68.keras"  # shipped inside the package (keypoints/weights/)
 
 
+def to_channels(rgb: np.ndarray, channels: int) -> np.ndarray:
+    """RGB uint8 to a model's colour mode: grey (H, W) for 1 channel, else RGB unchanged."""
+    import cv2
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if channels == 1 else rgb
+
+
 def default_model_path() -> Path:
     """The 68-point model shipped with the package."""
-    return Path(str(resources.files("keypoints") / "weights" / DEFAULT_MODEL))
+    return Path(str(resources.files("keyface.keypoints") / "weights" / DEFAULT_MODEL))
 
 
 def resolve_model(name: str | os.PathLike | None, models: str | os.PathLike | None = None) -> Path:
@@ -51,7 +56,7 @@ class KeypointPredictor:
     @classmethod
     def load(cls, path: Path) -> "KeypointPredictor":
         """Load a keypoint model file written by `keyface keypoints train`."""
-        from keypoints.modelfile import load_model
+        from keyface.keypoints.modelfile import load_model
         model, meta = load_model(path, expect_kind="keypoints")
         mcfg = meta["config"]["model"]
         return cls(model, get_scheme(meta["scheme"]), mcfg["input_size"], mcfg["channels"], meta)

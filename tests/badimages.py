@@ -60,7 +60,7 @@ def write_bad_files(folder: Path) -> dict[str, Path]:
 
 def two_face_photo(folder: Path, photos: list[Path], scale_second: float = 1.0) -> tuple[Path, list[np.ndarray]]:
     """Two real face photos side by side on one canvas (the second scaled), saved as PNG; and the two."""
-    from data.images import load_image
+    from keyface.data.images import load_image
     faces = [load_image(photos[0]), load_image(photos[1])]
     if scale_second != 1.0:
         h, w = faces[1].shape[:2]

@@ -51,9 +51,9 @@ def models(tmp_path_factory):
     """A tiny keypoint net and a geometry embedder fitted on synthetic shapes: plumbing, not accuracy."""
     import keras
     from tests.test_embedders import synthetic_faces
-    from keypoints.modelfile import save_model
-    from keypoints.models import ModelConfig, build_model
-    from recognition.geometry import fit_geometry
+    from keyface.keypoints.modelfile import save_model
+    from keyface.keypoints.models import ModelConfig, build_model
+    from keyface.recognition.approaches.geometry import fit_geometry
     keras.utils.set_random_seed(0)
     folder = tmp_path_factory.mktemp("models")
     cfg = ModelConfig(width=8, embedding_dim=32)

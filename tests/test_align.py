@@ -3,8 +3,8 @@ import cv2
 import numpy as np
 import pytest
 
-from keypoints.schemes import IBUG68
-from recognition.align import align_face, alignment_matrix, similarity_transform, template
+from keyface.keypoints.schemes import IBUG68
+from keyface.recognition.core.align import align_face, alignment_matrix, similarity_transform, template
 
 
 def known_similarity(angle_deg: float, scale: float, shift) -> np.ndarray:
@@ -46,7 +46,7 @@ def test_zoom_shrinks_the_template_about_the_centre():
 
 
 def test_anchors_from_68_points_align_a_real_face(youtube_sample):
-    from data.images import load_image
+    from keyface.data.images import load_image
     path, points = youtube_sample[0]
     anchors = IBUG68.anchor_points(points)
     m = alignment_matrix(anchors, 112)

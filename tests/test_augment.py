@@ -3,9 +3,9 @@ import cv2
 import numpy as np
 import pytest
 
-from keypoints.augment import (AugmentConfig, augment, crop_matrix, flip_matrix, photometric, random_geometry,
+from keyface.keypoints.augment import (AugmentConfig, augment, crop_matrix, flip_matrix, photometric, random_geometry,
                                similarity_matrix, transform_points, warp)
-from keypoints.schemes import IBUG68, KAGGLE15
+from keyface.keypoints.schemes import IBUG68, KAGGLE15
 
 
 def _dot(point, size: int) -> np.ndarray:
@@ -80,7 +80,7 @@ def test_augment_keeps_points_on_face_and_is_seeded():
 def test_augment_faces_jitters_each_face_on_its_own():
     """Identity crops: shape and labels kept, values in range, and faces of one batch moved differently."""
     import tensorflow as tf
-    from recognition.identity_data import augment_faces
+    from keyface.recognition.training.face_sets import augment_faces
     tf.random.set_seed(3)
     gradient = np.tile(np.linspace(0, 255, 40, dtype=np.float32)[None, :, None], (40, 1, 3))
     batch = np.stack([gradient] * 16).astype(np.uint8)

@@ -1,8 +1,8 @@
 """Identification scoring: rank-1 and open-set identification at 1% false alarms on synthetic vectors."""
 import numpy as np
 
-from recognition.bench_recognition import identify_scores
-from recognition.embedders import l2_normalise
+from keyface.recognition.evaluation.protocols import identify_scores
+from keyface.recognition.core.embedders import l2_normalise
 
 
 def clustered(rng, centres, people, noise):
@@ -41,7 +41,7 @@ def test_dir_drops_when_strangers_look_like_members():
 
 
 def test_softmax_head_scores_on_the_same_protocol():
-    from recognition.bench_recognition import head_scores
+    from keyface.recognition.evaluation.protocols import head_scores
     rng = np.random.default_rng(2)
     centres = rng.normal(size=(8, 16))
     g_people = np.repeat(np.arange(8), 5)

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from recognition.cli import main
+from keyface.recognition.cli.main import main
 from tests.badimages import two_face_photo, write_bad_files
 
 
@@ -74,13 +74,13 @@ def test_embed_gives_unit_vectors(youtube_sample, models, capsys):
 def test_gallery_of_another_embedder_is_refused_and_untouched(tmp_path, youtube_sample, models, capsys):
     db = tmp_path / "g.db"
     run(["enroll", "--name", "Kristen", youtube_sample[0][0], "--gallery", db, *models], capsys)
-    from recognition.gallery import read_meta, read_photos
+    from keyface.recognition.core.gallery import read_meta, read_photos
     before = (read_meta(db), read_photos(db))
     other = [m if m != "geometry" else "keypoints" for m in models]
     other[other.index("--embedder-model") + 1] = str(tmp_path / "missing.keras")
     code, _, err = run(["identify", youtube_sample[0][0], "--gallery", db, *other], capsys)
     assert code == 2 and "Traceback" not in err and (read_meta(db), read_photos(db)) == before
-    from recognition.gallery import Gallery, GalleryError
+    from keyface.recognition.core.gallery import Gallery, GalleryError
     with pytest.raises(GalleryError, match="reindex"):
         Gallery(db, "keypoints", "v0", 8)
 
@@ -116,6 +116,7 @@ def test_enrol_folders_and_reindex(tmp_path, youtube_sample, models, capsys):
     assert code == 0 and "reindexed 4 photo(s)" in out and (tmp_path / "g.db.bak").is_file()
 
 
+@pytest.mark.slow
 def test_train_head_then_identify_with_it(tmp_path, youtube_sample, models, capsys):
     db = tmp_path / "g.db"
     run(["enroll", "--name", "Kristen", youtube_sample[0][0], youtube_sample[1][0], "--gallery", db, *models], capsys)
@@ -148,7 +149,7 @@ def test_cluster_writes_a_folder_per_cluster_and_a_contact_sheet(tmp_path, youtu
 
 
 def test_cluster_scores_and_threshold_cut():
-    from recognition.cluster import cluster_faces, pairwise_scores
+    from keyface.recognition.core.clustering import cluster_faces, pairwise_scores
     rng = np.random.default_rng(0)
     centres = np.eye(3, 16)
     truth = np.repeat([0, 1, 2], [5, 3, 2])

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data.images import load_image
-from keypoints.modelfile import save_model
-from keypoints.models import ModelConfig, build_model
-from recognition.cli import main
+from keyface.data.images import load_image
+from keyface.keypoints.modelfile import save_model
+from keyface.keypoints.models import ModelConfig, build_model
+from keyface.recognition.cli.main import main
 from tests.badimages import encode, exif_rotated_jpeg, two_face_photo, write_bad_files
 
 

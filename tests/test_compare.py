@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from data.lfw import Pair
-from recognition.compare import Contender, cached_score
-from recognition.embedders import l2_normalise
-from recognition.report import markdown_table, write_report
+from keyface.data.lfw import Pair
+from keyface.recognition.evaluation.compare import Contender, cached_score
+from keyface.recognition.core.embedders import l2_normalise
+from keyface.recognition.evaluation.report import markdown_table, write_report
 
 
 def _sets(tmp_path: Path) -> dict:
@@ -73,8 +73,8 @@ def test_report_has_tables_curves_and_provenance(tmp_path):
 
 
 def test_cached_results_go_stale_when_the_keypoint_model_or_scoring_code_changes(tmp_path, monkeypatch):
-    from recognition import compare
-    from recognition.contenders import contender_version
+    from keyface.recognition.evaluation import compare
+    from keyface.recognition.evaluation.contenders import contender_version
     kp_a, kp_b = tmp_path / "a.keras", tmp_path / "b.keras"
     kp_a.write_bytes(b"keypoint model a")
     kp_b.write_bytes(b"keypoint model b")

@@ -7,13 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data.errors import DataError
-from data.folders import read_person_folders
-from data.kaggle import (KAGGLE_COLUMNS, KAGGLE_POINTS, KAGGLE_SIZE, PARTIAL_POINTS,
+from keyface.data.errors import DataError
+from keyface.data.folders import read_person_folders
+from keyface.data.kaggle import (KAGGLE_COLUMNS, KAGGLE_POINTS, KAGGLE_SIZE, PARTIAL_POINTS,
                          blank_like_kaggle, build_kaggle_from_68, ibug68_to_kaggle15,
                          read_kaggle_csv, write_kaggle_csv)
-from data.lfw import LFW, Pair
-
+from keyface.data.lfw import LFW, Pair
 # -- a tiny fake LFW tree ---------------------------------------------------------------------
 
 IMAGES = {"Ann_A": 3, "Bob_B": 2, "Cy_C": 1, "Di_D": 2}
@@ -134,7 +133,7 @@ def test_person_folders_skip_hidden_and_non_images(tmp_path, caplog):
         (tmp_path / rel).parent.mkdir(exist_ok=True)
         (tmp_path / rel).write_bytes(b"x")
     (tmp_path / "loose.jpg").write_bytes(b"x")
-    with caplog.at_level(logging.DEBUG, logger="data.folders"):
+    with caplog.at_level(logging.DEBUG, logger="keyface.data.folders"):
         people = read_person_folders(tmp_path)
     assert list(people) == ["a_person", "b_person", "c_person"]
     assert [p.name for p in people["b_person"]] == ["1.png", "2.JPG"]

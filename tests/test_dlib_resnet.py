@@ -9,10 +9,10 @@ import importlib.util
 import numpy as np
 import pytest
 
-from data.errors import KeyfaceError
-from dlib_resnet import source
-from dlib_resnet.dlib_format import DlibFormatError, read_network
-from dlib_resnet.model import build_keras
+from keyface.data.errors import KeyfaceError
+from keyface.dlib_resnet import source
+from keyface.dlib_resnet.dlib_format import DlibFormatError, read_network
+from keyface.dlib_resnet.model import build_keras
 
 RNG = np.random.default_rng(0)
 
@@ -193,7 +193,7 @@ def test_only_the_pinned_source_file_is_accepted(tmp_path):
 
 
 def test_weights_command_refuses_a_wrong_file_in_one_line(tmp_path, capsys):
-    from recognition.cli import main
+    from keyface.recognition.cli.main import main
     wrong = tmp_path / "wrong.dat"
     wrong.write_bytes(b"\x01\x01" + b"0" * 100)
     assert main(["weights", "dlib-resnet", "--from", str(wrong), "--models", str(tmp_path)]) == 2
@@ -214,8 +214,8 @@ def _real_source():
                     reason="needs dlib-bin and face-recognition-models 0.3.0 (pip install 'keyface[peers]')")
 def test_shipped_model_matches_dlibs_own_descriptors():
     import dlib
-    from recognition.embedders import find_model_file, registered
-    from keypoints.modelfile import load_model
+    from keyface.recognition.approaches.registry import find_model_file, registered
+    from keyface.keypoints.modelfile import load_model
     model, meta = load_model(find_model_file(registered("dlib-resnet"), None), expect_kind="embedder")
     assert meta["source_sha256"] == source.SHA256
     chips = RNG.integers(0, 256, (3, 150, 150, 3), dtype=np.uint8)  # dlib takes any 150x150 chip

@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
-from recognition.embedders import FaceBatch, l2_normalise, load_embedder
-from recognition.identity_data import FaceSet
-from recognition.verification import best_threshold, kfold_accuracy, pair_auc, sample_pairs, tar_at_far
+from keyface.recognition.approaches.registry import load_embedder
+from keyface.recognition.core.embedders import FaceBatch, l2_normalise
+from keyface.recognition.training.face_sets import FaceSet
+from keyface.recognition.core.verification import best_threshold, kfold_accuracy, pair_auc, sample_pairs, tar_at_far
 
 
 def synthetic_faces(n_people=12, per_person=6, seed=0, size=96):
@@ -19,7 +20,7 @@ def synthetic_faces(n_people=12, per_person=6, seed=0, size=96):
 
 
 def test_geometry_embedder_separates_people_by_shape(tmp_path):
-    from recognition.geometry import fit_geometry
+    from keyface.recognition.approaches.geometry import fit_geometry
     train, test = synthetic_faces(seed=0), synthetic_faces(seed=0)
     test.keypoints += np.random.default_rng(1).normal(0, 0.4, test.keypoints.shape).astype(np.float32)
     path = fit_geometry(train, 16, tmp_path / "geometry.keras", "synthetic")
@@ -30,11 +31,12 @@ def test_geometry_embedder_separates_people_by_shape(tmp_path):
     assert pair_auc(vectors, pairs) > 0.95
 
 
+@pytest.mark.slow
 def test_approach_a_trains_head_then_finetunes_and_exports_the_embedding(tmp_path):
     import keras
-    from keypoints.modelfile import save_model
-    from keypoints.models import ModelConfig, build_model
-    from recognition.approach_a import IdentityConfig, train_approach_a
+    from keyface.keypoints.modelfile import save_model
+    from keyface.keypoints.models import ModelConfig, build_model
+    from keyface.recognition.approaches.keypoints import IdentityConfig, train_approach_a
     keras.utils.set_random_seed(0)
     kp_cfg = ModelConfig(width=8, embedding_dim=24)
     kp_path = save_model(build_model(kp_cfg), tmp_path / "kp.keras",
@@ -50,7 +52,7 @@ def test_approach_a_trains_head_then_finetunes_and_exports_the_embedding(tmp_pat
 
 
 def test_unknown_embedder_and_missing_model_are_one_line_errors(tmp_path):
-    from data.errors import KeyfaceError
+    from keyface.data.errors import KeyfaceError
     with pytest.raises(KeyfaceError, match="unknown embedder"):
         load_embedder("nope")
     with pytest.raises(KeyfaceError, match="not found"):
@@ -72,3 +74,22 @@ def test_threshold_is_chosen_on_training_folds_only():
 def test_l2_normalise_keeps_zero_rows_finite():
     out = l2_normalise(np.array([[3.0, 4.0], [0.0, 0.0]]))
     assert np.allclose(out, [[0.6, 0.8], [0, 0]])
+
+
+def test_calibration_uses_exactly_the_people_the_trainer_held_out(tmp_path):
+    from keyface.data.errors import KeyfaceError
+    from keyface.keypoints.modelfile import read_metadata
+    from keyface.recognition.approaches.calibration import calibrate
+    from keyface.recognition.approaches.geometry import fit_geometry
+    from keyface.recognition.training.held_out import held_out_names, split_people
+    faces = synthetic_faces(n_people=20, size=112)
+    train, val = split_people(faces, 0.2, 3)
+    path = fit_geometry(train, 8, tmp_path / "geometry.keras", "synthetic", held_out_names(val))
+    assert read_metadata(path)["held_out_people"] == held_out_names(val) and len(held_out_names(val)) == 4
+    threshold = calibrate(path, faces, "geometry")
+    meta = read_metadata(path)
+    assert meta["threshold"] == threshold and meta["held_out_people"] == held_out_names(val)
+    assert not set(meta["held_out_people"]) & set(map(str, train.people))
+    unnamed = fit_geometry(train, 8, tmp_path / "unnamed.keras", "synthetic")
+    with pytest.raises(KeyfaceError, match="does not name the people its training held out"):
+        calibrate(unnamed, faces, "geometry")

@@ -6,8 +6,8 @@ import itertools
 import numpy as np
 import pytest
 
-from facenet import losses
-from facenet.sampler import pk_batches
+from keyface.facenet import losses
+from keyface.facenet.sampler import pk_batches
 
 
 def _embeddings(seed: int, n: int = 12, dim: int = 8, people: int = 4):
@@ -89,14 +89,14 @@ def test_pk_batches_always_give_every_anchor_a_positive():
 
 
 def test_pk_batches_refuse_too_few_people():
-    from data.errors import KeyfaceError
+    from keyface.data.errors import KeyfaceError
     with pytest.raises(KeyfaceError, match="people with 2\\+ faces"):
         pk_batches(np.array([0, 0, 1, 2]), 2, 2, 1, np.random.default_rng(0))
 
 
 def _pattern_faces(people: int = 10, per_person: int = 8, size: int = 32):
     """Each person a fixed random pattern, each face that pattern plus noise: learnable identities."""
-    from recognition.identity_data import FaceSet
+    from keyface.recognition.training.face_sets import FaceSet
     rng = np.random.default_rng(0)
     patterns = rng.uniform(40, 215, (people, size, size, 3))
     index = np.repeat(np.arange(people), per_person)
@@ -108,10 +108,11 @@ def _pattern_faces(people: int = 10, per_person: int = 8, size: int = 32):
 def test_tiny_triplet_training_learns_held_out_people_and_exports_only_the_embedding(tmp_path):
     import keras
 
-    from facenet.model import FacenetConfig
-    from facenet.train import TrainConfig, train_facenet
-    from keypoints.modelfile import read_metadata
-    from recognition.embedders import FaceBatch, load_embedder
+    from keyface.facenet.model import FacenetConfig
+    from keyface.facenet.train import TrainConfig, train_facenet
+    from keyface.keypoints.modelfile import read_metadata
+    from keyface.recognition.core.embedders import FaceBatch
+    from keyface.recognition.approaches.registry import load_embedder
     faces = _pattern_faces()
     cfg = TrainConfig(model=FacenetConfig(input_size=32, widths=(8, 16), blocks=(1, 1)), people_per_batch=4,
                       faces_per_person=4, epochs=3, lr=3e-3, patience=5, val_fraction=0.2)

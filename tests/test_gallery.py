@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from recognition.gallery import Enrolment, Gallery, GalleryError, check_name
-from recognition.search import nearest_people
+from keyface.recognition.core.gallery import Enrolment, Gallery, GalleryError, check_name
+from keyface.recognition.core.search import nearest_people
 
 DIM = 8
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -91,8 +91,9 @@ def test_search_finds_each_person_by_their_closest_photo():
 
 _WRITER = """
 import sys, numpy as np
-sys.path.insert(0, {repo!r})
-from recognition.gallery import Enrolment, Gallery
+
+from keyface.recognition.core.gallery import Enrolment, Gallery
+
 g = Gallery(sys.argv[1], "toy", "v1", 8)
 tag, n = sys.argv[2], int(sys.argv[3])
 for i in range(n):
@@ -132,7 +133,7 @@ def test_a_killed_enrolment_leaves_whole_photos_only(tmp_path):
 
 def test_faiss_index_gives_the_same_top1_as_exact_search():
     pytest.importorskip("faiss")
-    from recognition.search import ExactIndex, FaissIndex
+    from keyface.recognition.core.search import ExactIndex, FaissIndex
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(400, 32)).astype(np.float32)
     people = np.repeat(np.arange(400), 5)

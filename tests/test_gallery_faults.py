@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from recognition.gallery import Enrolment, Gallery, GalleryError, check_name
-from recognition.gallery_check import check_gallery, rewrite
+from keyface.recognition.core.gallery import Enrolment, Gallery, GalleryError, check_name
+from keyface.recognition.core.gallery_check import check_gallery, rewrite
 
 DIM = 8
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,10 +41,12 @@ def stored(path) -> set:
 # A rewrite as `keyface reindex` does it, with a toy re-embedding that sleeps so a kill lands inside it.
 _REWRITER = r"""
 import sys, time, numpy as np
-sys.path.insert(0, {repo!r})
+
 from pathlib import Path
-from recognition.gallery import Enrolment, Gallery, read_photos
-from recognition.gallery_check import rewrite
+from keyface.recognition.core.gallery import Enrolment, Gallery, read_photos
+from keyface.recognition.core.gallery_check import rewrite
+
+
 def build(source, scratch):
     g = Gallery(scratch, "toy", "v2", 8)
     for i, (person, sha, src) in enumerate(read_photos(source)):
@@ -122,8 +124,8 @@ def test_a_reader_that_starts_during_a_rewrite_waits_then_sees_the_new_gallery(t
 def test_an_enrolment_killed_at_a_random_point_keeps_every_commit(tmp_path, seed):
     path = tmp_path / "g.db"
     Gallery(path, "toy", "v1", DIM).close()
-    script = (f"import sys, numpy as np; sys.path.insert(0, {REPO!r})\n"
-              "from recognition.gallery import Enrolment, Gallery\n"
+    script = ("import sys, numpy as np\n"
+              "from keyface.recognition.core.gallery import Enrolment, Gallery\n"
               "g = Gallery(sys.argv[1], 'toy', 'v1', 8)\n"
               "for b in range(100000):\n"
               "    v = np.ones(8, np.float32) / np.sqrt(8)\n"
@@ -188,7 +190,7 @@ def test_one_photo_under_two_names_is_refused_naming_the_first(tmp_path):
 
 
 def test_a_non_utf8_photo_path_is_stored_losslessly(tmp_path):
-    from recognition.gallery import read_photos
+    from keyface.recognition.core.gallery import read_photos
     odd = os.fsdecode(b"/photos/caf\xe9.jpg")  # Latin-1 bytes: not UTF-8
     g = Gallery(tmp_path / "g.db", "toy", "v1", DIM)
     assert g.add([face("Ada", "aa", 0, source=odd), face("Ada", "bb", 1)]) == 2

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data.errors import ImageError
-from data.images import MIN_SIDE, decode_image_bytes, image_sha256, load_image, save_image
+from keyface.data.errors import ImageError
+from keyface.data.images import MIN_SIDE, decode_image_bytes, image_sha256, load_image, save_image
 from tests.badimages import encode, exif_rotated_jpeg, face_like, write_bad_files
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data.errors import KeyfaceError
-from inception_finetune import imagenet
+from keyface.data.errors import KeyfaceError
+from keyface.inception_finetune import imagenet
 
 
 class _Storage:
@@ -122,8 +122,8 @@ def checkpoint(tmp_path_factory):
     """A classifier of our own over 5 people, random weights, saved as a keyface .keras checkpoint."""
     import keras
 
-    from inception_finetune.model import FID_SCALING, build_base, build_classifier
-    from keypoints.modelfile import save_model
+    from keyface.inception_finetune.model import FID_SCALING, build_base, build_classifier
+    from keyface.keypoints.modelfile import save_model
     keras.utils.set_random_seed(1)
     base = build_base()
     for layer in base.layers:  # make BN statistics differ from a fresh build's
@@ -137,7 +137,7 @@ def checkpoint(tmp_path_factory):
 
 
 def test_restores_every_layer_but_the_final_one_from_a_checkpoint(checkpoint):
-    from inception_finetune.model import HEAD, build_classifier, load_source_base, weighted_layers
+    from keyface.inception_finetune.model import HEAD, build_classifier, load_source_base, weighted_layers
     source, path = checkpoint
     base, info = load_source_base(path)
     assert info["source"] == "test"
@@ -153,10 +153,11 @@ def test_restores_every_layer_but_the_final_one_from_a_checkpoint(checkpoint):
     assert src[HEAD].get_weights()[0].shape == (2048, 5)
 
 
+@pytest.mark.slow
 def test_restores_from_a_keras_weights_file_and_refuses_other_architectures(tmp_path):
     import keras
 
-    from inception_finetune.model import conv_bn_pairs, load_source_base
+    from keyface.inception_finetune.model import conv_bn_pairs, load_source_base
     stock = keras.applications.InceptionV3(include_top=False, weights=None, input_shape=(None, None, 3))
     path = tmp_path / "inception.weights.h5"
     stock.save_weights(str(path))
@@ -173,14 +174,14 @@ def test_restores_from_a_keras_weights_file_and_refuses_other_architectures(tmp_
 
 
 def test_a_keyface_model_of_another_kind_is_not_a_weights_source():
-    from inception_finetune.model import load_source_base
-    from recognition.registry import WEIGHTS
+    from keyface.inception_finetune.model import load_source_base
+    from keyface.recognition.approaches.registry import WEIGHTS
     with pytest.raises(KeyfaceError, match="not an Inception-v3"):
         load_source_base(WEIGHTS / "geometry.keras")
 
 
 def test_classifier_needs_two_people_with_two_photos_each():
-    from inception_finetune.train import check_people
+    from keyface.inception_finetune.train import check_people
     with pytest.raises(KeyfaceError, match="at least 2 people"):
         check_people(np.array(["ada", "ada"], dtype=object))
     with pytest.raises(KeyfaceError, match="single photo"):
@@ -191,8 +192,8 @@ def test_classifier_needs_two_people_with_two_photos_each():
 def _tiny_keypoint_model(folder: Path) -> Path:
     import keras
 
-    from keypoints.modelfile import save_model
-    from keypoints.models import ModelConfig, build_model
+    from keyface.keypoints.modelfile import save_model
+    from keyface.keypoints.models import ModelConfig, build_model
     keras.utils.set_random_seed(0)
     cfg = ModelConfig(width=8, embedding_dim=32)
     return save_model(build_model(cfg), folder / "kp.keras",
@@ -203,7 +204,7 @@ def _photo_tree(root: Path, people: int, photos: int) -> Path:
     """A folder-per-person tree copied from the shipped demo sample."""
     import shutil
 
-    from recognition.demo import demo_root
+    from keyface.recognition.cli.demo import demo_root
     for person in sorted((demo_root() / "gallery").iterdir())[:people]:
         (root / person.name).mkdir(parents=True)
         for photo in sorted(person.iterdir())[:photos]:
@@ -211,8 +212,9 @@ def _photo_tree(root: Path, people: int, photos: int) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_train_on_folders_then_enrol_with_the_inception_embedder(tmp_path, capsys):
-    from recognition.cli import main
+    from keyface.recognition.cli.main import main
     kp = _tiny_keypoint_model(tmp_path)
     tree = _photo_tree(tmp_path / "people", 5, 4)
     models = tmp_path / "models"
@@ -232,7 +234,7 @@ def test_train_on_folders_then_enrol_with_the_inception_embedder(tmp_path, capsy
 
 def _classify_with_the_fine_tuned_head(main, tree: Path, kp: Path, models: Path, capsys) -> None:
     """`keyface classify`: the installed classifier ranks the people it was trained on, and nobody else."""
-    from keypoints.modelfile import read_metadata
+    from keyface.keypoints.modelfile import read_metadata
     trained = read_metadata(models / "inception" / "classifier.keras")["people"]  # held-out people are not in it
     assert 2 <= len(trained) < 5 and set(trained) <= {p.name for p in tree.iterdir()}
     photo = str(next((tree / trained[0]).iterdir()))
@@ -249,7 +251,7 @@ def _classify_with_the_fine_tuned_head(main, tree: Path, kp: Path, models: Path,
 
 @pytest.mark.parametrize("people,photos,message", [(1, 3, "at least 2 people"), (3, 1, "single photo")])
 def test_folder_trees_too_small_to_fine_tune_are_refused(tmp_path, capsys, people, photos, message):
-    from recognition.cli import main
+    from keyface.recognition.cli.main import main
     tree = _photo_tree(tmp_path / "people", people, photos)
     code = main(["train", "inception", "--folders", str(tree), "--weights", "none", "--models", str(tmp_path)])
     err = capsys.readouterr().err

@@ -2,13 +2,13 @@
 import numpy as np
 import pytest
 
-from data.errors import DataError, KeyfaceError
-from data.youtube_faces import person_of, read_frames
-from keypoints.boxes import crop_box, pick_labelled_face
-from keypoints.losses import NME, masked_l1, nme
-from keypoints.models import ARCHITECTURES, EMBEDDING_LAYER, ModelConfig, build_model
-from keypoints.modelfile import load_model, read_metadata, save_model
-from keypoints.schemes import IBUG68, KAGGLE15, get_scheme
+from keyface.data.errors import DataError, KeyfaceError
+from keyface.data.youtube_faces import person_of, read_frames
+from keyface.keypoints.boxes import crop_box, pick_labelled_face
+from keyface.keypoints.losses import NME, masked_l1, nme
+from keyface.keypoints.models import ARCHITECTURES, EMBEDDING_LAYER, ModelConfig, build_model
+from keyface.keypoints.modelfile import load_model, read_metadata, save_model
+from keyface.keypoints.schemes import IBUG68, KAGGLE15, get_scheme
 
 
 @pytest.mark.parametrize("scheme", [IBUG68, KAGGLE15])

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data.errors import KeyfaceError
-from recognition.align import DLIB_FIT_POINTS, dlib_anchor_template, dlib_chip_matrix, dlib_template
-from recognition.open_set import cut_at_far, enrolled_subset, open_set_metadata
+from keyface.data.errors import KeyfaceError
+from keyface.recognition.core.align import DLIB_FIT_POINTS, dlib_anchor_template, dlib_chip_matrix, dlib_template
+from keyface.recognition.core.open_set import cut_at_far, enrolled_subset, open_set_metadata
 
 
 def test_cut_names_exactly_the_allowed_share_of_strangers():
@@ -45,7 +45,7 @@ def test_open_set_metadata_enrols_five_photos_a_person_and_measures_strangers():
 
 
 def test_calibration_galleries_have_a_fixed_size_however_many_people_are_held_out():
-    from recognition import open_set
+    from keyface.recognition.core import open_set
     rng = np.random.default_rng(2)
     people = np.repeat(np.arange(120), 3).astype(str).astype(object)
     vectors = rng.normal(size=(360, 8))
@@ -54,8 +54,7 @@ def test_calibration_galleries_have_a_fixed_size_however_many_people_are_held_ou
 
 
 def test_recogniser_uses_the_open_set_cut_for_identify_and_the_pair_cut_for_verify():
-    from recognition.service import Recogniser
-
+    from keyface.recognition.core.service import Recogniser
     class Stub:
         name = "stub"
         metadata = {"threshold": 0.5, "identify_threshold": 0.3, "stranger_distances": list(np.linspace(0, 1, 1001))}
@@ -85,8 +84,8 @@ def test_dlib_chip_puts_the_mean_face_where_dlib_does():
 
 
 def test_mtcnn_alignment_uses_the_detectors_landmarks():
-    from recognition.embedders import InputSpec
-    from recognition.pipeline import Face, face_matrix
+    from keyface.recognition.core.embedders import InputSpec
+    from keyface.recognition.core.pipeline import Face, face_matrix
     anchors = dlib_anchor_template(150)
     face = Face((0, 0, 150, 150), 1.0, np.zeros((68, 2)), landmarks=anchors * 2 + 10)
     matrix = face_matrix(face, InputSpec(150, 3, alignment="dlib-mtcnn5"))
@@ -97,12 +96,12 @@ def test_mtcnn_alignment_uses_the_detectors_landmarks():
 
 def test_fine_tuning_starts_from_the_source_and_exports_a_unit_embedding(tmp_path):
     import keras
-    from facenet.train import TrainConfig, build_start
-    from recognition.embedders import find_model_file, registered
-    cfg = TrainConfig(source="dlib-resnet")
+    from keyface.facenet.train import TrainConfig, build_start
+    from keyface.recognition.approaches.registry import find_model_file, registered
+    cfg = TrainConfig(source="dlib-resnet", source_model=str(find_model_file(registered("dlib-resnet"), None)))
     assert cfg.approach == "facenet-dlib" and cfg.spec.size == 150 and cfg.spec.alignment == "dlib68"
     model, meta = build_start(cfg)
-    source = keras.models.load_model(find_model_file(registered("dlib-resnet"), None), compile=False)
+    source = keras.models.load_model(cfg.source_model, compile=False)
     chips = np.random.default_rng(0).uniform(0, 255, (2, 150, 150, 3)).astype(np.float32)
     raw = source.predict(chips, verbose=0)
     np.testing.assert_allclose(model.predict(chips, verbose=0), raw / np.linalg.norm(raw, axis=1, keepdims=True),

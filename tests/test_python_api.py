@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import keyface
-from data.images import load_image
-from recognition.demo import demo_root
+from keyface.data.images import load_image
+from keyface.recognition.cli.demo import demo_root
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

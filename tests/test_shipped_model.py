@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from data.images import load_image
-from keypoints.detector import MTCNNDetector
-from keypoints.losses import nme
-from keypoints.predictor import KeypointPredictor, default_model_path
-from keypoints.schemes import IBUG68
+from keyface.data.images import load_image
+from keyface.keypoints.detector import MTCNNDetector
+from keyface.keypoints.losses import nme
+from keyface.keypoints.predictor import KeypointPredictor, default_model_path
+from keyface.keypoints.schemes import IBUG68
 
 
 def test_shipped_model_is_accurate_on_the_sample_frames(youtube_sample):
@@ -24,7 +24,7 @@ def test_shipped_model_is_accurate_on_the_sample_frames(youtube_sample):
 
 
 def test_shipped_model_metadata_records_how_it_was_made():
-    from keypoints.modelfile import read_metadata
+    from keyface.keypoints.modelfile import read_metadata
     meta = read_metadata(default_model_path())
     assert meta["kind"] == "keypoints" and meta["scheme"] == "ibug68"
     assert "keypoints train" in meta["command"] and "DevTest" in meta["data"]
@@ -33,8 +33,8 @@ def test_shipped_model_metadata_records_how_it_was_made():
 
 @pytest.mark.parametrize("name", ["keypoints", "geometry"])
 def test_shipped_embedders_load_and_embed_a_real_face(name, youtube_sample, tmp_path, monkeypatch):
-    from recognition.embedders import load_embedder
-    from recognition.pipeline import Face, align_batch
+    from keyface.recognition.approaches.registry import load_embedder
+    from keyface.recognition.core.pipeline import Face, align_batch
     monkeypatch.setenv("KEYFACE_MODELS", str(tmp_path))  # an empty models dir: the shipped files are used
     embedder = load_embedder(name)
     assert embedder.metadata["threshold"] > 0 and "no LFW DevTest person" in embedder.metadata["data"]
@@ -47,11 +47,11 @@ def test_shipped_embedders_load_and_embed_a_real_face(name, youtube_sample, tmp_
 def test_the_default_embedder_tells_real_people_apart(tmp_path, monkeypatch):
     """dlib-resnet (the default) on LFW photos of the demo's people: every photo is nearer to another of
     the same person than to anyone else, and the shipped cuts name them and keep strangers out."""
-    from keypoints.predictor import KeypointPredictor
-    from recognition.demo import demo_root
-    from recognition.embedders import load_embedder
-    from recognition.pipeline import FacePipeline, align_batch
-    from recognition.registry import DEFAULT_EMBEDDER
+    from keyface.keypoints.predictor import KeypointPredictor
+    from keyface.recognition.cli.demo import demo_root
+    from keyface.recognition.approaches.registry import load_embedder
+    from keyface.recognition.core.pipeline import FacePipeline, align_batch
+    from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER
     monkeypatch.setenv("KEYFACE_MODELS", str(tmp_path))
     embedder = load_embedder(DEFAULT_EMBEDDER)
     meta = embedder.metadata

@@ -3,11 +3,12 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from data.images import load_image
-from data.kaggle import build_kaggle_from_68, write_kaggle_csv
-from keypoints.modelfile import load_model
-from recognition.cli import main
+from keyface.data.images import load_image
+from keyface.data.kaggle import build_kaggle_from_68, write_kaggle_csv
+from keyface.keypoints.modelfile import load_model
+from keyface.recognition.cli.main import main
 
 
 def tiny_kaggle_csv(path, youtube_sample):
@@ -26,6 +27,7 @@ def tiny_kaggle_csv(path, youtube_sample):
     return path
 
 
+@pytest.mark.slow
 def test_train_writes_a_complete_run_directory_and_resumes(tmp_path, youtube_sample, capsys):
     csv = tiny_kaggle_csv(tmp_path / "kaggle.csv", youtube_sample)
     run_dir = tmp_path / "run"

@@ -1,0 +1,123 @@
+"""The named embedders: the one place that names every approach, its model file, loader and maker.
+
+Importing this module builds no model and loads no weights: loaders import their approach on first use.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from keyface.data.errors import KeyfaceError
+from keyface.data.paths import models_dir
+from keyface.recognition.core.embedders import Embedder
+
+
+@dataclass(frozen=True)
+class Registration:
+    """How to load one named embedder: its model file name and the loader."""
+    name: str
+    model_file: str  # looked up in MODELS/embedders/, then among the package's shipped weights
+    loader: Callable[[Path], Embedder]
+    description: str
+    shipped: list[Path] = field(default_factory=list)
+    made_by: str = ""  # the command that makes its model file (default: `keyface train NAME`)
+
+
+REGISTRY: dict[str, Registration] = {}
+
+
+def register(reg: Registration) -> None:
+    """Add an embedder to the registry."""
+    REGISTRY[reg.name] = reg
+
+
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights"  # small default models shipped in the package
+
+
+def _keypoints(path: Path):
+    from keyface.recognition.approaches.keypoints import KeypointEmbedder
+    return KeypointEmbedder(path)
+
+
+def _geometry(path: Path):
+    from keyface.recognition.approaches.geometry import GeometryEmbedder
+    return GeometryEmbedder(path)
+
+
+def _inception(path: Path):
+    from keyface.inception_finetune.embedder import InceptionEmbedder
+    return InceptionEmbedder(path)
+
+
+def _dlib_resnet(path: Path):
+    from keyface.dlib_resnet.embedder import DlibResnetEmbedder
+    return DlibResnetEmbedder(path)
+
+
+def _facenet_dlib(path: Path):
+    from keyface.dlib_resnet.embedder import FacenetDlibEmbedder
+    return FacenetDlibEmbedder(path)
+
+
+def _facenet(path: Path):
+    from keyface.facenet.embedder import FacenetEmbedder
+    return FacenetEmbedder(path)
+
+
+register(Registration("keypoints", "keypoints.keras", _keypoints,
+                      "approach A: the keypoint net's penultimate features, fine-tuned with a softmax over identities",
+                      [WEIGHTS / "keypoints.keras"]))
+register(Registration("geometry", "geometry.keras", _geometry,
+                      "baseline: LDA over aligned keypoint coordinates alone", [WEIGHTS / "geometry.keras"]))
+register(Registration("inception", "inception.keras", _inception,
+                      "approach B: Inception-v3 from ImageNet weights, fine-tuned on LFW DevTrain people "
+                      "(made by `keyface train inception`; 87 MB, not shipped)"))
+register(Registration("facenet", "facenet.keras", _facenet,
+                      "approach C: FaceNet-style 128-d embedding trained with online triplet mining on LFW "
+                      "DevTrain people", [WEIGHTS / "facenet.keras"]))
+register(Registration("dlib-resnet", "dlib-resnet.keras", _dlib_resnet,
+                      "dlib's ResNet face descriptor converted to Keras (outside data: ~3M faces of ~7,500 people, "
+                      "no LFW person; public domain)", [WEIGHTS / "dlib-resnet.keras"], "keyface weights dlib-resnet"))
+register(Registration("facenet-dlib", "facenet-dlib.keras", _facenet_dlib,
+                      "approach C's triplet training started from dlib-resnet, fine-tuned on LFW DevTrain people "
+                      "(made by `keyface train facenet --source dlib-resnet`; not shipped)",
+                      made_by="keyface train facenet --source dlib-resnet"))
+
+EMBEDDER_NAMES = ("dlib-resnet", "facenet-dlib", "facenet", "keypoints", "geometry", "inception")
+# the best measured on held-out people (docs/benchmarks.md); every command's default
+DEFAULT_EMBEDDER = "dlib-resnet"
+
+
+def find_model_file(reg: Registration, models: str | os.PathLike | None, model: str | None = None) -> Path:
+    """The model file for an embedder: an explicit path, the models directory, or a shipped default."""
+    if model:
+        path = Path(model)
+        if not path.is_file():
+            raise KeyfaceError(f"embedder model file not found: {path}")
+        return path
+    candidates = [models_dir(models) / "embedders" / reg.model_file, *reg.shipped]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise KeyfaceError(f"no model for embedder {reg.name!r}: expected {candidates[0]} "
+                       f"(make one with `{reg.made_by or 'keyface train ' + reg.name}`)")
+
+
+def registered(name: str) -> Registration:
+    """The registration of a named embedder."""
+    if name not in REGISTRY:
+        raise KeyfaceError(f"unknown embedder {name!r}; known: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name]
+
+
+def load_embedder(name: str, models: str | os.PathLike | None = None, model: str | None = None) -> Embedder:
+    """Load the named embedder from its model file."""
+    reg = registered(name)
+    path = find_model_file(reg, models, model)
+    embedder = reg.loader(path)
+    made_as = embedder.metadata.get("approach")
+    if made_as and made_as != name:  # else a gallery would carry the wrong embedder's name
+        raise KeyfaceError(f"{path} is a {made_as!r} model, not {name!r}: load it as {made_as!r}")
+    return embedder

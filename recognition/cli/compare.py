@@ -1,0 +1,53 @@
+"""`keyface compare`: every approach on the same LFW protocols, one Markdown / HTML / JSON report."""
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from keyface.keypoints.modelfile import git_revision, keyface_version
+from keyface.recognition.cli.bench import set_threads
+from keyface.recognition.evaluation.report import PROTOCOLS, describe, markdown_table, write_report
+
+
+def register(sub) -> None:
+    """Add `keyface compare`."""
+    p = sub.add_parser("compare", help="every approach on the same LFW protocols: one Markdown/HTML/JSON report")
+    p.add_argument("--data", help="data root (default: $KEYFACE_DATA)")
+    p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
+    p.add_argument("--out", default="compare-report", help="directory for report.md, report.html, report.json")
+    p.add_argument("--embedder", action="append", help="keyface embedders to include (default: all four)")
+    p.add_argument("--no-peers", action="store_true", help="leave out face_recognition even if installed")
+    p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for TensorFlow (timings per core by default)")
+    p.set_defaults(func=cmd_compare, gallery=None)
+
+
+def cmd_compare(args) -> int:
+    """Score every contender (cached), then write the report."""
+    from keyface.data.lfw import LFW
+    from keyface.data.paths import data_root, user_dir
+    from keyface.keypoints.detector import detection_cache_file
+    from keyface.recognition.evaluation.compare import OUR_EMBEDDERS, cached_score, data_checksum, protocol_sets
+    from keyface.recognition.evaluation.contenders import face_recognition_contender, keyface_contender
+    set_threads(args.threads)
+    started = time.perf_counter()
+    sets = protocol_sets(LFW(data_root(args.data)))
+    contenders = [c for c in (keyface_contender(n, args.models, args.keypoint_model, detection_cache_file())
+                              for n in args.embedder or OUR_EMBEDDERS) if c is not None]
+    if not args.no_peers:
+        contenders += [c for c in [face_recognition_contender()] if c is not None]
+    checksums = {False: data_checksum(sets, False), True: data_checksum(sets, True)}
+    results = {c.name: cached_score(c, sets, user_dir("cache") / "compare", checksums[c.view2]) for c in contenders}
+    report = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "git_revision": git_revision(),
+              "keyface_version": keyface_version(),
+              "command": " ".join(["keyface", *sys.argv[1:]]), "threads": args.threads, "seeds": {"all": 0},
+              "data_checksums": {"view1_identify_cluster": checksums[False], "with_view2": checksums[True]},
+              "protocols": PROTOCOLS, "contenders": [describe(c) for c in contenders], "results": results,
+              "seconds": time.perf_counter() - started}
+    out = Path(args.out)
+    write_report(out, report)
+    print(markdown_table(report))
+    print(f"\nreport: {out / 'report.md'}, {out / 'report.html'}, {out / 'report.json'}")
+    return 0

@@ -1,0 +1,128 @@
+"""`keyface keypoints ...`: train, eval, and predict keypoints on photos."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from keyface.data.errors import KeyfaceError
+from keyface.data.paths import data_root, models_dir
+from keyface.keypoints.detector import detection_cache_file
+
+log = logging.getLogger(__name__)
+
+
+def add_common(p, data: bool = False) -> None:
+    """--models (and --data) flags shared by every command."""
+    p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then the per-user one)")
+    if data:
+        p.add_argument("--data", help="data root (default: $KEYFACE_DATA)")
+
+
+def register(sub) -> None:
+    """Add the `keypoints` command and its verbs to the top-level subparsers."""
+    kp = sub.add_parser("keypoints", help="facial keypoints: PHOTO... | train | eval",
+                        description="Find facial keypoints. `keyface keypoints PHOTO...` predicts on photos.")
+    verbs = kp.add_subparsers(dest="verb", required=True, metavar="VERB")
+    _register_predict(verbs)
+    _register_train(verbs)
+    _register_eval(verbs)
+
+
+def _register_predict(verbs) -> None:
+    p = verbs.add_parser("predict", help="keypoints of every face in photos (the default verb)")
+    p.add_argument("photos", nargs="+", metavar="PHOTO")
+    p.add_argument("--model", help="keypoint model file or name in the models directory (default: shipped)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--out", help="write an annotated copy (a file for one photo, else a directory)")
+    p.add_argument("--filter", choices=["sunglasses"], help="draw a fun filter instead of the points")
+    add_common(p)
+    p.set_defaults(func=cmd_predict)
+
+
+def _register_train(verbs) -> None:
+    p = verbs.add_parser("train", help="train a keypoint net on youtube_faces_68 or a Kaggle CSV")
+    p.add_argument("--arch", default="keyface-res", help="keyface-res (ours), naimishnet or conv5bn")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--width", type=int, default=32, help="base width of keyface-res")
+    p.add_argument("--input-size", type=int, default=96)
+    p.add_argument("--patience", type=int, default=15)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, help="use only the first N samples (quick trials, tests)")
+    p.add_argument("--include-devtest", action="store_true",
+                   help="also train on LFW DevTest people's frames (their faces then leak into LFW benchmarks)")
+    p.add_argument("--kaggle-csv", help="train on a Kaggle 15-point CSV instead of youtube_faces_68")
+    p.add_argument("--missing", choices=["mask", "drop", "ffill"], default="mask",
+                   help="Kaggle rows with missing points: masked loss, drop the rows, or forward-fill")
+    p.add_argument("--run-dir", help="run directory (default: MODELS/runs/keypoints-ARCH-TIME)")
+    p.add_argument("--resume", help="continue an interrupted run in this run directory")
+    p.add_argument("--name", help="also install the model as MODELS/keypoints/NAME.keras")
+    add_common(p, data=True)
+    p.set_defaults(func=cmd_train)
+
+
+def _register_eval(verbs) -> None:
+    p = verbs.add_parser("eval", help="NME, RMSE, per-group error, CED plot on youtube_faces_68 test")
+    p.add_argument("--model", help="keypoint model file or name (default: shipped)")
+    p.add_argument("--split", default="test", choices=["test", "train"])
+    p.add_argument("--out", default="keypoints-eval", help="directory for metrics.json and ced.png")
+    add_common(p, data=True)
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_train(args) -> int:
+    """Train a keypoint net and report where it went."""
+    from keyface.keypoints.training.data_sets import load_training_samples, training_config
+    from keyface.keypoints.training.train import TrainConfig, train
+    run_dir = Path(args.resume) if args.resume else None
+    if run_dir is not None:
+        if not (run_dir / "config.json").is_file():
+            raise KeyfaceError(f"--resume {run_dir}: no config.json there (not a keypoint run directory)")
+        cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text())["config"])
+    else:
+        cfg = training_config(args)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir = Path(args.run_dir) if args.run_dir else models_dir(args.models) / "runs" / f"keypoints-{cfg.model.arch}-{stamp}"
+    samples, note = load_training_samples(args, cfg, detection_cache_file())
+    summary = train(samples, cfg, run_dir, note)
+    log.info("trained in %.0f s; best validation NME %.4f; run directory %s",
+             summary["train_seconds"], summary["best_val_nme"], run_dir)
+    if args.name:
+        target = models_dir(args.models) / "keypoints" / f"{args.name}.keras"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((run_dir / "model.keras").read_bytes())
+        log.info("installed as %s", target)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    """Evaluate a keypoint model on labelled youtube_faces_68 frames."""
+    from keyface.keypoints.evaluation.bench import evaluate_model
+    from keyface.keypoints.predictor import KeypointPredictor, resolve_model
+    predictor = KeypointPredictor.load(resolve_model(args.model, args.models))
+    report = evaluate_model(predictor, data_root(args.data), args.split, detection_cache_file(), Path(args.out))
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    """Find faces and keypoints in photos; print a table or JSON, optionally draw them."""
+    from keyface.keypoints.photos import annotate_photos, predict_photos
+    results, errors = predict_photos(args.photos, args.model, args.models)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for r in results:
+            print(f"{r['photo']}: {len(r['faces'])} face(s)" + (f" - {r['error']}" if "error" in r else ""))
+            for i, f in enumerate(r["faces"]):
+                box = ", ".join(f"{v:.0f}" for v in f["box"])
+                print(f"  face {i + 1}: box [{box}], {len(f['keypoints'])} keypoints, score {f['score']:.3f}")
+    if args.out:
+        annotate_photos(results, Path(args.out), args.filter)
+    for e in errors:
+        print(f"keyface: error: {e}", file=sys.stderr)
+    return 2 if errors else 0

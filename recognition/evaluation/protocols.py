@@ -1,0 +1,166 @@
+"""The LFW protocols of `keyface bench`: identify (DevTest "colleagues"), verify (View 1) and cluster."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from keyface.data.images import load_image
+from keyface.keypoints.detector import detect_cached
+from keyface.recognition.core.clustering import cluster_faces, cluster_threshold, pairwise_scores
+from keyface.recognition.core.search import nearest_people
+from keyface.recognition.core.verification import accuracy_at, best_threshold, distance_auc, pair_distances, tar_at_far
+from keyface.recognition.training.face_sets import align_central
+
+log = logging.getLogger(__name__)
+
+IDENTIFY_PROTOCOL = ("LFW DevTest people with >= 10 photos: the first 5 (file order) enrolled, the rest are "
+                     "probes; every DevTest person with a single photo is a stranger probe who should come out "
+                     "unknown. The labelled face is the detection nearest the photo centre; a photo with no "
+                     "detection counts as a miss. Every model scored here trained on DevTrain people only.")
+VERIFY_PROTOCOL = ("LFW View 1: threshold chosen for best accuracy on pairsDevTrain (2,200 pairs), scored on "
+                   "pairsDevTest (1,000 pairs); a pair with an undetected face counts as 'different'. "
+                   "DevTest people are disjoint from every model's training people. 'DevTrain' columns score "
+                   "pairsDevTrain at its own threshold: a fair choice of settings only for a model that never "
+                   "trained on LFW (dlib-resnet).")
+
+
+def embed_photos(rec, paths: list[Path], cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Unit embeddings (N, D) of each photo's central face (cached detections); mask of photos with a face."""
+    from tqdm import tqdm
+    found = detect_cached(paths, cache)
+    vectors = np.zeros((len(paths), rec.embedder.dim), np.float32)
+    ok = np.zeros(len(paths), bool)
+    for i, path in enumerate(tqdm(paths, desc=f"embedding ({rec.embedder.name})", unit="photo")):
+        batch = align_central(load_image(path), found[path], rec.pipeline, rec.embedder.spec)
+        if batch is not None:
+            vectors[i], ok[i] = rec.embedder.embed(batch)[0], True
+    return vectors, ok
+
+
+def colleagues(lfw) -> tuple[list, list, list]:
+    """(enrol, probes, strangers) as lists of (person, path) by the colleagues protocol."""
+    counts = lfw.image_count("DevTest")
+    enrol, probes, strangers = [], [], []
+    for person, n in counts.items():
+        photos = lfw.images_of(person)
+        if n >= 10:
+            enrol += [(person, p) for p in photos[:5]]
+            probes += [(person, p) for p in photos[5:]]
+        elif n == 1:
+            strangers += [(person, photos[0])]
+    return enrol, probes, strangers
+
+
+def identify_scores(gallery_v, gallery_names, probe_v, probe_names, probe_ok, stranger_v, stranger_ok,
+                    model_cut: float | None = None) -> dict:
+    """Rank-1 accuracy, the open-set identification rate at 1% false alarms (cut chosen on these
+    strangers), and, at the model's own stored cut, the probes named right and the strangers named."""
+    best = nearest_people(probe_v, gallery_v, gallery_names, k=1)
+    right = np.array([bool(m) and m[0].person == truth for m, truth in zip(best, probe_names)]) & probe_ok
+    dist = np.array([m[0].distance if m else np.inf for m in best])
+    s_best = nearest_people(stranger_v[stranger_ok], gallery_v, gallery_names, k=1)
+    s_dist = np.sort([m[0].distance for m in s_best])
+    threshold = cut_passing_1pct(s_dist, len(stranger_ok), np.inf)
+    row = {"rank1": float(right.mean()), "dir_at_far_1pct": float((right & (dist < threshold)).mean()),
+           "threshold_far_1pct": float(threshold), "probes": int(len(probe_ok)), "probes_no_face": int((~probe_ok).sum()),
+           "strangers": int(len(stranger_ok)), "enrolled_people": int(len(np.unique(gallery_names)))}
+    if model_cut is not None:
+        row.update({"model_cut": float(model_cut), "right_at_model_cut": float((right & (dist <= model_cut)).mean()),
+                    "strangers_named_at_model_cut": float((s_dist <= model_cut).sum() / len(stranger_ok))})
+    return row
+
+
+def cut_passing_1pct(scores: np.ndarray, strangers: int, none: float) -> float:
+    """The cut that lets 1% of strangers through, from their scores ordered most-alarming first (a
+    stranger with no face raises no alarm, so it counts in `strangers` but has no score); `none` if
+    no stranger has a score."""
+    return scores[max(0, int(np.floor(0.01 * strangers)) - 1)] if len(scores) else none
+
+
+def time_end_to_end(rec, gallery_v, gallery_names, paths: list[Path], n: int = 30) -> float:
+    """Milliseconds per face: detection, keypoints, alignment, embedding and search, uncached."""
+    from keyface.recognition.core.search import ExactIndex
+    index, paths = ExactIndex(gallery_v, gallery_names), paths[:n]
+    rec.faces(paths[0])  # warm-up: traces the nets
+    started, faces = time.perf_counter(), 0
+    for path in paths:
+        _, found, vectors = rec.faces(path)
+        index.search(vectors, k=1)
+        faces += len(found)
+    return 1000 * (time.perf_counter() - started) / max(faces, 1)
+
+
+def run_identify(rec, lfw, cache: Path) -> dict:
+    """The colleagues benchmark for one recogniser."""
+    enrol, probes, strangers = colleagues(lfw)
+    g_v, g_ok = embed_photos(rec, [p for _, p in enrol], cache)
+    g_names = np.array([n for n, _ in enrol], dtype=object)[g_ok]
+    p_v, p_ok = embed_photos(rec, [p for _, p in probes], cache)
+    s_v, s_ok = embed_photos(rec, [p for _, p in strangers], cache)
+    row = identify_scores(g_v[g_ok], g_names, p_v, np.array([n for n, _ in probes], object), p_ok, s_v, s_ok,
+                          rec.embedder.metadata.get("identify_threshold"))
+    row.update(head_scores(g_v[g_ok], g_names, p_v, np.array([n for n, _ in probes], object), p_ok, s_v, s_ok))
+    row["ms_per_face"] = time_end_to_end(rec, g_v[g_ok], g_names, [p for _, p in probes])
+    return row
+
+
+def head_scores(gallery_v, gallery_names, probe_v, probe_names, probe_ok, stranger_v, stranger_ok) -> dict:
+    """The same protocol with a softmax head fitted on the enrolled embeddings (`keyface train-head`):
+    rank-1 by the most probable person; open set by a probability threshold passing 1% of strangers."""
+    from keyface.recognition.core.head import fit_head
+    model, people = fit_head(gallery_v, gallery_names)
+    probs = np.asarray(model(probe_v.astype(np.float32), training=False))
+    right = (people[probs.argmax(1)] == probe_names.astype(str)) & probe_ok
+    s_max = np.sort(np.asarray(model(stranger_v[stranger_ok].astype(np.float32), training=False)).max(1))[::-1]
+    cut = cut_passing_1pct(s_max, len(stranger_ok), 0.0)
+    return {"head_rank1": float(right.mean()), "head_dir_at_far_1pct": float((right & (probs.max(1) > cut)).mean())}
+
+
+def run_verify(rec, lfw, cache: Path) -> dict:
+    """View 1 verification for one recogniser."""
+    scores = {}
+    for split in ("DevTrain", "DevTest"):
+        pairs = lfw.view1_pairs(split)
+        paths = sorted({p for pair in pairs for p in (pair.path_a, pair.path_b)})
+        vectors, ok = embed_photos(rec, paths, cache)
+        index = {p: i for i, p in enumerate(paths)}
+        a = np.array([index[p.path_a] for p in pairs])
+        b = np.array([index[p.path_b] for p in pairs])
+        dist = np.where(ok[a] & ok[b], pair_distances(vectors[a], vectors[b]), np.inf)
+        scores[split] = (dist, np.array([p.same for p in pairs]))
+    # a missing face is infinitely far: "different"; 4.0 stands in for it (cosine distances are <= 2)
+    train_dist, train_same = scores["DevTrain"]
+    threshold = best_threshold(train_dist.clip(max=4.0), train_same)
+    dist, same = scores["DevTest"][0].clip(max=4.0), scores["DevTest"][1]
+    return {"accuracy": accuracy_at(dist, same, threshold), "threshold": threshold,
+            "auc": distance_auc(dist, same), "tar_at_far_1e-3": tar_at_far(dist, same, 1e-3),
+            # the training pairs at their own best threshold: for choosing settings without the test pairs
+            "devtrain_accuracy": accuracy_at(train_dist.clip(max=4.0), train_same, threshold),
+            "devtrain_auc": distance_auc(train_dist.clip(max=4.0), train_same),
+            "pairs": int(len(same)), "pairs_no_face": int(np.isinf(scores["DevTest"][0]).sum())}
+
+
+CLUSTER_PROTOCOL = ("LFW DevTest people with >= 2 photos: the central face of every photo, clustered with no "
+                    "number of people given (average linkage, cut where pairwise F is best on held-out DevTrain "
+                    "people: the model's calibrated cluster_threshold); scored by pairwise precision / recall / F-measure and NMI "
+                    "against the true people. No DevTest person was seen in training.")
+
+
+def devtest_cluster_items(lfw) -> list[tuple[str, Path]]:
+    """(person, photo) of every LFW DevTest person with 2 or more photos: the clustering protocol."""
+    return [(person, p) for person, n in lfw.image_count("DevTest").items() if n >= 2 for p in lfw.images_of(person)]
+
+
+def run_cluster(rec, lfw, cache: Path) -> dict:
+    """`bench cluster` for one embedder: DevTest people with 2+ photos, clustered and scored."""
+    items = devtest_cluster_items(lfw)
+    vectors, ok = embed_photos(rec, [p for _, p in items], cache)
+    truth = np.array([person for person, _ in items], object)[ok]
+    started = time.perf_counter()
+    threshold = cluster_threshold(rec.embedder, None)
+    labels = cluster_faces(vectors[ok], threshold)
+    return {**pairwise_scores(truth, labels), "photos_no_face": int((~ok).sum()), "threshold": threshold,
+            "cluster_seconds": time.perf_counter() - started}

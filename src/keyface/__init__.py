@@ -1,0 +1,15 @@
+"""keyface from Python: find, verify and identify faces in photos (paths or RGB numpy arrays).
+
+    import keyface
+    faces = keyface.find_faces("group.jpg")            # boxes, 68 keypoints, embeddings
+    same, distance = keyface.verify("a.jpg", "b.jpg")
+    with keyface.Gallery("team.db") as team:           # an SQLite gallery of enrolled people
+        team.enrol("Ada Lovelace", ["ada1.jpg", "ada2.jpg"])
+        names = [f.name for f in team.identify("meeting.jpg")]
+
+Importing keyface loads no model: the default embedder is loaded on first use and kept.
+"""
+from keyface.data.errors import KeyfaceError
+from keyface.api import FoundFace, Gallery, find_faces, load, verify
+
+__all__ = ["FoundFace", "Gallery", "KeyfaceError", "find_faces", "load", "verify"]

@@ -1,0 +1,85 @@
+"""The house's layering, checked on the installed package: import-linter's contracts (setup.cfg) and no cycles."""
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SUBPACKAGES = ("data", "keypoints", "recognition", "facenet", "inception_finetune", "dlib_resnet")
+
+
+@pytest.fixture(scope="module")
+def package_copy(tmp_path_factory) -> Path:
+    """The installed keyface's Python files in one tree (an editable install spreads them over the checkout)."""
+    root = tmp_path_factory.mktemp("layers")
+    skip = shutil.ignore_patterns("__pycache__", "weights", "demo", "*.keras")
+    top = Path(importlib.util.find_spec("keyface").origin).parent
+    shutil.copytree(top, root / "keyface", ignore=shutil.ignore_patterns(*SUBPACKAGES, "__pycache__"))
+    for name in SUBPACKAGES:
+        where = Path(importlib.util.find_spec(f"keyface.{name}").origin).parent
+        shutil.copytree(where, root / "keyface" / name, ignore=skip)
+    return root
+
+
+def test_import_linter_contracts_hold(package_copy):
+    lint = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
+    if lint is None:
+        pytest.skip("import-linter is not installed (pip install '.[test]')")
+    run = subprocess.run([lint, str(REPO / "setup.cfg")], cwd=package_copy, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(package_copy), "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "0 broken" in run.stdout
+
+
+def _cycles(graph) -> list[list[str]]:
+    """Every import cycle between modules (depth-first search over direct imports)."""
+    state, stack, found = {}, [], []
+
+    def visit(module: str) -> None:
+        state[module] = "open"
+        stack.append(module)
+        for nxt in sorted(graph.find_modules_directly_imported_by(module)):
+            if state.get(nxt) == "open":
+                found.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[module] = "done"
+
+    for module in sorted(graph.modules):
+        if module not in state:
+            visit(module)
+    return found
+
+
+def test_no_module_imports_another_in_a_cycle(package_copy, monkeypatch):
+    grimp = pytest.importorskip("grimp")
+    monkeypatch.syspath_prepend(str(package_copy))
+    for name in [m for m in sys.modules if m == "keyface" or m.startswith("keyface.")]:
+        monkeypatch.delitem(sys.modules, name)  # grimp must find the copy, not the package already imported
+    graph = grimp.build_graph("keyface", cache_dir=None)
+    assert len(graph.modules) > 60
+    assert _cycles(graph) == []
+
+
+def test_cycle_finder_finds_a_cycle():
+    class Graph:
+        modules = {"a", "b", "c"}
+        edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}}
+
+        def find_modules_directly_imported_by(self, m):
+            return self.edges[m]
+    assert _cycles(Graph()) == [["a", "b", "c", "a"]]
+
+
+def test_installed_under_one_import_name_only(tmp_path):
+    script = ("import importlib.util, keyface, keyface.recognition.cli.main\n"
+              "print([m for m in ('data', 'keypoints', 'recognition', 'facenet', 'inception_finetune', 'dlib_resnet')"
+              " if importlib.util.find_spec(m) is not None])")
+    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "[]"  # outside the checkout, only `keyface` is importable
