@@ -9,16 +9,17 @@ import numpy as np
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.images import load_image, save_image
-from keyface.keypoints.detector import MTCNNDetector
+from keyface.keypoints.detector import DEFAULT_DETECTOR, make_detector
 from keyface.keypoints.predictor import KeypointPredictor, resolve_model
 
 log = logging.getLogger(__name__)
 
 
-def predict_photos(photos: list[str], model: str | None, models: str | None) -> tuple[list[dict], list[str]]:
+def predict_photos(photos: list[str], model: str | None, models: str | None,
+                   detector: str = DEFAULT_DETECTOR) -> tuple[list[dict], list[str]]:
     """For each photo: its faces with box, score and keypoints; and one error line per bad photo."""
     predictor = KeypointPredictor.load(resolve_model(model, models))
-    detector = MTCNNDetector()
+    detector = make_detector(detector)
     results, errors = [], []
     for photo in photos:
         try:

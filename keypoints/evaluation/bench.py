@@ -19,14 +19,15 @@ from keyface.keypoints.schemes import IBUG68
 
 log = logging.getLogger(__name__)
 
-BOX_RULE = ("face box = the MTCNN detection (score >= 0.90) nearest the labelled keypoints' centre; "
-            "every model gets that same box; frames with no detection are counted as misses and scored for none")
+BOX_RULE = ("face box = the detection nearest the labelled keypoints' centre (BlazeFace boxes mapped onto "
+            "MTCNN's; MTCNN's at score >= 0.90); every model gets that same box; frames with no detection are "
+            "counted as misses and scored for none")
 
 
-def labelled_faces(root: Path, split: str, cache: Path) -> tuple[list, list, np.ndarray, list, int]:
+def labelled_faces(root: Path, split: str, detector) -> tuple[list, list, np.ndarray, list, int]:
     """Frames with a detected labelled face: paths, detector boxes, true keypoints, people, misses."""
     frames = read_frames(root, split)
-    found = detect_cached([f.path for f in frames], cache)
+    found = detect_cached([f.path for f in frames], detector)
     paths, boxes, truth, people = [], [], [], []
     for f in frames:
         i = pick_labelled_face([face.box for face in found[f.path]], f.keypoints)
@@ -43,11 +44,11 @@ def predict_all(predictor: KeypointPredictor, paths: list, boxes: list) -> np.nd
     return np.concatenate([predictor.predict(load_image(p), [b]) for p, b in zip(paths, boxes)])
 
 
-def evaluate_model(predictor: KeypointPredictor, root: Path, split: str, cache: Path, out: Path) -> dict:
+def evaluate_model(predictor: KeypointPredictor, root: Path, split: str, detector, out: Path) -> dict:
     """Accuracy of one model on labelled frames; writes metrics.json and ced.png into out."""
-    paths, boxes, truth, _, misses = labelled_faces(root, split, cache)
+    paths, boxes, truth, _, misses = labelled_faces(root, split, detector)
     pred = predict_all(predictor, paths, boxes)
-    report = {"split": split, "box_rule": BOX_RULE, "detection_misses": misses,
+    report = {"split": split, "detector": detector.name, "box_rule": BOX_RULE, "detection_misses": misses,
               **keypoint_metrics(truth, pred, predictor.scheme)}
     out.mkdir(parents=True, exist_ok=True)
     plot_ced({"model": nme(truth, pred, predictor.scheme.outer_eye_corners)}, out / "ced.png")

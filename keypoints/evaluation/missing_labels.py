@@ -8,7 +8,7 @@ import numpy as np
 
 from keyface.data.kaggle import blank_like_kaggle, build_kaggle_from_68, write_kaggle_csv
 from keyface.data.paths import data_root
-from keyface.keypoints.detector import detection_cache_file
+from keyface.keypoints.detector import make_detector
 from keyface.keypoints.training.dataset import Samples, crop_all, youtube_samples
 from keyface.keypoints.losses import nme
 from keyface.keypoints.models import ModelConfig
@@ -22,11 +22,11 @@ COLUMNS = [("strategy", "missing labels", "s"), ("rows", "rows used", "d"), ("la
            ("val_nme", "val NME", ".4f"), ("test_nme", "test NME", ".4f"), ("train_seconds", "train s", ".0f")]
 
 
-def build_kaggle_files(root: Path, cache: Path, out: Path, seed: int) -> tuple[Path, Path]:
+def build_kaggle_files(root: Path, detector, out: Path, seed: int) -> tuple[Path, Path]:
     """Kaggle-format train (labels blanked in Kaggle's pattern) and test (complete) CSVs."""
     paths = []
     for split in ("train", "test"):
-        s = youtube_samples(root, split, cache, channels=1)
+        s = youtube_samples(root, split, detector, channels=1)
         images, points = build_kaggle_from_68(s.images, s.keypoints, s.boxes)
         if split == "train":
             points = blank_like_kaggle(points, np.random.default_rng(seed))
@@ -40,7 +40,7 @@ def run_missing_label_bench(args) -> dict:
     """Train one net per strategy for the same epochs; score each on the complete test labels."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    train_csv, test_csv = build_kaggle_files(data_root(args.data), detection_cache_file(), out, seed=0)
+    train_csv, test_csv = build_kaggle_files(data_root(args.data), make_detector("mtcnn"), out, seed=0)  # as published
     test = kaggle_samples(test_csv, "mask")
     x_test, _ = crop_all(test, 96)
     rows = []

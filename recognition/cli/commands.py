@@ -8,6 +8,7 @@ from pathlib import Path
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.paths import user_dir
+from keyface.keypoints.detector import DEFAULT_DETECTOR, DETECTORS
 from keyface.recognition.cli import flags
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES
 
@@ -26,6 +27,8 @@ def _gallery_flags(p, embedder: bool = True) -> None:
                        help=f"{', '.join(EMBEDDER_NAMES)} (default: {DEFAULT_EMBEDDER}, the most accurate measured)")
         p.add_argument("--embedder-model", help="embedder model file (default: models dir, then shipped)")
         p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
+        p.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR,
+                       help=f"face detector (default: {DEFAULT_DETECTOR}; mtcnn finds smaller faces, ~40x slower)")
         p.add_argument("--threshold", type=flags.distance, help="distance cut: beyond it a face is unknown (identify) or "
                        "another person (verify) (default: the model's calibrated cuts)")
     p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
@@ -101,6 +104,7 @@ def recogniser(args):
     from keyface.api import build
     return build(args.embedder, args.models, model=args.embedder_model, keypoint_model=args.keypoint_model,
                  threshold=args.threshold, far=getattr(args, "far", None),
+                 detector=getattr(args, "detector", DEFAULT_DETECTOR),
                  several_faces="largest" if getattr(args, "largest_face", False) else "refuse")
 
 

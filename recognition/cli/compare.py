@@ -6,6 +6,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from keyface.keypoints.detector import DEFAULT_DETECTOR, DETECTORS
 from keyface.keypoints.modelfile import git_revision, keyface_version
 from keyface.recognition.cli.bench import set_threads
 from keyface.recognition.evaluation.report import PROTOCOLS, describe, markdown_table, write_report
@@ -20,6 +21,8 @@ def register(sub) -> None:
     p.add_argument("--embedder", action="append", help="keyface embedders to include (default: all four)")
     p.add_argument("--no-peers", action="store_true", help="leave out face_recognition even if installed")
     p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
+    p.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR,
+                   help=f"face detector for keyface's embedders (default: {DEFAULT_DETECTOR})")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for TensorFlow (timings per core by default)")
     p.set_defaults(func=cmd_compare, gallery=None)
 
@@ -28,13 +31,12 @@ def cmd_compare(args) -> int:
     """Score every contender (cached), then write the report."""
     from keyface.data.lfw import LFW
     from keyface.data.paths import data_root, user_dir
-    from keyface.keypoints.detector import detection_cache_file
     from keyface.recognition.evaluation.compare import OUR_EMBEDDERS, cached_score, data_checksum, protocol_sets
     from keyface.recognition.evaluation.contenders import face_recognition_contender, keyface_contender
     set_threads(args.threads)
     started = time.perf_counter()
     sets = protocol_sets(LFW(data_root(args.data)))
-    contenders = [c for c in (keyface_contender(n, args.models, args.keypoint_model, detection_cache_file())
+    contenders = [c for c in (keyface_contender(n, args.models, args.keypoint_model, args.detector)
                               for n in args.embedder or OUR_EMBEDDERS) if c is not None]
     if not args.no_peers:
         contenders += [c for c in [face_recognition_contender()] if c is not None]

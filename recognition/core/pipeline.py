@@ -28,14 +28,14 @@ class Face:
 
 
 class FacePipeline:
-    """The shared front end of every approach: MTCNN, the keypoint net, 5-point alignment."""
+    """The shared front end of every approach: a face detector, the keypoint net, alignment."""
 
     def __init__(self, predictor: KeypointPredictor, detector=None):
         if predictor.scheme.n_points != 68:
             raise ValueError("alignment needs a 68-point keypoint model")
-        from keyface.keypoints.detector import MTCNNDetector
+        from keyface.keypoints.detector import make_detector
         self.predictor = predictor
-        self.detector = detector or MTCNNDetector()
+        self.detector = detector or make_detector()
 
     def find_faces(self, rgb: np.ndarray) -> list[Face]:
         """Every face the detector finds, with its keypoints."""

@@ -9,6 +9,7 @@ import numpy as np
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.images import load_image
+from keyface.keypoints.detector import DEFAULT_DETECTOR
 from keyface.recognition.evaluation.compare import Contender
 
 log = logging.getLogger(__name__)
@@ -19,33 +20,35 @@ LABELS = {"keypoints": "A: keypoint net + softmax", "geometry": "keypoint geomet
 PEER_NOTE = "face_recognition 1.x (dlib ResNet): trained on outside data (~3M faces), not on LFW"
 
 
-def keyface_contender(name: str, models: str | None, keypoint_model: str | None, cache: Path) -> Contender | None:
+def keyface_contender(name: str, models: str | None, keypoint_model: str | None,
+                      detector: str = DEFAULT_DETECTOR) -> Contender | None:
     """One of keyface's embedders with the shared pipeline, or None when its model is not there."""
     from keyface.api import build
     from keyface.keypoints.predictor import resolve_model
     from keyface.recognition.approaches.registry import find_model_file, registered
     from keyface.recognition.evaluation.protocols import embed_photos
     try:
-        rec = build(name, models, keypoint_model=keypoint_model)
+        rec = build(name, models, keypoint_model=keypoint_model, detector=detector)
     except KeyfaceError as exc:
         log.warning("%s left out: %s", name, exc)
         return None
     path = find_model_file(registered(name), models)
     meta = rec.embedder.metadata
-    version = contender_version(rec.embedder.version, resolve_model(keypoint_model, models))
+    version = contender_version(rec.embedder.version, resolve_model(keypoint_model, models), detector)
     facts = {"model_mb": path.stat().st_size / 1e6, "bytes_per_face": 4 * rec.embedder.dim, "dim": rec.embedder.dim,
              "train_seconds": meta.get("train_seconds"), "source_weights": meta.get("source"),
              "new_person_needs_retraining": "no (nearest embedding); yes for a softmax head (train-head)"}
     return Contender(name, LABELS.get(name, name), version, meta.get("data", "?"),
-                     lambda paths: embed_photos(rec, paths, cache), lambda paths: keyface_stage_ms(rec, paths), facts,
+                     lambda paths: embed_photos(rec, paths), lambda paths: keyface_stage_ms(rec, paths), facts,
                      view2=meta.get("lfw_people_in_training") is False, cluster_cut=meta.get("cluster_threshold"),
                      identify_cut=meta.get("identify_threshold"))
 
 
-def contender_version(embedder_version: str, keypoint_model: Path) -> str:
-    """What a keyface contender's scores depend on: its embedder file and the keypoint model that aligns."""
+def contender_version(embedder_version: str, keypoint_model: Path, detector: str) -> str:
+    """What a keyface contender's scores depend on: its embedder file, the keypoint model that aligns and
+    the face detector."""
     from keyface.recognition.core.embedders import file_version
-    return f"{embedder_version}-kp{file_version(keypoint_model)}"
+    return f"{embedder_version}-kp{file_version(keypoint_model)}-{detector}"
 
 
 def keyface_stage_ms(rec, paths: list[Path], gallery_size: int = 235) -> dict:

@@ -27,10 +27,10 @@ VERIFY_PROTOCOL = ("LFW View 1: threshold chosen for best accuracy on pairsDevTr
                    "trained on LFW (dlib-resnet).")
 
 
-def embed_photos(rec, paths: list[Path], cache: Path) -> tuple[np.ndarray, np.ndarray]:
+def embed_photos(rec, paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     """Unit embeddings (N, D) of each photo's central face (cached detections); mask of photos with a face."""
     from tqdm import tqdm
-    found = detect_cached(paths, cache)
+    found = detect_cached(paths, rec.pipeline.detector)
     vectors = np.zeros((len(paths), rec.embedder.dim), np.float32)
     ok = np.zeros(len(paths), bool)
     for i, path in enumerate(tqdm(paths, desc=f"embedding ({rec.embedder.name})", unit="photo")):
@@ -93,13 +93,13 @@ def time_end_to_end(rec, gallery_v, gallery_names, paths: list[Path], n: int = 3
     return 1000 * (time.perf_counter() - started) / max(faces, 1)
 
 
-def run_identify(rec, lfw, cache: Path) -> dict:
+def run_identify(rec, lfw) -> dict:
     """The colleagues benchmark for one recogniser."""
     enrol, probes, strangers = colleagues(lfw)
-    g_v, g_ok = embed_photos(rec, [p for _, p in enrol], cache)
+    g_v, g_ok = embed_photos(rec, [p for _, p in enrol])
     g_names = np.array([n for n, _ in enrol], dtype=object)[g_ok]
-    p_v, p_ok = embed_photos(rec, [p for _, p in probes], cache)
-    s_v, s_ok = embed_photos(rec, [p for _, p in strangers], cache)
+    p_v, p_ok = embed_photos(rec, [p for _, p in probes])
+    s_v, s_ok = embed_photos(rec, [p for _, p in strangers])
     row = identify_scores(g_v[g_ok], g_names, p_v, np.array([n for n, _ in probes], object), p_ok, s_v, s_ok,
                           rec.embedder.metadata.get("identify_threshold"))
     row.update(head_scores(g_v[g_ok], g_names, p_v, np.array([n for n, _ in probes], object), p_ok, s_v, s_ok))
@@ -119,13 +119,13 @@ def head_scores(gallery_v, gallery_names, probe_v, probe_names, probe_ok, strang
     return {"head_rank1": float(right.mean()), "head_dir_at_far_1pct": float((right & (probs.max(1) > cut)).mean())}
 
 
-def run_verify(rec, lfw, cache: Path) -> dict:
+def run_verify(rec, lfw) -> dict:
     """View 1 verification for one recogniser."""
     scores = {}
     for split in ("DevTrain", "DevTest"):
         pairs = lfw.view1_pairs(split)
         paths = sorted({p for pair in pairs for p in (pair.path_a, pair.path_b)})
-        vectors, ok = embed_photos(rec, paths, cache)
+        vectors, ok = embed_photos(rec, paths)
         index = {p: i for i, p in enumerate(paths)}
         a = np.array([index[p.path_a] for p in pairs])
         b = np.array([index[p.path_b] for p in pairs])
@@ -154,10 +154,10 @@ def devtest_cluster_items(lfw) -> list[tuple[str, Path]]:
     return [(person, p) for person, n in lfw.image_count("DevTest").items() if n >= 2 for p in lfw.images_of(person)]
 
 
-def run_cluster(rec, lfw, cache: Path) -> dict:
+def run_cluster(rec, lfw) -> dict:
     """`bench cluster` for one embedder: DevTest people with 2+ photos, clustered and scored."""
     items = devtest_cluster_items(lfw)
-    vectors, ok = embed_photos(rec, [p for _, p in items], cache)
+    vectors, ok = embed_photos(rec, [p for _, p in items])
     truth = np.array([person for person, _ in items], object)[ok]
     started = time.perf_counter()
     threshold = cluster_threshold(rec.embedder, None)

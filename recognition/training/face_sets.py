@@ -63,10 +63,10 @@ def align_central(rgb: np.ndarray, detections: list, pipeline: FacePipeline, spe
 
 
 def build_face_set(items: list[tuple[str, Path]], pipeline: FacePipeline, spec: InputSpec,
-                   detection_cache: Path, progress: bool = True) -> FaceSet:
+                   progress: bool = True) -> FaceSet:
     """Detect (cached), keypoint and align the central face of each (person, photo); misses are logged."""
     from tqdm import tqdm
-    found = detect_cached([p for _, p in items], detection_cache, progress=progress)
+    found = detect_cached([p for _, p in items], pipeline.detector, progress=progress)
     crops, points, people, paths = [], [], [], []
     for person, path in tqdm(items, desc="keypoints + alignment", disable=not progress, unit="img"):
         batch = align_central(load_image(path), found[path], pipeline, spec)
@@ -84,13 +84,16 @@ def build_face_set(items: list[tuple[str, Path]], pipeline: FacePipeline, spec: 
 
 def cached_face_set(items: list[tuple[str, Path]], pipeline: FacePipeline, spec: InputSpec,
                     cache_dir: Path, model_version: str) -> FaceSet:
-    """build_face_set, stored as .npz keyed by the photo list, crop spec and keypoint model version."""
-    key = hashlib.sha256(repr((sorted((p, str(f)) for p, f in items), spec, model_version)).encode()).hexdigest()[:16]
+    """build_face_set, stored as .npz keyed by the photo list, crop spec, detector and keypoint model version."""
+    parts = (sorted((p, str(f)) for p, f in items), spec, model_version)
+    if pipeline.detector.name != "mtcnn":  # MTCNN's key is unchanged: the faces the shipped models used
+        parts += (pipeline.detector.name,)
+    key = hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
     path = cache_dir / f"faces-{key}.npz"
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:
             return FaceSet(z["crops"], z["keypoints"], z["people"].astype(object), z["paths"].astype(object))
-    faces = build_face_set(items, pipeline, spec, cache_dir / "detections-mtcnn.json")
+    faces = build_face_set(items, pipeline, spec)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, crops=faces.crops, keypoints=faces.keypoints, people=faces.people.astype(str),
