@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -95,17 +96,20 @@ class BlazeFaceDetector:
         self.min_score = blazeface.MIN_SCORE if min_score is None else min_score
         self._net = None
         self._anchors = blazeface.anchors()
+        self._lock = threading.Lock()
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """Return every face in an RGB uint8 image, largest first, as MTCNN-like boxes."""
         from keyface.keypoints import blazeface
-        if self._net is None:
-            import cv2
-            self._net = cv2.dnn.readNetFromTFLite(str(blazeface.checked_model_file()))
-            self._outputs = list(self._net.getUnconnectedOutLayersNames())
+        with self._lock:
+            if self._net is None:
+                import cv2
+                self._net = cv2.dnn.readNetFromTFLite(str(blazeface.checked_model_file()))
+                self._outputs = list(self._net.getUnconnectedOutLayersNames())
         blob, scale, px, py = blazeface.letterbox(rgb)
-        self._net.setInput(blob)
-        out = dict(zip(self._outputs, self._net.forward(self._outputs)))
+        with self._lock:  # an OpenCV Net is not thread-safe; the 2 ms forward pass is not worth copies
+            self._net.setInput(blob)
+            out = dict(zip(self._outputs, self._net.forward(self._outputs)))
         regress, logits = out["regressors"].reshape(-1, 16), np.clip(out["classificators"].reshape(-1), -100, 100)
         keep = logits > np.log(self.min_score / (1 - self.min_score))
         if not keep.any():

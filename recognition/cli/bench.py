@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from keyface.keypoints.detector import DEFAULT_DETECTOR, DETECTORS
+from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER
 from keyface.recognition.core.pipeline import ALIGNMENTS
 
 log = logging.getLogger(__name__)
@@ -15,7 +16,7 @@ log = logging.getLogger(__name__)
 
 def register(sub) -> None:
     """Add `bench` and its benchmarks to the top-level subparsers."""
-    bench = sub.add_parser("bench", help="benchmarks: keypoints | missing-labels | identify | verify | cluster | search")
+    bench = sub.add_parser("bench", help="benchmarks: keypoints | missing-labels | identify | verify | cluster | detect | speed | search")
     kinds = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
     p = kinds.add_parser("keypoints", help="NME/RMSE/failures/speed on the 770 labelled youtube_faces_68 test faces")
     p.add_argument("--model", action="append", help="keypoint model file (repeatable; default: the shipped one)")
@@ -44,6 +45,23 @@ def register(sub) -> None:
                        "image's, or not (default: as the model file says)")
         _common(p)
         p.set_defaults(func=func)
+    p = kinds.add_parser("detect", help="share of LFW benchmark photos and youtube_faces_68 frames in which each "
+                         "detector finds the face")
+    p.add_argument("--detector", action="append", choices=sorted(DETECTORS),
+                   help=f"detector to score (repeatable; default: {DEFAULT_DETECTOR} and mtcnn)")
+    _common(p)
+    p.set_defaults(func=cmd_bench_detect)
+    p = kinds.add_parser("speed", help="ms per face end to end and per stage on one core, for each detector, "
+                         "face_recognition beside; enrolment photos/s on every core")
+    p.add_argument("--photos", type=int, default=100, help="one-face LFW photos to time (default: 100)")
+    p.add_argument("--enrol", type=int, default=1000, help="LFW photos to enrol for the throughput figure "
+                   "(default: 1000; 0 skips it)")
+    p.add_argument("--embedder", default=DEFAULT_EMBEDDER, help=f"embedder (default: {DEFAULT_EMBEDDER})")
+    p.add_argument("--detector", action="append", choices=sorted(DETECTORS),
+                   help=f"detector to time (repeatable; default: {DEFAULT_DETECTOR} and mtcnn)")
+    p.add_argument("--no-peers", action="store_true", help="leave out face_recognition even if installed")
+    _common(p)
+    p.set_defaults(func=cmd_bench_speed)
     p = kinds.add_parser("search", help="exact search speed over a gallery of N stored embeddings")
     p.add_argument("--size", type=int, default=1_000_000)
     p.add_argument("--dim", type=int, default=256)
@@ -209,6 +227,76 @@ def cmd_bench_verify(args) -> int:
 def cmd_bench_cluster(args) -> int:
     """Clustering of DevTest people's faces."""
     return _recognition_bench(args, "cluster")
+
+
+def cmd_bench_detect(args) -> int:
+    """Detection rates of each detector on the photos the benchmarks read."""
+    set_threads(args.threads)
+    from keyface.data.lfw import LFW
+    from keyface.data.paths import data_root
+    from keyface.keypoints.detector import make_detector
+    from keyface.recognition.evaluation.detection import DETECTION_PROTOCOL, detection_rates
+    root = data_root(args.data)
+    rows = [detection_rates(LFW(root), root, make_detector(d)) for d in args.detector or [DEFAULT_DETECTOR, "mtcnn"]]
+    print(DETECTION_PROTOCOL + "\n")
+    print_table(rows, [("detector", "detector", "s"), ("lfw_found", "LFW found", ",d"), ("lfw_photos", "of", ",d"),
+                       ("lfw_rate", "LFW rate", ".4f"), ("youtube_found", "youtube found", ",d"),
+                       ("youtube_frames", "of", ",d"), ("youtube_rate", "youtube rate", ".4f")])
+    write_report(Path(args.out), "detect", {"protocol": DETECTION_PROTOCOL, "rows": rows})
+    return 0
+
+
+SPEED_COLUMNS = [("pipeline", "pipeline", "s"), ("detection", "detect", ".1f"), ("keypoints", "keypoints", ".1f"),
+                 ("alignment", "align", ".1f"), ("embedding", "embed", ".1f"), ("search", "search", ".2f"),
+                 ("end_to_end", "ms/face e2e", ".1f"), ("photos", "photos", "d")]
+
+
+def cmd_bench_speed(args) -> int:
+    """Per-stage milliseconds per face on one core for each detector (and the peer); enrolment rate."""
+    set_threads(1)
+    import cv2
+    from keyface.api import build
+    from keyface.data.lfw import LFW
+    from keyface.data.paths import data_root
+    from keyface.recognition.evaluation import speed
+    cv2.setNumThreads(1)
+    lfw = LFW(data_root(args.data))
+    paths, rows = speed.speed_photos(lfw, args.photos), []
+    for detector in args.detector or [DEFAULT_DETECTOR, "mtcnn"]:
+        rec = build(args.embedder, args.models, detector=detector)
+        rows.append({"pipeline": f"keyface {args.embedder} + {detector}", **speed.stage_ms(rec, paths)})
+    if not args.no_peers:
+        from keyface.recognition.evaluation.contenders import face_recognition_contender
+        peer = face_recognition_contender()
+        if peer is not None:
+            rows.append({"pipeline": "face_recognition (dlib HOG + ResNet)", **peer.stage_ms(paths)})
+    enrol = _enrol_rate(build(args.embedder, args.models), lfw, args.enrol) if args.enrol else None
+    print(speed.SPEED_PROTOCOL + "; one core (1 TensorFlow and OpenCV thread)\n")
+    print_table(rows, SPEED_COLUMNS)
+    if enrol:
+        print(f"\nenrol: {enrol['enrolled']} of {enrol['photos']} LFW photos in {enrol['seconds']:.1f} s = "
+              f"{enrol['photos_per_s']:.1f} photos/s with {enrol['workers']} workers (one per core)")
+    write_report(Path(args.out), "speed", {"protocol": speed.SPEED_PROTOCOL, "threads": 1, "rows": rows,
+                                           "enrol": enrol})
+    return 0
+
+
+def _enrol_rate(rec, lfw, n: int) -> dict:
+    """Enrol n LFW DevTest photos (whole people, most photos first) into a scratch gallery."""
+    import tempfile
+    from keyface.recognition.core.gallery import Gallery
+    from keyface.recognition.evaluation import speed
+    people, total = {}, 0
+    for person, count in sorted(lfw.image_count("DevTest").items(), key=lambda kv: -kv[1]):
+        if total >= n:
+            break
+        people[person] = lfw.images_of(person)[: n - total]
+        total += len(people[person])
+    rec.several_faces = "largest"  # as `enroll --largest-face`: LFW photos often show a second person
+    with tempfile.TemporaryDirectory() as scratch:
+        emb = rec.embedder
+        with Gallery(Path(scratch) / "speed.db", emb.name, emb.version, emb.dim) as gallery:
+            return speed.enrol_rate(rec, gallery, people, os.cpu_count() or 1)
 
 
 def cmd_bench_search(args) -> int:

@@ -103,25 +103,38 @@ class Recogniser:
         log.info("%s: %d faces found; using the largest", label(photo), len(faces))
         return faces[i], vectors[i]
 
-    def enrol(self, gallery: Gallery, person: str, photos: list, progress: bool = True) -> tuple[int, list[str]]:
-        """Add a person's photos in one transaction; bad photos become error lines. Returns (added, errors)."""
+    def enrol(self, gallery: Gallery, person: str, photos: list, progress: bool = True,
+              workers: int = 1) -> tuple[int, list[str]]:
+        """Add a person's photos in one transaction; bad photos become error lines. Returns (added, errors).
+        `workers` photos go through the networks at once (they release the GIL); the gallery is written
+        from this thread only."""
+        from concurrent.futures import ThreadPoolExecutor
         from tqdm import tqdm
         from keyface.recognition.core.gallery import check_name
         person = check_name(person)
         faces, errors = [], []
-        for photo in tqdm(photos, desc=f"enrolling {person}", disable=not progress or len(photos) < 5, unit="photo"):
-            try:
-                face, vector = self.single_face(photo)  # first: it reports a missing or unreadable file
-                sha = image_sha256(photo)
-                owner = gallery.owner_of(sha)
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            done = pool.map(self._enrolment, [person] * len(photos), photos)
+            for photo, (enrolment, error) in tqdm(zip(photos, done), total=len(photos), desc=f"enrolling {person}",
+                                                  disable=not progress or len(photos) < 5, unit="photo"):
+                owner = None if enrolment is None else gallery.owner_of(enrolment.sha256)
                 if owner is not None and owner != person:  # one photo, two names: ties and confusion
-                    raise KeyfaceError(f"{label(photo)}: already enrolled as {owner!r}")
-            except KeyfaceError as exc:
-                errors.append(str(exc))
-                continue
-            source = ARRAY_SOURCE if isinstance(photo, np.ndarray) else str(Path(photo).resolve())
-            faces.append(Enrolment(person, sha, source, face.box, face.keypoints, vector))
+                    error = f"{label(photo)}: already enrolled as {owner!r}"
+                if error:
+                    errors.append(error)
+                else:
+                    faces.append(enrolment)
         return gallery.add(faces), errors
+
+    def _enrolment(self, person: str, photo) -> tuple[Enrolment | None, str | None]:
+        """One photo's enrolment record, or the one-line reason it cannot be enrolled."""
+        try:
+            face, vector = self.single_face(photo)  # first: it reports a missing or unreadable file
+            sha = image_sha256(photo)
+        except KeyfaceError as exc:
+            return None, str(exc)
+        source = ARRAY_SOURCE if isinstance(photo, np.ndarray) else str(Path(photo).resolve())
+        return Enrolment(person, sha, source, face.box, face.keypoints, vector), None
 
     def identify(self, gallery: Gallery, photo: str | os.PathLike, k: int = 3, index: str = "exact",
                  by_distance: bool = True) -> list[FaceResult]:

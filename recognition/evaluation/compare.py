@@ -59,12 +59,12 @@ def protocol_sets(lfw) -> dict:
 def data_checksum(sets: dict, with_view2: bool) -> str:
     """SHA-256 over the protocol's photo bytes in order: any changed photo changes it."""
     digest = hashlib.sha256()
-    for path in sorted({str(p) for p in _photos(sets, with_view2)}):
+    for path in sorted({str(p) for p in protocol_photos(sets, with_view2)}):
         digest.update(path.encode() + b"\0" + Path(path).read_bytes())
     return digest.hexdigest()[:16]
 
 
-def _photos(sets: dict, with_view2: bool) -> list[Path]:
+def protocol_photos(sets: dict, with_view2: bool) -> list[Path]:
     """Every photo the protocols use (View 2 and the clustering calibration only for outside models)."""
     pairs = sets["view1_train"] + sets["view1_test"] + (sum(sets["view2"], []) if with_view2 else [])
     paths = {p for pair in pairs for p in (pair.path_a, pair.path_b)}
@@ -75,7 +75,7 @@ def _photos(sets: dict, with_view2: bool) -> list[Path]:
 
 def score(contender: Contender, sets: dict) -> dict:
     """Every protocol on one contender's embeddings."""
-    paths = _photos(sets, contender.view2)
+    paths = protocol_photos(sets, contender.view2)
     vectors, ok = contender.embed_paths(paths)
     lookup = {p: i for i, p in enumerate(paths)}
     result = {"view1": view1_scores(vectors, ok, lookup, sets), "photos_no_face": int((~ok).sum())}

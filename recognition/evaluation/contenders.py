@@ -27,6 +27,7 @@ def keyface_contender(name: str, models: str | None, keypoint_model: str | None,
     from keyface.keypoints.predictor import resolve_model
     from keyface.recognition.approaches.registry import find_model_file, registered
     from keyface.recognition.evaluation.protocols import embed_photos
+    from keyface.recognition.evaluation.speed import stage_ms
     try:
         rec = build(name, models, keypoint_model=keypoint_model, detector=detector)
     except KeyfaceError as exc:
@@ -39,7 +40,7 @@ def keyface_contender(name: str, models: str | None, keypoint_model: str | None,
              "train_seconds": meta.get("train_seconds"), "source_weights": meta.get("source"),
              "new_person_needs_retraining": "no (nearest embedding); yes for a softmax head (train-head)"}
     return Contender(name, LABELS.get(name, name), version, meta.get("data", "?"),
-                     lambda paths: embed_photos(rec, paths), lambda paths: keyface_stage_ms(rec, paths), facts,
+                     lambda paths: embed_photos(rec, paths), lambda paths: stage_ms(rec, paths), facts,
                      view2=meta.get("lfw_people_in_training") is False, cluster_cut=meta.get("cluster_threshold"),
                      identify_cut=meta.get("identify_threshold"))
 
@@ -49,36 +50,6 @@ def contender_version(embedder_version: str, keypoint_model: Path, detector: str
     the face detector."""
     from keyface.recognition.core.embedders import file_version
     return f"{embedder_version}-kp{file_version(keypoint_model)}-{detector}"
-
-
-def keyface_stage_ms(rec, paths: list[Path], gallery_size: int = 235) -> dict:
-    """Milliseconds per face for each stage, uncached: detection, keypoints, alignment, embedding, and
-    search in a gallery the size of the colleagues protocol's (47 people x 5 photos)."""
-    from keyface.recognition.core.embedders import l2_normalise
-    from keyface.recognition.core.pipeline import align_batch
-    from keyface.recognition.core.search import ExactIndex
-    stored = l2_normalise(np.random.default_rng(0).normal(size=(gallery_size, rec.embedder.dim)))
-    index = ExactIndex(stored, np.array([f"p{i // 5}" for i in range(gallery_size)], object))
-    rec.faces(paths[0])  # warm-up: traces the networks
-    totals, faces = dict.fromkeys(("detection", "keypoints", "alignment", "embedding", "search"), 0.0), 0
-    for path in paths:
-        rgb = load_image(path)
-        t0 = time.perf_counter()
-        found = rec.pipeline.detector.detect(rgb)
-        t1 = time.perf_counter()
-        faces_found = rec.pipeline.faces_at(rgb, found)
-        t2 = time.perf_counter()
-        batch = align_batch(rgb, faces_found, rec.embedder.spec)
-        t3 = time.perf_counter()
-        vectors = rec.embedder.embed(batch)
-        t4 = time.perf_counter()
-        index.search(vectors, k=1)
-        t5 = time.perf_counter()
-        for key, dt in zip(totals, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
-            totals[key] += dt
-        faces += len(found)
-    per_face = {k: 1000 * v / max(faces, 1) for k, v in totals.items()}
-    return {**per_face, "end_to_end": sum(per_face.values()), "photos": len(paths)}
 
 
 def face_recognition_contender() -> Contender | None:

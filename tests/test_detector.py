@@ -1,0 +1,82 @@
+"""Face detectors: BlazeFace (the default) against MTCNN on real photos, its file check, caching per detector."""
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from keyface.data.errors import KeyfaceError
+from keyface.data.images import load_image
+from keyface.keypoints import blazeface
+from keyface.keypoints.detector import (DEFAULT_DETECTOR, BlazeFaceDetector, Face, detect_cached, detection_cache_file,
+                                        make_detector)
+
+PROBES = Path(__file__).resolve().parent.parent / "recognition" / "demo" / "probes"
+
+
+def _iou(a, b) -> float:
+    return float(blazeface.box_iou(np.asarray(a, float), np.asarray([b], float))[0])
+
+
+def test_blazeface_is_the_default_and_agrees_with_mtcnn_on_real_photos():
+    assert DEFAULT_DETECTOR == "blazeface" and isinstance(make_detector(), BlazeFaceDetector)
+    blaze, mtcnn = make_detector("blazeface"), make_detector("mtcnn")
+    photos = sorted(PROBES.glob("*.jpg"))[:6]
+    for photo in photos:
+        rgb = load_image(photo)
+        ours, theirs = blaze.detect(rgb), mtcnn.detect(rgb)
+        assert ours and theirs, photo
+        assert _iou(ours[0].box, theirs[0].box) > 0.6, photo  # mapped onto MTCNN-like boxes
+        assert ours[0].landmarks == () and 0.5 <= ours[0].score <= 1
+
+
+def test_blazeface_finds_two_faces_side_by_side_and_none_in_a_blank_image():
+    a, b = (load_image(p) for p in sorted(PROBES.glob("*.jpg"))[:2])
+    pair = np.concatenate([a, b], axis=1)  # 250 x 500
+    faces = BlazeFaceDetector().detect(pair)
+    assert len(faces) == 2
+    assert sorted(f.box[0] < 250 for f in faces) == [False, True]  # one face in each half
+    assert BlazeFaceDetector().detect(np.full((300, 200, 3), 128, np.uint8)) == []
+
+
+def test_a_tampered_model_file_is_refused(tmp_path):
+    copy = tmp_path / "blazeface.tflite"
+    shutil.copy(blazeface.MODEL_FILE, copy)
+    assert blazeface.checked_model_file(copy) == copy
+    data = bytearray(copy.read_bytes())
+    data[1000] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    with pytest.raises(KeyfaceError, match="SHA-256 mismatch"):
+        blazeface.checked_model_file(copy)
+    with pytest.raises(KeyfaceError, match="unknown face detector 'nope'"):
+        make_detector("nope")
+
+
+def test_anchors_and_weighted_nms():
+    anchors = blazeface.anchors()
+    assert anchors.shape == (896, 2) and np.allclose(anchors[0], [1 / 32, 1 / 32]) and np.allclose(anchors[-1], [15 / 16] * 2)
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], np.float32)
+    kept = blazeface.weighted_nms(boxes, np.array([0.9, 0.3, 0.8]), 0.3)
+    assert len(kept) == 2 and kept[0][1] == pytest.approx(0.9)
+    np.testing.assert_allclose(kept[0][0], [0.25, 0.25, 10.25, 10.25], atol=1e-5)  # 0.9 / 0.3 weighted mean
+
+
+class CountingDetector:
+    name = "counting"
+
+    def __init__(self):
+        self.calls = 0
+
+    def detect(self, rgb):
+        self.calls += 1
+        return [Face((1.0, 2.0, 30.0, 40.0), 0.9)]
+
+
+def test_detections_are_cached_per_detector(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "home"))
+    photos = sorted(PROBES.glob("*.jpg"))[:3]
+    detector = CountingDetector()
+    first = detect_cached(photos, detector, progress=False)
+    again = detect_cached(photos, detector, progress=False)
+    assert detector.calls == 3 and first == again and first[photos[0]][0].box == (1.0, 2.0, 30.0, 40.0)
+    assert detection_cache_file("counting").is_file() and not detection_cache_file("blazeface").exists()
