@@ -32,6 +32,8 @@ CREATE TABLE IF NOT EXISTS photos (
 CREATE TABLE IF NOT EXISTS embeddings (
     photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE, embedder TEXT NOT NULL,
     version TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (photo_id, embedder, version));
+CREATE TABLE IF NOT EXISTS thumbnails (
+    person_id INTEGER PRIMARY KEY REFERENCES people(id) ON DELETE CASCADE, jpeg BLOB NOT NULL);
 """
 _BAD_NAME = re.compile(r"[/\\]")
 # control, format (zero-width, bidi overrides), surrogate, unassigned, line/paragraph separators
@@ -196,6 +198,18 @@ class Gallery:
             self.conn.execute("DELETE FROM people WHERE id = ?", (person_id,))
         return n
 
+    def set_thumbnail(self, name: str, jpeg: bytes) -> None:
+        """Keep a small face picture for a person (the first one given stays)."""
+        with self.conn:
+            self.conn.execute("INSERT OR IGNORE INTO thumbnails VALUES (?, ?)", (self._person_id(name), jpeg))
+
+    def thumbnail(self, name: str) -> bytes:
+        """A person's face picture (JPEG); a GalleryError if there is none."""
+        row = self.conn.execute("SELECT jpeg FROM thumbnails WHERE person_id = ?", (self._person_id(name),)).fetchone()
+        if row is None:
+            raise GalleryError(f"no thumbnail for {name!r}")
+        return bytes(row[0])
+
     def matrix(self) -> tuple[np.ndarray, np.ndarray]:
         """All stored embeddings (M, D) float32 and the person name of each row."""
         rows = self.conn.execute(
@@ -235,7 +249,10 @@ class Gallery:
         self.close()
 
     def __del__(self):  # a gallery dropped without close() must not keep others out
-        self.close()
+        try:
+            self.close()
+        except sqlite3.ProgrammingError:  # collected on another thread than its own: SQLite closes it at exit
+            pass
 
 
 class GalleryLock:

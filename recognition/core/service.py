@@ -114,7 +114,7 @@ class Recogniser:
         person = check_name(person)
         faces, errors = [], []
         with ThreadPoolExecutor(max(1, workers)) as pool:
-            done = pool.map(self._enrolment, [person] * len(photos), photos)
+            done = pool.map(self.enrolment, [person] * len(photos), photos)
             for photo, (enrolment, error) in tqdm(zip(photos, done), total=len(photos), desc=f"enrolling {person}",
                                                   disable=not progress or len(photos) < 5, unit="photo"):
                 owner = None if enrolment is None else gallery.owner_of(enrolment.sha256)
@@ -126,7 +126,11 @@ class Recogniser:
                     faces.append(enrolment)
         return gallery.add(faces), errors
 
-    def _enrolment(self, person: str, photo) -> tuple[Enrolment | None, str | None]:
+    def enrolments(self, person: str, photos: list) -> list[tuple[Enrolment | None, str | None]]:
+        """Each photo's enrolment record or the reason it cannot be enrolled; nothing is stored."""
+        return [self.enrolment(person, photo) for photo in photos]
+
+    def enrolment(self, person: str, photo) -> tuple[Enrolment | None, str | None]:
         """One photo's enrolment record, or the one-line reason it cannot be enrolled."""
         try:
             face, vector = self.single_face(photo)  # first: it reports a missing or unreadable file
@@ -140,10 +144,14 @@ class Recogniser:
                  by_distance: bool = True) -> list[FaceResult]:
         """Every face in the photo with its k best matches; name is None beyond the identify cut (unknown).
         With by_distance False no name is given (a softmax head names the faces)."""
+        return self.identify_with_index(gallery.index(index), photo, k, by_distance)
+
+    def identify_with_index(self, index, photo, k: int = 3, by_distance: bool = True) -> list[FaceResult]:
+        """identify() against a search index already built from a gallery (a server keeps one)."""
         _, faces, vectors = self.faces(photo)
         results = []
         cut = self.identify_threshold if by_distance else None
-        for face, vector, matches in zip(faces, vectors, gallery.index(index).search(vectors, k)):
+        for face, vector, matches in zip(faces, vectors, index.search(vectors, k)):
             known = by_distance and bool(matches) and matches[0].distance <= cut
             results.append(FaceResult(face, vector, matches, matches[0].person if known else None))
         return results

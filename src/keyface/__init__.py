@@ -9,7 +9,14 @@
 
 Importing keyface loads no model: the default embedder is loaded on first use and kept.
 """
+from importlib.metadata import PackageNotFoundError, version
+
 from keyface.data.errors import KeyfaceError
 from keyface.api import FoundFace, Gallery, find_faces, load, verify
+
+try:
+    __version__ = version("keyface")
+except PackageNotFoundError:  # run from a checkout that was never installed
+    __version__ = "unknown"
 
 __all__ = ["FoundFace", "Gallery", "KeyfaceError", "find_faces", "load", "verify"]

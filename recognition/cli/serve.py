@@ -1,0 +1,77 @@
+"""`keyface serve`: the HTTP API and browser page (keyface.recognition.server), models loaded once."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from keyface.data.errors import KeyfaceError
+from keyface.data.paths import user_dir
+from keyface.keypoints.detector import DEFAULT_DETECTOR, DETECTORS
+from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES
+from keyface.recognition.cli import flags
+
+log = logging.getLogger(__name__)
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+port = flags._number(int, 1, 65535, what="a TCP port from 1 to 65535")
+
+
+def register(sub) -> None:
+    """Add `keyface serve`."""
+    p = sub.add_parser("serve", help="an HTTP API and a browser page for enrolling and identifying",
+                       description="Serve the gallery over HTTP: a JSON API under /api (OpenAPI at /api/docs) and a "
+                       "page at /. Requests that change the gallery need the API token (Authorization: Bearer "
+                       "TOKEN); bound beyond loopback, every API request does. The token is made at first start.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=port, default=8000, help="TCP port (default: 8000)")
+    p.add_argument("--gallery", help="gallery file (default: the per-user gallery.db; made if missing)")
+    p.add_argument("--embedder", default=DEFAULT_EMBEDDER, choices=EMBEDDER_NAMES,
+                   help=f"embedder (default: {DEFAULT_EMBEDDER})")
+    p.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR,
+                   help=f"face detector (default: {DEFAULT_DETECTOR})")
+    p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
+    p.add_argument("--token-file", help="file holding the API token (default: the per-user serve/token; made "
+                   "owner-only if missing)")
+    p.add_argument("--max-upload-mb", type=flags.count, default=20, help="largest request body in MB (default: 20)")
+    p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                   help="allow browser pages from this origin to call the API (repeatable; default: none)")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args) -> int:
+    """Load the models, open the gallery, serve until interrupted."""
+    from keyface.recognition.server.tokens import load_or_create_token
+    token_file = Path(args.token_file) if args.token_file else user_dir("serve") / "token"
+    token = load_or_create_token(token_file)
+    gallery = Path(args.gallery) if args.gallery else user_dir("galleries") / "gallery.db"
+    app = build_app(args.embedder, args.detector, args.models, gallery, token, args.host not in LOOPBACK,
+                    args.max_upload_mb * 1_000_000, tuple(args.cors_origin))
+    import uvicorn
+    shown_host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"keyface serving {gallery} with {args.embedder} at http://{shown_host}:{args.port}/#token={token}\n"
+          f"API token in {token_file}; stop with Ctrl-C", file=sys.stderr, flush=True)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    except SystemExit as exc:  # uvicorn exits when it cannot bind: say so in one line
+        raise KeyfaceError(f"cannot serve on {args.host}:{args.port} (in use, or not an address here)") from exc
+    return 0
+
+
+def build_app(embedder: str, detector: str, models, gallery, token: str, tokens_for_reads: bool,
+              max_upload_bytes: int, cors_origins: tuple[str, ...] = ()):
+    """The application with its recogniser (embedding batched across requests)."""
+    import cv2
+    import tensorflow as tf
+    from keyface.api import build
+    from keyface.recognition.server.app import ServeConfig, create_app
+    from keyface.recognition.server.batching import BatchingEmbedder
+    # Concurrent requests keep the cores busy; one thread per op stops them fighting over the cores.
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow already running in this process (a test): keep its setting
+        pass
+    cv2.setNumThreads(1)
+    rec = build(embedder, models, detector=detector)
+    rec.embedder = BatchingEmbedder(rec.embedder)
+    return create_app(rec, ServeConfig(Path(gallery), token, tokens_for_reads, max_upload_bytes, cors_origins))
+

@@ -1,0 +1,1 @@
+"""`keyface serve`: the HTTP API and the browser page over one gallery, models loaded once."""

@@ -1,0 +1,255 @@
+"""The HTTP API and the page: FastAPI over one Recogniser and one gallery, models loaded once.
+
+Photos arrive as uploads and are decoded in memory (nothing a client sends is used as a file
+path); the networks run on the server's worker threads, batched where requests arrive together;
+every gallery operation runs on one thread of its own, each write one SQLite transaction, so the
+CLI and a running server can share the gallery file.
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+from contextlib import asynccontextmanager
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+from keyface.data.errors import KeyfaceError
+from keyface.data.images import decode_image_bytes
+from keyface.recognition.core.gallery import Gallery, GalleryError, check_name
+from keyface.recognition.server.limits import UploadLimit
+from keyface.recognition.server.views import face_json, people_json, thumbnail
+
+log = logging.getLogger(__name__)
+STATIC = Path(str(resources.files("keyface.recognition.server") / "static"))
+
+
+class Rename(BaseModel):
+    """A person's new name."""
+    name: str
+
+
+@dataclass
+class ServeConfig:
+    """How the server runs: where the gallery is, who may call it, how much it accepts."""
+    gallery: Path
+    token: str
+    tokens_for_reads: bool  # bound beyond loopback: every API request needs the token
+    max_upload_bytes: int = 20_000_000
+    cors_origins: tuple[str, ...] = ()
+
+
+class GalleryThread:
+    """The gallery, opened once and used from one thread only (SQLite connections are per thread)."""
+
+    def __init__(self, path: Path, recogniser):
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="gallery")
+        emb = recogniser.embedder
+        self.gallery = self.run(lambda: Gallery(path, emb.name, emb.version, emb.dim))
+
+    def run(self, fn, *args):
+        """fn(*args) on the gallery's thread; its result or its exception."""
+        return self.pool.submit(fn, *args).result()
+
+    def close(self) -> None:
+        """Close the gallery on its thread and stop the thread."""
+        self.run(lambda: self.gallery.close())
+        self.pool.shutdown()
+
+
+def create_app(recogniser, config: ServeConfig) -> FastAPI:
+    """The FastAPI application: JSON API under /api, the page at /."""
+    from keyface import __version__
+    store = GalleryThread(config.gallery, recogniser)
+
+    @asynccontextmanager
+    async def lifespan(_):
+        yield
+        store.close()
+    app = FastAPI(title="keyface", version=__version__, description="Enrol, identify and verify faces.",
+                  docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None, lifespan=lifespan)
+    app.state.store, app.state.recogniser, app.state.config = store, recogniser, config
+    _guard(app, config)
+    _errors(app, config.gallery)
+    _pages(app)
+    _routes(app, recogniser, store)
+    return app
+
+
+def _guard(app: FastAPI, config: ServeConfig) -> None:
+    """Tokens, upload size and (only if asked for) CORS, checked before a request reaches a route."""
+    if config.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
+                           allow_methods=["GET", "POST", "PATCH", "DELETE"], allow_headers=["Authorization"])
+    app.add_middleware(UploadLimit, max_bytes=config.max_upload_bytes)
+
+    @app.middleware("http")
+    async def token_check(request: Request, call_next):
+        api = request.url.path.startswith("/api/")
+        write = request.method in ("POST", "PATCH", "DELETE") and request.url.path.startswith("/api/people")
+        if api and (write or config.tokens_for_reads) and not _token_ok(request, config.token):
+            return _error(401, "a valid API token is required (Authorization: Bearer TOKEN; see `keyface serve`)")
+        return await call_next(request)
+
+
+def _token_ok(request: Request, token: str) -> bool:
+    """Whether the request carries the server's token (compared in constant time)."""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    """keyface's one-line JSON error."""
+    return JSONResponse({"error": " ".join(str(message).split())[:500]}, status_code=status)
+
+
+def _errors(app: FastAPI, gallery: Path) -> None:
+    """Every failure becomes a one-line JSON error with a 4xx status; a bug is a 500 without a traceback."""
+    @app.exception_handler(GalleryError)
+    async def gallery_error(_, exc: GalleryError):
+        text = str(exc).replace(str(gallery), "the gallery")  # the server's file paths are not the client's business
+        status = 404 if text.startswith(("no person named", "no thumbnail")) else 409 if "already" in text else 400
+        return _error(status, text)
+
+    @app.exception_handler(KeyfaceError)
+    async def keyface_error(_, exc: KeyfaceError):
+        return _error(400, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return _error(422, f"{where}: {first.get('msg', 'invalid request')}")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_, exc: HTTPException):
+        return _error(exc.status_code, exc.detail)
+
+    @app.exception_handler(Exception)
+    async def internal(_, exc: Exception):
+        log.exception("internal error")
+        return _error(500, f"internal error: {exc.__class__.__name__}")
+
+
+def _pages(app: FastAPI) -> None:
+    """The browser page and its two files, served from the package."""
+    types = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
+
+    @app.get("/", include_in_schema=False)
+    def page():
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str):
+        if name not in types:  # a fixed list: a client's path never reaches the file system
+            raise HTTPException(404, "not found")
+        return FileResponse(STATIC / name, media_type=types[name])
+
+
+async def _photo(upload: UploadFile) -> tuple[str, object]:
+    """An uploaded photo decoded in memory (size and pixels checked before decoding)."""
+    name = Path(upload.filename or "photo").name[:200] or "photo"
+    return name, decode_image_bytes(await upload.read(), name)
+
+
+def _routes(app: FastAPI, rec, store: GalleryThread) -> None:
+    """The JSON API."""
+    from keyface import __version__
+
+    @app.get("/api/health")
+    def health() -> dict:
+        """Whether the server is up, its version, embedder and gallery size."""
+        people = store.run(lambda: store.gallery.people())
+        return {"status": "ok", "version": __version__, "embedder": rec.embedder.name,
+                "model": rec.embedder.version, "people": len(people), "photos": sum(n for _, n in people)}
+
+    @app.post("/api/identify")
+    async def identify(photo: UploadFile = File(...), top: int = Form(3)) -> dict:
+        """Every face in the photo, numbered left to right, named or 'unknown'."""
+        name, rgb = await _photo(photo)
+        if not 1 <= top <= 20:
+            raise KeyfaceError("top must be between 1 and 20")
+        gallery = store.gallery
+        index = store.run(lambda: gallery.index("exact") if gallery.people() else None)
+        if index is None:
+            raise GalleryError("the gallery is empty: enrol people first")
+        results = await _in_thread(rec.identify_with_index, index, rgb, top)
+        return {"photo": name, "threshold": round(rec.identify_threshold, 4),
+                "faces": [face_json(i + 1, r) for i, r in enumerate(results)]}
+
+    @app.post("/api/verify")
+    async def verify(photo_a: UploadFile = File(...), photo_b: UploadFile = File(...)) -> dict:
+        """Whether two photos (one face each) show the same person."""
+        (_, a), (_, b) = await _photo(photo_a), await _photo(photo_b)
+        same, distance = await _in_thread(rec.verify, a, b)
+        return {"same": same, "distance": round(distance, 4), "threshold": round(rec.threshold, 4)}
+
+    @app.get("/api/people")
+    def people() -> list[dict]:
+        """Everyone enrolled, with their number of photos."""
+        return people_json(store.run(lambda: store.gallery.people()))
+
+    @app.post("/api/people", status_code=201)
+    async def enrol(name: str = Form(...), photos: list[UploadFile] = File(...)) -> dict:
+        """Enrol one person's photos (one face each) in one transaction."""
+        person = check_name(name)
+        decoded, errors = [], []
+        for upload in photos:
+            try:
+                decoded.append(await _photo(upload))
+            except KeyfaceError as exc:
+                errors.append(str(exc))
+        found = await _in_thread(rec.enrolments, person, [rgb for _, rgb in decoded])
+        errors += [f"{n}: {e.split(': ', 1)[-1]}" for (n, _), (_, e) in zip(decoded, found) if e]
+        ready = [(rgb, enrolment) for (_, rgb), (enrolment, e) in zip(decoded, found) if not e]
+        added, refused = store.run(_store_enrolments, store.gallery, person, ready)
+        return {"person": person, "added": added, "errors": errors + refused}
+
+    @app.get("/api/people/{name}/thumbnail")
+    def face_thumbnail(name: str) -> Response:
+        """A small JPEG of the person's first enrolled face."""
+        jpeg = store.run(lambda: store.gallery.thumbnail(check_name(name)))
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    @app.patch("/api/people/{name}")
+    def rename(name: str, body: Rename) -> dict:
+        """Rename a person: the body is {"name": "New Name"}."""
+        new = check_name(body.name)
+        store.run(lambda: store.gallery.rename(check_name(name), new))
+        return {"person": new, "was": check_name(name)}
+
+    @app.delete("/api/people/{name}")
+    def remove(name: str) -> dict:
+        """Remove a person and their photos."""
+        removed = store.run(lambda: store.gallery.remove(check_name(name)))
+        return {"person": check_name(name), "photos_removed": removed}
+
+
+def _store_enrolments(gallery: Gallery, person: str, ready: list) -> tuple[int, list[str]]:
+    """Store checked enrolments in one transaction, and the person's thumbnail if there is none yet."""
+    refused, keep = [], []
+    for rgb, enrolment in ready:
+        owner = gallery.owner_of(enrolment.sha256)
+        if owner is not None and owner != person:
+            refused.append(f"a photo is already enrolled as {owner!r}")
+        else:
+            keep.append((rgb, enrolment))
+    added = gallery.add([e for _, e in keep])
+    if keep:
+        gallery.set_thumbnail(person, thumbnail(*keep[0]))
+    return added, refused
+
+
+async def _in_thread(fn, *args):
+    """Run blocking network work on the server's worker threads."""
+    from starlette.concurrency import run_in_threadpool
+    return await run_in_threadpool(fn, *args)
+

@@ -1,0 +1,139 @@
+"""`keyface serve`: the real server on a loopback port, driven over HTTP (enrol, identify, verify, people,
+tokens, limits, hostile input: always a one-line JSON error with a 4xx status)."""
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+httpx = pytest.importorskip("httpx")
+uvicorn = pytest.importorskip("uvicorn")
+
+DEMO = Path(__file__).resolve().parent.parent / "recognition" / "demo"
+TOKEN = "test-token-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(app) -> tuple:
+    """uvicorn serving app on a free loopback port, in a thread; (server, thread, base url)."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 60
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    from keyface.recognition.cli.serve import build_app
+    folder = tmp_path_factory.mktemp("serve")
+    app = build_app("dlib-resnet", "blazeface", None, folder / "g.db", TOKEN, False, 3_000_000)
+    server, thread, url = start(app)
+    with httpx.Client(base_url=url, timeout=120) as client:
+        yield client, folder / "g.db"
+    server.should_exit = True
+    thread.join(30)
+
+
+def photos(person: str) -> list:
+    return [("photos", (p.name, p.read_bytes(), "image/jpeg")) for p in sorted((DEMO / "gallery" / person).glob("*.jpg"))]
+
+
+def probe(name: str, field: str = "photo") -> dict:
+    path = DEMO / "probes" / name
+    return {field: (path.name, path.read_bytes(), "image/jpeg")}
+
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def one_line_error(response, status: int) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and "\n" not in body["error"] and "Traceback" not in body["error"]
+    return body["error"]
+
+
+def test_enrol_identify_verify_rename_remove(served):
+    client, gallery = served
+    assert client.get("/api/health").json()["status"] == "ok"
+    made = client.post("/api/people", data={"name": "Salma Hayek"}, files=photos("Salma Hayek"), headers=AUTH)
+    assert made.status_code == 201 and made.json()["added"] == 5 and made.json()["errors"] == []
+    made = client.post("/api/people", data={"name": "Condoleezza Rice"}, files=photos("Condoleezza Rice"), headers=AUTH)
+    rice = made.json()["added"]
+    assert rice + len(made.json()["errors"]) == 5 and all("faces found" in e for e in made.json()["errors"])
+    found = client.post("/api/identify", files=probe("Salma_Hayek_0006.jpg")).json()
+    assert [f["name"] for f in found["faces"]] == ["Salma Hayek"] and found["faces"][0]["face"] == 1
+    assert len(found["faces"][0]["keypoints"]) == 68 and found["faces"][0]["matches"][0]["distance"] < found["threshold"]
+    stranger = client.post("/api/identify", files=probe("AJ_Lamas_0001.jpg")).json()
+    assert [f["name"] for f in stranger["faces"]] == ["unknown"]
+    a, b = probe("Salma_Hayek_0006.jpg", "photo_a"), probe("Salma_Hayek_0007.jpg", "photo_b")
+    assert client.post("/api/verify", files={**a, **b}).json()["same"] is True
+    thumb = client.get("/api/people/Salma Hayek/thumbnail")
+    assert thumb.status_code == 200 and thumb.content[:2] == b"\xff\xd8"
+    assert client.patch("/api/people/Salma Hayek", json={"name": "Salma H"}, headers=AUTH).status_code == 200
+    assert client.delete("/api/people/Condoleezza Rice", headers=AUTH).json()["photos_removed"] == rice
+    assert client.get("/api/people").json() == [{"name": "Salma H", "photos": 5}]
+    from keyface.recognition.core.gallery_check import check_gallery
+    assert check_gallery(gallery) == []  # the CLI's integrity check on the file the server writes
+
+
+def test_changes_without_the_token_are_refused(served):
+    client, _ = served
+    one_line_error(client.post("/api/people", data={"name": "X Y"}, files=photos("Tom Cruise")), 401)
+    one_line_error(client.delete("/api/people/Salma H", headers={"Authorization": "Bearer wrong-token-000000"}), 401)
+    one_line_error(client.patch("/api/people/Salma H", json={"name": "Z"}), 401)
+    assert client.get("/api/people").status_code == 200  # reads on loopback need none
+
+
+@pytest.mark.parametrize("name", ["a/b", "", "   ", "x" * 201, "bad\u202ename", "..\\..\\etc"])
+def test_hostile_names_are_refused(served, name):
+    client, _ = served
+    status = 422 if name == "" else 400  # an empty form field is a missing one
+    one_line_error(client.post("/api/people", data={"name": name}, files=photos("Tom Cruise"), headers=AUTH), status)
+
+
+def test_bad_and_oversized_uploads_are_refused(served):
+    client, _ = served
+    assert "not a readable image" in one_line_error(
+        client.post("/api/identify", files={"photo": ("x.jpg", b"GIF89a not really", "image/gif")}), 400)
+    one_line_error(client.post("/api/identify", files={"photo": ("big.jpg", b"0" * 3_100_000, "image/jpeg")}), 413)
+    one_line_error(client.post("/api/identify"), 422)
+    one_line_error(client.get("/api/people/Nobody Here/thumbnail"), 404)
+    one_line_error(client.delete("/api/people/Nobody Here", headers=AUTH), 404)
+    one_line_error(client.get("/static/../setup.cfg"), 404)
+
+
+def test_beyond_loopback_every_api_request_needs_the_token(tmp_path):
+    from keyface.recognition.cli.serve import build_app
+    app = build_app("dlib-resnet", "blazeface", None, tmp_path / "g.db", TOKEN, True, 3_000_000)
+    server, thread, url = start(app)
+    try:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            one_line_error(client.get("/api/people"), 401)
+            assert client.get("/api/people", headers=AUTH).json() == []
+            assert client.get("/").status_code == 200  # the page holds no data
+            assert "access-control-allow-origin" not in client.get("/api/health", headers=AUTH).headers
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_the_token_file_is_made_owner_only_and_a_readable_one_is_refused(tmp_path):
+    from keyface.data.errors import KeyfaceError
+    from keyface.recognition.server.tokens import load_or_create_token
+    path = tmp_path / "serve" / "token"
+    token = load_or_create_token(path)
+    assert len(token) >= 32 and (path.stat().st_mode & 0o777) == 0o600 and load_or_create_token(path) == token
+    path.chmod(0o644)
+    with pytest.raises(KeyfaceError, match="can be read by others"):
+        load_or_create_token(path)
