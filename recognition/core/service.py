@@ -147,14 +147,15 @@ class Recogniser:
         return self.identify_with_index(gallery.index(index), photo, k, by_distance)
 
     def identify_with_index(self, index, photo, k: int = 3, by_distance: bool = True) -> list[FaceResult]:
-        """identify() against a search index already built from a gallery (a server keeps one)."""
+        """identify() against a search index already built from a gallery (a server keeps one); faces
+        left to right, so that "face 2" is the same face in every output."""
         _, faces, vectors = self.faces(photo)
         results = []
         cut = self.identify_threshold if by_distance else None
         for face, vector, matches in zip(faces, vectors, index.search(vectors, k)):
             known = by_distance and bool(matches) and matches[0].distance <= cut
             results.append(FaceResult(face, vector, matches, matches[0].person if known else None))
-        return results
+        return sorted(results, key=lambda r: r.face.box[0])
 
     def verify(self, photo_a, photo_b) -> tuple[bool, float]:
         """Same person or not, and the cosine distance between the two photos' faces."""

@@ -1,0 +1,398 @@
+// keyface's page: enrol, identify and manage people through the JSON API under /api.
+// Everything from the server or the user reaches the page through textContent or setAttribute.
+"use strict";
+
+const TOKEN_KEY = "keyface-token";
+const $ = (id) => document.getElementById(id);
+let token = "";
+let thumbnailUrls = [];
+
+function el(tag, attrs = {}, text = "") {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+  if (text) node.textContent = text;
+  return node;
+}
+
+function oneLine(text) {
+  return String(text).split(/\s+/).join(" ").trim().slice(0, 500);
+}
+
+// ---- the token: from #token=..., kept in sessionStorage, gone from the address bar ----
+
+function loadToken() {
+  const match = /(?:^#|&)token=([^&]*)/.exec(location.hash);
+  let stored = "";
+  try {
+    if (match) {
+      sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
+    }
+    stored = sessionStorage.getItem(TOKEN_KEY) || "";
+  } catch (e) {
+    stored = match ? decodeURIComponent(match[1]) : "";
+  }
+  if (match) history.replaceState(null, "", location.pathname + location.search);
+  return stored;
+}
+
+function saveToken(value) {
+  token = value.trim();
+  try { sessionStorage.setItem(TOKEN_KEY, token); } catch (e) { /* kept for this page only */ }
+}
+
+function showTokenNotice(refused) {
+  $("token-notice").hidden = false;
+  $("token-notice-text").textContent = refused
+    ? "The server refused the API token. Paste the token that keyface serve printed."
+    : "Reading works without a token; changes to the gallery need the API token that keyface serve prints "
+      + "(the address ending in #token=…).";
+}
+
+// ---- messages ----
+
+function showMessage(text) {
+  const box = $("message");
+  box.textContent = oneLine(text);
+  box.setAttribute("title", oneLine(text));
+  box.hidden = false;
+}
+
+function clearMessage() {
+  $("message").hidden = true;
+  $("message").textContent = "";
+}
+
+// ---- the API ----
+
+async function api(path, { method = "GET", body = null, json = undefined, as = "json" } = {}) {
+  const headers = {};
+  if (token) headers.Authorization = "Bearer " + token;
+  if (json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    body = JSON.stringify(json);
+  }
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body, cache: "no-store" });
+  } catch (e) {
+    throw new Error("the server cannot be reached");
+  }
+  if (!response.ok) {
+    let text = response.status + " " + response.statusText;
+    try {
+      const data = await response.json();
+      if (data && data.error) text = data.error;
+    } catch (e) { /* not JSON: keep the status line */ }
+    if (response.status === 401) showTokenNotice(Boolean(token));
+    throw new Error(text);
+  }
+  return as === "blob" ? response.blob() : response.json();
+}
+
+const personPath = (name) => "/api/people/" + encodeURIComponent(name);
+
+// ---- header ----
+
+async function loadHealth() {
+  try {
+    const h = await api("/api/health");
+    $("server-info").textContent = `keyface ${h.version} · embedder ${h.embedder} (${h.model}) · `
+      + `${h.people} ${h.people === 1 ? "person" : "people"}, ${h.photos} ${h.photos === 1 ? "photo" : "photos"}`;
+  } catch (e) {
+    $("server-info").textContent = "keyface (server status unavailable)";
+    showMessage(e.message);
+  }
+}
+
+// ---- people ----
+
+async function loadPeople() {
+  let people;
+  try {
+    people = await api("/api/people");
+  } catch (e) {
+    showMessage(e.message);
+    return;
+  }
+  for (const url of thumbnailUrls) URL.revokeObjectURL(url);
+  thumbnailUrls = [];
+  const list = $("people");
+  list.replaceChildren(...people.map(personRow));
+  $("people-empty").hidden = people.length > 0;
+}
+
+function personRow(person) {
+  const row = el("li", { "data-testid": "person", "data-name": person.name });
+  const img = el("img", { class: "thumb", alt: "", width: "64", height: "64" });
+  row.append(img);
+  api(personPath(person.name) + "/thumbnail", { as: "blob" }).then((blob) => {
+    const url = URL.createObjectURL(blob);
+    thumbnailUrls.push(url);
+    img.src = url;
+    img.setAttribute("alt", "Face of " + person.name);
+  }).catch(() => img.classList.add("missing"));
+
+  const info = el("div", { class: "person-info" });
+  info.append(el("span", { class: "person-name", "data-testid": "person-name" }, person.name),
+              el("span", { class: "person-count", "data-testid": "person-count" },
+                 `${person.photos} ${person.photos === 1 ? "photo" : "photos"}`));
+  const rename = el("button", { type: "button", "data-testid": "rename", "aria-label": "Rename " + person.name },
+                    "Rename");
+  const remove = el("button", { type: "button", class: "danger", "data-testid": "remove",
+                                "aria-label": "Remove " + person.name }, "Remove");
+  rename.addEventListener("click", () => startRename(row, info, person.name));
+  remove.addEventListener("click", () => removePerson(person.name));
+  const actions = el("div", { class: "actions" });
+  actions.append(rename, remove);
+  row.append(info, actions);
+  return row;
+}
+
+function startRename(row, info, name) {
+  if (row.querySelector("form")) return;
+  const form = el("form", { class: "rename", "data-testid": "rename-form" });
+  const id = "rename-" + Math.random().toString(36).slice(2);
+  const input = el("input", { id, type: "text", maxlength: "200", required: "", autocomplete: "off",
+                              "data-testid": "rename-input" });
+  input.value = name;
+  form.append(el("label", { for: id }, "New name for " + name), input,
+              el("button", { type: "submit", "data-testid": "rename-save" }, "Save"));
+  const cancel = el("button", { type: "button", "data-testid": "rename-cancel" }, "Cancel");
+  form.append(cancel);
+  const close = () => { form.remove(); info.hidden = false; };
+  cancel.addEventListener("click", close);
+  input.addEventListener("keydown", (event) => { if (event.key === "Escape") close(); });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const wanted = input.value.trim();
+    if (!wanted || wanted === name) { close(); return; }
+    try {
+      const done = await api(personPath(name), { method: "PATCH", json: { name: wanted } });
+      clearMessage();
+      setStatus("enrol-result", `Renamed ${done.was} to ${done.person}.`);
+      await refresh();
+    } catch (e) {
+      showMessage(e.message);
+    }
+  });
+  info.hidden = true;
+  row.insertBefore(form, info);
+  input.focus();
+  input.select();
+}
+
+async function removePerson(name) {
+  if (!window.confirm(`Remove ${name} and all their photos from the gallery?`)) return;
+  try {
+    const done = await api(personPath(name), { method: "DELETE" });
+    clearMessage();
+    setStatus("enrol-result",
+              `Removed ${done.person} (${done.photos_removed} ${done.photos_removed === 1 ? "photo" : "photos"}).`);
+    await refresh();
+  } catch (e) {
+    showMessage(e.message);
+  }
+}
+
+function setStatus(id, text) {
+  $(id).replaceChildren(el("p", {}, text));
+}
+
+async function refresh() {
+  await Promise.all([loadPeople(), loadHealth()]);
+}
+
+// ---- enrol ----
+
+async function enrol(event) {
+  event.preventDefault();
+  const name = $("enrol-name").value.trim();
+  const files = $("enrol-photos").files;
+  if (!name || !files.length) {
+    showMessage("give a name and choose at least one photo");
+    return;
+  }
+  const form = new FormData();
+  form.append("name", name);
+  for (const file of files) form.append("photos", file, file.name);
+  const button = $("enrol-button");
+  button.disabled = true;
+  setStatus("enrol-result", "Enrolling…");
+  try {
+    const done = await api("/api/people", { method: "POST", body: form });
+    clearMessage();
+    const result = $("enrol-result");
+    result.replaceChildren(el("p", { "data-testid": "enrol-added" },
+      `Added ${done.added} ${done.added === 1 ? "photo" : "photos"} of ${done.person}.`));
+    if (done.errors.length) {
+      const list = el("ul", { class: "errors", "data-testid": "enrol-errors" });
+      for (const line of done.errors) list.append(el("li", {}, oneLine(line)));
+      result.append(list);
+    }
+    $("enrol-form").reset();
+    await refresh();
+  } catch (e) {
+    $("enrol-result").replaceChildren();
+    showMessage(e.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---- identify ----
+
+async function identify(file) {
+  if (!file) return;
+  const status = $("identify-status");
+  status.textContent = "Identifying " + file.name + "…";
+  $("identify-faces").replaceChildren();
+  const form = new FormData();
+  form.append("photo", file, file.name);
+  let result, image;
+  try {
+    [result, image] = await Promise.all([api("/api/identify", { method: "POST", body: form }), loadImage(file)]);
+  } catch (e) {
+    status.textContent = "";
+    $("identify-canvas").hidden = true;
+    showMessage(e.message);
+    return;
+  }
+  clearMessage();
+  const faces = [...result.faces].sort((a, b) => a.face - b.face);
+  status.textContent = faces.length
+    ? `${faces.length} ${faces.length === 1 ? "face" : "faces"} in ${result.photo}.`
+    : `No face found in ${result.photo}.`;
+  draw(image, faces);
+  $("identify-faces").replaceChildren(...faces.map((face) => el("li", { "data-testid": "face" }, faceLine(face))));
+}
+
+function faceLine(face) {
+  if (face.name === "unknown") return `${face.face}: unknown`;
+  const match = face.matches.find((m) => m.person === face.name);
+  return match ? `${face.face}: ${face.name} (distance ${match.distance.toFixed(3)})` : `${face.face}: ${face.name}`;
+}
+
+function loadImage(file) {
+  return new Promise((resolve, reject) => {
+    const url = URL.createObjectURL(file);
+    const img = new Image();
+    img.onload = () => { URL.revokeObjectURL(url); resolve(img); };
+    img.onerror = () => { URL.revokeObjectURL(url); reject(new Error("the browser cannot show this photo")); };
+    img.src = url;
+  });
+}
+
+const KNOWN = "#1f8a4c";
+const UNKNOWN = "#c2410c";
+
+function draw(img, faces) {
+  const canvas = $("identify-canvas");
+  const w = img.naturalWidth, h = img.naturalHeight;
+  const room = Math.min(canvas.parentElement.clientWidth || 720, 720);
+  const scale = Math.min(room / w, 540 / h);
+  const width = Math.max(1, Math.round(w * scale)), height = Math.max(1, Math.round(h * scale));
+  const dpr = window.devicePixelRatio || 1;
+  canvas.width = Math.round(width * dpr);
+  canvas.height = Math.round(height * dpr);
+  canvas.style.width = width + "px";
+  canvas.style.height = height + "px";
+  canvas.hidden = false;
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.drawImage(img, 0, 0, width, height);
+
+  const font = 14, pad = 4, lineHeight = font + 2 * pad;
+  ctx.font = `600 ${font}px system-ui, sans-serif`;
+  ctx.textBaseline = "top";
+  const placed = [];
+  for (const face of faces) {
+    const [x0, y0, x1, y1] = face.box.map((v) => v * scale);
+    const colour = face.name === "unknown" ? UNKNOWN : KNOWN;
+    ctx.lineWidth = 2;
+    ctx.strokeStyle = colour;
+    ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
+
+    const text = fit(ctx, `${face.face} ${face.name}`, width - 2 * pad);
+    const labelWidth = ctx.measureText(text).width + 2 * pad;
+    const spot = placeLabel({ x0, y0, x1, y1 }, labelWidth, lineHeight, width, height, placed);
+    placed.push(spot);
+    ctx.fillStyle = colour;
+    ctx.fillRect(spot.x, spot.y, spot.w, spot.h);
+    ctx.fillStyle = "#fff";
+    ctx.fillText(text, spot.x + pad, spot.y + pad);
+  }
+  canvas.setAttribute("data-labels", JSON.stringify(placed.map((p) => [p.x, p.y, p.x + p.w, p.y + p.h])));
+}
+
+function fit(ctx, text, room) {
+  if (ctx.measureText(text).width <= room) return text;
+  let cut = text;
+  while (cut.length > 1 && ctx.measureText(cut + "…").width > room) cut = cut.slice(0, -1);
+  return cut + "…";
+}
+
+// A label's place: above the box, below it, or inside its top, kept on the canvas and clear of earlier labels.
+function placeLabel(box, w, h, width, height, placed) {
+  const clampX = (x) => Math.max(0, Math.min(x, width - w));
+  const clampY = (y) => Math.max(0, Math.min(y, height - h));
+  const x = clampX(box.x0);
+  const tries = [clampY(box.y0 - h), clampY(box.y1), clampY(box.y0)];
+  for (let y = clampY(box.y0); y + h <= height; y += h) tries.push(y);
+  for (let y = clampY(box.y0); y >= 0; y -= h) tries.push(y);
+  for (let y = 0; y + h <= height; y += h / 2) tries.push(y);
+  const clear = (r) => placed.every((p) =>
+    r.x + r.w <= p.x || p.x + p.w <= r.x || r.y + r.h <= p.y || p.y + p.h <= r.y);
+  for (const y of tries) {
+    const spot = { x, y, w, h };
+    if (clear(spot)) return spot;
+  }
+  for (let y = 0; y + h <= height; y += h / 2) {  // a crowded photo: any clear place on the canvas
+    for (let x2 = 0; x2 + w <= width; x2 += w / 2) {
+      const spot = { x: x2, y, w, h };
+      if (clear(spot)) return spot;
+    }
+  }
+  return { x, y: tries[0], w, h };
+}
+
+function setUpDropZone() {
+  const zone = $("drop-zone");
+  zone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    zone.classList.add("over");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("over");
+    const file = event.dataTransfer && event.dataTransfer.files[0];
+    if (file) identify(file);
+  });
+  // a photo dropped beside the zone should not make the browser leave the page
+  window.addEventListener("dragover", (event) => event.preventDefault());
+  window.addEventListener("drop", (event) => event.preventDefault());
+}
+
+// ---- start ----
+
+function start() {
+  token = loadToken();
+  if (!token) showTokenNotice(false);
+  $("token-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    saveToken($("token-input").value);
+    $("token-input").value = "";
+    if (token) $("token-notice").hidden = true;
+    clearMessage();
+    refresh();
+  });
+  $("enrol-form").addEventListener("submit", enrol);
+  $("identify-photo").addEventListener("change", (event) => {
+    identify(event.target.files[0]);
+    event.target.value = "";
+  });
+  setUpDropZone();
+  refresh();
+}
+
+start();
