@@ -5,9 +5,12 @@ import logging
 from pathlib import Path
 
 from keyface.data.errors import DataError
+from keyface.data.images import is_image_file
 
 log = logging.getLogger(__name__)
 
+# Files with these names are photos even when damaged (the loader then names the fault instead of the
+# photo vanishing silently); any other file counts when Pillow can open it (.pgm, .ppm, .gif, ...).
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 LAYOUT = "root/<person>/<photo>.jpg"
 
@@ -18,12 +21,13 @@ def _is_hidden(path: Path) -> bool:
 
 
 def _images_in(folder: Path) -> list[Path]:
-    """Sorted image files directly inside folder; other files are skipped with a debug message."""
+    """Sorted image files directly inside folder (an image suffix, or any file Pillow can open); other
+    files are skipped with a debug message."""
     images = []
     for path in sorted(folder.iterdir()):
         if _is_hidden(path):
             continue
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+        if path.is_file() and (path.suffix.lower() in IMAGE_SUFFIXES or is_image_file(path)):
             images.append(path)
         else:
             log.debug("skipping %s: not an image file", path)

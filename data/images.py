@@ -28,6 +28,19 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     return decode_image_bytes(data, str(p))
 
 
+def is_image_file(path: str | os.PathLike) -> bool:
+    """Whether Pillow recognises the file as an image, from its header alone (nothing decoded)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path):
+                return True
+    except Image.DecompressionBombError:  # an image all the same: the loader refuses it by name
+        return True
+    except Exception:  # any refusal (unknown format, unreadable, a bomb's header) means "not a photo here"
+        return False
+
+
 def decode_image_bytes(data: bytes, name: str = "image") -> np.ndarray:
     """Decode encoded image bytes to upright RGB uint8 (H, W, 3); raise ImageError on any defect."""
     if not data:

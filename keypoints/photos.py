@@ -1,67 +1,109 @@
 """Keypoints for photos on disk: every face found, mapped back to the photo, drawn if asked."""
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
 
 from keyface.data.errors import KeyfaceError
-from keyface.data.images import load_image, save_image
+from keyface.data.files import create_private, free_name, private_dir
+from keyface.data.images import load_image
 from keyface.keypoints.detector import DEFAULT_DETECTOR, make_detector
 from keyface.keypoints.predictor import KeypointPredictor, resolve_model
 
 log = logging.getLogger(__name__)
 
+IMAGE_OUT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+             ".webp": "WEBP"}  # --out names one file when it ends in one of these
 
-def predict_photos(photos: list[str], model: str | None, models: str | None,
-                   detector: str = DEFAULT_DETECTOR) -> tuple[list[dict], list[str]]:
-    """For each photo: its faces with box, score and keypoints; and one error line per bad photo."""
+
+def iter_predictions(photos: list[str], model: str | None, models: str | None,
+                     detector: str = DEFAULT_DETECTOR) -> Iterator[tuple[dict, np.ndarray | None]]:
+    """For each photo as soon as it is done: its faces left to right (numbered from 1) with box, score and
+    keypoints rounded to 0.1 px (or "error"), and its pixels (None when it could not be read)."""
     predictor = KeypointPredictor.load(resolve_model(model, models))
     detector = make_detector(detector)
-    results, errors = [], []
     for photo in photos:
         try:
             rgb = load_image(photo)
         except KeyfaceError as exc:
-            errors.append(str(exc))
-            results.append({"photo": photo, "faces": [], "error": str(exc)})
+            yield {"photo": str(photo), "error": str(exc), "faces": []}, None
             continue
-        faces = detector.detect(rgb)
+        faces = sorted(detector.detect(rgb), key=lambda f: float(f.box[0]))
         points = predictor.predict(rgb, [f.box for f in faces])
-        results.append({"photo": photo, "width": rgb.shape[1], "height": rgb.shape[0], "faces": [
-            {"box": [round(v, 1) for v in f.box], "score": round(f.score, 4),
-             "keypoints": np.round(p, 2).tolist()} for f, p in zip(faces, points)]})
-        if not faces:
-            errors.append(f"{photo}: no face found")
+        yield {"photo": str(photo), "width": rgb.shape[1], "height": rgb.shape[0], "faces": [
+            {"face": i + 1, "box": [round(float(v), 1) for v in f.box], "score": round(float(f.score), 4),
+             "keypoints": np.round(np.asarray(p, np.float64), 1).tolist()}
+            for i, (f, p) in enumerate(zip(faces, points))]}, rgb
+
+
+def predict_photos(photos: list[str], model: str | None, models: str | None,
+                   detector: str = DEFAULT_DETECTOR) -> tuple[list[dict], list[str]]:
+    """For each photo: its faces with box, score and keypoints; and one error line per bad photo."""
+    results, errors = [], []
+    for result, _ in iter_predictions(photos, model, models, detector):
+        results.append(result)
+        if "error" in result or not result["faces"]:
+            errors.append(result.get("error") or f"{result['photo']}: no face found")
     return results, errors
+
+
+def annotated_target(out: Path, photo: str, single: bool) -> Path:
+    """Where a photo's annotated copy goes: `out` itself (one photo, an image name) or a file in the folder
+    `out`; never over anything already there (the input photo, an earlier copy): -2, -3, ... instead."""
+    if single:
+        private_dir(out.parent if str(out.parent) else Path("."))
+        return free_name(out)
+    return free_name(private_dir(out) / f"{Path(photo).stem}_keypoints.jpg")
+
+
+def annotate_photo(result: dict, rgb: np.ndarray, target: Path, filter_name: str | None) -> Path:
+    """Draw one photo's faces (points and numbers, or the filter) and write the copy owner-only."""
+    for face in result["faces"]:
+        pts = np.asarray(face["keypoints"], np.float32)
+        if filter_name == "sunglasses":
+            rgb = draw_sunglasses(rgb, pts)
+        else:
+            rgb = draw_keypoints(rgb, face["box"], pts, face.get("face"))
+    path = create_private(target, encoded(rgb, target.suffix))
+    log.info("wrote %s", path)
+    return path
 
 
 def annotate_photos(results: list[dict], out: Path, filter_name: str | None) -> None:
     """Write annotated copies: to the file `out` for one photo, else into the directory `out`."""
-    todo = [r for r in results if r["faces"]]
-    single = len(results) == 1 and out.suffix.lower() in {".jpg", ".jpeg", ".png"}
-    if not single:
-        out.mkdir(parents=True, exist_ok=True)
-    for r in todo:
-        rgb = load_image(r["photo"])
-        for face in r["faces"]:
-            pts = np.asarray(face["keypoints"], np.float32)
-            rgb = draw_sunglasses(rgb, pts) if filter_name == "sunglasses" else draw_keypoints(rgb, face["box"], pts)
-        target = out if single else out / (Path(r["photo"]).stem + "_keypoints.jpg")
-        save_image(target, rgb)
-        log.info("wrote %s", target)
+    single = len(results) == 1 and out.suffix.lower() in IMAGE_OUT
+    for r in results:
+        if r["faces"]:
+            annotate_photo(r, load_image(r["photo"]), annotated_target(out, r["photo"], single), filter_name)
 
 
-def draw_keypoints(rgb: np.ndarray, box, points: np.ndarray) -> np.ndarray:
-    """The face box and a dot per keypoint, sized to the face."""
+def encoded(rgb: np.ndarray, suffix: str) -> bytes:
+    """The image encoded in the format its file suffix names (JPEG unless .png, .bmp, .tif, .webp)."""
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(rgb, np.uint8)).save(buffer, format=IMAGE_OUT.get(suffix.lower(), "JPEG"))
+    return buffer.getvalue()
+
+
+def draw_keypoints(rgb: np.ndarray, box, points: np.ndarray, number: int | None = None) -> np.ndarray:
+    """The face box, a dot per keypoint, sized to the face, and the face's number inside the box's corner."""
     out = rgb.copy()
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     thick = max(1, int((x1 - x0) / 80))
     cv2.rectangle(out, (x0, y0), (x1, y1), (0, 200, 0), thick)
     for x, y in points:
         cv2.circle(out, (int(round(x)), int(round(y))), thick + 1, (255, 40, 40), -1, cv2.LINE_AA)
+    if number is not None:
+        scale = max(0.4, (x1 - x0) / 250)
+        (w, h), _ = cv2.getTextSize(str(number), cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+        x = min(max(0, x0 + thick + 2), max(0, out.shape[1] - w - 2))  # inside the photo, whatever the box
+        y = min(max(h + 2, y0 + h + thick + 2), out.shape[0] - 2)
+        cv2.putText(out, str(number), (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 200, 0), thick, cv2.LINE_AA)
     return out
 
 

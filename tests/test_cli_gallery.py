@@ -15,6 +15,11 @@ def run(argv, capsys):
     return code, out.out, out.err
 
 
+def json_lines(out: str) -> list[dict]:
+    """identify/embed --json: one JSON object per photo per line."""
+    return [json.loads(line) for line in out.splitlines()]
+
+
 def test_enrol_identify_people_rename_remove(tmp_path, youtube_sample, models, capsys):
     db = tmp_path / "g.db"
     (a, _), (b, _), (c, _), (d, _) = youtube_sample
@@ -24,7 +29,7 @@ def test_enrol_identify_people_rename_remove(tmp_path, youtube_sample, models, c
     assert code == 0 and "0 photo(s) added" in out  # the same photo twice changes nothing
     run(["enroll", "--name", "Luis Fonsi", c, "--gallery", db, *models], capsys)
     code, out, _ = run(["identify", a, "--gallery", db, "--json", "--threshold", "2", *models], capsys)
-    face = json.loads(out)["photos"][0]["faces"][0]
+    face = json_lines(out)[0]["faces"][0]
     assert code == 0 and face["name"] == "Kristen Breitweiser" and face["matches"][0]["distance"] < 1e-4
     code, out, _ = run(["people", "--gallery", db, "--json"], capsys)
     assert json.loads(out) == [{"name": "Kristen Breitweiser", "photos": 1}, {"name": "Luis Fonsi", "photos": 1}]
@@ -37,11 +42,13 @@ def test_unknown_beyond_threshold_and_verify(tmp_path, youtube_sample, models, c
     db = tmp_path / "g.db"
     run(["enroll", "--name", "Kristen", youtube_sample[0][0], "--gallery", db, *models], capsys)
     code, out, _ = run(["identify", youtube_sample[2][0], "--gallery", db, "--json", "--threshold", "0", *models], capsys)
-    assert code == 0 and json.loads(out)["photos"][0]["faces"][0]["name"] == "unknown"
+    assert code == 0 and json_lines(out)[0]["faces"][0]["name"] == "unknown"
     code, out, _ = run(["verify", youtube_sample[0][0], youtube_sample[0][0], "--json", "--threshold", "0.3", *models],
                        capsys)
     result = json.loads(out)
     assert code == 0 and result["same"] and result["distance"] < 1e-4
+    code, out, _ = run(["verify", youtube_sample[0][0], youtube_sample[2][0], "--threshold", "0", *models], capsys)
+    assert code == 1 and out.startswith("different people")  # exit 1: different people, not an error
 
 
 def test_a_model_without_calibrated_threshold_asks_for_one(youtube_sample, models, capsys):
@@ -59,15 +66,15 @@ def test_photo_with_several_faces_is_refused_unless_largest_face(tmp_path, youtu
     assert code == 0 and "1 photo(s) added" in out
     # the enrolled face is the larger (left) one: it matches the original photo, not the other person
     code, out, _ = run(["identify", youtube_sample[0][0], "--gallery", db, "--json", "--threshold", "2", *models], capsys)
-    left = json.loads(out)["photos"][0]["faces"][0]["matches"][0]["distance"]
+    left = json_lines(out)[0]["faces"][0]["matches"][0]["distance"]
     code, out, _ = run(["identify", youtube_sample[2][0], "--gallery", db, "--json", "--threshold", "2", *models], capsys)
-    right = json.loads(out)["photos"][0]["faces"][0]["matches"][0]["distance"]
+    right = json_lines(out)[0]["faces"][0]["matches"][0]["distance"]
     assert left < right
 
 
 def test_embed_gives_unit_vectors(youtube_sample, models, capsys):
     code, out, _ = run(["embed", youtube_sample[1][0], *models], capsys)
-    face = json.loads(out)[0]["faces"][0]
+    face = json_lines(out)[0]["faces"][0]
     assert code == 0 and abs(np.linalg.norm(face["embedding"]) - 1) < 1e-4 and len(face["keypoints"]) == 68
 
 
@@ -125,7 +132,7 @@ def test_train_head_then_identify_with_it(tmp_path, youtube_sample, models, caps
     assert code == 2 and "train-head" in err
     assert run(["train-head", "--gallery", db, *models], capsys)[0] == 0
     code, out, _ = run(["identify", youtube_sample[0][0], "--head", "--json", "--gallery", db, *models], capsys)
-    assert code == 0 and json.loads(out)["photos"][0]["faces"][0]["name"] == "Kristen"
+    assert code == 0 and json_lines(out)[0]["faces"][0]["name"] == "Kristen"
 
 
 def test_demo_runs_offline_on_the_shipped_sample(tmp_path, models, capsys):

@@ -33,7 +33,7 @@ def run(argv, capsys):
 def predict_json(photo, model, capsys):
     """The --json result for one photo."""
     code, out, err = run(["keypoints", str(photo), "--model", model, "--json"], capsys)
-    return code, json.loads(out)[0], err
+    return code, json.loads(out.splitlines()[0]), err
 
 
 @pytest.mark.parametrize("name", ["not_image.jpg", "empty.jpg", "truncated.jpg", "tiny.png", "bomb.png"])
@@ -55,7 +55,7 @@ def test_photo_with_no_face(tmp_path, tiny_model, capsys):
 def test_good_and_bad_photos_together_keep_the_good_results(tmp_path, youtube_sample, tiny_model, capsys):
     bad = write_bad_files(tmp_path)["not_image.jpg"]
     code, out, err = run(["keypoints", str(youtube_sample[0][0]), str(bad), "--model", tiny_model, "--json"], capsys)
-    results = json.loads(out)
+    results = [json.loads(line) for line in out.splitlines()]
     assert code == 2 and len(results[0]["faces"]) == 1 and results[1]["faces"] == [] and "error" in results[1]
 
 

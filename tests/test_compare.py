@@ -78,11 +78,12 @@ def test_cached_results_go_stale_when_the_keypoint_model_or_scoring_code_changes
     kp_a, kp_b = tmp_path / "a.keras", tmp_path / "b.keras"
     kp_a.write_bytes(b"keypoint model a")
     kp_b.write_bytes(b"keypoint model b")
-    assert contender_version("emb1", kp_a) != contender_version("emb1", kp_b)
+    versions = {contender_version("emb1", kp, detector) for kp in (kp_a, kp_b) for detector in ("blazeface", "mtcnn")}
+    assert len(versions) == 4  # the keypoint model and the detector each change what was scored
     sets, calls = _sets(tmp_path), []
     contender = _contender(0.05, calls)
     cached_score(contender, sets, tmp_path / "cache", "abc")
-    contender.version = contender_version("v1", kp_b)  # same embedder, another keypoint model
+    contender.version = contender_version("v1", kp_b, "blazeface")  # same embedder, another keypoint model
     cached_score(contender, sets, tmp_path / "cache", "abc")
     assert len(calls) == 2
     monkeypatch.setattr(compare, "scoring_version", lambda: "other-code")

@@ -26,8 +26,9 @@ def register(sub) -> None:
     _common(p)
     p.set_defaults(func=cmd_bench_keypoints)
     p = kinds.add_parser("missing-labels", help="masked loss vs dropping vs forward-filling missing Kaggle labels")
-    p.add_argument("--epochs", type=int, default=25)
-    p.add_argument("--arch", default="keyface-res")
+    p.add_argument("--epochs", type=int, default=25, help="epochs for each of the three trainings (default: 25)")
+    p.add_argument("--arch", default="keyface-res", help="keypoint architecture: keyface-res, naimishnet or "
+                   "conv5bn (default: keyface-res)")
     _common(p)
     p.set_defaults(func=cmd_bench_missing)
     for name, func, text in (("identify", cmd_bench_identify, "LFW DevTest 'colleagues': rank-1, open-set DIR@1% FAR, ms/face"),
@@ -71,8 +72,8 @@ def register(sub) -> None:
     _common(p)
     p.set_defaults(func=cmd_bench_serve)
     p = kinds.add_parser("search", help="exact search speed over a gallery of N stored embeddings")
-    p.add_argument("--size", type=int, default=1_000_000)
-    p.add_argument("--dim", type=int, default=256)
+    p.add_argument("--size", type=int, default=1_000_000, help="stored embeddings (default: 1,000,000)")
+    p.add_argument("--dim", type=int, default=256, help="embedding dimension (default: 256)")
     _common(p)
     p.set_defaults(func=cmd_bench_search)
 

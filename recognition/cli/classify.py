@@ -17,14 +17,14 @@ def register(sub) -> None:
     """Add `keyface classify`."""
     p = sub.add_parser("classify", help="name faces with the fine-tuned Inception-v3 classifier (the people it "
                        "was trained on; no gallery)")
-    p.add_argument("photos", nargs="+", metavar="PHOTO")
+    p.add_argument("photos", nargs="+", metavar="PHOTO", help="photos to classify")
     p.add_argument("--classifier", help="classifier file (default: MODELS/inception/classifier.keras, made by "
                    "`keyface train inception`)")
     p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
     p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
     p.add_argument("--top", type=int, default=3, help="most probable people to list per face")
     p.add_argument("--min-probability", type=float, default=0.5, help="unknown below this")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a line per face")
     p.set_defaults(func=cmd_classify)
 
 

@@ -15,19 +15,23 @@ from keyface.recognition.core.clustering import cluster_faces, cluster_threshold
 
 log = logging.getLogger(__name__)
 
+
 def register(sub) -> None:
     """Add `keyface cluster`."""
-    from keyface.recognition.cli.commands import _gallery_flags
+    from keyface.recognition.cli.commands import PHOTOS_HELP, recogniser_flags
     p = sub.add_parser("cluster", help="group the faces in unlabelled photos by person")
-    p.add_argument("photos", nargs="+", metavar="PHOTO")
+    p.add_argument("photos", nargs="+", metavar="PHOTO", help=PHOTOS_HELP)
     p.add_argument("--out", required=True, help="directory for a folder per cluster and index.html")
-    _gallery_flags(p)  # --threshold here is the clustering cut (default: the model's cluster_threshold)
+    recogniser_flags(p, "the clustering cut: faces closer than this (cosine distance) join one cluster "
+                        "(default: the model's calibrated cluster_threshold)")
     p.set_defaults(func=cmd_cluster, embedder=DEFAULT_EMBEDDER)
 
 
 def cmd_cluster(args) -> int:
     """Embed every face of every photo, cluster them, write the folders and the contact sheet."""
     from keyface.recognition.cli.commands import recogniser
+    if Path(args.out).exists() and not Path(args.out).is_dir():  # before the models load, not after
+        raise KeyfaceError(f"{args.out} exists and is not a folder")
     rec = recogniser(args)
     threshold = cluster_threshold(rec.embedder, args.threshold)
     photos, errors = rec.faces_of(args.photos)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import logging
 import sys
 from pathlib import Path
@@ -20,74 +21,103 @@ def default_gallery() -> Path:
     return user_dir("galleries") / "gallery.db"
 
 
-def _gallery_flags(p, embedder: bool = True) -> None:
+def gallery_flag(p) -> None:
+    """--gallery, for the commands that read or write one."""
     p.add_argument("--gallery", help="gallery file (default: the per-user gallery.db)")
-    if embedder:
-        p.add_argument("--embedder", default=DEFAULT_EMBEDDER,
-                       help=f"{', '.join(EMBEDDER_NAMES)} (default: {DEFAULT_EMBEDDER}, the most accurate measured)")
-        p.add_argument("--embedder-model", help="embedder model file (default: models dir, then shipped)")
-        p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
-        p.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR,
-                       help=f"face detector (default: {DEFAULT_DETECTOR}; mtcnn finds smaller faces, ~40x slower)")
-        p.add_argument("--threshold", type=flags.distance, help="distance cut: beyond it a face is unknown (identify) or "
-                       "another person (verify) (default: the model's calibrated cuts)")
+
+
+def recogniser_flags(p, threshold: str | None = None) -> None:
+    """The flags that choose the embedder, keypoint model and detector (and --threshold, with its meaning
+    for this command, where the command uses one)."""
+    p.add_argument("--embedder", default=DEFAULT_EMBEDDER,
+                   help=f"{', '.join(EMBEDDER_NAMES)} (default: {DEFAULT_EMBEDDER}, the most accurate measured)")
+    p.add_argument("--embedder-model", help="embedder model file (default: models dir, then shipped)")
+    p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
+    p.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR,
+                   help=f"face detector (default: {DEFAULT_DETECTOR}; mtcnn finds smaller faces, ~40x slower)")
+    if threshold:
+        p.add_argument("--threshold", type=flags.distance, help=threshold)
+    models_flag(p)
+
+
+def models_flag(p) -> None:
+    """--models."""
     p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
+
+
+def _gallery_flags(p, embedder: bool = True) -> None:
+    """--gallery with the recogniser flags (or only --models): for commands that use a gallery."""
+    gallery_flag(p)
+    if embedder:
+        recogniser_flags(p)
+    else:
+        models_flag(p)
+
+
+PHOTOS_HELP = "photo files, or folders: every image in a folder, recursively, in sorted order"
+VERIFY_EPILOG = ("exit status: 0 same person, 1 different people, 2 an error (a missing photo, no face, several "
+                 "faces without --largest-face). --json prints one line: {\"same\":...,\"distance\":...,"
+                 "\"threshold\":...}.")
 
 
 def register(sub) -> None:
     """Add the gallery and recognition commands."""
+    from keyface.recognition.cli.output import JSON_LINES_HELP
     p = sub.add_parser("enroll", help="add people's photos to the gallery")
-    p.add_argument("photos", nargs="*", metavar="PHOTO")
+    p.add_argument("photos", nargs="*", metavar="PHOTO", help=PHOTOS_HELP + " (with --name)")
     p.add_argument("--name", help="the person in the photos")
     p.add_argument("--folders", help="a folder with one subfolder of photos per person")
     p.add_argument("--largest-face", action="store_true", help="in a photo with several faces, take the largest "
                    "(default: refuse the photo)")
     _gallery_flags(p)
     p.set_defaults(func=cmd_enroll)
-    p = sub.add_parser("identify", help="name every face in photos against the gallery")
-    p.add_argument("photos", nargs="+", metavar="PHOTO")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("identify", help="name every face in photos against the gallery", epilog=JSON_LINES_HELP)
+    p.add_argument("photos", nargs="+", metavar="PHOTO", help=PHOTOS_HELP)
+    p.add_argument("--json", action="store_true", help="JSON Lines, one object per photo (see below)")
     p.add_argument("--top", type=flags.count, default=3, help="matches to list per face")
-    p.add_argument("--annotate", help="directory for copies with boxes, keypoints and names")
+    p.add_argument("--annotate", help="directory for copies with boxes, keypoints, face numbers and names")
     p.add_argument("--head", action="store_true", help="name faces with the gallery's softmax head (train-head)")
     p.add_argument("--min-probability", type=flags.probability, default=0.5, help="with --head: unknown below this")
     p.add_argument("--far", type=flags.rate, help="name at most this share of strangers (people not enrolled), by the "
                    "model's calibration on held-out people (default: its stored cut, 0.01)")
     p.add_argument("--index", choices=["exact", "faiss"], default="exact",
                    help="exact NumPy search, or FAISS for very large galleries (pip install 'keyface[ann]')")
-    _gallery_flags(p)
+    gallery_flag(p)
+    recogniser_flags(p, "distance cut: beyond it a face is unknown (default: the model's calibrated cut)")
     p.set_defaults(func=cmd_identify)
-    p = sub.add_parser("verify", help="are two photos the same person?")
-    p.add_argument("photo_a", metavar="A")
-    p.add_argument("photo_b", metavar="B")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("verify", help="are two photos the same person? (exit 0 same, 1 different, 2 error)",
+                       epilog=VERIFY_EPILOG)
+    p.add_argument("photo_a", metavar="A", help="the first photo file (one face, or --largest-face)")
+    p.add_argument("photo_b", metavar="B", help="the second photo file")
+    p.add_argument("--json", action="store_true", help="one JSON line: same, distance, threshold")
     p.add_argument("--largest-face", action="store_true", help="in a photo with several faces, take the largest")
-    _gallery_flags(p)
+    recogniser_flags(p, "distance cut: within it the two faces are the same person (default: the model's "
+                        "calibrated cut)")
     p.set_defaults(func=cmd_verify)
-    p = sub.add_parser("embed", help="each face's box, keypoints and embedding")
-    p.add_argument("photos", nargs="+", metavar="PHOTO")
-    p.add_argument("--json", action="store_true", help="(the output is always JSON)")
-    _gallery_flags(p)
+    p = sub.add_parser("embed", help="each face's box, keypoints and embedding (JSON Lines)", epilog=JSON_LINES_HELP)
+    p.add_argument("photos", nargs="+", metavar="PHOTO", help=PHOTOS_HELP)
+    p.add_argument("--json", action="store_true", help="accepted for symmetry: the output is always JSON Lines")
+    recogniser_flags(p)
     p.set_defaults(func=cmd_embed)
     _register_people(sub)
 
 
 def _register_people(sub) -> None:
     p = sub.add_parser("people", help="list the gallery's people and photo counts")
-    p.add_argument("--json", action="store_true")
-    _gallery_flags(p, embedder=False)
+    p.add_argument("--json", action="store_true", help="a JSON list of {name, photos}")
+    gallery_flag(p)
     p.set_defaults(func=cmd_people)
     p = sub.add_parser("rename", help="rename a person")
-    p.add_argument("old")
-    p.add_argument("new")
-    _gallery_flags(p, embedder=False)
+    p.add_argument("old", help="the person's name now")
+    p.add_argument("new", help="the new name")
+    gallery_flag(p)
     p.set_defaults(func=cmd_rename)
     p = sub.add_parser("remove", help="remove a person and their photos")
-    p.add_argument("name")
-    _gallery_flags(p, embedder=False)
+    p.add_argument("name", help="the person to remove")
+    gallery_flag(p)
     p.set_defaults(func=cmd_remove)
     p = sub.add_parser("train-head", help="retrain a softmax head on the gallery (identify --head uses it)")
-    p.add_argument("--epochs", type=flags.count, default=200)
+    p.add_argument("--epochs", type=flags.count, default=200, help="training epochs (default: 200)")
     _gallery_flags(p)
     p.set_defaults(func=cmd_train_head)
     p = sub.add_parser("reindex", help="re-embed a gallery's photos with another embedder (the old one is "
@@ -95,7 +125,7 @@ def _register_people(sub) -> None:
     _gallery_flags(p)
     p.set_defaults(func=cmd_reindex)
     p = sub.add_parser("check", help="check a gallery: SQLite integrity and every stored embedding")
-    _gallery_flags(p, embedder=False)
+    gallery_flag(p)
     p.set_defaults(func=cmd_check)
 
 
@@ -103,7 +133,7 @@ def recogniser(args):
     """The pipeline and the embedder the flags name (keyface.api.build)."""
     from keyface.api import build
     return build(args.embedder, args.models, model=args.embedder_model, keypoint_model=args.keypoint_model,
-                 threshold=args.threshold, far=getattr(args, "far", None),
+                 threshold=getattr(args, "threshold", None), far=getattr(args, "far", None),
                  detector=getattr(args, "detector", DEFAULT_DETECTOR),
                  several_faces="largest" if getattr(args, "largest_face", False) else "refuse")
 
@@ -144,7 +174,7 @@ def cmd_enroll(args) -> int:
     from keyface.data.files import shown
     from keyface.recognition.core.gallery import check_name
     todo = read_person_folders(Path(args.folders)) if args.folders else {check_name(args.name): args.photos}
-    rec = recogniser(args)
+    rec = recogniser(args)  # after every check that needs no model: a mistake costs no model load
     with open_gallery(args, rec, create=True) as gallery:
         added, errors = 0, []
         for person, photos in todo.items():
@@ -153,37 +183,60 @@ def cmd_enroll(args) -> int:
             except KeyfaceError as exc:
                 errors.append(f"{shown(Path(args.folders or '.') / person)}: {exc}")
                 continue
-            n, errs = rec.enrol(gallery, name, [str(p) for p in photos])
+            n, errs = rec.enrol(gallery, name, [str(p) for p in photos], workers=os.cpu_count() or 1)
             added, errors = added + n, errors + errs
             print(f"{name}: {n} photo(s) added")
         print(f"gallery {gallery.path}: {len(gallery.people())} people; {added} photo(s) added")
     return _report(errors)
 
 
+def existing_gallery(args) -> Path:
+    """The gallery file, which must exist: checked before any model loads, and never created."""
+    path = gallery_path(args)
+    if not path.is_file():
+        raise KeyfaceError(f"gallery not found: {path} (enrol people first with `keyface enroll`)")
+    return path
+
+
 def cmd_identify(args) -> int:
-    """Identify every face in every photo."""
+    """Identify every face in every photo; each photo's result printed as soon as it is done."""
+    from keyface.recognition.cli.output import progress
+    existing_gallery(args)
     rec = recogniser(args)
-    gallery = open_gallery(args, rec)
-    if not gallery.people():
-        raise KeyfaceError(f"gallery {gallery.path} is empty: enrol people first (keyface enroll)")
-    out, errors = [], []
-    for photo in args.photos:
-        try:
-            results = rec.identify(gallery, photo, args.top, args.index, by_distance=not args.head)
-        except KeyfaceError as exc:
-            errors.append(str(exc))
-            out.append({"photo": photo, "error": str(exc), "faces": []})
-            continue
-        if not results:
-            errors.append(f"{photo}: no face found")
-        if args.head:
-            _name_by_head(results, gallery, args.min_probability)
-        out.append({"photo": photo, "faces": [_face_json(r) for r in results]})
-        if args.annotate:
-            from keyface.recognition.core.annotate import annotate_identities
-            annotate_identities(photo, results, Path(args.annotate))
-    _print_identities(out, None if args.head else rec.identify_threshold, args.json)
-    return _report(errors)
+    errors = []
+    with open_gallery(args, rec) as gallery:
+        if not gallery.people():
+            raise KeyfaceError(f"gallery {gallery.path} is empty: enrol people first (keyface enroll)")
+        head = _head(gallery) if args.head else None
+        threshold = None if args.head else rec.identify_threshold
+        with progress(args.photos, "identifying") as (photos, stream):
+            for photo in photos:
+                item = _identify_photo(rec, gallery, photo, args, head)
+                if "error" in item or not item["faces"]:
+                    errors.append(item.get("error") or f"{photo}: no face found")
+                    stream.error(errors[-1])
+                if args.json:
+                    stream.json({"photo": photo, "threshold": None if threshold is None else round(threshold, 4),
+                                 **{k: v for k, v in item.items() if k != "results"}})
+                else:
+                    for line in _identity_lines(photo, item["faces"], threshold):
+                        stream.line(line)
+    return 2 if errors else 0
+
+
+def _identify_photo(rec, gallery, photo: str, args, head) -> dict:
+    """One photo's faces, left to right, as JSON-ready dicts (or its error); annotated if asked."""
+    try:
+        results = rec.identify(gallery, photo, args.top, args.index, by_distance=head is None)
+    except KeyfaceError as exc:
+        return {"error": str(exc), "faces": []}
+    results.sort(key=lambda r: float(r.face.box[0]))
+    if head is not None:
+        _name_by_head(results, head, args.min_probability)
+    if args.annotate and results:
+        from keyface.recognition.core.annotate import annotate_identities
+        annotate_identities(photo, results, Path(args.annotate))
+    return {"faces": [_face_json(r, i + 1) for i, r in enumerate(results)]}
 
 
 def head_path(gallery) -> Path:
@@ -191,12 +244,16 @@ def head_path(gallery) -> Path:
     return gallery.path.with_name(gallery.path.name + ".head.keras")
 
 
-def _name_by_head(results: list, gallery, min_probability: float) -> None:
-    """Replace nearest-embedding names by the softmax head's (unknown below min_probability)."""
+def _head(gallery):
+    """The gallery's softmax head, or a one-line error saying how to train it."""
     from keyface.recognition.core.head import GalleryHead
     if not head_path(gallery).is_file():
         raise KeyfaceError(f"no softmax head for {gallery.path}: run `keyface train-head --gallery {gallery.path}`")
-    head = GalleryHead(head_path(gallery), gallery.embedder, gallery.version)
+    return GalleryHead(head_path(gallery), gallery.embedder, gallery.version)
+
+
+def _name_by_head(results: list, head, min_probability: float) -> None:
+    """Replace nearest-embedding names by the softmax head's (unknown below min_probability)."""
     if results:
         names, probs = head.classify([r.embedding for r in results])
         for r, name, p in zip(results, names, probs):
@@ -206,50 +263,65 @@ def _name_by_head(results: list, gallery, min_probability: float) -> None:
 def cmd_train_head(args) -> int:
     """Fit the softmax head on the gallery's embeddings."""
     from keyface.recognition.core.head import train_head
+    existing_gallery(args)
     rec = recogniser(args)
-    gallery = open_gallery(args, rec)
-    path = train_head(gallery, head_path(gallery), args.epochs)
-    print(f"softmax head over {len(gallery.people())} people written to {path}")
+    with open_gallery(args, rec) as gallery:
+        path = train_head(gallery, head_path(gallery), args.epochs)
+        print(f"softmax head over {len(gallery.people())} people written to {path}")
     return 0
 
 
-def _face_json(r) -> dict:
-    return {**r.face.to_json(), "name": r.name or "unknown",
-            "matches": [{"person": m.person, "distance": round(m.distance, 4)} for m in r.matches]}
+def face_json(face, number: int) -> dict:
+    """A face's number (left to right, from 1), box, score and keypoints, rounded for JSON Lines."""
+    from keyface.recognition.cli.output import coords
+    return {"face": number, "box": coords(face.box), "score": round(float(face.score), 4),
+            "keypoints": coords(face.keypoints)}
 
 
-def _print_identities(out: list[dict], threshold: float | None, as_json: bool) -> None:
-    """The identities as JSON or a line per face; threshold None means the softmax head named them."""
+def _face_json(r, number: int) -> dict:
+    return {**face_json(r.face, number), "name": r.name or "unknown",
+            "matches": [{"person": m.person, "distance": round(float(m.distance), 4)} for m in r.matches]}
+
+
+def _identity_lines(photo: str, faces: list[dict], threshold: float | None) -> list[str]:
+    """A line per face; threshold None means the softmax head named them."""
     rule = "softmax head" if threshold is None else f"threshold {threshold:.3f}"
-    if as_json:
-        print(json.dumps({"threshold": threshold, "photos": out}, indent=2))
-        return
-    for item in out:
-        for i, f in enumerate(item["faces"]):
-            best = ", ".join(f"{m['person']} {m['distance']:.3f}" for m in f["matches"])
-            print(f"{item['photo']} face {i + 1}: {f['name']}  (nearest: {best}; {rule})")
+    lines = []
+    for f in faces:
+        best = ", ".join(f"{m['person']} {m['distance']:.3f}" for m in f["matches"])
+        lines.append(f"{photo} face {f['face']}: {f['name']}  (nearest: {best}; {rule})")
+    return lines
 
 
 def cmd_verify(args) -> int:
-    """Same person or not."""
+    """Same person (exit 0) or not (exit 1)."""
     rec = recogniser(args)
     same, distance = rec.verify(args.photo_a, args.photo_b)
     result = {"same": same, "distance": round(distance, 4), "threshold": round(rec.threshold, 4)}
-    print(json.dumps(result) if args.json else f"{'same person' if same else 'different people'} "
-          f"(distance {distance:.4f}, threshold {rec.threshold:.4f})")
-    return 0
+    print(json.dumps(result, separators=(",", ":")) if args.json else
+          f"{'same person' if same else 'different people'} (distance {distance:.4f}, threshold {rec.threshold:.4f})")
+    return 0 if same else 1
 
 
 def cmd_embed(args) -> int:
-    """Boxes, keypoints and embeddings of every face, as JSON."""
+    """Boxes, keypoints and embeddings of every face, one JSON line per photo as soon as it is done."""
+    from keyface.recognition.cli.output import progress
     rec = recogniser(args)
-    photos, errors = rec.faces_of(args.photos)
-    out = []
-    for photo, _, faces, vectors in photos:
-        out.append({"photo": photo, "embedder": rec.embedder.name, "version": rec.embedder.version, "faces": [
-            {**f.to_json(), "embedding": [round(float(x), 6) for x in v]} for f, v in zip(faces, vectors)]})
-    print(json.dumps(out, indent=2))
-    return _report(errors)
+    errors = []
+    with progress(args.photos, "embedding") as (photos, stream):
+        for photo in photos:
+            item = {"photo": photo, "embedder": rec.embedder.name, "version": rec.embedder.version}
+            try:
+                _, faces, vectors = rec.faces(photo)
+            except KeyfaceError as exc:
+                errors.append(str(exc))
+                stream.error(errors[-1])
+                stream.json({**item, "error": str(exc), "faces": []})
+                continue
+            order = sorted(range(len(faces)), key=lambda i: float(faces[i].box[0]))
+            stream.json({**item, "faces": [{**face_json(faces[i], n + 1), "embedding": [
+                round(float(x), 6) for x in vectors[i]]} for n, i in enumerate(order)]})
+    return 2 if errors else 0
 
 
 def cmd_people(args) -> int:

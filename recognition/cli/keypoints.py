@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -34,11 +33,15 @@ def register(sub) -> None:
 
 
 def _register_predict(verbs) -> None:
-    p = verbs.add_parser("predict", help="keypoints of every face in photos (the default verb)")
-    p.add_argument("photos", nargs="+", metavar="PHOTO")
+    from keyface.recognition.cli.output import JSON_LINES_HELP
+    p = verbs.add_parser("predict", help="keypoints of every face in photos (the default verb)",
+                         epilog=JSON_LINES_HELP)
+    p.add_argument("photos", nargs="+", metavar="PHOTO",
+                   help="photo files, or folders: every image in a folder, recursively, in sorted order")
     p.add_argument("--model", help="keypoint model file or name in the models directory (default: shipped)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--out", help="write an annotated copy (a file for one photo, else a directory)")
+    p.add_argument("--json", action="store_true", help="JSON Lines, one object per photo (see below), not a table")
+    p.add_argument("--out", help="write annotated copies: this file for one photo (.jpg/.png), else into this "
+                   "folder; never over an existing file (-2, -3, ... is added)")
     p.add_argument("--filter", choices=["sunglasses"], help="draw a fun filter instead of the points")
     add_common(p)
     p.set_defaults(func=cmd_predict)
@@ -47,13 +50,14 @@ def _register_predict(verbs) -> None:
 def _register_train(verbs) -> None:
     p = verbs.add_parser("train", help="train a keypoint net on youtube_faces_68 or a Kaggle CSV")
     p.add_argument("--arch", default="keyface-res", help="keyface-res (ours), naimishnet or conv5bn")
-    p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--epochs", type=int, default=60, help="most epochs to train (default: 60)")
+    p.add_argument("--batch-size", type=int, default=32, help="samples per batch (default: 32)")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default: 0.002)")
     p.add_argument("--width", type=int, default=32, help="base width of keyface-res")
-    p.add_argument("--input-size", type=int, default=96)
-    p.add_argument("--patience", type=int, default=15)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--input-size", type=int, default=96, help="side of the square face crop in pixels (default: 96)")
+    p.add_argument("--patience", type=int, default=15, help="stop after this many epochs without a better "
+                   "validation NME (default: 15)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--limit", type=int, help="use only the first N samples (quick trials, tests)")
     p.add_argument("--include-devtest", action="store_true",
                    help="also train on LFW DevTest people's frames (their faces then leak into LFW benchmarks)")
@@ -70,7 +74,7 @@ def _register_train(verbs) -> None:
 def _register_eval(verbs) -> None:
     p = verbs.add_parser("eval", help="NME, RMSE, per-group error, CED plot on youtube_faces_68 test")
     p.add_argument("--model", help="keypoint model file or name (default: shipped)")
-    p.add_argument("--split", default="test", choices=["test", "train"])
+    p.add_argument("--split", default="test", choices=["test", "train"], help="youtube_faces_68 split (default: test)")
     p.add_argument("--out", default="keypoints-eval", help="directory for metrics.json and ced.png")
     add_common(p, data=True)
     p.set_defaults(func=cmd_eval)
@@ -112,19 +116,28 @@ def cmd_eval(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    """Find faces and keypoints in photos; print a table or JSON, optionally draw them."""
-    from keyface.keypoints.photos import annotate_photos, predict_photos
-    results, errors = predict_photos(args.photos, args.model, args.models, args.detector)
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        for r in results:
-            print(f"{r['photo']}: {len(r['faces'])} face(s)" + (f" - {r['error']}" if "error" in r else ""))
-            for i, f in enumerate(r["faces"]):
-                box = ", ".join(f"{v:.0f}" for v in f["box"])
-                print(f"  face {i + 1}: box [{box}], {len(f['keypoints'])} keypoints, score {f['score']:.3f}")
-    if args.out:
-        annotate_photos(results, Path(args.out), args.filter)
-    for e in errors:
-        print(f"keyface: error: {e}", file=sys.stderr)
+    """Find faces and keypoints in photos; print a table or JSON Lines as each photo is done; draw them."""
+    from keyface.keypoints.photos import IMAGE_OUT, annotate_photo, annotated_target, iter_predictions
+    from keyface.recognition.cli.output import compact, progress
+    out = Path(args.out) if args.out else None
+    single = out is not None and len(args.photos) == 1 and out.suffix.lower() in IMAGE_OUT
+    errors = 0
+    with progress(args.photos, "keypoints") as (photos, stream):
+        for result, rgb in iter_predictions(photos, args.model, args.models, args.detector):
+            if "error" in result or not result["faces"]:
+                errors += 1
+                stream.error(result.get("error") or f"{result['photo']}: no face found")
+            for line in [compact(result)] if args.json else _table_lines(result):
+                stream.line(line)
+            if out is not None and result["faces"]:
+                annotate_photo(result, rgb, annotated_target(out, result["photo"], single), args.filter)
     return 2 if errors else 0
+
+
+def _table_lines(r: dict) -> list[str]:
+    """A photo's line and a line per face."""
+    lines = [f"{r['photo']}: {len(r['faces'])} face(s)" + (f" - {r['error']}" if "error" in r else "")]
+    for f in r["faces"]:
+        box = ", ".join(f"{v:.0f}" for v in f["box"])
+        lines.append(f"  face {f['face']}: box [{box}], {len(f['keypoints'])} keypoints, score {f['score']:.3f}")
+    return lines

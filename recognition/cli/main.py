@@ -2,15 +2,32 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import io
 import logging
 import os
+import re
 import sys
+import threading
 
 from keyface.data.errors import KeyfaceError
+from keyface.recognition.cli.photos_args import ArgumentError, prepare
 
 log = logging.getLogger("keyface")
 
 KEYPOINT_VERBS = {"train", "eval", "predict", "-h", "--help"}
+# Which module registers each command: a run builds only its own command's parser, so a mistake in the
+# arguments is reported without importing the other commands' libraries (scikit-learn alone takes seconds).
+MODULES = {"keypoints": "keypoints", "demo": "demo", "train": "train", "calibrate": "train", "bench": "bench",
+           "weights": "weights", "cluster": "cluster", "classify": "classify", "compare": "compare", "serve": "serve",
+           **dict.fromkeys(["enroll", "identify", "verify", "embed", "people", "rename", "remove", "train-head",
+                            "reindex", "check"], "commands")}
+ORDER = ["keypoints", "commands", "demo", "train", "bench", "weights", "cluster", "classify", "compare", "serve"]
+# Commands that only run models on a few photos: on a machine with a GPU they stay on the CPU (as
+# documented: "everything runs offline on a CPU") and CUDA's start-up messages never appear.
+CPU_COMMANDS = {"enroll", "identify", "verify", "embed", "cluster", "demo", "reindex", "train-head", "classify",
+                "people", "rename", "remove", "check"}
+NOISY_LOGGERS = ("absl", "tensorflow", "keras", "h5py", "matplotlib", "PIL", "jax")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -20,24 +37,91 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"keyface: error: {message} (see `{self.prog} --help`)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
-    from keyface.recognition.cli import (bench, classify, cluster, commands, compare, demo, keypoints, train,
-                                         weights)
-
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every subcommand (or, given a command's name, with only its module's)."""
+    import importlib
     parser = OneLineParser(prog="keyface", description="Face recognition built on facial keypoints.")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    parser.add_argument("--debug", action="store_true",
+                        help="show tracebacks, debug logging and TensorFlow's own messages")
+    parser.add_argument("--version", action="version", version=f"keyface {_version()}",
+                        help="print keyface's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    keypoints.register(sub)
-    commands.register(sub)
-    demo.register(sub)
-    train.register(sub)
-    bench.register(sub)
-    weights.register(sub)
-    cluster.register(sub)
-    classify.register(sub)
-    compare.register(sub)
+    for name in [MODULES[command]] if command in MODULES else ORDER:
+        importlib.import_module(f"keyface.recognition.cli.{name}").register(sub)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("keyface")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
+def _command(argv: list[str]) -> str | None:
+    """The command word: the first argument that is not a top-level flag."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def quiet(command: str | None) -> None:
+    """Keep stderr for keyface's own messages: TensorFlow's C++ and absl logs, CUDA probing, oneDNN notes,
+    Keras and Python warnings all silenced. Must run before TensorFlow is imported."""
+    import warnings
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # whatever the environment says: 3 hides all but fatal
+    os.environ["TF_CPP_MAX_VLOG_LEVEL"] = "-1"
+    os.environ["GLOG_minloglevel"] = "3"
+    os.environ["ABSL_MIN_LOG_LEVEL"] = "3"
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if command in CPU_COMMANDS and "CUDA_VISIBLE_DEVICES" not in os.environ:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    warnings.filterwarnings("default", module=r"keyface(\.|$)")  # keyface's own warnings still show
+
+
+# What C++ libraries write on stderr by themselves: absl/glog lines (I0000 00:00:... file.cc:12] ...), TF's
+# older "2024-01-01 12:00:00.000000: I tensorflow/..." lines, and absl's notice about InitializeLog.
+NATIVE_NOISE = re.compile(rb"^\s*([IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\]"
+                          rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] "
+                          rb"|WARNING: All log messages before absl::InitializeLog"
+                          rb"|To enable the following instructions:)")
+
+
+def filter_native_stderr() -> None:
+    """Route file descriptor 2 through a filter that drops native libraries' log lines. TensorFlow 2.21 logs
+    (oneDNN, CUDA probing, XLA) through absl before it reads TF_CPP_MIN_LOG_LEVEL, straight to the file
+    descriptor, where no Python setting reaches; Python's own stderr keeps the real terminal or file."""
+    original = os.dup(2)
+    sys.stderr.flush()
+    sys.stderr = io.TextIOWrapper(io.FileIO(original, "w", closefd=False), encoding=sys.stderr.encoding,
+                                  errors="backslashreplace", line_buffering=True)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    thread = threading.Thread(target=_forward, args=(read_end, original), daemon=True)
+    thread.start()
+
+    def restore() -> None:  # at exit: close the pipe's last writer, let the filter pass on what is left
+        sys.stderr.flush()
+        os.dup2(original, 2)
+        thread.join(timeout=2)
+    atexit.register(restore)
+
+
+def _forward(read_end: int, original: int) -> None:
+    """Pass every line from the pipe on to the real stderr, except native log lines."""
+    with os.fdopen(read_end, "rb", buffering=0) as pipe:
+        pending = b""
+        while chunk := pipe.read(65536):
+            *lines, pending = (pending + chunk).split(b"\n")
+            kept = [line + b"\n" for line in lines if not NATIVE_NOISE.match(line)]
+            if kept:
+                os.write(original, b"".join(kept))
+        if pending and not NATIVE_NOISE.match(pending):
+            os.write(original, pending)
 
 
 def _normalise_argv(argv: list[str]) -> list[str]:
@@ -57,15 +141,27 @@ def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 must not crash a report
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    as_process = argv is None  # the `keyface` program itself, not a call from Python (tests, notebooks)
     argv = _normalise_argv(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in argv
+    if as_process and not debug:
+        filter_native_stderr()
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(message)s")
+    command = _command(argv)
+    if command is None and "--version" in argv:  # no command: no need to import every command's libraries
+        print(f"keyface {_version()}")
+        return 0
     if not debug:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        quiet(command)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(command).parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error already printed in one line
         return int(exc.code or 0)
+    try:
+        prepare(args)  # photo arguments: before any model (and TensorFlow) loads
+    except ArgumentError as exc:
+        print(f"keyface: error: {exc}", file=sys.stderr)
+        return 2
     try:
         return int(args.func(args) or 0)
     except KeyfaceError as exc:

@@ -21,15 +21,18 @@ def register(sub) -> None:
     """Add `keyface train APPROACH`."""
     p = sub.add_parser("train", help="train an embedder on LFW DevTrain people: keypoints (A) | geometry | "
                        "inception (B) | facenet (C)")
-    p.add_argument("approach", choices=["keypoints", "geometry", "inception", "facenet"])
+    p.add_argument("approach", choices=["keypoints", "geometry", "inception", "facenet"],
+                   help="what to train: keypoints (A), geometry, inception (B) or facenet (C)")
     p.add_argument("--data", help="data root (default: $KEYFACE_DATA)")
     p.add_argument("--folders", metavar="DIR", help="inception, facenet: train on a folder-per-person tree instead of LFW")
     p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
     p.add_argument("--keypoint-model", help="keypoint model to start from and align with (default: shipped)")
     p.add_argument("--min-photos", type=int, default=2, help="DevTrain people with at least this many photos")
     p.add_argument("--no-youtube", action="store_true", help="leave out youtube_faces_68 frames of DevTrain people")
-    p.add_argument("--head-epochs", type=int, default=4)
-    p.add_argument("--finetune-epochs", type=int, default=12)
+    p.add_argument("--head-epochs", type=int, default=4, help="keypoints, inception: epochs of the new head "
+                   "alone, the network frozen (default: 4)")
+    p.add_argument("--finetune-epochs", type=int, default=12, help="keypoints, inception: epochs of fine-tuning "
+                   "the whole network (default: 12)")
     p.add_argument("--limit-people", type=int, help="first N people only (quick trials)")
     p.add_argument("--weights", default="imagenet",
                    help="inception: imagenet | none | a .keras checkpoint | a Keras InceptionV3 .h5 file")

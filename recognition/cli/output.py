@@ -1,0 +1,70 @@
+"""Streaming output: each photo's result printed the moment it is done, as text or one JSON line, with a
+progress bar on stderr only when a person is watching it (a terminal) and the batch is worth one."""
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from typing import Iterable, Iterator
+
+JSON_LINES_HELP = ("--json prints JSON Lines: one compact object per photo per line, in the order given, as soon "
+                   "as that photo is done. Boxes are [x0, y0, x1, y1] in pixels of the photo (origin top-left, "
+                   "after EXIF rotation); coordinates are rounded to 0.1 px, distances to 4 decimals, embeddings to "
+                   "6. Faces are numbered left to right (\"face\": 1, 2, ...). A photo that failed has \"error\".")
+MIN_PHOTOS_FOR_BAR = 4  # a bar for three photos or fewer is only flicker
+
+
+def compact(obj) -> str:
+    """One JSON line, no spaces."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def coords(values) -> list:
+    """Pixel coordinates (any nesting) rounded to 0.1 px."""
+    return [coords(v) if hasattr(v, "__len__") else round(float(v), 1) for v in values]
+
+
+def face_order(boxes: list) -> list[int]:
+    """Indices of faces left to right (by the box's x0): the order faces are numbered in."""
+    return sorted(range(len(boxes)), key=lambda i: float(boxes[i][0]))
+
+
+class Stream:
+    """Prints result lines as they come; keeps the progress bar (if any) below them on stderr."""
+
+    def __init__(self, bar=None):
+        self.bar = bar
+
+    def line(self, text: str) -> None:
+        """One line of output on stdout, flushed at once (a pipe reader sees it now, not at the end)."""
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stdout)
+        else:
+            print(text)
+        sys.stdout.flush()
+
+    def error(self, text: str) -> None:
+        """A photo's error on stderr, as it happens (the run goes on and exits 2 at the end)."""
+        if self.bar is not None:
+            self.bar.write(f"keyface: error: {text}", file=sys.stderr)
+        else:
+            print(f"keyface: error: {text}", file=sys.stderr, flush=True)
+
+    def json(self, obj) -> None:
+        """One JSON Lines record."""
+        self.line(compact(obj))
+
+
+@contextmanager
+def progress(photos: list, desc: str) -> Iterator[tuple[Iterable, Stream]]:
+    """(photos to loop over, the stream to print on): a tqdm bar on stderr when it is a terminal and
+    there are more than 3 photos; otherwise the plain list."""
+    if len(photos) < MIN_PHOTOS_FOR_BAR or not sys.stderr.isatty():
+        yield photos, Stream()
+        return
+    from tqdm import tqdm
+    bar = tqdm(photos, desc=desc, unit="photo", file=sys.stderr, leave=False)
+    try:
+        yield bar, Stream(tqdm)
+    finally:
+        bar.close()

@@ -1,0 +1,163 @@
+"""Arguments are checked before any model (or TensorFlow) loads; folders expand to their images; every
+flag has help; commands offer only the flags they use; read-only commands never create a gallery."""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keyface.recognition.cli.main import build_parser
+from keyface.recognition.cli.photos_args import ArgumentError, expand
+from tests.test_cli_gallery import run
+
+# Commands registered by modules outside this change whose flags still lack help text.
+
+
+def fast_check(argv: list[str]) -> subprocess.CompletedProcess:
+    """Run main(argv) in a fresh interpreter; it prints whether TensorFlow/Keras got imported and how long
+    main took."""
+    code = ("import sys, time; from keyface.recognition.cli.main import main; t = time.perf_counter(); "
+            f"rc = main({argv!r}); dt = time.perf_counter() - t; "
+            "print('HEAVY' if {'tensorflow', 'keras'} & set(sys.modules) else 'LIGHT', rc, round(dt, 3))")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["identify", "/no/such/photo.jpg"], "no such file"),
+    (["identify", "https://example.com/a.jpg"], "keyface does not download; save the photo first"),
+    (["embed", "http://example.com/a.jpg"], "keyface does not download"),
+    (["verify", "a-missing.jpg", "b-missing.jpg"], "no such file"),
+    (["cluster", "/no/such/dir", "--out", "x"], "no such file"),
+    (["keypoints", "ftp://host/a.png"], "keyface does not download"),
+    (["enroll", "--folders", "/no/such/people"], "no such folder"),
+])
+def test_bad_photo_arguments_fail_fast_without_tensorflow(argv, message):
+    done = fast_check(argv)
+    light, rc, seconds = done.stdout.split()
+    lines = done.stderr.splitlines()
+    assert light == "LIGHT" and rc == "2" and float(seconds) < 1.0
+    assert len(lines) == 1 and lines[0].startswith("keyface: error: ") and message in lines[0]
+
+
+def test_a_url_is_not_mangled(capsys):
+    code, _, err = run(["identify", "https://example.com/photos/a.jpg"], capsys)
+    assert code == 2 and "https://example.com/photos/a.jpg" in err and "https:/e" not in err
+
+
+def test_verify_takes_two_files_not_a_folder(tmp_path, youtube_sample, capsys):
+    code, _, err = run(["verify", youtube_sample[0][0], tmp_path], capsys)
+    assert code == 2 and "is a folder" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_an_unreadable_photo_is_a_one_line_error(tmp_path, youtube_sample, capsys):
+    photo = tmp_path / "locked.jpg"
+    shutil.copy(youtube_sample[0][0], photo)
+    photo.chmod(0)
+    code, _, err = run(["embed", photo], capsys)
+    assert code == 2 and "cannot read" in err
+
+
+def test_a_folder_means_every_image_in_it_recursively_sorted(tmp_path, youtube_sample):
+    (tmp_path / "b" / "deep").mkdir(parents=True)
+    (tmp_path / ".hidden").mkdir()
+    rgb = np.full((40, 40, 3), 120, np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "b" / "deep" / "z.pgm")  # no usual suffix: Pillow opens it
+    Image.fromarray(rgb).save(tmp_path / "b" / "c.gif")
+    shutil.copy(youtube_sample[0][0], tmp_path / "a.jpg")
+    shutil.copy(youtube_sample[0][0], tmp_path / ".hidden" / "x.jpg")
+    (tmp_path / "notes.txt").write_text("not a photo")
+    (tmp_path / "photo.jpg.part").write_bytes(b"\xff\xd8 truncated download")
+    notes = []
+    photos = expand([str(tmp_path)], notes.append)
+    assert photos == [str(tmp_path / "a.jpg"), str(tmp_path / "b" / "c.gif"), str(tmp_path / "b" / "deep" / "z.pgm")]
+    assert len(notes) == 1 and "2 file(s) skipped" in notes[0]
+
+
+def test_a_folder_without_images_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "readme.txt").write_text("hello")
+    with pytest.raises(ArgumentError, match="no images"):
+        expand([str(tmp_path)])
+    code, _, err = run(["identify", tmp_path], capsys)
+    assert code == 2 and err.count("\n") == 1 and "no images in this folder" in err
+
+
+def test_enroll_folders_counts_every_file_pillow_opens(tmp_path, youtube_sample, models, capsys):
+    face = np.asarray(Image.open(youtube_sample[0][0]).convert("RGB"))
+    person = tmp_path / "people" / "Kristen"
+    person.mkdir(parents=True)
+    Image.fromarray(face).save(person / "a.ppm")
+    Image.fromarray(face).convert("L").save(person / "b.pgm")
+    Image.fromarray(face).save(person / "c.gif")
+    code, out, _ = run(["enroll", "--folders", tmp_path / "people", "--gallery", tmp_path / "g.db", *models], capsys)
+    assert code in (0, 2) and "Kristen:" in out
+    from keyface.data.folders import read_person_folders
+    assert len(read_person_folders(tmp_path / "people")["Kristen"]) == 3
+
+
+def _walk(parser, path):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _walk(sub, path + [name])
+        elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            yield path, action
+
+
+def test_every_flag_of_every_command_has_help():
+    missing = [" ".join(path + [a.option_strings[0] if a.option_strings else a.dest])
+               for path, a in _walk(build_parser(), []) if not a.help]
+    assert missing == []
+
+
+def _flags(command: str) -> set[str]:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    return {opt for a in sub._actions for opt in a.option_strings}
+
+
+@pytest.mark.parametrize("command", ["verify", "embed", "cluster"])
+def test_commands_offer_only_the_flags_they_use(command):
+    assert "--gallery" not in _flags(command)
+
+
+def test_cluster_threshold_is_the_clustering_cut():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["cluster"]
+    threshold = next(a for a in sub._actions if "--threshold" in a.option_strings)
+    assert "clustering cut" in threshold.help
+
+
+def test_verify_help_documents_its_exit_codes(capsys):
+    code, out, _ = run(["verify", "--help"], capsys)
+    assert code == 0 and "0 same person" in out and "1 different people" in out and "2 an error" in out
+
+
+def test_json_lines_format_is_in_help(capsys):
+    for argv in (["identify", "--help"], ["embed", "--help"], ["keypoints", "predict", "--help"]):
+        code, out, _ = run(argv, capsys)
+        assert code == 0 and "JSON Lines" in out and "[x0, y0, x1, y1]" in " ".join(out.split())
+
+
+def test_version(capsys):
+    from importlib.metadata import version
+    code, out, _ = run(["--version"], capsys)
+    assert code == 0 and out.strip() == f"keyface {version('keyface')}"
+
+
+@pytest.mark.parametrize("argv", [["people"], ["rename", "A", "B"], ["remove", "A"], ["check"]])
+def test_gallery_commands_never_create_a_missing_gallery(tmp_path, capsys, argv):
+    db = tmp_path / "new.db"
+    code, _, err = run([*argv, "--gallery", db], capsys)
+    assert code in (1, 2) and not db.exists() and "Traceback" not in err
+
+
+def test_identify_on_a_missing_gallery_fails_before_loading_models(tmp_path, youtube_sample):
+    db = tmp_path / "new.db"
+    done = fast_check(["identify", "--gallery", str(db), str(youtube_sample[0][0])])
+    assert done.stdout.split()[:2] == ["LIGHT", "2"] and "gallery not found" in done.stderr
+    assert not db.exists() and list(tmp_path.iterdir()) == []

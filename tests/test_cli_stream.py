@@ -1,0 +1,140 @@
+"""Output as it happens: results per photo as soon as each is done, JSON Lines, faces numbered left to
+right, annotated copies that never collide, and a stderr with keyface's messages only."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from keyface.recognition.cli.main import main
+from tests.badimages import two_face_photo
+from tests.test_cli_gallery import run
+
+NOISE = ("absl", "cuda", "cuinit", "tensorflow", "onednn", "warning: all log messages", "i0000", "e0000", "w0000",
+         "xla", "keras", "traceback")
+
+
+def test_stderr_carries_only_keyfaces_messages(tmp_path, youtube_sample, models):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"}  # whatever the environment asks for
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(youtube_sample[0][0], photos / "a.jpg")
+    (photos / "notes.txt").write_text("skipped")
+    done = subprocess.run([sys.executable, "-m", "keyface.recognition.cli.main", "embed", str(photos), *models],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert all(line.startswith("keyface") for line in lines), lines
+    assert not [line for line in lines if any(word in line.lower() for word in NOISE)]
+    record = json.loads(done.stdout)
+    assert record["photo"].endswith("a.jpg") and record["faces"][0]["face"] == 1
+
+
+def test_json_lines_are_compact_and_rounded(tmp_path, youtube_sample, models, capsys):
+    photo, _ = two_face_photo(tmp_path, [youtube_sample[0][0], youtube_sample[2][0]])
+    code, out, _ = run(["embed", photo, youtube_sample[1][0], *models], capsys)
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 2 and all(" " not in line.replace(str(photo), "") for line in lines)
+    first = json.loads(lines[0])
+    faces = first["faces"]
+    assert [f["face"] for f in faces] == [1, 2] and faces[0]["box"][0] < faces[1]["box"][0]
+    for f in faces:
+        assert all(round(v, 1) == v for v in f["box"]) and all(round(v, 1) == v for p in f["keypoints"] for v in p)
+        assert all(round(v, 6) == v for v in f["embedding"])
+
+
+def test_identify_numbers_faces_left_to_right_in_text_json_and_pictures(tmp_path, youtube_sample, models, capsys):
+    db = tmp_path / "g.db"
+    run(["enroll", "--name", "Kristen", youtube_sample[0][0], "--gallery", db, *models], capsys)
+    photo, _ = two_face_photo(tmp_path, [youtube_sample[2][0], youtube_sample[0][0]])
+    code, out, _ = run(["identify", photo, "--gallery", db, "--threshold", "2", *models], capsys)
+    assert code == 0 and " face 1: " in out and " face 2: " in out
+    code, out, _ = run(["identify", photo, "--gallery", db, "--threshold", "2", "--json", *models], capsys)
+    record = json.loads(out)
+    assert [f["face"] for f in record["faces"]] == [1, 2] and record["threshold"] == 2
+    assert record["faces"][0]["box"][0] < record["faces"][1]["box"][0]
+    assert all(round(m["distance"], 4) == m["distance"] for f in record["faces"] for m in f["matches"])
+
+
+def test_identify_prints_each_photo_as_soon_as_it_is_done(tmp_path, youtube_sample, models, capsys, monkeypatch):
+    db = tmp_path / "g.db"
+    run(["enroll", "--name", "Kristen", youtube_sample[0][0], "--gallery", db, *models], capsys)
+    from keyface.recognition.core.service import Recogniser
+    real, printed = Recogniser.identify, []
+
+    def identify(self, *args, **kwargs):
+        printed.append(capsys.readouterr().out.count("\n"))  # lines out before this photo starts
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(Recogniser, "identify", identify)
+    photos = [p for p, _ in youtube_sample[:3]]
+    code = main([str(a) for a in ["identify", *photos, "--gallery", db, "--json", "--threshold", "2", *models]])
+    assert code == 0 and printed == [0, 1, 1]
+
+
+def test_keypoints_stream_as_they_are_done(tmp_path, youtube_sample, models, capsys, monkeypatch):
+    import keyface.keypoints.photos as photos_module
+    seen = []
+
+    def fake(photos, *args):
+        for photo in photos:
+            seen.append(capsys.readouterr().out.count("\n"))
+            yield {"photo": photo, "width": 10, "height": 10, "faces": [
+                {"face": 1, "box": [1.0, 2.0, 3.0, 4.0], "score": 0.9, "keypoints": [[1.5, 2.5]]}]}, None
+    monkeypatch.setattr(photos_module, "iter_predictions", fake)
+    code = main(["keypoints", *(str(p) for p, _ in youtube_sample), "--json"])
+    assert code == 0 and seen == [0, 1, 1, 1]
+
+
+def test_annotated_copies_never_overwrite_each_other_or_the_input(tmp_path, youtube_sample, models, capsys):
+    db = tmp_path / "g.db"
+    run(["enroll", "--name", "Kristen", youtube_sample[0][0], "--gallery", db, *models], capsys)
+    for folder in ("one", "two"):  # two IMG_0001.jpg from different folders
+        (tmp_path / folder).mkdir()
+        shutil.copy(youtube_sample[1][0], tmp_path / folder / "IMG_0001.jpg")
+    out = tmp_path / "one"  # annotated copies written beside one of the inputs
+    code, _, _ = run(["identify", tmp_path / "one", tmp_path / "two", "--gallery", db, "--annotate", out,
+                      "--threshold", "2", *models], capsys)
+    made = sorted(p.name for p in out.iterdir())
+    assert code == 0 and made == ["IMG_0001.jpg", "IMG_0001_identified-2.jpg", "IMG_0001_identified.jpg"]
+    assert (out / "IMG_0001.jpg").read_bytes() == youtube_sample[1][0].read_bytes()
+    kp_out = tmp_path / "kp"
+    for _ in range(2):
+        assert run(["keypoints", tmp_path / "one" / "IMG_0001.jpg", tmp_path / "two", "--out", kp_out], capsys)[0] == 0
+    assert len(list(kp_out.iterdir())) == 4
+
+
+def _result(box, name):
+    face = SimpleNamespace(box=box, keypoints=np.zeros((0, 2)))
+    return SimpleNamespace(face=face, name=name)
+
+
+def test_labels_stay_inside_the_image_and_apart():
+    from PIL import Image, ImageDraw
+    from keyface.recognition.core.annotate import _fitting_font, _overlap, _place, draw_identities
+    size = (200, 150)
+    boxes = [(0, 0, 60, 60), (20, 2, 80, 62), (150, 100, 199, 149), (140, 95, 195, 145)]
+    draw = ImageDraw.Draw(Image.new("RGB", size))
+    placed = []
+    for box in boxes:
+        _, (w, h) = _fitting_font(draw, "3 a rather long name for a label", box, size)
+        x, y = _place(box, w, h, size, placed)
+        assert 0 <= x and x + w <= size[0] and 0 <= y and y + h <= size[1]
+        assert not any(_overlap((x, y, x + w, y + h), other) for other in placed)
+        placed.append((x, y, x + w, y + h))
+    drawn = draw_identities(np.zeros((150, 200, 3), np.uint8), [_result(b, "Ada") for b in boxes])
+    assert drawn.shape == (150, 200, 3) and drawn.any()
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_progress_bar_only_on_a_terminal_with_more_than_three_photos(monkeypatch, tty):
+    from keyface.recognition.cli import output
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: tty, raising=False)
+    with output.progress(["a", "b", "c"], "x") as (items, stream):
+        assert stream.bar is None and list(items) == ["a", "b", "c"]
+    with output.progress(list("abcd"), "x") as (items, stream):
+        assert (stream.bar is not None) == tty and list(items) == list("abcd")
