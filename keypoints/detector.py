@@ -44,6 +44,11 @@ class MTCNNDetector:
 
     name = "mtcnn"
 
+    @property
+    def cache_name(self) -> str:
+        """What its detections are cached under: its name, and its score cut where not the default."""
+        return self.name if self.min_score == MIN_SCORE else f"{self.name}-{self.min_score:g}"
+
     def __init__(self, min_score: float = MIN_SCORE):
         self.min_score = min_score
         self._mtcnn = None
@@ -97,6 +102,13 @@ class BlazeFaceDetector:
         self._net = None
         self._anchors = blazeface.anchors()
         self._lock = threading.Lock()
+
+    @property
+    def cache_name(self) -> str:
+        """Its name and a digest of what its boxes depend on (model file, score cut, NMS, box mapping)."""
+        from keyface.keypoints import blazeface
+        settings = repr((blazeface.SHA256, self.min_score, blazeface.NMS_IOU, sorted(blazeface.TO_MTCNN.items())))
+        return f"{self.name}-{hashlib.sha256(settings.encode()).hexdigest()[:10]}"
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """Return every face in an RGB uint8 image, largest first, as MTCNN-like boxes."""
@@ -157,7 +169,7 @@ def detect_cached(paths: Iterable[Path], detector, progress: bool = True) -> dic
     from keyface.data.images import load_image
     from tqdm import tqdm
     paths = list(paths)
-    cache_file = detection_cache_file(detector.name)
+    cache_file = detection_cache_file(getattr(detector, "cache_name", detector.name))
     cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
     out, dirty = {}, 0
     for path in tqdm(paths, desc="detecting faces", disable=not progress, unit="img"):

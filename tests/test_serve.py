@@ -110,7 +110,20 @@ def test_bad_and_oversized_uploads_are_refused(served):
     one_line_error(client.post("/api/identify"), 422)
     one_line_error(client.get("/api/people/Nobody Here/thumbnail"), 404)
     one_line_error(client.delete("/api/people/Nobody Here", headers=AUTH), 404)
-    one_line_error(client.get("/static/../setup.cfg"), 404)
+    one_line_error(client.get("/static/..%2F..%2Fsetup.cfg"), 404)  # escaped, so the client cannot tidy it away
+
+    def chunks():  # a body that does not say its size up front
+        yield b"--x\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"a.jpg\"\r\n\r\n"
+        for _ in range(40):
+            yield b"0" * 100_000
+    refused = client.post("/api/identify", content=chunks(), headers={"content-type": "multipart/form-data; boundary=x"})
+    assert "upload too large" in one_line_error(refused, 413)
+
+
+def test_other_host_names_are_refused_on_loopback(served):
+    client, _ = served  # a page on another name resolving to 127.0.0.1 (DNS rebinding) must not read the gallery
+    assert client.get("/api/people", headers={"Host": "evil.example:80"}).status_code == 400
+    assert client.get("/api/people", headers={"Host": "localhost"}).status_code == 200
 
 
 def test_beyond_loopback_every_api_request_needs_the_token(tmp_path):
@@ -122,7 +135,27 @@ def test_beyond_loopback_every_api_request_needs_the_token(tmp_path):
             one_line_error(client.get("/api/people"), 401)
             assert client.get("/api/people", headers=AUTH).json() == []
             assert client.get("/").status_code == 200  # the page holds no data
-            assert "access-control-allow-origin" not in client.get("/api/health", headers=AUTH).headers
+            origin = {"Origin": "https://elsewhere.example"}
+            assert "access-control-allow-origin" not in client.get("/api/health", headers={**AUTH, **origin}).headers
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_cors_only_for_the_origins_given(tmp_path):
+    from keyface.recognition.cli.serve import build_app
+    allowed = "https://app.example"
+    app = build_app("dlib-resnet", "blazeface", None, tmp_path / "g.db", TOKEN, True, 3_000_000, (allowed,))
+    server, thread, url = start(app)
+    try:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            preflight = client.options("/api/people", headers={"Origin": allowed, "Access-Control-Request-Method": "POST",
+                                                               "Access-Control-Request-Headers": "authorization"})
+            assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == allowed
+            refused = client.get("/api/people", headers={"Origin": allowed})  # no token: refused, readably
+            assert refused.status_code == 401 and refused.headers["access-control-allow-origin"] == allowed
+            other = client.get("/api/people", headers={**AUTH, "Origin": "https://other.example"})
+            assert other.status_code == 200 and "access-control-allow-origin" not in other.headers
     finally:
         server.should_exit = True
         thread.join(30)

@@ -255,9 +255,10 @@ def cmd_bench_detect(args) -> int:
     return 0
 
 
-SPEED_COLUMNS = [("pipeline", "pipeline", "s"), ("detection", "detect", ".1f"), ("keypoints", "keypoints", ".1f"),
-                 ("alignment", "align", ".1f"), ("embedding", "embed", ".1f"), ("search", "search", ".2f"),
-                 ("end_to_end", "ms/face e2e", ".1f"), ("photos", "photos", "d")]
+SPEED_COLUMNS = [("pipeline", "pipeline", "s"), ("decode", "decode", ".1f"), ("detection", "detect", ".1f"),
+                 ("keypoints", "keypoints", ".1f"), ("alignment", "align", ".1f"), ("embedding", "embed", ".1f"),
+                 ("search", "search", ".2f"), ("end_to_end", "ms/photo e2e", ".1f"), ("photos", "photos", "d"),
+                 ("faces", "faces found", "d")]
 
 
 def cmd_bench_speed(args) -> int:
@@ -311,7 +312,8 @@ def _enrol_rate(rec, lfw, n: int) -> dict:
 SERVE_COLUMNS = [("run", "run", "s"), ("requests", "requests", "d"), ("identify_per_s", "identify/s", ".1f"),
                  ("p50_ms", "p50 ms", ".0f"), ("p99_ms", "p99 ms", ".0f"), ("enrol_p50_ms", "enrol p50 ms", ".0f"),
                  ("errors", "errors", "d"),
-                 ("lost_enrolments", "lost enrolments", "d"), ("integrity", "gallery check", "s")]
+                 ("killed_after", "killed after", "d"), ("lost_enrolments", "lost enrolments", "d"),
+                 ("integrity", "gallery check", "s")]
 
 
 def cmd_bench_serve(args) -> int:
@@ -349,7 +351,7 @@ def _serve_run(label: str, lfw, folder: Path, args, kill_after: float | None) ->
         seed = load.run_load(server.url, server.token, load.Jobs([], enrol[:20], 1), 4)
         jobs = load.Jobs(load.photo_bytes(speed_photos(lfw, args.requests)),
                          enrol[20: 20 + args.requests // args.enrol_every], args.enrol_every)
-        kill_at = None if kill_after is None else int(len(jobs.items) * kill_after)
+        kill_at = None if kill_after is None else max(1, int(len(jobs.items) * kill_after))
         result = load.run_load(server.url, server.token, jobs, args.clients, kill_at, server.kill)
     finally:
         server.kill() if kill_after is not None else server.stop()

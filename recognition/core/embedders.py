@@ -74,7 +74,9 @@ class KerasFileEmbedder(Embedder):
         """The network on the crops, in chunks, through one traced function."""
         if self._fn is None:  # Keras predict() costs ~20 ms a call; a traced function does not
             import tensorflow as tf
-            self._fn = tf.function(lambda t: self.model(t, training=False))
+            # one trace for every batch size (a server's batches vary): no retracing mid-request
+            spec = tf.TensorSpec([None, *self.model.input_shape[1:]], tf.float32)
+            self._fn = tf.function(lambda t: self.model(t, training=False), input_signature=[spec])
         crops = np.asarray(batch.crops, np.float32)
         if not self.mirror:
             return self._forward(crops)

@@ -35,7 +35,8 @@ def keyface_contender(name: str, models: str | None, keypoint_model: str | None,
         return None
     path = find_model_file(registered(name), models)
     meta = rec.embedder.metadata
-    version = contender_version(rec.embedder.version, resolve_model(keypoint_model, models), detector)
+    version = contender_version(rec.embedder.version, resolve_model(keypoint_model, models),
+                                rec.pipeline.detector.cache_name)
     facts = {"model_mb": path.stat().st_size / 1e6, "bytes_per_face": 4 * rec.embedder.dim, "dim": rec.embedder.dim,
              "train_seconds": meta.get("train_seconds"), "source_weights": meta.get("source"),
              "new_person_needs_retraining": "no (nearest embedding); yes for a softmax head (train-head)"}
@@ -98,19 +99,20 @@ def _peer_embed(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _peer_stage_ms(paths: list[Path]) -> dict:
-    """Milliseconds per face: HOG detection, then landmarks + encoding together (the peer's own stages)."""
+    """Milliseconds per photo, as keyface's are timed: decoding, HOG detection, then landmarks and encoding
+    together (the peer's own stages)."""
     import face_recognition
     _peer_embed(paths[:1])  # warm-up
-    detect = encode = 0.0
-    faces = 0
+    totals, faces = dict.fromkeys(("decode", "detection", "embedding"), 0.0), 0
     for path in paths:
-        image = load_image(path)
         t0 = time.perf_counter()
-        found = face_recognition.face_locations(image)
+        image = load_image(path)
         t1 = time.perf_counter()
+        found = face_recognition.face_locations(image)
+        t2 = time.perf_counter()
         face_recognition.face_encodings(image, found)
-        encode += time.perf_counter() - t1
-        detect += t1 - t0
+        for key, dt in zip(totals, (t1 - t0, t2 - t1, time.perf_counter() - t2)):
+            totals[key] += dt
         faces += len(found)
-    per = {"detection": 1000 * detect / max(faces, 1), "embedding": 1000 * encode / max(faces, 1)}
-    return {**per, "end_to_end": sum(per.values()), "photos": len(paths)}
+    per_photo = {k: 1000 * v / len(paths) for k, v in totals.items()}
+    return {**per_photo, "end_to_end": sum(per_photo.values()), "photos": len(paths), "faces": faces}

@@ -24,7 +24,7 @@ PROTOCOLS = {
 COLUMNS = [("approach", "approach"), ("v1_acc", "View 1 acc"), ("v1_auc", "AUC"), ("v1_eer", "EER"),
            ("v1_tar", "TAR@1e-3"), ("v2", "View 2"), ("rank1", "rank-1"), ("dir", "DIR@1%FAR"),
            ("at_cut", "at own cut: right / strangers named"),
-           ("cluster_f", "cluster F"), ("nmi", "NMI"), ("ms", "ms/face"), ("mb", "model MB"),
+           ("cluster_f", "cluster F"), ("nmi", "NMI"), ("ms", "ms/photo"), ("mb", "model MB"),
            ("bytes", "bytes/face"), ("train", "training"), ("retrain", "new person")]
 
 
@@ -62,8 +62,8 @@ def markdown_table(report: dict) -> str:
 
 
 def _stage_table(report: dict) -> str:
-    """Milliseconds per face per stage, Markdown."""
-    stages = ["detection", "keypoints", "alignment", "embedding", "search", "end_to_end"]
+    """Milliseconds per photo per stage, Markdown."""
+    stages = ["decode", "detection", "keypoints", "alignment", "embedding", "search", "end_to_end"]
     lines = ["| approach | " + " | ".join(stages) + " |", "|---|" + "---|" * len(stages)]
     for c in report["contenders"]:
         cost = report["results"][c["name"]]["cost"]
@@ -112,7 +112,7 @@ def write_report(out: Path, report: dict) -> None:
     protocols = "\n".join(f"- **{k}**: {v}" for k, v in report["protocols"].items())
     sources = "\n".join(f"- {c['label']}: {c['trained_on']}" + (f"; weights: {c['source_weights']}"
                         if c.get("source_weights") not in (None, c["trained_on"]) else "") for c in report["contenders"])
-    md = (f"# keyface compare\n\n{head}\n\n{markdown_table(report)}\n\nms per face by stage:\n\n{_stage_table(report)}"
+    md = (f"# keyface compare\n\n{head}\n\n{markdown_table(report)}\n\nms per photo by stage (the first 30 probe photos):\n\n{_stage_table(report)}"
           f"\n\nProtocols:\n{protocols}\n\nModels:\n{sources}\n\n![ROC](roc.png) ![CMC](cmc.png)\n")
     (out / "report.md").write_text(md)
     images = "".join(f'<img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">' for p in plots)
@@ -120,7 +120,7 @@ def write_report(out: Path, report: dict) -> None:
         "<!doctype html><meta charset='utf-8'><title>keyface compare</title><style>body{font-family:sans-serif;"
         "max-width:1200px;margin:auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px}"
         f"</style><h1>keyface compare</h1><p>{html.escape(head)}</p>{_html_table(markdown_table(report))}"
-        f"<h2>ms per face by stage</h2>{_html_table(_stage_table(report))}<h2>Curves</h2>{images}"
+        f"<h2>ms per photo by stage (the first 30 probe photos)</h2>{_html_table(_stage_table(report))}<h2>Curves</h2>{images}"
         f"<h2>Protocols</h2><pre>{html.escape(protocols)}</pre><h2>Models</h2><pre>{html.escape(sources)}</pre>")
 
 

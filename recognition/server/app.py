@@ -7,6 +7,7 @@ CLI and a running server can share the gallery file.
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from contextlib import asynccontextmanager
@@ -58,6 +59,10 @@ class GalleryThread:
         """fn(*args) on the gallery's thread; its result or its exception."""
         return self.pool.submit(fn, *args).result()
 
+    async def run_async(self, fn, *args):
+        """run() without holding up the event loop while the gallery's thread works."""
+        return await asyncio.wrap_future(self.pool.submit(fn, *args))
+
     def close(self) -> None:
         """Close the gallery on its thread and stop the thread."""
         self.run(lambda: self.gallery.close())
@@ -84,11 +89,9 @@ def create_app(recogniser, config: ServeConfig) -> FastAPI:
 
 
 def _guard(app: FastAPI, config: ServeConfig) -> None:
-    """Tokens, upload size and (only if asked for) CORS, checked before a request reaches a route."""
-    if config.cors_origins:
-        from fastapi.middleware.cors import CORSMiddleware
-        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
-                           allow_methods=["GET", "POST", "PATCH", "DELETE"], allow_headers=["Authorization"])
+    """Tokens, upload size, the Host header on loopback and (only if asked for) CORS, checked before a
+    request reaches a route. Starlette runs the middleware added last first: CORS, then the rest."""
+    # innermost: its size check then raises inside the route's own task, where FastAPI passes it on
     app.add_middleware(UploadLimit, max_bytes=config.max_upload_bytes)
 
     @app.middleware("http")
@@ -98,6 +101,13 @@ def _guard(app: FastAPI, config: ServeConfig) -> None:
         if api and (write or config.tokens_for_reads) and not _token_ok(request, config.token):
             return _error(401, "a valid API token is required (Authorization: Bearer TOKEN; see `keyface serve`)")
         return await call_next(request)
+    if not config.tokens_for_reads:  # loopback reads need no token: refuse other host names (DNS rebinding)
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "::1", "[::1]"])
+    if config.cors_origins:  # outermost, so that refusals carry CORS headers and preflights need no token
+        from fastapi.middleware.cors import CORSMiddleware
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
+                           allow_methods=["GET", "POST", "PATCH", "DELETE"], allow_headers=["Authorization"])
 
 
 def _token_ok(request: Request, token: str) -> bool:
@@ -155,9 +165,9 @@ def _pages(app: FastAPI) -> None:
 
 
 async def _photo(upload: UploadFile) -> tuple[str, object]:
-    """An uploaded photo decoded in memory (size and pixels checked before decoding)."""
+    """An uploaded photo decoded in memory on a worker thread (size and pixels checked before decoding)."""
     name = Path(upload.filename or "photo").name[:200] or "photo"
-    return name, decode_image_bytes(await upload.read(), name)
+    return name, await _in_thread(decode_image_bytes, await upload.read(), name)
 
 
 def _routes(app: FastAPI, rec, store: GalleryThread) -> None:
@@ -178,7 +188,7 @@ def _routes(app: FastAPI, rec, store: GalleryThread) -> None:
         if not 1 <= top <= 20:
             raise KeyfaceError("top must be between 1 and 20")
         gallery = store.gallery
-        index = store.run(lambda: gallery.index("exact") if gallery.people() else None)
+        index = await store.run_async(lambda: gallery.index("exact") if gallery.people() else None)
         if index is None:
             raise GalleryError("the gallery is empty: enrol people first")
         results = await _in_thread(rec.identify_with_index, index, rgb, top)
@@ -210,7 +220,7 @@ def _routes(app: FastAPI, rec, store: GalleryThread) -> None:
         found = await _in_thread(rec.enrolments, person, [rgb for _, rgb in decoded])
         errors += [f"{n}: {e.split(': ', 1)[-1]}" for (n, _), (_, e) in zip(decoded, found) if e]
         ready = [(rgb, enrolment) for (_, rgb), (enrolment, e) in zip(decoded, found) if not e]
-        added, refused = store.run(_store_enrolments, store.gallery, person, ready)
+        added, refused = await store.run_async(_store_enrolments, store.gallery, person, ready)
         return {"person": person, "added": added, "errors": errors + refused}
 
     @app.get("/api/people/{name}/thumbnail")

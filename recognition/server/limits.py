@@ -3,9 +3,19 @@ from __future__ import annotations
 
 import json
 
+from fastapi import HTTPException  # the class FastAPI passes on when a form parser meets it
 
-class TooLarge(Exception):
-    """The request body passed the limit."""
+
+class TooLarge(HTTPException):
+    """The request body passed the limit (an HTTPException, so a form parser passes it on as it is)."""
+
+    def __init__(self, max_bytes: int):
+        super().__init__(413, too_large(max_bytes))
+
+
+def too_large(max_bytes: int) -> str:
+    """The one-line message for a body over the limit."""
+    return f"upload too large: at most {max_bytes / 1e6:g} MB a request"
 
 
 class UploadLimit:
@@ -27,7 +37,7 @@ class UploadLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:  # a chunked body that said nothing of its size
-                raise TooLarge()
+                raise TooLarge(self.max_bytes)
             return message
 
         async def tracked_send(message):
@@ -42,7 +52,7 @@ class UploadLimit:
 
     async def _refuse(self, send) -> None:
         """A one-line JSON 413."""
-        body = json.dumps({"error": f"upload too large: at most {self.max_bytes // 1_000_000} MB a request"}).encode()
+        body = json.dumps({"error": too_large(self.max_bytes)}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
