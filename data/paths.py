@@ -1,4 +1,4 @@
-"""Where keyface finds data and models: a flag first, then an environment variable."""
+"""Where keyface finds data and models: a path given by the caller first, then an environment variable."""
 from __future__ import annotations
 
 import os
@@ -14,7 +14,7 @@ def data_root(flag: str | os.PathLike | None = None) -> Path:
     """Return the data root: the flag if given, else $KEYFACE_DATA; error if neither exists."""
     value = flag if flag else os.environ.get(DATA_ENV)
     if not value:
-        raise DataError(f"no data root: pass --data PATH or set {DATA_ENV}")
+        raise DataError(f"no data root: set {DATA_ENV} or pass the data root")
     root = Path(value).expanduser()
     if not root.is_dir():
         raise DataError(f"data root {root} is not a directory")

@@ -53,7 +53,8 @@ def test_unknown_beyond_threshold_and_verify(tmp_path, youtube_sample, models, c
 
 def test_a_model_without_calibrated_threshold_asks_for_one(youtube_sample, models, capsys):
     code, out, err = run(["verify", youtube_sample[0][0], youtube_sample[1][0], *models], capsys)
-    assert code == 2 and out == "" and "no calibrated threshold: run `keyface calibrate" in err and "--threshold" in err \
+    assert code == 2 and out == "" and "no calibrated threshold: calibrate the model" in err and "--threshold" in err \
+        and "`keyface calibrate " in err \
         and len(err.splitlines()) == 1
 
 
@@ -87,9 +88,39 @@ def test_gallery_of_another_embedder_is_refused_and_untouched(tmp_path, youtube_
     other[other.index("--embedder-model") + 1] = str(tmp_path / "missing.keras")
     code, _, err = run(["identify", youtube_sample[0][0], "--gallery", db, *other], capsys)
     assert code == 2 and "Traceback" not in err and (read_meta(db), read_photos(db)) == before
+    from keyface.recognition.cli.main import with_hint
     from keyface.recognition.core.gallery import Gallery, GalleryError
-    with pytest.raises(GalleryError, match="reindex"):
+    with pytest.raises(GalleryError, match="open it with embedder 'geometry', or reindex it") as info:
         Gallery(db, "keypoints", "v0", 8)
+    assert "--" not in str(info.value)  # library terms; the command line names its flags
+    assert with_hint(str(info.value)).endswith(
+        f"(use --embedder geometry, or run `keyface reindex --gallery {db} --embedder keypoints`)")
+
+
+def test_library_errors_get_their_flags_on_the_command_line(tmp_path, monkeypatch):
+    import numpy as np
+    from keyface.data.errors import KeyfaceError
+    from keyface.data.paths import DATA_ENV, data_root
+    from keyface.recognition.cli.main import with_hint
+    from keyface.recognition.core.embedders import InputSpec
+    from keyface.recognition.core.gallery import damaged
+    from keyface.recognition.core.open_set import cut_at_far
+    from keyface.recognition.core.pipeline import Face, face_matrix
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    errors = []
+    for fail in (lambda: data_root(None), lambda: cut_at_far(np.linspace(0, 1, 50), 0.001),
+                 lambda: face_matrix(Face((0, 0, 9, 9), 1.0, np.zeros((68, 2))),
+                                     InputSpec(150, 3, alignment="dlib-mtcnn5"))):
+        with pytest.raises(KeyfaceError) as info:
+            fail()
+        errors.append(str(info.value))
+    errors.append(damaged(tmp_path / "g.db", "database disk image is malformed"))
+    assert not [e for e in errors if "--" in e or "`keyface" in e], errors
+    hinted = [with_hint(e) for e in errors]
+    assert hinted[0].endswith("(--data PATH)") and hinted[1].endswith("(--far)")
+    assert hinted[2].endswith("(--detector mtcnn)")
+    assert hinted[3].endswith(f"(run `keyface check --gallery {tmp_path / 'g.db'}`)")
+    assert with_hint("photo.jpg: no face found") == "photo.jpg: no face found"
 
 
 @pytest.mark.parametrize("bad", ["not_image.jpg", "truncated.jpg", "bomb.png"])

@@ -29,10 +29,84 @@ def test_stderr_carries_only_keyfaces_messages(tmp_path, youtube_sample, models)
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
+    assert any(line.startswith("keyface: ") and "1 file(s) skipped" in line for line in lines), lines  # notes.txt
     assert all(line.startswith("keyface") for line in lines), lines
     assert not [line for line in lines if any(word in line.lower() for word in NOISE)]
     record = json.loads(done.stdout)
     assert record["photo"].endswith("a.jpg") and record["faces"][0]["face"] == 1
+
+
+INFO = b"I0000 00:00:1732900000.123456   4242 cpu_feature_guard.cc:210] This TensorFlow binary is optimized"
+WARN = b"W0000 00:00:1732900000.123456   4242 gpu_device.cc:2344] Cannot dlopen some GPU libraries."
+OLD_INFO = b"2024-11-29 22:00:00.123456: I tensorflow/core/util/port.cc:153] oneDNN custom operations are on."
+ERROR = b"E0000 00:00:1732900000.123456   4242 cuda_driver.cc:1000] failed to allocate 2.00G: CUDA_ERROR_OUT_OF_MEMORY"
+FATAL = b"F0000 00:00:1732900000.123456   4242 tensor_shape.cc:50] Check failed: d >= 0 (-1 vs. 0)"
+OLD_ERROR = b"2024-11-29 22:00:00.123456: E tensorflow/core/common_runtime/bfc_allocator.cc:1] out of memory"
+
+
+def test_native_filter_drops_info_and_warning_lines_but_keeps_errors():
+    from keyface.recognition.cli.main import filter_native
+    data = b"\n".join([INFO, ERROR, WARN, FATAL, OLD_INFO, OLD_ERROR, b"plain text", b"WARNING: All log messages "
+                       b"before absl::InitializeLog() is called are written to STDERR", b"unfinished"])
+    kept, pending = filter_native(data)
+    assert kept == b"\n".join([ERROR, FATAL, OLD_ERROR, b"plain text"]) + b"\n" and pending == b"unfinished"
+
+
+# A process that starts keyface's stderr filter the way `keyface` does, then writes as TensorFlow's C++ would
+# (to file descriptor 2, bypassing Python), as keyface would (sys.stderr), and as a child process would.
+FILTERED = """
+import os, subprocess, sys
+from keyface.recognition.cli.main import filter_native_stderr
+filter_native_stderr()
+assert not os.get_inheritable(2)
+for line in sys.argv[1:]:
+    os.write(2, line.encode() + b"\\n")
+sys.stderr.write("keyface: a note of our own")
+sys.stderr.write(" in two writes\\n")
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"], stdout=subprocess.DEVNULL,
+                 stdin=subprocess.DEVNULL, start_new_session=True)
+"""
+
+
+def test_native_errors_reach_stderr_and_exit_does_not_wait_for_children():
+    import time
+    lines = [line.decode() for line in (INFO, ERROR, WARN, FATAL, OLD_INFO, OLD_ERROR)]
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", FILTERED, *lines], capture_output=True, text=True, timeout=60)
+    took = time.monotonic() - start
+    assert done.returncode == 0, done.stderr
+    got = done.stderr.splitlines()
+    assert "keyface: a note of our own in two writes" in got
+    assert [line for line in got if not line.startswith("keyface")] == [lines[1], lines[3], lines[5]]
+    assert took < 1.8  # the child holds no copy of the pipe: exit does not wait out the 2 s join
+
+
+def test_forwarding_survives_a_closed_stderr():
+    """EPIPE on the real stderr must not kill the forwarding thread: it keeps draining, writers never block."""
+    import threading
+    from keyface.recognition.cli.main import _forward
+    out_read, out_write = os.pipe()
+    os.close(out_read)  # the real stderr's reader is gone: every write fails with EPIPE
+    read_end, write_end = os.pipe()
+    thread = threading.Thread(target=_forward, args=(read_end, out_write), daemon=True)
+    thread.start()
+
+    failed = []
+
+    def native_writer():  # 4 MiB, far more than a pipe buffers: every write must go through, none block or fail
+        try:
+            for _ in range(64):
+                os.write(write_end, (ERROR + b"\n") * 512)
+        except OSError as exc:
+            failed.append(exc)
+        os.close(write_end)
+    writer = threading.Thread(target=native_writer, daemon=True)
+    writer.start()
+    writer.join(timeout=20)
+    assert not writer.is_alive() and failed == [], failed
+    thread.join(timeout=10)
+    os.close(out_write)
+    assert not thread.is_alive()
 
 
 def test_json_lines_are_compact_and_rounded(tmp_path, youtube_sample, models, capsys):

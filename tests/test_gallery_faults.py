@@ -147,7 +147,7 @@ def test_garbage_in_the_middle_of_the_file_is_refused_before_any_write(tmp_path)
         fh.seek(os.path.getsize(path) // 2)
         fh.write(os.urandom(4096))
     assert check_gallery(path)
-    with pytest.raises(GalleryError, match="damaged.*keyface check"):
+    with pytest.raises(GalleryError, match="damaged.*check the gallery for details"):
         Gallery(path, "toy", "v1", DIM)
 
 
@@ -160,7 +160,7 @@ def test_a_non_finite_stored_vector_is_caught_by_search_and_by_the_check(tmp_pat
         conn.execute("UPDATE embeddings SET vector = ? WHERE rowid = 5", (np.full(DIM, 1e30, np.float32).tobytes(),))
     conn.close()
     assert any("2 stored embedding(s)" in p for p in check_gallery(path))
-    with pytest.raises(GalleryError, match="2 damaged embedding.*keyface reindex"):
+    with pytest.raises(GalleryError, match="2 damaged embedding.*reindex the gallery"):
         Gallery(path, "toy", "v1", DIM).matrix()
 
 

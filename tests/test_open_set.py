@@ -20,8 +20,9 @@ def test_cut_names_exactly_the_allowed_share_of_strangers():
 def test_cut_refuses_rates_the_strangers_cannot_resolve():
     with pytest.raises(KeyfaceError, match="finer than the 50 calibration strangers"):
         cut_at_far(np.linspace(0, 1, 50), 0.001)
-    with pytest.raises(KeyfaceError, match="between 0 and 1"):
+    with pytest.raises(KeyfaceError, match="false-accept rate must be between 0 and 1") as info:
         cut_at_far(np.linspace(0, 1, 50), 1.5)
+    assert "--far" not in str(info.value)
 
 
 def test_open_set_metadata_enrols_five_photos_a_person_and_measures_strangers():
@@ -63,8 +64,9 @@ def test_recogniser_uses_the_open_set_cut_for_identify_and_the_pair_cut_for_veri
     assert Recogniser(None, Stub(), far=0.1).identify_threshold == pytest.approx(0.0995)
     assert Recogniser(None, Stub(), threshold=0.7, far=0.1).identify_threshold == 0.7  # explicit wins
     Stub.metadata = {"threshold": 0.5}
-    with pytest.raises(KeyfaceError, match="keyface calibrate stub"):
+    with pytest.raises(KeyfaceError, match="stub model carries no calibrated identify_threshold: calibrate") as info:
         Recogniser(None, Stub()).identify_threshold
+    assert "give a threshold" in str(info.value) and "--" not in str(info.value)  # library terms, no flags
 
 
 def test_dlib_chip_puts_the_mean_face_where_dlib_does():
@@ -92,6 +94,10 @@ def test_mtcnn_alignment_uses_the_detectors_landmarks():
     np.testing.assert_allclose(matrix, [[0.5, 0, -5], [0, 0.5, -5]], atol=1e-9)
     with pytest.raises(ValueError, match="unknown alignment"):
         face_matrix(face, InputSpec(150, 3, alignment="nonsense"))
+    bare = Face((0, 0, 150, 150), 1.0, np.zeros((68, 2)))  # a detector without landmarks (blazeface)
+    with pytest.raises(KeyfaceError, match="needs the detector's 5 landmarks.*mtcnn") as info:
+        face_matrix(bare, InputSpec(150, 3, alignment="dlib-mtcnn5"))
+    assert "--" not in str(info.value)
 
 
 def test_fine_tuning_starts_from_the_source_and_exports_a_unit_embedding(tmp_path):

@@ -11,6 +11,7 @@ from keyface.data.errors import KeyfaceError
 from keyface.data.paths import user_dir
 from keyface.keypoints.detector import DEFAULT_DETECTOR, DETECTORS
 from keyface.recognition.cli import flags
+from keyface.recognition.cli.main import with_hint
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,7 @@ def open_gallery(args, rec=None, create: bool = False):
 
 def _report(errors: list[str]) -> int:
     for e in errors:
-        print(f"keyface: error: {e}", file=sys.stderr)
+        print(f"keyface: error: {with_hint(e)}", file=sys.stderr)
     return 2 if errors else 0
 
 
@@ -229,7 +230,7 @@ def _identify_photo(rec, gallery, photo: str, args, head) -> dict:
     try:
         results = rec.identify(gallery, photo, args.top, args.index, by_distance=head is None)
     except KeyfaceError as exc:
-        return {"error": str(exc), "faces": []}
+        return {"error": with_hint(str(exc)), "faces": []}
     results.sort(key=lambda r: float(r.face.box[0]))
     if head is not None:
         _name_by_head(results, head, args.min_probability)
@@ -314,9 +315,9 @@ def cmd_embed(args) -> int:
             try:
                 _, faces, vectors = rec.faces(photo)
             except KeyfaceError as exc:
-                errors.append(str(exc))
+                errors.append(with_hint(str(exc)))
                 stream.error(errors[-1])
-                stream.json({**item, "error": str(exc), "faces": []})
+                stream.json({**item, "error": errors[-1], "faces": []})
                 continue
             order = sorted(range(len(faces)), key=lambda i: float(faces[i].box[0]))
             stream.json({**item, "faces": [{**face_json(faces[i], n + 1), "embedding": [

@@ -82,46 +82,97 @@ def quiet(command: str | None) -> None:
     warnings.filterwarnings("default", module=r"keyface(\.|$)")  # keyface's own warnings still show
 
 
-# What C++ libraries write on stderr by themselves: absl/glog lines (I0000 00:00:... file.cc:12] ...), TF's
-# older "2024-01-01 12:00:00.000000: I tensorflow/..." lines, and absl's notice about InitializeLog.
-NATIVE_NOISE = re.compile(rb"^\s*([IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\]"
-                          rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] "
+# What C++ libraries write on stderr by themselves, at severity I (info) or W (warning): absl/glog lines
+# (I0000 00:00:... file.cc:12] ...), TF's older "2024-01-01 12:00:00.000000: I tensorflow/..." lines, and absl's
+# notice about InitializeLog. E and F lines pass: 'Check failed' or out-of-memory before an abort must be seen.
+NATIVE_NOISE = re.compile(rb"^\s*([IW]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\]"
+                          rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IW] "
                           rb"|WARNING: All log messages before absl::InitializeLog"
                           rb"|To enable the following instructions:)")
 
 
 def filter_native_stderr() -> None:
-    """Route file descriptor 2 through a filter that drops native libraries' log lines. TensorFlow 2.21 logs
-    (oneDNN, CUDA probing, XLA) through absl before it reads TF_CPP_MIN_LOG_LEVEL, straight to the file
-    descriptor, where no Python setting reaches; Python's own stderr keeps the real terminal or file."""
+    """Route file descriptor 2 through a filter that drops native libraries' info and warning lines.
+    TensorFlow 2.21 logs (oneDNN, CUDA probing, XLA) through absl before it reads TF_CPP_MIN_LOG_LEVEL,
+    straight to the file descriptor, where no Python setting reaches; Python's own stderr keeps the real
+    terminal or file. The pipe's write end is not inherited: a child process keeps no copy of it, so exit
+    never waits on one (a child started without its own stderr gets none)."""
     original = os.dup(2)
     sys.stderr.flush()
-    sys.stderr = io.TextIOWrapper(io.FileIO(original, "w", closefd=False), encoding=sys.stderr.encoding,
-                                  errors="backslashreplace", line_buffering=True)
+    sys.stderr = io.TextIOWrapper(io.BufferedWriter(io.FileIO(original, "w", closefd=False)),
+                                  encoding=sys.stderr.encoding, errors="backslashreplace", line_buffering=True)
     read_end, write_end = os.pipe()
-    os.dup2(write_end, 2)
+    os.dup2(write_end, 2, inheritable=False)
     os.close(write_end)
     thread = threading.Thread(target=_forward, args=(read_end, original), daemon=True)
     thread.start()
 
     def restore() -> None:  # at exit: close the pipe's last writer, let the filter pass on what is left
-        sys.stderr.flush()
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
         os.dup2(original, 2)
         thread.join(timeout=2)
     atexit.register(restore)
 
 
+def filter_native(data: bytes) -> tuple[bytes, bytes]:
+    """The complete lines of `data` that are not native info or warning lines, and the unfinished rest."""
+    *lines, pending = data.split(b"\n")
+    return b"".join(line + b"\n" for line in lines if not NATIVE_NOISE.match(line)), pending
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is out (a pipe or terminal may take part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def _forward(read_end: int, original: int) -> None:
-    """Pass every line from the pipe on to the real stderr, except native log lines."""
+    """Pass every line from the pipe on to the real stderr, except native info and warning lines. Once the
+    real stderr fails (closed: EPIPE), keep draining the pipe and discard, so no native writer blocks."""
+    broken = False
     with os.fdopen(read_end, "rb", buffering=0) as pipe:
         pending = b""
         while chunk := pipe.read(65536):
-            *lines, pending = (pending + chunk).split(b"\n")
-            kept = [line + b"\n" for line in lines if not NATIVE_NOISE.match(line)]
-            if kept:
-                os.write(original, b"".join(kept))
-        if pending and not NATIVE_NOISE.match(pending):
-            os.write(original, pending)
+            kept, pending = filter_native(pending + chunk)
+            if kept and not broken:
+                try:
+                    _write_all(original, kept)
+                except OSError:
+                    broken = True
+        if pending and not broken and not NATIVE_NOISE.match(pending):
+            try:
+                _write_all(original, pending)
+            except OSError:
+                pass
+
+
+# Library errors speak in library terms; on the command line, the flag or command that does it.
+HINTS = [
+    (re.compile(r"the (?P<embedder>\S+) model carries no calibrated \S+: calibrate"),
+     "run `keyface calibrate {embedder}`, or pass --threshold"),
+    (re.compile(r"or take the largest face$"), "--largest-face"),
+    (re.compile(r"false-accept rate"), "--far"),
+    (re.compile(r"^(?P<path>.+) was made with embedder '(?P<made>[^']*)' .* re-embed its photos with embedder "
+                r"'(?P<now>[^']*)'$"),
+     "use --embedder {made}, or run `keyface reindex --gallery {path} --embedder {now}`"),
+    (re.compile(r"^(?P<path>.+) has \d+ damaged embedding"), "run `keyface reindex --gallery {path}`"),
+    (re.compile(r"^(?P<path>.+) is damaged \(.*check the gallery for details$"),
+     "run `keyface check --gallery {path}`"),
+    (re.compile(r"^no data root: "), "--data PATH"),
+    (re.compile(r"alignment needs the detector's 5 landmarks"), "--detector mtcnn"),
+]
+
+
+def with_hint(message: str) -> str:
+    """A library error's message with the command-line way to act on it, where there is one."""
+    for pattern, hint in HINTS:
+        if found := pattern.search(message):
+            return f"{message} ({hint.format(**found.groupdict())})"
+    return message
 
 
 def _normalise_argv(argv: list[str]) -> list[str]:
@@ -165,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyfaceError as exc:
-        print(f"keyface: error: {exc}", file=sys.stderr)
+        print(f"keyface: error: {with_hint(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("keyface: interrupted", file=sys.stderr)

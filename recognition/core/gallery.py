@@ -132,8 +132,8 @@ class Gallery:
         if (meta["embedder"], meta["version"]) != (self.embedder, self.version):
             raise GalleryError(
                 f"{self.path} was made with embedder {meta['embedder']!r} (model {meta['version']}), not "
-                f"{self.embedder!r} (model {self.version}); use --embedder {meta['embedder']}, or run "
-                f"`keyface reindex --gallery {self.path} --embedder {self.embedder}` to re-embed its photos")
+                f"{self.embedder!r} (model {self.version}); open it with embedder {meta['embedder']!r}, or reindex it: "
+                f"re-embed its photos with embedder {self.embedder!r}")
 
     def _has_schema(self) -> bool:
         """Whether the file already holds keyface's tables."""
@@ -221,8 +221,8 @@ class Gallery:
             vectors = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), self.dim)
             bad = [rows[i][0] for i in np.flatnonzero(~vector_ok(vectors))]
         if bad:  # a NaN or huge vector would silently make its person unmatchable: refuse instead
-            raise GalleryError(f"{self.path} has {len(bad)} damaged embedding(s) (first: {bad[0]!r}): run "
-                               f"`keyface reindex --gallery {self.path}` to re-embed them from their photos")
+            raise GalleryError(f"{self.path} has {len(bad)} damaged embedding(s) (first: {bad[0]!r}): reindex the "
+                               "gallery to re-embed them from their photos")
         return vectors, np.array([r[0] for r in rows], dtype=object)
 
     def index(self, kind: str = "exact"):
@@ -297,8 +297,8 @@ def damaged(path: Path, detail: str) -> str:
     """The one-line refusal for a damaged gallery, naming the repair."""
     backup = Path(f"{path}.bak")
     fix = f"restore {backup} (the copy kept by the last reindex)" if backup.is_file() else "restore it from a backup"
-    return f"{path} is damaged ({detail.splitlines()[0][:120]}); nothing was written: {fix}, or run " \
-           f"`keyface check --gallery {path}` for details"
+    return f"{path} is damaged ({detail.splitlines()[0][:120]}); nothing was written: {fix}, or check " \
+           "the gallery for details"
 
 
 def vector_ok(vectors: np.ndarray) -> np.ndarray:

@@ -26,15 +26,16 @@ def cut_at_far(lowest: np.ndarray, far: float, strangers: int | None = None) -> 
     d = np.sort(np.asarray(lowest, np.float64))
     n = len(d) if strangers is None else strangers
     if not 0.0 < far < 1.0:
-        raise KeyfaceError(f"--far must be between 0 and 1 (exclusive), not {far}")
+        raise KeyfaceError(f"the false-accept rate must be between 0 and 1 (exclusive), not {far}")
     if n == 0:
         raise KeyfaceError("no stranger distances to choose an open-set cut from")
     k = int(np.floor(far * n + 1e-9))  # strangers allowed through
     if k == 0:
-        raise KeyfaceError(f"--far {far} is finer than the {n} calibration strangers can resolve "
+        raise KeyfaceError(f"a false-accept rate of {far} is finer than the {n} calibration strangers can resolve "
                            f"(smallest: {1.0 / n:.4g})")
     if k >= len(d) and len(d) < n:
-        raise KeyfaceError(f"--far {far} is beyond what the model file keeps (at most {len(d) / n:.3g})")
+        raise KeyfaceError(f"a false-accept rate of {far} is beyond what the model file keeps "
+                           f"(at most {len(d) / n:.3g})")
     return float((d[k - 1] + d[k]) / 2) if k < len(d) else float(d[-1] + 1e-6)
 
 

@@ -68,8 +68,8 @@ class Recogniser:
     def _stored(self, key: str):
         """A calibration stored in the model file; never guessed."""
         if key not in self.embedder.metadata:
-            raise KeyfaceError(f"the {self.embedder.name} model carries no calibrated {key}: run "
-                               f"`keyface calibrate {self.embedder.name}` or pass --threshold")
+            raise KeyfaceError(f"the {self.embedder.name} model carries no calibrated {key}: calibrate the model "
+                               "on held-out people, or give a threshold")
         return self.embedder.metadata[key]
 
     def faces(self, photo: str | os.PathLike | np.ndarray) -> tuple[np.ndarray, list[Face], np.ndarray]:
@@ -98,7 +98,7 @@ class Recogniser:
             return faces[0], vectors[0]
         if self.several_faces == "refuse":
             raise KeyfaceError(f"{label(photo)}: {len(faces)} faces found; use a photo of one person, crop it, "
-                               "or take the largest face (--largest-face)")
+                               "or take the largest face")
         i = int(np.argmax([(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]) for f in faces]))
         log.info("%s: %d faces found; using the largest", label(photo), len(faces))
         return faces[i], vectors[i]
