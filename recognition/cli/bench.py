@@ -54,13 +54,16 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_bench_detect)
     p = kinds.add_parser("speed", help="ms per face end to end and per stage on one core, for each detector, "
                          "face_recognition beside; enrolment photos/s on every core")
-    p.add_argument("--photos", type=int, default=100, help="one-face LFW photos to time (default: 100)")
+    p.add_argument("--photos", type=int, default=100, dest="photo_count",
+                   help="one-face LFW photos to time (default: 100)")
     p.add_argument("--enrol", type=int, default=1000, help="LFW photos to enrol for the throughput figure "
                    "(default: 1000; 0 skips it)")
     p.add_argument("--embedder", default=DEFAULT_EMBEDDER, help=f"embedder (default: {DEFAULT_EMBEDDER})")
     p.add_argument("--detector", action="append", choices=sorted(DETECTORS),
                    help=f"detector to time (repeatable; default: {DEFAULT_DETECTOR} and mtcnn)")
     p.add_argument("--no-peers", action="store_true", help="leave out face_recognition even if installed")
+    p.add_argument("--mirror", choices=["on", "off"], help="also time the embedder with its mirror-image "
+                   "averaging switched this way (default: only as the model file says)")
     _common(p)
     p.set_defaults(func=cmd_bench_speed)
     p = kinds.add_parser("serve", help="a load test of `keyface serve` on loopback: requests/s, p50/p99 latency, "
@@ -271,10 +274,15 @@ def cmd_bench_speed(args) -> int:
     from keyface.recognition.evaluation import speed
     cv2.setNumThreads(1)
     lfw = LFW(data_root(args.data))
-    paths, rows = speed.speed_photos(lfw, args.photos), []
-    for detector in args.detector or [DEFAULT_DETECTOR, "mtcnn"]:
+    paths, rows = speed.speed_photos(lfw, args.photo_count), []
+    for n, detector in enumerate(args.detector or [DEFAULT_DETECTOR, "mtcnn"]):
         rec = build(args.embedder, args.models, detector=detector)
-        rows.append({"pipeline": f"keyface {args.embedder} + {detector}", **speed.stage_ms(rec, paths)})
+        mirror = "mirror on" if getattr(rec.embedder, "mirror", False) else "no mirror"
+        rows.append({"pipeline": f"keyface {args.embedder} ({mirror}) + {detector}", **speed.stage_ms(rec, paths)})
+        if n == 0 and args.mirror and getattr(rec.embedder, "mirror", None) not in (None, args.mirror == "on"):
+            rec.embedder.mirror = args.mirror == "on"  # the first detector's pipeline, the other way
+            rows.append({"pipeline": f"keyface {args.embedder} (mirror {args.mirror}) + {detector}",
+                         **speed.stage_ms(rec, paths)})
     if not args.no_peers:
         from keyface.recognition.evaluation.contenders import face_recognition_contender
         peer = face_recognition_contender()

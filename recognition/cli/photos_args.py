@@ -80,7 +80,7 @@ def expand(args: list[str], note=None) -> list[str]:
 
 def prepare(args) -> None:
     """Check (and expand, in place) the photo arguments of whichever command was parsed."""
-    if getattr(args, "photos", None):
+    if isinstance(getattr(args, "photos", None), list):  # PHOTO... arguments (a count of photos is not)
         args.photos = expand(args.photos)
     for name in ("photo_a", "photo_b"):  # verify: exactly two files
         if getattr(args, name, None) is not None:
