@@ -2,7 +2,7 @@
 
 The file ships in the package; it is MediaPipe's `face_detection_short_range.tflite` from the PyPI
 wheel `mediapipe==0.10.14` (Apache-2.0), checked by its SHA-256 before use and read as data by
-`cv2.dnn` (no TensorFlow, nothing executed). About 3 ms a photo on one core. It is made for faces
+`cv2.dnn` (no TensorFlow, nothing executed). About 5 ms a photo on one core. It is made for faces
 that fill a good part of the photo: faces under ~30 px (a crowd, a far-away group) need
 `--detector mtcnn`.
 """

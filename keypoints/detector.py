@@ -1,4 +1,4 @@
-"""Face detection: BlazeFace (the default, ~3 ms a photo) or MTCNN (TensorFlow, ~115 ms), built on first use.
+"""Face detection: BlazeFace (the default, ~5 ms a photo) or MTCNN (TensorFlow, ~115-160 ms), built on first use.
 
 Both give boxes the keypoint net's crop rule was fitted to (MTCNN's; BlazeFace's are mapped onto
 them); MTCNN also gives 5 landmarks. `DETECTORS` names them; `make_detector(name)` builds one.

@@ -40,7 +40,7 @@ def build(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, *, model:
           far: float | None = None, detector: str = "blazeface"):
     """A new recogniser, not shared: `model` and `keypoint_model` are files to use instead of the installed
     ones, `threshold` replaces the calibrated cuts, `several_faces` is "refuse" or "largest" (enrol, verify),
-    `detector` is "blazeface" (fast) or "mtcnn" (finds smaller faces, ~40x slower)."""
+    `detector` is "blazeface" (fast) or "mtcnn" (finds smaller faces, ~30x slower)."""
     from keyface.keypoints.detector import make_detector
     from keyface.keypoints.predictor import KeypointPredictor, resolve_model
     from keyface.recognition.approaches.registry import load_embedder
