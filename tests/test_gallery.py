@@ -147,3 +147,11 @@ def test_faiss_index_gives_the_same_top1_as_exact_search():
     approx = FaissIndex(vectors, names).search(probes, k=1)
     assert [e[0].person for e in exact] == [a[0].person for a in approx]
     assert np.allclose([e[0].distance for e in exact], [a[0].distance for a in approx], atol=1e-5)
+
+
+def test_reading_a_gallery_leaves_nothing_beside_it(tmp_path):
+    Gallery(tmp_path / "g.db", "toy", "v1", 8).close()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with Gallery(tmp_path / "g.db", "toy", "v1", 8, create=False) as gallery:
+        assert gallery.people() == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == before == ["g.db"]

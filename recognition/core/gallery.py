@@ -256,16 +256,16 @@ class Gallery:
 
 
 class GalleryLock:
-    """An advisory lock beside the gallery (`<gallery>.lock`): every command holds it shared while the
-    gallery is open; maintenance that rewrites the file holds it exclusive, and refuses rather than
-    waits when another process has the gallery open."""
+    """An advisory lock on a gallery: every command holds it shared while the gallery is open;
+    maintenance that rewrites the file holds it exclusive, and refuses rather than waits when another
+    process has the gallery open. The lock file lives in a private folder of the user's, named by the
+    gallery's real path, so that reading a gallery leaves nothing beside it."""
 
     def __init__(self, path: Path, exclusive: bool):
-        lock_path = Path(f"{path}.lock")
-        if not lock_path.parent.is_dir():
-            raise GalleryError(f"gallery folder not found: {lock_path.parent}")
+        if not path.parent.is_dir():
+            raise GalleryError(f"gallery folder not found: {path.parent}")
         try:
-            self.fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+            self.fd = os.open(lock_file(path), os.O_CREAT | os.O_RDWR, 0o600)
         except OSError as exc:
             raise GalleryError(f"cannot open the gallery {path}: {exc.strerror}") from None
         if exclusive:
@@ -291,6 +291,18 @@ class GalleryLock:
         if getattr(self, "fd", None) is not None:
             os.close(self.fd)
             self.fd = None
+
+
+def lock_file(path: Path) -> Path:
+    """Where a gallery's lock lives: `keyface-UID/` in the temporary folder, made owner-only."""
+    import hashlib
+    import tempfile
+    folder = Path(tempfile.gettempdir()) / f"keyface-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    if folder.is_symlink() or folder.stat().st_uid != os.getuid():  # someone else's: not a lock to trust
+        raise GalleryError(f"{folder} is not this user's own folder; remove it or set TMPDIR elsewhere")
+    digest = hashlib.sha256(os.path.realpath(path).encode("utf-8", "surrogateescape")).hexdigest()[:24]
+    return folder / f"{digest}.lock"
 
 
 def damaged(path: Path, detail: str) -> str:
