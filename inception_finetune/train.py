@@ -29,6 +29,12 @@ log = logging.getLogger(__name__)
 CLASSIFIER_FILE = "classifier.keras"  # pixels -> one probability per training person (`keyface classify`)
 
 
+def classifier_path(models: str | Path | None = None) -> Path:
+    """Where the classifier of the last training is installed: MODELS/inception/classifier.keras."""
+    from keyface.data.paths import models_dir
+    return models_dir(models) / "inception" / CLASSIFIER_FILE
+
+
 @dataclass
 class InceptionConfig:
     """Approach B: input size, weight source, the two stages' epochs and rates, regularisation."""

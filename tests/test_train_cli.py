@@ -46,3 +46,15 @@ def test_train_writes_a_complete_run_directory_and_resumes(tmp_path, youtube_sam
 def test_resume_of_a_non_run_directory_is_one_line(tmp_path, capsys):
     assert main(["keypoints", "train", "--resume", str(tmp_path)]) == 2
     assert "not a keypoint run directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "geometry", "--lr", "0.1"], "--lr is not a setting of `keyface train geometry`"),
+    (["train", "keypoints", "--mining", "semi-hard"], "--mining is not a setting of `keyface train keypoints`"),
+    (["train", "keypoints", "--folders", "."], "--folders is for `keyface train inception`"),
+    (["train", "inception", "--source", "dlib-resnet"], "--source is for `keyface train facenet`"),
+])
+def test_settings_an_approach_does_not_read_are_refused(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

@@ -16,13 +16,18 @@ from keyface.recognition.core.embedders import Embedder
 
 @dataclass(frozen=True)
 class Registration:
-    """How to load one named embedder: its model file name and the loader."""
+    """One named embedder: its model file, how to load it, how it is made, how reports call it."""
     name: str
     model_file: str  # looked up in MODELS/embedders/, then among the package's shipped weights
     loader: Callable[[Path], Embedder]
     description: str
     shipped: list[Path] = field(default_factory=list)
     made_by: str = ""  # the command that makes its model file (default: `keyface train NAME`)
+    label: str = ""  # how comparison reports name it
+    trainer: Callable | None = None  # approaches.trainers: (settings, faces_for, run_dir, note) -> (file, faces)
+    settings: tuple[str, ...] = ()  # the TrainSettings its trainer reads
+    folders: bool = False  # whether it can train on a folder-per-person tree instead of LFW
+    benchmarked: bool = False  # scored by `keyface bench` unless embedders are named
 
 
 REGISTRY: dict[str, Registration] = {}
@@ -66,28 +71,47 @@ def _facenet(path: Path):
     return FacenetEmbedder(path)
 
 
+def _trainer(name: str):
+    """A trainer from approaches.trainers, imported when it runs (it pulls in TensorFlow and more)."""
+    def train(*args):
+        from keyface.recognition.approaches import trainers
+        return getattr(trainers, name)(*args)
+    return train
+
+
 register(Registration("keypoints", "keypoints.keras", _keypoints,
                       "approach A: the keypoint net's penultimate features, fine-tuned with a softmax over identities",
-                      [WEIGHTS / "keypoints.keras"]))
+                      [WEIGHTS / "keypoints.keras"], label="A: keypoint net + softmax",
+                      trainer=_trainer("train_keypoints"), settings=("head_epochs", "finetune_epochs"),
+                      benchmarked=True))
 register(Registration("geometry", "geometry.keras", _geometry,
-                      "baseline: LDA over aligned keypoint coordinates alone", [WEIGHTS / "geometry.keras"]))
+                      "baseline: LDA over aligned keypoint coordinates alone", [WEIGHTS / "geometry.keras"],
+                      label="keypoint geometry (LDA)", trainer=_trainer("train_geometry"), benchmarked=True))
 register(Registration("inception", "inception.keras", _inception,
                       "approach B: Inception-v3 from ImageNet weights, fine-tuned on LFW DevTrain people "
-                      "(made by `keyface train inception`; 87 MB, not shipped)"))
+                      "(made by `keyface train inception`; 87 MB, not shipped)", label="B: Inception-v3",
+                      trainer=_trainer("train_inception"), settings=("finetune_epochs", "weights", "input_size"),
+                      folders=True))
 register(Registration("facenet", "facenet.keras", _facenet,
                       "approach C: FaceNet-style 128-d embedding trained with online triplet mining on LFW "
-                      "DevTrain people", [WEIGHTS / "facenet.keras"]))
+                      "DevTrain people", [WEIGHTS / "facenet.keras"], label="C: FaceNet triplets",
+                      trainer=_trainer("train_facenet"), settings=("input_size", "epochs", "lr", "mining"),
+                      folders=True, benchmarked=True))
 register(Registration("dlib-resnet", "dlib-resnet.keras", _dlib_resnet,
                       "dlib's ResNet face descriptor converted to Keras (outside data: ~3M faces of ~7,500 people, "
-                      "no LFW person; public domain)", [WEIGHTS / "dlib-resnet.keras"], "keyface weights dlib-resnet"))
+                      "no LFW person; public domain)", [WEIGHTS / "dlib-resnet.keras"], "keyface weights dlib-resnet",
+                      label="dlib ResNet, converted (outside data)", benchmarked=True))
 register(Registration("facenet-dlib", "facenet-dlib.keras", _facenet_dlib,
                       "approach C's triplet training started from dlib-resnet, fine-tuned on LFW DevTrain people "
-                      "(made by `keyface train facenet --source dlib-resnet`; not shipped)",
-                      made_by="keyface train facenet --source dlib-resnet"))
+                      "(made by `keyface train facenet-dlib`; not shipped)", label="C from dlib-resnet (fine-tuned)",
+                      trainer=_trainer("train_facenet_dlib"), settings=("epochs", "lr", "mining", "source_model"),
+                      folders=True))
 
-EMBEDDER_NAMES = ("dlib-resnet", "facenet-dlib", "facenet", "keypoints", "geometry", "inception")
 # the best measured on held-out people (docs/benchmarks.md); every command's default
 DEFAULT_EMBEDDER = "dlib-resnet"
+EMBEDDER_NAMES = (DEFAULT_EMBEDDER, *(name for name in REGISTRY if name != DEFAULT_EMBEDDER))
+TRAINABLE = tuple(name for name, reg in REGISTRY.items() if reg.trainer is not None)
+BENCHMARKED = tuple(name for name in EMBEDDER_NAMES if REGISTRY[name].benchmarked)
 
 
 def find_model_file(reg: Registration, models: str | os.PathLike | None, model: str | None = None) -> Path:

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from keyface.keypoints.detector import DEFAULT_DETECTOR, DETECTORS
-from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER
+from keyface.recognition.approaches.registry import BENCHMARKED, DEFAULT_EMBEDDER
 from keyface.recognition.core.pipeline import ALIGNMENTS
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,8 @@ def register(sub) -> None:
                              ("verify", cmd_bench_verify, "LFW View 1: accuracy, ROC AUC, TAR@FAR=1e-3 on pairsDevTest"),
                              ("cluster", cmd_bench_cluster, "LFW DevTest people with 2+ photos: pairwise F-measure, NMI")):
         p = kinds.add_parser(name, help=text)
-        p.add_argument("--embedder", action="append", help="embedder name (repeatable; default: dlib-resnet, facenet, "
-                       "keypoints, geometry)")
+        p.add_argument("--embedder", action="append", help="embedder name (repeatable; default: "
+                       + ", ".join(BENCHMARKED) + ")")
         p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
         p.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR,
                        help=f"face detector (default: {DEFAULT_DETECTOR})")
@@ -203,7 +203,7 @@ def _recognition_bench(args, kind: str) -> int:
     from keyface.recognition.evaluation.protocols import CLUSTER_PROTOCOL, run_cluster
     from keyface.api import build
     lfw, rows = LFW(data_root(args.data)), []
-    for name in args.embedder or ["dlib-resnet", "facenet", "keypoints", "geometry"]:
+    for name in args.embedder or BENCHMARKED:
         rec = build(name, args.models, keypoint_model=args.keypoint_model, detector=args.detector)
         if args.alignment:
             rec.embedder.spec = replace(rec.embedder.spec, alignment=args.alignment)

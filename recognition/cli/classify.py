@@ -30,9 +30,8 @@ def register(sub) -> None:
 
 def classifier_path(flag: str | None, models: str | None) -> Path:
     """The classifier file: the flag, else the one `keyface train inception` installed."""
-    from keyface.data.paths import models_dir
-    from keyface.inception_finetune.train import CLASSIFIER_FILE
-    return Path(flag) if flag else models_dir(models) / "inception" / CLASSIFIER_FILE
+    from keyface.inception_finetune.train import classifier_path as installed
+    return Path(flag) if flag else installed(models)
 
 
 def load_classifier(path: Path):

@@ -31,13 +31,14 @@ def cmd_compare(args) -> int:
     """Score every contender (cached), then write the report."""
     from keyface.data.lfw import LFW
     from keyface.data.paths import data_root, user_dir
-    from keyface.recognition.evaluation.compare import OUR_EMBEDDERS, cached_score, data_checksum, protocol_sets
+    from keyface.recognition.approaches.registry import EMBEDDER_NAMES
+    from keyface.recognition.evaluation.compare import cached_score, data_checksum, protocol_sets
     from keyface.recognition.evaluation.contenders import face_recognition_contender, keyface_contender
     set_threads(args.threads)
     started = time.perf_counter()
     sets = protocol_sets(LFW(data_root(args.data)))
     contenders = [c for c in (keyface_contender(n, args.models, args.keypoint_model, args.detector)
-                              for n in args.embedder or OUR_EMBEDDERS) if c is not None]
+                              for n in args.embedder or EMBEDDER_NAMES) if c is not None]
     if not args.no_peers:
         contenders += [c for c in [face_recognition_contender()] if c is not None]
     checksums = {False: data_checksum(sets, False), True: data_checksum(sets, True)}

@@ -24,7 +24,6 @@ from keyface.recognition.evaluation.protocols import colleagues, devtest_cluster
 
 log = logging.getLogger(__name__)
 
-OUR_EMBEDDERS = ("keypoints", "geometry", "inception", "facenet", "dlib-resnet", "facenet-dlib")
 VIEW2_REFUSED = ("trained on LFW DevTrain people, who appear in the View 2 folds; retraining per fold is not "
                  "affordable on 2 CPU cores, so only View 1 (identity-disjoint) is reported")
 

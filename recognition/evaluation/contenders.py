@@ -14,9 +14,6 @@ from keyface.recognition.evaluation.compare import Contender
 
 log = logging.getLogger(__name__)
 
-LABELS = {"keypoints": "A: keypoint net + softmax", "geometry": "keypoint geometry (LDA)",
-          "inception": "B: Inception-v3", "facenet": "C: FaceNet triplets",
-          "dlib-resnet": "dlib ResNet, converted (outside data)", "facenet-dlib": "C from dlib-resnet (fine-tuned)"}
 PEER_NOTE = "face_recognition 1.x (dlib ResNet): trained on outside data (~3M faces), not on LFW"
 
 
@@ -40,7 +37,7 @@ def keyface_contender(name: str, models: str | None, keypoint_model: str | None,
     facts = {"model_mb": path.stat().st_size / 1e6, "bytes_per_face": 4 * rec.embedder.dim, "dim": rec.embedder.dim,
              "train_seconds": meta.get("train_seconds"), "source_weights": meta.get("source"),
              "new_person_needs_retraining": "no (nearest embedding); yes for a softmax head (train-head)"}
-    return Contender(name, LABELS.get(name, name), version, meta.get("data", "?"),
+    return Contender(name, registered(name).label or name, version, meta.get("data", "?"),
                      lambda paths: embed_photos(rec, paths), lambda paths: stage_ms(rec, paths), facts,
                      view2=meta.get("lfw_people_in_training") is False, cluster_cut=meta.get("cluster_threshold"),
                      identify_cut=meta.get("identify_threshold"))
