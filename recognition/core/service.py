@@ -90,18 +90,19 @@ class Recogniser:
 
     def single_face(self, photo: str | os.PathLike) -> tuple[Face, np.ndarray]:
         """The photo's one face (or its largest, if several_faces='largest'); an error if it has none,
-        or several under the default 'refuse' policy: enrolment must be unambiguous."""
-        _, faces, vectors = self.faces(photo)
+        or several under the default 'refuse' policy: enrolment must be unambiguous. Only the face
+        taken goes through the embedding network."""
+        rgb = as_rgb(photo)
+        faces = self.pipeline.find_faces(rgb)
         if not faces:
             raise KeyfaceError(f"{label(photo)}: no face found")
-        if len(faces) == 1:
-            return faces[0], vectors[0]
-        if self.several_faces == "refuse":
+        if len(faces) > 1 and self.several_faces == "refuse":
             raise KeyfaceError(f"{label(photo)}: {len(faces)} faces found; use a photo of one person, crop it, "
                                "or take the largest face")
         i = int(np.argmax([(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]) for f in faces]))
-        log.info("%s: %d faces found; using the largest", label(photo), len(faces))
-        return faces[i], vectors[i]
+        if len(faces) > 1:
+            log.info("%s: %d faces found; using the largest", label(photo), len(faces))
+        return faces[i], self.embedder.embed(align_batch(rgb, [faces[i]], self.embedder.spec))[0]
 
     def enrol(self, gallery: Gallery, person: str, photos: list, progress: bool = True,
               workers: int = 1) -> tuple[int, list[str]]:
