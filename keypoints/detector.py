@@ -99,9 +99,8 @@ class BlazeFaceDetector:
     def __init__(self, min_score: float | None = None):
         from keyface.keypoints import blazeface
         self.min_score = blazeface.MIN_SCORE if min_score is None else min_score
-        self._net = None
         self._anchors = blazeface.anchors()
-        self._lock = threading.Lock()
+        self._local = threading.local()  # an OpenCV Net is not thread-safe: one per thread (230 KB each)
 
     @property
     def cache_name(self) -> str:
@@ -110,18 +109,22 @@ class BlazeFaceDetector:
         settings = repr((blazeface.SHA256, self.min_score, blazeface.NMS_IOU, sorted(blazeface.TO_MTCNN.items())))
         return f"{self.name}-{hashlib.sha256(settings.encode()).hexdigest()[:10]}"
 
+    def _net(self):
+        """This thread's network, read from the checked model file on its first use."""
+        if getattr(self._local, "net", None) is None:
+            import cv2
+            from keyface.keypoints import blazeface
+            self._local.net = cv2.dnn.readNetFromTFLite(str(blazeface.checked_model_file()))
+            self._local.outputs = list(self._local.net.getUnconnectedOutLayersNames())
+        return self._local.net
+
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """Return every face in an RGB uint8 image, largest first, as MTCNN-like boxes."""
         from keyface.keypoints import blazeface
-        with self._lock:
-            if self._net is None:
-                import cv2
-                self._net = cv2.dnn.readNetFromTFLite(str(blazeface.checked_model_file()))
-                self._outputs = list(self._net.getUnconnectedOutLayersNames())
+        net = self._net()
         blob, scale, px, py = blazeface.letterbox(rgb)
-        with self._lock:  # an OpenCV Net is not thread-safe; the 2 ms forward pass is not worth copies
-            self._net.setInput(blob)
-            out = dict(zip(self._outputs, self._net.forward(self._outputs)))
+        net.setInput(blob)
+        out = dict(zip(self._local.outputs, net.forward(self._local.outputs)))
         regress, logits = out["regressors"].reshape(-1, 16), np.clip(out["classificators"].reshape(-1), -100, 100)
         keep = logits > np.log(self.min_score / (1 - self.min_score))
         if not keep.any():

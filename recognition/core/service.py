@@ -11,7 +11,7 @@ import numpy as np
 from keyface.data.errors import KeyfaceError
 from keyface.data.files import shown
 from keyface.data.images import as_rgb, image_sha256
-from keyface.recognition.core.embedders import Embedder
+from keyface.recognition.core.embedders import Embedder, FaceBatch
 from keyface.recognition.core.gallery import Enrolment, Gallery
 from keyface.recognition.core.pipeline import Face, FacePipeline, align_batch
 from keyface.recognition.core.search import Match
@@ -19,7 +19,8 @@ from keyface.recognition.core.search import Match
 log = logging.getLogger(__name__)
 
 
-ARRAY_SOURCE = "(image array)"  # the source of a face enrolled from pixels: reindex cannot re-read it
+ARRAY_SOURCE = "(image array)"
+ENROL_CHUNK = 32  # photos found, then embedded together: one pass of the network, memory bounded  # the source of a face enrolled from pixels: reindex cannot re-read it
 
 
 def label(photo) -> str:
@@ -90,8 +91,12 @@ class Recogniser:
 
     def single_face(self, photo: str | os.PathLike) -> tuple[Face, np.ndarray]:
         """The photo's one face (or its largest, if several_faces='largest'); an error if it has none,
-        or several under the default 'refuse' policy: enrolment must be unambiguous. Only the face
-        taken goes through the embedding network."""
+        or several under the default 'refuse' policy: enrolment must be unambiguous."""
+        rgb, face = self._chosen_face(photo)
+        return face, self.embedder.embed(align_batch(rgb, [face], self.embedder.spec))[0]
+
+    def _chosen_face(self, photo) -> tuple[np.ndarray, Face]:
+        """The photo's pixels and the face single_face() takes, not yet embedded."""
         rgb = as_rgb(photo)
         faces = self.pipeline.find_faces(rgb)
         if not faces:
@@ -102,44 +107,70 @@ class Recogniser:
         i = int(np.argmax([(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]) for f in faces]))
         if len(faces) > 1:
             log.info("%s: %d faces found; using the largest", label(photo), len(faces))
-        return faces[i], self.embedder.embed(align_batch(rgb, [faces[i]], self.embedder.spec))[0]
+        return rgb, faces[i]
 
     def enrol(self, gallery: Gallery, person: str, photos: list, progress: bool = True,
               workers: int = 1) -> tuple[int, list[str]]:
         """Add a person's photos in one transaction; bad photos become error lines. Returns (added, errors).
-        `workers` photos go through the networks at once (they release the GIL); the gallery is written
-        from this thread only."""
+        The faces of the next chunk of photos are found while this chunk's are embedded; the gallery is
+        written from this thread only."""
         from concurrent.futures import ThreadPoolExecutor
         from tqdm import tqdm
         from keyface.recognition.core.gallery import check_name
         person = check_name(person)
+        chunks = [photos[i: i + ENROL_CHUNK] for i in range(0, len(photos), ENROL_CHUNK)]
         faces, errors = [], []
-        with ThreadPoolExecutor(max(1, workers)) as pool:
-            done = pool.map(self.enrolment, [person] * len(photos), photos)
-            for photo, (enrolment, error) in tqdm(zip(photos, done), total=len(photos), desc=f"enrolling {person}",
-                                                  disable=not progress or len(photos) < 5, unit="photo"):
-                owner = None if enrolment is None else gallery.owner_of(enrolment.sha256)
-                if owner is not None and owner != person:  # one photo, two names: ties and confusion
-                    error = f"{label(photo)}: already enrolled as {owner!r}"
-                if error:
-                    errors.append(error)
-                else:
-                    faces.append(enrolment)
+        bar = tqdm(total=len(photos), desc=f"enrolling {person}", disable=not progress or len(photos) < 5,
+                   unit="photo")
+        with ThreadPoolExecutor(1) as ahead:
+            pending = ahead.submit(self._find, chunks[0], workers) if chunks else None
+            for k, chunk in enumerate(chunks):
+                found = pending.result()
+                if k + 1 < len(chunks):
+                    pending = ahead.submit(self._find, chunks[k + 1], workers)
+                for photo, (enrolment, error) in zip(chunk, self._embed_found(person, found)):
+                    owner = None if enrolment is None else gallery.owner_of(enrolment.sha256)
+                    if owner is not None and owner != person:  # one photo, two names: ties and confusion
+                        error = f"{label(photo)}: already enrolled as {owner!r}"
+                    if error:
+                        errors.append(error)
+                    else:
+                        faces.append(enrolment)
+                bar.update(len(chunk))
+        bar.close()
         return gallery.add(faces), errors
 
-    def enrolments(self, person: str, photos: list) -> list[tuple[Enrolment | None, str | None]]:
-        """Each photo's enrolment record or the reason it cannot be enrolled; nothing is stored."""
-        return [self.enrolment(person, photo) for photo in photos]
+    def enrolments(self, person: str, photos: list, workers: int = 1) -> list[tuple[Enrolment | None, str | None]]:
+        """Each photo's enrolment record or the one-line reason it cannot be enrolled; nothing is stored.
+        Faces are found on `workers` threads, then embedded together in one pass of the network."""
+        return self._embed_found(person, self._find(photos, workers))
 
-    def enrolment(self, person: str, photo) -> tuple[Enrolment | None, str | None]:
-        """One photo's enrolment record, or the one-line reason it cannot be enrolled."""
+    def _find(self, photos: list, workers: int) -> list:
+        """_enrolment_face() of each photo, on `workers` threads."""
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            return list(pool.map(self._enrolment_face, photos))
+
+    def _embed_found(self, person: str, found: list) -> list[tuple[Enrolment | None, str | None]]:
+        """Enrolment records for found faces, embedded in one pass; the reasons for the others."""
+        good = [i for i, f in enumerate(found) if not isinstance(f, str)]
+        batches = [align_batch(found[i][0], [found[i][1]], self.embedder.spec) for i in good]
+        vectors = self.embedder.embed(FaceBatch(np.concatenate([b.crops for b in batches]),
+                                                np.concatenate([b.keypoints for b in batches]))) if good else []
+        out: list = [(None, f) if isinstance(f, str) else None for f in found]
+        for i, vector in zip(good, vectors):
+            _, face, sha, source = found[i]
+            out[i] = (Enrolment(person, sha, source, face.box, face.keypoints, vector), None)
+        return out
+
+    def _enrolment_face(self, photo):
+        """(pixels, face, SHA-256, source) of the face a photo would enrol, or the reason it cannot."""
         try:
-            face, vector = self.single_face(photo)  # first: it reports a missing or unreadable file
+            rgb, face = self._chosen_face(photo)  # first: it reports a missing or unreadable file
             sha = image_sha256(photo)
         except KeyfaceError as exc:
-            return None, str(exc)
-        source = ARRAY_SOURCE if isinstance(photo, np.ndarray) else str(Path(photo).resolve())
-        return Enrolment(person, sha, source, face.box, face.keypoints, vector), None
+            return str(exc)
+        return rgb, face, sha, ARRAY_SOURCE if isinstance(photo, np.ndarray) else str(Path(photo).resolve())
 
     def identify(self, gallery: Gallery, photo: str | os.PathLike, k: int = 3, index: str = "exact",
                  by_distance: bool = True) -> list[FaceResult]:
