@@ -167,12 +167,17 @@ def detection_cache_file(detector: str) -> Path:
     return user_dir("cache") / f"detections-{detector}.json"
 
 
+def cache_key(detector) -> str:
+    """What a detector's boxes are cached under: its cache_name, or for a detector without one its name."""
+    return getattr(detector, "cache_name", detector.name)
+
+
 def detect_cached(paths: Iterable[Path], detector, progress: bool = True) -> dict[Path, list[Face]]:
     """Detect faces in many files, caching results by file content hash in the detector's JSON file."""
     from keyface.data.images import load_image
     from tqdm import tqdm
     paths = list(paths)
-    cache_file = detection_cache_file(getattr(detector, "cache_name", detector.name))
+    cache_file = detection_cache_file(cache_key(detector))
     cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
     out, dirty = {}, 0
     for path in tqdm(paths, desc="detecting faces", disable=not progress, unit="img"):

@@ -237,7 +237,7 @@ def _identify_photo(rec, gallery, photo: str, args, head) -> dict:
     if args.annotate and results:
         from keyface.recognition.core.annotate import annotate_identities
         annotate_identities(photo, results, Path(args.annotate))
-    return {"faces": [_face_json(r, i + 1) for i, r in enumerate(results)]}
+    return {"faces": [r.to_json(i + 1) for i, r in enumerate(results)]}
 
 
 def head_path(gallery) -> Path:
@@ -270,18 +270,6 @@ def cmd_train_head(args) -> int:
         path = train_head(gallery, head_path(gallery), args.epochs)
         print(f"softmax head over {len(gallery.people())} people written to {path}")
     return 0
-
-
-def face_json(face, number: int) -> dict:
-    """A face's number (left to right, from 1), box, score and keypoints, rounded for JSON Lines."""
-    from keyface.recognition.cli.output import coords
-    return {"face": number, "box": coords(face.box), "score": round(float(face.score), 4),
-            "keypoints": coords(face.keypoints)}
-
-
-def _face_json(r, number: int) -> dict:
-    return {**face_json(r.face, number), "name": r.name or "unknown",
-            "matches": [{"person": m.person, "distance": round(float(m.distance), 4)} for m in r.matches]}
 
 
 def _identity_lines(photo: str, faces: list[dict], threshold: float | None) -> list[str]:
@@ -320,7 +308,7 @@ def cmd_embed(args) -> int:
                 stream.json({**item, "error": errors[-1], "faces": []})
                 continue
             order = sorted(range(len(faces)), key=lambda i: float(faces[i].box[0]))
-            stream.json({**item, "faces": [{**face_json(faces[i], n + 1), "embedding": [
+            stream.json({**item, "faces": [{**faces[i].numbered_json(n + 1), "embedding": [
                 round(float(x), 6) for x in vectors[i]]} for n, i in enumerate(order)]})
     return 2 if errors else 0
 

@@ -19,11 +19,6 @@ def compact(obj) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
-def coords(values) -> list:
-    """Pixel coordinates (any nesting) rounded to 0.1 px."""
-    return [coords(v) if hasattr(v, "__len__") else round(float(v), 1) for v in values]
-
-
 def face_order(boxes: list) -> list[int]:
     """Indices of faces left to right (by the box's x0): the order faces are numbered in."""
     return sorted(range(len(boxes)), key=lambda i: float(boxes[i][0]))

@@ -13,7 +13,6 @@ from keyface.recognition.cli import flags
 
 log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
-port = flags._number(int, 1, 65535, what="a TCP port from 1 to 65535")
 
 
 def register(sub) -> None:
@@ -23,7 +22,7 @@ def register(sub) -> None:
                        "page at /. Requests that change the gallery need the API token (Authorization: Bearer "
                        "TOKEN); bound beyond loopback, every API request does. The token is made at first start.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=port, default=8000, help="TCP port (default: 8000)")
+    p.add_argument("--port", type=flags.port, default=8000, help="TCP port (default: 8000)")
     p.add_argument("--gallery", help="gallery file (default: the per-user gallery.db; made if missing)")
     p.add_argument("--embedder", default=DEFAULT_EMBEDDER, choices=EMBEDDER_NAMES,
                    help=f"embedder (default: {DEFAULT_EMBEDDER})")

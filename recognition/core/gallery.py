@@ -145,8 +145,8 @@ class Gallery:
         with self.conn:
             for face in faces:
                 person = check_name(face.person)
-                owner = self.owner_of(face.sha256)
-                if owner is not None and owner != person:
+                owner = self.other_owner(face.sha256, person)
+                if owner is not None:
                     raise GalleryError(f"{shown(face.source)} is already enrolled as {owner!r}")
                 person_id = self._person_id(person, create=True)
                 cur = self.conn.execute(
@@ -165,6 +165,11 @@ class Gallery:
         row = self.conn.execute("SELECT p.name FROM photos ph JOIN people p ON p.id = ph.person_id "
                                 "WHERE ph.sha256 = ? LIMIT 1", (sha256,)).fetchone()
         return row[0] if row else None
+
+    def other_owner(self, sha256: str, person: str) -> str | None:
+        """Someone other than `person` this photo is already enrolled as: one photo, two names would tie."""
+        owner = self.owner_of(sha256)
+        return owner if owner is not None and owner != person else None
 
     def _person_id(self, name: str, create: bool = False) -> int:
         name = check_name(name)

@@ -36,6 +36,11 @@ class FaceResult:
     matches: list[Match]
     name: str | None = None
 
+    def to_json(self, number: int) -> dict:
+        """The identified face as the CLI's JSON Lines and the HTTP API give it: name or 'unknown', matches."""
+        return {**self.face.numbered_json(number), "name": self.name or "unknown",
+                "matches": [{"person": m.person, "distance": round(float(m.distance), 4)} for m in self.matches]}
+
 
 class Recogniser:
     """The pipeline and one embedder together: photos in, embedded faces out."""
@@ -129,8 +134,8 @@ class Recogniser:
                 if k + 1 < len(chunks):
                     pending = ahead.submit(self._find, chunks[k + 1], workers)
                 for photo, (enrolment, error) in zip(chunk, self._embed_found(person, found)):
-                    owner = None if enrolment is None else gallery.owner_of(enrolment.sha256)
-                    if owner is not None and owner != person:  # one photo, two names: ties and confusion
+                    owner = None if enrolment is None else gallery.other_owner(enrolment.sha256, person)
+                    if owner is not None:
                         error = f"{label(photo)}: already enrolled as {owner!r}"
                     if error:
                         errors.append(error)

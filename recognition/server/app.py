@@ -26,7 +26,7 @@ from keyface.data.errors import KeyfaceError
 from keyface.data.images import decode_image_bytes
 from keyface.recognition.core.gallery import Gallery, GalleryError, check_name
 from keyface.recognition.server.limits import UploadLimit
-from keyface.recognition.server.views import face_json, people_json, thumbnail
+from keyface.recognition.server.views import people_json, thumbnail
 
 log = logging.getLogger(__name__)
 STATIC = Path(str(resources.files("keyface.recognition.server") / "static"))
@@ -193,7 +193,7 @@ def _routes(app: FastAPI, rec, store: GalleryThread) -> None:
             raise GalleryError("the gallery is empty: enrol people first")
         results = await _in_thread(rec.identify_with_index, index, rgb, top)
         return {"photo": name, "threshold": round(rec.identify_threshold, 4),
-                "faces": [face_json(i + 1, r) for i, r in enumerate(results)]}
+                "faces": [r.to_json(i + 1) for i, r in enumerate(results)]}
 
     @app.post("/api/verify")
     async def verify(photo_a: UploadFile = File(...), photo_b: UploadFile = File(...)) -> dict:
@@ -232,23 +232,23 @@ def _routes(app: FastAPI, rec, store: GalleryThread) -> None:
     @app.patch("/api/people/{name}")
     def rename(name: str, body: Rename) -> dict:
         """Rename a person: the body is {"name": "New Name"}."""
-        new = check_name(body.name)
-        store.run(lambda: store.gallery.rename(check_name(name), new))
-        return {"person": new, "was": check_name(name)}
+        old, new = check_name(name), check_name(body.name)
+        store.run(lambda: store.gallery.rename(old, new))
+        return {"person": new, "was": old}
 
     @app.delete("/api/people/{name}")
     def remove(name: str) -> dict:
         """Remove a person and their photos."""
-        removed = store.run(lambda: store.gallery.remove(check_name(name)))
-        return {"person": check_name(name), "photos_removed": removed}
+        person = check_name(name)
+        return {"person": person, "photos_removed": store.run(lambda: store.gallery.remove(person))}
 
 
 def _store_enrolments(gallery: Gallery, person: str, ready: list) -> tuple[int, list[str]]:
     """Store checked enrolments in one transaction, and the person's thumbnail if there is none yet."""
     refused, keep = [], []
     for rgb, enrolment in ready:
-        owner = gallery.owner_of(enrolment.sha256)
-        if owner is not None and owner != person:
+        owner = gallery.other_owner(enrolment.sha256, person)
+        if owner is not None:
             refused.append(f"a photo is already enrolled as {owner!r}")
         else:
             keep.append((rgb, enrolment))

@@ -38,10 +38,10 @@ class Jobs:
     probes: list[tuple[str, bytes]]
     people: list[tuple[str, list[tuple[str, bytes]]]]
     enrol_every: int
-    items: list = field(default_factory=list)
+    items: list = field(init=False)
 
     def __post_init__(self):
-        people = iter(self.people)
+        self.items, people = [], iter(self.people)
         for i, probe in enumerate(self.probes):
             self.items.append(("identify", probe))
             if (i + 1) % self.enrol_every == 0:

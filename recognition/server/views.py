@@ -1,17 +1,9 @@
-"""What the API returns: faces, people and thumbnails, in the same shapes as the CLI's JSON."""
+"""What the API returns besides faces (FaceResult.to_json, as the CLI's JSON): people and thumbnails."""
 from __future__ import annotations
 
 import numpy as np
 
 from keyface.data.files import jpeg_bytes
-
-
-def face_json(number: int, result) -> dict:
-    """One identified face: its number (left to right), box, keypoints, name and nearest people."""
-    face = result.face
-    return {"face": number, "box": [round(float(v), 1) for v in face.box], "score": round(float(face.score), 4),
-            "keypoints": np.round(np.asarray(face.keypoints, float), 1).tolist(), "name": result.name or "unknown",
-            "matches": [{"person": m.person, "distance": round(float(m.distance), 4)} for m in result.matches]}
 
 
 def people_json(people: list[tuple[str, int]]) -> list[dict]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from keyface.data.images import load_image
-from keyface.keypoints.detector import detect_cached
+from keyface.keypoints.detector import cache_key, detect_cached
 from keyface.recognition.core.embedders import InputSpec
 from keyface.recognition.core.pipeline import FacePipeline, align_batch
 
@@ -87,7 +87,7 @@ def cached_face_set(items: list[tuple[str, Path]], pipeline: FacePipeline, spec:
     """build_face_set, stored as .npz keyed by the photo list, crop spec, detector and keypoint model version."""
     parts = (sorted((p, str(f)) for p, f in items), spec, model_version)
     if pipeline.detector.name != "mtcnn":  # MTCNN's key is unchanged: the faces the shipped models used
-        parts += (getattr(pipeline.detector, "cache_name", pipeline.detector.name),)
+        parts += (cache_key(pipeline.detector),)
     key = hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
     path = cache_dir / f"faces-{key}.npz"
     if path.is_file():
