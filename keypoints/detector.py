@@ -92,7 +92,7 @@ def _to_face(r: dict, scale: float, pad: int) -> Face:
 
 
 class BlazeFaceDetector:
-    """BlazeFace short-range (keypoints.blazeface), read by OpenCV's DNN module; loaded on first use."""
+    """BlazeFace short-range (keypoints.blazeface), run by LiteRT; loaded on first use."""
 
     name = "blazeface"
 
@@ -100,31 +100,31 @@ class BlazeFaceDetector:
         from keyface.keypoints import blazeface
         self.min_score = blazeface.MIN_SCORE if min_score is None else min_score
         self._anchors = blazeface.anchors()
-        self._local = threading.local()  # an OpenCV Net is not thread-safe: one per thread (230 KB each)
+        self._network = None
+        self._loading = threading.Lock()
 
     @property
     def cache_name(self) -> str:
-        """Its name and a digest of what its boxes depend on (model file, score cut, NMS, box mapping)."""
+        """Its name and a digest of what its boxes depend on (model file, runtime, score cut, NMS, box mapping)."""
         from keyface.keypoints import blazeface
-        settings = repr((blazeface.SHA256, self.min_score, blazeface.NMS_IOU, sorted(blazeface.TO_MTCNN.items())))
+        settings = repr((blazeface.SHA256, "litert", self.min_score, blazeface.NMS_IOU,
+                         sorted(blazeface.TO_MTCNN.items())))
         return f"{self.name}-{hashlib.sha256(settings.encode()).hexdigest()[:10]}"
 
     def _net(self):
-        """This thread's network, read from the checked model file on its first use."""
-        if getattr(self._local, "net", None) is None:
-            import cv2
-            from keyface.keypoints import blazeface
-            self._local.net = cv2.dnn.readNetFromTFLite(str(blazeface.checked_model_file()))
-            self._local.outputs = list(self._local.net.getUnconnectedOutLayersNames())
-        return self._local.net
+        """The network, read from the checked model file on first use (shared by every thread)."""
+        with self._loading:
+            if self._network is None:
+                from keyface.keypoints import blazeface
+                from keyface.keypoints.runtime import LiteNetwork, cpu_threads
+                self._network = LiteNetwork(blazeface.checked_model_file().read_bytes(), cpu_threads())
+        return self._network
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """Return every face in an RGB uint8 image, largest first, as MTCNN-like boxes."""
         from keyface.keypoints import blazeface
-        net = self._net()
         blob, scale, px, py = blazeface.letterbox(rgb)
-        net.setInput(blob)
-        out = dict(zip(self._local.outputs, net.forward(self._local.outputs)))
+        out = self._net().outputs(blob)
         regress, logits = out["regressors"].reshape(-1, 16), np.clip(out["classificators"].reshape(-1), -100, 100)
         keep = logits > np.log(self.min_score / (1 - self.min_score))
         if not keep.any():

@@ -65,22 +65,23 @@ def _without_training_state(model):
     return copy
 
 
-def read_metadata(path: Path) -> dict:
-    """Read the keyface metadata of a model file without loading the model."""
+def read_metadata(path: Path, expect_kind: str | None = None) -> dict:
+    """Read the keyface metadata of a model file without loading the model; refuse files of another kind."""
     try:
         with zipfile.ZipFile(path) as zf:
-            return json.loads(zf.read(META_ENTRY))
+            meta = json.loads(zf.read(META_ENTRY))
     except FileNotFoundError:
         raise KeyfaceError(f"model file not found: {path}") from None
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError):
         raise KeyfaceError(f"{path} is not a keyface model file (.keras with keyface metadata)") from None
+    if expect_kind and meta.get("kind") != expect_kind:
+        raise KeyfaceError(f"{path} is a {meta.get('kind', 'unknown')!r} model, not a {expect_kind!r} model")
+    return meta
 
 
 def load_model(path: Path, expect_kind: str | None = None):
     """Load a keyface .keras model and its metadata; refuse files of another kind."""
-    meta = read_metadata(path)
-    if expect_kind and meta.get("kind") != expect_kind:
-        raise KeyfaceError(f"{path} is a {meta.get('kind', 'unknown')!r} model, not a {expect_kind!r} model")
+    meta = read_metadata(path, expect_kind)
     import keras
     from keyface.keypoints import losses, models  # noqa: F401  register the custom loss/metric and ShapePrior
     try:

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -46,20 +47,26 @@ def resolve_model(name: str | os.PathLike | None, models: str | os.PathLike | No
 
 @dataclass
 class KeypointPredictor:
-    """A loaded keypoint net with its scheme and input size."""
-    model: object
+    """A loaded keypoint net (run by LiteRT, or by Keras for training) with its scheme and input size."""
+    network: Callable[[np.ndarray], np.ndarray]  # (N, S, S, C) float32 crops -> (N, 2P) in [-0.5, 0.5]
     scheme: Scheme
     input_size: int
     channels: int
     metadata: dict
+    path: Path
 
     @classmethod
-    def load(cls, path: Path) -> "KeypointPredictor":
-        """Load a keypoint model file written by `keyface keypoints train`."""
-        from keyface.keypoints.modelfile import load_model
-        model, meta = load_model(path, expect_kind="keypoints")
+    def load(cls, path: Path, runtime: str = "litert") -> "KeypointPredictor":
+        """Load a keypoint model file written by `keyface keypoints train`; "litert" runs it without
+        TensorFlow (converted once, outputs equal to ~1e-5 px), "keras" as a Keras model."""
+        from keyface.keypoints.modelfile import load_model, read_metadata
+        from keyface.keypoints.runtime import KerasNetwork, load_lite
+        if runtime not in ("litert", "keras"):
+            raise KeyfaceError(f"unknown runtime {runtime!r}: litert or keras")
+        meta = read_metadata(path, expect_kind="keypoints")
+        network = load_lite(path) if runtime == "litert" else KerasNetwork(load_model(path)[0])
         mcfg = meta["config"]["model"]
-        return cls(model, get_scheme(meta["scheme"]), mcfg["input_size"], mcfg["channels"], meta)
+        return cls(network, get_scheme(meta["scheme"]), mcfg["input_size"], mcfg["channels"], meta, Path(path))
 
     def crops(self, rgb: np.ndarray, boxes: list) -> tuple[np.ndarray, list[np.ndarray]]:
         """Crops (N, S, S, C) float32 for the face boxes, and each crop's 3x3 photo->crop matrix."""
@@ -73,7 +80,7 @@ class KeypointPredictor:
         """Keypoints (N, P, 2) in crop pixels for a batch of crops."""
         if len(x) == 0:
             return np.zeros((0, self.scheme.n_points, 2), np.float32)
-        out = np.asarray(self._forward(x))
+        out = np.asarray(self.network(x)).reshape(len(x), self.scheme.n_points, 2)
         return (out + 0.5) * self.input_size
 
     def predict(self, rgb: np.ndarray, boxes: list) -> np.ndarray:
@@ -81,16 +88,3 @@ class KeypointPredictor:
         x, mats = self.crops(rgb, boxes)
         pts = self.predict_crops(x)
         return np.array([transform_points(p, np.linalg.inv(m)) for p, m in zip(pts, mats)], np.float32)
-
-    def _call(self, x):
-        """The net in inference mode (a method, so that autograph can read its source)."""
-        return self.model(x, training=False)
-
-    def _forward(self, x: np.ndarray):
-        """Run the net through one traced tf.function (Keras predict() costs ~20 ms a call)."""
-        if not hasattr(self, "_fn"):
-            import tensorflow as tf
-            spec = tf.TensorSpec([None, self.input_size, self.input_size, self.channels], tf.float32)
-            # no XLA: it compiles anew for each number of faces in a photo (~0.4 s each), for ~0.5 ms a face
-            self._fn = tf.function(self._call, input_signature=[spec])
-        return self._fn(x)

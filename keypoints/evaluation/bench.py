@@ -74,6 +74,12 @@ def time_model(predictor: KeypointPredictor, repeats: int = 200) -> tuple[float,
     return batch1, (time.perf_counter() - start) / (5 * 64) * 1000
 
 
+def parameter_count(path: Path) -> int:
+    """Weights in a keypoint model file (its Keras model loaded: the runtime does not say)."""
+    from keyface.keypoints.modelfile import load_model
+    return int(load_model(path)[0].count_params())
+
+
 def model_row(path: Path, faces: tuple, unseen: np.ndarray) -> tuple[dict, np.ndarray]:
     """One table row (accuracy, speed, size) for a keyface keypoint model, and per-face NME."""
     predictor = KeypointPredictor.load(path)
@@ -84,6 +90,6 @@ def model_row(path: Path, faces: tuple, unseen: np.ndarray) -> tuple[dict, np.nd
     meta = predictor.metadata
     return {"model": f"{meta['config']['model']['arch']} ({path.name})", **keypoint_metrics(truth, pred, IBUG68),
             "nme_unseen_people": float(per_face[unseen].mean()) if unseen.any() else None,
-            "ms_batch1": b1, "ms_batched": bb, "params": int(predictor.model.count_params()),
+            "ms_batch1": b1, "ms_batched": bb, "params": parameter_count(path),
             "file_mb": path.stat().st_size / 1e6, "boxes": "MTCNN (rule above)",
             "train_seconds": meta.get("summary", {}).get("train_seconds"), "trained_on": meta.get("data")}, per_face

@@ -27,6 +27,7 @@ def geometry_features(keypoints: np.ndarray, size: int) -> np.ndarray:
 class GeometryEmbedder(KerasFileEmbedder):
     """Keypoint geometry projected by LDA; the vector ignores pixels entirely."""
     name = "geometry"
+    int8_capable = False  # a single small matrix on coordinates: nothing to gain
 
     def _raw_embed(self, batch: FaceBatch) -> np.ndarray:
         x = geometry_features(batch.keypoints, self.spec.size)

@@ -4,6 +4,7 @@ Importing this module builds no model and loads no weights: loaders import their
 """
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ class Registration:
     """One named embedder: its model file, how to load it, how it is made, how reports call it."""
     name: str
     model_file: str  # looked up in MODELS/embedders/, then among the package's shipped weights
-    loader: Callable[[Path], Embedder]
+    loader: Callable[[Path, str], Embedder]  # (model file, precision)
     description: str
     shipped: list[Path] = field(default_factory=list)
     made_by: str = ""  # the command that makes its model file (default: `keyface train NAME`)
@@ -28,6 +29,7 @@ class Registration:
     settings: tuple[str, ...] = ()  # the TrainSettings its trainer reads
     folders: bool = False  # whether it can train on a folder-per-person tree instead of LFW
     benchmarked: bool = False  # scored by `keyface bench` unless embedders are named
+    precision: str = "float32"  # how it runs unless told otherwise: the precision its figures were measured in
 
 
 REGISTRY: dict[str, Registration] = {}
@@ -41,34 +43,11 @@ def register(reg: Registration) -> None:
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"  # small default models shipped in the package
 
 
-def _keypoints(path: Path):
-    from keyface.recognition.approaches.keypoints import KeypointEmbedder
-    return KeypointEmbedder(path)
-
-
-def _geometry(path: Path):
-    from keyface.recognition.approaches.geometry import GeometryEmbedder
-    return GeometryEmbedder(path)
-
-
-def _inception(path: Path):
-    from keyface.inception_finetune.embedder import InceptionEmbedder
-    return InceptionEmbedder(path)
-
-
-def _dlib_resnet(path: Path):
-    from keyface.dlib_resnet.embedder import DlibResnetEmbedder
-    return DlibResnetEmbedder(path)
-
-
-def _facenet_dlib(path: Path):
-    from keyface.dlib_resnet.embedder import FacenetDlibEmbedder
-    return FacenetDlibEmbedder(path)
-
-
-def _facenet(path: Path):
-    from keyface.facenet.embedder import FacenetEmbedder
-    return FacenetEmbedder(path)
+def _loader(module: str, cls: str) -> Callable[[Path, str], Embedder]:
+    """A loader that imports its embedder class on first use (it pulls in TensorFlow and more)."""
+    def load(path: Path, precision: str) -> Embedder:
+        return getattr(importlib.import_module(module), cls)(path, precision)
+    return load
 
 
 def _trainer(name: str):
@@ -79,29 +58,29 @@ def _trainer(name: str):
     return train
 
 
-register(Registration("keypoints", "keypoints.keras", _keypoints,
+register(Registration("keypoints", "keypoints.keras", _loader("keyface.recognition.approaches.keypoints", "KeypointEmbedder"),
                       "approach A: the keypoint net's penultimate features, fine-tuned with a softmax over identities",
                       [WEIGHTS / "keypoints.keras"], label="A: keypoint net + softmax",
                       trainer=_trainer("train_keypoints"), settings=("head_epochs", "finetune_epochs"),
                       benchmarked=True))
-register(Registration("geometry", "geometry.keras", _geometry,
+register(Registration("geometry", "geometry.keras", _loader("keyface.recognition.approaches.geometry", "GeometryEmbedder"),
                       "baseline: LDA over aligned keypoint coordinates alone", [WEIGHTS / "geometry.keras"],
                       label="keypoint geometry (LDA)", trainer=_trainer("train_geometry"), benchmarked=True))
-register(Registration("inception", "inception.keras", _inception,
+register(Registration("inception", "inception.keras", _loader("keyface.inception_finetune.embedder", "InceptionEmbedder"),
                       "approach B: Inception-v3 from ImageNet weights, fine-tuned on LFW DevTrain people "
                       "(made by `keyface train inception`; 87 MB, not shipped)", label="B: Inception-v3",
                       trainer=_trainer("train_inception"), settings=("finetune_epochs", "weights", "input_size"),
                       folders=True))
-register(Registration("facenet", "facenet.keras", _facenet,
+register(Registration("facenet", "facenet.keras", _loader("keyface.facenet.embedder", "FacenetEmbedder"),
                       "approach C: FaceNet-style 128-d embedding trained with online triplet mining on LFW "
                       "DevTrain people", [WEIGHTS / "facenet.keras"], label="C: FaceNet triplets",
                       trainer=_trainer("train_facenet"), settings=("input_size", "epochs", "lr", "mining"),
                       folders=True, benchmarked=True))
-register(Registration("dlib-resnet", "dlib-resnet.keras", _dlib_resnet,
+register(Registration("dlib-resnet", "dlib-resnet.keras", _loader("keyface.dlib_resnet.embedder", "DlibResnetEmbedder"),
                       "dlib's ResNet face descriptor converted to Keras (outside data: ~3M faces of ~7,500 people, "
                       "no LFW person; public domain)", [WEIGHTS / "dlib-resnet.keras"], "keyface weights dlib-resnet",
-                      label="dlib ResNet, converted (outside data)", benchmarked=True))
-register(Registration("facenet-dlib", "facenet-dlib.keras", _facenet_dlib,
+                      label="dlib ResNet, converted (outside data)", benchmarked=True, precision="int8"))
+register(Registration("facenet-dlib", "facenet-dlib.keras", _loader("keyface.dlib_resnet.embedder", "FacenetDlibEmbedder"),
                       "approach C's triplet training started from dlib-resnet, fine-tuned on LFW DevTrain people "
                       "(made by `keyface train facenet-dlib`; not shipped)", label="C from dlib-resnet (fine-tuned)",
                       trainer=_trainer("train_facenet_dlib"), settings=("epochs", "lr", "mining", "source_model"),
@@ -136,11 +115,13 @@ def registered(name: str) -> Registration:
     return REGISTRY[name]
 
 
-def load_embedder(name: str, models: str | os.PathLike | None = None, model: str | None = None) -> Embedder:
-    """Load the named embedder from its model file."""
+def load_embedder(name: str, models: str | os.PathLike | None = None, model: str | None = None,
+                  precision: str | None = None) -> Embedder:
+    """Load the named embedder from its model file, in `precision` ("int8" | "float32"; default: the
+    registration's)."""
     reg = registered(name)
     path = find_model_file(reg, models, model)
-    embedder = reg.loader(path)
+    embedder = reg.loader(path, precision or reg.precision)
     made_as = embedder.metadata.get("approach")
     if made_as and made_as != name:  # else a gallery would carry the wrong embedder's name
         raise KeyfaceError(f"{path} is a {made_as!r} model, not {name!r}: load it as {made_as!r}")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from keyface.keypoints.detector import DEFAULT_DETECTOR, DETECTORS
 from keyface.recognition.approaches.registry import BENCHMARKED, DEFAULT_EMBEDDER
+from keyface.recognition.cli.flags import precision_flag
+from keyface.keypoints.runtime import PRECISIONS
 from keyface.recognition.core.pipeline import ALIGNMENTS
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ def register(sub) -> None:
                        "embedder's own (to measure alignments)")
         p.add_argument("--mirror", choices=["on", "off"], help="average each face's embedding with its mirror "
                        "image's, or not (default: as the model file says)")
+        precision_flag(p)
         _common(p)
         p.set_defaults(func=func)
     p = kinds.add_parser("detect", help="share of LFW benchmark photos and youtube_faces_68 frames in which each "
@@ -64,6 +67,8 @@ def register(sub) -> None:
     p.add_argument("--no-peers", action="store_true", help="leave out face_recognition even if installed")
     p.add_argument("--mirror", choices=["on", "off"], help="also time the embedder with its mirror-image "
                    "averaging switched this way (default: only as the model file says)")
+    p.add_argument("--precision", choices=PRECISIONS, help="also time the embedding network in this precision "
+                   "(default: only in the embedder's own)")
     _common(p)
     p.set_defaults(func=cmd_bench_speed)
     p = kinds.add_parser("serve", help="a load test of `keyface serve` on loopback: requests/s, p50/p99 latency, "
@@ -89,8 +94,10 @@ def _common(p) -> None:
 
 
 def set_threads(n: int) -> None:
-    """Pin TensorFlow to n threads before any op runs, so timings mean 'on n cores'."""
+    """Pin TensorFlow and LiteRT to n threads before any op runs, so timings mean 'on n cores'."""
     import tensorflow as tf
+    from keyface.keypoints import runtime
+    runtime.set_threads(n)
     tf.config.threading.set_intra_op_parallelism_threads(n)
     tf.config.threading.set_inter_op_parallelism_threads(n)
 
@@ -177,13 +184,15 @@ def cmd_bench_missing(args) -> int:
 
 
 RECOGNITION_COLUMNS = {
-    "identify": [("embedder", "embedder", "s"), ("alignment", "alignment", "s"), ("rank1", "rank-1", ".3f"),
+    "identify": [("embedder", "embedder", "s"), ("alignment", "alignment", "s"), ("precision", "precision", "s"),
+                 ("rank1", "rank-1", ".3f"),
                  ("dir_at_far_1pct", "DIR@1%FAR", ".3f"), ("right_at_model_cut", "right@cut", ".3f"),
                  ("strangers_named_at_model_cut", "strangers named", ".3f"),
                  ("head_rank1", "head rank-1", ".3f"), ("head_dir_at_far_1pct", "head DIR@1%", ".3f"),
                  ("ms_per_face", "ms/face e2e", ".0f"), ("train_minutes", "train min", ".0f"), ("probes", "probes", "d"),
                  ("probes_no_face", "no face", "d"), ("strangers", "strangers", "d")],
     "verify": [("embedder", "embedder", "s"), ("alignment", "alignment", "s"), ("mirror", "mirror", "s"),
+               ("precision", "precision", "s"),
                ("accuracy", "accuracy", ".4f"), ("auc", "ROC AUC", ".4f"),
                ("tar_at_far_1e-3", "TAR@FAR1e-3", ".3f"), ("threshold", "threshold", ".3f"),
                ("devtrain_accuracy", "DevTrain acc", ".4f"), ("devtrain_auc", "DevTrain AUC", ".4f"),
@@ -204,7 +213,8 @@ def _recognition_bench(args, kind: str) -> int:
     from keyface.api import build
     lfw, rows = LFW(data_root(args.data)), []
     for name in args.embedder or BENCHMARKED:
-        rec = build(name, args.models, keypoint_model=args.keypoint_model, detector=args.detector)
+        rec = build(name, args.models, keypoint_model=args.keypoint_model, detector=args.detector,
+                    precision=args.precision)
         if args.alignment:
             rec.embedder.spec = replace(rec.embedder.spec, alignment=args.alignment)
         if args.mirror:
@@ -212,7 +222,8 @@ def _recognition_bench(args, kind: str) -> int:
         seconds = rec.embedder.metadata.get("train_seconds")  # absent from models trained before it was recorded
         run = {"identify": br.run_identify, "verify": br.run_verify, "cluster": run_cluster}[kind]
         rows.append({"embedder": name, "version": rec.embedder.version, "alignment": rec.embedder.spec.alignment,
-                     "mirror": "on" if getattr(rec.embedder, "mirror", False) else "off", "trained_on": rec.embedder.metadata.get("data"),
+                     "mirror": "on" if getattr(rec.embedder, "mirror", False) else "off",
+                     "precision": getattr(rec.embedder, "precision", "float32"), "trained_on": rec.embedder.metadata.get("data"),
                      "source_weights": rec.embedder.metadata.get("source"),
                      "train_seconds": seconds, "train_minutes": None if seconds is None else seconds / 60,
                      "detector": args.detector, **run(rec, lfw)})
@@ -264,6 +275,12 @@ SPEED_COLUMNS = [("pipeline", "pipeline", "s"), ("decode", "decode", ".1f"), ("d
                  ("faces", "faces found", "d")]
 
 
+def _pipeline_name(embedder: str, rec, detector: str) -> str:
+    """How a speed row names a pipeline: embedder, precision, mirror and detector."""
+    mirror = "mirror on" if getattr(rec.embedder, "mirror", False) else "no mirror"
+    return f"keyface {embedder} ({getattr(rec.embedder, 'precision', 'float32')}, {mirror}) + {detector}"
+
+
 def cmd_bench_speed(args) -> int:
     """Per-stage milliseconds per face on one core for each detector (and the peer); enrolment rate."""
     set_threads(1)
@@ -277,19 +294,24 @@ def cmd_bench_speed(args) -> int:
     paths, rows = speed.speed_photos(lfw, args.photo_count), []
     for n, detector in enumerate(args.detector or [DEFAULT_DETECTOR, "mtcnn"]):
         rec = build(args.embedder, args.models, detector=detector)
-        mirror = "mirror on" if getattr(rec.embedder, "mirror", False) else "no mirror"
-        rows.append({"pipeline": f"keyface {args.embedder} ({mirror}) + {detector}", **speed.stage_ms(rec, paths)})
+        rows.append({"pipeline": _pipeline_name(args.embedder, rec, detector), **speed.stage_ms(rec, paths)})
+        if n == 0 and args.precision and args.precision != rec.embedder.precision:  # the first pipeline, other precision
+            other = build(args.embedder, args.models, detector=detector, precision=args.precision)
+            rows.append({"pipeline": _pipeline_name(args.embedder, other, detector), **speed.stage_ms(other, paths)})
         if n == 0 and args.mirror and getattr(rec.embedder, "mirror", None) not in (None, args.mirror == "on"):
             rec.embedder.mirror = args.mirror == "on"  # the first detector's pipeline, the other way
-            rows.append({"pipeline": f"keyface {args.embedder} (mirror {args.mirror}) + {detector}",
-                         **speed.stage_ms(rec, paths)})
+            rows.append({"pipeline": _pipeline_name(args.embedder, rec, detector), **speed.stage_ms(rec, paths)})
     if not args.no_peers:
         from keyface.recognition.evaluation.contenders import face_recognition_contender
         peer = face_recognition_contender()
         if peer is not None:
             rows.append({"pipeline": "face_recognition (dlib HOG + ResNet)", **peer.stage_ms(paths)})
-    enrol = _enrol_rate(build(args.embedder, args.models), lfw, args.enrol) if args.enrol else None
-    print(speed.SPEED_PROTOCOL + "; one core (1 TensorFlow and OpenCV thread)\n")
+    enrol = None
+    if args.enrol:
+        from keyface.keypoints import runtime
+        runtime.set_threads(0)  # enrolment is timed on every core, as `keyface enroll` runs
+        enrol = _enrol_rate(build(args.embedder, args.models), lfw, args.enrol)
+    print(speed.SPEED_PROTOCOL + "; one core (1 TensorFlow, LiteRT and OpenCV thread)\n")
     print_table(rows, SPEED_COLUMNS)
     if enrol:
         print(f"\nenrol: {enrol['enrolled']} of {enrol['photos']} LFW photos in {enrol['seconds']:.1f} s = "

@@ -36,6 +36,7 @@ def recogniser_flags(p, threshold: str | None = None) -> None:
     p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
     p.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR,
                    help=f"face detector (default: {DEFAULT_DETECTOR}; mtcnn finds smaller faces, ~30x slower)")
+    flags.precision_flag(p)
     if threshold:
         p.add_argument("--threshold", type=flags.distance, help=threshold)
     models_flag(p)
@@ -134,6 +135,7 @@ def recogniser(args):
     """The pipeline and the embedder the flags name (keyface.api.build)."""
     from keyface.api import build
     return build(args.embedder, args.models, model=args.embedder_model, keypoint_model=args.keypoint_model,
+                 precision=args.precision,
                  threshold=getattr(args, "threshold", None), far=getattr(args, "far", None),
                  detector=getattr(args, "detector", DEFAULT_DETECTOR),
                  several_faces="largest" if getattr(args, "largest_face", False) else "refuse")

@@ -9,6 +9,7 @@ from pathlib import Path
 from keyface.keypoints.detector import DEFAULT_DETECTOR, DETECTORS
 from keyface.keypoints.modelfile import git_revision, keyface_version
 from keyface.recognition.cli.bench import set_threads
+from keyface.recognition.cli.flags import precision_flag
 from keyface.recognition.evaluation.report import PROTOCOLS, describe, markdown_table, write_report
 
 
@@ -23,6 +24,7 @@ def register(sub) -> None:
     p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
     p.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR,
                    help=f"face detector for keyface's embedders (default: {DEFAULT_DETECTOR})")
+    precision_flag(p)
     p.add_argument("--threads", type=int, default=1, help="CPU threads for TensorFlow (timings per core by default)")
     p.set_defaults(func=cmd_compare, gallery=None)
 
@@ -37,7 +39,7 @@ def cmd_compare(args) -> int:
     set_threads(args.threads)
     started = time.perf_counter()
     sets = protocol_sets(LFW(data_root(args.data)))
-    contenders = [c for c in (keyface_contender(n, args.models, args.keypoint_model, args.detector)
+    contenders = [c for c in (keyface_contender(n, args.models, args.keypoint_model, args.detector, args.precision)
                               for n in args.embedder or EMBEDDER_NAMES) if c is not None]
     if not args.no_peers:
         contenders += [c for c in [face_recognition_contender()] if c is not None]

@@ -27,6 +27,7 @@ def register(sub) -> None:
     p.add_argument("--embedder-model", help="embedder model file (default: models dir, then shipped)")
     p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
     p.add_argument("--threshold", type=flags.distance, help="unknown beyond this distance (default: the model's)")
+    flags.precision_flag(p)
     p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
     p.set_defaults(func=cmd_demo, gallery=None, largest_face=True)  # LFW photos: the labelled face is the largest
 

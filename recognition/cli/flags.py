@@ -1,8 +1,11 @@
-"""Argument types that range-check numbers, so a wrong flag value is a one-line usage error."""
+"""Argument types that range-check numbers, so a wrong flag value is a one-line usage error; flags that
+several commands share."""
 from __future__ import annotations
 
 import argparse
 import math
+
+from keyface.keypoints.runtime import PRECISIONS
 
 
 def _number(kind, low: float, high: float, low_open: bool = False, high_open: bool = False, what: str = ""):
@@ -24,3 +27,9 @@ rate = _number(float, 0.0, 1.0, low_open=True, high_open=True, what="a share str
 probability = _number(float, 0.0, 1.0, what="a probability from 0 to 1")
 count = _number(int, 1, 10**9, what="1 or more")
 port = _number(int, 1, 65535, what="a TCP port from 1 to 65535")
+
+
+def precision_flag(p) -> None:
+    """--precision, for commands that run an embedder."""
+    p.add_argument("--precision", choices=PRECISIONS, help="run the embedding network with int8 weights (~2.5x "
+                   "faster) or in float32 (default: the embedder's own: int8 for dlib-resnet, else float32)")

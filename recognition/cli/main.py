@@ -84,11 +84,13 @@ def quiet(command: str | None) -> None:
 
 # What C++ libraries write on stderr by themselves, at severity I (info) or W (warning): absl/glog lines
 # (I0000 00:00:... file.cc:12] ...), TF's older "2024-01-01 12:00:00.000000: I tensorflow/..." lines, and absl's
-# notice about InitializeLog. E and F lines pass: 'Check failed' or out-of-memory before an abort must be seen.
+# notice about InitializeLog, LiteRT's note on its CPU delegate. E and F lines pass: 'Check failed' or
+# out-of-memory before an abort must be seen.
 NATIVE_NOISE = re.compile(rb"^\s*([IW]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\]"
                           rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IW] "
                           rb"|WARNING: All log messages before absl::InitializeLog"
-                          rb"|To enable the following instructions:)")
+                          rb"|To enable the following instructions:"
+                          rb"|INFO: Created TensorFlow Lite XNNPACK delegate)")
 
 
 def filter_native_stderr() -> None:

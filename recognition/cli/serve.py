@@ -28,6 +28,7 @@ def register(sub) -> None:
                    help=f"embedder (default: {DEFAULT_EMBEDDER})")
     p.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR,
                    help=f"face detector (default: {DEFAULT_DETECTOR})")
+    flags.precision_flag(p)
     p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
     p.add_argument("--token-file", help="file holding the API token (default: the per-user serve/token; made "
                    "owner-only if missing)")
@@ -44,7 +45,7 @@ def cmd_serve(args) -> int:
     token = load_or_create_token(token_file)
     gallery = Path(args.gallery) if args.gallery else user_dir("galleries") / "gallery.db"
     app = build_app(args.embedder, args.detector, args.models, gallery, token, args.host not in LOOPBACK,
-                    args.max_upload_mb * 1_000_000, tuple(args.cors_origin))
+                    args.max_upload_mb * 1_000_000, tuple(args.cors_origin), args.precision)
     import uvicorn
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"keyface serving {gallery} with {args.embedder} at http://{shown_host}:{args.port}/#token={token}\n"
@@ -57,20 +58,23 @@ def cmd_serve(args) -> int:
 
 
 def build_app(embedder: str, detector: str, models, gallery, token: str, tokens_for_reads: bool,
-              max_upload_bytes: int, cors_origins: tuple[str, ...] = ()):
-    """The application with its recogniser (embedding batched across requests)."""
+              max_upload_bytes: int, cors_origins: tuple[str, ...] = (), precision: str | None = None):
+    """The application with its recogniser (embedding batched across requests; `precision`: the embedding
+    network's, default the embedder's own)."""
     import cv2
     import tensorflow as tf
     from keyface.api import build
     from keyface.recognition.server.app import ServeConfig, create_app
     from keyface.recognition.server.batching import BatchingEmbedder
+    from keyface.keypoints import runtime
     # Concurrent requests keep the cores busy; one thread per op stops them fighting over the cores.
+    runtime.set_threads(1)
     try:
         tf.config.threading.set_intra_op_parallelism_threads(1)
     except RuntimeError:  # TensorFlow already running in this process (a test): keep its setting
         pass
     cv2.setNumThreads(1)
-    rec = build(embedder, models, detector=detector)
+    rec = build(embedder, models, detector=detector, precision=precision)
     rec.embedder = BatchingEmbedder(rec.embedder)
     return create_app(rec, ServeConfig(Path(gallery), token, tokens_for_reads, max_upload_bytes, cors_origins))
 

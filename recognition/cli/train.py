@@ -91,7 +91,8 @@ def folder_items(root: Path) -> tuple[list, str]:
 def cmd_train(args) -> int:
     """Build the aligned training faces, train, calibrate the thresholds, install into MODELS/embedders."""
     from keyface.keypoints.predictor import KeypointPredictor
-    from keyface.recognition.core.embedders import InputSpec, file_version
+    from keyface.keypoints.runtime import file_version
+    from keyface.recognition.core.embedders import InputSpec
     from keyface.recognition.core.pipeline import FacePipeline
     from keyface.recognition.training.face_sets import cached_face_set
     if args.source not in (None, "none") and args.approach != "facenet":
@@ -128,7 +129,7 @@ def _install(made: Path, target: Path) -> None:
 def cmd_calibrate(args) -> int:
     """Recompute the thresholds of an embedder's model file on the people its training held out."""
     from keyface.keypoints.predictor import KeypointPredictor, resolve_model
-    from keyface.recognition.core.embedders import file_version
+    from keyface.keypoints.runtime import file_version
     from keyface.recognition.training.face_sets import cached_face_set
     from keyface.recognition.core.pipeline import FacePipeline
     embedder = load_embedder(args.embedder, args.models, args.embedder_model)

@@ -6,13 +6,15 @@ name; the gallery only ever sees the name, the model version and the dimension.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from keyface.data.errors import KeyfaceError
+from keyface.keypoints.runtime import PRECISIONS, KerasNetwork, file_version, load_lite
 
 log = logging.getLogger(__name__)
 
@@ -57,44 +59,46 @@ class Embedder(ABC):
 
 
 class KerasFileEmbedder(Embedder):
-    """An embedder whose network is a keyface .keras file carrying its input spec in the metadata."""
+    """An embedder whose network is a keyface .keras file carrying its input spec in the metadata;
+    `precision` "int8" runs the network with 8-bit weights in LiteRT, "float32" in Keras as stored."""
+    int8_capable = True  # False where _raw_embed is not the network on the crops
 
-    def __init__(self, path: Path):
-        from keyface.keypoints.modelfile import load_model
-        self.model, self.metadata = load_model(path, expect_kind="embedder")
+    def __init__(self, path: Path, precision: str = "float32"):
+        from keyface.keypoints.modelfile import load_model, read_metadata
+        if precision not in PRECISIONS:
+            raise KeyfaceError(f"unknown precision {precision!r}: {' or '.join(PRECISIONS)}")
+        if precision == "int8" and not self.int8_capable:
+            raise KeyfaceError(f"{self.name} runs in float32 only, not int8")
+        self.precision, self.model = precision, None
+        if precision == "int8":  # the Keras network is not loaded at all: no TensorFlow, a shorter start-up
+            self.metadata = read_metadata(path, expect_kind="embedder")
+            self.network = load_lite(path, "int8")
+            # int8 vectors differ slightly from float32 ones: a gallery keeps the two apart
+            self.dim, self.version = self.network.output_shape[-1], file_version(path) + "-int8"
+        else:
+            self.model, self.metadata = load_model(path, expect_kind="embedder")
+            self.network = KerasNetwork(self.model)
+            self.dim, self.version = int(self.model.output_shape[-1]), file_version(path)
         self.spec = InputSpec(**self.metadata["input"])  # fields a file predates take their defaults
-        self.dim = int(self.model.output_shape[-1])
-        self.version = file_version(path)
         self.mirror = bool(self.metadata.get("mirror_average", False))  # embed face + mirror image, summed
-        self._fn = None
 
     batch = 64  # faces per forward pass: bounds memory on large galleries
 
     def _raw_embed(self, batch: FaceBatch) -> np.ndarray:
-        """The network on the crops, in chunks, through one traced function."""
-        if self._fn is None:  # Keras predict() costs ~20 ms a call; a traced function does not
-            import tensorflow as tf
-            # one trace for every batch size (a server's batches vary): no retracing mid-request
-            spec = tf.TensorSpec([None, *self.model.input_shape[1:]], tf.float32)
-            self._fn = tf.function(lambda t: self.model(t, training=False), input_signature=[spec])
+        """The network on the crops (and their mirror images, where the model says so), in chunks."""
         crops = np.asarray(batch.crops, np.float32)
         if not self.mirror:
             return self._forward(crops)
-        # face and mirror image in one pass: 1.6x the time of the face alone, not 2x
+        # face and mirror image in one pass: cheaper than two
         both = self._forward(np.concatenate([crops, crops[:, :, ::-1]]))
         return both[: len(crops)] + both[len(crops):]
 
     def _forward(self, crops: np.ndarray) -> np.ndarray:
         """The network on crops in chunks of `batch`."""
-        return np.concatenate([np.asarray(self._fn(crops[i: i + self.batch])) for i in range(0, len(crops), self.batch)])
+        return np.concatenate([self.network(crops[i: i + self.batch]) for i in range(0, len(crops), self.batch)])
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (a zero row stays zero)."""
     norm = np.linalg.norm(x, axis=1, keepdims=True)
     return (x / np.maximum(norm, 1e-12)).astype(np.float32)
-
-
-def file_version(path: Path) -> str:
-    """A model version: the first 12 hex digits of the model file's SHA-256."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]

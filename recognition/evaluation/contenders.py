@@ -18,15 +18,16 @@ PEER_NOTE = "face_recognition 1.x (dlib ResNet): trained on outside data (~3M fa
 
 
 def keyface_contender(name: str, models: str | None, keypoint_model: str | None,
-                      detector: str = DEFAULT_DETECTOR) -> Contender | None:
-    """One of keyface's embedders with the shared pipeline, or None when its model is not there."""
+                      detector: str = DEFAULT_DETECTOR, precision: str | None = None) -> Contender | None:
+    """One of keyface's embedders with the shared pipeline (in `precision`, default: the embedder's own), or
+    None when its model is not there."""
     from keyface.api import build
     from keyface.keypoints.predictor import resolve_model
     from keyface.recognition.approaches.registry import find_model_file, registered
     from keyface.recognition.evaluation.protocols import embed_photos
     from keyface.recognition.evaluation.speed import stage_ms
     try:
-        rec = build(name, models, keypoint_model=keypoint_model, detector=detector)
+        rec = build(name, models, keypoint_model=keypoint_model, detector=detector, precision=precision)
     except KeyfaceError as exc:
         log.warning("%s left out: %s", name, exc)
         return None
@@ -46,7 +47,7 @@ def keyface_contender(name: str, models: str | None, keypoint_model: str | None,
 def contender_version(embedder_version: str, keypoint_model: Path, detector: str) -> str:
     """What a keyface contender's scores depend on: its embedder file, the keypoint model that aligns and
     the face detector."""
-    from keyface.recognition.core.embedders import file_version
+    from keyface.keypoints.runtime import file_version
     return f"{embedder_version}-kp{file_version(keypoint_model)}-{detector}"
 
 

@@ -37,17 +37,18 @@ def load(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, far: float
 
 def build(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, *, model: str | None = None,
           keypoint_model: str | None = None, threshold: float | None = None, several_faces: str = "refuse",
-          far: float | None = None, detector: str = "blazeface"):
+          far: float | None = None, detector: str = "blazeface", precision: str | None = None):
     """A new recogniser, not shared: `model` and `keypoint_model` are files to use instead of the installed
     ones, `threshold` replaces the calibrated cuts, `several_faces` is "refuse" or "largest" (enrol, verify),
-    `detector` is "blazeface" (fast) or "mtcnn" (finds smaller faces, ~30x slower)."""
+    `detector` is "blazeface" (fast) or "mtcnn" (finds smaller faces, ~30x slower), `precision` is "int8"
+    or "float32" for the embedding network (default: the embedder's, int8 for dlib-resnet)."""
     from keyface.keypoints.detector import make_detector
     from keyface.keypoints.predictor import KeypointPredictor, resolve_model
     from keyface.recognition.approaches.registry import load_embedder
     from keyface.recognition.core.pipeline import FacePipeline
     from keyface.recognition.core.service import Recogniser
     pipeline = FacePipeline(KeypointPredictor.load(resolve_model(keypoint_model, models)), make_detector(detector))
-    return Recogniser(pipeline, load_embedder(embedder, models, model), threshold, several_faces, far)
+    return Recogniser(pipeline, load_embedder(embedder, models, model, precision), threshold, several_faces, far)
 
 
 def find_faces(image: Image, recogniser=None) -> list[FoundFace]:

@@ -1,0 +1,133 @@
+"""The LiteRT runtime: float32 networks compute what Keras computes, int8 ones the same to quantisation error;
+conversions are cached once per model file and survive a damaged cache; int8 vectors are kept apart from
+float32 ones; calls from several threads at once agree; and the default identify path runs without
+TensorFlow."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from keyface.data.errors import KeyfaceError
+from keyface.data.images import load_image
+from keyface.keypoints import runtime
+from keyface.recognition.core.embedders import FaceBatch
+
+RNG = np.random.default_rng(0)
+
+
+@pytest.fixture
+def small_net(tmp_path, monkeypatch):
+    """A small conv embedder saved as a keyface .keras file, with a private cache."""
+    import keras
+    from keyface.keypoints.modelfile import save_model
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "home"))
+    keras.utils.set_random_seed(0)
+    x = image = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 255)(x)
+    for filters in (16, 32):
+        x = keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu")(x)
+    x = keras.layers.Dense(8)(keras.layers.GlobalAveragePooling2D()(x))
+    meta = {"kind": "embedder", "approach": "dlib-resnet", "input": {"size": 32, "channels": 3}}
+    return save_model(keras.Model(image, x), tmp_path / "net.keras", meta)
+
+
+def _crops(n: int) -> FaceBatch:
+    return FaceBatch(RNG.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), np.zeros((n, 68, 2), np.float32))
+
+
+def test_int8_vectors_match_float32_and_are_versioned_apart(small_net):
+    from keyface.dlib_resnet.embedder import DlibResnetEmbedder
+    exact, quick = DlibResnetEmbedder(small_net), DlibResnetEmbedder(small_net, "int8")
+    assert quick.model is None  # the Keras network is not even loaded
+    assert quick.version == exact.version + "-int8" and quick.dim == exact.dim == 8
+    for n in (1, 5, 2):  # batch sizes change: the interpreter is resized each time
+        batch = _crops(n)
+        cosine = (exact.embed(batch) * quick.embed(batch)).sum(1)
+        assert cosine.shape == (n,) and cosine.min() > 0.99, cosine
+
+
+def test_the_conversion_is_cached_and_a_damaged_copy_is_made_again(small_net, monkeypatch):
+    from keyface.dlib_resnet.embedder import DlibResnetEmbedder
+    batch = _crops(2)
+    first = DlibResnetEmbedder(small_net, "int8").embed(batch)
+    cached = list(runtime.cache_file(small_net, "int8").parent.iterdir())
+    assert [p.suffix for p in cached] == [".tflite"]  # no partial file left beside it
+
+    def no_conversion(path, precision):
+        raise AssertionError("converted again although cached")
+    with monkeypatch.context() as patch:
+        patch.setattr(runtime, "convert", no_conversion)
+        assert np.allclose(DlibResnetEmbedder(small_net, "int8").embed(batch), first)
+    cached[0].write_bytes(b"not a flatbuffer")
+    assert np.allclose(DlibResnetEmbedder(small_net, "int8").embed(batch), first)
+    assert cached[0].read_bytes() != b"not a flatbuffer"
+
+
+def test_precision_is_checked():
+    from keyface.recognition.approaches.registry import REGISTRY, load_embedder
+    with pytest.raises(KeyfaceError, match="float32 only"):
+        load_embedder("geometry", precision="int8")
+    with pytest.raises(KeyfaceError, match="unknown precision 'int16'"):
+        load_embedder("keypoints", precision="int16")
+    assert REGISTRY["dlib-resnet"].precision == "int8" and REGISTRY["facenet"].precision == "float32"
+
+
+def test_the_default_embedder_in_int8_keeps_real_distances(tmp_path, monkeypatch):
+    """dlib-resnet on real demo photos: int8 and float32 distances between faces differ by < 0.01, far less
+    than the gap between the shipped cut and the distances it separates."""
+    from keyface.api import build
+    from keyface.recognition.cli.demo import demo_root
+    monkeypatch.setenv("KEYFACE_MODELS", str(tmp_path))
+    quick, exact = build(precision="int8"), build(precision="float32")
+    photos = [sorted(folder.iterdir())[0] for folder in sorted((demo_root() / "gallery").iterdir())[:4]]
+    vectors = {}
+    for rec in (quick, exact):
+        found = [rec.faces(load_image(p))[2] for p in photos]
+        vectors[rec.embedder.precision] = np.array([v[0] for v in found])
+    assert quick.embedder.precision == "int8" and exact.embedder.precision == "float32"
+    gap = np.abs(vectors["int8"] @ vectors["int8"].T - vectors["float32"] @ vectors["float32"].T)
+    assert gap.max() < 0.01, gap
+
+
+def test_the_keypoint_net_in_litert_equals_keras(youtube_sample):
+    from keyface.keypoints.predictor import KeypointPredictor, default_model_path
+    lite, keras_net = (KeypointPredictor.load(default_model_path(), runtime) for runtime in ("litert", "keras"))
+    x = np.stack([lite.crops(load_image(path), [(40, 40, 140, 160)])[0][0] for path, _ in youtube_sample])
+    assert np.abs(lite.predict_crops(x) - keras_net.predict_crops(x)).max() < 1e-3  # pixels
+
+
+def test_threads_calling_one_network_at_once_get_their_own_answers(small_net):
+    from concurrent.futures import ThreadPoolExecutor
+    network = runtime.load_lite(small_net, "float32")
+    batches = [RNG.uniform(0, 255, (n, 32, 32, 3)).astype(np.float32) for n in (1, 3, 2, 5, 1, 4, 2, 3)]
+    alone = [network(b) for b in batches]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(network, batches * 4))
+    for got, want in zip(together, alone * 4):
+        assert got.shape == want.shape and np.allclose(got, want, atol=1e-5)
+
+
+def test_the_default_pipeline_runs_without_tensorflow():
+    """Once the networks are converted, the default pipeline (BlazeFace, keypoints and dlib-resnet in
+    LiteRT) never imports TensorFlow or Keras: `keyface embed` of a photo in a fresh process."""
+    import subprocess
+    import sys
+    from keyface.api import build
+    from keyface.recognition.cli.demo import demo_root
+    build()  # converts (or finds) the cached copies in this user's cache, as a first run does
+    photo = sorted((demo_root() / "gallery").iterdir())[0]
+    photo = sorted(photo.iterdir())[0]
+    script = ("import sys; from keyface.recognition.cli.main import main; "
+              f"code = main(['embed', {str(photo)!r}]); "
+              "print('tensorflow' in sys.modules, 'keras' in sys.modules); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "False False"
+
+
+def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_run(small_net, tmp_path, caplog):
+    (tmp_path / "home" / "keyface").mkdir(parents=True)
+    (tmp_path / "home" / "keyface" / "cache").write_text("a file where the cache folder would be")
+    network = runtime.load_lite(small_net, "float32")
+    assert network(RNG.uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)).shape == (2, 8)
+    assert "cannot keep the converted net.keras" in caplog.text
