@@ -199,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     if as_process and not debug:
         filter_native_stderr()
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(message)s")
+    # library messages read as keyface's own lines on stderr, like the CLI's notes
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="keyface: %(message)s")
     command = _command(argv)
     if command is None and "--version" in argv:  # no command: no need to import every command's libraries
         print(f"keyface {_version()}")

@@ -26,12 +26,14 @@ class FoundFace:
     matches: list[tuple[str, float]] = field(default_factory=list)
 
 
-def load(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, far: float | None = None):
+def load(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, far: float | None = None,
+         precision: str | None = None):
     """A recogniser (detector, keypoint net, embedder) for the named embedder, loaded once and kept;
-    `far` sets identify's share of strangers that may be named (default: the model's, 1%)."""
-    key = (embedder, models, far)
+    `far` sets identify's share of strangers that may be named (default: the model's, 1%), `precision`
+    the embedding network's ("int8" or "float32"; default: the embedder's own)."""
+    key = (embedder, models, far, precision)
     if key not in _LOADED:
-        _LOADED[key] = build(embedder, models, far=far)
+        _LOADED[key] = build(embedder, models, far=far, precision=precision)
     return _LOADED[key]
 
 
