@@ -35,7 +35,7 @@ def recogniser_flags(p, threshold: str | None = None) -> None:
     p.add_argument("--embedder-model", help="embedder model file (default: models dir, then shipped)")
     p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
     p.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR,
-                   help=f"face detector (default: {DEFAULT_DETECTOR}; mtcnn finds smaller faces, ~30x slower)")
+                   help=f"face detector (default: {DEFAULT_DETECTOR}; mtcnn finds smaller faces, ~10x slower end to end)")
     flags.precision_flag(p)
     if threshold:
         p.add_argument("--threshold", type=flags.distance, help=threshold)

@@ -17,7 +17,7 @@ def add_common(p, data: bool = False) -> None:
     """--models, --detector (and --data) flags shared by every command."""
     p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then the per-user one)")
     p.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR,
-                   help=f"face detector (default: {DEFAULT_DETECTOR}; mtcnn finds smaller faces, ~30x slower)")
+                   help=f"face detector (default: {DEFAULT_DETECTOR}; mtcnn finds smaller faces, ~10x slower end to end)")
     if data:
         p.add_argument("--data", help="data root (default: $KEYFACE_DATA)")
 

@@ -42,8 +42,8 @@ def build(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, *, model:
           far: float | None = None, detector: str = "blazeface", precision: str | None = None):
     """A new recogniser, not shared: `model` and `keypoint_model` are files to use instead of the installed
     ones, `threshold` replaces the calibrated cuts, `several_faces` is "refuse" or "largest" (enrol, verify),
-    `detector` is "blazeface" (fast) or "mtcnn" (finds smaller faces, ~30x slower), `precision` is "int8"
-    or "float32" for the embedding network (default: the embedder's, int8 for dlib-resnet)."""
+    `detector` is "blazeface" (fast) or "mtcnn" (finds smaller faces, ~10x slower end to end), `precision`
+    is "int8" or "float32" for the embedding network (default: the embedder's, int8 for dlib-resnet)."""
     from keyface.keypoints.detector import make_detector
     from keyface.keypoints.predictor import KeypointPredictor, resolve_model
     from keyface.recognition.approaches.registry import load_embedder
