@@ -63,10 +63,12 @@ def test_report_has_tables_curves_and_provenance(tmp_path):
     report = {"created": "now", "git_revision": "abc123", "command": "keyface compare", "threads": 1,
               "seeds": {"all": 0}, "data_checksums": {"x": "1"}, "protocols": {"View 1": "..."},
               "contenders": [{"name": contender.name, "label": contender.label, "trained_on": "synthetic",
-                              **contender.facts}], "results": {contender.name: result}}
+                              "precision": "int8", "detector": "blazeface", **contender.facts}],
+              "results": {contender.name: result}}
     write_report(tmp_path / "out", report)
     md = (tmp_path / "out" / "report.md").read_text()
     assert "| synthetic 0.05 | 1.000 |" in md and "abc123" in md and "1.000 ± 0.000" in markdown_table(report)
+    assert "- synthetic 0.05: synthetic; run in int8 with blazeface detection" in md
     page = (tmp_path / "out" / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 2 and "<table>" in page
     assert json.loads((tmp_path / "out" / "report.json").read_text())["git_revision"] == "abc123"

@@ -111,7 +111,9 @@ def write_report(out: Path, report: dict) -> None:
             f"data checksums {report['data_checksums']}; command `{report['command']}`")
     protocols = "\n".join(f"- **{k}**: {v}" for k, v in report["protocols"].items())
     sources = "\n".join(f"- {c['label']}: {c['trained_on']}" + (f"; weights: {c['source_weights']}"
-                        if c.get("source_weights") not in (None, c["trained_on"]) else "") for c in report["contenders"])
+                        if c.get("source_weights") not in (None, c["trained_on"]) else "")
+                        + (f"; run in {c['precision']} with {c['detector']} detection" if c.get("precision") else "")
+                        for c in report["contenders"])
     md = (f"# keyface compare\n\n{head}\n\n{markdown_table(report)}\n\nms per photo by stage (the first 30 probe photos):\n\n{_stage_table(report)}"
           f"\n\nProtocols:\n{protocols}\n\nModels:\n{sources}\n\n![ROC](roc.png) ![CMC](cmc.png)\n")
     (out / "report.md").write_text(md)
