@@ -48,7 +48,10 @@ def file_version(path: Path) -> str:
 
 def cache_file(model_path: Path, precision: str) -> Path:
     """Where the converted copy of a model file is kept: one per file version, precision and converter."""
-    converter = importlib.metadata.version("tensorflow")
+    try:
+        converter = importlib.metadata.version("tensorflow")
+    except importlib.metadata.PackageNotFoundError:  # installed under another name (tensorflow-cpu, ...)
+        converter = "unknown"
     name = f"{Path(model_path).stem}-{file_version(model_path)}-{precision}-tf{converter}.tflite"
     return user_dir("cache") / "litert" / name
 
