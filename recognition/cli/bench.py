@@ -223,7 +223,7 @@ def _recognition_bench(args, kind: str) -> int:
         run = {"identify": br.run_identify, "verify": br.run_verify, "cluster": run_cluster}[kind]
         rows.append({"embedder": name, "version": rec.embedder.version, "alignment": rec.embedder.spec.alignment,
                      "mirror": "on" if getattr(rec.embedder, "mirror", False) else "off",
-                     "precision": getattr(rec.embedder, "precision", "float32"), "trained_on": rec.embedder.metadata.get("data"),
+                     "precision": rec.embedder.precision, "trained_on": rec.embedder.metadata.get("data"),
                      "source_weights": rec.embedder.metadata.get("source"),
                      "train_seconds": seconds, "train_minutes": None if seconds is None else seconds / 60,
                      "detector": args.detector, **run(rec, lfw)})
@@ -278,7 +278,7 @@ SPEED_COLUMNS = [("pipeline", "pipeline", "s"), ("decode", "decode", ".1f"), ("d
 def _pipeline_name(embedder: str, rec, detector: str) -> str:
     """How a speed row names a pipeline: embedder, precision, mirror and detector."""
     mirror = "mirror on" if getattr(rec.embedder, "mirror", False) else "no mirror"
-    return f"keyface {embedder} ({getattr(rec.embedder, 'precision', 'float32')}, {mirror}) + {detector}"
+    return f"keyface {embedder} ({rec.embedder.precision}, {mirror}) + {detector}"
 
 
 def cmd_bench_speed(args) -> int:

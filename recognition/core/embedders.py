@@ -46,6 +46,7 @@ class Embedder(ABC):
     dim: int
     version: str
     metadata: dict
+    precision: str = "float32"  # how its network runs: "int8" or "float32" (KerasFileEmbedder chooses)
 
     @abstractmethod
     def _raw_embed(self, batch: FaceBatch) -> np.ndarray:

@@ -35,7 +35,7 @@ def keyface_contender(name: str, models: str | None, keypoint_model: str | None,
     meta = rec.embedder.metadata
     version = contender_version(rec.embedder.version, resolve_model(keypoint_model, models),
                                 rec.pipeline.detector.cache_name)
-    facts = {"precision": getattr(rec.embedder, "precision", "float32"), "detector": detector,
+    facts = {"precision": rec.embedder.precision, "detector": detector,
              "model_mb": path.stat().st_size / 1e6, "bytes_per_face": 4 * rec.embedder.dim, "dim": rec.embedder.dim,
              "train_seconds": meta.get("train_seconds"), "source_weights": meta.get("source"),
              "new_person_needs_retraining": "no (nearest embedding); yes for a softmax head (train-head)"}

@@ -18,7 +18,7 @@ class BatchingEmbedder(Embedder):
     def __init__(self, inner: Embedder, max_faces: int = 32):
         self.inner, self.max_faces = inner, max_faces
         self.name, self.spec, self.dim, self.version = inner.name, inner.spec, inner.dim, inner.version
-        self.metadata = inner.metadata
+        self.metadata, self.precision = inner.metadata, inner.precision
         self._queue: list[tuple[FaceBatch, Future]] = []
         self._queue_lock, self._run_lock = threading.Lock(), threading.Lock()
 
