@@ -2,9 +2,10 @@
 
 The file ships in the package; it is MediaPipe's `face_detection_short_range.tflite` from the PyPI
 wheel `mediapipe==0.10.14` (Apache-2.0), checked by its SHA-256 before use and read as data by
-LiteRT (built-in operators only; no TensorFlow, nothing executed). About 3 ms a photo on one core. It is made for faces
-that fill a good part of the photo: faces under ~30 px (a crowd, a far-away group) need
-`--detector mtcnn`.
+LiteRT (built-in operators only; no TensorFlow, nothing executed). Made for 128 px inputs in which a
+face fills a good part of the frame, it is fully convolutional: run on a larger input it sees faces of
+~18-80 px of that input anywhere in it, which is how keyface finds small faces in big photos
+(keypoints.pyramid, keypoints.detector).
 """
 from __future__ import annotations
 
@@ -20,7 +21,13 @@ SOURCE = ("mediapipe/modules/face_detection/face_detection_short_range.tflite fr
           "(Apache-2.0)")
 SHA256 = "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8"
 INPUT = 128
-MIN_SCORE = 0.5  # MediaPipe's own default
+# Score cuts, chosen with `keyface bench detect` on canvases of another seed than the reported ones, with
+# LFW and youtube_faces_68 still found in full (docs/benchmarks.md): the whole-photo pass (MediaPipe's own
+# default is 0.5), the finest scale, where the smallest faces score lowest, and the scales between, whose
+# many anchors over smooth backgrounds would otherwise raise false alarms.
+MIN_SCORE = 0.6
+FINE_SCORE = 0.6
+TILE_SCORE = 0.8
 NMS_IOU = 0.3
 # BlazeFace's box runs from the brows to the chin; the keypoint crop rule was fitted to MTCNN's
 # taller box. Fitted as medians over 2,995 LFW + youtube_faces_68 training faces found by both
@@ -29,13 +36,39 @@ TO_MTCNN = {"dx": -0.0158, "dy": -0.1144, "w": 0.8622, "h": 1.1691}
 
 
 def anchors() -> np.ndarray:
-    """The 896 anchor centres (x, y) in [0, 1]: a 16x16 grid with 2 per cell, then 8x8 with 6 per cell."""
+    """The 896 anchor centres (x, y) in [0, 1] of the 128 px input: 16x16 with 2 per cell, then 8x8 with 6."""
+    return grid_anchors(INPUT, INPUT) / INPUT
+
+
+def grid_anchors(height: int, width: int) -> np.ndarray:
+    """Anchor centres (x, y) in input pixels for an input of any height x width (multiples of 16): the net
+    is fully convolutional, so it has a stride-8 grid with 2 anchors a cell, then a stride-16 grid with 6."""
     grids = []
-    for grid, per_cell in ((16, 2), (8, 6)):
-        centres = (np.arange(grid, dtype=np.float32) + 0.5) / grid
-        xs, ys = np.meshgrid(centres, centres)
+    for stride, per_cell in ((8, 2), (16, 6)):
+        xs, ys = np.meshgrid((np.arange(width // stride, dtype=np.float32) + 0.5) * stride,
+                             (np.arange(height // stride, dtype=np.float32) + 0.5) * stride)
         grids.append(np.repeat(np.stack([xs.ravel(), ys.ravel()], 1), per_cell, axis=0))
     return np.concatenate(grids)
+
+
+def decode(outputs: dict[str, np.ndarray], anchors_px: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (x0, y0, x1, y1) in input pixels and scores of the anchors scoring at least min_score.
+    The net regresses each box's centre offset and size in input pixels."""
+    regress = outputs["regressors"].reshape(-1, 16)
+    logits = np.clip(outputs["classificators"].reshape(-1), -100, 100)
+    keep = logits > np.log(min_score / (1 - min_score))
+    r, a = regress[keep, :4], anchors_px[keep]
+    cx, cy = r[:, 0] + a[:, 0], r[:, 1] + a[:, 1]
+    boxes = np.stack([cx - r[:, 2] / 2, cy - r[:, 3] / 2, cx + r[:, 2] / 2, cy + r[:, 3] / 2], 1)
+    return boxes, 1 / (1 + np.exp(-logits[keep]))
+
+
+def to_input(rgb: np.ndarray) -> np.ndarray:
+    """RGB uint8 (H, W, 3) as the net's float input in [-1, 1], with a batch axis."""
+    x = rgb[None].astype(np.float32)
+    x *= np.float32(2.0 / 255.0)  # in place: a 1024 px tile is 12 MB of floats
+    x -= np.float32(1.0)
+    return x
 
 
 def letterbox(rgb: np.ndarray) -> tuple[np.ndarray, float, int, int]:
@@ -47,7 +80,7 @@ def letterbox(rgb: np.ndarray) -> tuple[np.ndarray, float, int, int]:
     if side != w or side != h:
         rgb = cv2.copyMakeBorder(rgb, py, side - h - py, px, side - w - px, cv2.BORDER_CONSTANT, value=0)
     small = cv2.resize(rgb, (INPUT, INPUT), interpolation=cv2.INTER_AREA if side > INPUT else cv2.INTER_LINEAR)
-    return small[None].astype(np.float32) * (2.0 / 255.0) - 1.0, side / INPUT, px, py
+    return to_input(small), side / INPUT, px, py
 
 
 def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[tuple[np.ndarray, float]]:

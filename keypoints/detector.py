@@ -1,7 +1,8 @@
-"""Face detection: BlazeFace (the default, ~5 ms a photo) or MTCNN (TensorFlow, ~115-160 ms), built on first use.
+"""Face detection: BlazeFace (the default) or MTCNN (TensorFlow, ~10x slower), built on first use.
 
-Both give boxes the keypoint net's crop rule was fitted to (MTCNN's; BlazeFace's are mapped onto
-them); MTCNN also gives 5 landmarks. `DETECTORS` names them; `make_detector(name)` builds one.
+Both find faces from `min_face` px wide (24 by default, ~10 px between the eyes) up to the whole photo,
+and give boxes the keypoint net's crop rule was fitted to (MTCNN's; BlazeFace's are mapped onto them);
+MTCNN also gives 5 landmarks. `DETECTORS` names them; `make_detector(name, min_face)` builds one.
 """
 from __future__ import annotations
 
@@ -16,14 +17,24 @@ from typing import Iterable
 
 import numpy as np
 
+from keyface.data.errors import KeyfaceError
+
 log = logging.getLogger(__name__)
 
-# Detection runs on at most this many pixels on the long side: a 12-megapixel photo would cost
-# seconds in MTCNN's pyramid for no gain, since faces under ~20 px are unusable anyway.
+# MTCNN runs on photos shrunk to this long side, unless that would make a min_face face smaller than
+# MTCNN_MIN_FACE, the smallest face its pyramid looks for.
 DETECT_MAX_SIDE = 1024
+MTCNN_MIN_FACE = 20
 # MTCNN's pyramid breaks on images under ~24 px; we pad small images up to this size.
 DETECT_MIN_SIDE = 48
 MIN_SCORE = 0.90
+# The smallest face (box width, px) looked for by default: ~10 px between the eyes. `min_face` raises
+# it for speed (the finest scale costs ~70% of the time).
+MIN_FACE = 24.0
+# Faces narrower than this share of min_face are dropped: they are the finest scale's false alarms.
+MIN_FACE_KEPT = 0.7
+MAX_CANDIDATES = 4000
+NETWORK_SIZES_KEPT = 8
 
 
 @dataclass(frozen=True)
@@ -44,14 +55,18 @@ class MTCNNDetector:
 
     name = "mtcnn"
 
+    def __init__(self, min_score: float = MIN_SCORE, min_face: float = MIN_FACE):
+        if not min_face >= 8:
+            raise KeyfaceError(f"min_face must be at least 8 px, not {min_face:g}")
+        self.min_score, self.min_face = min_score, float(min_face)
+        self._mtcnn = None
+
     @property
     def cache_name(self) -> str:
-        """What its detections are cached under: its name, and its score cut where not the default."""
-        return self.name if self.min_score == MIN_SCORE else f"{self.name}-{self.min_score:g}"
-
-    def __init__(self, min_score: float = MIN_SCORE):
-        self.min_score = min_score
-        self._mtcnn = None
+        """What its detections are cached under: its name, and its score cut and smallest face where not
+        the defaults."""
+        name = self.name if self.min_score == MIN_SCORE else f"{self.name}-{self.min_score:g}"
+        return name if self.min_face == MIN_FACE else f"{name}-min{self.min_face:g}"
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """Return every face in an RGB uint8 image, largest first."""
@@ -59,20 +74,21 @@ class MTCNNDetector:
             os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
             from mtcnn import MTCNN  # heavy: builds three Keras models
             self._mtcnn = MTCNN(device="CPU:0")
-        small, scale, pad = _prepare(rgb)
+        small, scale, pad = _prepare(rgb, self.min_face)
         try:
-            raw = self._mtcnn.detect_faces(small)
+            raw = self._mtcnn.detect_faces(small, min_face_size=MTCNN_MIN_FACE)
         except ValueError:  # MTCNN's pyramid can produce empty tensors on odd shapes: no face
             raw = []
         faces = [_to_face(r, scale, pad) for r in raw if r["confidence"] >= self.min_score]
         return sorted(faces, key=lambda f: -f.size)
 
 
-def _prepare(rgb: np.ndarray) -> tuple[np.ndarray, float, int]:
-    """Downscale large images and pad tiny ones; return image, scale and padding applied."""
+def _prepare(rgb: np.ndarray, min_face: float) -> tuple[np.ndarray, float, int]:
+    """Downscale large images as far as a min_face face stays findable, pad tiny ones; return image,
+    scale and padding applied."""
     import cv2
     h, w = rgb.shape[:2]
-    scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
+    scale = min(1.0, max(DETECT_MAX_SIDE / max(h, w), MTCNN_MIN_FACE / min_face))
     if scale < 1.0:
         rgb = cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
     pad = max(0, (DETECT_MIN_SIDE - min(rgb.shape[:2]) + 1) // 2)
@@ -92,63 +108,129 @@ def _to_face(r: dict, scale: float, pad: int) -> Face:
 
 
 class BlazeFaceDetector:
-    """BlazeFace short-range (keypoints.blazeface), run by LiteRT; loaded on first use."""
+    """BlazeFace short-range (keypoints.blazeface), run by LiteRT over the whole photo and, fully
+    convolutionally, over the tiles of an image pyramid (keypoints.pyramid): every face from `min_face`
+    px wide up to the whole photo. Loaded on first use."""
 
     name = "blazeface"
 
-    def __init__(self, min_score: float | None = None):
+    def __init__(self, min_score: float | None = None, min_face: float = MIN_FACE):
         from keyface.keypoints import blazeface
+        if not min_face >= 8:
+            raise KeyfaceError(f"min_face must be at least 8 px, not {min_face:g}")
         self.min_score = blazeface.MIN_SCORE if min_score is None else min_score
+        # the finest scale's cut, then the coarser scales' (keypoints.blazeface says why they differ)
+        self.tile_scores = (blazeface.FINE_SCORE, blazeface.TILE_SCORE)
+        self.min_face = float(min_face)
         self._anchors = blazeface.anchors()
-        self._network = None
+        self._model: bytes | None = None
+        self._networks: dict[tuple[int, int], object] = {}
         self._loading = threading.Lock()
 
     @property
     def cache_name(self) -> str:
-        """Its name and a digest of what its boxes depend on (model file, runtime, score cut, NMS, box mapping)."""
+        """Its name and a digest of what its boxes depend on (model file, runtime, score cuts, NMS, box
+        mapping, the pyramid and the smallest face looked for)."""
         from keyface.keypoints import blazeface
+        from keyface.keypoints.pyramid import PyramidConfig
         settings = repr((blazeface.SHA256, "litert", self.min_score, blazeface.NMS_IOU,
-                         sorted(blazeface.TO_MTCNN.items())))
+                         sorted(blazeface.TO_MTCNN.items()), self.tile_scores, self.min_face, PyramidConfig(),
+                         MIN_FACE_KEPT, MAX_CANDIDATES))
         return f"{self.name}-{hashlib.sha256(settings.encode()).hexdigest()[:10]}"
 
-    def _net(self):
-        """The network, read from the checked model file on first use (shared by every thread)."""
+    def _net(self, shape: tuple[int, int] = (128, 128)):
+        """The network for one input size (height, width), shared by every thread. Each size keeps its own
+        interpreters, since resizing one costs ~1 ms and a photo's passes take two or three sizes; the
+        model file is read and checked once."""
         with self._loading:
-            if self._network is None:
+            if self._model is None:
                 from keyface.keypoints import blazeface
+                self._model = blazeface.checked_model_file().read_bytes()
+            if shape not in self._networks:
                 from keyface.keypoints.runtime import LiteNetwork, cpu_threads
-                self._network = LiteNetwork(blazeface.checked_model_file().read_bytes(), cpu_threads())
-        return self._network
+                if len(self._networks) >= NETWORK_SIZES_KEPT:  # photos of many sizes: forget the oldest size
+                    self._networks.pop(next(iter(self._networks)))
+                self._networks[shape] = LiteNetwork(self._model, cpu_threads())
+            return self._networks[shape]
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """Return every face in an RGB uint8 image, largest first, as MTCNN-like boxes."""
         from keyface.keypoints import blazeface
-        blob, scale, px, py = blazeface.letterbox(rgb)
-        out = self._net().outputs(blob)
-        regress, logits = out["regressors"].reshape(-1, 16), np.clip(out["classificators"].reshape(-1), -100, 100)
-        keep = logits > np.log(self.min_score / (1 - self.min_score))
-        if not keep.any():
-            return []
-        r, a = regress[keep, :4] / blazeface.INPUT, self._anchors[keep]
-        cx, cy = r[:, 0] + a[:, 0], r[:, 1] + a[:, 1]
-        boxes = np.stack([cx - r[:, 2] / 2, cy - r[:, 3] / 2, cx + r[:, 2] / 2, cy + r[:, 3] / 2], 1)
-        boxes = boxes * (blazeface.INPUT * scale) - np.array([px, py, px, py], np.float32)
-        scores = 1 / (1 + np.exp(-logits[keep]))
+        levels = list(_pyramid_levels(rgb, self.min_face))
+        coarsest = levels[-1][1] if levels else rgb  # the whole-photo pass reads few pixels, not the photo's millions
+        found = [self._whole_photo(coarsest, _scales(coarsest, rgb))]
+        found += [self._tiles(image, _scales(image, rgb), self.tile_scores[min(k, 1)])
+                  for k, (_, image) in enumerate(levels)]
+        boxes, scores = np.concatenate([b for b, _ in found]), np.concatenate([s for _, s in found])
+        if len(scores) > MAX_CANDIDATES:  # a photo of noise can light up thousands of anchors: NMS stays bounded
+            top = np.argsort(-scores)[:MAX_CANDIDATES]
+            boxes, scores = boxes[top], scores[top]
         faces = [Face(blazeface.to_mtcnn_box(box), score) for box, score in
                  blazeface.weighted_nms(boxes, scores, blazeface.NMS_IOU)]
+        # boxes well under min_face come only from the finest scale's noise: a face that small is not looked for
+        faces = [f for f in faces if f.size >= MIN_FACE_KEPT * self.min_face]
         return sorted(faces, key=lambda f: -f.size)
+
+    def _whole_photo(self, image: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (photo pixels, BlazeFace's own shape) and scores from the image letterboxed to 128 px: the
+        faces that fill a good part of it. `scale` is the image's size over the photo's, per axis."""
+        from keyface.keypoints import blazeface
+        blob, size, px, py = blazeface.letterbox(image)
+        boxes, scores = blazeface.decode(self._net().outputs(blob), self._anchors * blazeface.INPUT, self.min_score)
+        return (boxes * size - np.array([px, py, px, py], np.float32)) / scale, scores
+
+    def _tiles(self, level: np.ndarray, scale: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (photo pixels) and scores from every tile of one scale, the net run on each in turn."""
+        from keyface.keypoints import blazeface, pyramid
+        found = []
+        for x0, y0, x1, y1 in pyramid.tiles(*level.shape[:2]):
+            tile = _padded(level[y0:y1, x0:x1], y1 - y0, x1 - x0)
+            boxes, scores = blazeface.decode(self._net(tile.shape[:2]).outputs(blazeface.to_input(tile)),
+                                             blazeface.grid_anchors(*tile.shape[:2]), min_score)
+            found.append(((boxes + np.array([x0, y0, x0, y0], np.float32)) / scale, scores))
+        return np.concatenate([b for b, _ in found]), np.concatenate([s for _, s in found])
+
+
+def _pyramid_levels(rgb: np.ndarray, min_face: float):
+    """(scale, image) for each tiled scale, finest first; each coarser image is made from the one before,
+    which reads 16 times fewer pixels than going back to the photo."""
+    import cv2
+    from keyface.keypoints import pyramid
+    height, width = rgb.shape[:2]
+    image, made = rgb, 1.0
+    for scale in pyramid.scales(height, width, min_face):
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        # a mild first step (0.75) aliases little under bilinear, at a fifth of area averaging's cost
+        method = cv2.INTER_AREA if scale / made < 0.5 else cv2.INTER_LINEAR
+        image, made = cv2.resize(image, size, interpolation=method), scale
+        yield scale, image
+
+
+def _scales(image: np.ndarray, photo: np.ndarray) -> np.ndarray:
+    """(sx, sy, sx, sy): an image's size over the photo's, to map its boxes back onto the photo."""
+    sy, sx = image.shape[0] / photo.shape[0], image.shape[1] / photo.shape[1]
+    return np.array([sx, sy, sx, sy], np.float32)
+
+
+def _padded(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The image padded with black at the right and bottom to height x width."""
+    if image.shape[:2] == (height, width):
+        return image
+    out = np.zeros((height, width, 3), np.uint8)
+    out[:image.shape[0], :image.shape[1]] = image
+    return out
 
 
 DETECTORS = {"blazeface": BlazeFaceDetector, "mtcnn": MTCNNDetector}
 DEFAULT_DETECTOR = "blazeface"  # chosen by measurement: docs/benchmarks.md, `keyface bench speed`
 
 
-def make_detector(name: str = DEFAULT_DETECTOR):
-    """A face detector by name (nothing is loaded until its first detect())."""
-    from keyface.data.errors import KeyfaceError
+def make_detector(name: str = DEFAULT_DETECTOR, min_face: float | None = None):
+    """A face detector by name that finds faces from min_face px wide (default MIN_FACE); nothing is
+    loaded until its first detect()."""
     if name not in DETECTORS:
         raise KeyfaceError(f"unknown face detector {name!r}; known: {', '.join(DETECTORS)}")
-    return DETECTORS[name]()
+    return DETECTORS[name](min_face=MIN_FACE if min_face is None else min_face)
 
 
 def face_to_json(face: Face) -> dict:

@@ -21,12 +21,12 @@ IMAGE_OUT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".ti
              ".webp": "WEBP"}  # --out names one file when it ends in one of these
 
 
-def iter_predictions(photos: list[str], model: str | None, models: str | None,
-                     detector: str = DEFAULT_DETECTOR) -> Iterator[tuple[dict, np.ndarray | None]]:
+def iter_predictions(photos: list[str], model: str | None, models: str | None, detector: str = DEFAULT_DETECTOR,
+                     min_face: float | None = None) -> Iterator[tuple[dict, np.ndarray | None]]:
     """For each photo as soon as it is done: its faces left to right (numbered from 1) with box, score and
     keypoints rounded to 0.1 px (or "error"), and its pixels (None when it could not be read)."""
     predictor = KeypointPredictor.load(resolve_model(model, models))
-    detector = make_detector(detector)
+    detector = make_detector(detector, min_face)
     for photo in photos:
         try:
             rgb = load_image(photo)
@@ -63,12 +63,13 @@ def annotated_target(out: Path, photo: str, single: bool) -> Path:
 
 def annotate_photo(result: dict, rgb: np.ndarray, target: Path, filter_name: str | None) -> Path:
     """Draw one photo's faces (points and numbers, or the filter) and write the copy owner-only."""
+    taken: list = []  # the number tags already drawn, so that neighbours' tags never overlap
     for face in result["faces"]:
         pts = np.asarray(face["keypoints"], np.float32)
         if filter_name == "sunglasses":
             rgb = draw_sunglasses(rgb, pts)
         else:
-            rgb = draw_keypoints(rgb, face["box"], pts, face.get("face"))
+            rgb = draw_keypoints(rgb, face["box"], pts, face.get("face"), taken=taken)
     path = create_private(target, encoded(rgb, target.suffix))
     log.info("wrote %s", path)
     return path
@@ -90,20 +91,40 @@ def encoded(rgb: np.ndarray, suffix: str) -> bytes:
     return buffer.getvalue()
 
 
-def draw_keypoints(rgb: np.ndarray, box, points: np.ndarray, number: int | None = None) -> np.ndarray:
-    """The face box, a dot per keypoint, sized to the face, and the face's number inside the box's corner."""
+def draw_keypoints(rgb: np.ndarray, box, points: np.ndarray, number: int | None = None, *,
+                   taken: list | None = None) -> np.ndarray:
+    """The face box, its keypoints (five on a face under 40 pixels) and its number on a tag beside the box, at
+    least as tall as an 11-pixel font or 1/120 of the photo's shorter side; `taken`, if given, lists the tags
+    already on this photo (x0, y0, x1, y1), for this one to avoid, and gets this one's."""
     out = rgb.copy()
     x0, y0, x1, y1 = (int(round(v)) for v in box)
-    thick = max(1, int((x1 - x0) / 80))
+    short = min(out.shape[:2])
+    thick = max(1, int((x1 - x0) / 80), min(short // 1000, (x1 - x0) // 12))  # 1 pixel vanishes in a big photo
     cv2.rectangle(out, (x0, y0), (x1, y1), (0, 200, 0), thick)
-    for x, y in points:
-        cv2.circle(out, (int(round(x)), int(round(y))), thick + 1, (255, 40, 40), -1, cv2.LINE_AA)
-    if number is not None:
-        scale = max(0.4, (x1 - x0) / 250)
-        (w, h), _ = cv2.getTextSize(str(number), cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-        x = min(max(0, x0 + thick + 2), max(0, out.shape[1] - w - 2))  # inside the photo, whatever the box
-        y = min(max(h + 2, y0 + h + thick + 2), out.shape[0] - 2)
-        cv2.putText(out, str(number), (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 200, 0), thick, cv2.LINE_AA)
+    pts, small = np.asarray(points, float).reshape(-1, 2), x1 - x0 < 40
+    if small:  # 68 dots on a face this small are one blob: eye centres, nose tip and mouth corners instead
+        pts = np.array([pts[36:42].mean(0), pts[42:48].mean(0), pts[30], pts[48], pts[54]]) if len(pts) == 68 else []
+    for x, y in pts:
+        cv2.circle(out, (int(round(x)), int(round(y))), thick + (not small), (255, 40, 40), -1, cv2.LINE_AA)
+    if number is None:
+        return out
+    floor = max(11, short // 120)
+    px = min(max(floor, (x1 - x0) // 8), max(floor, short // 24))  # a font size, as the identify labels use
+    scale, weight, pad = 0.75 * px / 22, max(1, round(px / 12)), max(2, px // 6)  # digits 3/4 of px tall
+    (w, h), _ = cv2.getTextSize(str(number), cv2.FONT_HERSHEY_SIMPLEX, scale, weight)
+    tw, th = w + 2 * pad, h + 2 * pad
+    # beside the box, not on the face: above, below, left, right; inside its corner only when nothing else fits
+    spots = [(x0, y0 - th), (x1 - tw, y0 - th), (x0, y1 + 1), (x1 - tw, y1 + 1), (x0 - tw, y0), (x1 + 1, y0)]
+    inside = [(x, y) for x, y in spots if 0 <= x <= out.shape[1] - tw and 0 <= y <= out.shape[0] - th]
+    spots = inside + [(max(0, min(x0 + thick, out.shape[1] - tw)), max(0, min(y0 + thick, out.shape[0] - th)))]
+    clear = [s for s in spots if not any(s[0] < t[2] and t[0] < s[0] + tw and s[1] < t[3] and t[1] < s[1] + th
+                                         for t in taken or [])]
+    x, y = (clear or spots)[0]
+    cv2.rectangle(out, (x, y), (x + tw - 1, y + th - 1), (0, 150, 0), -1)
+    cv2.putText(out, str(number), (x + pad, y + pad + h), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), weight,
+                cv2.LINE_AA)
+    if taken is not None:
+        taken.append((x, y, x + tw, y + th))
     return out
 
 

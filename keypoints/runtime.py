@@ -113,9 +113,9 @@ class LiteNetwork:
         self._idle.put(first)
 
     def _new(self) -> list:
-        """A fresh interpreter and the batch size its tensors are allocated for."""
+        """A fresh interpreter and the input shape its tensors are allocated for (none yet)."""
         from ai_edge_litert.interpreter import Interpreter
-        return [Interpreter(model_content=self._flatbuffer, num_threads=self._threads), -1]
+        return [Interpreter(model_content=self._flatbuffer, num_threads=self._threads), None]
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """The network on a batch: its (first) output."""
@@ -135,13 +135,14 @@ class LiteNetwork:
 
 
 def _run(slot: list, x: np.ndarray) -> dict[str, np.ndarray]:
-    """One interpreter on a batch, resized only when the batch size changes (reallocating costs ~1 ms)."""
-    interpreter, rows = slot
+    """One interpreter on a batch, resized only when the input's shape changes (reallocating costs ~1 ms).
+    Fully convolutional networks (BlazeFace) take any height and width this way, not only the batch size."""
+    interpreter, shape = slot
     source = interpreter.get_input_details()[0]
-    if len(x) != rows:
-        interpreter.resize_tensor_input(source["index"], [len(x), *source["shape"][1:]])
+    if x.shape != shape:
+        interpreter.resize_tensor_input(source["index"], list(x.shape))
         interpreter.allocate_tensors()
-        slot[1] = len(x)
+        slot[1] = x.shape
     interpreter.set_tensor(source["index"], np.ascontiguousarray(x, np.float32))
     interpreter.invoke()
     return {out["name"]: interpreter.get_tensor(out["index"]).copy() for out in interpreter.get_output_details()}

@@ -1,7 +1,6 @@
 """`keyface bench ...`: benchmarks that print a table and write JSON with their provenance."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import replace
@@ -9,7 +8,8 @@ from pathlib import Path
 
 from keyface.keypoints.detector import DEFAULT_DETECTOR, DETECTORS
 from keyface.recognition.approaches.registry import BENCHMARKED, DEFAULT_EMBEDDER
-from keyface.recognition.cli.flags import precision_flag
+from keyface.recognition.cli.flags import count, face_px, precision_flag
+from keyface.recognition.cli.output import print_table, write_report
 from keyface.keypoints.runtime import PRECISIONS
 from keyface.recognition.core.pipeline import ALIGNMENTS
 
@@ -33,7 +33,7 @@ def register(sub) -> None:
                    "conv5bn (default: keyface-res)")
     _common(p)
     p.set_defaults(func=cmd_bench_missing)
-    for name, func, text in (("identify", cmd_bench_identify, "LFW DevTest 'colleagues': rank-1, open-set DIR@1% FAR, ms/face"),
+    for name, func, text in (("identify", cmd_bench_identify, "LFW DevTest 'colleagues': rank-1, open-set DIR@1%% FAR, ms/face"),
                              ("verify", cmd_bench_verify, "LFW View 1: accuracy, ROC AUC, TAR@FAR=1e-3 on pairsDevTest"),
                              ("cluster", cmd_bench_cluster, "LFW DevTest people with 2+ photos: pairwise F-measure, NMI")):
         p = kinds.add_parser(name, help=text)
@@ -47,12 +47,26 @@ def register(sub) -> None:
         p.add_argument("--mirror", choices=["on", "off"], help="average each face's embedding with its mirror "
                        "image's, or not (default: as the model file says)")
         precision_flag(p)
+        if name == "identify":
+            p.add_argument("--group", type=int, default=0, metavar="N",
+                           help="also N group canvases of the colleagues and strangers (faces 20-150 px): found, "
+                           "right and wrong names, by face size (default: 0, none)")
+            p.add_argument("--min-face", type=face_px, help="smallest face the detector looks for (default: 24)")
         _common(p)
         p.set_defaults(func=func)
-    p = kinds.add_parser("detect", help="share of LFW benchmark photos and youtube_faces_68 frames in which each "
-                         "detector finds the face")
+    p = kinds.add_parser("detect", help="faces found by each detector: LFW and youtube_faces_68, group canvases and "
+                         "video frames with every face's truth (recall by face size, false boxes, ms by photo size), "
+                         "real multi-face LFW photos; face_recognition's HOG beside")
     p.add_argument("--detector", action="append", choices=sorted(DETECTORS),
                    help=f"detector to score (repeatable; default: {DEFAULT_DETECTOR} and mtcnn)")
+    p.add_argument("--sets", default="lfw,youtube,group,video,real",
+                   help="which sets, comma-separated: lfw, youtube, group, video, real (default: all)")
+    p.add_argument("--canvases", type=count, default=24, help="group canvases (default: 24)")
+    p.add_argument("--frames", type=count, default=30, help="video-sized frames (default: 30)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the canvases (default: 0)")
+    p.add_argument("--min-face", type=face_px, action="append", metavar="PX",
+                   help="smallest face the detectors look for (repeatable: each value scored; default: 24)")
+    p.add_argument("--no-peers", action="store_true", help="leave out face_recognition's HOG even if installed")
     _common(p)
     p.set_defaults(func=cmd_bench_detect)
     p = kinds.add_parser("speed", help="ms per face end to end and per stage on one core, for each detector, "
@@ -100,28 +114,6 @@ def set_threads(n: int) -> None:
     runtime.set_threads(n)
     tf.config.threading.set_intra_op_parallelism_threads(n)
     tf.config.threading.set_inter_op_parallelism_threads(n)
-
-
-def print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
-    """Print rows as an aligned text table; columns are (key, header, format)."""
-    cells = [[h for _, h, _ in columns]]
-    for r in rows:
-        cells.append(["-" if r.get(k) is None else format(r[k], f) for k, _, f in columns])
-    widths = [max(len(c[i]) for c in cells) for i in range(len(columns))]
-    for n, line in enumerate(cells):
-        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))))
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
-
-
-def write_report(out: Path, name: str, report: dict) -> Path:
-    """Write a benchmark's JSON with the command line and git revision beside its numbers."""
-    from keyface.keypoints.modelfile import provenance
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{name}.json"
-    path.write_text(json.dumps({**report, **provenance()}, indent=2, default=str))
-    print(f"\nwritten: {path}")
-    return path
 
 
 KEYPOINT_COLUMNS = [("model", "model", "s"), ("boxes", "boxes", "s"), ("faces", "faces", "d"),
@@ -214,7 +206,7 @@ def _recognition_bench(args, kind: str) -> int:
     lfw, rows = LFW(data_root(args.data)), []
     for name in args.embedder or BENCHMARKED:
         rec = build(name, args.models, keypoint_model=args.keypoint_model, detector=args.detector,
-                    precision=args.precision)
+                    precision=args.precision, min_face=getattr(args, "min_face", None))
         if args.alignment:
             rec.embedder.spec = replace(rec.embedder.spec, alignment=args.alignment)
         if args.mirror:
@@ -227,14 +219,33 @@ def _recognition_bench(args, kind: str) -> int:
                      "source_weights": rec.embedder.metadata.get("source"),
                      "train_seconds": seconds, "train_minutes": None if seconds is None else seconds / 60,
                      "detector": args.detector, **run(rec, lfw)})
+        if getattr(args, "group", 0):
+            from keyface.recognition.evaluation.crowd import run_group_identify
+            rows[-1]["group"] = run_group_identify(rec, lfw, args.group, seed=0)
     protocol = {"identify": br.IDENTIFY_PROTOCOL, "verify": br.VERIFY_PROTOCOL, "cluster": CLUSTER_PROTOCOL}[kind]
     print(protocol + "\n")
     print_table(rows, RECOGNITION_COLUMNS[kind])
+    if any("group" in row for row in rows):
+        from keyface.recognition.evaluation.crowd import GROUP_IDENTIFY_PROTOCOL
+        print("\n" + GROUP_IDENTIFY_PROTOCOL + "\n")
+        print_table([_group_line(row["embedder"], size, shares) for row in rows if "group" in row
+                     for size, shares in [("all", row["group"]), *row["group"]["by_size"].items()]], GROUP_COLUMNS)
     for row in rows:
         if row["source_weights"]:
             print(f"{row['embedder']}: source weights {row['source_weights']}")
     write_report(Path(args.out), kind, {"protocol": protocol, "threads": args.threads, "rows": rows})
     return 0
+
+
+GROUP_COLUMNS = [("embedder", "embedder", "s"), ("size", "face px", "s"), ("faces", "faces", "d"),
+                 ("found", "found", ".3f"), ("right_of_found", "right of found", ".3f"),
+                 ("wrong_of_found", "wrong name", ".3f")]
+
+
+def _group_line(embedder: str, size: str, shares: dict) -> dict:
+    """One line of the group identification table."""
+    return {"embedder": embedder, "size": size, **{k: shares[k] for k in ("faces", "found", "right_of_found",
+                                                                           "wrong_of_found")}}
 
 
 def cmd_bench_identify(args) -> int:
@@ -253,20 +264,10 @@ def cmd_bench_cluster(args) -> int:
 
 
 def cmd_bench_detect(args) -> int:
-    """Detection rates of each detector on the photos the benchmarks read."""
+    """Detection on the benchmark photos, group canvases, video frames and real multi-face photos."""
     set_threads(args.threads)
-    from keyface.data.lfw import LFW
-    from keyface.data.paths import data_root
-    from keyface.keypoints.detector import make_detector
-    from keyface.recognition.evaluation.detection import DETECTION_PROTOCOL, detection_rates
-    root = data_root(args.data)
-    rows = [detection_rates(LFW(root), root, make_detector(d)) for d in args.detector or [DEFAULT_DETECTOR, "mtcnn"]]
-    print(DETECTION_PROTOCOL + "\n")
-    print_table(rows, [("detector", "detector", "s"), ("lfw_found", "LFW found", ",d"), ("lfw_photos", "of", ",d"),
-                       ("lfw_rate", "LFW rate", ".4f"), ("youtube_found", "youtube found", ",d"),
-                       ("youtube_frames", "of", ",d"), ("youtube_rate", "youtube rate", ".4f")])
-    write_report(Path(args.out), "detect", {"protocol": DETECTION_PROTOCOL, "rows": rows})
-    return 0
+    from keyface.recognition.cli.bench_detect import run_detect_bench
+    return run_detect_bench(args)
 
 
 SPEED_COLUMNS = [("pipeline", "pipeline", "s"), ("decode", "decode", ".1f"), ("detection", "detect", ".1f"),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.paths import user_dir
-from keyface.keypoints.detector import DEFAULT_DETECTOR, DETECTORS
+from keyface.keypoints.detector import DEFAULT_DETECTOR
 from keyface.recognition.cli import flags
 from keyface.recognition.cli.main import with_hint
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES
@@ -34,8 +34,7 @@ def recogniser_flags(p, threshold: str | None = None) -> None:
                    help=f"{', '.join(EMBEDDER_NAMES)} (default: {DEFAULT_EMBEDDER}, the most accurate measured)")
     p.add_argument("--embedder-model", help="embedder model file (default: models dir, then shipped)")
     p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
-    p.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR,
-                   help=f"face detector (default: {DEFAULT_DETECTOR}; mtcnn finds smaller faces, ~10x slower end to end)")
+    flags.detector_flags(p)
     flags.precision_flag(p)
     if threshold:
         p.add_argument("--threshold", type=flags.distance, help=threshold)
@@ -137,7 +136,7 @@ def recogniser(args):
     return build(args.embedder, args.models, model=args.embedder_model, keypoint_model=args.keypoint_model,
                  precision=args.precision,
                  threshold=getattr(args, "threshold", None), far=getattr(args, "far", None),
-                 detector=getattr(args, "detector", DEFAULT_DETECTOR),
+                 detector=getattr(args, "detector", DEFAULT_DETECTOR), min_face=getattr(args, "min_face", None),
                  several_faces="largest" if getattr(args, "largest_face", False) else "refuse")
 
 

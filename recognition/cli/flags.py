@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
+from keyface.keypoints.detector import DEFAULT_DETECTOR, DETECTORS, MIN_FACE
 from keyface.keypoints.runtime import PRECISIONS
 
 
@@ -27,9 +28,19 @@ rate = _number(float, 0.0, 1.0, low_open=True, high_open=True, what="a share str
 probability = _number(float, 0.0, 1.0, what="a probability from 0 to 1")
 count = _number(int, 1, 10**9, what="1 or more")
 port = _number(int, 1, 65535, what="a TCP port from 1 to 65535")
+face_px = _number(float, 8, 100_000, what="a face width in pixels, 8 or more")
 
 
 def precision_flag(p) -> None:
     """--precision, for commands that run an embedder."""
     p.add_argument("--precision", choices=PRECISIONS, help="run the embedding network with int8 weights (~2.5x "
                    "faster) or in float32 (default: the embedder's own: int8 for dlib-resnet, else float32)")
+
+
+def detector_flags(p) -> None:
+    """--detector and --min-face, for commands that find faces."""
+    p.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR,
+                   help=f"face detector (default: {DEFAULT_DETECTOR}; mtcnn is ~10x slower end to end)")
+    p.add_argument("--min-face", type=face_px, default=MIN_FACE, metavar="PX",
+                   help=f"smallest face to look for, in pixels wide (default: {MIN_FACE:g}, about 10 px between "
+                   "the eyes); a larger one is faster on big photos")

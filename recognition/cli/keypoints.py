@@ -8,7 +8,8 @@ from pathlib import Path
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.paths import data_root, models_dir
-from keyface.keypoints.detector import DEFAULT_DETECTOR, DETECTORS, make_detector
+from keyface.keypoints.detector import make_detector
+from keyface.recognition.cli import flags
 
 log = logging.getLogger(__name__)
 
@@ -16,8 +17,7 @@ log = logging.getLogger(__name__)
 def add_common(p, data: bool = False) -> None:
     """--models, --detector (and --data) flags shared by every command."""
     p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then the per-user one)")
-    p.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR,
-                   help=f"face detector (default: {DEFAULT_DETECTOR}; mtcnn finds smaller faces, ~10x slower end to end)")
+    flags.detector_flags(p)
     if data:
         p.add_argument("--data", help="data root (default: $KEYFACE_DATA)")
 
@@ -93,7 +93,7 @@ def cmd_train(args) -> int:
         cfg = training_config(args)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(args.run_dir) if args.run_dir else models_dir(args.models) / "runs" / f"keypoints-{cfg.model.arch}-{stamp}"
-    samples, note = load_training_samples(args, cfg, make_detector(args.detector))
+    samples, note = load_training_samples(args, cfg, make_detector(args.detector, args.min_face))
     summary = train(samples, cfg, run_dir, note)
     log.info("trained in %.0f s; best validation NME %.4f; run directory %s",
              summary["train_seconds"], summary["best_val_nme"], run_dir)
@@ -123,7 +123,7 @@ def cmd_predict(args) -> int:
     single = out is not None and len(args.photos) == 1 and out.suffix.lower() in IMAGE_OUT
     errors = 0
     with progress(args.photos, "keypoints") as (photos, stream):
-        for result, rgb in iter_predictions(photos, args.model, args.models, args.detector):
+        for result, rgb in iter_predictions(photos, args.model, args.models, args.detector, args.min_face):
             if "error" in result or not result["faces"]:
                 errors += 1
                 stream.error(result.get("error") or f"{result['photo']}: no face found")

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.paths import user_dir
-from keyface.keypoints.detector import DEFAULT_DETECTOR, DETECTORS
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES
 from keyface.recognition.cli import flags
 
@@ -26,8 +25,7 @@ def register(sub) -> None:
     p.add_argument("--gallery", help="gallery file (default: the per-user gallery.db; made if missing)")
     p.add_argument("--embedder", default=DEFAULT_EMBEDDER, choices=EMBEDDER_NAMES,
                    help=f"embedder (default: {DEFAULT_EMBEDDER})")
-    p.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR,
-                   help=f"face detector (default: {DEFAULT_DETECTOR})")
+    flags.detector_flags(p)
     flags.precision_flag(p)
     p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
     p.add_argument("--token-file", help="file holding the API token (default: the per-user serve/token; made "
@@ -45,7 +43,7 @@ def cmd_serve(args) -> int:
     token = load_or_create_token(token_file)
     gallery = Path(args.gallery) if args.gallery else user_dir("galleries") / "gallery.db"
     app = build_app(args.embedder, args.detector, args.models, gallery, token, args.host not in LOOPBACK,
-                    args.max_upload_mb * 1_000_000, tuple(args.cors_origin), args.precision)
+                    args.max_upload_mb * 1_000_000, tuple(args.cors_origin), args.precision, args.min_face)
     import uvicorn
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"keyface serving {gallery} with {args.embedder} at http://{shown_host}:{args.port}/#token={token}\n"
@@ -58,7 +56,8 @@ def cmd_serve(args) -> int:
 
 
 def build_app(embedder: str, detector: str, models, gallery, token: str, tokens_for_reads: bool,
-              max_upload_bytes: int, cors_origins: tuple[str, ...] = (), precision: str | None = None):
+              max_upload_bytes: int, cors_origins: tuple[str, ...] = (), precision: str | None = None,
+              min_face: float | None = None):
     """The application with its recogniser (embedding batched across requests; `precision`: the embedding
     network's, default the embedder's own)."""
     import cv2
@@ -74,7 +73,7 @@ def build_app(embedder: str, detector: str, models, gallery, token: str, tokens_
     except RuntimeError:  # TensorFlow already running in this process (a test): keep its setting
         pass
     cv2.setNumThreads(1)
-    rec = build(embedder, models, detector=detector, precision=precision)
+    rec = build(embedder, models, detector=detector, precision=precision, min_face=min_face)
     rec.embedder = BatchingEmbedder(rec.embedder)
     return create_app(rec, ServeConfig(Path(gallery), token, tokens_for_reads, max_upload_bytes, cors_origins))
 

@@ -27,29 +27,32 @@ class FoundFace:
 
 
 def load(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, far: float | None = None,
-         precision: str | None = None):
+         precision: str | None = None, min_face: float | None = None):
     """A recogniser (detector, keypoint net, embedder) for the named embedder, loaded once and kept;
     `far` sets identify's share of strangers that may be named (default: the model's, 1%), `precision`
-    the embedding network's ("int8" or "float32"; default: the embedder's own)."""
-    key = (embedder, models, far, precision)
+    the embedding network's ("int8" or "float32"; default: the embedder's own), `min_face` the smallest
+    face looked for, in pixels wide (default: 24; larger is faster on big photos)."""
+    key = (embedder, models, far, precision, min_face)
     if key not in _LOADED:
-        _LOADED[key] = build(embedder, models, far=far, precision=precision)
+        _LOADED[key] = build(embedder, models, far=far, precision=precision, min_face=min_face)
     return _LOADED[key]
 
 
 def build(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, *, model: str | None = None,
           keypoint_model: str | None = None, threshold: float | None = None, several_faces: str = "refuse",
-          far: float | None = None, detector: str = "blazeface", precision: str | None = None):
+          far: float | None = None, detector: str = "blazeface", precision: str | None = None,
+          min_face: float | None = None):
     """A new recogniser, not shared: `model` and `keypoint_model` are files to use instead of the installed
     ones, `threshold` replaces the calibrated cuts, `several_faces` is "refuse" or "largest" (enrol, verify),
-    `detector` is "blazeface" (fast) or "mtcnn" (finds smaller faces, ~10x slower end to end), `precision`
-    is "int8" or "float32" for the embedding network (default: the embedder's, int8 for dlib-resnet)."""
+    `detector` is "blazeface" (fast) or "mtcnn" (~10x slower end to end), `min_face` the smallest face it
+    looks for (px wide, default 24), `precision` is "int8" or "float32" for the embedding network (default:
+    the embedder's, int8 for dlib-resnet)."""
     from keyface.keypoints.detector import make_detector
     from keyface.keypoints.predictor import KeypointPredictor, resolve_model
     from keyface.recognition.approaches.registry import load_embedder
     from keyface.recognition.core.pipeline import FacePipeline
     from keyface.recognition.core.service import Recogniser
-    pipeline = FacePipeline(KeypointPredictor.load(resolve_model(keypoint_model, models)), make_detector(detector))
+    pipeline = FacePipeline(KeypointPredictor.load(resolve_model(keypoint_model, models)), make_detector(detector, min_face))
     return Recogniser(pipeline, load_embedder(embedder, models, model, precision), threshold, several_faces, far)
 
 

@@ -284,6 +284,15 @@ function loadImage(file) {
 
 const KNOWN = "#1f8a4c";
 const UNKNOWN = "#c2410c";
+const LABEL_PAD = 3;
+const CORE = 0.2;   // the part of a face box at each side that other faces' labels may cover
+const REACH = 4;    // rows of labels searched above and below a face before a name gives way to its number
+const WIDE = 20;    // label heights searched around a face for its number before labels may overlap
+
+// The label font in CSS pixels: 11 at least, and more on a bigger canvas, so that 30+ labels stay readable.
+function labelFont(width, height) {
+  return Math.max(11, Math.min(16, Math.round(Math.min(width, height) / 36)));
+}
 
 function draw(img, faces) {
   const canvas = $("identify-canvas");
@@ -301,58 +310,119 @@ function draw(img, faces) {
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.drawImage(img, 0, 0, width, height);
 
-  const font = 14, pad = 4, lineHeight = font + 2 * pad;
+  const font = labelFont(width, height);
   ctx.font = `600 ${font}px system-ui, sans-serif`;
   ctx.textBaseline = "top";
-  const placed = [];
-  for (const face of faces) {
-    const [x0, y0, x1, y1] = face.box.map((v) => v * scale);
-    const colour = face.name === "unknown" ? UNKNOWN : KNOWN;
-    ctx.lineWidth = 2;
-    ctx.strokeStyle = colour;
-    ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
-
-    const text = fit(ctx, `${face.face} ${face.name}`, width - 2 * pad);
-    const labelWidth = ctx.measureText(text).width + 2 * pad;
-    const spot = placeLabel({ x0, y0, x1, y1 }, labelWidth, lineHeight, width, height, placed);
-    placed.push(spot);
-    ctx.fillStyle = colour;
+  const boxes = faces.map((face) => face.box.map((v) => v * scale));
+  const colours = faces.map((face) => (face.name === "unknown" ? UNKNOWN : KNOWN));
+  const spots = layoutLabels(boxes, faces.map((face) => `${face.face} ${face.name}`), width, height,
+                             font + 2 * LABEL_PAD, (text) => ctx.measureText(text).width + 2 * LABEL_PAD);
+  boxes.forEach((box, i) => drawBox(ctx, box, spots[i], colours[i]));
+  spots.forEach((spot, i) => {
+    ctx.fillStyle = colours[i];
     ctx.fillRect(spot.x, spot.y, spot.w, spot.h);
     ctx.fillStyle = "#fff";
-    ctx.fillText(text, spot.x + pad, spot.y + pad);
-  }
-  canvas.setAttribute("data-labels", JSON.stringify(placed.map((p) => [p.x, p.y, p.x + p.w, p.y + p.h])));
+    ctx.fillText(spot.text, spot.x + LABEL_PAD, spot.y + LABEL_PAD);
+  });
+  canvas.setAttribute("data-label-font", String(font));
+  canvas.setAttribute("data-labels", JSON.stringify(spots.map((p) => [p.x, p.y, p.x + p.w, p.y + p.h])));
 }
 
-function fit(ctx, text, room) {
-  if (ctx.measureText(text).width <= room) return text;
-  let cut = text;
-  while (cut.length > 1 && ctx.measureText(cut + "…").width > room) cut = cut.slice(0, -1);
-  return cut + "…";
+// A face's box, and a thin line to its label when the label had to be set apart from it.
+function drawBox(ctx, [x0, y0, x1, y1], spot, colour) {
+  ctx.lineWidth = x1 - x0 < 24 ? 1.5 : 2;
+  ctx.strokeStyle = colour;
+  ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
+  const lx = Math.min(Math.max((x0 + x1) / 2, spot.x), spot.x + spot.w);
+  const ly = Math.min(Math.max((y0 + y1) / 2, spot.y), spot.y + spot.h);
+  const bx = Math.min(Math.max(lx, x0), x1), by = Math.min(Math.max(ly, y0), y1);
+  if (Math.abs(lx - bx) + Math.abs(ly - by) <= 3) return;
+  ctx.lineWidth = 1;
+  ctx.beginPath();
+  ctx.moveTo(lx, ly);
+  ctx.lineTo(bx, by);
+  ctx.stroke();
 }
 
-// A label's place: above the box, below it, or inside its top, kept on the canvas and clear of earlier labels.
-function placeLabel(box, w, h, width, height, placed) {
-  const clampX = (x) => Math.max(0, Math.min(x, width - w));
-  const clampY = (y) => Math.max(0, Math.min(y, height - h));
-  const x = clampX(box.x0);
-  const tries = [clampY(box.y0 - h), clampY(box.y1), clampY(box.y0)];
-  for (let y = clampY(box.y0); y + h <= height; y += h) tries.push(y);
-  for (let y = clampY(box.y0); y >= 0; y -= h) tries.push(y);
-  for (let y = 0; y + h <= height; y += h / 2) tries.push(y);
-  const clear = (r) => placed.every((p) =>
-    r.x + r.w <= p.x || p.x + p.w <= r.x || r.y + r.h <= p.y || p.y + p.h <= r.y);
-  for (const y of tries) {
-    const spot = { x, y, w, h };
-    if (clear(spot)) return spot;
-  }
-  for (let y = 0; y + h <= height; y += h / 2) {  // a crowded photo: any clear place on the canvas
-    for (let x2 = 0; x2 + w <= width; x2 += w / 2) {
-      const spot = { x: x2, y, w, h };
-      if (clear(spot)) return spot;
+// One label per box, in order, each on the canvas and clear of the others: "N name" beside its face and off
+// every face if it can, else the number N alone (off faces, then anywhere near, then further out), and only
+// when nothing is clear the spot overlapping least. Each label is {x, y, w, h, text}.
+function layoutLabels(boxes, texts, width, height, h, measure) {
+  const cores = boxes.map(([x0, y0, x1, y1]) => {
+    const ix = (x1 - x0) * CORE, iy = (y1 - y0) * CORE;
+    return { x: x0 + ix, y: y0 + iy, w: x1 - x0 - 2 * ix, h: y1 - y0 - 2 * iy };
+  });
+  const placed = [];
+  boxes.forEach((box, i) => {
+    const full = fitText(texts[i], width, measure), number = fitText(texts[i].split(" ")[0], width, measure);
+    const tiers = [[full, true, false], [number, true, false], [number, false, false], [number, false, true]];
+    let spot = null;
+    for (const [label, offFaces, wide] of tiers) {
+      const obstacles = offFaces ? placed.concat(cores) : placed;
+      spot = labelSpots(box, label.w, h, width, height, wide).find((s) => obstacles.every((o) => !overlaps(s, o)));
+      if (spot) { spot.text = label.text; break; }
     }
+    if (!spot) {  // a photo too crowded for any clear spot
+      const area = (s) => placed.reduce((sum, o) => sum + overlapArea(s, o), 0);
+      spot = labelSpots(box, number.w, h, width, height, false).reduce((a, b) => (area(b) < area(a) ? b : a));
+      spot.text = number.text;
+    }
+    placed.push(spot);
+  });
+  return placed;
+}
+
+// The text as shown, cut short with an ellipsis when wider than the canvas, and its label's width.
+function fitText(text, room, measure) {
+  let cut = text;
+  while (cut.length > 1 && measure(cut === text ? cut : cut + "…") > room) cut = cut.slice(0, -1);
+  const shown = cut === text ? text : cut + "…";
+  return { text: shown, w: Math.min(room, measure(shown)) };
+}
+
+// Places for a w x h label, best first, on the canvas: beside the box (above, below, left, right), then rows
+// further out; or, when wide, a grid around the box, nearest first.
+function labelSpots([x0, y0, x1, y1], w, h, width, height, wide) {
+  let tries = [];
+  if (wide) {
+    const reach = WIDE * h, distance = ([x, y]) => {
+      const dx = Math.max(0, x0 - x - w / 2, x + w / 2 - x1), dy = Math.max(0, y0 - y - h / 2, y + h / 2 - y1);
+      return dx * dx + dy * dy;
+    };
+    for (let y = y0 - reach; y < y1 + reach; y += h / 2) {
+      for (let x = x0 - reach; x < x1 + reach; x += Math.max(1, w / 2)) tries.push([x, y]);
+    }
+    tries = tries.map((p) => [p, distance(p)]).sort((a, b) => a[1] - b[1]).map((p) => p[0]);
+  } else {
+    const xs = [x0, x1 - w, (x0 + x1 - w) / 2];
+    for (const y of [y0 - h, y1]) for (const x of xs) tries.push([x, y]);
+    for (const x of [x0 - w, x1]) for (const y of [y0, (y0 + y1 - h) / 2, y1 - h]) tries.push([x, y]);
+    for (let k = 1; k <= REACH; k++) {
+      for (const y of [y0 - h - k * h, y1 + k * h]) for (const x of [...xs, x0 - w, x1]) tries.push([x, y]);
+    }
+    for (let k = 1; k <= REACH; k++) {
+      for (const x of [x0 - w, x1]) for (const y of [y0 - k * h, y1 - h + k * h]) tries.push([x, y]);
+    }
+    tries.push([x0, y0]);  // inside the top of its own box: clear of others, but over the face
   }
-  return { x, y: tries[0], w, h };
+  const seen = new Set();
+  const spots = [];
+  for (const [x, y] of tries) {
+    const spot = { x: Math.max(0, Math.min(x, width - w)), y: Math.max(0, Math.min(y, height - h)), w, h };
+    const key = spot.x + "," + spot.y;
+    if (!seen.has(key)) { seen.add(key); spots.push(spot); }
+  }
+  return spots;
+}
+
+function overlaps(a, b) {
+  return a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+}
+
+function overlapArea(a, b) {
+  const dx = Math.min(a.x + a.w, b.x + b.w) - Math.max(a.x, b.x);
+  const dy = Math.min(a.y + a.h, b.y + b.h) - Math.max(a.y, b.y);
+  return dx > 0 && dy > 0 ? dx * dy : 0;
 }
 
 function setUpDropZone() {
