@@ -34,9 +34,14 @@ MIN_FACE = 24.0
 # Faces narrower than this share of min_face are dropped: they are the finest scale's false alarms.
 MIN_FACE_KEPT = 0.7
 MAX_CANDIDATES = 4000
-# A box whose middle's grey levels spread less than this (of 255) is no face: faces found on the canvases
-# of `keyface bench detect` spread 9 or more, false boxes on plain backgrounds 0-3.
-FLAT_STD = 3.0
+# A box scoring under the coarse scales' cut with a quarter of its middle whose grey levels spread less
+# than this (of 255) is no face: faces found on the canvases of `keyface bench detect` spread 5 or more
+# in every quarter, false boxes 0-2.1 (they scored 0.62-0.74); a washed-out face can be flatter, but
+# scores higher (a youtube_faces_68 skater: 0.91).
+FLAT_STD = 2.5
+# What the detections are filtered by after NMS, named in the cache key so that a change of rule is
+# never answered from a cache made under the old one.
+FILTERS = "size >= MIN_FACE_KEPT * min_face; flat quarters refused under the coarse cut"
 NETWORK_SIZES_KEPT = 8
 
 
@@ -140,7 +145,7 @@ class BlazeFaceDetector:
         settings = repr((blazeface.SHA256, blazeface.INT8_SHA256, "litert", self.min_score, self.large_photo_score,
                          blazeface.LARGE_PHOTO, blazeface.NMS_IOU,
                          sorted(blazeface.TO_MTCNN.items()), self.tile_scores, self.min_face, PyramidConfig(),
-                         MIN_FACE_KEPT, MAX_CANDIDATES, FLAT_STD))
+                         MIN_FACE_KEPT, MAX_CANDIDATES, FLAT_STD, FILTERS))
         return f"{self.name}-{hashlib.sha256(settings.encode()).hexdigest()[:10]}"
 
     def _net(self, precision: str, shape: tuple[int, int] = (128, 128)):
@@ -176,7 +181,8 @@ class BlazeFaceDetector:
         faces = [Face(blazeface.to_mtcnn_box(box), score) for box, score in
                  blazeface.weighted_nms(boxes, scores, blazeface.NMS_IOU)]
         # boxes well under min_face come only from the finest scale's noise: a face that small is not looked for
-        faces = [f for f in faces if f.size >= MIN_FACE_KEPT * self.min_face and not _flat(rgb, f.box)]
+        faces = [f for f in faces if f.size >= MIN_FACE_KEPT * self.min_face
+                 and (f.score >= blazeface.TILE_SCORE or not _flat(rgb, f.box))]
         return sorted(faces, key=lambda f: -f.size)
 
     def _whole_photo(self, image: np.ndarray, scale: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
@@ -200,15 +206,17 @@ class BlazeFaceDetector:
 
 
 def _flat(rgb: np.ndarray, box) -> bool:
-    """Whether the middle of a box is flat: a face has eyes, brows and a mouth, so its grey levels spread;
-    the pyramid's many anchors sometimes fire on a plain wall or sky, which has none."""
+    """Whether a quarter of the box's middle is flat: a face has eyes above and a nose and mouth below, so
+    the grey levels spread in each quarter; the pyramid's many anchors sometimes fire on a plain wall or
+    sky, or beside a face, half on it and half on the plain background."""
     import cv2
     x0, y0, x1, y1 = box
     w, h = max(x1 - x0, 1.0) * 0.6, max(y1 - y0, 1.0) * 0.6  # the middle 60%: eyes to mouth
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     to_patch = np.array([[32 / w, 0, 16 - cx * 32 / w], [0, 32 / h, 16 - cy * 32 / h]], np.float32)
     patch = cv2.warpAffine(rgb, to_patch, (32, 32), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
-    return float(cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY).std()) < FLAT_STD
+    grey = cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return min(float(grey[y:y + 16, x:x + 16].std()) for y in (0, 16) for x in (0, 16)) < FLAT_STD
 
 
 def _pyramid_levels(rgb: np.ndarray, min_face: float):

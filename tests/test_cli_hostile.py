@@ -128,3 +128,34 @@ def test_check_reports_a_damaged_gallery_and_search_refuses_it(tmp_path, youtube
     code, _, err = run(["identify", youtube_sample[0][0], "--gallery", db, "--threshold", "0.5", *models], capsys)
     assert code == 2 and "damaged embedding" in err and "keyface reindex" in err and one_line(err)
     json.dumps(err)  # printable
+
+
+def _hostile_photos(folder):
+    """A 1 x 40000 strip, and a photo of 500 tiny faces (12 px, under the smallest face looked for)."""
+    import numpy as np
+    from PIL import Image
+    from keyface.data.images import load_image
+    from tests.test_detect_crowd import PROBES
+    strip = folder / "strip.png"
+    Image.fromarray(np.full((1, 40000, 3), 128, np.uint8)).save(strip)
+    faces = [np.asarray(Image.fromarray(load_image(p)[60:200, 60:190]).resize((12, 13))) for p in PROBES]
+    crowd = np.full((25 * 20, 20 * 20, 3), 200, np.uint8)
+    for i in range(500):
+        y, x = divmod(i, 20)
+        crowd[y * 20 + 3:y * 20 + 16, x * 20 + 4:x * 20 + 16] = faces[i % len(faces)]
+    tiny = folder / "500-tiny-faces.png"
+    Image.fromarray(crowd).save(tiny)
+    return strip, tiny
+
+
+@pytest.mark.parametrize("command", ["identify", "keypoints"])
+def test_a_strip_and_500_tiny_faces_get_one_line_each(tmp_path, youtube_sample, models, capsys, command):
+    import time
+    db = enrolled(tmp_path, youtube_sample, models, capsys)
+    strip, tiny = _hostile_photos(tmp_path)
+    extra = ["--gallery", db, "--threshold", "0.3", *models] if command == "identify" else []  # keypoints: shipped net
+    started = time.perf_counter()
+    code, out, err = run([command, strip, tiny, *extra], capsys)
+    assert time.perf_counter() - started < 60
+    assert code != 0 and one_line(err) and "Traceback" not in out + err
+    assert "strip.png" in err and "500-tiny-faces.png" in out + err and "no face" in out + err

@@ -11,12 +11,12 @@ SETS = ("lfw", "youtube", "group", "video", "real")
 BENCHMARK_COLUMNS = [("detector", "detector", "s"), ("lfw_found", "LFW found", ",d"), ("lfw_photos", "of", ",d"),
                      ("lfw_rate", "LFW rate", ".4f"), ("youtube_found", "youtube found", ",d"),
                      ("youtube_frames", "of", ",d"), ("youtube_rate", "youtube rate", ".4f")]
-BIN_COLUMNS = [(f"recall_{lo}_{hi}", f"{lo}-{hi}px" if hi < 10_000 else f">={lo}px", ".3f")
-               for lo, hi in ((20, 24), (24, 32), (32, 48), (48, 64), (64, 96), (96, 150), (150, 10_000))]
+BIN_COLUMNS = [(f"recall_{lo}_{hi}", f"<{hi}px" if lo == 0 else f"{lo}-{hi}px" if hi < 10_000 else f">={lo}px", ".3f")
+               for lo, hi in ((0, 20), (20, 24), (24, 32), (32, 48), (48, 64), (64, 96), (96, 150), (150, 10_000))]
 CANVAS_COLUMNS = [("set", "set", "s"), ("detector", "detector", "s"), ("photos", "photos", "d"), ("faces", "faces", "d"),
                   ("recall", "recall", ".3f"), *BIN_COLUMNS, ("false_per_photo", "false/photo", ".2f")]
 REAL_COLUMNS = [("detector", "detector", "s"), ("photos", "photos", "d"), ("faces", "faces", "d"),
-                ("recall", "recall", ".3f"), ("unconfirmed_per_photo", "unconfirmed/photo", ".2f")]
+                ("recall", "recall", ".3f"), *BIN_COLUMNS, ("unconfirmed_per_photo", "unconfirmed/photo", ".2f")]
 
 
 def run_detect_bench(args) -> int:
