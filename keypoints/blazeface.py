@@ -9,6 +9,7 @@ face fills a good part of the frame, it is fully convolutional: run on a larger 
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 
@@ -49,15 +50,19 @@ def anchors() -> np.ndarray:
     return grid_anchors(INPUT, INPUT) / INPUT
 
 
+@functools.lru_cache(maxsize=16)
 def grid_anchors(height: int, width: int) -> np.ndarray:
     """Anchor centres (x, y) in input pixels for an input of any height x width (multiples of 16): the net
-    is fully convolutional, so it has a stride-8 grid with 2 anchors a cell, then a stride-16 grid with 6."""
+    is fully convolutional, so it has a stride-8 grid with 2 anchors a cell, then a stride-16 grid with 6.
+    Kept per size (tiles repeat their sizes); read-only."""
     grids = []
     for stride, per_cell in ((8, 2), (16, 6)):
         xs, ys = np.meshgrid((np.arange(width // stride, dtype=np.float32) + 0.5) * stride,
                              (np.arange(height // stride, dtype=np.float32) + 0.5) * stride)
         grids.append(np.repeat(np.stack([xs.ravel(), ys.ravel()], 1), per_cell, axis=0))
-    return np.concatenate(grids)
+    anchors = np.concatenate(grids)
+    anchors.flags.writeable = False
+    return anchors
 
 
 def decode(outputs: dict[str, np.ndarray], anchors_px: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:

@@ -200,3 +200,13 @@ def test_cluster_scores_and_threshold_cut():
     # 10 + 3 + 1 = 14 true pairs of 45: precision 14/45, recall 1
     assert merged["pairwise_precision"] == pytest.approx(14 / 45) and merged["pairwise_recall"] == 1.0
     assert merged["nmi"] == pytest.approx(0.0)
+
+
+def test_enrol_is_enroll_and_unknown_is_no_name(tmp_path, youtube_sample, models, capsys):
+    db = tmp_path / "g.db"
+    code, out, _ = run(["enrol", "--name", "Ada", youtube_sample[0][0], "--gallery", db, *models], capsys)
+    assert code == 0 and "1 photo(s) added" in out
+    code, _, err = run(["rename", "Ada", "unknown", "--gallery", db], capsys)
+    assert code == 2 and "invalid person name" in err
+    code, out, _ = run(["people", "--gallery", db], capsys)
+    assert "Ada" in out

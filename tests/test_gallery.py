@@ -57,7 +57,7 @@ def test_foreign_sqlite_and_non_sqlite_files_are_refused_untouched(tmp_path):
         Gallery(text, "toy", "v1", DIM)
 
 
-@pytest.mark.parametrize("name", ["", "   ", "a/b", "a\\b", "bell\x07", "new\nline"])
+@pytest.mark.parametrize("name", ["", "   ", "a/b", "a\\b", "bell\x07", "new\nline", "unknown", " Unknown "])
 def test_bad_names_are_refused(name):
     with pytest.raises(GalleryError, match="invalid person name"):
         check_name(name)

@@ -64,7 +64,7 @@ VERIFY_EPILOG = ("exit status: 0 same person, 1 different people, 2 an error (a 
 def register(sub) -> None:
     """Add the gallery and recognition commands."""
     from keyface.recognition.cli.output import JSON_LINES_HELP
-    p = sub.add_parser("enroll", help="add people's photos to the gallery")
+    p = sub.add_parser("enroll", aliases=["enrol"], help="add people's photos to the gallery (also: enrol)")
     p.add_argument("photos", nargs="*", metavar="PHOTO", help=PHOTOS_HELP + " (with --name)")
     p.add_argument("--name", help="the person in the photos")
     p.add_argument("--folders", help="a folder with one subfolder of photos per person")

@@ -20,12 +20,12 @@ KEYPOINT_VERBS = {"train", "eval", "predict", "-h", "--help"}
 # arguments is reported without importing the other commands' libraries (scikit-learn alone takes seconds).
 MODULES = {"keypoints": "keypoints", "demo": "demo", "train": "train", "calibrate": "train", "bench": "bench",
            "weights": "weights", "cluster": "cluster", "classify": "classify", "compare": "compare", "serve": "serve",
-           **dict.fromkeys(["enroll", "identify", "verify", "embed", "people", "rename", "remove", "train-head",
+           **dict.fromkeys(["enroll", "enrol", "identify", "verify", "embed", "people", "rename", "remove", "train-head",
                             "reindex", "check"], "commands")}
 ORDER = ["keypoints", "commands", "demo", "train", "bench", "weights", "cluster", "classify", "compare", "serve"]
 # Commands that only run models on a few photos: on a machine with a GPU they stay on the CPU (as
 # documented: "everything runs offline on a CPU") and CUDA's start-up messages never appear.
-CPU_COMMANDS = {"enroll", "identify", "verify", "embed", "cluster", "demo", "reindex", "train-head", "classify",
+CPU_COMMANDS = {"enroll", "enrol", "identify", "verify", "embed", "cluster", "demo", "reindex", "train-head", "classify",
                 "people", "rename", "remove", "check"}
 NOISY_LOGGERS = ("absl", "tensorflow", "keras", "h5py", "matplotlib", "PIL", "jax")
 
