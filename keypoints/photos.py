@@ -106,14 +106,21 @@ def draw_keypoints(rgb: np.ndarray, box, points: np.ndarray, number: int | None 
         pts = np.array([pts[36:42].mean(0), pts[42:48].mean(0), pts[30], pts[48], pts[54]]) if len(pts) == 68 else []
     for x, y in pts:
         cv2.circle(out, (int(round(x)), int(round(y))), thick + (not small), (255, 40, 40), -1, cv2.LINE_AA)
-    if number is None:
-        return out
+    if number is not None:
+        _number_tag(out, (x0, y0, x1, y1), number, thick, taken)
+    return out
+
+
+def _number_tag(out: np.ndarray, box: tuple[int, int, int, int], number: int, thick: int, taken: list | None) -> None:
+    """Draw a face's number, white on a green tag, beside its box (above, below, left, right; inside its corner
+    only when nothing else fits), clear of the tags in `taken`, and add this one there."""
+    x0, y0, x1, y1 = box
+    short = min(out.shape[:2])
     floor = max(11, short // 120)
     px = min(max(floor, (x1 - x0) // 8), max(floor, short // 24))  # a font size, as the identify labels use
     scale, weight, pad = 0.75 * px / 22, max(1, round(px / 12)), max(2, px // 6)  # digits 3/4 of px tall
     (w, h), _ = cv2.getTextSize(str(number), cv2.FONT_HERSHEY_SIMPLEX, scale, weight)
     tw, th = w + 2 * pad, h + 2 * pad
-    # beside the box, not on the face: above, below, left, right; inside its corner only when nothing else fits
     spots = [(x0, y0 - th), (x1 - tw, y0 - th), (x0, y1 + 1), (x1 - tw, y1 + 1), (x0 - tw, y0), (x1 + 1, y0)]
     inside = [(x, y) for x, y in spots if 0 <= x <= out.shape[1] - tw and 0 <= y <= out.shape[0] - th]
     spots = inside + [(max(0, min(x0 + thick, out.shape[1] - tw)), max(0, min(y0 + thick, out.shape[0] - th)))]
@@ -125,7 +132,6 @@ def draw_keypoints(rgb: np.ndarray, box, points: np.ndarray, number: int | None 
                 cv2.LINE_AA)
     if taken is not None:
         taken.append((x, y, x + tw, y + th))
-    return out
 
 
 def draw_sunglasses(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:

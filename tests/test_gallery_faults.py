@@ -221,3 +221,17 @@ def test_an_unreadable_gallery_is_called_unreadable(tmp_path):
     os.chmod(path, 0)
     with pytest.raises(GalleryError, match="cannot open"):
         Gallery(path, "toy", "v1", DIM)
+
+
+def test_a_gallery_that_refuses_to_open_lets_go_of_its_lock_at_once(tmp_path):
+    """The refusal's exception keeps the half-made Gallery alive in its traceback: its lock must not."""
+    from keyface.recognition.core.gallery import GalleryLock
+    path = tmp_path / "g.db"
+    make_gallery(path)
+    try:
+        Gallery(path, "toy", "v2", DIM, create=False)  # made by model v1: refused
+    except GalleryError as exc:
+        assert "model v1" in str(exc)
+        GalleryLock(path, exclusive=True).release()  # a rewrite may start while the error is still in hand
+    else:
+        raise AssertionError("a gallery of another model version was opened")

@@ -102,10 +102,19 @@ class Gallery:
             except OSError as exc:
                 raise GalleryError(f"cannot make the gallery folder {self.path.parent}: {exc.strerror}") from None
         self.lock = GalleryLock(self.path, exclusive=False)
+        try:
+            self._open()
+        except BaseException:
+            # let go now: the exception (and this half-made object in its traceback) may live on for a while,
+            # and a lock held until then keeps a rewrite of the gallery out
+            self.close()
+            raise
+
+    def _open(self) -> None:
+        """Connect, check the file is an undamaged keyface gallery, and claim or check its embedder."""
         fresh = not self.path.exists() or self.path.stat().st_size == 0
         self.conn = _connect(self.path)
         if not fresh and not self._has_schema():
-            self.close()
             raise GalleryError(f"{self.path} is an SQLite file but not a keyface gallery; refusing to touch it")
         if not fresh:
             self._quick_check()
@@ -122,7 +131,6 @@ class Gallery:
         except sqlite3.DatabaseError as exc:
             result = str(exc)
         if result != "ok":
-            self.close()
             raise GalleryError(damaged(self.path, result))
 
     def _claim_or_check(self) -> None:
