@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 
 ARRAY_SOURCE = "(image array)"
+BACKGROUND_FACE = 1 / 3  # faces under a third of a photo's largest face's width are background to enrol and verify
 ENROL_CHUNK = 32  # photos found, then embedded together: one pass of the network, memory bounded  # the source of a face enrolled from pixels: reindex cannot re-read it
 
 
@@ -106,10 +107,13 @@ class Recogniser:
         faces = self.pipeline.find_faces(rgb)
         if not faces:
             raise KeyfaceError(f"{label(photo)}: no face found")
-        if len(faces) > 1 and self.several_faces == "refuse":
-            raise KeyfaceError(f"{label(photo)}: {len(faces)} faces found; use a photo of one person, crop it, "
+        widths = np.array([f.box[2] - f.box[0] for f in faces])
+        i = int(np.argmax(widths))
+        # a face under a third of the largest one's width is someone in the background, not a rival for "the" face
+        rivals = int((widths >= BACKGROUND_FACE * widths[i]).sum())
+        if rivals > 1 and self.several_faces == "refuse":
+            raise KeyfaceError(f"{label(photo)}: {rivals} faces found; use a photo of one person, crop it, "
                                "or take the largest face")
-        i = int(np.argmax([(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]) for f in faces]))
         if len(faces) > 1:
             log.info("%s: %d faces found; using the largest", label(photo), len(faces))
         return rgb, faces[i]
