@@ -170,3 +170,15 @@ def test_the_token_file_is_made_owner_only_and_a_readable_one_is_refused(tmp_pat
     path.chmod(0o644)
     with pytest.raises(KeyfaceError, match="can be read by others"):
         load_or_create_token(path)
+
+
+def test_a_photo_enrolled_from_the_command_line_is_the_same_photo_here_and_has_a_thumbnail(served):
+    from keyface.recognition.cli.main import main
+    client, gallery = served
+    photo = sorted((DEMO / "gallery" / "Tom Cruise").glob("*.jpg"))[0]
+    assert main(["enroll", "--name", "Tom Cruise", str(photo), "--gallery", str(gallery)]) == 0
+    thumb = client.get("/api/people/Tom Cruise/thumbnail")
+    assert thumb.status_code == 200 and thumb.content[:2] == b"\xff\xd8"  # made by the command line's enrolment
+    again = client.post("/api/people", data={"name": "Someone Else"}, headers=AUTH,
+                        files=[("photos", (photo.name, photo.read_bytes(), "image/jpeg"))])
+    assert again.json()["added"] == 0 and "already enrolled as 'Tom Cruise'" in again.json()["errors"][0]

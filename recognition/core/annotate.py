@@ -238,3 +238,14 @@ def annotate_identities(photo, results: list, out_dir: Path) -> Path:
     """Write the annotated copy of photo into out_dir under a name not yet taken (owner-only); return it."""
     target = free_name(private_dir(out_dir) / f"{Path(photo).stem}_identified.jpg")
     return create_private(target, jpeg_bytes(draw_identities(load_image(photo), results)))
+
+
+def face_thumbnail(rgb: np.ndarray, box, size: int = 96) -> bytes:
+    """A square JPEG of a face with a margin, `size` px a side (the gallery keeps one a person, for the page)."""
+    x0, y0, x1, y1 = box
+    side = 1.3 * max(x1 - x0, y1 - y0)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    src = np.float32([[cx - side / 2, cy - side / 2], [cx + side / 2, cy - side / 2], [cx - side / 2, cy + side / 2]])
+    dst = np.float32([[0, 0], [size, 0], [0, size]])
+    crop = cv2.warpAffine(rgb, cv2.getAffineTransform(src, dst), (size, size), borderMode=cv2.BORDER_REPLICATE)
+    return jpeg_bytes(crop)

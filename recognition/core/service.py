@@ -125,10 +125,11 @@ class Recogniser:
         written from this thread only."""
         from concurrent.futures import ThreadPoolExecutor
         from tqdm import tqdm
+        from keyface.recognition.core.annotate import face_thumbnail
         from keyface.recognition.core.gallery import check_name
         person = check_name(person)
         chunks = [photos[i: i + ENROL_CHUNK] for i in range(0, len(photos), ENROL_CHUNK)]
-        faces, errors = [], []
+        faces, errors, thumb = [], [], None
         bar = tqdm(total=len(photos), desc=f"enrolling {person}", disable=not progress or len(photos) < 5,
                    unit="photo")
         with ThreadPoolExecutor(1) as ahead:
@@ -137,7 +138,7 @@ class Recogniser:
                 found = pending.result()
                 if k + 1 < len(chunks):
                     pending = ahead.submit(self._find, chunks[k + 1], workers)
-                for photo, (enrolment, error) in zip(chunk, self._embed_found(person, found)):
+                for photo, seen, (enrolment, error) in zip(chunk, found, self._embed_found(person, found)):
                     owner = None if enrolment is None else gallery.other_owner(enrolment.sha256, person)
                     if owner is not None:
                         error = f"{label(photo)}: already enrolled as {owner!r}"
@@ -145,9 +146,13 @@ class Recogniser:
                         errors.append(error)
                     else:
                         faces.append(enrolment)
+                        thumb = thumb or face_thumbnail(seen[0], enrolment.box)  # the page shows one a person
                 bar.update(len(chunk))
         bar.close()
-        return gallery.add(faces), errors
+        added = gallery.add(faces)
+        if thumb:
+            gallery.set_thumbnail(person, thumb)  # kept only if the person has none yet
+        return added, errors
 
     def enrolments(self, person: str, photos: list, workers: int = 1) -> list[tuple[Enrolment | None, str | None]]:
         """Each photo's enrolment record or the one-line reason it cannot be enrolled; nothing is stored.

@@ -8,11 +8,12 @@ CLI and a running server can share the gallery file.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import logging
 from contextlib import asynccontextmanager
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -26,7 +27,8 @@ from keyface.data.errors import KeyfaceError
 from keyface.data.images import decode_image_bytes
 from keyface.recognition.core.gallery import Gallery, GalleryError, check_name
 from keyface.recognition.server.limits import UploadLimit
-from keyface.recognition.server.views import people_json, thumbnail
+from keyface.recognition.core.annotate import face_thumbnail
+from keyface.recognition.server.views import people_json
 
 log = logging.getLogger(__name__)
 STATIC = Path(str(resources.files("keyface.recognition.server") / "static"))
@@ -166,8 +168,16 @@ def _pages(app: FastAPI) -> None:
 
 async def _photo(upload: UploadFile) -> tuple[str, object]:
     """An uploaded photo decoded in memory on a worker thread (size and pixels checked before decoding)."""
+    name, rgb, _ = await _photo_and_hash(upload)
+    return name, rgb
+
+
+async def _photo_and_hash(upload: UploadFile) -> tuple[str, object, str]:
+    """An uploaded photo decoded, and the SHA-256 of its file, as `keyface enroll` hashes a photo: the same
+    photo enrolled from the command line and from the page is one photo."""
     name = Path(upload.filename or "photo").name[:200] or "photo"
-    return name, await _in_thread(decode_image_bytes, await upload.read(), name)
+    data = await upload.read()
+    return name, await _in_thread(decode_image_bytes, data, name), hashlib.sha256(data).hexdigest()
 
 
 def _routes(app: FastAPI, rec, store: GalleryThread) -> None:
@@ -214,12 +224,12 @@ def _routes(app: FastAPI, rec, store: GalleryThread) -> None:
         decoded, errors = [], []
         for upload in photos:
             try:
-                decoded.append(await _photo(upload))
+                decoded.append(await _photo_and_hash(upload))
             except KeyfaceError as exc:
                 errors.append(str(exc))
-        found = await _in_thread(rec.enrolments, person, [rgb for _, rgb in decoded])
-        errors += [f"{n}: {e.split(': ', 1)[-1]}" for (n, _), (_, e) in zip(decoded, found) if e]
-        ready = [(rgb, enrolment) for (_, rgb), (enrolment, e) in zip(decoded, found) if not e]
+        found = await _in_thread(rec.enrolments, person, [rgb for _, rgb, _ in decoded])
+        errors += [f"{n}: {e.split(': ', 1)[-1]}" for (n, _, _), (_, e) in zip(decoded, found) if e]
+        ready = [(rgb, replace(enrolment, sha256=sha)) for (_, rgb, sha), (enrolment, e) in zip(decoded, found) if not e]
         added, refused = await store.run_async(_store_enrolments, store.gallery, person, ready)
         return {"person": person, "added": added, "errors": errors + refused}
 
@@ -254,7 +264,7 @@ def _store_enrolments(gallery: Gallery, person: str, ready: list) -> tuple[int, 
             keep.append((rgb, enrolment))
     added = gallery.add([e for _, e in keep])
     if keep:
-        gallery.set_thumbnail(person, thumbnail(*keep[0]))
+        gallery.set_thumbnail(person, face_thumbnail(keep[0][0], keep[0][1].box))
     return added, refused
 
 
