@@ -203,11 +203,12 @@ class Recogniser:
             results.append(FaceResult(face, vector, matches, matches[0].person if known else None))
         return sorted(results, key=lambda r: r.face.box[0])
 
-    def verify(self, photo_a, photo_b) -> tuple[bool, float]:
-        """Same person or not, and the cosine distance between the two photos' faces."""
+    def verify(self, photo_a, photo_b, threshold: float | None = None) -> tuple[bool, float]:
+        """Same person or not (within `threshold`, by default the calibrated one), and the cosine distance
+        between the two photos' faces."""
         (_, va), (_, vb) = self.single_face(photo_a), self.single_face(photo_b)
         distance = float(1.0 - np.dot(va, vb))
-        return distance <= self.threshold, distance
+        return distance <= (self.threshold if threshold is None else threshold), distance
 
 
 def reindex(source: Path, recogniser: Recogniser, out: Path) -> tuple[int, list[str]]:

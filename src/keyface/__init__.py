@@ -7,16 +7,22 @@
         team.enrol("Ada Lovelace", ["ada1.jpg", "ada2.jpg"])
         names = [f.name for f in team.identify("meeting.jpg")]
 
+Verbs to compose, as in face_recognition: `face_locations` (boxes only), `face_landmarks` (keypoints by
+region), `face_encodings` (unit embeddings, for given boxes or every face), `face_distance` and
+`compare_faces` (on embeddings). `load` gives the shared recogniser, `build` a new one with other settings.
+
 Importing keyface loads no model: the default embedder is loaded on first use and kept.
 """
 from importlib.metadata import PackageNotFoundError, version
 
 from keyface.data.errors import KeyfaceError
-from keyface.api import FoundFace, Gallery, find_faces, load, verify
+from keyface.api import (FoundFace, Gallery, build, compare_faces, face_distance, face_encodings, face_landmarks,
+                         face_locations, find_faces, load, verify)
 
 try:
     __version__ = version("keyface")
 except PackageNotFoundError:  # run from a checkout that was never installed
     __version__ = "unknown"
 
-__all__ = ["FoundFace", "Gallery", "KeyfaceError", "find_faces", "load", "verify"]
+__all__ = ["FoundFace", "Gallery", "KeyfaceError", "build", "compare_faces", "face_distance", "face_encodings",
+           "face_landmarks", "face_locations", "find_faces", "load", "verify"]

@@ -1,20 +1,38 @@
-"""The Python API: a few verbs on photos, in the spirit of face_recognition's. Errors are
-`keyface.KeyfaceError`s worded for a library (no command-line flags)."""
+"""The Python API: a few verbs on photos (paths or RGB numpy arrays), in the spirit of face_recognition's:
+`face_locations` (boxes), `face_landmarks` (68 keypoints by region), `face_encodings` (unit embeddings),
+`face_distance` and `compare_faces` on embeddings, and `find_faces`, `verify` and `Gallery` on top.
+Errors are `keyface.KeyfaceError`s worded for a library (no command-line flags)."""
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from keyface.data.errors import KeyfaceError
+from keyface.data.files import shown
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER
 
 Image = str | os.PathLike | np.ndarray  # a photo's path, or RGB uint8 pixels (H, W, 3)
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in photo pixels
 _LOADED: dict = {}
+_DETECTORS: dict = {}  # (detector name, min_face) -> a detector face_locations built for another min_face
+_DETECTORS_KEPT = 4
+
+# face_recognition's names for the iBUG 68 points; "left" and "right" as seen in the image
+REGIONS: dict[str, tuple[int, ...]] = {
+    "chin": tuple(range(0, 17)), "jaw": tuple(range(0, 17)),
+    "left_eyebrow": tuple(range(17, 22)), "right_eyebrow": tuple(range(22, 27)),
+    "nose_bridge": tuple(range(27, 31)), "nose_tip": tuple(range(31, 36)),
+    "left_eye": tuple(range(36, 42)), "right_eye": tuple(range(42, 48)),
+    "top_lip": tuple(range(48, 55)) + (64, 63, 62, 61, 60),
+    "bottom_lip": tuple(range(54, 60)) + (48, 60, 67, 66, 65, 64),
+}
 
 
-@dataclass
+@dataclass(repr=False)
 class FoundFace:
     """A face: box (x0, y0, x1, y1) in pixels, 68 keypoints, unit embedding; after identify, the name
     (None: unknown) and the nearest enrolled people with their distances."""
@@ -24,6 +42,12 @@ class FoundFace:
     name: str | None = None
     distance: float | None = None
     matches: list[tuple[str, float]] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        """One short line: box, name and distance; never the keypoints or the embedding."""
+        box = ", ".join(f"{float(v):.1f}" for v in self.box)
+        distance = "None" if self.distance is None else f"{float(self.distance):.3f}"
+        return f"FoundFace(box=({box}), name={self.name!r}, distance={distance})"
 
 
 def load(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, far: float | None = None,
@@ -56,16 +80,176 @@ def build(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, *, model:
     return Recogniser(pipeline, load_embedder(embedder, models, model, precision), threshold, several_faces, far)
 
 
+def _photo(image: Image, verb: str) -> Image:
+    """The photo as given, once a folder is refused by name (reading it would say 'no such file')."""
+    if isinstance(image, (str, os.PathLike)) and Path(image).is_dir():
+        raise KeyfaceError(f"{shown(image)} is a folder: {verb} takes one photo; loop over its images")
+    return image
+
+
+def _pixels(image: Image, verb: str) -> np.ndarray:
+    """The photo as RGB uint8 (H, W, 3)."""
+    from keyface.data.images import as_rgb
+    return as_rgb(_photo(image, verb))
+
+
+def _number(value, name: str) -> float:
+    """A distance or score given by the caller, as a float; a KeyfaceError if it is not a finite number."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if isinstance(value, (bool, str)) or not np.isfinite(number):
+        raise KeyfaceError(f"{name} must be a finite number, not {value!r}")
+    return number
+
+
+def _area(box) -> float:
+    return float((box[2] - box[0]) * (box[3] - box[1]))
+
+
+def _detector(recogniser, min_face: float | None):
+    """The recogniser's detector, or one of its kind looking for faces from `min_face` px wide (kept)."""
+    own = recogniser.pipeline.detector
+    if min_face is None or _number(min_face, "min_face") == getattr(own, "min_face", None):
+        return own
+    key = (own.name, float(min_face))
+    if key not in _DETECTORS:
+        from keyface.keypoints.detector import make_detector
+        detector = make_detector(own.name, float(min_face))  # refuses a min_face under 8 px
+        while len(_DETECTORS) >= _DETECTORS_KEPT:
+            _DETECTORS.pop(next(iter(_DETECTORS)))
+        _DETECTORS[key] = detector
+    return _DETECTORS[key]
+
+
+def face_locations(image: Image, min_face: float | None = None, max_num: int = 0, min_score: float | None = None,
+                   recogniser=None) -> list[Box]:
+    """Every face's box (x0, y0, x1, y1), left to right; detection only. `max_num` keeps the largest N (0: all),
+    `min_score` drops boxes the detector scored lower (it can only raise the detector's own cut), `min_face` is
+    the smallest face looked for (px wide; default: the recogniser's)."""
+    if isinstance(max_num, bool) or not isinstance(max_num, (int, np.integer)) or max_num < 0:
+        raise KeyfaceError(f"max_num must be a whole number of faces (0: all), not {max_num!r}")
+    cut = None if min_score is None else _number(min_score, "min_score")
+    rgb = _pixels(image, "face_locations")
+    found = _detector(recogniser or load(), min_face).detect(rgb)
+    boxes = [tuple(float(v) for v in f.box) for f in found if cut is None or f.score >= cut]
+    if max_num:
+        boxes = sorted(boxes, key=_area, reverse=True)[:max_num]
+    return sorted(boxes, key=lambda b: b[0])
+
+
+def _detections(boxes) -> list:
+    """Given boxes as the detector's faces (score 1, no landmarks); one box (4,) is taken as a list of one."""
+    from keyface.keypoints.detector import Face as Detection
+    try:
+        array = np.asarray(boxes, np.float64)
+    except (TypeError, ValueError):
+        raise KeyfaceError("boxes must be (x0, y0, x1, y1) tuples of numbers, as face_locations gives") from None
+    array = array.reshape(1, 4) if array.shape == (4,) else array.reshape(-1, 4) if array.size == 0 else array
+    if array.ndim != 2 or array.shape[1] != 4:
+        raise KeyfaceError(f"boxes must be (x0, y0, x1, y1) tuples, as face_locations gives; not shape {array.shape}")
+    if not np.isfinite(array).all() or (array[:, 2] <= array[:, 0]).any() or (array[:, 3] <= array[:, 1]).any():
+        raise KeyfaceError("each box must be finite with x0 < x1 and y0 < y1 (pixels: left, top, right, bottom)")
+    return [Detection(tuple(float(v) for v in row), 1.0) for row in array]
+
+
+def _faces(rgb: np.ndarray, boxes, recogniser) -> list:
+    """The faces (pipeline Face, with keypoints) at the given boxes in their order, or every face found,
+    left to right."""
+    if boxes is None:
+        return sorted(recogniser.pipeline.find_faces(rgb), key=lambda f: f.box[0])
+    return recogniser.pipeline.faces_at(rgb, _detections(boxes))
+
+
+def face_landmarks(image: Image, boxes=None, recogniser=None) -> list[dict[str, np.ndarray]]:
+    """Each face's 68 keypoints (x, y) by region, named as face_recognition names them ("chin" also as "jaw",
+    "left_eyebrow", "right_eyebrow", "nose_bridge", "nose_tip", "left_eye", "right_eye", "top_lip",
+    "bottom_lip") plus "all" (68, 2). Left and right are as seen in the image: "left_eye" (iBUG points 36-41)
+    is the eye on the photo's left, the person's right. Faces at `boxes` in their order, else every face
+    found, left to right."""
+    recogniser = recogniser or load()
+    rgb = _pixels(image, "face_landmarks")
+    found = []
+    for face in _faces(rgb, boxes, recogniser):
+        points = np.asarray(face.keypoints, np.float32)
+        found.append({**{name: points[list(idx)] for name, idx in REGIONS.items()}, "all": points.copy()})
+    return found
+
+
+def face_encodings(image: Image, boxes=None, recogniser=None) -> np.ndarray:
+    """Unit embeddings (N, D) of the faces at `boxes` in their order, else of every face found, left to right."""
+    from keyface.recognition.core.pipeline import align_batch
+    recogniser = recogniser or load()
+    rgb = _pixels(image, "face_encodings")
+    faces = _faces(rgb, boxes, recogniser)
+    return recogniser.embedder.embed(align_batch(rgb, faces, recogniser.embedder.spec))
+
+
+def _unit(vectors: np.ndarray, what: str) -> np.ndarray:
+    """Vectors scaled to length 1 along the last axis; a zero or non-finite one is refused."""
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    if not np.isfinite(vectors).all() or (norms == 0).any():
+        raise KeyfaceError(f"{what} must be finite and not all zeros: an embedding has a direction")
+    return vectors / norms
+
+
+def face_distance(known, candidate) -> np.ndarray:
+    """Cosine distance (1 - cos, 0 to 2) of each known embedding (N, D) to one candidate (D,); none known: empty."""
+    try:
+        cand, rows = np.asarray(candidate, np.float64), np.asarray(known, np.float64)
+    except (TypeError, ValueError):
+        raise KeyfaceError("embeddings must be arrays of numbers, as face_encodings gives") from None
+    cand = cand[0] if cand.ndim == 2 and cand.shape[0] == 1 else cand
+    if cand.ndim != 1 or cand.size == 0:
+        raise KeyfaceError(f"the candidate must be one embedding (D,), not shape {cand.shape}")
+    if rows.size == 0:
+        return np.zeros(0)
+    rows = rows[None] if rows.ndim == 1 else rows
+    if rows.ndim != 2 or rows.shape[1] != cand.size:
+        raise KeyfaceError(f"known embeddings must be (N, {cand.size}) like the candidate, not shape {rows.shape}")
+    return np.clip(1.0 - _unit(rows, "known embeddings") @ _unit(cand, "the candidate"), 0.0, 2.0)
+
+
+def compare_faces(known, candidate, tolerance: float | None = None, recogniser=None) -> list[bool]:
+    """Whether each known embedding is the candidate's person: distance <= tolerance, by default the
+    recogniser's calibrated verify threshold (the embeddings must then be that recogniser's)."""
+    distances = face_distance(known, candidate)
+    if tolerance is not None:
+        cut = _number(tolerance, "tolerance")
+    else:
+        recogniser = recogniser or load()
+        dim = np.asarray(candidate).size
+        if dim != recogniser.embedder.dim:
+            raise KeyfaceError(f"embeddings of {dim} numbers are not the {recogniser.embedder.name} model's "
+                               f"({recogniser.embedder.dim}): give the recogniser that made them, or a tolerance")
+        cut = recogniser.threshold
+    return [bool(d <= cut) for d in distances]
+
+
 def find_faces(image: Image, recogniser=None) -> list[FoundFace]:
     """Every face in a photo, left to right, with its keypoints and embedding."""
-    _, faces, vectors = (recogniser or load()).faces(image)
+    _, faces, vectors = (recogniser or load()).faces(_photo(image, "find_faces"))
     found = [FoundFace(tuple(float(v) for v in f.box), f.keypoints, v) for f, v in zip(faces, vectors)]
     return sorted(found, key=lambda f: f.box[0])
 
 
-def verify(image_a: Image, image_b: Image, recogniser=None) -> tuple[bool, float]:
-    """Whether two photos (one face each) show the same person, and the cosine distance."""
-    return (recogniser or load()).verify(image_a, image_b)
+def _policy(recogniser, largest_face: bool):
+    """The recogniser, or a shallow copy that takes a photo's largest face (the shared one stays as it is)."""
+    if not largest_face or recogniser.several_faces == "largest":
+        return recogniser
+    chosen = copy.copy(recogniser)
+    chosen.several_faces = "largest"
+    return chosen
+
+
+def verify(image_a: Image, image_b: Image, recogniser=None, threshold: float | None = None,
+           largest_face: bool = False) -> tuple[bool, float]:
+    """Whether two photos (one face each) show the same person, and the cosine distance; `threshold` is a
+    distance to use instead of the calibrated one, `largest_face` takes a photo's largest face where it
+    has several people in it (the default refuses such a photo)."""
+    cut = None if threshold is None else _number(threshold, "threshold")
+    return _policy(recogniser or load(), largest_face).verify(_photo(image_a, "verify"), _photo(image_b, "verify"), cut)
 
 
 class Gallery:
@@ -83,14 +267,19 @@ class Gallery:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def enrol(self, name: str, photos: list[Image]) -> tuple[int, list[str]]:
-        """Add one person's photos (one face each) in one transaction: (photos added, why others were not)."""
-        return self.recogniser.enrol(self.store, name, list(photos), progress=False)
+    def enrol(self, name: str, photos: list[Image], largest_face: bool = False) -> tuple[int, list[str]]:
+        """Add one person's photos (one face each; `largest_face` takes a photo's largest face where it has
+        several) in one transaction: (photos added, why others were not)."""
+        photos = [photos] if isinstance(photos, (str, os.PathLike, np.ndarray)) else list(photos)
+        for photo in photos:
+            if isinstance(photo, (str, os.PathLike)) and Path(photo).is_dir():
+                raise KeyfaceError(f"{shown(photo)} is a folder: enrol takes a list of photos; list its images")
+        return _policy(self.recogniser, largest_face).enrol(self.store, name, photos, progress=False)
 
     def identify(self, image: Image, top: int = 3) -> list[FoundFace]:
         """Every face in a photo, left to right, named when its nearest person is within the open-set cut."""
         found = []
-        for r in self.recogniser.identify(self.store, image, k=top):
+        for r in self.recogniser.identify(self.store, _photo(image, "identify"), k=top):
             best = r.matches[0].distance if r.matches else None
             found.append(FoundFace(tuple(float(v) for v in r.face.box), r.face.keypoints, r.embedding, r.name,
                                    best, [(m.person, m.distance) for m in r.matches]))

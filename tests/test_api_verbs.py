@@ -1,0 +1,211 @@
+"""The composable verbs of the Python API (face_locations, face_landmarks, face_encodings, face_distance,
+compare_faces) and verify/enrol's options, on the shipped LFW demo photos and a two-face canvas."""
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import keyface
+from keyface.data.images import load_image
+from keyface.recognition.cli.demo import demo_root
+
+GALLERY = demo_root() / "gallery"
+TOM = [GALLERY / "Tom Cruise" / f"Tom_Cruise_000{i}.jpg" for i in range(1, 6)]
+NANCY = GALLERY / "Nancy Pelosi" / "Nancy_Pelosi_0001.jpg"
+CROWDED = demo_root() / "probes" / "Gordon_Brown_0006.jpg"  # one face and two smaller ones behind
+SPLIT = 170  # the canvas's x where Tom's photo starts
+
+
+@pytest.fixture(scope="module")
+def recogniser():
+    """The default, shared recogniser (dlib-resnet)."""
+    return keyface.load()
+
+
+@pytest.fixture(scope="module")
+def canvas() -> np.ndarray:
+    """Two people side by side: Nancy Pelosi shrunk to 160 px on the left (her face ~60 px wide), Tom Cruise
+    at 250 px on the right (~100 px): two rival faces, the larger one on the right."""
+    import cv2
+    small = cv2.resize(load_image(NANCY), (160, 160), interpolation=cv2.INTER_AREA)
+    image = np.full((250, SPLIT + 250, 3), 128, np.uint8)
+    image[45:205, :160] = small
+    image[:, SPLIT:] = load_image(TOM[0])
+    return image
+
+
+def width(box) -> float:
+    return box[2] - box[0]
+
+
+def test_importing_keyface_loads_no_model_and_exports_the_verbs():
+    code = ("import sys, keyface; print(sorted({'tensorflow', 'keras'} & set(sys.modules)), len(keyface.api._LOADED), "
+            "all(hasattr(keyface, n) for n in keyface.__all__), keyface.build is keyface.api.build)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[]", "0", "True", "True"]
+    verbs = {"build", "face_locations", "face_landmarks", "face_encodings", "face_distance", "compare_faces"}
+    assert verbs <= set(keyface.__all__)
+
+
+def test_face_locations_gives_boxes_left_to_right_and_max_num_keeps_the_largest(canvas, recogniser):
+    boxes = keyface.face_locations(canvas, recogniser=recogniser)
+    assert len(boxes) == 2 and all(len(b) == 4 and all(isinstance(v, float) for v in b) for b in boxes)
+    left, right = boxes
+    assert left[2] < SPLIT < right[0]  # Nancy's face, then Tom's
+    assert width(left) < width(right)
+    assert keyface.face_locations(canvas, max_num=1) == [right]
+    assert keyface.face_locations(canvas, max_num=5) == boxes
+    with pytest.raises(keyface.KeyfaceError, match="max_num"):
+        keyface.face_locations(canvas, max_num=-1)
+
+
+def test_face_locations_min_score_drops_lower_scoring_boxes(canvas, recogniser):
+    found = recogniser.pipeline.detector.detect(canvas)
+    scores = sorted(f.score for f in found)
+    assert len(scores) == 2 and scores[0] < scores[1]
+    cut = (scores[0] + scores[1]) / 2
+    best = max(found, key=lambda f: f.score)
+    assert keyface.face_locations(canvas, min_score=cut) == [tuple(float(v) for v in best.box)]
+    assert keyface.face_locations(canvas, min_score=scores[1] + 1e-3) == []
+    assert len(keyface.face_locations(canvas, min_score=0.0)) == 2
+
+
+def test_face_locations_min_face_uses_a_kept_detector_of_that_size(canvas, recogniser):
+    from keyface.api import _DETECTORS
+    boxes = keyface.face_locations(canvas, min_face=120)  # faces under 0.7 x 120 px are not looked for
+    assert len(boxes) == 1 and boxes[0][0] > SPLIT
+    kept = _DETECTORS[(recogniser.pipeline.detector.name, 120.0)]
+    keyface.face_locations(canvas, min_face=120)
+    assert _DETECTORS[(recogniser.pipeline.detector.name, 120.0)] is kept
+    assert recogniser.pipeline.detector.min_face == 24  # the shared recogniser's own is untouched
+    with pytest.raises(keyface.KeyfaceError, match="at least 8"):
+        keyface.face_locations(canvas, min_face=4)
+
+
+def test_face_landmarks_name_the_regions_as_face_recognition_does(canvas):
+    faces = keyface.face_landmarks(canvas)
+    assert len(faces) == 2
+    counts = {"chin": 17, "jaw": 17, "left_eyebrow": 5, "right_eyebrow": 5, "nose_bridge": 4, "nose_tip": 5,
+              "left_eye": 6, "right_eye": 6, "top_lip": 12, "bottom_lip": 12, "all": 68}
+    for regions in faces:
+        assert {k: len(v) for k, v in regions.items()} == counts
+        everything = regions["all"]
+        assert everything.shape == (68, 2)
+        np.testing.assert_array_equal(regions["chin"], everything[:17])
+        np.testing.assert_array_equal(regions["top_lip"][[0, 6, 7, 11]], everything[[48, 54, 64, 60]])
+        np.testing.assert_array_equal(regions["bottom_lip"][[0, 6, 7, 11]], everything[[54, 48, 60, 64]])
+        # left and right as seen in the image
+        assert regions["left_eye"][:, 0].mean() < regions["right_eye"][:, 0].mean()
+        assert regions["left_eyebrow"][:, 0].mean() < regions["right_eyebrow"][:, 0].mean()
+        heights = [regions[k][:, 1].mean() for k in ("nose_bridge", "nose_tip", "bottom_lip")]
+        assert heights == sorted(heights)  # top to bottom
+    assert faces[0]["all"][:, 0].mean() < SPLIT < faces[1]["all"][:, 0].mean()
+
+
+def test_face_landmarks_for_given_boxes_are_find_faces_keypoints(canvas):
+    found = keyface.find_faces(canvas)
+    given = keyface.face_landmarks(canvas, boxes=[f.box for f in reversed(found)])
+    assert len(given) == 2
+    for regions, face in zip(given, reversed(found)):  # in the order of the boxes given
+        np.testing.assert_allclose(regions["all"], face.keypoints, atol=1e-4)
+    with pytest.raises(keyface.KeyfaceError, match="x0 < x1"):
+        keyface.face_landmarks(canvas, boxes=[(50, 50, 40, 90)])
+    with pytest.raises(keyface.KeyfaceError, match="boxes"):
+        keyface.face_landmarks(canvas, boxes=[(1, 2, 3)])
+
+
+def test_face_encodings_for_given_boxes_are_find_faces_embeddings():
+    found = keyface.find_faces(CROWDED)
+    assert len(found) == 3
+    expected = np.stack([f.embedding for f in found])
+    boxes = [f.box for f in found]
+    np.testing.assert_allclose(keyface.face_encodings(CROWDED, boxes=boxes), expected, atol=1e-5)
+    np.testing.assert_allclose(keyface.face_encodings(CROWDED), expected, atol=1e-5)
+    np.testing.assert_allclose(keyface.face_encodings(CROWDED, boxes=boxes[::-1]), expected[::-1], atol=1e-5)
+    one = keyface.face_encodings(CROWDED, boxes=boxes[1])  # a single box
+    np.testing.assert_allclose(one, expected[1:2], atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(expected, axis=1), 1.0, atol=1e-5)
+    assert keyface.face_encodings(np.full((120, 120, 3), 128, np.uint8)).shape == (0, expected.shape[1])
+
+
+@pytest.fixture(scope="module")
+def embeddings():
+    """Two photos of Tom Cruise and one of Nancy Pelosi, embedded."""
+    return [keyface.face_encodings(photo)[0] for photo in (TOM[0], TOM[1], NANCY)]
+
+
+def test_face_distance_is_cosine_distance_and_ranks_the_same_person_nearer(embeddings):
+    tom1, tom2, nancy = embeddings
+    distances = keyface.face_distance(np.stack([tom1, nancy]), tom2)
+    assert distances.shape == (2,)
+    assert 0 <= distances[0] < distances[1] <= 2
+    np.testing.assert_allclose(distances, [1 - tom1 @ tom2, 1 - nancy @ tom2], atol=1e-6)
+    np.testing.assert_allclose(keyface.face_distance([3 * tom1, 0.2 * nancy], 7 * tom2), distances, atol=1e-6)
+    _, verified = keyface.verify(TOM[0], TOM[1])
+    assert distances[0] == pytest.approx(verified, abs=1e-5)
+    assert keyface.face_distance(np.zeros((0, tom1.size)), tom2).shape == (0,)
+    assert keyface.face_distance([], tom2).shape == (0,)
+    with pytest.raises(keyface.KeyfaceError, match="like the candidate"):
+        keyface.face_distance([tom1[:5]], tom2)
+    with pytest.raises(keyface.KeyfaceError, match="zeros"):
+        keyface.face_distance([tom1], np.zeros_like(tom2))
+
+
+def test_compare_faces_cuts_at_the_calibrated_threshold_or_the_tolerance(embeddings, recogniser):
+    tom1, tom2, nancy = embeddings
+    known = [tom1, nancy]
+    same, other = keyface.face_distance(known, tom2)
+    assert same < recogniser.threshold < other  # so that the default cut decides
+    assert keyface.compare_faces(known, tom2) == [True, False]
+    assert keyface.compare_faces(known, tom2, tolerance=0.0) == [False, False]
+    assert keyface.compare_faces(known, tom2, tolerance=2.0) == [True, True]
+    assert keyface.compare_faces(known, tom2, tolerance=same - 1e-4) == [False, False]
+    assert keyface.compare_faces([], tom2) == []
+    loose = SimpleNamespace(threshold=0.5, identify_threshold=0.0, embedder=recogniser.embedder)
+    assert keyface.compare_faces(known, tom2, recogniser=loose) == [True, True]  # verify's cut, not identify's
+    with pytest.raises(keyface.KeyfaceError, match="tolerance"):
+        keyface.compare_faces(known, tom2, tolerance="close")
+    with pytest.raises(keyface.KeyfaceError, match="give the recogniser that made them"):
+        keyface.compare_faces([tom1[:5]], tom2[:5])
+
+
+def test_verify_can_take_the_largest_face_and_a_threshold(canvas, recogniser):
+    with pytest.raises(keyface.KeyfaceError, match="2 faces found"):
+        keyface.verify(canvas, TOM[1])
+    same, distance = keyface.verify(canvas, TOM[1], largest_face=True)  # Tom's face is the larger
+    assert same and distance < recogniser.threshold
+    assert recogniser.several_faces == "refuse"  # the shared recogniser is not changed
+    same, distance = keyface.verify(TOM[3], TOM[1])
+    assert same
+    assert keyface.verify(TOM[3], TOM[1], threshold=0) == (False, distance)
+    assert keyface.verify(TOM[3], TOM[1], threshold=distance + 1e-6) == (True, distance)
+    with pytest.raises(keyface.KeyfaceError, match="is a folder: verify takes one photo"):
+        keyface.verify(GALLERY, TOM[1])
+
+
+def test_gallery_enrols_the_largest_face_on_request_and_refuses_a_folder_to_identify(tmp_path, recogniser):
+    crowded = TOM[2]  # Tom Cruise and someone else nearly his size
+    with keyface.Gallery(tmp_path / "g.db") as gallery:
+        added, errors = gallery.enrol("Tom", [crowded])
+        assert added == 0 and "2 faces found" in errors[0]
+        assert gallery.enrol("Tom", [crowded], largest_face=True) == (1, [])
+        assert recogniser.several_faces == "refuse"
+        assert gallery.people() == {"Tom": 1}
+        with pytest.raises(keyface.KeyfaceError, match="is a folder: enrol"):
+            gallery.enrol("Tom", GALLERY / "Tom Cruise")
+        with pytest.raises(keyface.KeyfaceError, match="is a folder: identify takes one photo; loop over its images"):
+            gallery.identify(GALLERY / "Tom Cruise")
+        with pytest.raises(keyface.KeyfaceError, match="no such file"):
+            gallery.identify(tmp_path / "missing.jpg")
+
+
+def test_found_face_repr_is_one_short_line(canvas):
+    face = keyface.FoundFace((12.0, 30.5, 80.2, 110.0), np.zeros((68, 2)), np.zeros(128), "Ada", 0.0314159)
+    assert repr(face) == "FoundFace(box=(12.0, 30.5, 80.2, 110.0), name='Ada', distance=0.031)"
+    for found in keyface.find_faces(canvas):
+        shown = repr(found)
+        assert "\n" not in shown and len(shown) < 100 and shown.startswith("FoundFace(box=(")
+        assert str(found) == shown
