@@ -15,3 +15,31 @@ class ImageError(KeyfaceError):
 
 class MissingDependency(KeyfaceError, ImportError):
     """An optional package is not installed; the message gives the pip line."""
+
+
+class NoDataRootError(DataError):
+    """No data root was named (neither a flag nor KEYFACE_DATA)."""
+
+
+class NoFaceError(KeyfaceError):
+    """No face was found in a photo that needed one."""
+
+
+class SeveralFacesError(KeyfaceError):
+    """A photo holds several faces where one was asked for (enrol, verify): which one is meant is ambiguous."""
+
+
+class NotCalibratedError(KeyfaceError):
+    """A model file carries no calibrated threshold of the kind asked for; `embedder` names the model."""
+
+    def __init__(self, message: str, embedder: str):
+        super().__init__(message)
+        self.embedder = embedder
+
+
+class FalseAcceptRateError(KeyfaceError):
+    """A false-accept rate that is out of range or finer than the model's calibration can resolve."""
+
+
+class LandmarksNeededError(KeyfaceError):
+    """An alignment needs the detector's own landmarks, and the detector gives none."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from keyface.data.errors import DataError
+from keyface.data.errors import DataError, NoDataRootError
 
 DATA_ENV = "KEYFACE_DATA"
 MODELS_ENV = "KEYFACE_MODELS"
@@ -14,7 +14,7 @@ def data_root(flag: str | os.PathLike | None = None) -> Path:
     """Return the data root: the flag if given, else $KEYFACE_DATA; error if neither exists."""
     value = flag if flag else os.environ.get(DATA_ENV)
     if not value:
-        raise DataError(f"no data root: set {DATA_ENV} or pass the data root")
+        raise NoDataRootError(f"no data root: set {DATA_ENV} or pass the data root")
     root = Path(value).expanduser()
     if not root.is_dir():
         raise DataError(f"data root {root} is not a directory")

@@ -93,7 +93,7 @@ def test_gallery_of_another_embedder_is_refused_and_untouched(tmp_path, youtube_
     with pytest.raises(GalleryError, match="open it with embedder 'geometry', or reindex it") as info:
         Gallery(db, "keypoints", "v0", 8)
     assert "--" not in str(info.value)  # library terms; the command line names its flags
-    assert with_hint(str(info.value)).endswith(
+    assert with_hint(info.value).endswith(
         f"(use --embedder geometry, or run `keyface reindex --gallery {db} --embedder keypoints`)")
 
 
@@ -103,7 +103,7 @@ def test_library_errors_get_their_flags_on_the_command_line(tmp_path, monkeypatc
     from keyface.data.paths import DATA_ENV, data_root
     from keyface.recognition.cli.main import with_hint
     from keyface.recognition.core.embedders import InputSpec
-    from keyface.recognition.core.gallery import damaged
+    from keyface.recognition.core.gallery import DamagedGalleryError, damaged
     from keyface.recognition.core.open_set import cut_at_far
     from keyface.recognition.core.pipeline import Face, face_matrix
     monkeypatch.delenv(DATA_ENV, raising=False)
@@ -113,14 +113,16 @@ def test_library_errors_get_their_flags_on_the_command_line(tmp_path, monkeypatc
                                      InputSpec(150, 3, alignment="dlib-mtcnn5"))):
         with pytest.raises(KeyfaceError) as info:
             fail()
-        errors.append(str(info.value))
-    errors.append(damaged(tmp_path / "g.db", "database disk image is malformed"))
-    assert not [e for e in errors if "--" in e or "`keyface" in e], errors
-    hinted = [with_hint(e) for e in errors]
+        errors.append(info.value)
+    errors.append(DamagedGalleryError(damaged(tmp_path / "g.db", "database disk image is malformed"), tmp_path / "g.db",
+                                      "check"))
+    assert not [e for e in errors if "--" in str(e) or "`keyface" in str(e)], errors
+    hinted = [with_hint(e) for e in errors]  # chosen by the error's kind, not by its words
     assert hinted[0].endswith("(--data PATH)") and hinted[1].endswith("(--far)")
     assert hinted[2].endswith("(--detector mtcnn)")
     assert hinted[3].endswith(f"(run `keyface check --gallery {tmp_path / 'g.db'}`)")
     assert with_hint("photo.jpg: no face found") == "photo.jpg: no face found"
+    assert with_hint(KeyfaceError("a message that reads like --far or a false-accept rate")).endswith("rate")
 
 
 @pytest.mark.parametrize("bad", ["not_image.jpg", "truncated.jpg", "bomb.png"])

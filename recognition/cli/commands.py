@@ -160,7 +160,8 @@ def open_gallery(args, rec=None, create: bool = False):
     return Gallery(path, rec.embedder.name, rec.embedder.version, rec.embedder.dim, create=create)
 
 
-def _report(errors: list[str]) -> int:
+def _report(errors: list) -> int:
+    """Print each error (a library error or a line) with its hint; 2 if there were any."""
     for e in errors:
         print(f"keyface: error: {with_hint(e)}", file=sys.stderr)
     return 2 if errors else 0
@@ -231,7 +232,7 @@ def _identify_photo(rec, gallery, photo: str, args, head) -> dict:
     try:
         results = rec.identify(gallery, photo, args.top, args.index, by_distance=head is None)
     except KeyfaceError as exc:
-        return {"error": with_hint(str(exc)), "faces": []}
+        return {"error": with_hint(exc), "faces": []}
     results.sort(key=lambda r: float(r.face.box[0]))
     if head is not None:
         _name_by_head(results, head, args.min_probability)
@@ -304,7 +305,7 @@ def cmd_embed(args) -> int:
             try:
                 _, faces, vectors = rec.faces(photo)
             except KeyfaceError as exc:
-                errors.append(with_hint(str(exc)))
+                errors.append(with_hint(exc))
                 stream.error(errors[-1])
                 stream.json({**item, "error": errors[-1], "faces": []})
                 continue

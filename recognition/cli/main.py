@@ -10,7 +10,8 @@ import re
 import sys
 import threading
 
-from keyface.data.errors import KeyfaceError
+from keyface.data.errors import (FalseAcceptRateError, KeyfaceError, LandmarksNeededError, NoDataRootError,
+                                 NotCalibratedError, SeveralFacesError)
 from keyface.recognition.cli.photos_args import ArgumentError, prepare
 
 log = logging.getLogger("keyface")
@@ -152,29 +153,25 @@ def _forward(read_end: int, original: int) -> None:
                 pass
 
 
-# Library errors speak in library terms; on the command line, the flag or command that does it.
-HINTS = [
-    (re.compile(r"the (?P<embedder>\S+) model carries no calibrated \S+: calibrate"),
-     "run `keyface calibrate {embedder}`, or pass --threshold"),
-    (re.compile(r"or take the largest face$"), "--largest-face"),
-    (re.compile(r"false-accept rate"), "--far"),
-    (re.compile(r"^(?P<path>.+) was made with embedder '(?P<made>[^']*)' .* re-embed its photos with embedder "
-                r"'(?P<now>[^']*)'$"),
-     "use --embedder {made}, or run `keyface reindex --gallery {path} --embedder {now}`"),
-    (re.compile(r"^(?P<path>.+) has \d+ damaged embedding"), "run `keyface reindex --gallery {path}`"),
-    (re.compile(r"^(?P<path>.+) is damaged \(.*check the gallery for details$"),
-     "run `keyface check --gallery {path}`"),
-    (re.compile(r"^no data root: "), "--data PATH"),
-    (re.compile(r"alignment needs the detector's 5 landmarks"), "--detector mtcnn"),
-]
+def hint(error: KeyfaceError) -> str | None:
+    """The command-line way to act on a library error (library errors speak in library terms), by its kind."""
+    from keyface.recognition.core.gallery import DamagedGalleryError, OtherModelError
+    if isinstance(error, NotCalibratedError):
+        return f"run `keyface calibrate {error.embedder}`, or pass --threshold"
+    if isinstance(error, OtherModelError):
+        return (f"use --embedder {error.made}, or run `keyface reindex --gallery {error.path} --embedder "
+                f"{error.wanted}`")
+    if isinstance(error, DamagedGalleryError):
+        return f"run `keyface {error.repair} --gallery {error.path}`"
+    flags = {SeveralFacesError: "--largest-face", FalseAcceptRateError: "--far", NoDataRootError: "--data PATH",
+             LandmarksNeededError: "--detector mtcnn"}
+    return next((flag for kind, flag in flags.items() if isinstance(error, kind)), None)
 
 
-def with_hint(message: str) -> str:
-    """A library error's message with the command-line way to act on it, where there is one."""
-    for pattern, hint in HINTS:
-        if found := pattern.search(message):
-            return f"{message} ({hint.format(**found.groupdict())})"
-    return message
+def with_hint(error: KeyfaceError | str) -> str:
+    """An error's one line, with the command-line way to act on it where there is one."""
+    found = hint(error) if isinstance(error, KeyfaceError) else None
+    return f"{error} ({found})" if found else str(error)
 
 
 def _normalise_argv(argv: list[str]) -> list[str]:
@@ -219,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyfaceError as exc:
-        print(f"keyface: error: {with_hint(str(exc))}", file=sys.stderr)
+        print(f"keyface: error: {with_hint(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("keyface: interrupted", file=sys.stderr)

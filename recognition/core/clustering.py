@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keyface.data.errors import KeyfaceError
+from keyface.data.errors import NotCalibratedError
 
 
 def cluster_faces(vectors: np.ndarray, threshold: float) -> np.ndarray:
@@ -38,8 +38,8 @@ def cluster_threshold(embedder, given: float | None) -> float:
     """The clustering cut: given, or calibrated into the model file; never guessed."""
     value = given if given is not None else embedder.metadata.get("cluster_threshold")
     if value is None:
-        raise KeyfaceError(f"the {embedder.name} model carries no calibrated clustering threshold: give one "
-                           f"(or calibrate the model: `keyface calibrate {embedder.name}`)")
+        raise NotCalibratedError(f"the {embedder.name} model carries no calibrated clustering threshold: give one "
+                                 f"(or calibrate the model: `keyface calibrate {embedder.name}`)", embedder.name)
     return float(value)
 
 

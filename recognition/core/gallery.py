@@ -45,6 +45,32 @@ class GalleryError(KeyfaceError):
     """The gallery cannot do what was asked (wrong embedder, unknown person, bad name)."""
 
 
+class PersonNotFoundError(GalleryError):
+    """No one of that name (or no thumbnail of them) is in the gallery."""
+
+
+class GalleryConflictError(GalleryError):
+    """The change would make one photo two people's, or two people one name."""
+
+
+class OtherModelError(GalleryError):
+    """The gallery holds another embedder's or model version's vectors: `path`, `made` (its embedder) and
+    `wanted` (the one asked for)."""
+
+    def __init__(self, message: str, path: Path, made: str, wanted: str):
+        super().__init__(message)
+        self.path, self.made, self.wanted = path, made, wanted
+
+
+class DamagedGalleryError(GalleryError):
+    """The gallery file, or vectors in it, are damaged: `path`, and `repair`: "check" (the file) or
+    "reindex" (vectors, re-embedded from their photos)."""
+
+    def __init__(self, message: str, path: Path, repair: str):
+        super().__init__(message)
+        self.path, self.repair = path, repair
+
+
 @dataclass(frozen=True)
 class Enrolment:
     """One face to store: who, from which photo, where the face is, and its embedding."""
@@ -131,7 +157,7 @@ class Gallery:
         except sqlite3.DatabaseError as exc:
             result = str(exc)
         if result != "ok":
-            raise GalleryError(damaged(self.path, result))
+            raise DamagedGalleryError(damaged(self.path, result), self.path, "check")
 
     def _claim_or_check(self) -> None:
         """A new gallery records its embedder; an existing one must match it."""
@@ -143,10 +169,10 @@ class Gallery:
                     ("version", self.version), ("dim", str(self.dim))])
                 meta = dict(self.conn.execute("SELECT key, value FROM meta"))
         if (meta["embedder"], meta["version"]) != (self.embedder, self.version):
-            raise GalleryError(
+            raise OtherModelError(
                 f"{self.path} was made with embedder {meta['embedder']!r} (model {meta['version']}), not "
                 f"{self.embedder!r} (model {self.version}); open it with embedder {meta['embedder']!r}, or reindex it: "
-                f"re-embed its photos with embedder {self.embedder!r}")
+                f"re-embed its photos with embedder {self.embedder!r}", self.path, meta["embedder"], self.embedder)
 
     def _has_schema(self) -> bool:
         """Whether the file already holds keyface's tables."""
@@ -160,7 +186,7 @@ class Gallery:
                 person = check_name(face.person)
                 owner = self.other_owner(face.sha256, person)
                 if owner is not None:
-                    raise GalleryError(f"{shown(face.source)} is already enrolled as {owner!r}")
+                    raise GalleryConflictError(f"{shown(face.source)} is already enrolled as {owner!r}")
                 person_id = self._person_id(person, create=True)
                 cur = self.conn.execute(
                     "INSERT OR IGNORE INTO photos (person_id, sha256, source, box, keypoints) VALUES (?,?,?,?,?)",
@@ -190,7 +216,7 @@ class Gallery:
         if row:
             return row[0]
         if not create:
-            raise GalleryError(f"no person named {name!r} in {self.path}")
+            raise PersonNotFoundError(f"no person named {name!r} in {self.path}")
         return self.conn.execute("INSERT INTO people (name) VALUES (?)", (name,)).lastrowid
 
     def people(self) -> list[tuple[str, int]]:
@@ -205,7 +231,7 @@ class Gallery:
         with self.conn:
             person_id = self._person_id(old)
             if self.conn.execute("SELECT 1 FROM people WHERE name = ?", (new,)).fetchone():
-                raise GalleryError(f"{new!r} is already in the gallery")
+                raise GalleryConflictError(f"{new!r} is already in the gallery")
             self.conn.execute("UPDATE people SET name = ? WHERE id = ?", (new, person_id))
 
     def remove(self, name: str) -> int:
@@ -225,7 +251,7 @@ class Gallery:
         """A person's face picture (JPEG); a GalleryError if there is none."""
         row = self.conn.execute("SELECT jpeg FROM thumbnails WHERE person_id = ?", (self._person_id(name),)).fetchone()
         if row is None:
-            raise GalleryError(f"no thumbnail for {name!r}")
+            raise PersonNotFoundError(f"no thumbnail for {name!r}")
         return bytes(row[0])
 
     def matrix(self) -> tuple[np.ndarray, np.ndarray]:
@@ -239,8 +265,8 @@ class Gallery:
             vectors = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), self.dim)
             bad = [rows[i][0] for i in np.flatnonzero(~vector_ok(vectors))]
         if bad:  # a NaN or huge vector would silently make its person unmatchable: refuse instead
-            raise GalleryError(f"{self.path} has {len(bad)} damaged embedding(s) (first: {bad[0]!r}): reindex the "
-                               "gallery to re-embed them from their photos")
+            raise DamagedGalleryError(f"{self.path} has {len(bad)} damaged embedding(s) (first: {bad[0]!r}): reindex "
+                                      "the gallery to re-embed them from their photos", self.path, "reindex")
         return vectors, np.array([r[0] for r in rows], dtype=object)
 
     def index(self, kind: str = "exact"):

@@ -8,7 +8,8 @@ from typing import Callable
 
 import numpy as np
 
-from keyface.recognition.core.gallery import GalleryError, GalleryLock, connect_read_only, damaged, owner_only, vector_ok
+from keyface.recognition.core.gallery import (DamagedGalleryError, GalleryError, GalleryLock, connect_read_only, damaged,
+                                             owner_only, vector_ok)
 
 TABLES = ("meta", "people", "photos", "embeddings")
 
@@ -96,7 +97,7 @@ def rewrite(path: Path, build: Callable[[Path, Path], object]):
     try:
         problems = check_gallery(path)
         if problems:
-            raise GalleryError(damaged(path, problems[0]))
+            raise DamagedGalleryError(damaged(path, problems[0]), path, "check")
         snapshot(path, path.with_name(path.name + ".bak"))
         scratch = path.with_name(path.name + ".rewrite")
         remove_database(scratch)

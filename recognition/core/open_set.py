@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keyface.data.errors import KeyfaceError
+from keyface.data.errors import FalseAcceptRateError, KeyfaceError
 from keyface.recognition.core.search import nearest_people
 
 DEFAULT_FAR = 0.01  # the share of strangers `identify` may name by default
@@ -26,15 +26,15 @@ def cut_at_far(lowest: np.ndarray, far: float, strangers: int | None = None) -> 
     d = np.sort(np.asarray(lowest, np.float64))
     n = len(d) if strangers is None else strangers
     if not 0.0 < far < 1.0:
-        raise KeyfaceError(f"the false-accept rate must be between 0 and 1 (exclusive), not {far}")
+        raise FalseAcceptRateError(f"the false-accept rate must be between 0 and 1 (exclusive), not {far}")
     if n == 0:
         raise KeyfaceError("no stranger distances to choose an open-set cut from")
     k = int(np.floor(far * n + 1e-9))  # strangers allowed through
     if k == 0:
-        raise KeyfaceError(f"a false-accept rate of {far} is finer than the {n} calibration strangers can resolve "
+        raise FalseAcceptRateError(f"a false-accept rate of {far} is finer than the {n} calibration strangers can resolve "
                            f"(smallest: {1.0 / n:.4g})")
     if k >= len(d) and len(d) < n:
-        raise KeyfaceError(f"a false-accept rate of {far} is beyond what the model file keeps "
+        raise FalseAcceptRateError(f"a false-accept rate of {far} is beyond what the model file keeps "
                            f"(at most {len(d) / n:.3g})")
     return float((d[k - 1] + d[k]) / 2) if k < len(d) else float(d[-1] + 1e-6)
 

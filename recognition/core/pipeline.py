@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from keyface.data.errors import KeyfaceError
+from keyface.data.errors import LandmarksNeededError
 from keyface.keypoints.augment import transform_points
 from keyface.keypoints.predictor import KeypointPredictor
 from keyface.keypoints.schemes import IBUG68
@@ -61,7 +61,7 @@ def _template5(face: Face, spec: InputSpec) -> np.ndarray:
 
 def _dlib_mtcnn5(face: Face, spec: InputSpec) -> np.ndarray:
     if face.landmarks is None:  # no stand-in: the point of this alignment is the detector's own points
-        raise KeyfaceError("the dlib-mtcnn5 alignment needs the detector's 5 landmarks, and this face has none: "
+        raise LandmarksNeededError("the dlib-mtcnn5 alignment needs the detector's 5 landmarks, and this face has none: "
                            "use a detector that gives them (mtcnn)")
     return similarity_transform(face.landmarks, dlib_anchor_template(spec.size))
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from keyface.data.errors import KeyfaceError
+from keyface.data.errors import KeyfaceError, NoFaceError, NotCalibratedError, SeveralFacesError
 from keyface.data.files import shown
 from keyface.data.images import as_rgb, image_sha256
 from keyface.recognition.core.embedders import Embedder, FaceBatch
-from keyface.recognition.core.gallery import Enrolment, Gallery
+from keyface.recognition.core.gallery import Enrolment, Gallery, GalleryConflictError
 from keyface.recognition.core.pipeline import Face, FacePipeline, align_batch
 from keyface.recognition.core.search import Match
 
@@ -75,8 +75,8 @@ class Recogniser:
     def _stored(self, key: str):
         """A calibration stored in the model file; never guessed."""
         if key not in self.embedder.metadata:
-            raise KeyfaceError(f"the {self.embedder.name} model carries no calibrated {key}: calibrate the model "
-                               "on held-out people, or give a threshold")
+            raise NotCalibratedError(f"the {self.embedder.name} model carries no calibrated {key}: calibrate the model "
+                                     "on held-out people, or give a threshold", self.embedder.name)
         return self.embedder.metadata[key]
 
     def faces(self, photo: str | os.PathLike | np.ndarray) -> tuple[np.ndarray, list[Face], np.ndarray]:
@@ -85,14 +85,14 @@ class Recogniser:
         faces = self.pipeline.find_faces(rgb)
         return rgb, faces, self.embedder.embed(align_batch(rgb, faces, self.embedder.spec))
 
-    def faces_of(self, photos: list) -> tuple[list[tuple], list[str]]:
-        """(photo, pixels, faces, embeddings) for each readable photo, and an error line for each other."""
+    def faces_of(self, photos: list) -> tuple[list[tuple], list[KeyfaceError]]:
+        """(photo, pixels, faces, embeddings) for each readable photo, and the error of each other."""
         found, errors = [], []
         for photo in photos:
             try:
                 found.append((photo, *self.faces(photo)))
             except KeyfaceError as exc:
-                errors.append(str(exc))
+                errors.append(exc)
         return found, errors
 
     def single_face(self, photo: str | os.PathLike) -> tuple[Face, np.ndarray]:
@@ -106,21 +106,21 @@ class Recogniser:
         rgb = as_rgb(photo)
         faces = self.pipeline.find_faces(rgb)
         if not faces:
-            raise KeyfaceError(f"{label(photo)}: no face found")
+            raise NoFaceError(f"{label(photo)}: no face found")
         widths = np.array([f.box[2] - f.box[0] for f in faces])
         i = int(np.argmax(widths))
         # a face under a third of the largest one's width is someone in the background, not a rival for "the" face
         rivals = int((widths >= BACKGROUND_FACE * widths[i]).sum())
         if rivals > 1 and self.several_faces == "refuse":
-            raise KeyfaceError(f"{label(photo)}: {rivals} faces found; use a photo of one person, crop it, "
+            raise SeveralFacesError(f"{label(photo)}: {rivals} faces found; use a photo of one person, crop it, "
                                "or take the largest face")
         if len(faces) > 1:
             log.info("%s: %d faces found; using the largest", label(photo), len(faces))
         return rgb, faces[i]
 
     def enrol(self, gallery: Gallery, person: str, photos: list, progress: bool = True,
-              workers: int = 1) -> tuple[int, list[str]]:
-        """Add a person's photos in one transaction; bad photos become error lines. Returns (added, errors).
+              workers: int = 1) -> tuple[int, list[KeyfaceError]]:
+        """Add a person's photos in one transaction; a bad photo's error is returned, not raised: (added, errors).
         The faces of the next chunk of photos are found while this chunk's are embedded; the gallery is
         written from this thread only."""
         from concurrent.futures import ThreadPoolExecutor
@@ -141,7 +141,7 @@ class Recogniser:
                 for photo, seen, (enrolment, error) in zip(chunk, found, self._embed_found(person, found)):
                     owner = None if enrolment is None else gallery.other_owner(enrolment.sha256, person)
                     if owner is not None:
-                        error = f"{label(photo)}: already enrolled as {owner!r}"
+                        error = GalleryConflictError(f"{label(photo)}: already enrolled as {owner!r}")
                     if error:
                         errors.append(error)
                     else:
@@ -154,8 +154,9 @@ class Recogniser:
             gallery.set_thumbnail(person, thumb)  # kept only if the person has none yet
         return added, errors
 
-    def enrolments(self, person: str, photos: list, workers: int = 1) -> list[tuple[Enrolment | None, str | None]]:
-        """Each photo's enrolment record or the one-line reason it cannot be enrolled; nothing is stored.
+    def enrolments(self, person: str, photos: list,
+                   workers: int = 1) -> list[tuple[Enrolment | None, KeyfaceError | None]]:
+        """Each photo's enrolment record or why it cannot be enrolled; nothing is stored.
         Faces are found on `workers` threads, then embedded together in one pass of the network."""
         return self._embed_found(person, self._find(photos, workers))
 
@@ -165,25 +166,25 @@ class Recogniser:
         with ThreadPoolExecutor(max(1, workers)) as pool:
             return list(pool.map(self._enrolment_face, photos))
 
-    def _embed_found(self, person: str, found: list) -> list[tuple[Enrolment | None, str | None]]:
-        """Enrolment records for found faces, embedded in one pass; the reasons for the others."""
-        good = [i for i, f in enumerate(found) if not isinstance(f, str)]
+    def _embed_found(self, person: str, found: list) -> list[tuple[Enrolment | None, KeyfaceError | None]]:
+        """Enrolment records for found faces, embedded in one pass; the errors of the others."""
+        good = [i for i, f in enumerate(found) if not isinstance(f, KeyfaceError)]
         batches = [align_batch(found[i][0], [found[i][1]], self.embedder.spec) for i in good]
         vectors = self.embedder.embed(FaceBatch(np.concatenate([b.crops for b in batches]),
                                                 np.concatenate([b.keypoints for b in batches]))) if good else []
-        out: list = [(None, f) if isinstance(f, str) else None for f in found]
+        out: list = [(None, f) if isinstance(f, KeyfaceError) else None for f in found]
         for i, vector in zip(good, vectors):
             _, face, sha, source = found[i]
             out[i] = (Enrolment(person, sha, source, face.box, face.keypoints, vector), None)
         return out
 
     def _enrolment_face(self, photo):
-        """(pixels, face, SHA-256, source) of the face a photo would enrol, or the reason it cannot."""
+        """(pixels, face, SHA-256, source) of the face a photo would enrol, or the error that says why not."""
         try:
             rgb, face = self._chosen_face(photo)  # first: it reports a missing or unreadable file
             sha = image_sha256(photo)
         except KeyfaceError as exc:
-            return str(exc)
+            return exc
         return rgb, face, sha, ARRAY_SOURCE if isinstance(photo, np.ndarray) else str(Path(photo).resolve())
 
     def identify(self, gallery: Gallery, photo: str | os.PathLike, k: int = 3, index: str = "exact",

@@ -25,7 +25,8 @@ from starlette.exceptions import HTTPException
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.images import decode_image_bytes
-from keyface.recognition.core.gallery import Gallery, GalleryError, check_name
+from keyface.recognition.core.gallery import (Gallery, GalleryConflictError, GalleryError, PersonNotFoundError,
+                                              check_name)
 from keyface.recognition.server.limits import UploadLimit
 from keyface.recognition.core.annotate import face_thumbnail
 from keyface.recognition.server.views import people_json
@@ -128,7 +129,7 @@ def _errors(app: FastAPI, gallery: Path) -> None:
     @app.exception_handler(GalleryError)
     async def gallery_error(_, exc: GalleryError):
         text = str(exc).replace(str(gallery), "the gallery")  # the server's file paths are not the client's business
-        status = 404 if text.startswith(("no person named", "no thumbnail")) else 409 if "already" in text else 400
+        status = 404 if isinstance(exc, PersonNotFoundError) else 409 if isinstance(exc, GalleryConflictError) else 400
         return _error(status, text)
 
     @app.exception_handler(KeyfaceError)
@@ -228,7 +229,7 @@ def _routes(app: FastAPI, rec, store: GalleryThread) -> None:
             except KeyfaceError as exc:
                 errors.append(str(exc))
         found = await _in_thread(rec.enrolments, person, [rgb for _, rgb, _ in decoded])
-        errors += [f"{n}: {e.split(': ', 1)[-1]}" for (n, _, _), (_, e) in zip(decoded, found) if e]
+        errors += [f"{n}: {str(e).split(': ', 1)[-1]}" for (n, _, _), (_, e) in zip(decoded, found) if e]
         ready = [(rgb, replace(enrolment, sha256=sha)) for (_, rgb, sha), (enrolment, e) in zip(decoded, found) if not e]
         added, refused = await store.run_async(_store_enrolments, store.gallery, person, ready)
         return {"person": person, "added": added, "errors": errors + refused}

@@ -15,7 +15,9 @@ Importing keyface loads no model: the default embedder is loaded on first use an
 """
 from importlib.metadata import PackageNotFoundError, version
 
-from keyface.data.errors import KeyfaceError
+from keyface.data.errors import (FalseAcceptRateError, ImageError, KeyfaceError, NoFaceError, NotCalibratedError,
+                                 SeveralFacesError)
+from keyface.recognition.core.gallery import GalleryConflictError, GalleryError, PersonNotFoundError
 from keyface.api import (FoundFace, Gallery, build, compare_faces, face_distance, face_encodings, face_landmarks,
                          face_locations, find_faces, load, verify)
 
@@ -24,5 +26,6 @@ try:
 except PackageNotFoundError:  # run from a checkout that was never installed
     __version__ = "unknown"
 
-__all__ = ["FoundFace", "Gallery", "KeyfaceError", "build", "compare_faces", "face_distance", "face_encodings",
+__all__ = ["FalseAcceptRateError", "FoundFace", "Gallery", "GalleryConflictError", "GalleryError", "ImageError",
+           "KeyfaceError", "NoFaceError", "NotCalibratedError", "PersonNotFoundError", "SeveralFacesError", "build", "compare_faces", "face_distance", "face_encodings",
            "face_landmarks", "face_locations", "find_faces", "load", "verify"]

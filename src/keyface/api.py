@@ -274,7 +274,8 @@ class Gallery:
         for photo in photos:
             if isinstance(photo, (str, os.PathLike)) and Path(photo).is_dir():
                 raise KeyfaceError(f"{shown(photo)} is a folder: enrol takes a list of photos; list its images")
-        return _policy(self.recogniser, largest_face).enrol(self.store, name, photos, progress=False)
+        added, errors = _policy(self.recogniser, largest_face).enrol(self.store, name, photos, progress=False)
+        return added, [str(e) for e in errors]
 
     def identify(self, image: Image, top: int = 3) -> list[FoundFace]:
         """Every face in a photo, left to right, named when its nearest person is within the open-set cut."""
