@@ -33,12 +33,6 @@ class StandardisedL1(keras.losses.Loss):
 
 
 @keras.saving.register_keras_serializable("keyface")
-def plain_l1(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
-    """Mean absolute error over every coordinate (for data with no missing labels)."""
-    return tf.reduce_mean(tf.abs(y_true - y_pred))
-
-
-@keras.saving.register_keras_serializable("keyface")
 class NME(keras.metrics.Metric):
     """Mean point-to-point error over the outer-eye-corner distance (300-W), labelled points only."""
 

@@ -12,7 +12,7 @@ import numpy as np
 from keyface.data.errors import KeyfaceError
 from keyface.data.files import create_private, free_name, private_dir
 from keyface.data.images import load_image
-from keyface.keypoints.detector import DEFAULT_DETECTOR, make_detector
+from keyface.keypoints.detector import DEFAULT_DETECTOR, left_to_right, make_detector
 from keyface.keypoints.predictor import KeypointPredictor, resolve_model
 
 log = logging.getLogger(__name__)
@@ -33,23 +33,12 @@ def iter_predictions(photos: list[str], model: str | None, models: str | None, d
         except KeyfaceError as exc:
             yield {"photo": str(photo), "error": str(exc), "faces": []}, None
             continue
-        faces = sorted(detector.detect(rgb), key=lambda f: float(f.box[0]))
+        faces = left_to_right(detector.detect(rgb))
         points = predictor.predict(rgb, [f.box for f in faces])
         yield {"photo": str(photo), "width": rgb.shape[1], "height": rgb.shape[0], "faces": [
             {"face": i + 1, "box": [round(float(v), 1) for v in f.box], "score": round(float(f.score), 4),
              "keypoints": np.round(np.asarray(p, np.float64), 1).tolist()}
             for i, (f, p) in enumerate(zip(faces, points))]}, rgb
-
-
-def predict_photos(photos: list[str], model: str | None, models: str | None,
-                   detector: str = DEFAULT_DETECTOR) -> tuple[list[dict], list[str]]:
-    """For each photo: its faces with box, score and keypoints; and one error line per bad photo."""
-    results, errors = [], []
-    for result, _ in iter_predictions(photos, model, models, detector):
-        results.append(result)
-        if "error" in result or not result["faces"]:
-            errors.append(result.get("error") or f"{result['photo']}: no face found")
-    return results, errors
 
 
 def annotated_target(out: Path, photo: str, single: bool) -> Path:
@@ -73,14 +62,6 @@ def annotate_photo(result: dict, rgb: np.ndarray, target: Path, filter_name: str
     path = create_private(target, encoded(rgb, target.suffix))
     log.info("wrote %s", path)
     return path
-
-
-def annotate_photos(results: list[dict], out: Path, filter_name: str | None) -> None:
-    """Write annotated copies: to the file `out` for one photo, else into the directory `out`."""
-    single = len(results) == 1 and out.suffix.lower() in IMAGE_OUT
-    for r in results:
-        if r["faces"]:
-            annotate_photo(r, load_image(r["photo"]), annotated_target(out, r["photo"], single), filter_name)
 
 
 def encoded(rgb: np.ndarray, suffix: str) -> bytes:

@@ -36,7 +36,7 @@ def grid_boxes(n: int, cols: int, origin: tuple[int, int], pitch: tuple[int, int
 def result(box, name, keypoints=None):
     """A fake identification result: what draw_identities reads."""
     points = np.zeros((0, 2)) if keypoints is None else keypoints
-    return SimpleNamespace(face=SimpleNamespace(box=box, keypoints=points), name=name)
+    return SimpleNamespace(face=SimpleNamespace(box=box, keypoints=points), box=box, name=name)  # as FaceResult
 
 
 def texts(boxes) -> list[str]:

@@ -188,7 +188,7 @@ def test_annotated_copies_never_overwrite_each_other_or_the_input(tmp_path, yout
 
 def _result(box, name):
     face = SimpleNamespace(box=box, keypoints=np.zeros((0, 2)))
-    return SimpleNamespace(face=face, name=name)
+    return SimpleNamespace(face=face, box=box, name=name)  # as FaceResult: its box is its face's
 
 
 def test_labels_stay_inside_the_image_and_apart():

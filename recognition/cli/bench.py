@@ -328,7 +328,7 @@ def _enrol_rate(rec, lfw, n: int) -> dict:
     from keyface.recognition.core.gallery import Gallery
     from keyface.recognition.evaluation import speed
     people, total = {}, 0
-    for person, count in sorted(lfw.image_count("DevTest").items(), key=lambda kv: -kv[1]):
+    for person, _ in sorted(lfw.image_count("DevTest").items(), key=lambda kv: -kv[1]):
         if total >= n:
             break
         people[person] = lfw.images_of(person)[: n - total]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.paths import user_dir
-from keyface.keypoints.detector import DEFAULT_DETECTOR
+from keyface.keypoints.detector import DEFAULT_DETECTOR, left_to_right
 from keyface.recognition.cli import flags
 from keyface.recognition.cli.main import with_hint
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES
@@ -233,7 +233,7 @@ def _identify_photo(rec, gallery, photo: str, args, head) -> dict:
         results = rec.identify(gallery, photo, args.top, args.index, by_distance=head is None)
     except KeyfaceError as exc:
         return {"error": with_hint(exc), "faces": []}
-    results.sort(key=lambda r: float(r.face.box[0]))
+    results = left_to_right(results)
     if head is not None:
         _name_by_head(results, head, args.min_probability)
     if args.annotate and results:
@@ -309,9 +309,10 @@ def cmd_embed(args) -> int:
                 stream.error(errors[-1])
                 stream.json({**item, "error": errors[-1], "faces": []})
                 continue
-            order = sorted(range(len(faces)), key=lambda i: float(faces[i].box[0]))
-            stream.json({**item, "faces": [{**faces[i].numbered_json(n + 1), "embedding": [
-                round(float(x), 6) for x in vectors[i]]} for n, i in enumerate(order)]})
+            from keyface.recognition.core.service import FaceResult
+            order = left_to_right([FaceResult(face, vector, []) for face, vector in zip(faces, vectors)])
+            stream.json({**item, "faces": [{**r.face.numbered_json(n), "embedding": [
+                round(float(x), 6) for x in r.embedding]} for n, r in enumerate(order, 1)]})
     return 2 if errors else 0
 
 

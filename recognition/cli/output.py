@@ -20,11 +20,6 @@ def compact(obj) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
-def face_order(boxes: list) -> list[int]:
-    """Indices of faces left to right (by the box's x0): the order faces are numbered in."""
-    return sorted(range(len(boxes)), key=lambda i: float(boxes[i][0]))
-
-
 class Stream:
     """Prints result lines as they come; keeps the progress bar (if any) below them on stderr."""
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from keyface.data.files import create_private, free_name, jpeg_bytes, private_dir
 from keyface.data.images import load_image
+from keyface.keypoints.detector import left_to_right
 
 PAD = 3           # pixels of label background around the text
 FEW_POINTS = 40   # faces narrower than this get 5 keypoints, not 68: 68 dots on 30 pixels are one blob
@@ -43,8 +44,7 @@ def draw_identities(rgb: np.ndarray, results: list) -> np.ndarray:
     from PIL import Image, ImageDraw
     out = rgb.copy()
     size = (out.shape[1], out.shape[0])
-    order = sorted(range(len(results)), key=lambda i: float(results[i].face.box[0]))
-    ranked = [results[i] for i in order]
+    ranked = left_to_right(results)
     boxes = [tuple(float(v) for v in r.face.box) for r in ranked]
     labels = label_layout(boxes, [f"{n} {r.name or 'unknown'}" for n, r in enumerate(ranked, 1)], size)
     for r, box, label in zip(ranked, boxes, labels):

@@ -12,6 +12,7 @@ from keyface.data.errors import KeyfaceError, NoFaceError, NotCalibratedError, S
 from keyface.data.files import shown
 from keyface.data.images import as_rgb, image_sha256
 from keyface.recognition.core.embedders import Embedder, FaceBatch
+from keyface.keypoints.detector import left_to_right
 from keyface.recognition.core.gallery import Enrolment, Gallery, GalleryConflictError
 from keyface.recognition.core.pipeline import Face, FacePipeline, align_batch
 from keyface.recognition.core.search import Match
@@ -36,6 +37,11 @@ class FaceResult:
     embedding: np.ndarray
     matches: list[Match]
     name: str | None = None
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        """The face's box, (x0, y0, x1, y1) in photo pixels."""
+        return self.face.box
 
     def to_json(self, number: int) -> dict:
         """The identified face as the CLI's JSON Lines and the HTTP API give it: name or 'unknown', matches."""
@@ -202,7 +208,7 @@ class Recogniser:
         for face, vector, matches in zip(faces, vectors, index.search(vectors, k)):
             known = by_distance and bool(matches) and matches[0].distance <= cut
             results.append(FaceResult(face, vector, matches, matches[0].person if known else None))
-        return sorted(results, key=lambda r: r.face.box[0])
+        return left_to_right(results)
 
     def verify(self, photo_a, photo_b, threshold: float | None = None) -> tuple[bool, float]:
         """Same person or not (within `threshold`, by default the calibrated one), and the cosine distance

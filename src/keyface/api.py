@@ -13,6 +13,7 @@ import numpy as np
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.files import shown
+from keyface.keypoints.detector import left_to_right
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER
 
 Image = str | os.PathLike | np.ndarray  # a photo's path, or RGB uint8 pixels (H, W, 3)
@@ -158,7 +159,7 @@ def _faces(rgb: np.ndarray, boxes, recogniser) -> list:
     """The faces (pipeline Face, with keypoints) at the given boxes in their order, or every face found,
     left to right."""
     if boxes is None:
-        return sorted(recogniser.pipeline.find_faces(rgb), key=lambda f: f.box[0])
+        return left_to_right(recogniser.pipeline.find_faces(rgb))
     return recogniser.pipeline.faces_at(rgb, _detections(boxes))
 
 
@@ -231,7 +232,7 @@ def find_faces(image: Image, recogniser=None) -> list[FoundFace]:
     """Every face in a photo, left to right, with its keypoints and embedding."""
     _, faces, vectors = (recogniser or load()).faces(_photo(image, "find_faces"))
     found = [FoundFace(tuple(float(v) for v in f.box), f.keypoints, v) for f, v in zip(faces, vectors)]
-    return sorted(found, key=lambda f: f.box[0])
+    return left_to_right(found)
 
 
 def _policy(recogniser, largest_face: bool):
@@ -284,7 +285,7 @@ class Gallery:
             best = r.matches[0].distance if r.matches else None
             found.append(FoundFace(tuple(float(v) for v in r.face.box), r.face.keypoints, r.embedding, r.name,
                                    best, [(m.person, m.distance) for m in r.matches]))
-        return sorted(found, key=lambda f: f.box[0])
+        return left_to_right(found)
 
     def people(self) -> dict[str, int]:
         """Each enrolled person's number of photos."""
