@@ -46,7 +46,7 @@ NETWORK_SIZES_KEPT = 8
 
 
 @dataclass(frozen=True)
-class Face:
+class Detection:
     """A detected face: box (x0, y0, x1, y1) in image pixels, confidence, 5 MTCNN landmarks."""
     box: tuple[float, float, float, float]
     score: float
@@ -76,7 +76,7 @@ class MTCNNDetector:
         name = self.name if self.min_score == MIN_SCORE else f"{self.name}-{self.min_score:g}"
         return name if self.min_face == MIN_FACE else f"{name}-min{self.min_face:g}"
 
-    def detect(self, rgb: np.ndarray) -> list[Face]:
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Return every face in an RGB uint8 image, largest first."""
         if self._mtcnn is None:
             os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -105,14 +105,14 @@ def _prepare(rgb: np.ndarray, min_face: float) -> tuple[np.ndarray, float, int]:
     return np.ascontiguousarray(rgb), scale, pad
 
 
-def _to_face(r: dict, scale: float, pad: int) -> Face:
+def _to_face(r: dict, scale: float, pad: int) -> Detection:
     """Map one MTCNN result back to original image coordinates."""
     x, y, w, h = r["box"]
     box = tuple(float(v) for v in ((x - pad) / scale, (y - pad) / scale,
                                    (x + w - pad) / scale, (y + h - pad) / scale))
     order = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
     marks = tuple(((r["keypoints"][k][0] - pad) / scale, (r["keypoints"][k][1] - pad) / scale) for k in order)
-    return Face(box, float(r["confidence"]), tuple((float(a), float(b)) for a, b in marks))
+    return Detection(box, float(r["confidence"]), tuple((float(a), float(b)) for a, b in marks))
 
 
 class BlazeFaceDetector:
@@ -165,7 +165,7 @@ class BlazeFaceDetector:
                 self._networks[precision, shape] = LiteNetwork(self._models[precision], cpu_threads())
             return self._networks[precision, shape]
 
-    def detect(self, rgb: np.ndarray) -> list[Face]:
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Return every face in an RGB uint8 image, largest first, as MTCNN-like boxes."""
         from keyface.keypoints import blazeface
         levels = list(_pyramid_levels(rgb, self.min_face))
@@ -178,7 +178,7 @@ class BlazeFaceDetector:
         if len(scores) > MAX_CANDIDATES:  # a photo of noise can light up thousands of anchors: NMS stays bounded
             top = np.argsort(-scores)[:MAX_CANDIDATES]
             boxes, scores = boxes[top], scores[top]
-        faces = [Face(blazeface.to_mtcnn_box(box), score) for box, score in
+        faces = [Detection(blazeface.to_mtcnn_box(box), score) for box, score in
                  blazeface.weighted_nms(boxes, scores, blazeface.NMS_IOU)]
         # boxes well under min_face come only from the finest scale's noise: a face that small is not looked for
         faces = [f for f in faces if f.size >= MIN_FACE_KEPT * self.min_face
@@ -266,14 +266,14 @@ def left_to_right(faces: list) -> list:
     return sorted(faces, key=lambda f: float(f.box[0]))
 
 
-def face_to_json(face: Face) -> dict:
+def face_to_json(face: Detection) -> dict:
     """A JSON-ready dict of a face."""
     return {"box": list(face.box), "score": face.score, "landmarks": [list(p) for p in face.landmarks]}
 
 
-def face_from_json(d: dict) -> Face:
+def face_from_json(d: dict) -> Detection:
     """Inverse of face_to_json."""
-    return Face(tuple(d["box"]), d["score"], tuple(tuple(p) for p in d["landmarks"]))
+    return Detection(tuple(d["box"]), d["score"], tuple(tuple(p) for p in d["landmarks"]))
 
 
 def detection_cache_file(detector: str) -> Path:
@@ -287,7 +287,7 @@ def cache_key(detector) -> str:
     return getattr(detector, "cache_name", detector.name)
 
 
-def detect_cached(paths: Iterable[Path], detector, progress: bool = True) -> dict[Path, list[Face]]:
+def detect_cached(paths: Iterable[Path], detector, progress: bool = True) -> dict[Path, list[Detection]]:
     """Detect faces in many files, caching results by file content hash in the detector's JSON file."""
     from keyface.data.images import load_image
     from tqdm import tqdm

@@ -8,7 +8,7 @@ import pytest
 from keyface.data.errors import KeyfaceError
 from keyface.data.images import load_image
 from keyface.keypoints import blazeface
-from keyface.keypoints.detector import (DEFAULT_DETECTOR, BlazeFaceDetector, Face, detect_cached, detection_cache_file,
+from keyface.keypoints.detector import (DEFAULT_DETECTOR, BlazeFaceDetector, Detection, detect_cached, detection_cache_file,
                                         make_detector)
 
 PROBES = Path(__file__).resolve().parent.parent / "recognition" / "demo" / "probes"
@@ -69,7 +69,7 @@ class CountingDetector:
 
     def detect(self, rgb):
         self.calls += 1
-        return [Face((1.0, 2.0, 30.0, 40.0), 0.9)]
+        return [Detection((1.0, 2.0, 30.0, 40.0), 0.9)]
 
 
 def test_detections_are_cached_per_detector(tmp_path, monkeypatch):

@@ -49,7 +49,7 @@ class FacePipeline:
         return self.faces_at(rgb, self.detector.detect(rgb))
 
     def faces_at(self, rgb: np.ndarray, detections: list) -> list[Face]:
-        """Keypoints for faces already detected (keypoints.detector.Face: live or from the cache)."""
+        """Keypoints for faces already detected (keypoints.detector.Detection: live or from the cache)."""
         points = self.predictor.predict(rgb, [d.box for d in detections])
         return [Face(tuple(d.box), d.score, p, np.asarray(d.landmarks, np.float64) if d.landmarks else None)
                 for d, p in zip(detections, points)]

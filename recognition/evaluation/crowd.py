@@ -153,8 +153,8 @@ class _CacheableHog:
         self.hog = hog
 
     def detect(self, rgb: np.ndarray) -> list:
-        from keyface.keypoints.detector import Face
-        return [Face(b.box, 1.0) for b in self.hog.detect(rgb)]
+        from keyface.keypoints.detector import Detection
+        return [Detection(b.box, 1.0) for b in self.hog.detect(rgb)]
 
 
 GROUP_IDENTIFY_PROTOCOL = (

@@ -142,7 +142,7 @@ def face_locations(image: Image, min_face: float | None = None, max_num: int = 0
 
 def _detections(boxes) -> list:
     """Given boxes as the detector's faces (score 1, no landmarks); one box (4,) is taken as a list of one."""
-    from keyface.keypoints.detector import Face as Detection
+    from keyface.keypoints.detector import Detection
     try:
         array = np.asarray(boxes, np.float64)
     except (TypeError, ValueError):
