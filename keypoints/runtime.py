@@ -18,6 +18,7 @@ import io
 import logging
 import os
 import queue
+import tempfile
 import threading
 from pathlib import Path
 
@@ -134,6 +135,39 @@ class LiteNetwork:
                 self._idle.put(slot)
 
 
+_DELEGATE_NOTE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+_first_interpreter = {"made": False, "lock": threading.Lock()}
+
+
+@contextlib.contextmanager
+def _without_delegate_note():
+    """Around the process's first interpreter: LiteRT's C++ code prints a note about its CPU delegate on the
+    process's stderr, once, which a library's user never asked for. Whatever else is written to stderr
+    meanwhile is passed on as it was."""
+    with _first_interpreter["lock"]:
+        if _first_interpreter["made"]:
+            yield
+            return
+        _first_interpreter["made"] = True
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr to speak of
+            yield
+            return
+        with tempfile.TemporaryFile() as held:
+            os.dup2(held.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                held.seek(0)
+                kept = b"".join(line for line in held.read().splitlines(True) if not line.startswith(_DELEGATE_NOTE))
+                if kept:
+                    with contextlib.suppress(OSError):
+                        os.write(2, kept)
+
+
 def _run(slot: list, x: np.ndarray) -> dict[str, np.ndarray]:
     """One interpreter on a batch, resized only when the input's shape changes (reallocating costs ~1 ms).
     Fully convolutional networks (BlazeFace) take any height and width this way, not only the batch size."""
@@ -141,7 +175,8 @@ def _run(slot: list, x: np.ndarray) -> dict[str, np.ndarray]:
     source = interpreter.get_input_details()[0]
     if x.shape != shape:
         interpreter.resize_tensor_input(source["index"], list(x.shape))
-        interpreter.allocate_tensors()
+        with _without_delegate_note():  # allocation makes the CPU delegate, which says so once
+            interpreter.allocate_tensors()
         slot[1] = x.shape
     interpreter.set_tensor(source["index"], np.ascontiguousarray(x, np.float32))
     interpreter.invoke()

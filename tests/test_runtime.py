@@ -131,3 +131,17 @@ def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_run(small_net, t
     network = runtime.load_lite(small_net, "float32")
     assert network(RNG.uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)).shape == (2, 8)
     assert "cannot keep the converted net.keras" in caplog.text
+
+
+def test_the_python_api_prints_nothing_of_litert_on_stderr(tmp_path):
+    """LiteRT's C++ note about its CPU delegate is not the library user's business; their own stderr lines are."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    probe = Path(__file__).resolve().parent.parent / "recognition" / "demo" / "probes" / "AJ_Lamas_0001.jpg"
+    code = ("import sys, keyface\n"
+            f"print(len(keyface.find_faces({str(probe)!r})))\n"
+            "print('mine', file=sys.stderr)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "1"
+    assert "XNNPACK" not in out.stderr and out.stderr.strip().splitlines()[-1] == "mine"
