@@ -144,17 +144,26 @@ def _without_delegate_note():
     """Around the process's first interpreter: LiteRT's C++ code prints a note about its CPU delegate on the
     process's stderr, once, which a library's user never asked for. Whatever else is written to stderr
     meanwhile is passed on as it was."""
+    if _first_interpreter["made"]:  # every later allocation: no lock, nothing held
+        yield
+        return
     with _first_interpreter["lock"]:
         if _first_interpreter["made"]:
             yield
             return
         _first_interpreter["made"] = True
         try:
-            saved = os.dup(2)
-        except OSError:  # no stderr to speak of
+            held = tempfile.TemporaryFile()
+        except OSError:  # nowhere to hold stderr: the note may show
             yield
             return
-        with tempfile.TemporaryFile() as held:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr to speak of
+            held.close()
+            yield
+            return
+        with held:
             os.dup2(held.fileno(), 2)
             try:
                 yield
