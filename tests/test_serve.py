@@ -34,7 +34,7 @@ def start(app) -> tuple:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    from keyface.recognition.cli.serve import build_app
+    from keyface.recognition.server.app import build_app
     folder = tmp_path_factory.mktemp("serve")
     app = build_app("dlib-resnet", "blazeface", None, folder / "g.db", TOKEN, False, 3_000_000)
     server, thread, url = start(app)
@@ -127,7 +127,7 @@ def test_other_host_names_are_refused_on_loopback(served):
 
 
 def test_beyond_loopback_every_api_request_needs_the_token(tmp_path):
-    from keyface.recognition.cli.serve import build_app
+    from keyface.recognition.server.app import build_app
     app = build_app("dlib-resnet", "blazeface", None, tmp_path / "g.db", TOKEN, True, 3_000_000)
     server, thread, url = start(app)
     try:
@@ -143,7 +143,7 @@ def test_beyond_loopback_every_api_request_needs_the_token(tmp_path):
 
 
 def test_cors_only_for_the_origins_given(tmp_path):
-    from keyface.recognition.cli.serve import build_app
+    from keyface.recognition.server.app import build_app
     allowed = "https://app.example"
     app = build_app("dlib-resnet", "blazeface", None, tmp_path / "g.db", TOKEN, True, 3_000_000, (allowed,))
     server, thread, url = start(app)

@@ -31,7 +31,7 @@ expect = sync_api.expect
 def server(tmp_path_factory):
     """The real server, in this process, on a free loopback port, over a fresh gallery; its base address."""
     import uvicorn
-    from keyface.recognition.cli.serve import build_app
+    from keyface.recognition.server.app import build_app
     tmp = tmp_path_factory.mktemp("serve")
     (tmp / "models").mkdir()  # an empty models directory: the shipped weights are used
     app = build_app("dlib-resnet", "blazeface", tmp / "models", tmp / "g.db", TOKEN, False, 20_000_000)

@@ -352,7 +352,7 @@ def cmd_bench_serve(args) -> int:
     import tempfile
     from keyface.data.lfw import LFW
     from keyface.data.paths import data_root
-    from keyface.recognition.server import load
+    from keyface.recognition.evaluation import serve_load as load
     lfw = LFW(data_root(args.data))
     with tempfile.TemporaryDirectory() as scratch:
         rows = [_serve_run("load", lfw, Path(scratch) / "load", args, kill_after=None)]
@@ -373,7 +373,7 @@ def _serve_run(label: str, lfw, folder: Path, args, kill_after: float | None) ->
     With kill_after, the server gets SIGKILL once that share of the requests is answered."""
     from keyface.recognition.core.gallery_check import check_gallery
     from keyface.recognition.evaluation.speed import speed_photos
-    from keyface.recognition.server import load
+    from keyface.recognition.evaluation import serve_load as load
     folder.mkdir(parents=True)
     people = sorted((p for p, n in lfw.image_count("DevTest").items() if 3 <= n <= 8))
     enrol = [(p, load.photo_bytes(lfw.images_of(p))) for p in people]

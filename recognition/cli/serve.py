@@ -38,6 +38,7 @@ def register(sub) -> None:
 
 def cmd_serve(args) -> int:
     """Load the models, open the gallery, serve until interrupted."""
+    from keyface.recognition.server.app import build_app
     from keyface.recognition.server.tokens import load_or_create_token
     token_file = Path(args.token_file) if args.token_file else user_dir("serve") / "token"
     token = load_or_create_token(token_file)
@@ -53,27 +54,3 @@ def cmd_serve(args) -> int:
     except SystemExit as exc:  # uvicorn exits when it cannot bind: say so in one line
         raise KeyfaceError(f"cannot serve on {args.host}:{args.port} (in use, or not an address here)") from exc
     return 0
-
-
-def build_app(embedder: str, detector: str, models, gallery, token: str, tokens_for_reads: bool,
-              max_upload_bytes: int, cors_origins: tuple[str, ...] = (), precision: str | None = None,
-              min_face: float | None = None):
-    """The application with its recogniser (embedding batched across requests; `precision`: the embedding
-    network's, default the embedder's own)."""
-    import cv2
-    import tensorflow as tf
-    from keyface.api import build
-    from keyface.recognition.server.app import ServeConfig, create_app
-    from keyface.recognition.server.batching import BatchingEmbedder
-    from keyface.keypoints import runtime
-    # Concurrent requests keep the cores busy; one thread per op stops them fighting over the cores.
-    runtime.set_threads(1)
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-    except RuntimeError:  # TensorFlow already running in this process (a test): keep its setting
-        pass
-    cv2.setNumThreads(1)
-    rec = build(embedder, models, detector=detector, precision=precision, min_face=min_face)
-    rec.embedder = BatchingEmbedder(rec.embedder)
-    return create_app(rec, ServeConfig(Path(gallery), token, tokens_for_reads, max_upload_bytes, cors_origins))
-
