@@ -88,7 +88,7 @@ def test_gallery_of_another_embedder_is_refused_and_untouched(tmp_path, youtube_
     other[other.index("--embedder-model") + 1] = str(tmp_path / "missing.keras")
     code, _, err = run(["identify", youtube_sample[0][0], "--gallery", db, *other], capsys)
     assert code == 2 and "Traceback" not in err and (read_meta(db), read_photos(db)) == before
-    from keyface.recognition.cli.main import with_hint
+    from keyface.recognition.cli.hints import with_hint
     from keyface.recognition.core.gallery import Gallery, GalleryError
     with pytest.raises(GalleryError, match="open it with embedder 'geometry', or reindex it") as info:
         Gallery(db, "keypoints", "v0", 8)
@@ -101,7 +101,7 @@ def test_library_errors_get_their_flags_on_the_command_line(tmp_path, monkeypatc
     import numpy as np
     from keyface.data.errors import KeyfaceError
     from keyface.data.paths import DATA_ENV, data_root
-    from keyface.recognition.cli.main import with_hint
+    from keyface.recognition.cli.hints import with_hint
     from keyface.recognition.core.embedders import InputSpec
     from keyface.recognition.core.gallery import DamagedGalleryError, damaged
     from keyface.recognition.core.open_set import cut_at_far

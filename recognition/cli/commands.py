@@ -11,7 +11,7 @@ from keyface.data.errors import KeyfaceError
 from keyface.data.paths import user_dir
 from keyface.keypoints.detector import DEFAULT_DETECTOR, left_to_right
 from keyface.recognition.cli import flags
-from keyface.recognition.cli.main import with_hint
+from keyface.recognition.cli.hints import with_hint
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES
 
 log = logging.getLogger(__name__)

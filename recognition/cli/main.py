@@ -10,8 +10,8 @@ import re
 import sys
 import threading
 
-from keyface.data.errors import (FalseAcceptRateError, KeyfaceError, LandmarksNeededError, NoDataRootError,
-                                 NotCalibratedError, SeveralFacesError)
+from keyface.data.errors import KeyfaceError
+from keyface.recognition.cli.hints import with_hint
 from keyface.recognition.cli.photos_args import ArgumentError, prepare
 
 log = logging.getLogger("keyface")
@@ -151,27 +151,6 @@ def _forward(read_end: int, original: int) -> None:
                 _write_all(original, pending)
             except OSError:
                 pass
-
-
-def hint(error: KeyfaceError) -> str | None:
-    """The command-line way to act on a library error (library errors speak in library terms), by its kind."""
-    from keyface.recognition.core.gallery import DamagedGalleryError, OtherModelError
-    if isinstance(error, NotCalibratedError):
-        return f"run `keyface calibrate {error.embedder}`, or pass --threshold"
-    if isinstance(error, OtherModelError):
-        return (f"use --embedder {error.made}, or run `keyface reindex --gallery {error.path} --embedder "
-                f"{error.wanted}`")
-    if isinstance(error, DamagedGalleryError):
-        return f"run `keyface {error.repair} --gallery {error.path}`"
-    flags = {SeveralFacesError: "--largest-face", FalseAcceptRateError: "--far", NoDataRootError: "--data PATH",
-             LandmarksNeededError: "--detector mtcnn"}
-    return next((flag for kind, flag in flags.items() if isinstance(error, kind)), None)
-
-
-def with_hint(error: KeyfaceError | str) -> str:
-    """An error's one line, with the command-line way to act on it where there is one."""
-    found = hint(error) if isinstance(error, KeyfaceError) else None
-    return f"{error} ({found})" if found else str(error)
 
 
 def _normalise_argv(argv: list[str]) -> list[str]:

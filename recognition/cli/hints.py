@@ -1,0 +1,27 @@
+"""The command-line way to act on a library error: library errors speak in library terms (no flags), and
+the command line adds the flag or command that does it, chosen by the error's kind."""
+from __future__ import annotations
+
+from keyface.data.errors import (FalseAcceptRateError, KeyfaceError, LandmarksNeededError, NoDataRootError,
+                                 NotCalibratedError, SeveralFacesError)
+
+
+def hint(error: KeyfaceError) -> str | None:
+    """The command-line way to act on a library error (library errors speak in library terms), by its kind."""
+    from keyface.recognition.core.gallery import DamagedGalleryError, OtherModelError
+    if isinstance(error, NotCalibratedError):
+        return f"run `keyface calibrate {error.embedder}`, or pass --threshold"
+    if isinstance(error, OtherModelError):
+        return (f"use --embedder {error.made}, or run `keyface reindex --gallery {error.path} --embedder "
+                f"{error.wanted}`")
+    if isinstance(error, DamagedGalleryError):
+        return f"run `keyface {error.repair} --gallery {error.path}`"
+    flags = {SeveralFacesError: "--largest-face", FalseAcceptRateError: "--far", NoDataRootError: "--data PATH",
+             LandmarksNeededError: "--detector mtcnn"}
+    return next((flag for kind, flag in flags.items() if isinstance(error, kind)), None)
+
+
+def with_hint(error: KeyfaceError | str) -> str:
+    """An error's one line, with the command-line way to act on it where there is one."""
+    found = hint(error) if isinstance(error, KeyfaceError) else None
+    return f"{error} ({found})" if found else str(error)
