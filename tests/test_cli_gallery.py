@@ -174,6 +174,8 @@ def test_demo_runs_offline_on_the_shipped_sample(tmp_path, models, capsys):
     page = (tmp_path / "demo" / "index.html").read_text()
     assert page.count("<figure") == 20 and (tmp_path / "demo" / "demo-gallery.db").is_file()
     assert len(list((tmp_path / "demo" / "photos").glob("*.jpg"))) == 20
+    code, _, _ = run(["demo", "--out", tmp_path / "demo", "--threshold", "0.5", *models], capsys)
+    assert code == 0 and len(list((tmp_path / "demo" / "photos").glob("*.jpg"))) == 20  # a re-run piles up nothing
 
 
 def test_cluster_writes_a_folder_per_cluster_and_a_contact_sheet(tmp_path, youtube_sample, models, capsys):

@@ -31,6 +31,8 @@ def test_cluster_out_never_deletes_or_overwrites_what_is_there(tmp_path, youtube
     photos = [p for p, _ in youtube_sample]
     code, _, _ = run(["cluster", *photos, "--out", out, "--threshold", "0.5", *models], capsys)
     assert code == 0 and (out / "cluster-holiday-2019" / "me.jpg").read_bytes() == b"mine"
+    sheet = (out / "index.html").read_text()
+    assert "<style>" in sheet and " 1 faces" not in sheet and " 1 clusters" not in sheet
     crops = list(out.glob("cluster-0*/*.jpg"))
     assert crops and all(stat.S_IMODE(os.stat(p).st_mode) == 0o600 for p in crops + [out / "clusters.json"])
     before = sorted(p.name for p in out.rglob("*"))
@@ -159,3 +161,13 @@ def test_a_strip_and_500_tiny_faces_get_one_line_each(tmp_path, youtube_sample, 
     assert time.perf_counter() - started < 60
     assert code != 0 and one_line(err) and "Traceback" not in out + err
     assert "strip.png" in err and "500-tiny-faces.png" in out + err and "no face" in out + err
+
+
+def test_a_contact_sheet_of_one_face_says_so_in_the_singular(tmp_path):
+    import numpy as np
+    from types import SimpleNamespace
+    from keyface.recognition.cli.cluster import _write_clusters
+    face = SimpleNamespace(box=(10.0, 10.0, 50.0, 60.0))
+    _write_clusters(tmp_path / "c", [("a.jpg", np.zeros((80, 80, 3), np.uint8), face, None)], np.array([0]), "toy", 0.3)
+    sheet = (tmp_path / "c" / "index.html").read_text()
+    assert "1 cluster of 1 face" in sheet and "(1 face)" in sheet and "<style>" in sheet

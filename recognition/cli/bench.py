@@ -229,7 +229,8 @@ def _recognition_bench(args, kind: str) -> int:
         from keyface.recognition.evaluation.crowd import GROUP_IDENTIFY_PROTOCOL
         print("\n" + GROUP_IDENTIFY_PROTOCOL + "\n")
         print_table([_group_line(row["embedder"], size, shares) for row in rows if "group" in row
-                     for size, shares in [("all", row["group"]), *row["group"]["by_size"].items()]], GROUP_COLUMNS)
+                     for size, shares in [("all", row["group"]), *row["group"]["by_size"].items(),
+                                          *row["group"]["by_condition"].items()]], GROUP_COLUMNS)
     for row in rows:
         if row["source_weights"]:
             print(f"{row['embedder']}: source weights {row['source_weights']}")
@@ -237,7 +238,7 @@ def _recognition_bench(args, kind: str) -> int:
     return 0
 
 
-GROUP_COLUMNS = [("embedder", "embedder", "s"), ("size", "face px", "s"), ("faces", "faces", "d"),
+GROUP_COLUMNS = [("embedder", "embedder", "s"), ("size", "faces (px, or how pasted)", "s"), ("faces", "faces", "d"),
                  ("found", "found", ".3f"), ("right_of_found", "right of found", ".3f"),
                  ("wrong_of_found", "wrong name", ".3f")]
 

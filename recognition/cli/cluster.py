@@ -68,11 +68,24 @@ def _write_clusters(out: Path, faces: list, labels: np.ndarray, embedder: str, t
         listing.append({"photo": str(photo), "box": [float(v) for v in face.box], "cluster": int(label), "crop": name})
     create_private(out / "clusters.json", json.dumps({"embedder": embedder, "threshold": threshold,
                                                       "faces": listing}, indent=1).encode())
-    sheet = [f"<h2>cluster {label} ({len(items)} faces)</h2><div>" + "".join(
-        f'<img src="{html.escape(n)}" title="{html.escape(p)}" height="96">' for n, p in items) + "</div>"
+    sheet = [f"<section><h2>cluster {label} ({_count(len(items), 'face')})</h2><div>" + "".join(
+        f'<img src="{html.escape(n)}" title="{html.escape(p)}" alt="" height="96">' for n, p in items) + "</div></section>"
         for label, items in sorted(rows.items())]
     create_private(out / "index.html", (f"<!doctype html><meta charset='utf-8'><title>keyface clusters</title>"
-                                        f"<h1>{len(rows)} clusters of {len(faces)} faces ({html.escape(embedder)}, "
-                                        f"threshold {threshold:.3f})</h1>" + "\n".join(sheet)).encode())
+                                        f"<style>{SHEET_STYLE}</style>"
+                                        f"<h1>{_count(len(rows), 'cluster')} of {_count(len(faces), 'face')} "
+                                        f"({html.escape(embedder)}, threshold {threshold:.3f})</h1>"
+                                        + "\n".join(sheet)).encode())
+
+
+def _count(n: int, noun: str) -> str:
+    """"1 face", "2 faces"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+SHEET_STYLE = ("body{font-family:system-ui,sans-serif;margin:1.5rem;background:#fafafa;color:#222}"
+               "h1{font-size:1.3rem}h2{font-size:1rem;margin:0 0 .4rem}"
+               "section{background:#fff;border:1px solid #ddd;border-radius:6px;padding:.6rem;margin:.8rem 0}"
+               "img{border-radius:4px;margin:2px;object-fit:cover}")
 
 

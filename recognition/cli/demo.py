@@ -67,6 +67,8 @@ def _identify_probes(rec, gallery, root: Path, out: Path) -> list[dict]:
     with open(root / "probes.csv", newline="") as fh:
         for item in csv.DictReader(fh):
             photo = root / "probes" / item["photo"]
+            for earlier in (out / "photos").glob(f"{photo.stem}_identified*.jpg"):  # this demo's own, from a run before
+                earlier.unlink()
             results = rec.identify(gallery, photo, k=3)
             i = central_face([r.face for r in results], load_image(photo).shape)  # LFW labels the central face
             central = None if i is None else results[i]

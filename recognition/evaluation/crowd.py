@@ -178,7 +178,7 @@ def run_group_identify(rec, lfw, count: int, seed: int = 0) -> dict:
     unseen = {p for _, p in probes + strangers}
     sources = [s for s in canvas_sources(lfw, people={n for n, _ in probes + strangers}) if s.photo in unseen]
     cut, enrolled = rec.identify_threshold, set(g_names)
-    sizes, found, right, wrong = [], [], [], []
+    sizes, found, right, wrong, clean = [], [], [], [], []
     for canvas in tqdm(make_canvases("group", count, sources, seed, load_image), total=count,
                        desc="group identification", unit="canvas"):
         _, faces, vectors = rec.faces(canvas.image)
@@ -191,7 +191,12 @@ def run_group_identify(rec, lfw, count: int, seed: int = 0) -> dict:
             found.append(i is not None)
             right.append(i is not None and names[i] == expected)
             wrong.append(i is not None and names[i] is not None and names[i] != expected)
-    return _group_row(np.asarray(sizes), np.asarray(found), np.asarray(right), np.asarray(wrong), count, cut)
+            clean.append(not truth.blurred and truth.rotation == 0 and canvas.jpeg_quality is None)
+    row = _group_row(np.asarray(sizes), np.asarray(found), np.asarray(right), np.asarray(wrong), count, cut)
+    # what the degradations cost: faces pasted as they are (no blur, no rotation, no JPEG) against the rest
+    row["by_condition"] = {name: _group_row(*(np.asarray(a)[keep] for a in (sizes, found, right, wrong)), count, cut)
+                           for name, keep in (("as shot", np.asarray(clean)), ("degraded", ~np.asarray(clean)))}
+    return row
 
 
 def _group_row(sizes, found, right, wrong, canvases: int, cut: float) -> dict:
