@@ -182,3 +182,41 @@ def test_a_photo_enrolled_from_the_command_line_is_the_same_photo_here_and_has_a
     again = client.post("/api/people", data={"name": "Someone Else"}, headers=AUTH,
                         files=[("photos", (photo.name, photo.read_bytes(), "image/jpeg"))])
     assert again.json()["added"] == 0 and "already enrolled as 'Tom Cruise'" in again.json()["errors"][0]
+
+
+@pytest.fixture
+def fresh(tmp_path):
+    """A server over an empty gallery of its own, so that a test can count on what is in it; its client."""
+    from keyface.recognition.server.app import build_app
+    server, thread, url = start(build_app("dlib-resnet", "blazeface", None, tmp_path / "g.db", TOKEN, False, 3_000_000))
+    try:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_people_pages_with_offset_and_limit_and_by_default_lists_everyone(fresh):
+    client = fresh
+    for person in ("Tom Cruise", "Gordon Brown", "Salma Hayek"):
+        made = client.post("/api/people", data={"name": person}, files=photos(person)[:1], headers=AUTH)
+        assert made.status_code == 201 and made.json()["added"] == 1, made.text
+    everyone = [{"name": n, "photos": 1} for n in ("Gordon Brown", "Salma Hayek", "Tom Cruise")]
+    assert client.get("/api/people").json() == everyone  # unchanged without paging: a list, by name
+    assert client.get("/api/people", params={"limit": 2}).json() == everyone[:2]
+    assert client.get("/api/people", params={"offset": 1}).json() == everyone[1:]
+    assert client.get("/api/people", params={"offset": 1, "limit": 1}).json() == everyone[1:2]
+    assert client.get("/api/people", params={"offset": 3, "limit": 1000}).json() == []
+    for bad in ({"offset": -1}, {"limit": 0}, {"limit": 1001}, {"offset": "x"}, {"limit": "all"}):
+        assert list(bad)[0] in one_line_error(client.get("/api/people", params=bad), 422)
+
+
+def test_enrolling_with_the_largest_face_takes_photos_with_several_faces(fresh):
+    client = fresh
+    largest = client.post("/api/people", data={"name": "Condoleezza Rice", "largest_face": "true"},
+                          files=photos("Condoleezza Rice"), headers=AUTH)
+    assert largest.status_code == 201 and largest.json() == {"person": "Condoleezza Rice", "added": 5, "errors": []}
+    # the choice was this request's alone: the server still refuses several faces by default
+    again = client.post("/api/people", data={"name": "Rice Again"}, files=photos("Condoleezza Rice"), headers=AUTH)
+    assert again.json()["added"] == 0 and any("faces found" in e for e in again.json()["errors"])

@@ -179,3 +179,99 @@ def test_without_the_token_the_page_reads_and_asks_for_it_to_change(page, server
     expect(page.locator("#message")).to_be_hidden()
     assert page.evaluate("sessionStorage.getItem('keyface-token')") == TOKEN
     assert page.errors == []
+
+
+def enrol_over_http(page, server, name: str, photo: str) -> None:
+    """One photo of a person enrolled through the API (not the page), unless that person is already there."""
+    path = Path(photo)
+    made = page.request.post(f"{server}/api/people", headers={"Authorization": f"Bearer {TOKEN}"},
+                             multipart={"name": name,
+                                        "photos": {"name": path.name, "mimeType": "image/jpeg",
+                                                   "buffer": path.read_bytes()}})
+    assert made.ok or "already enrolled" in made.text(), made.text()
+
+
+def thumbnails_asked_for(page) -> list[str]:
+    return [url for url in page.requests if url.endswith("/thumbnail")]
+
+
+def wait_for_thumbnails(page) -> None:
+    page.wait_for_function("[...document.querySelectorAll('#people img')].every(i => i.complete && i.naturalWidth)")
+
+
+def test_a_late_identify_answer_does_not_replace_a_newer_one(page, server):
+    enrol_over_http(page, server, "Tom Cruise", gallery_photos("Tom Cruise")[0])
+    page.goto(f"{server}/#token={TOKEN}")
+    expect(page.locator("#server-info")).to_contain_text("embedder dlib-resnet")
+    held = []  # the first photo's request, answered only after the second photo's
+
+    def hold_first(route):
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+    page.route("**/api/identify", hold_first)
+    page.set_input_files("#identify-photo", str(DEMO / "probes" / "AJ_Lamas_0001.jpg"))
+    deadline = time.monotonic() + 20
+    while not held:
+        assert time.monotonic() < deadline, "the first identify request never came"
+        page.wait_for_timeout(20)
+    page.set_input_files("#identify-photo", str(DEMO / "probes" / "Tom_Cruise_0006.jpg"))
+    status, faces, canvas = page.locator("#identify-status"), page.locator("#identify-faces li"), \
+        page.locator("#identify-canvas")
+    expect(status).to_have_text("1 face in Tom_Cruise_0006.jpg.")
+    expect(faces).to_have_text([re.compile(r"^1: Tom Cruise \(distance 0\.\d{3}\)$")])
+    drawn = canvas.evaluate("c => c.toDataURL()")
+
+    with page.expect_response("**/api/identify") as late:
+        held[0].continue_()
+    late.value.finished()
+    page.wait_for_timeout(500)  # time for the page to handle the late answer, had it been going to
+    expect(status).to_have_text("1 face in Tom_Cruise_0006.jpg.")
+    expect(faces).to_have_text([re.compile(r"^1: Tom Cruise \(distance 0\.\d{3}\)$")])
+    assert canvas.evaluate("c => c.toDataURL()") == drawn
+    expect(page.locator("#message")).to_be_hidden()
+    assert page.errors == []
+
+
+def test_a_refresh_fetches_only_the_thumbnails_it_does_not_have(page, server):
+    enrol_over_http(page, server, "Pierce Brosnan", gallery_photos("Pierce Brosnan")[0])
+    page.goto(f"{server}/#token={TOKEN}")
+    expect(person_row(page, "Pierce Brosnan")).to_have_count(1)
+    wait_for_thumbnails(page)
+    rows = page.locator("#people [data-testid=person]").count()
+    assert len(thumbnails_asked_for(page)) == rows  # the first list: one each
+
+    before = len(thumbnails_asked_for(page))
+    enrol(page, "Nancy Pelosi", gallery_photos("Nancy Pelosi")[:2])
+    wait_for_thumbnails(page)
+    assert [u.removeprefix(server) for u in thumbnails_asked_for(page)[before:]] == [
+        "/api/people/Nancy%20Pelosi/thumbnail"]
+
+    before = len(thumbnails_asked_for(page))  # a renamed person's face is fetched under the new name
+    row = person_row(page, "Nancy Pelosi")
+    row.get_by_role("button", name="Rename Nancy Pelosi").click()
+    row.get_by_test_id("rename-input").fill("Nancy P.")
+    row.get_by_test_id("rename-save").click()
+    expect(person_row(page, "Nancy P.")).to_have_count(1)
+    wait_for_thumbnails(page)
+    assert [u.removeprefix(server) for u in thumbnails_asked_for(page)[before:]] == [
+        "/api/people/Nancy%20P./thumbnail"]
+
+    before = len(thumbnails_asked_for(page))  # removing someone fetches nothing
+    page.once("dialog", lambda dialog: dialog.accept())
+    person_row(page, "Pierce Brosnan").get_by_role("button", name="Remove Pierce Brosnan").click()
+    expect(person_row(page, "Pierce Brosnan")).to_have_count(0)
+    wait_for_thumbnails(page)
+    expect(page.locator("#server-info")).not_to_contain_text("Pierce")  # the refresh is done
+    assert thumbnails_asked_for(page)[before:] == []
+    assert page.errors == []
+
+
+def test_the_page_can_enrol_the_largest_face_of_photos_with_several(page, server):
+    page.goto(f"{server}/#token={TOKEN}")
+    expect(page.locator("#server-info")).to_contain_text("embedder dlib-resnet")
+    page.check("#enrol-largest")
+    enrol(page, "Condoleezza Rice", gallery_photos("Condoleezza Rice"))  # two of them show several faces
+    expect(page.locator("#enrol-largest")).not_to_be_checked()  # a choice for one enrolment, not kept
+    assert page.errors == []

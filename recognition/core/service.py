@@ -1,6 +1,7 @@
 """What the user commands do, on numpy arrays and paths: enrol, identify, verify, embed, reindex."""
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from dataclasses import dataclass
@@ -59,6 +60,17 @@ class Recogniser:
         if several_faces not in ("refuse", "largest"):
             raise ValueError(f"several_faces must be 'refuse' or 'largest', not {several_faces!r}")
         self.several_faces = several_faces
+
+    def taking(self, several_faces: str) -> "Recogniser":
+        """This recogniser, or a shallow copy whose enrol and verify follow another several-faces policy
+        ("refuse" or "largest"): a shared recogniser keeps its own for everyone else."""
+        if several_faces == self.several_faces:
+            return self
+        if several_faces not in ("refuse", "largest"):
+            raise ValueError(f"several_faces must be 'refuse' or 'largest', not {several_faces!r}")
+        chosen = copy.copy(self)
+        chosen.several_faces = several_faces
+        return chosen
 
     @property
     def threshold(self) -> float:

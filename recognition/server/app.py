@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
-from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
@@ -214,21 +214,25 @@ def _routes(app: FastAPI, rec, store: GalleryThread) -> None:
         return {"same": same, "distance": round(distance, 4), "threshold": round(rec.threshold, 4)}
 
     @app.get("/api/people")
-    def people() -> list[dict]:
-        """Everyone enrolled, with their number of photos."""
-        return people_json(store.run(lambda: store.gallery.people()))
+    def people(offset: int = Query(0, ge=0), limit: int | None = Query(None, ge=1, le=1000)) -> list[dict]:
+        """Everyone enrolled, by name, with their number of photos; `offset` and `limit` give one page of them."""
+        everyone = store.run(lambda: store.gallery.people())  # already sorted by name: pages are stable
+        return people_json(everyone[offset:] if limit is None else everyone[offset:offset + limit])
 
     @app.post("/api/people", status_code=201)
-    async def enrol(name: str = Form(...), photos: list[UploadFile] = File(...)) -> dict:
-        """Enrol one person's photos (one face each) in one transaction."""
+    async def enrol(name: str = Form(...), photos: list[UploadFile] = File(...),
+                    largest_face: bool = Form(False)) -> dict:
+        """Enrol one person's photos (one face each, or the largest face of each with largest_face) in one
+        transaction."""
         person = check_name(name)
+        chooser = rec.taking("largest" if largest_face else rec.several_faces)
         decoded, errors = [], []
         for upload in photos:
             try:
                 decoded.append(await _photo_and_hash(upload))
             except KeyfaceError as exc:
                 errors.append(str(exc))
-        found = await _in_thread(rec.enrolments, person, [rgb for _, rgb, _ in decoded])
+        found = await _in_thread(chooser.enrolments, person, [rgb for _, rgb, _ in decoded])
         errors += [f"{n}: {str(e).split(': ', 1)[-1]}" for (n, _, _), (_, e) in zip(decoded, found) if e]
         ready = [(rgb, replace(enrolment, sha256=sha)) for (_, rgb, sha), (enrolment, e) in zip(decoded, found) if not e]
         added, refused = await store.run_async(_store_enrolments, store.gallery, person, ready)

@@ -4,7 +4,6 @@
 Errors are `keyface.KeyfaceError`s worded for a library (no command-line flags)."""
 from __future__ import annotations
 
-import copy
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -235,22 +234,15 @@ def find_faces(image: Image, recogniser=None) -> list[FoundFace]:
     return left_to_right(found)
 
 
-def _policy(recogniser, largest_face: bool):
-    """The recogniser, or a shallow copy that takes a photo's largest face (the shared one stays as it is)."""
-    if not largest_face or recogniser.several_faces == "largest":
-        return recogniser
-    chosen = copy.copy(recogniser)
-    chosen.several_faces = "largest"
-    return chosen
-
-
 def verify(image_a: Image, image_b: Image, recogniser=None, threshold: float | None = None,
            largest_face: bool = False) -> tuple[bool, float]:
     """Whether two photos (one face each) show the same person, and the cosine distance; `threshold` is a
     distance to use instead of the calibrated one, `largest_face` takes a photo's largest face where it
     has several people in it (the default refuses such a photo)."""
     cut = None if threshold is None else _number(threshold, "threshold")
-    return _policy(recogniser or load(), largest_face).verify(_photo(image_a, "verify"), _photo(image_b, "verify"), cut)
+    recogniser = recogniser or load()
+    chosen = recogniser.taking("largest" if largest_face else recogniser.several_faces)
+    return chosen.verify(_photo(image_a, "verify"), _photo(image_b, "verify"), cut)
 
 
 class Gallery:
@@ -275,7 +267,8 @@ class Gallery:
         for photo in photos:
             if isinstance(photo, (str, os.PathLike)) and Path(photo).is_dir():
                 raise KeyfaceError(f"{shown(photo)} is a folder: enrol takes a list of photos; list its images")
-        added, errors = _policy(self.recogniser, largest_face).enrol(self.store, name, photos, progress=False)
+        chosen = self.recogniser.taking("largest" if largest_face else self.recogniser.several_faces)
+        added, errors = chosen.enrol(self.store, name, photos, progress=False)
         return added, [str(e) for e in errors]
 
     def identify(self, image: Image, top: int = 3) -> list[FoundFace]:

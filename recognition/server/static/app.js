@@ -5,7 +5,10 @@
 const TOKEN_KEY = "keyface-token";
 const $ = (id) => document.getElementById(id);
 let token = "";
-let thumbnailUrls = [];
+// Each person's thumbnail, by name: a promise of its object URL, so that a refresh fetches only new faces.
+const thumbnails = new Map();
+// The number of the latest identify request: an answer to an older one is stale and must not be shown.
+let identifyRequest = 0;
 
 function el(tag, attrs = {}, text = "") {
   const node = document.createElement(tag);
@@ -114,8 +117,8 @@ async function loadPeople() {
     showMessage(e.message);
     return;
   }
-  for (const url of thumbnailUrls) URL.revokeObjectURL(url);
-  thumbnailUrls = [];
+  const names = new Set(people.map((person) => person.name));
+  for (const name of [...thumbnails.keys()]) if (!names.has(name)) forgetThumbnail(name);  // gone elsewhere
   const list = $("people");
   list.replaceChildren(...people.map(personRow));
   $("people-empty").hidden = people.length > 0;
@@ -125,9 +128,7 @@ function personRow(person) {
   const row = el("li", { "data-testid": "person", "data-name": person.name });
   const img = el("img", { class: "thumb", alt: "", width: "64", height: "64" });
   row.append(img);
-  api(personPath(person.name) + "/thumbnail", { as: "blob" }).then((blob) => {
-    const url = URL.createObjectURL(blob);
-    thumbnailUrls.push(url);
+  thumbnail(person.name).then((url) => {
     img.src = url;
     img.setAttribute("alt", "Face of " + person.name);
   }).catch(() => img.classList.add("missing"));
@@ -146,6 +147,23 @@ function personRow(person) {
   actions.append(rename, remove);
   row.append(info, actions);
   return row;
+}
+
+// The person's thumbnail as an object URL, fetched once and kept until the person is renamed or removed.
+function thumbnail(name) {
+  if (!thumbnails.has(name)) {
+    const url = api(personPath(name) + "/thumbnail", { as: "blob" }).then((blob) => URL.createObjectURL(blob));
+    // a failed fetch is not kept: the next refresh tries again
+    url.catch(() => { if (thumbnails.get(name) === url) thumbnails.delete(name); });
+    thumbnails.set(name, url);
+  }
+  return thumbnails.get(name);
+}
+
+function forgetThumbnail(name) {
+  const url = thumbnails.get(name);
+  thumbnails.delete(name);
+  if (url) url.then((u) => URL.revokeObjectURL(u), () => {});
 }
 
 function startRename(row, info, name) {
@@ -168,6 +186,8 @@ function startRename(row, info, name) {
     if (!wanted || wanted === name) { close(); return; }
     try {
       const done = await api(personPath(name), { method: "PATCH", json: { name: wanted } });
+      forgetThumbnail(done.was);
+      forgetThumbnail(done.person);
       clearMessage();
       setStatus("enrol-result", `Renamed ${done.was} to ${done.person}.`);
       await refresh();
@@ -185,6 +205,7 @@ async function removePerson(name) {
   if (!window.confirm(`Remove ${name} and all their photos from the gallery?`)) return;
   try {
     const done = await api(personPath(name), { method: "DELETE" });
+    forgetThumbnail(done.person);
     clearMessage();
     setStatus("enrol-result",
               `Removed ${done.person} (${done.photos_removed} ${done.photos_removed === 1 ? "photo" : "photos"}).`);
@@ -215,6 +236,7 @@ async function enrol(event) {
   const form = new FormData();
   form.append("name", name);
   for (const file of files) form.append("photos", file, file.name);
+  if ($("enrol-largest").checked) form.append("largest_face", "true");
   const button = $("enrol-button");
   button.disabled = true;
   setStatus("enrol-result", "Enrolling…");
@@ -243,6 +265,7 @@ async function enrol(event) {
 
 async function identify(file) {
   if (!file) return;
+  const request = ++identifyRequest;
   const status = $("identify-status");
   status.textContent = "Identifying " + file.name + "…";
   $("identify-faces").replaceChildren();
@@ -252,11 +275,13 @@ async function identify(file) {
   try {
     [result, image] = await Promise.all([api("/api/identify", { method: "POST", body: form }), loadImage(file)]);
   } catch (e) {
+    if (request !== identifyRequest) return;  // a newer photo is being identified: its outcome is shown
     status.textContent = "";
     $("identify-canvas").hidden = true;
     showMessage(e.message);
     return;
   }
+  if (request !== identifyRequest) return;  // answered after a newer photo was dropped: keep the newer one
   clearMessage();
   const faces = [...result.faces].sort((a, b) => a.face - b.face);
   status.textContent = faces.length
