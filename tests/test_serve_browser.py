@@ -275,3 +275,19 @@ def test_the_page_can_enrol_the_largest_face_of_photos_with_several(page, server
     enrol(page, "Condoleezza Rice", gallery_photos("Condoleezza Rice"))  # two of them show several faces
     expect(page.locator("#enrol-largest")).not_to_be_checked()  # a choice for one enrolment, not kept
     assert page.errors == []
+
+
+def test_the_page_verifies_two_photos(page, server):
+    page.goto(f"{server}/")  # verifying changes nothing: no token needed
+    expect(page.locator("#server-info")).to_contain_text("embedder dlib-resnet")
+    result = page.get_by_test_id("verify-result")
+    page.set_input_files("#verify-a", str(DEMO / "probes" / "Salma_Hayek_0006.jpg"))
+    page.set_input_files("#verify-b", str(DEMO / "probes" / "Salma_Hayek_0007.jpg"))
+    page.click("#verify-run")
+    expect(result).to_have_text(re.compile(r"^Same person \(distance 0\.\d{3}, threshold \d\.\d{3}\)$"))
+
+    page.set_input_files("#verify-b", str(DEMO / "probes" / "Tom_Cruise_0006.jpg"))
+    page.click("#verify-run")
+    expect(result).to_have_text(re.compile(r"^Different people \(distance \d\.\d{3}, threshold \d\.\d{3}\)$"))
+    assert page.errors == []
+    assert all(url.startswith((server + "/", "blob:")) for url in page.requests), page.requests

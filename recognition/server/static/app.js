@@ -9,6 +9,8 @@ let token = "";
 const thumbnails = new Map();
 // The number of the latest identify request: an answer to an older one is stale and must not be shown.
 let identifyRequest = 0;
+// The number of the latest verify request: likewise, only its answer is shown.
+let verifyRequest = 0;
 
 function el(tag, attrs = {}, text = "") {
   const node = document.createElement(tag);
@@ -450,6 +452,37 @@ function overlapArea(a, b) {
   return dx > 0 && dy > 0 ? dx * dy : 0;
 }
 
+// ---- verify ----
+
+async function verify(event) {
+  event.preventDefault();
+  const a = $("verify-a").files[0], b = $("verify-b").files[0];
+  const result = $("verify-result");
+  if (!a || !b) {
+    result.classList.add("failed");
+    result.textContent = "choose two photos, one face each";
+    return;
+  }
+  const request = ++verifyRequest;
+  result.classList.remove("failed");
+  result.textContent = `Comparing ${a.name} and ${b.name}…`;
+  const form = new FormData();
+  form.append("photo_a", a, a.name);
+  form.append("photo_b", b, b.name);
+  let answer;
+  try {
+    answer = await api("/api/verify", { method: "POST", body: form });
+  } catch (e) {
+    if (request !== verifyRequest) return;  // a newer pair is being compared: its outcome is shown
+    result.classList.add("failed");
+    result.textContent = oneLine(e.message);
+    return;
+  }
+  if (request !== verifyRequest) return;
+  result.textContent = `${answer.same ? "Same person" : "Different people"} `
+    + `(distance ${Number(answer.distance).toFixed(3)}, threshold ${Number(answer.threshold).toFixed(3)})`;
+}
+
 function setUpDropZone() {
   const zone = $("drop-zone");
   zone.addEventListener("dragover", (event) => {
@@ -486,6 +519,7 @@ function start() {
     identify(event.target.files[0]);
     event.target.value = "";
   });
+  $("verify-form").addEventListener("submit", verify);
   setUpDropZone();
   refresh();
 }
