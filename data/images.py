@@ -96,11 +96,12 @@ def _to_rgb(image: Image.Image, name: str) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
 
 
-def image_sha256(path: str | os.PathLike | np.ndarray) -> str:
-    """The SHA-256 of a file's bytes (a cache key that survives renames), or of an array's pixels."""
+def image_sha256(path: str | os.PathLike | bytes | np.ndarray) -> str:
+    """The SHA-256 of a file's bytes, given by path or as they are (a photo's identity: the same file
+    enrolled from the command line and uploaded to the server is one photo), or of an array's pixels."""
     if isinstance(path, np.ndarray):
         return hashlib.sha256(repr(path.shape).encode() + np.ascontiguousarray(path).tobytes()).hexdigest()
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return hashlib.sha256(path if isinstance(path, bytes) else Path(path).read_bytes()).hexdigest()
 
 
 def as_rgb(image: str | os.PathLike | np.ndarray) -> np.ndarray:

@@ -64,9 +64,7 @@ class MTCNNDetector:
     name = "mtcnn"
 
     def __init__(self, min_score: float = MIN_SCORE, min_face: float = MIN_FACE):
-        if not min_face >= 8:
-            raise KeyfaceError(f"min_face must be at least 8 px, not {min_face:g}")
-        self.min_score, self.min_face = min_score, float(min_face)
+        self.min_score, self.min_face = min_score, _checked_min_face(min_face)
         self._mtcnn = None
 
     @property
@@ -124,14 +122,11 @@ class BlazeFaceDetector:
 
     def __init__(self, min_score: float | None = None, min_face: float = MIN_FACE):
         from keyface.keypoints import blazeface
-        if not min_face >= 8:
-            raise KeyfaceError(f"min_face must be at least 8 px, not {min_face:g}")
+        self.min_face = _checked_min_face(min_face)
         self.min_score = blazeface.MIN_SCORE if min_score is None else min_score
         self.large_photo_score = max(self.min_score, blazeface.LARGE_PHOTO_SCORE)
         # the finest scale's cut, then the coarser scales' (keypoints.blazeface says why they differ)
         self.tile_scores = (blazeface.FINE_SCORE, blazeface.TILE_SCORE)
-        self.min_face = float(min_face)
-        self._anchors = blazeface.anchors()
         self._models: dict[str, bytes] = {}
         self._networks: dict[tuple[str, tuple[int, int]], object] = {}
         self._loading = threading.Lock()
@@ -190,7 +185,8 @@ class BlazeFaceDetector:
         faces that fill a good part of it. `scale` is the image's size over the photo's, per axis."""
         from keyface.keypoints import blazeface
         blob, size, px, py = blazeface.letterbox(image)
-        boxes, scores = blazeface.decode(self._net("float32").outputs(blob), self._anchors * blazeface.INPUT, min_score)
+        anchors = blazeface.grid_anchors(blazeface.INPUT, blazeface.INPUT)
+        boxes, scores = blazeface.decode(self._net("float32").outputs(blob), anchors, min_score)
         return (boxes * size - np.array([px, py, px, py], np.float32)) / scale, scores
 
     def _tiles(self, level: np.ndarray, scale: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
@@ -203,6 +199,13 @@ class BlazeFaceDetector:
                                              blazeface.grid_anchors(*tile.shape[:2]), min_score)
             found.append(((boxes + np.array([x0, y0, x0, y0], np.float32)) / scale, scores))
         return np.concatenate([b for b, _ in found]), np.concatenate([s for _, s in found])
+
+
+def _checked_min_face(min_face: float) -> float:
+    """The smallest face to look for, in px; under 8 px no detector here sees a face (nor does a NaN)."""
+    if not min_face >= 8:
+        raise KeyfaceError(f"min_face must be at least 8 px, not {min_face:g}")
+    return float(min_face)
 
 
 def _flat(rgb: np.ndarray, box) -> bool:

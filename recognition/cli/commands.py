@@ -9,7 +9,7 @@ from pathlib import Path
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.paths import user_dir
-from keyface.keypoints.detector import DEFAULT_DETECTOR, left_to_right
+from keyface.keypoints.detector import DEFAULT_DETECTOR
 from keyface.recognition.cli import flags
 from keyface.recognition.cli.hints import with_hint
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES
@@ -233,7 +233,6 @@ def _identify_photo(rec, gallery, photo: str, args, head) -> dict:
         results = rec.identify(gallery, photo, args.top, args.index, by_distance=head is None)
     except KeyfaceError as exc:
         return {"error": with_hint(exc), "faces": []}
-    results = left_to_right(results)
     if head is not None:
         _name_by_head(results, head, args.min_probability)
     if args.annotate and results:
@@ -309,10 +308,8 @@ def cmd_embed(args) -> int:
                 stream.error(errors[-1])
                 stream.json({**item, "error": errors[-1], "faces": []})
                 continue
-            from keyface.recognition.core.service import FaceResult
-            order = left_to_right([FaceResult(face, vector, []) for face, vector in zip(faces, vectors)])
-            stream.json({**item, "faces": [{**r.face.numbered_json(n), "embedding": [
-                round(float(x), 6) for x in r.embedding]} for n, r in enumerate(order, 1)]})
+            stream.json({**item, "faces": [{**face.numbered_json(n), "embedding": [
+                round(float(x), 6) for x in vector]} for n, (face, vector) in enumerate(zip(faces, vectors), 1)]})
     return 2 if errors else 0
 
 

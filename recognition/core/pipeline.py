@@ -7,6 +7,7 @@ import numpy as np
 
 from keyface.data.errors import LandmarksNeededError
 from keyface.keypoints.augment import transform_points
+from keyface.keypoints.detector import left_to_right
 from keyface.keypoints.predictor import KeypointPredictor
 from keyface.keypoints.schemes import IBUG68
 from keyface.recognition.core.align import alignment_matrix, dlib_anchor_template, dlib_chip_matrix, similarity_transform, warp
@@ -45,8 +46,9 @@ class FacePipeline:
         self.detector = detector or make_detector()
 
     def find_faces(self, rgb: np.ndarray) -> list[Face]:
-        """Every face the detector finds, with its keypoints."""
-        return self.faces_at(rgb, self.detector.detect(rgb))
+        """Every face the detector finds, with its keypoints, left to right: the order every output numbers
+        faces in ("face 2" is the same face everywhere)."""
+        return self.faces_at(rgb, left_to_right(self.detector.detect(rgb)))
 
     def faces_at(self, rgb: np.ndarray, detections: list) -> list[Face]:
         """Keypoints for faces already detected (keypoints.detector.Detection: live or from the cache)."""

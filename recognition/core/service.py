@@ -13,7 +13,6 @@ from keyface.data.errors import KeyfaceError, NoFaceError, NotCalibratedError, S
 from keyface.data.files import shown
 from keyface.data.images import as_rgb, image_sha256
 from keyface.recognition.core.embedders import Embedder, FaceBatch
-from keyface.keypoints.detector import left_to_right
 from keyface.recognition.core.gallery import Enrolment, Gallery, GalleryConflictError
 from keyface.recognition.core.pipeline import Face, FacePipeline, align_batch
 from keyface.recognition.core.search import Match
@@ -212,15 +211,15 @@ class Recogniser:
         return self.identify_with_index(gallery.index(index), photo, k, by_distance)
 
     def identify_with_index(self, index, photo, k: int = 3, by_distance: bool = True) -> list[FaceResult]:
-        """identify() against a search index already built from a gallery (a server keeps one); faces
-        left to right, so that "face 2" is the same face in every output."""
+        """identify() against a search index already built from a gallery (a server keeps one); faces left
+        to right, as the pipeline finds them."""
         _, faces, vectors = self.faces(photo)
         results = []
         cut = self.identify_threshold if by_distance else None
         for face, vector, matches in zip(faces, vectors, index.search(vectors, k)):
             known = by_distance and bool(matches) and matches[0].distance <= cut
             results.append(FaceResult(face, vector, matches, matches[0].person if known else None))
-        return left_to_right(results)
+        return results
 
     def verify(self, photo_a, photo_b, threshold: float | None = None) -> tuple[bool, float]:
         """Same person or not (within `threshold`, by default the calibrated one), and the cosine distance

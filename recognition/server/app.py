@@ -8,7 +8,6 @@ CLI and a running server can share the gallery file.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import logging
 from contextlib import asynccontextmanager
@@ -24,7 +23,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from keyface.data.errors import KeyfaceError
-from keyface.data.images import decode_image_bytes
+from keyface.data.images import decode_image_bytes, image_sha256
 from keyface.recognition.core.gallery import (Gallery, GalleryConflictError, GalleryError, PersonNotFoundError,
                                               check_name)
 from keyface.recognition.server.limits import UploadLimit
@@ -178,7 +177,7 @@ async def _photo_and_hash(upload: UploadFile) -> tuple[str, object, str]:
     photo enrolled from the command line and from the page is one photo."""
     name = Path(upload.filename or "photo").name[:200] or "photo"
     data = await upload.read()
-    return name, await _in_thread(decode_image_bytes, data, name), hashlib.sha256(data).hexdigest()
+    return name, await _in_thread(decode_image_bytes, data, name), image_sha256(data)
 
 
 def _routes(app: FastAPI, rec, store: GalleryThread) -> None:
@@ -225,7 +224,7 @@ def _routes(app: FastAPI, rec, store: GalleryThread) -> None:
         """Enrol one person's photos (one face each, or the largest face of each with largest_face) in one
         transaction."""
         person = check_name(name)
-        chooser = rec.taking("largest" if largest_face else rec.several_faces)
+        chooser = rec.taking("largest") if largest_face else rec
         decoded, errors = [], []
         for upload in photos:
             try:

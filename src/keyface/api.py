@@ -12,7 +12,6 @@ import numpy as np
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.files import shown
-from keyface.keypoints.detector import left_to_right
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER
 
 Image = str | os.PathLike | np.ndarray  # a photo's path, or RGB uint8 pixels (H, W, 3)
@@ -158,7 +157,7 @@ def _faces(rgb: np.ndarray, boxes, recogniser) -> list:
     """The faces (pipeline Face, with keypoints) at the given boxes in their order, or every face found,
     left to right."""
     if boxes is None:
-        return left_to_right(recogniser.pipeline.find_faces(rgb))
+        return recogniser.pipeline.find_faces(rgb)
     return recogniser.pipeline.faces_at(rgb, _detections(boxes))
 
 
@@ -230,8 +229,7 @@ def compare_faces(known, candidate, tolerance: float | None = None, recogniser=N
 def find_faces(image: Image, recogniser=None) -> list[FoundFace]:
     """Every face in a photo, left to right, with its keypoints and embedding."""
     _, faces, vectors = (recogniser or load()).faces(_photo(image, "find_faces"))
-    found = [FoundFace(tuple(float(v) for v in f.box), f.keypoints, v) for f, v in zip(faces, vectors)]
-    return left_to_right(found)
+    return [FoundFace(tuple(float(v) for v in f.box), f.keypoints, v) for f, v in zip(faces, vectors)]
 
 
 def verify(image_a: Image, image_b: Image, recogniser=None, threshold: float | None = None,
@@ -241,7 +239,7 @@ def verify(image_a: Image, image_b: Image, recogniser=None, threshold: float | N
     has several people in it (the default refuses such a photo)."""
     cut = None if threshold is None else _number(threshold, "threshold")
     recogniser = recogniser or load()
-    chosen = recogniser.taking("largest" if largest_face else recogniser.several_faces)
+    chosen = recogniser.taking("largest") if largest_face else recogniser
     return chosen.verify(_photo(image_a, "verify"), _photo(image_b, "verify"), cut)
 
 
@@ -267,7 +265,7 @@ class Gallery:
         for photo in photos:
             if isinstance(photo, (str, os.PathLike)) and Path(photo).is_dir():
                 raise KeyfaceError(f"{shown(photo)} is a folder: enrol takes a list of photos; list its images")
-        chosen = self.recogniser.taking("largest" if largest_face else self.recogniser.several_faces)
+        chosen = self.recogniser.taking("largest") if largest_face else self.recogniser
         added, errors = chosen.enrol(self.store, name, photos, progress=False)
         return added, [str(e) for e in errors]
 
@@ -278,7 +276,7 @@ class Gallery:
             best = r.matches[0].distance if r.matches else None
             found.append(FoundFace(tuple(float(v) for v in r.face.box), r.face.keypoints, r.embedding, r.name,
                                    best, [(m.person, m.distance) for m in r.matches]))
-        return left_to_right(found)
+        return found
 
     def people(self) -> dict[str, int]:
         """Each enrolled person's number of photos."""
