@@ -11,7 +11,7 @@ import numpy as np
 
 from keyface.data.crowd import Source, make_canvases, match_faces
 from keyface.data.images import load_image
-from keyface.keypoints.detector import detect_cached, make_detector
+from keyface.keypoints.detector import Detection, detect_cached, make_detector
 
 log = logging.getLogger(__name__)
 
@@ -66,24 +66,20 @@ class DetectionTally:
 
 
 class HogPeer:
-    """face_recognition's HOG detector (dlib), as a detector: boxes (x0, y0, x1, y1), upsampled once as
-    face_recognition does by default."""
+    """face_recognition's HOG detector (dlib), as a keyface detector: Detections (x0, y0, x1, y1; no score
+    of its own), upsampled once as face_recognition does by default; its boxes cache like keyface's."""
 
     name = "face_recognition HOG"
+    cache_name = "face_recognition-hog-up1"
 
-    def __init__(self, upsample: int = 1):
+    def __init__(self):
         import face_recognition
-        self._locate, self.upsample = face_recognition.face_locations, upsample
+        self._locate = face_recognition.face_locations
 
-    def detect(self, rgb: np.ndarray) -> list:
-        """Every face box in an RGB image."""
-        return [_Box((float(left), float(top), float(right), float(bottom)))
-                for top, right, bottom, left in self._locate(rgb, number_of_times_to_upsample=self.upsample)]
-
-
-@dataclass(frozen=True)
-class _Box:
-    box: tuple[float, float, float, float]
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        """Every face in an RGB image."""
+        return [Detection((float(left), float(top), float(right), float(bottom)), 1.0)
+                for top, right, bottom, left in self._locate(rgb, number_of_times_to_upsample=1)]
 
 
 def hog_peer() -> HogPeer | None:
@@ -142,19 +138,7 @@ def score_real_photos(lfw, detectors: list, hog: HogPeer | None) -> list[dict]:
 
 def _hog_cached(paths: list[Path], hog: HogPeer) -> dict[Path, list]:
     """HOG boxes for many photos, cached like keyface's own detections."""
-    return {p: [f.box for f in faces] for p, faces in detect_cached(paths, _CacheableHog(hog)).items()}
-
-
-class _CacheableHog:
-    """The HOG peer under a cache name, giving keyface Faces so that detect_cached can store them."""
-    name = cache_name = "face_recognition-hog-up1"
-
-    def __init__(self, hog: HogPeer):
-        self.hog = hog
-
-    def detect(self, rgb: np.ndarray) -> list:
-        from keyface.keypoints.detector import Detection
-        return [Detection(b.box, 1.0) for b in self.hog.detect(rgb)]
+    return {p: [f.box for f in faces] for p, faces in detect_cached(paths, hog).items()}
 
 
 GROUP_IDENTIFY_PROTOCOL = (
