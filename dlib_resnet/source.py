@@ -55,7 +55,7 @@ def convert(path: Path, target: Path, mirror: bool = True) -> Path:
     from keyface.dlib_resnet.dlib_format import read_network
     from keyface.dlib_resnet.embedder import SPEC
     from keyface.dlib_resnet.model import build_keras
-    from keyface.keypoints.modelfile import provenance, save_model
+    from keyface.runtime.modelfile import provenance, save_model
     net = read_network(checked_bytes(path))
     meta = {"kind": "embedder", "approach": "dlib-resnet", "input": asdict(SPEC), "source": SOURCE,
             "source_sha256": SHA256, "licence": "public domain (weights); keyface's conversion MIT",

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from keyface.keypoints.crops import crop_matrix, transform_points, warp_image
 from keyface.keypoints.schemes import Scheme
 
 
@@ -22,13 +23,6 @@ class AugmentConfig:
     noise_std: float = 6.0  # grey levels
 
 
-def crop_matrix(box: np.ndarray, out_size: int) -> np.ndarray:
-    """3x3 matrix mapping the square box (x0, y0, x1, y1) onto an out_size crop."""
-    x0, y0, x1, y1 = (float(v) for v in box)
-    s = out_size / max(x1 - x0, 1e-6)
-    return np.array([[s, 0, -x0 * s], [0, s, -y0 * s], [0, 0, 1]], np.float64)
-
-
 def similarity_matrix(center: tuple[float, float], angle_deg: float, scale: float,
                       shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     """3x3 rotation+scale about center, followed by a shift in pixels."""
@@ -43,17 +37,10 @@ def flip_matrix(width: int) -> np.ndarray:
     return np.array([[-1, 0, width - 1], [0, 1, 0], [0, 0, 1]], np.float64)
 
 
-def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Apply a 3x3 (or 2x3) affine matrix to (N, 2) points; NaN points stay NaN."""
-    m = np.asarray(matrix, np.float64)[:2]
-    return (points @ m[:, :2].T + m[:, 2]).astype(np.float32)
-
-
 def warp(image: np.ndarray, points: np.ndarray, matrix: np.ndarray, out_size: int,
          scheme: Scheme | None = None, flipped: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Warp image and points by one matrix to an out_size square; swap left/right if flipped."""
-    crop = cv2.warpAffine(image, np.asarray(matrix, np.float64)[:2], (out_size, out_size),
-                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    crop = warp_image(image, matrix, out_size)
     moved = transform_points(points, matrix)
     if flipped:
         if scheme is None:

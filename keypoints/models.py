@@ -8,6 +8,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from keyface.runtime.layers import ShapePrior
+
 EMBEDDING_LAYER = "embedding"  # the penultimate layer: approach A's features
 OUTPUT_LAYER = "keypoints"
 EMBEDDING_ACTIVATION = "elu"  # relu units here died under the L1 loss and left the net stuck near the mean shape
@@ -33,26 +35,6 @@ def _input(cfg: ModelConfig):
     """The image input (raw 0..255 pixels) and its scaling to [-1, 1], part of every model."""
     inp = keras.Input((cfg.input_size, cfg.input_size, cfg.channels), name="image")
     return inp, layers.Rescaling(1 / 127.5, offset=-1.0)(inp)
-
-
-@keras.saving.register_keras_serializable("keyface")
-class ShapePrior(keras.layers.Layer):
-    """Maps standardised outputs z to crop coordinates: z * std + mean of the training shapes.
-
-    The net then starts at the mean shape and every coordinate is learnt on the same scale;
-    without it the jaw's large spread swamped the eyes and training stalled at the mean shape.
-    """
-
-    def __init__(self, mean, std, **kwargs):
-        super().__init__(**kwargs)
-        self.mean = np.asarray(mean, np.float32).reshape(-1, 2)
-        self.std = np.asarray(std, np.float32).reshape(-1, 2)
-
-    def call(self, z):
-        return z * self.std + self.mean
-
-    def get_config(self):
-        return {**super().get_config(), "mean": self.mean.tolist(), "std": self.std.tolist()}
 
 
 def default_shape_prior(n_points: int) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,8 @@ import numpy as np
 from keyface.data.errors import KeyfaceError
 from keyface.data.files import create_private, free_name, private_dir
 from keyface.data.images import load_image
-from keyface.keypoints.detector import DEFAULT_DETECTOR, left_to_right, make_detector
+from keyface.detection.boxes import left_to_right
+from keyface.detection.detector import DEFAULT_DETECTOR, make_detector
 from keyface.keypoints.predictor import KeypointPredictor, resolve_model
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,7 @@ import numpy as np
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.paths import models_dir
-from keyface.keypoints.augment import crop_matrix, transform_points, warp
-from keyface.keypoints.boxes import crop_box
+from keyface.keypoints.crops import crop_box, crop_matrix, transform_points, warp_image
 from keyface.keypoints.schemes import Scheme, get_scheme
 
 log = logging.getLogger(__name__)
@@ -59,8 +58,8 @@ class KeypointPredictor:
     def load(cls, path: Path, runtime: str = "litert") -> "KeypointPredictor":
         """Load a keypoint model file written by `keyface keypoints train`; "litert" runs it without
         TensorFlow (converted once, outputs equal to ~1e-5 px), "keras" as a Keras model."""
-        from keyface.keypoints.modelfile import load_model, read_metadata
-        from keyface.keypoints.runtime import KerasNetwork, load_lite
+        from keyface.runtime.modelfile import load_model, read_metadata
+        from keyface.runtime.networks import KerasNetwork, load_lite
         if runtime not in ("litert", "keras"):
             raise KeyfaceError(f"unknown runtime {runtime!r}: litert or keras")
         meta = read_metadata(path, expect_kind="keypoints")
@@ -72,7 +71,7 @@ class KeypointPredictor:
         """Crops (N, S, S, C) float32 for the face boxes, and each crop's 3x3 photo->crop matrix."""
         image = to_channels(rgb, self.channels)
         mats = [crop_matrix(crop_box(b), self.input_size) for b in boxes]
-        crops = [warp(image, np.zeros((0, 2), np.float32), m, self.input_size)[0] for m in mats]
+        crops = [warp_image(image, m, self.input_size) for m in mats]
         x = np.asarray(crops, np.float32).reshape(len(boxes), self.input_size, self.input_size, self.channels)
         return x, mats
 

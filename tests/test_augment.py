@@ -3,8 +3,8 @@ import cv2
 import numpy as np
 import pytest
 
-from keyface.keypoints.augment import (AugmentConfig, augment, crop_matrix, flip_matrix, photometric, random_geometry,
-                               similarity_matrix, transform_points, warp)
+from keyface.keypoints.augment import AugmentConfig, augment, flip_matrix, photometric, random_geometry, similarity_matrix, warp
+from keyface.keypoints.crops import crop_matrix, transform_points
 from keyface.keypoints.schemes import IBUG68, KAGGLE15
 
 

@@ -219,7 +219,7 @@ def test_enrol_is_enroll_and_unknown_is_no_name(tmp_path, youtube_sample, models
 def test_a_small_face_in_the_background_does_not_make_a_photo_ambiguous(tmp_path, youtube_sample, models, capsys):
     photo, _ = two_face_photo(tmp_path, [youtube_sample[0][0], youtube_sample[2][0]], scale_second=0.35)
     from keyface.data.images import load_image
-    from keyface.keypoints.detector import make_detector
+    from keyface.detection.detector import make_detector
     assert len(make_detector().detect(load_image(photo))) == 2  # both found: the small one is not missed
     code, out, _ = run(["enroll", "--name", "Kristen", photo, "--gallery", tmp_path / "g.db", *models], capsys)
     assert code == 0 and "1 photo(s) added" in out

@@ -11,8 +11,10 @@ import pytest
 
 from keyface.data.crowd import CanvasSpec, Source, make_canvas, match_faces
 from keyface.data.images import load_image
-from keyface.keypoints import pyramid
-from keyface.keypoints.detector import MIN_FACE, BlazeFaceDetector, make_detector
+from keyface.detection import pyramid
+from keyface.detection.blazeface import BlazeFaceDetector
+from keyface.detection.boxes import MIN_FACE
+from keyface.detection.detector import make_detector
 
 PROBES = sorted((Path(__file__).resolve().parent.parent / "recognition" / "demo" / "probes").glob("*.jpg"))
 
@@ -122,7 +124,7 @@ def test_a_40_megapixel_photo_is_searched_within_its_memory_bound():
     """7300 x 5480 px: the photo itself is 120 MB; the search may add the finest scale's copy (~70 MB) and
     one tile's buffers, never memory that grows with the photo's area several times over."""
     code = ("import numpy as np, resource\n"
-            "from keyface.keypoints.detector import BlazeFaceDetector\n"
+            "from keyface.detection.detector import BlazeFaceDetector\n"
             "d = BlazeFaceDetector(); d.detect(np.zeros((64, 64, 3), np.uint8))\n"
             "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
             "rng = np.random.default_rng(0)\n"
@@ -146,8 +148,8 @@ def test_hostile_photos_answer_in_bounded_time(detector):
 def test_the_keras_rebuild_of_blazeface_computes_what_the_tflite_file_does():
     """The int8 file is made from this rebuild: it must be the same network (outputs to ~1e-4)."""
     from ai_edge_litert.interpreter import Interpreter
-    from keyface.keypoints import blazeface
-    from keyface.keypoints.blazeface_int8 import rebuild_keras
+    from keyface.detection import blazeface
+    from keyface.detection.blazeface_int8 import rebuild_keras
     model = rebuild_keras(blazeface.MODEL_FILE)
     x = blazeface.letterbox(load_image(PROBES[0]))[0]
     reference = Interpreter(model_path=str(blazeface.MODEL_FILE))
@@ -164,7 +166,7 @@ def test_the_keras_rebuild_of_blazeface_computes_what_the_tflite_file_does():
 
 def test_the_int8_tiles_find_what_the_float_network_finds(detector):
     """The shipped int8 file, pinned by hash, against the float file on the finest scale of real photos."""
-    from keyface.keypoints import blazeface
+    from keyface.detection import blazeface
     blazeface.checked_model_file(blazeface.INT8_FILE, blazeface.INT8_SHA256)
     for path in PROBES[:8]:
         level = np.ascontiguousarray(load_image(path)[::2, ::2][:112, :112])  # faces ~55 px, as tiles see them

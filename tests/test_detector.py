@@ -7,9 +7,10 @@ import pytest
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.images import load_image
-from keyface.keypoints import blazeface
-from keyface.keypoints.detector import (DEFAULT_DETECTOR, BlazeFaceDetector, Detection, detect_cached, detection_cache_file,
-                                        make_detector)
+from keyface.detection import blazeface
+from keyface.detection.blazeface import BlazeFaceDetector
+from keyface.detection.boxes import Detection
+from keyface.detection.detector import DEFAULT_DETECTOR, detect_cached, detection_cache_file, make_detector
 
 PROBES = Path(__file__).resolve().parent.parent / "recognition" / "demo" / "probes"
 

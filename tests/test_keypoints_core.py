@@ -4,10 +4,10 @@ import pytest
 
 from keyface.data.errors import DataError, KeyfaceError
 from keyface.data.youtube_faces import person_of, read_frames
-from keyface.keypoints.boxes import crop_box, pick_labelled_face
+from keyface.keypoints.crops import crop_box, pick_labelled_face
 from keyface.keypoints.losses import NME, masked_l1, nme
 from keyface.keypoints.models import ARCHITECTURES, EMBEDDING_LAYER, ModelConfig, build_model
-from keyface.keypoints.modelfile import load_model, read_metadata, save_model
+from keyface.runtime.modelfile import load_model, read_metadata, save_model
 from keyface.keypoints.schemes import IBUG68, KAGGLE15, get_scheme
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SUBPACKAGES = ("data", "keypoints", "recognition", "facenet", "inception_finetune", "dlib_resnet")
+SUBPACKAGES = ("data", "runtime", "detection", "keypoints", "recognition", "facenet", "inception_finetune", "dlib_resnet")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.images import load_image
-from keyface.keypoints import runtime
+from keyface.runtime import networks as runtime
 from keyface.recognition.core.embedders import FaceBatch
 
 RNG = np.random.default_rng(0)
@@ -19,7 +19,7 @@ RNG = np.random.default_rng(0)
 def small_net(tmp_path, monkeypatch):
     """A small conv embedder saved as a keyface .keras file, with a private cache."""
     import keras
-    from keyface.keypoints.modelfile import save_model
+    from keyface.runtime.modelfile import save_model
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "home"))
     keras.utils.set_random_seed(0)
     x = image = keras.Input((32, 32, 3))

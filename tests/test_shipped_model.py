@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from keyface.data.images import load_image
-from keyface.keypoints.detector import MTCNNDetector
+from keyface.detection.mtcnn import MTCNNDetector
 from keyface.keypoints.losses import nme
 from keyface.keypoints.predictor import KeypointPredictor, default_model_path
 from keyface.keypoints.schemes import IBUG68
@@ -24,7 +24,7 @@ def test_shipped_model_is_accurate_on_the_sample_frames(youtube_sample):
 
 
 def test_shipped_model_metadata_records_how_it_was_made():
-    from keyface.keypoints.modelfile import read_metadata
+    from keyface.runtime.modelfile import read_metadata
     meta = read_metadata(default_model_path())
     assert meta["kind"] == "keypoints" and meta["scheme"] == "ibug68"
     assert "keypoints train" in meta["command"] and "DevTest" in meta["data"]

@@ -6,11 +6,11 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from keyface.keypoints.detector import DEFAULT_DETECTOR, DETECTORS
+from keyface.detection.detector import DEFAULT_DETECTOR, DETECTORS
 from keyface.recognition.approaches.registry import BENCHMARKED, DEFAULT_EMBEDDER
 from keyface.recognition.cli.flags import count, face_px, precision_flag
 from keyface.recognition.cli.output import print_table, write_report
-from keyface.keypoints.runtime import PRECISIONS
+from keyface.runtime.networks import PRECISIONS
 from keyface.recognition.core.pipeline import ALIGNMENTS
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def _common(p) -> None:
 def set_threads(n: int) -> None:
     """Pin TensorFlow and LiteRT to n threads before any op runs, so timings mean 'on n cores'."""
     import tensorflow as tf
-    from keyface.keypoints import runtime
+    from keyface.runtime import networks as runtime
     runtime.set_threads(n)
     tf.config.threading.set_intra_op_parallelism_threads(n)
     tf.config.threading.set_inter_op_parallelism_threads(n)
@@ -130,7 +130,7 @@ def cmd_bench_keypoints(args) -> int:
     from keyface.data.lfw import LFW
     from keyface.data.paths import data_root
     from keyface.keypoints.evaluation.bench import BOX_RULE, labelled_faces, model_row
-    from keyface.keypoints.detector import make_detector
+    from keyface.detection.detector import make_detector
     from keyface.keypoints.evaluation.dlib_peer import dlib_available, dlib_own_detector, dlib_same_boxes
     from keyface.keypoints.evaluation.nme import plot_ced
     from keyface.keypoints.predictor import resolve_model
@@ -310,7 +310,7 @@ def cmd_bench_speed(args) -> int:
             rows.append({"pipeline": "face_recognition (dlib HOG + ResNet)", **peer.stage_ms(paths)})
     enrol = None
     if args.enrol:
-        from keyface.keypoints import runtime
+        from keyface.runtime import networks as runtime
         runtime.set_threads(0)  # enrolment is timed on every core, as `keyface enroll` runs
         enrol = _enrol_rate(build(args.embedder, args.models), lfw, args.enrol)
     print(speed.SPEED_PROTOCOL + "; one core (1 TensorFlow, LiteRT and OpenCV thread)\n")

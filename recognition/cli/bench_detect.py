@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from keyface.keypoints.detector import DEFAULT_DETECTOR, MIN_FACE, make_detector
+from keyface.detection.boxes import MIN_FACE
+
+from keyface.detection.detector import DEFAULT_DETECTOR, make_detector
 from keyface.recognition.cli.output import print_table, write_report
 
 SETS = ("lfw", "youtube", "group", "video", "real")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.paths import user_dir
-from keyface.keypoints.detector import DEFAULT_DETECTOR
+from keyface.detection.detector import DEFAULT_DETECTOR
 from keyface.recognition.cli import flags
 from keyface.recognition.cli.hints import with_hint
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES

@@ -6,8 +6,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from keyface.keypoints.detector import DEFAULT_DETECTOR, DETECTORS
-from keyface.keypoints.modelfile import git_revision, keyface_version
+from keyface.detection.detector import DEFAULT_DETECTOR, DETECTORS
+from keyface.runtime.modelfile import git_revision, keyface_version
 from keyface.recognition.cli.bench import set_threads
 from keyface.recognition.cli.flags import precision_flag
 from keyface.recognition.evaluation.report import PROTOCOLS, describe, markdown_table, write_report

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import math
 
-from keyface.keypoints.detector import DEFAULT_DETECTOR, DETECTORS, MIN_FACE
-from keyface.keypoints.runtime import PRECISIONS
+from keyface.detection.boxes import MIN_FACE
+
+from keyface.detection.detector import DEFAULT_DETECTOR, DETECTORS
+from keyface.runtime.networks import PRECISIONS
 
 
 def _number(kind, low: float, high: float, low_open: bool = False, high_open: bool = False, what: str = ""):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.paths import data_root, models_dir
-from keyface.keypoints.detector import make_detector
+from keyface.detection.detector import make_detector
 from keyface.recognition.cli import flags
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ import numpy as np
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.paths import data_root, models_dir, user_dir
-from keyface.keypoints.modelfile import META_ENTRY, read_metadata
+from keyface.runtime.modelfile import META_ENTRY, read_metadata
 from keyface.recognition.approaches.calibration import calibrate, read_threshold, rewrite_metadata
 from keyface.recognition.approaches.registry import (EMBEDDER_NAMES, REGISTRY, TRAINABLE, find_model_file,
                                                      load_embedder, registered)
@@ -91,7 +91,7 @@ def folder_items(root: Path) -> tuple[list, str]:
 def cmd_train(args) -> int:
     """Build the aligned training faces, train, calibrate the thresholds, install into MODELS/embedders."""
     from keyface.keypoints.predictor import KeypointPredictor
-    from keyface.keypoints.runtime import file_version
+    from keyface.runtime.networks import file_version
     from keyface.recognition.core.embedders import InputSpec
     from keyface.recognition.core.pipeline import FacePipeline
     from keyface.recognition.training.face_sets import cached_face_set
@@ -129,7 +129,7 @@ def _install(made: Path, target: Path) -> None:
 def cmd_calibrate(args) -> int:
     """Recompute the thresholds of an embedder's model file on the people its training held out."""
     from keyface.keypoints.predictor import KeypointPredictor, resolve_model
-    from keyface.keypoints.runtime import file_version
+    from keyface.runtime.networks import file_version
     from keyface.recognition.training.face_sets import cached_face_set
     from keyface.recognition.core.pipeline import FacePipeline
     embedder = load_embedder(args.embedder, args.models, args.embedder_model)

@@ -68,8 +68,8 @@ def _blazeface_int8(args) -> int:
     import hashlib
     from importlib import resources
     from keyface.data.files import create_private
-    from keyface.keypoints import blazeface
-    from keyface.keypoints.blazeface_int8 import build
+    from keyface.detection import blazeface
+    from keyface.detection.blazeface_int8 import build
     source = Path(args.source) if args.source else blazeface.checked_model_file()
     photos = sorted(Path(str(resources.files("keyface.recognition") / "demo")).rglob("*.jpg"))
     target = models_dir(args.models) / "detectors" / blazeface.INT8_FILE.name

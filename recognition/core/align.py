@@ -1,9 +1,9 @@
 """Face alignment as pure functions: five keypoint anchors -> similarity transform -> template crop."""
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
+from keyface.keypoints.crops import warp_image
 from keyface.keypoints.schemes import IBUG68
 # Where the eyes, nose tip and mouth corners land in a 112x112 crop (the ArcFace template used by
 # insightface); image-left eye first, as Scheme.anchor_points returns them.
@@ -76,12 +76,7 @@ def dlib_anchor_template(size: int) -> np.ndarray:
     return IBUG68.anchor_points(dlib_template(size))
 
 
-def warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-    """The size x size crop that a 2x3 photo-to-crop matrix selects (bilinear, edges replicated)."""
-    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-
 def align_face(image: np.ndarray, anchors: np.ndarray, size: int, zoom: float = 1.0,
                shift_y: float = 0.0) -> np.ndarray:
     """The aligned size x size crop of the face whose 5 anchors are given (grey or RGB in, same out)."""
-    return warp(image, alignment_matrix(anchors, size, zoom, shift_y), size)
+    return warp_image(image, alignment_matrix(anchors, size, zoom, shift_y), size)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from keyface.data.errors import KeyfaceError
-from keyface.keypoints.runtime import PRECISIONS, KerasNetwork, file_version, load_lite
+from keyface.runtime.networks import PRECISIONS, KerasNetwork, file_version, load_lite
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class KerasFileEmbedder(Embedder):
     int8_capable = True  # False where _raw_embed is not the network on the crops
 
     def __init__(self, path: Path, precision: str = "float32"):
-        from keyface.keypoints.modelfile import load_model, read_metadata
+        from keyface.runtime.modelfile import load_model, read_metadata
         if precision not in PRECISIONS:
             raise KeyfaceError(f"unknown precision {precision!r}: {' or '.join(PRECISIONS)}")
         if precision == "int8" and not self.int8_capable:

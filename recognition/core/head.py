@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from keyface.data.errors import KeyfaceError
-from keyface.keypoints.modelfile import load_model, provenance, save_model
+from keyface.runtime.modelfile import load_model, provenance, save_model
 from keyface.recognition.core.gallery import Gallery
 
 log = logging.getLogger(__name__)

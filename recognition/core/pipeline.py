@@ -6,11 +6,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from keyface.data.errors import LandmarksNeededError
-from keyface.keypoints.augment import transform_points
-from keyface.keypoints.detector import left_to_right
+from keyface.keypoints.crops import transform_points, warp_image
+from keyface.detection.boxes import left_to_right
 from keyface.keypoints.predictor import KeypointPredictor
 from keyface.keypoints.schemes import IBUG68
-from keyface.recognition.core.align import alignment_matrix, dlib_anchor_template, dlib_chip_matrix, similarity_transform, warp
+from keyface.recognition.core.align import alignment_matrix, dlib_anchor_template, dlib_chip_matrix, similarity_transform
 from keyface.recognition.core.embedders import FaceBatch, InputSpec
 
 
@@ -41,7 +41,7 @@ class FacePipeline:
     def __init__(self, predictor: KeypointPredictor, detector=None):
         if predictor.scheme.n_points != 68:
             raise ValueError("alignment needs a 68-point keypoint model")
-        from keyface.keypoints.detector import make_detector
+        from keyface.detection.detector import make_detector
         self.predictor = predictor
         self.detector = detector or make_detector()
 
@@ -95,7 +95,7 @@ def align_batch(rgb: np.ndarray, faces: list[Face], spec: InputSpec) -> FaceBatc
     crops, points = [], []
     for face in faces:
         matrix = face_matrix(face, spec)
-        crops.append(warp(image, matrix, spec.size).reshape(spec.size, spec.size, spec.channels))
+        crops.append(warp_image(image, matrix, spec.size).reshape(spec.size, spec.size, spec.channels))
         points.append(transform_points(face.keypoints, matrix))
     shape = (0, spec.size, spec.size, spec.channels)
     return FaceBatch(np.asarray(crops, np.uint8).reshape(-1, *shape[1:]) if crops else np.zeros(shape, np.uint8),

@@ -9,7 +9,7 @@ import numpy as np
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.images import load_image
-from keyface.keypoints.detector import DEFAULT_DETECTOR
+from keyface.detection.detector import DEFAULT_DETECTOR
 from keyface.recognition.evaluation.compare import Contender
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def keyface_contender(name: str, models: str | None, keypoint_model: str | None,
 def contender_version(embedder_version: str, keypoint_model: Path, detector: str) -> str:
     """What a keyface contender's scores depend on: its embedder file, the keypoint model that aligns and
     the face detector."""
-    from keyface.keypoints.runtime import file_version
+    from keyface.runtime.networks import file_version
     return f"{embedder_version}-kp{file_version(keypoint_model)}-{detector}"
 
 

@@ -287,7 +287,7 @@ def build_app(embedder: str, detector: str, models, gallery, token: str, tokens_
     import tensorflow as tf
     from keyface.api import build
     from keyface.recognition.server.batching import BatchingEmbedder
-    from keyface.keypoints import runtime
+    from keyface.runtime import networks as runtime
     # Concurrent requests keep the cores busy; one thread per op stops them fighting over the cores.
     runtime.set_threads(1)
     try:

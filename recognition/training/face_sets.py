@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from keyface.data.images import load_image
-from keyface.keypoints.detector import cache_key, detect_cached
+from keyface.detection.detector import cache_key, detect_cached
 from keyface.recognition.core.embedders import InputSpec
 from keyface.recognition.core.pipeline import FacePipeline, align_batch
 

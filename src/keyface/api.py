@@ -70,7 +70,7 @@ def build(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, *, model:
     `detector` is "blazeface" (fast) or "mtcnn" (~10x slower end to end), `min_face` the smallest face it
     looks for (px wide, default 24), `precision` is "int8" or "float32" for the embedding network (default:
     the embedder's, int8 for dlib-resnet)."""
-    from keyface.keypoints.detector import make_detector
+    from keyface.detection.detector import make_detector
     from keyface.keypoints.predictor import KeypointPredictor, resolve_model
     from keyface.recognition.approaches.registry import load_embedder
     from keyface.recognition.core.pipeline import FacePipeline
@@ -114,7 +114,7 @@ def _detector(recogniser, min_face: float | None):
         return own
     key = (own.name, float(min_face))
     if key not in _DETECTORS:
-        from keyface.keypoints.detector import make_detector
+        from keyface.detection.detector import make_detector
         detector = make_detector(own.name, float(min_face))  # refuses a min_face under 8 px
         while len(_DETECTORS) >= _DETECTORS_KEPT:
             _DETECTORS.pop(next(iter(_DETECTORS)))
@@ -140,7 +140,7 @@ def face_locations(image: Image, min_face: float | None = None, max_num: int = 0
 
 def _detections(boxes) -> list:
     """Given boxes as the detector's faces (score 1, no landmarks); one box (4,) is taken as a list of one."""
-    from keyface.keypoints.detector import Detection
+    from keyface.detection.boxes import Detection
     try:
         array = np.asarray(boxes, np.float64)
     except (TypeError, ValueError):

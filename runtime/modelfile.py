@@ -83,7 +83,7 @@ def load_model(path: Path, expect_kind: str | None = None):
     """Load a keyface .keras model and its metadata; refuse files of another kind."""
     meta = read_metadata(path, expect_kind)
     import keras
-    from keyface.keypoints import losses, models  # noqa: F401  register the custom loss/metric and ShapePrior
+    from keyface.runtime import layers  # noqa: F401  registers ShapePrior (no loss is read: compile=False)
     try:
         return keras.models.load_model(path, compile=False), meta
     except ValueError as exc:

@@ -1,6 +1,8 @@
-"""The one rule that turns a detector's face box into the square crop a keypoint net sees."""
+"""The one rule that turns a detector's face box into the square crop a keypoint net sees, and the affine
+maps between a photo and a square crop of it (pixels and points move by the same matrix)."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 # MTCNN boxes run from the brows to the chin; the 68 points reach past them (jaw, brows), so
@@ -25,3 +27,22 @@ def pick_labelled_face(face_boxes: list, keypoints: np.ndarray) -> int | None:
     centre = np.nanmean(keypoints, axis=0)
     dists = [np.hypot((b[0] + b[2]) / 2 - centre[0], (b[1] + b[3]) / 2 - centre[1]) for b in face_boxes]
     return int(np.argmin(dists))
+
+
+def crop_matrix(box: np.ndarray, out_size: int) -> np.ndarray:
+    """3x3 matrix mapping the square box (x0, y0, x1, y1) onto an out_size crop."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    s = out_size / max(x1 - x0, 1e-6)
+    return np.array([[s, 0, -x0 * s], [0, s, -y0 * s], [0, 0, 1]], np.float64)
+
+
+def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Apply a 3x3 (or 2x3) affine matrix to (N, 2) points; NaN points stay NaN."""
+    m = np.asarray(matrix, np.float64)[:2]
+    return (points @ m[:, :2].T + m[:, 2]).astype(np.float32)
+
+
+def warp_image(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """The size x size crop that a 2x3 (or 3x3) photo-to-crop matrix selects (bilinear, edges replicated)."""
+    return cv2.warpAffine(image, np.asarray(matrix, np.float64)[:2], (size, size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)

@@ -88,7 +88,7 @@ def cached_flatbuffer(model_path: Path, precision: str) -> bytes:
 def convert(model_path: Path, precision: str) -> bytes:
     """A keyface .keras network as a LiteRT flatbuffer, its weights as they are or in int8."""
     import tensorflow as tf
-    from keyface.keypoints.modelfile import load_model
+    from keyface.runtime.modelfile import load_model
     model, _ = load_model(model_path)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if precision == "int8":
