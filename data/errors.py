@@ -1,8 +1,16 @@
-"""Errors that reach the user as one line (the CLI prints them without a traceback)."""
+"""Errors that reach the user as one line (the CLI prints them without a traceback), in one hierarchy
+under `KeyfaceError`. Each kind says once how the entry points answer it: `exit_code` for the command
+line, `http_status` for `keyface serve`; the command line's hints (its flags) are its own
+(`recognition/cli/hints.py`), chosen by the same kinds, never by a message's text."""
+from __future__ import annotations
+
+from pathlib import Path
 
 
 class KeyfaceError(Exception):
     """An error caused by the user's input or environment, shown as a one-line message."""
+    exit_code = 2
+    http_status = 400
 
 
 class DataError(KeyfaceError):
@@ -43,3 +51,43 @@ class FalseAcceptRateError(KeyfaceError):
 
 class LandmarksNeededError(KeyfaceError):
     """An alignment needs the detector's own landmarks, and the detector gives none."""
+
+
+class GalleryError(KeyfaceError):
+    """The gallery cannot do what was asked (wrong embedder, unknown person, bad name)."""
+
+
+class PersonNotFoundError(GalleryError):
+    """No one of that name (or no thumbnail of them) is in the gallery."""
+    http_status = 404
+
+
+class GalleryConflictError(GalleryError):
+    """The change would make one photo two people's, or two people one name."""
+    http_status = 409
+
+
+class OtherModelError(GalleryError):
+    """The gallery holds another embedder's or model version's vectors: `path`, `made` (its embedder) and
+    `wanted` (the one asked for)."""
+
+    def __init__(self, message: str, path: Path, made: str, wanted: str):
+        super().__init__(message)
+        self.path, self.made, self.wanted = path, made, wanted
+
+
+class DamagedGalleryError(GalleryError):
+    """The gallery file, or vectors in it, are damaged: `path`, and `repair`: "check" (the file) or
+    "reindex" (vectors, re-embedded from their photos)."""
+
+    def __init__(self, message: str, path: Path, repair: str):
+        super().__init__(message)
+        self.path, self.repair = path, repair
+
+
+class NoSoftmaxHeadError(GalleryError):
+    """The gallery has no softmax head trained on it (`path`: the gallery)."""
+
+    def __init__(self, message: str, path: Path):
+        super().__init__(message)
+        self.path = path

@@ -27,6 +27,11 @@ def user_dir(kind: str) -> Path:
     return Path(base) / "keyface" / kind
 
 
+def default_gallery() -> Path:
+    """The per-user gallery file, used where no gallery is named."""
+    return user_dir("galleries") / "gallery.db"
+
+
 def models_dir(flag: str | os.PathLike | None = None) -> Path:
     """Return the models directory: the flag, then $KEYFACE_MODELS, then the per-user default."""
     value = flag if flag else os.environ.get(MODELS_ENV)

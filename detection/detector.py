@@ -11,20 +11,23 @@ from pathlib import Path
 from typing import Iterable
 
 from keyface.data.errors import KeyfaceError
-from keyface.detection.blazeface import BlazeFaceDetector
 from keyface.detection.boxes import MIN_FACE, Detection, face_from_json, face_to_json
-from keyface.detection.mtcnn import MTCNNDetector
 
-DETECTORS = {"blazeface": BlazeFaceDetector, "mtcnn": MTCNNDetector}
+DETECTORS = ("blazeface", "mtcnn")
 DEFAULT_DETECTOR = "blazeface"  # chosen by measurement: docs/benchmarks.md, `keyface bench speed`
 
 
 def make_detector(name: str = DEFAULT_DETECTOR, min_face: float | None = None):
     """A face detector by name that finds faces from min_face px wide (default MIN_FACE); nothing is
-    loaded until its first detect()."""
-    if name not in DETECTORS:
-        raise KeyfaceError(f"unknown face detector {name!r}; known: {', '.join(DETECTORS)}")
-    return DETECTORS[name](min_face=MIN_FACE if min_face is None else min_face)
+    loaded until its first detect(), and only the detector asked for is imported."""
+    min_face = MIN_FACE if min_face is None else min_face
+    if name == "blazeface":
+        from keyface.detection.blazeface import BlazeFaceDetector
+        return BlazeFaceDetector(min_face=min_face)
+    if name == "mtcnn":
+        from keyface.detection.mtcnn import MTCNNDetector
+        return MTCNNDetector(min_face=min_face)
+    raise KeyfaceError(f"unknown face detector {name!r}; known: {', '.join(DETECTORS)}")
 
 
 def detection_cache_file(detector: str) -> Path:

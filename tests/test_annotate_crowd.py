@@ -36,7 +36,7 @@ def grid_boxes(n: int, cols: int, origin: tuple[int, int], pitch: tuple[int, int
 def result(box, name, keypoints=None):
     """A fake identification result: what draw_identities reads."""
     points = np.zeros((0, 2)) if keypoints is None else keypoints
-    return SimpleNamespace(face=SimpleNamespace(box=box, keypoints=points), box=box, name=name)  # as FaceResult
+    return SimpleNamespace(box=box, keypoints=points, name=name)  # the parts of a Face it reads
 
 
 def texts(boxes) -> list[str]:
@@ -101,9 +101,9 @@ def test_draw_identities_draws_every_face_and_its_label_where_the_layout_says():
     changed = (drawn != GREY).any(axis=-1)
     for x0, y0, x1, y1 in (tuple(int(v) for v in b) for b in SPREAD):
         assert changed[y0 - 2:y1 + 3, x0 - 2:x1 + 3].sum() >= 2 * (x1 - x0)  # at least its box's outline
-    ranked = sorted(results, key=lambda r: r.face.box[0])
+    ranked = sorted(results, key=lambda r: r.box[0])
     names = [f"{n} {r.name or 'unknown'}" for n, r in enumerate(ranked, 1)]
-    for label in label_layout([r.face.box for r in ranked], names, size):
+    for label in label_layout([r.box for r in ranked], names, size):
         x0, y0, x1, y1 = label.rect
         assert changed[y0:y1, x0:x1].mean() > 0.95  # filled: the label is drawn where the layout put it
 

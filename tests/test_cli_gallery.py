@@ -82,16 +82,17 @@ def test_embed_gives_unit_vectors(youtube_sample, models, capsys):
 def test_gallery_of_another_embedder_is_refused_and_untouched(tmp_path, youtube_sample, models, capsys):
     db = tmp_path / "g.db"
     run(["enroll", "--name", "Kristen", youtube_sample[0][0], "--gallery", db, *models], capsys)
-    from keyface.recognition.core.gallery import read_meta, read_photos
+    from keyface.recognition.core.store import read_meta, read_photos
     before = (read_meta(db), read_photos(db))
     other = [m if m != "geometry" else "keypoints" for m in models]
     other[other.index("--embedder-model") + 1] = str(tmp_path / "missing.keras")
     code, _, err = run(["identify", youtube_sample[0][0], "--gallery", db, *other], capsys)
     assert code == 2 and "Traceback" not in err and (read_meta(db), read_photos(db)) == before
     from keyface.recognition.cli.hints import with_hint
-    from keyface.recognition.core.gallery import Gallery, GalleryError
+    from keyface.recognition.core.store import SQLiteStore
+    from keyface.data.errors import GalleryError
     with pytest.raises(GalleryError, match="open it with embedder 'geometry', or reindex it") as info:
-        Gallery(db, "keypoints", "v0", 8)
+        SQLiteStore(db, "keypoints", "v0", 8)
     assert "--" not in str(info.value)  # library terms; the command line names its flags
     assert with_hint(info.value).endswith(
         f"(use --embedder geometry, or run `keyface reindex --gallery {db} --embedder keypoints`)")
@@ -103,7 +104,8 @@ def test_library_errors_get_their_flags_on_the_command_line(tmp_path, monkeypatc
     from keyface.data.paths import DATA_ENV, data_root
     from keyface.recognition.cli.hints import with_hint
     from keyface.recognition.core.embedders import InputSpec
-    from keyface.recognition.core.gallery import DamagedGalleryError, damaged
+    from keyface.recognition.core.store import damaged
+    from keyface.data.errors import DamagedGalleryError
     from keyface.recognition.core.open_set import cut_at_far
     from keyface.recognition.core.pipeline import Face, face_matrix
     monkeypatch.delenv(DATA_ENV, raising=False)

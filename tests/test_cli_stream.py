@@ -187,8 +187,7 @@ def test_annotated_copies_never_overwrite_each_other_or_the_input(tmp_path, yout
 
 
 def _result(box, name):
-    face = SimpleNamespace(box=box, keypoints=np.zeros((0, 2)))
-    return SimpleNamespace(face=face, box=box, name=name)  # as FaceResult: its box is its face's
+    return SimpleNamespace(box=box, keypoints=np.zeros((0, 2)), name=name)  # what draw_identities reads of a Face
 
 
 def test_labels_stay_inside_the_image_and_apart():

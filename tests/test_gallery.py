@@ -10,7 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from keyface.recognition.core.gallery import Enrolment, Gallery, GalleryError, check_name
+from keyface.recognition.core.store import Enrolment, SQLiteStore, check_name
+from keyface.data.errors import GalleryError
 from keyface.recognition.core.search import nearest_people
 
 DIM = 8
@@ -23,23 +24,23 @@ def face(person: str, sha: str, seed: int) -> Enrolment:
 
 
 def test_enrolling_the_same_photo_twice_changes_nothing(tmp_path):
-    g = Gallery(tmp_path / "g.db", "toy", "v1", DIM)
+    g = SQLiteStore(tmp_path / "g.db", "toy", "v1", DIM)
     assert g.add([face("Ada Lovelace", "aa", 0), face("Ada Lovelace", "bb", 1)]) == 2
     assert g.add([face("Ada Lovelace", "aa", 0)]) == 0
     assert g.people() == [("Ada Lovelace", 2)] and g.matrix()[0].shape == (2, DIM)
 
 
 def test_gallery_file_is_owner_only(tmp_path):
-    Gallery(tmp_path / "g.db", "toy", "v1", DIM).add([face("A", "aa", 0)])
+    SQLiteStore(tmp_path / "g.db", "toy", "v1", DIM).add([face("A", "aa", 0)])
     assert stat.S_IMODE(os.stat(tmp_path / "g.db").st_mode) == 0o600
 
 
 def test_other_embedder_or_version_is_refused_with_reindex_hint(tmp_path):
-    Gallery(tmp_path / "g.db", "toy", "v1", DIM).close()
+    SQLiteStore(tmp_path / "g.db", "toy", "v1", DIM).close()
     with pytest.raises(GalleryError, match="reindex it: re-embed its photos with embedder 'toy'"):
-        Gallery(tmp_path / "g.db", "toy", "v2", DIM)
+        SQLiteStore(tmp_path / "g.db", "toy", "v2", DIM)
     with pytest.raises(GalleryError, match="open it with embedder 'toy'") as info:
-        Gallery(tmp_path / "g.db", "other", "v1", DIM)
+        SQLiteStore(tmp_path / "g.db", "other", "v1", DIM)
     assert "--" not in str(info.value)  # library terms: the command line adds its flags
 
 
@@ -49,12 +50,12 @@ def test_foreign_sqlite_and_non_sqlite_files_are_refused_untouched(tmp_path):
         conn.execute("CREATE TABLE notes (t TEXT)")
     before = foreign.read_bytes()
     with pytest.raises(GalleryError, match="not a keyface gallery"):
-        Gallery(foreign, "toy", "v1", DIM)
+        SQLiteStore(foreign, "toy", "v1", DIM)
     assert foreign.read_bytes() == before
     text = tmp_path / "notes.txt"
     text.write_text("hello, not a database at all " * 100)
     with pytest.raises(GalleryError, match="not a keyface gallery"):
-        Gallery(text, "toy", "v1", DIM)
+        SQLiteStore(text, "toy", "v1", DIM)
 
 
 @pytest.mark.parametrize("name", ["", "   ", "a/b", "a\\b", "bell\x07", "new\nline", "unknown", " Unknown "])
@@ -64,7 +65,7 @@ def test_bad_names_are_refused(name):
 
 
 def test_rename_and_remove(tmp_path):
-    g = Gallery(tmp_path / "g.db", "toy", "v1", DIM)
+    g = SQLiteStore(tmp_path / "g.db", "toy", "v1", DIM)
     g.add([face("A", "aa", 0), face("B", "bb", 1), face("B", "cc", 2)])
     g.rename("A", "Alice")
     with pytest.raises(GalleryError, match="already"):
@@ -93,9 +94,9 @@ def test_search_finds_each_person_by_their_closest_photo():
 _WRITER = """
 import sys, numpy as np
 
-from keyface.recognition.core.gallery import Enrolment, Gallery
+from keyface.recognition.core.store import Enrolment, SQLiteStore
 
-g = Gallery(sys.argv[1], "toy", "v1", 8)
+g = SQLiteStore(sys.argv[1], "toy", "v1", 8)
 tag, n = sys.argv[2], int(sys.argv[3])
 for i in range(n):
     v = np.ones(8, np.float32) / np.sqrt(8)
@@ -111,21 +112,21 @@ def _writer(path, tag, n):
 
 def test_two_processes_enrolling_at_once_both_succeed(tmp_path):
     path = tmp_path / "g.db"
-    Gallery(path, "toy", "v1", DIM).close()
+    SQLiteStore(path, "toy", "v1", DIM).close()
     procs = [_writer(path, "a", 20), _writer(path, "b", 20)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
-    g = Gallery(path, "toy", "v1", DIM)
+    g = SQLiteStore(path, "toy", "v1", DIM)
     assert sum(n for _, n in g.people()) == 2 * 20 * 50
 
 
 def test_a_killed_enrolment_leaves_whole_photos_only(tmp_path):
     path = tmp_path / "g.db"
-    Gallery(path, "toy", "v1", DIM).close()
+    SQLiteStore(path, "toy", "v1", DIM).close()
     proc = _writer(path, "k", 100000)
     time.sleep(2.0)  # let it commit some batches and be in the middle of another
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    g = Gallery(path, "toy", "v1", DIM)
+    g = SQLiteStore(path, "toy", "v1", DIM)
     photos = sum(n for _, n in g.people())
     assert photos > 0 and photos % 50 == 0  # each batch is one transaction: all of it or none
     assert len(g.matrix()[0]) == photos  # and every stored photo has its embedding
@@ -150,8 +151,8 @@ def test_faiss_index_gives_the_same_top1_as_exact_search():
 
 
 def test_reading_a_gallery_leaves_nothing_beside_it(tmp_path):
-    Gallery(tmp_path / "g.db", "toy", "v1", 8).close()
+    SQLiteStore(tmp_path / "g.db", "toy", "v1", 8).close()
     before = sorted(p.name for p in tmp_path.iterdir())
-    with Gallery(tmp_path / "g.db", "toy", "v1", 8, create=False) as gallery:
+    with SQLiteStore(tmp_path / "g.db", "toy", "v1", 8, create=False) as gallery:
         assert gallery.people() == []
     assert sorted(p.name for p in tmp_path.iterdir()) == before == ["g.db"]

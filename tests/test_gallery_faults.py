@@ -10,7 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from keyface.recognition.core.gallery import Enrolment, Gallery, GalleryError, check_name
+from keyface.recognition.core.store import Enrolment, SQLiteStore, check_name
+from keyface.data.errors import GalleryError
 from keyface.recognition.core.gallery_check import check_gallery, rewrite
 
 DIM = 8
@@ -23,7 +24,7 @@ def face(person: str, sha: str, seed: int, source: str | None = None) -> Enrolme
 
 
 def make_gallery(path, people: int = 30, photos: int = 4) -> set:
-    g = Gallery(path, "toy", "v1", DIM)
+    g = SQLiteStore(path, "toy", "v1", DIM)
     for p in range(people):
         g.add([face(f"person {p}", f"{p}-{k}", p * 10 + k) for k in range(photos)])
     g.close()
@@ -43,12 +44,12 @@ _REWRITER = r"""
 import sys, time, numpy as np
 
 from pathlib import Path
-from keyface.recognition.core.gallery import Enrolment, Gallery, read_photos
+from keyface.recognition.core.store import Enrolment, SQLiteStore, read_photos
 from keyface.recognition.core.gallery_check import rewrite
 
 
 def build(source, scratch):
-    g = Gallery(scratch, "toy", "v2", 8)
+    g = SQLiteStore(scratch, "toy", "v2", 8)
     for i, (person, sha, src) in enumerate(read_photos(source)):
         v = np.random.default_rng(i).normal(size=8).astype(np.float32)
         g.add([Enrolment(person, sha, src, (0, 0, 1, 1), np.zeros((5, 2)), v / np.linalg.norm(v))])
@@ -95,7 +96,7 @@ def test_an_unkilled_rewrite_replaces_the_gallery_and_keeps_a_checked_backup(tmp
 def test_a_rewrite_is_refused_while_another_process_has_the_gallery_open(tmp_path):
     path = tmp_path / "g.db"
     committed = make_gallery(path, people=3)
-    reader = Gallery(path, "toy", "v1", DIM, create=False)  # like an identify in progress
+    reader = SQLiteStore(path, "toy", "v1", DIM, create=False)  # like an identify in progress
     with pytest.raises(GalleryError, match="in use by another keyface process"):
         rewrite(path, lambda source, scratch: None)
     assert len(reader.matrix()[0]) == 12
@@ -108,14 +109,14 @@ def test_a_reader_that_starts_during_a_rewrite_waits_then_sees_the_new_gallery(t
     make_gallery(path)
     proc = _rewriter(path)
     time.sleep(0.3)
-    reader = Gallery(path, "toy", "v2", DIM, create=False) if proc.poll() is not None else None
+    reader = SQLiteStore(path, "toy", "v2", DIM, create=False) if proc.poll() is not None else None
     if reader is None:  # the rewrite holds the lock: opening waits for it rather than reading half
         try:
-            reader = Gallery(path, "toy", "v2", DIM, create=False)
+            reader = SQLiteStore(path, "toy", "v2", DIM, create=False)
         except GalleryError as exc:  # it opened before the rewrite took the lock: still v1
             assert "model v1" in str(exc)
             proc.wait(timeout=60)
-            reader = Gallery(path, "toy", "v2", DIM, create=False)
+            reader = SQLiteStore(path, "toy", "v2", DIM, create=False)
     assert proc.wait(timeout=60) == 0 and len(reader.matrix()[0]) == 120
     reader.close()
 
@@ -123,10 +124,10 @@ def test_a_reader_that_starts_during_a_rewrite_waits_then_sees_the_new_gallery(t
 @pytest.mark.parametrize("seed", range(3))
 def test_an_enrolment_killed_at_a_random_point_keeps_every_commit(tmp_path, seed):
     path = tmp_path / "g.db"
-    Gallery(path, "toy", "v1", DIM).close()
+    SQLiteStore(path, "toy", "v1", DIM).close()
     script = ("import sys, numpy as np\n"
-              "from keyface.recognition.core.gallery import Enrolment, Gallery\n"
-              "g = Gallery(sys.argv[1], 'toy', 'v1', 8)\n"
+              "from keyface.recognition.core.store import Enrolment, SQLiteStore as Gallery\n"
+              "g = SQLiteStore(sys.argv[1], 'toy', 'v1', 8)\n"
               "for b in range(100000):\n"
               "    v = np.ones(8, np.float32) / np.sqrt(8)\n"
               "    g.add([Enrolment(f'p{b}', f'{b}-{k}', 'x', (0, 0, 1, 1), np.zeros((5, 2)), v) for k in range(20)])\n"
@@ -148,7 +149,7 @@ def test_garbage_in_the_middle_of_the_file_is_refused_before_any_write(tmp_path)
         fh.write(os.urandom(4096))
     assert check_gallery(path)
     with pytest.raises(GalleryError, match="damaged.*check the gallery for details"):
-        Gallery(path, "toy", "v1", DIM)
+        SQLiteStore(path, "toy", "v1", DIM)
 
 
 def test_a_non_finite_stored_vector_is_caught_by_search_and_by_the_check(tmp_path):
@@ -161,7 +162,7 @@ def test_a_non_finite_stored_vector_is_caught_by_search_and_by_the_check(tmp_pat
     conn.close()
     assert any("2 stored embedding(s)" in p for p in check_gallery(path))
     with pytest.raises(GalleryError, match="2 damaged embedding.*reindex the gallery"):
-        Gallery(path, "toy", "v1", DIM).matrix()
+        SQLiteStore(path, "toy", "v1", DIM).matrix()
 
 
 @pytest.mark.parametrize("name", ["Jose\u200b", "a\u202eb", "x\x85y", "bad\udcffname", "line\u2028two"])
@@ -173,7 +174,7 @@ def test_invisible_and_control_characters_are_refused(name):
 def test_names_that_look_alike_are_one_person(tmp_path):
     nfc, nfd = "Jos\u00e9", "Jose\u0301"
     assert check_name(nfd) == check_name(nfc) == nfc
-    g = Gallery(tmp_path / "g.db", "toy", "v1", DIM)
+    g = SQLiteStore(tmp_path / "g.db", "toy", "v1", DIM)
     g.add([face(nfc, "aa", 0)])
     g.add([face(nfd, "bb", 1)])
     assert g.people() == [(nfc, 2)]
@@ -182,7 +183,7 @@ def test_names_that_look_alike_are_one_person(tmp_path):
 
 
 def test_one_photo_under_two_names_is_refused_naming_the_first(tmp_path):
-    g = Gallery(tmp_path / "g.db", "toy", "v1", DIM)
+    g = SQLiteStore(tmp_path / "g.db", "toy", "v1", DIM)
     g.add([face("Ada", "same", 0)])
     with pytest.raises(GalleryError, match="already enrolled as 'Ada'"):
         g.add([face("Bob", "same", 0)])
@@ -190,9 +191,9 @@ def test_one_photo_under_two_names_is_refused_naming_the_first(tmp_path):
 
 
 def test_a_non_utf8_photo_path_is_stored_losslessly(tmp_path):
-    from keyface.recognition.core.gallery import read_photos
+    from keyface.recognition.core.store import read_photos
     odd = os.fsdecode(b"/photos/caf\xe9.jpg")  # Latin-1 bytes: not UTF-8
-    g = Gallery(tmp_path / "g.db", "toy", "v1", DIM)
+    g = SQLiteStore(tmp_path / "g.db", "toy", "v1", DIM)
     assert g.add([face("Ada", "aa", 0, source=odd), face("Ada", "bb", 1)]) == 2
     g.close()
     assert os.fsencode(read_photos(tmp_path / "g.db")[0][2]) == b"/photos/caf\xe9.jpg"
@@ -201,7 +202,7 @@ def test_a_non_utf8_photo_path_is_stored_losslessly(tmp_path):
 def test_reading_never_creates_a_gallery_or_its_folder(tmp_path):
     for path in (tmp_path / "missing.db", tmp_path / "no" / "such" / "g.db"):
         with pytest.raises(GalleryError, match="not found"):
-            Gallery(path, "toy", "v1", DIM, create=False)
+            SQLiteStore(path, "toy", "v1", DIM, create=False)
         assert not path.exists() and not path.parent.is_dir() or path.parent == tmp_path
 
 
@@ -209,7 +210,7 @@ def test_an_existing_empty_world_readable_file_becomes_owner_only(tmp_path):
     path = tmp_path / "g.db"
     path.write_bytes(b"")
     os.chmod(path, 0o644)
-    Gallery(path, "toy", "v1", DIM).add([face("Ada", "aa", 0)])
+    SQLiteStore(path, "toy", "v1", DIM).add([face("Ada", "aa", 0)])
     for p in (path, tmp_path / "g.db-wal", tmp_path / "g.db-shm"):
         assert not p.exists() or oct(os.stat(p).st_mode & 0o777) == "0o600"
 
@@ -220,16 +221,16 @@ def test_an_unreadable_gallery_is_called_unreadable(tmp_path):
     make_gallery(path, people=1)
     os.chmod(path, 0)
     with pytest.raises(GalleryError, match="cannot open"):
-        Gallery(path, "toy", "v1", DIM)
+        SQLiteStore(path, "toy", "v1", DIM)
 
 
 def test_a_gallery_that_refuses_to_open_lets_go_of_its_lock_at_once(tmp_path):
     """The refusal's exception keeps the half-made Gallery alive in its traceback: its lock must not."""
-    from keyface.recognition.core.gallery import GalleryLock
+    from keyface.recognition.core.store import GalleryLock
     path = tmp_path / "g.db"
     make_gallery(path)
     try:
-        Gallery(path, "toy", "v2", DIM, create=False)  # made by model v1: refused
+        SQLiteStore(path, "toy", "v2", DIM, create=False)  # made by model v1: refused
     except GalleryError as exc:
         assert "model v1" in str(exc)
         GalleryLock(path, exclusive=True).release()  # a rewrite may start while the error is still in hand

@@ -83,3 +83,33 @@ def test_installed_under_one_import_name_only(tmp_path):
                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip() == "[]"  # outside the checkout, only `keyface` is importable
+
+
+MAX_FUNCTION_LINES = 50
+
+
+def _long_functions(source: str) -> list[tuple[str, int]]:
+    """(name, lines) of each function longer than MAX_FUNCTION_LINES whose body is not a declaration list
+    (argument-parser registrations: nothing but calls, assignments and docstrings)."""
+    import ast
+    long = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            lines = node.end_lineno - node.lineno + 1
+            declarations = all(isinstance(s, (ast.Expr, ast.Assign)) for s in node.body)
+            if lines > MAX_FUNCTION_LINES and not declarations:
+                long.append((node.name, lines))
+    return long
+
+
+def test_no_function_is_over_fifty_lines(package_copy):
+    found = {f"{path.relative_to(package_copy)}:{name}": lines for path in package_copy.rglob("*.py")
+             for name, lines in _long_functions(path.read_text())}
+    assert found == {}
+
+
+def test_the_long_function_check_sees_a_long_function():
+    body = "\n".join(f"    if x == {i}:\n        x += 1" for i in range(30))
+    assert _long_functions(f"def f(x):\n{body}\n    return x\n") == [("f", 62)]
+    declarations = "\n".join(f"    p.add_argument('--a{i}')" for i in range(60))
+    assert _long_functions(f"def register(p):\n{declarations}\n") == []

@@ -20,6 +20,14 @@ def register(sub) -> None:
     """Add `bench` and its benchmarks to the top-level subparsers."""
     bench = sub.add_parser("bench", help="benchmarks: keypoints | missing-labels | identify | verify | cluster | detect | speed | serve | search")
     kinds = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
+    _register_keypoints(kinds)
+    _register_recognition(kinds)
+    _register_detect(kinds)
+    _register_speed(kinds)
+
+
+def _register_keypoints(kinds) -> None:
+    """`bench keypoints` and `bench missing-labels`."""
     p = kinds.add_parser("keypoints", help="NME/RMSE/failures/speed on the 770 labelled youtube_faces_68 test faces")
     p.add_argument("--model", action="append", help="keypoint model file (repeatable; default: the shipped one)")
     p.add_argument("--no-dlib", action="store_true", help="skip dlib even if installed")
@@ -33,6 +41,10 @@ def register(sub) -> None:
                    "conv5bn (default: keyface-res)")
     _common(p)
     p.set_defaults(func=cmd_bench_missing)
+
+
+def _register_recognition(kinds) -> None:
+    """`bench identify`, `verify` and `cluster`: the LFW protocols."""
     for name, func, text in (("identify", cmd_bench_identify, "LFW DevTest 'colleagues': rank-1, open-set DIR@1%% FAR, ms/face"),
                              ("verify", cmd_bench_verify, "LFW View 1: accuracy, ROC AUC, TAR@FAR=1e-3 on pairsDevTest"),
                              ("cluster", cmd_bench_cluster, "LFW DevTest people with 2+ photos: pairwise F-measure, NMI")):
@@ -54,6 +66,10 @@ def register(sub) -> None:
             p.add_argument("--min-face", type=face_px, help="smallest face the detector looks for (default: 24)")
         _common(p)
         p.set_defaults(func=func)
+
+
+def _register_detect(kinds) -> None:
+    """`bench detect`."""
     p = kinds.add_parser("detect", help="faces found by each detector: LFW and youtube_faces_68, group canvases and "
                          "video frames with every face's truth (recall by face size, false boxes, ms by photo size), "
                          "real multi-face LFW photos; face_recognition's HOG beside")
@@ -69,6 +85,10 @@ def register(sub) -> None:
     p.add_argument("--no-peers", action="store_true", help="leave out face_recognition's HOG even if installed")
     _common(p)
     p.set_defaults(func=cmd_bench_detect)
+
+
+def _register_speed(kinds) -> None:
+    """`bench speed`, `serve` and `search`: what things cost."""
     p = kinds.add_parser("speed", help="ms per face end to end and per stage on one core, for each detector, "
                          "face_recognition beside; enrolment photos/s on every core")
     p.add_argument("--photos", type=int, default=100, dest="photo_count",
@@ -202,7 +222,7 @@ def _recognition_bench(args, kind: str) -> int:
     from keyface.data.paths import data_root
     from keyface.recognition.evaluation import protocols as br
     from keyface.recognition.evaluation.protocols import CLUSTER_PROTOCOL, run_cluster
-    from keyface.api import build
+    from keyface.recognition.facade import build
     lfw, rows = LFW(data_root(args.data)), []
     for name in args.embedder or BENCHMARKED:
         rec = build(name, args.models, keypoint_model=args.keypoint_model, detector=args.detector,
@@ -287,7 +307,7 @@ def cmd_bench_speed(args) -> int:
     """Per-stage milliseconds per face on one core for each detector (and the peer); enrolment rate."""
     set_threads(1)
     import cv2
-    from keyface.api import build
+    from keyface.recognition.facade import build
     from keyface.data.lfw import LFW
     from keyface.data.paths import data_root
     from keyface.recognition.evaluation import speed
@@ -326,19 +346,17 @@ def cmd_bench_speed(args) -> int:
 def _enrol_rate(rec, lfw, n: int) -> dict:
     """Enrol n LFW DevTest photos (whole people, most photos first) into a scratch gallery."""
     import tempfile
-    from keyface.recognition.core.gallery import Gallery
     from keyface.recognition.evaluation import speed
+    from keyface.recognition.facade import Gallery
     people, total = {}, 0
     for person, _ in sorted(lfw.image_count("DevTest").items(), key=lambda kv: -kv[1]):
         if total >= n:
             break
         people[person] = lfw.images_of(person)[: n - total]
         total += len(people[person])
-    rec.several_faces = "largest"  # as `enroll --largest-face`: LFW photos often show a second person
-    with tempfile.TemporaryDirectory() as scratch:
-        emb = rec.embedder
-        with Gallery(Path(scratch) / "speed.db", emb.name, emb.version, emb.dim) as gallery:
-            return speed.enrol_rate(rec, gallery, people, os.cpu_count() or 1)
+    rec = rec.taking("largest")  # as `enroll --largest-face`: LFW photos often show a second person
+    with tempfile.TemporaryDirectory() as scratch, Gallery(Path(scratch) / "speed.db", rec) as gallery:
+        return speed.enrol_rate(gallery, people, os.cpu_count() or 1)
 
 
 SERVE_COLUMNS = [("run", "run", "s"), ("requests", "requests", "d"), ("identify_per_s", "identify/s", ".1f"),

@@ -76,10 +76,10 @@ def cmd_classify(args) -> int:
             errors.append(f"{photo}: no face found")
             continue
         ranked = classify_faces(model, people, align_batch(rgb, faces, spec).crops, args.top)
-        out.append({"photo": photo, "faces": [{**f.to_json(), "name": r[0][0] if r[0][1] >= args.min_probability
+        out.append({"photo": photo, "faces": [{**f.to_json(number), "name": r[0][0] if r[0][1] >= args.min_probability
                                                 else "unknown", "top": [{"person": n, "probability": round(p, 4)}
                                                                         for n, p in r]}
-                                               for f, r in zip(faces, ranked)]})
+                                               for number, (f, r) in enumerate(zip(faces, ranked), 1)]})
     _print(out, args.json)
     return _report(errors)
 

@@ -8,18 +8,14 @@ import sys
 from pathlib import Path
 
 from keyface.data.errors import KeyfaceError
-from keyface.data.paths import user_dir
+from keyface.data.paths import default_gallery
 from keyface.detection.detector import DEFAULT_DETECTOR
 from keyface.recognition.cli import flags
 from keyface.recognition.cli.hints import with_hint
+from keyface.recognition.facade import photo_json, verify_json
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES
 
 log = logging.getLogger(__name__)
-
-
-def default_gallery() -> Path:
-    """The per-user gallery file."""
-    return user_dir("galleries") / "gallery.db"
 
 
 def gallery_flag(p) -> None:
@@ -131,8 +127,8 @@ def _register_people(sub) -> None:
 
 
 def recogniser(args):
-    """The pipeline and the embedder the flags name (keyface.api.build)."""
-    from keyface.api import build
+    """The pipeline and the embedder the flags name."""
+    from keyface.recognition.facade import build
     return build(args.embedder, args.models, model=args.embedder_model, keypoint_model=args.keypoint_model,
                  precision=args.precision,
                  threshold=getattr(args, "threshold", None), far=getattr(args, "far", None),
@@ -150,14 +146,13 @@ def gallery_path(args) -> Path:
 
 
 def open_gallery(args, rec=None, create: bool = False):
-    """The gallery for this embedder (refused if it was made by another); only `create` makes a new one."""
-    from keyface.recognition.core.gallery import Gallery
+    """The gallery for this embedder (refused if it was made by another); only `create` makes a new one.
+    Without a recogniser (people, rename, remove) any embedder's gallery will do and no model loads."""
+    from keyface.recognition.facade import Gallery
     path = gallery_path(args)
-    if rec is None:  # people/rename/remove: any embedder's gallery will do
-        from keyface.recognition.core.gallery import read_meta
-        meta = read_meta(path)
-        return Gallery(path, meta["embedder"], meta["version"], int(meta["dim"]), create=False)
-    return Gallery(path, rec.embedder.name, rec.embedder.version, rec.embedder.dim, create=create)
+    if rec is None and not path.is_file():
+        raise KeyfaceError(f"gallery not found: {path} (enrol people first with `keyface enroll`)")
+    return Gallery(path, rec, create=create)
 
 
 def _report(errors: list) -> int:
@@ -175,7 +170,7 @@ def cmd_enroll(args) -> int:
         raise KeyfaceError("--name needs at least one PHOTO")
     from keyface.data.folders import read_person_folders
     from keyface.data.files import shown
-    from keyface.recognition.core.gallery import check_name
+    from keyface.recognition.core.store import check_name
     todo = read_person_folders(Path(args.folders)) if args.folders else {check_name(args.name): args.photos}
     rec = recogniser(args)  # after every check that needs no model: a mistake costs no model load
     with open_gallery(args, rec, create=True) as gallery:
@@ -186,7 +181,7 @@ def cmd_enroll(args) -> int:
             except KeyfaceError as exc:
                 errors.append(f"{shown(Path(args.folders or '.') / person)}: {exc}")
                 continue
-            n, errs = rec.enrol(gallery, name, [str(p) for p in photos], workers=os.cpu_count() or 1)
+            n, errs = gallery.enrol(name, [str(p) for p in photos], progress=True, workers=os.cpu_count() or 1)
             added, errors = added + n, errors + errs
             print(f"{name}: {n} photo(s) added")
         print(f"gallery {gallery.path}: {len(gallery.people())} people; {added} photo(s) added")
@@ -205,81 +200,57 @@ def cmd_identify(args) -> int:
     """Identify every face in every photo; each photo's result printed as soon as it is done."""
     from keyface.recognition.cli.output import progress
     existing_gallery(args)
-    rec = recogniser(args)
     errors = []
-    with open_gallery(args, rec) as gallery:
+    with open_gallery(args, recogniser(args)) as gallery:
         if not gallery.people():
             raise KeyfaceError(f"gallery {gallery.path} is empty: enrol people first (keyface enroll)")
-        head = _head(gallery) if args.head else None
-        threshold = None if args.head else rec.identify_threshold
+        if args.head:
+            gallery.softmax_head()  # missing: one error for the run, not one a photo
+        threshold = gallery.identify_threshold(head=args.head)
+        shown_threshold = None if threshold is None else round(threshold, 4)
         with progress(args.photos, "identifying") as (photos, stream):
             for photo in photos:
-                item = _identify_photo(rec, gallery, photo, args, head)
-                if "error" in item or not item["faces"]:
-                    errors.append(item.get("error") or f"{photo}: no face found")
+                faces, error = _identify_photo(gallery, photo, args)
+                if error or not faces:
+                    errors.append(error or f"{photo}: no face found")
                     stream.error(errors[-1])
                 if args.json:
-                    stream.json({"photo": photo, "threshold": None if threshold is None else round(threshold, 4),
-                                 **{k: v for k, v in item.items() if k != "results"}})
+                    stream.json(photo_json(photo, faces, error, threshold=shown_threshold))
                 else:
-                    for line in _identity_lines(photo, item["faces"], threshold):
+                    for line in _identity_lines(photo, faces, threshold):
                         stream.line(line)
     return 2 if errors else 0
 
 
-def _identify_photo(rec, gallery, photo: str, args, head) -> dict:
-    """One photo's faces, left to right, as JSON-ready dicts (or its error); annotated if asked."""
+def _identify_photo(gallery, photo: str, args) -> tuple[list, str | None]:
+    """One photo's faces, left to right, or its error; annotated if asked."""
     try:
-        results = rec.identify(gallery, photo, args.top, args.index, by_distance=head is None)
+        faces = gallery.identify(photo, args.top, gallery.search_index(args.index), head=args.head,
+                                 min_probability=args.min_probability)
     except KeyfaceError as exc:
-        return {"error": with_hint(exc), "faces": []}
-    if head is not None:
-        _name_by_head(results, head, args.min_probability)
-    if args.annotate and results:
+        return [], with_hint(exc)
+    if args.annotate and faces:
         from keyface.recognition.core.annotate import annotate_identities
-        annotate_identities(photo, results, Path(args.annotate))
-    return {"faces": [r.to_json(i + 1) for i, r in enumerate(results)]}
-
-
-def head_path(gallery) -> Path:
-    """Where a gallery's softmax head lives: beside the gallery file."""
-    return gallery.path.with_name(gallery.path.name + ".head.keras")
-
-
-def _head(gallery):
-    """The gallery's softmax head, or a one-line error saying how to train it."""
-    from keyface.recognition.core.head import GalleryHead
-    if not head_path(gallery).is_file():
-        raise KeyfaceError(f"no softmax head for {gallery.path}: run `keyface train-head --gallery {gallery.path}`")
-    return GalleryHead(head_path(gallery), gallery.embedder, gallery.version)
-
-
-def _name_by_head(results: list, head, min_probability: float) -> None:
-    """Replace nearest-embedding names by the softmax head's (unknown below min_probability)."""
-    if results:
-        names, probs = head.classify([r.embedding for r in results])
-        for r, name, p in zip(results, names, probs):
-            r.name = str(name) if p >= min_probability else None
+        annotate_identities(photo, faces, Path(args.annotate))
+    return faces, None
 
 
 def cmd_train_head(args) -> int:
     """Fit the softmax head on the gallery's embeddings."""
-    from keyface.recognition.core.head import train_head
     existing_gallery(args)
-    rec = recogniser(args)
-    with open_gallery(args, rec) as gallery:
-        path = train_head(gallery, head_path(gallery), args.epochs)
+    with open_gallery(args, recogniser(args)) as gallery:
+        path = gallery.train_head(args.epochs)
         print(f"softmax head over {len(gallery.people())} people written to {path}")
     return 0
 
 
-def _identity_lines(photo: str, faces: list[dict], threshold: float | None) -> list[str]:
+def _identity_lines(photo: str, faces: list, threshold: float | None) -> list[str]:
     """A line per face; threshold None means the softmax head named them."""
     rule = "softmax head" if threshold is None else f"threshold {threshold:.3f}"
     lines = []
-    for f in faces:
-        best = ", ".join(f"{m['person']} {m['distance']:.3f}" for m in f["matches"])
-        lines.append(f"{photo} face {f['face']}: {f['name']}  (nearest: {best}; {rule})")
+    for number, face in enumerate(faces, 1):
+        best = ", ".join(f"{m.person} {m.distance:.3f}" for m in face.matches)
+        lines.append(f"{photo} face {number}: {face.name or 'unknown'}  (nearest: {best}; {rule})")
     return lines
 
 
@@ -287,7 +258,7 @@ def cmd_verify(args) -> int:
     """Same person (exit 0) or not (exit 1)."""
     rec = recogniser(args)
     same, distance = rec.verify(args.photo_a, args.photo_b)
-    result = {"same": same, "distance": round(distance, 4), "threshold": round(rec.threshold, 4)}
+    result = verify_json(same, distance, rec.threshold)
     print(json.dumps(result, separators=(",", ":")) if args.json else
           f"{'same person' if same else 'different people'} (distance {distance:.4f}, threshold {rec.threshold:.4f})")
     return 0 if same else 1
@@ -300,23 +271,21 @@ def cmd_embed(args) -> int:
     errors = []
     with progress(args.photos, "embedding") as (photos, stream):
         for photo in photos:
-            item = {"photo": photo, "embedder": rec.embedder.name, "version": rec.embedder.version}
+            faces, error = [], None
             try:
-                _, faces, vectors = rec.faces(photo)
+                faces = rec.faces(photo)[1]
             except KeyfaceError as exc:
-                errors.append(with_hint(exc))
-                stream.error(errors[-1])
-                stream.json({**item, "error": errors[-1], "faces": []})
-                continue
-            stream.json({**item, "faces": [{**face.numbered_json(n), "embedding": [
-                round(float(x), 6) for x in vector]} for n, (face, vector) in enumerate(zip(faces, vectors), 1)]})
+                errors.append(error := with_hint(exc))
+                stream.error(error)
+            stream.json(photo_json(photo, faces, error, embedding=True, embedder=rec.embedder.name,
+                                   version=rec.embedder.version))
     return 2 if errors else 0
 
 
 def cmd_people(args) -> int:
     """List people and photo counts."""
     with open_gallery(args) as gallery:
-        people = gallery.people()
+        people = list(gallery.people().items())
     if args.json:
         print(json.dumps([{"name": n, "photos": c} for n, c in people], indent=2))
     else:
@@ -346,7 +315,7 @@ def cmd_reindex(args) -> int:
     """Re-embed a gallery with another embedder (recognition.gallery_check.rewrite: locked, backed up to
     `.bak`, rebuilt aside, checked, then copied into place through SQLite)."""
     from keyface.recognition.core.gallery_check import rewrite
-    from keyface.recognition.core.service import reindex
+    from keyface.recognition.facade import reindex
     path = gallery_path(args)
     if not path.is_file():
         raise KeyfaceError(f"gallery not found: {path}")

@@ -36,7 +36,7 @@ def cmd_demo(args) -> int:
     """Run the demo end to end."""
     from keyface.data.folders import read_person_folders
     from keyface.recognition.cli.commands import recogniser
-    from keyface.recognition.core.gallery import Gallery
+    from keyface.recognition.facade import Gallery
     started = time.perf_counter()
     root, out = demo_root(), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -44,21 +44,22 @@ def cmd_demo(args) -> int:
     db = out / "demo-gallery.db"
     for stale in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
         stale.unlink(missing_ok=True)  # the demo always starts from an empty gallery
-    gallery = Gallery(db, rec.embedder.name, rec.embedder.version, rec.embedder.dim)
-    enrolled = 0
-    for person, photos in read_person_folders(root / "gallery").items():
-        n, errors = rec.enrol(gallery, person, photos, progress=False)
-        enrolled += n
-        for e in errors:
-            log.warning("%s", e)
-    rows = _identify_probes(rec, gallery, root, out)
-    _print_rows(rows, len(gallery.people()), enrolled, rec, time.perf_counter() - started)
+    with Gallery(db, rec) as gallery:
+        enrolled = 0
+        for person, photos in read_person_folders(root / "gallery").items():
+            n, errors = gallery.enrol(person, photos)
+            enrolled += n
+            for e in errors:
+                log.warning("%s", e)
+        rows = _identify_probes(gallery, root, out)
+        people = len(gallery.people())
+    _print_rows(rows, people, enrolled, rec, time.perf_counter() - started)
     page = _write_html(rows, out, rec)
     print(f"\nannotated photos and {page} written")
     return 0
 
 
-def _identify_probes(rec, gallery, root: Path, out: Path) -> list[dict]:
+def _identify_probes(gallery, root: Path, out: Path) -> list[dict]:
     """Identify each held-out photo; annotate it; compare with the truth in probes.csv."""
     from keyface.data.images import load_image
     from keyface.recognition.core.annotate import annotate_identities
@@ -69,11 +70,11 @@ def _identify_probes(rec, gallery, root: Path, out: Path) -> list[dict]:
             photo = root / "probes" / item["photo"]
             for earlier in (out / "photos").glob(f"{photo.stem}_identified*.jpg"):  # this demo's own, from a run before
                 earlier.unlink()
-            results = rec.identify(gallery, photo, k=3)
-            i = central_face([r.face for r in results], load_image(photo).shape)  # LFW labels the central face
+            results = gallery.identify(photo, top=3)
+            i = central_face(results, load_image(photo).shape)  # LFW labels the central face
             central = None if i is None else results[i]
             name = (central.name or "unknown") if central else "no face"
-            distance = central.matches[0].distance if central and central.matches else float("nan")
+            distance = central.distance if central and central.matches else float("nan")
             image = annotate_identities(photo, results, out / "photos")
             rows.append({"photo": item["photo"], "truth": item["person"], "said": name, "distance": distance,
                          "ok": name == item["person"], "image": image.relative_to(out).as_posix()})

@@ -2,13 +2,13 @@
 the command line adds the flag or command that does it, chosen by the error's kind."""
 from __future__ import annotations
 
-from keyface.data.errors import (FalseAcceptRateError, KeyfaceError, LandmarksNeededError, NoDataRootError,
-                                 NotCalibratedError, SeveralFacesError)
+from keyface.data.errors import (DamagedGalleryError, FalseAcceptRateError, KeyfaceError, LandmarksNeededError,
+                                 NoDataRootError, NoSoftmaxHeadError, NotCalibratedError, OtherModelError,
+                                 SeveralFacesError)
 
 
 def hint(error: KeyfaceError) -> str | None:
     """The command-line way to act on a library error (library errors speak in library terms), by its kind."""
-    from keyface.recognition.core.gallery import DamagedGalleryError, OtherModelError
     if isinstance(error, NotCalibratedError):
         return f"run `keyface calibrate {error.embedder}`, or pass --threshold"
     if isinstance(error, OtherModelError):
@@ -16,6 +16,8 @@ def hint(error: KeyfaceError) -> str | None:
                 f"{error.wanted}`")
     if isinstance(error, DamagedGalleryError):
         return f"run `keyface {error.repair} --gallery {error.path}`"
+    if isinstance(error, NoSoftmaxHeadError):
+        return f"run `keyface train-head --gallery {error.path}`"
     flags = {SeveralFacesError: "--largest-face", FalseAcceptRateError: "--far", NoDataRootError: "--data PATH",
              LandmarksNeededError: "--detector mtcnn"}
     return next((flag for kind, flag in flags.items() if isinstance(error, kind)), None)

@@ -11,6 +11,7 @@ import sys
 import threading
 
 from keyface.data.errors import KeyfaceError
+from keyface.runtime.modelfile import keyface_version
 from keyface.recognition.cli.hints import with_hint
 from keyface.recognition.cli.photos_args import ArgumentError, prepare
 
@@ -40,24 +41,40 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser with every subcommand (or, given a command's name, with only its module's)."""
-    import importlib
     parser = OneLineParser(prog="keyface", description="Face recognition built on facial keypoints.")
     parser.add_argument("--debug", action="store_true",
                         help="show tracebacks, debug logging and TensorFlow's own messages")
-    parser.add_argument("--version", action="version", version=f"keyface {_version()}",
+    parser.add_argument("--version", action="version", version=f"keyface {keyface_version()}",
                         help="print keyface's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in [MODULES[command]] if command in MODULES else ORDER:
-        importlib.import_module(f"keyface.recognition.cli.{name}").register(sub)
+        _command_module(name).register(sub)
     return parser
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version("keyface")
-    except PackageNotFoundError:  # run from a checkout that was never installed
-        return "unknown"
+def _command_module(name: str):
+    """The module that registers a group of commands, imported only when its commands are asked for."""
+    if name == "keypoints":
+        from keyface.recognition.cli import keypoints as module
+    elif name == "commands":
+        from keyface.recognition.cli import commands as module
+    elif name == "demo":
+        from keyface.recognition.cli import demo as module
+    elif name == "train":
+        from keyface.recognition.cli import train as module
+    elif name == "bench":
+        from keyface.recognition.cli import bench as module
+    elif name == "weights":
+        from keyface.recognition.cli import weights as module
+    elif name == "cluster":
+        from keyface.recognition.cli import cluster as module
+    elif name == "classify":
+        from keyface.recognition.cli import classify as module
+    elif name == "compare":
+        from keyface.recognition.cli import compare as module
+    else:
+        from keyface.recognition.cli import serve as module
+    return module
 
 
 def _command(argv: list[str]) -> str | None:
@@ -179,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="keyface: %(message)s")
     command = _command(argv)
     if command is None and "--version" in argv:  # no command: no need to import every command's libraries
-        print(f"keyface {_version()}")
+        print(f"keyface {keyface_version()}")
         return 0
     if not debug:
         quiet(command)
@@ -196,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyfaceError as exc:
         print(f"keyface: error: {with_hint(exc)}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         print("keyface: interrupted", file=sys.stderr)
         return 130

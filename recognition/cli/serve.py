@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from keyface.data.errors import KeyfaceError
-from keyface.data.paths import user_dir
+from keyface.data.paths import default_gallery, user_dir
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES
 from keyface.recognition.cli import flags
 
@@ -42,7 +42,7 @@ def cmd_serve(args) -> int:
     from keyface.recognition.server.tokens import load_or_create_token
     token_file = Path(args.token_file) if args.token_file else user_dir("serve") / "token"
     token = load_or_create_token(token_file)
-    gallery = Path(args.gallery) if args.gallery else user_dir("galleries") / "gallery.db"
+    gallery = Path(args.gallery) if args.gallery else default_gallery()
     app = build_app(args.embedder, args.detector, args.models, gallery, token, args.host not in LOOPBACK,
                     args.max_upload_mb * 1_000_000, tuple(args.cors_origin), args.precision, args.min_face)
     import uvicorn

@@ -45,7 +45,7 @@ def draw_identities(rgb: np.ndarray, results: list) -> np.ndarray:
     out = rgb.copy()
     size = (out.shape[1], out.shape[0])
     ranked = left_to_right(results)
-    boxes = [tuple(float(v) for v in r.face.box) for r in ranked]
+    boxes = [tuple(float(v) for v in r.box) for r in ranked]
     labels = label_layout(boxes, [f"{n} {r.name or 'unknown'}" for n, r in enumerate(ranked, 1)], size)
     for r, box, label in zip(ranked, boxes, labels):
         _draw_face(out, r, box, size)
@@ -163,7 +163,7 @@ def _draw_face(out: np.ndarray, result, box, size: tuple[int, int]) -> None:
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     thick = _thickness(box, size)
     cv2.rectangle(out, (x0, y0), (x1, y1), _colour(result), thick)
-    points = np.asarray(result.face.keypoints, float).reshape(-1, 2)
+    points = np.asarray(result.keypoints, float).reshape(-1, 2)
     if x1 - x0 < FEW_POINTS:
         points = _five(points)
     for x, y in points:

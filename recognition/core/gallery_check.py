@@ -8,8 +8,8 @@ from typing import Callable
 
 import numpy as np
 
-from keyface.recognition.core.gallery import (DamagedGalleryError, GalleryError, GalleryLock, connect_read_only, damaged,
-                                             owner_only, vector_ok)
+from keyface.recognition.core.store import GalleryLock, connect_read_only, damaged, owner_only, vector_ok
+from keyface.data.errors import DamagedGalleryError, GalleryError
 
 TABLES = ("meta", "people", "photos", "embeddings")
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from keyface.data.errors import KeyfaceError
 from keyface.runtime.modelfile import load_model, provenance, save_model
-from keyface.recognition.core.gallery import Gallery
+from keyface.recognition.core.store import SQLiteStore
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def fit_head(vectors: np.ndarray, names: np.ndarray, epochs: int = 200, seed: in
     return model, people
 
 
-def train_head(gallery: Gallery, out: Path, epochs: int = 200, seed: int = 0) -> Path:
+def train_head(gallery: SQLiteStore, out: Path, epochs: int = 200, seed: int = 0) -> Path:
     """Fit a softmax over the gallery's people on their stored embeddings; save it beside the gallery."""
     vectors, names = gallery.matrix()
     model, people = fit_head(vectors, names, epochs, seed)

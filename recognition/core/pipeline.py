@@ -12,27 +12,47 @@ from keyface.keypoints.predictor import KeypointPredictor
 from keyface.keypoints.schemes import IBUG68
 from keyface.recognition.core.align import alignment_matrix, dlib_anchor_template, dlib_chip_matrix, similarity_transform
 from keyface.recognition.core.embedders import FaceBatch, InputSpec
+from keyface.recognition.core.search import Match
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Face:
-    """One face in a photo: detector box and score, 68 keypoints in photo pixels, and the detector's own
-    5 landmarks where it gave them (eye centres, nose tip, mouth corners; image-left first)."""
+    """One face in a photo, the one kind every verb returns: the detector's box and score, 68 keypoints in
+    photo pixels and the detector's own 5 landmarks where it gave them (eye centres, nose tip, mouth
+    corners; image-left first); once embedded, its unit `embedding`; once identified, its nearest people
+    (`matches`, best first) and `name` (None: unknown)."""
     box: tuple[float, float, float, float]
     score: float
     keypoints: np.ndarray
     landmarks: np.ndarray | None = None
+    embedding: np.ndarray | None = None
+    name: str | None = None
+    matches: tuple[Match, ...] | None = None  # None: not identified
 
-    def to_json(self) -> dict:
-        """Rounded, JSON-ready."""
-        return {"box": [round(float(v), 1) for v in self.box], "score": round(float(self.score), 4),
-                "keypoints": np.round(self.keypoints, 2).tolist()}
+    @property
+    def distance(self) -> float | None:
+        """The nearest enrolled person's cosine distance, once identified."""
+        return float(self.matches[0][1]) if self.matches else None  # a Match: (person, distance)
 
-    def numbered_json(self, number: int) -> dict:
-        """The face as the CLI's JSON Lines and the HTTP API give it: its number (left to right, from 1),
-        box and keypoints to 0.1 px, score."""
-        return {"face": number, "box": [round(float(v), 1) for v in self.box], "score": round(float(self.score), 4),
-                "keypoints": np.round(np.asarray(self.keypoints, float), 1).tolist()}
+    def __repr__(self) -> str:
+        """One short line: box, name and distance; never the keypoints or the embedding."""
+        box = ", ".join(f"{float(v):.1f}" for v in self.box)
+        distance = "None" if self.distance is None else f"{self.distance:.3f}"
+        return f"Face(box=({box}), name={self.name!r}, distance={distance})"
+
+    def to_json(self, number: int | None = None, embedding: bool = False) -> dict:
+        """The face as every output gives it (JSON Lines, the HTTP API): its number (left to right, from 1),
+        box and keypoints to 0.1 px, score; once identified its name ("unknown" for no one) and matches; the
+        embedding (6 decimals) if asked."""
+        out = {} if number is None else {"face": number}
+        out.update({"box": [round(float(v), 1) for v in self.box], "score": round(float(self.score), 4),
+                    "keypoints": np.round(np.asarray(self.keypoints, float), 1).tolist()})
+        if self.matches is not None:
+            out["name"] = self.name or "unknown"
+            out["matches"] = [{"person": person, "distance": round(float(d), 4)} for person, d in self.matches]
+        if embedding and self.embedding is not None:
+            out["embedding"] = [round(float(x), 6) for x in self.embedding]
+        return out
 
 
 class FacePipeline:

@@ -1,15 +1,14 @@
 """Nearest-person search over a gallery's embeddings: exact, in NumPy."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from keyface.data.errors import MissingDependency
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(NamedTuple):
     """A candidate identity for a probe: the person and their nearest stored embedding's distance."""
     person: str
     distance: float

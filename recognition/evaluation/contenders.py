@@ -21,7 +21,7 @@ def keyface_contender(name: str, models: str | None, keypoint_model: str | None,
                       detector: str = DEFAULT_DETECTOR, precision: str | None = None) -> Contender | None:
     """One of keyface's embedders with the shared pipeline (in `precision`, default: the embedder's own), or
     None when its model is not there."""
-    from keyface.api import build
+    from keyface.recognition.facade import build
     from keyface.keypoints.predictor import resolve_model
     from keyface.recognition.approaches.registry import find_model_file, registered
     from keyface.recognition.evaluation.protocols import embed_photos

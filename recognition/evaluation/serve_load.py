@@ -172,7 +172,7 @@ def summarise(results: list[dict], seconds: float) -> dict:
 
 def lost_enrolments(gallery: Path, acknowledged: dict[str, int]) -> list[str]:
     """People whose acknowledged photos are not all in the gallery file (read-only)."""
-    from keyface.recognition.core.gallery import connect_read_only
+    from keyface.recognition.core.store import connect_read_only
     conn = connect_read_only(gallery)
     try:
         counts = dict(conn.execute("SELECT p.name, COUNT(ph.id) FROM people p LEFT JOIN photos ph "

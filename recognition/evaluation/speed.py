@@ -52,11 +52,10 @@ def stage_ms(rec, paths: list[Path], gallery_size: int = 235) -> dict:
     return {**per_photo, "end_to_end": sum(per_photo.values()), "photos": len(paths), "faces": faces}
 
 
-def enrol_rate(rec, gallery, people: dict[str, list[Path]], workers: int) -> dict:
+def enrol_rate(gallery, people: dict[str, list[Path]], workers: int) -> dict:
     """Photos per second enrolling every person's photos into a gallery (as `keyface enroll --folders`)."""
     started = time.perf_counter()
-    enrolled = sum(rec.enrol(gallery, person, photos, progress=False, workers=workers)[0]
-                   for person, photos in people.items())
+    enrolled = sum(gallery.enrol(person, photos, workers=workers)[0] for person, photos in people.items())
     seconds = time.perf_counter() - started
     photos = sum(len(p) for p in people.values())
     return {"photos": photos, "enrolled": enrolled, "seconds": seconds, "photos_per_s": photos / seconds,

@@ -22,12 +22,13 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from keyface.data.errors import KeyfaceError
+from keyface.data.errors import GalleryError, KeyfaceError
 from keyface.data.images import decode_image_bytes, image_sha256
-from keyface.recognition.core.gallery import (Gallery, GalleryConflictError, GalleryError, PersonNotFoundError,
-                                              check_name)
-from keyface.recognition.server.limits import UploadLimit
 from keyface.recognition.core.annotate import face_thumbnail
+from keyface.runtime.modelfile import keyface_version
+from keyface.recognition.facade import Gallery, photo_json, verify_json
+from keyface.recognition.server.limits import UploadLimit
+from keyface.recognition.core.store import check_name
 from keyface.recognition.server.views import people_json
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,7 @@ class GalleryThread:
 
     def __init__(self, path: Path, recogniser):
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="gallery")
-        emb = recogniser.embedder
-        self.gallery = self.run(lambda: Gallery(path, emb.name, emb.version, emb.dim))
+        self.gallery = self.run(lambda: Gallery(path, recogniser))
 
     def run(self, fn, *args):
         """fn(*args) on the gallery's thread; its result or its exception."""
@@ -73,20 +73,20 @@ class GalleryThread:
 
 def create_app(recogniser, config: ServeConfig) -> FastAPI:
     """The FastAPI application: JSON API under /api, the page at /."""
-    from keyface import __version__
     store = GalleryThread(config.gallery, recogniser)
 
     @asynccontextmanager
     async def lifespan(_):
         yield
         store.close()
-    app = FastAPI(title="keyface", version=__version__, description="Enrol, identify and verify faces.",
+    app = FastAPI(title="keyface", version=keyface_version(), description="Enrol, identify and verify faces.",
                   docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None, lifespan=lifespan)
     app.state.store, app.state.recogniser, app.state.config = store, recogniser, config
     _guard(app, config)
     _errors(app, config.gallery)
     _pages(app)
-    _routes(app, recogniser, store)
+    _photo_routes(app, recogniser, store)
+    _people_routes(app, store)
     return app
 
 
@@ -125,15 +125,10 @@ def _error(status: int, message: str) -> JSONResponse:
 
 def _errors(app: FastAPI, gallery: Path) -> None:
     """Every failure becomes a one-line JSON error with a 4xx status; a bug is a 500 without a traceback."""
-    @app.exception_handler(GalleryError)
-    async def gallery_error(_, exc: GalleryError):
-        text = str(exc).replace(str(gallery), "the gallery")  # the server's file paths are not the client's business
-        status = 404 if isinstance(exc, PersonNotFoundError) else 409 if isinstance(exc, GalleryConflictError) else 400
-        return _error(status, text)
-
     @app.exception_handler(KeyfaceError)
-    async def keyface_error(_, exc: KeyfaceError):
-        return _error(400, str(exc))
+    async def keyface_error(_, exc: KeyfaceError):  # each kind carries its status (data/errors.py)
+        text = str(exc).replace(str(gallery), "the gallery")  # the server's file paths are not the client's business
+        return _error(exc.http_status, text)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_, exc: RequestValidationError):
@@ -180,16 +175,15 @@ async def _photo_and_hash(upload: UploadFile) -> tuple[str, object, str]:
     return name, await _in_thread(decode_image_bytes, data, name), image_sha256(data)
 
 
-def _routes(app: FastAPI, rec, store: GalleryThread) -> None:
-    """The JSON API."""
-    from keyface import __version__
+def _photo_routes(app: FastAPI, rec, store: GalleryThread) -> None:
+    """The JSON API on photos: health, identify, verify."""
 
     @app.get("/api/health")
     def health() -> dict:
         """Whether the server is up, its version, embedder and gallery size."""
         people = store.run(lambda: store.gallery.people())
-        return {"status": "ok", "version": __version__, "embedder": rec.embedder.name,
-                "model": rec.embedder.version, "people": len(people), "photos": sum(n for _, n in people)}
+        return {"status": "ok", "version": keyface_version(), "embedder": rec.embedder.name,
+                "model": rec.embedder.version, "people": len(people), "photos": sum(people.values())}
 
     @app.post("/api/identify")
     async def identify(photo: UploadFile = File(...), top: int = Form(3)) -> dict:
@@ -198,24 +192,27 @@ def _routes(app: FastAPI, rec, store: GalleryThread) -> None:
         if not 1 <= top <= 20:
             raise KeyfaceError("top must be between 1 and 20")
         gallery = store.gallery
-        index = await store.run_async(lambda: gallery.index("exact") if gallery.people() else None)
+        index = await store.run_async(lambda: gallery.search_index() if gallery.people() else None)
         if index is None:
             raise GalleryError("the gallery is empty: enrol people first")
-        results = await _in_thread(rec.identify_with_index, index, rgb, top)
-        return {"photo": name, "threshold": round(rec.identify_threshold, 4),
-                "faces": [r.to_json(i + 1) for i, r in enumerate(results)]}
+        faces = await _in_thread(gallery.identify, rgb, top, index)  # the index is read here, SQLite is not
+        return photo_json(name, faces, threshold=round(rec.identify_threshold, 4))
 
     @app.post("/api/verify")
     async def verify(photo_a: UploadFile = File(...), photo_b: UploadFile = File(...)) -> dict:
         """Whether two photos (one face each) show the same person."""
         (_, a), (_, b) = await _photo(photo_a), await _photo(photo_b)
         same, distance = await _in_thread(rec.verify, a, b)
-        return {"same": same, "distance": round(distance, 4), "threshold": round(rec.threshold, 4)}
+        return verify_json(same, distance, rec.threshold)
 
+
+
+def _people_routes(app: FastAPI, store: GalleryThread) -> None:
+    """The JSON API's people: list, enrol, thumbnail, rename, remove."""
     @app.get("/api/people")
     def people(offset: int = Query(0, ge=0), limit: int | None = Query(None, ge=1, le=1000)) -> list[dict]:
         """Everyone enrolled, by name, with their number of photos; `offset` and `limit` give one page of them."""
-        everyone = store.run(lambda: store.gallery.people())  # already sorted by name: pages are stable
+        everyone = list(store.run(lambda: store.gallery.people()).items())  # sorted by name: pages are stable
         return people_json(everyone[offset:] if limit is None else everyone[offset:offset + limit])
 
     @app.post("/api/people", status_code=201)
@@ -224,23 +221,24 @@ def _routes(app: FastAPI, rec, store: GalleryThread) -> None:
         """Enrol one person's photos (one face each, or the largest face of each with largest_face) in one
         transaction."""
         person = check_name(name)
-        chooser = rec.taking("largest") if largest_face else rec
         decoded, errors = [], []
         for upload in photos:
             try:
                 decoded.append(await _photo_and_hash(upload))
             except KeyfaceError as exc:
                 errors.append(str(exc))
-        found = await _in_thread(chooser.enrolments, person, [rgb for _, rgb, _ in decoded])
-        errors += [f"{n}: {str(e).split(': ', 1)[-1]}" for (n, _, _), (_, e) in zip(decoded, found) if e]
-        ready = [(rgb, replace(enrolment, sha256=sha)) for (_, rgb, sha), (enrolment, e) in zip(decoded, found) if not e]
-        added, refused = await store.run_async(_store_enrolments, store.gallery, person, ready)
-        return {"person": person, "added": added, "errors": errors + refused}
+        found = await _in_thread(store.gallery.prepare, person, [rgb for _, rgb, _ in decoded], largest_face)
+        errors += [f"{n}: {str(p.error).split(': ', 1)[-1]}" for (n, _, _), p in zip(decoded, found) if p.error]
+        ready = [(n, replace(p.enrolment, sha256=sha)) for (n, _, sha), p in zip(decoded, found) if not p.error]
+        first = next((p for p in found if not p.error), None)  # the thumbnail is made here, not on the gallery's thread
+        thumbnail = None if first is None else await _in_thread(face_thumbnail, first.rgb, first.enrolment.box)
+        added, refused = await store.run_async(store.gallery.store_enrolments, person, ready, thumbnail)
+        return {"person": person, "added": added, "errors": errors + [str(e) for e in refused]}
 
     @app.get("/api/people/{name}/thumbnail")
-    def face_thumbnail(name: str) -> Response:
+    def person_thumbnail(name: str) -> Response:
         """A small JPEG of the person's first enrolled face."""
-        jpeg = store.run(lambda: store.gallery.thumbnail(check_name(name)))
+        jpeg = store.run(lambda: store.gallery.thumbnail(name))
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     @app.patch("/api/people/{name}")
@@ -257,21 +255,6 @@ def _routes(app: FastAPI, rec, store: GalleryThread) -> None:
         return {"person": person, "photos_removed": store.run(lambda: store.gallery.remove(person))}
 
 
-def _store_enrolments(gallery: Gallery, person: str, ready: list) -> tuple[int, list[str]]:
-    """Store checked enrolments in one transaction, and the person's thumbnail if there is none yet."""
-    refused, keep = [], []
-    for rgb, enrolment in ready:
-        owner = gallery.other_owner(enrolment.sha256, person)
-        if owner is not None:
-            refused.append(f"a photo is already enrolled as {owner!r}")
-        else:
-            keep.append((rgb, enrolment))
-    added = gallery.add([e for _, e in keep])
-    if keep:
-        gallery.set_thumbnail(person, face_thumbnail(keep[0][0], keep[0][1].box))
-    return added, refused
-
-
 async def _in_thread(fn, *args):
     """Run blocking network work on the server's worker threads."""
     from starlette.concurrency import run_in_threadpool
@@ -285,7 +268,7 @@ def build_app(embedder: str, detector: str, models, gallery, token: str, tokens_
     network's, default the embedder's own)."""
     import cv2
     import tensorflow as tf
-    from keyface.api import build
+    from keyface.recognition.facade import build
     from keyface.recognition.server.batching import BatchingEmbedder
     from keyface.runtime import networks as runtime
     # Concurrent requests keep the cores busy; one thread per op stops them fighting over the cores.

@@ -1,4 +1,4 @@
-"""What the API returns besides faces (FaceResult.to_json, as the CLI's JSON): people."""
+"""What the API returns besides photos (recognition.facade.photo_json, as the CLI's JSON): people."""
 from __future__ import annotations
 
 

@@ -13,19 +13,16 @@ region), `face_encodings` (unit embeddings, for given boxes or every face), `fac
 
 Importing keyface loads no model: the default embedder is loaded on first use and kept.
 """
-from importlib.metadata import PackageNotFoundError, version
-
-from keyface.data.errors import (FalseAcceptRateError, ImageError, KeyfaceError, NoFaceError, NotCalibratedError,
-                                 SeveralFacesError)
-from keyface.recognition.core.gallery import GalleryConflictError, GalleryError, PersonNotFoundError
-from keyface.api import (FoundFace, Gallery, build, compare_faces, face_distance, face_encodings, face_landmarks,
+from keyface.data.errors import (DamagedGalleryError, FalseAcceptRateError, GalleryConflictError, GalleryError,
+                                 ImageError, KeyfaceError, NoFaceError, NotCalibratedError, OtherModelError,
+                                 PersonNotFoundError, SeveralFacesError)
+from keyface.api import (Face, FoundFace, Gallery, build, compare_faces, face_distance, face_encodings, face_landmarks,
                          face_locations, find_faces, load, verify)
+from keyface.runtime.modelfile import keyface_version
 
-try:
-    __version__ = version("keyface")
-except PackageNotFoundError:  # run from a checkout that was never installed
-    __version__ = "unknown"
+__version__ = keyface_version()  # "unknown" when run from a checkout that was never installed
 
-__all__ = ["FalseAcceptRateError", "FoundFace", "Gallery", "GalleryConflictError", "GalleryError", "ImageError",
-           "KeyfaceError", "NoFaceError", "NotCalibratedError", "PersonNotFoundError", "SeveralFacesError", "build", "compare_faces", "face_distance", "face_encodings",
+__all__ = ["DamagedGalleryError", "Face", "FalseAcceptRateError", "FoundFace", "Gallery", "GalleryConflictError",
+           "GalleryError", "ImageError", "KeyfaceError", "NoFaceError", "NotCalibratedError", "OtherModelError",
+           "PersonNotFoundError", "SeveralFacesError", "build", "compare_faces", "face_distance", "face_encodings",
            "face_landmarks", "face_locations", "find_faces", "load", "verify"]

@@ -1,4 +1,6 @@
-"""The gallery: one SQLite file of people, photos and embeddings; every write is one transaction."""
+"""Where a gallery keeps its people: one SQLite file of people, photos and embeddings (every write one
+transaction), locked against a rewrite while open. `recognition.facade.Gallery` is the gallery users and the
+entry points see; this is its storage."""
 from __future__ import annotations
 
 import fcntl
@@ -15,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from keyface.data.errors import KeyfaceError
+from keyface.data.errors import (DamagedGalleryError, GalleryConflictError, GalleryError, OtherModelError,
+                                 PersonNotFoundError)
 from keyface.data.files import shown
 
 log = logging.getLogger(__name__)
@@ -39,36 +42,6 @@ _BAD_NAME = re.compile(r"[/\\]")
 # control, format (zero-width, bidi overrides), surrogate, unassigned, line/paragraph separators
 _BAD_CATEGORIES = {"Cc", "Cf", "Cs", "Cn", "Zl", "Zp"}
 LOCK_WAIT = 30.0  # seconds a command waits for a gallery that a maintenance job holds
-
-
-class GalleryError(KeyfaceError):
-    """The gallery cannot do what was asked (wrong embedder, unknown person, bad name)."""
-
-
-class PersonNotFoundError(GalleryError):
-    """No one of that name (or no thumbnail of them) is in the gallery."""
-
-
-class GalleryConflictError(GalleryError):
-    """The change would make one photo two people's, or two people one name."""
-
-
-class OtherModelError(GalleryError):
-    """The gallery holds another embedder's or model version's vectors: `path`, `made` (its embedder) and
-    `wanted` (the one asked for)."""
-
-    def __init__(self, message: str, path: Path, made: str, wanted: str):
-        super().__init__(message)
-        self.path, self.made, self.wanted = path, made, wanted
-
-
-class DamagedGalleryError(GalleryError):
-    """The gallery file, or vectors in it, are damaged: `path`, and `repair`: "check" (the file) or
-    "reindex" (vectors, re-embedded from their photos)."""
-
-    def __init__(self, message: str, path: Path, repair: str):
-        super().__init__(message)
-        self.path, self.repair = path, repair
 
 
 @dataclass(frozen=True)
@@ -110,7 +83,7 @@ def path_text(path) -> str | bytes:
         return raw
 
 
-class Gallery:
+class SQLiteStore:
     """People, their photos and embeddings for one embedder (name + model version) in SQLite."""
 
     def __init__(self, path: str | os.PathLike, embedder: str, version: str, dim: int, create: bool = True):
@@ -286,7 +259,7 @@ class Gallery:
         if getattr(self, "lock", None) is not None:
             self.lock.release()
 
-    def __enter__(self) -> "Gallery":
+    def __enter__(self) -> "SQLiteStore":
         return self
 
     def __exit__(self, *exc) -> None:

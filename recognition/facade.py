@@ -1,0 +1,254 @@
+"""The one way in: what the `keyface` command, `keyface serve` and the Python API all call.
+
+`build` and `load` make a recogniser (detector, keypoint net, embedder) by the embedder's name; `Gallery` is
+the one gallery type, people kept in a store (SQLite today) and recognised by one recogniser; `photo_json`
+and `verify_json` give every answer its one JSON shape (a face's own is `Face.to_json`). Read `identify`
+top to bottom: Gallery.identify -> Recogniser.identify (find, embed, search) -> Face.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from keyface.data.errors import KeyfaceError, OtherModelError
+from keyface.data.files import shown
+from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER
+from keyface.recognition.core.pipeline import Face
+from keyface.recognition.core.service import Prepared, Recogniser, label
+from keyface.recognition.core.store import Enrolment, SQLiteStore, check_name, read_meta
+
+ENROL_CHUNK = 32  # photos found, then embedded together: one pass of the network, memory bounded
+_LOADED: dict = {}
+
+
+def build(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, *, model: str | None = None,
+          keypoint_model: str | None = None, threshold: float | None = None, several_faces: str = "refuse",
+          far: float | None = None, detector: str = "blazeface", precision: str | None = None,
+          min_face: float | None = None) -> Recogniser:
+    """A new recogniser, not shared: `model` and `keypoint_model` are files to use instead of the installed
+    ones, `threshold` replaces the calibrated cuts, `several_faces` is "refuse" or "largest" (enrol, verify),
+    `detector` is "blazeface" (fast) or "mtcnn" (~10x slower end to end), `min_face` the smallest face it
+    looks for (px wide, default 24), `precision` is "int8" or "float32" for the embedding network (default:
+    the embedder's, int8 for dlib-resnet)."""
+    from keyface.detection.detector import make_detector
+    from keyface.keypoints.predictor import KeypointPredictor, resolve_model
+    from keyface.recognition.approaches.registry import load_embedder
+    from keyface.recognition.core.pipeline import FacePipeline
+    pipeline = FacePipeline(KeypointPredictor.load(resolve_model(keypoint_model, models)), make_detector(detector, min_face))
+    return Recogniser(pipeline, load_embedder(embedder, models, model, precision), threshold, several_faces, far)
+
+
+def load(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, far: float | None = None,
+         precision: str | None = None, min_face: float | None = None) -> Recogniser:
+    """A recogniser (detector, keypoint net, embedder) for the named embedder, loaded once and kept;
+    `far` sets identify's share of strangers that may be named (default: the model's, 1%), `precision`
+    the embedding network's ("int8" or "float32"; default: the embedder's own), `min_face` the smallest
+    face looked for, in pixels wide (default: 24; larger is faster on big photos)."""
+    key = (embedder, models, far, precision, min_face)
+    if key not in _LOADED:
+        _LOADED[key] = build(embedder, models, far=far, precision=precision, min_face=min_face)
+    return _LOADED[key]
+
+
+class Gallery:
+    """People enrolled in one gallery file, for one embedder; use it in a `with` block. Opened without a
+    recogniser, an existing gallery lists, renames and removes people without loading any model, and
+    loads its own embedder on the first enrol or identify."""
+
+    def __init__(self, path: str | os.PathLike, recogniser: Recogniser | None = None, create: bool = True):
+        made_by = read_meta(path) if recogniser is None and Path(path).is_file() else {}
+        if "embedder" in made_by:
+            self.store = SQLiteStore(Path(path), made_by["embedder"], made_by["version"], int(made_by["dim"]), create=False)
+        else:
+            recogniser = recogniser or load()
+            emb = recogniser.embedder
+            self.store = SQLiteStore(Path(path), emb.name, emb.version, emb.dim, create=create)
+        self._recogniser, self._head = recogniser, None
+
+    def __repr__(self) -> str:
+        return f"Gallery({str(self.path)!r}, embedder={self.store.embedder!r})"
+
+    @property
+    def path(self) -> Path:
+        """The gallery file."""
+        return self.store.path
+
+    @property
+    def recogniser(self) -> Recogniser:
+        """The recogniser its faces are embedded with: given, or the gallery's own embedder's, loaded now."""
+        if self._recogniser is None:
+            found = load(self.store.embedder)
+            if found.embedder.version != self.store.version:
+                raise OtherModelError(f"{self.path} was made with model {self.store.version} of embedder "
+                                      f"{self.store.embedder!r}; {found.embedder.version} is installed: reindex it",
+                                      self.path, self.store.embedder, self.store.embedder)
+            self._recogniser = found
+        return self._recogniser
+
+    def __enter__(self) -> "Gallery":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def enrol(self, name: str, photos, largest_face: bool = False, progress: bool = False,
+              workers: int = 1) -> tuple[int, list[KeyfaceError]]:
+        """Add one person's photos (one face each; `largest_face` takes a photo's largest face where it has
+        several) in one transaction: (photos added, the error of each photo not added). The next chunk's
+        faces are found while this chunk's are embedded; the gallery is written from this thread only."""
+        from concurrent.futures import ThreadPoolExecutor
+        from tqdm import tqdm
+        from keyface.recognition.core.annotate import face_thumbnail
+        person, photos = check_name(name), _photo_list(photos)
+        chooser = self.recogniser.taking("largest" if largest_face else self.recogniser.several_faces)
+        chunks = [photos[i: i + ENROL_CHUNK] for i in range(0, len(photos), ENROL_CHUNK)]
+        ready, errors, thumbnail = [], [], None
+        with tqdm(total=len(photos), desc=f"enrolling {person}", unit="photo",
+                  disable=not progress or len(photos) < 5) as bar, ThreadPoolExecutor(1) as ahead:
+            pending = ahead.submit(chooser.enrolments, person, chunks[0], workers) if chunks else None
+            for k in range(len(chunks)):
+                prepared = pending.result()
+                if k + 1 < len(chunks):
+                    pending = ahead.submit(chooser.enrolments, person, chunks[k + 1], workers)
+                errors += [p.error for p in prepared if p.error]
+                ready += [(label(photo), p.enrolment) for photo, p in zip(chunks[k], prepared) if not p.error]
+                first = next((p for p in prepared if not p.error), None)
+                if thumbnail is None and first is not None:  # the page shows one a person
+                    thumbnail = face_thumbnail(first.rgb, first.enrolment.box)
+                bar.update(len(chunks[k]))
+        added, refused = self.store_enrolments(person, ready, thumbnail)
+        return added, errors + refused
+
+    def store_enrolments(self, person: str, ready: list[tuple[str, Enrolment]],
+                         thumbnail: bytes | None) -> tuple[int, list[KeyfaceError]]:
+        """Store a person's checked enrolments (each with the photo's name for messages) in one transaction,
+        refusing a photo already enrolled as someone else, and their thumbnail if they have none yet:
+        (added, the error of each photo refused)."""
+        from keyface.data.errors import GalleryConflictError
+        keep, refused = [], []
+        for photo, enrolment in ready:
+            owner = self.store.other_owner(enrolment.sha256, person)
+            if owner is None:
+                keep.append(enrolment)
+            else:
+                refused.append(GalleryConflictError(f"{photo}: already enrolled as {owner!r}"))
+        added = self.store.add(keep)
+        if thumbnail and keep:
+            self.store.set_thumbnail(person, thumbnail)
+        return added, refused
+
+    def prepare(self, name: str, photos: list, largest_face: bool = False) -> list[Prepared]:
+        """Each photo's enrolment record or its error, found and embedded but not stored (a server does this
+        work away from the gallery's thread, then calls store_enrolments)."""
+        chooser = self.recogniser.taking("largest" if largest_face else self.recogniser.several_faces)
+        return chooser.enrolments(check_name(name), _photo_list(photos))
+
+    def identify(self, image, top: int = 3, index=None, head: bool = False,
+                 min_probability: float = 0.5) -> list[Face]:
+        """Every face in a photo, left to right, with its `top` nearest people, named when the nearest is
+        within the open-set cut (else unknown: None). `index` is a search index made by search_index()
+        (kept by a server; default: the gallery's exact one); `head` names faces by the gallery's softmax head
+        instead (`train_head`), unknown under `min_probability`."""
+        if isinstance(image, (str, os.PathLike)) and Path(image).is_dir():
+            raise KeyfaceError(f"{shown(image)} is a folder: identify takes one photo; loop over its images")
+        if index is None and not self.store.people():
+            raise KeyfaceError(f"gallery {self.path} is empty: enrol people first")
+        faces = self.recogniser.identify(index or self.search_index(), image, top, by_distance=not head)
+        return self._named_by_head(faces, min_probability) if head else faces
+
+    def search_index(self, kind: str = "exact"):
+        """A search index ("exact" or "faiss") of the stored embeddings, rebuilt only after a change."""
+        return self.store.index(kind)
+
+    def identify_threshold(self, head: bool = False) -> float | None:
+        """The distance beyond which identify calls a face unknown (None when a softmax head names them)."""
+        return None if head else self.recogniser.identify_threshold
+
+    def head_path(self) -> Path:
+        """Where the gallery's softmax head lives: beside the gallery file."""
+        return self.path.with_name(self.path.name + ".head.keras")
+
+    def train_head(self, epochs: int = 200) -> Path:
+        """Fit a softmax over the gallery's people on their stored embeddings, saved beside the gallery."""
+        from keyface.recognition.core.head import train_head
+        return train_head(self.store, self.head_path(), epochs)
+
+    def softmax_head(self):
+        """The softmax head trained on this gallery (train_head), loaded once; an error if there is none."""
+        from keyface.data.errors import NoSoftmaxHeadError
+        from keyface.recognition.core.head import GalleryHead
+        if self._head is None:
+            if not self.head_path().is_file():
+                raise NoSoftmaxHeadError(f"no softmax head for {self.path}: train one on the gallery first", self.path)
+            self._head = GalleryHead(self.head_path(), self.store.embedder, self.store.version)
+        return self._head
+
+    def _named_by_head(self, faces: list[Face], min_probability: float) -> list[Face]:
+        """The faces named by the gallery's softmax head (unknown under min_probability)."""
+        from dataclasses import replace
+        if not faces:
+            return faces
+        names, probs = self.softmax_head().classify([f.embedding for f in faces])
+        return [replace(f, name=str(n) if p >= min_probability else None) for f, n, p in zip(faces, names, probs)]
+
+    def people(self) -> dict[str, int]:
+        """Each enrolled person's number of photos, by name."""
+        return dict(self.store.people())
+
+    def rename(self, old: str, new: str) -> None:
+        """Rename a person."""
+        self.store.rename(old, new)
+
+    def remove(self, name: str) -> int:
+        """Remove a person and their photos; returns how many photos went."""
+        return self.store.remove(name)
+
+    def thumbnail(self, name: str) -> bytes:
+        """A small JPEG of the person's first enrolled face."""
+        return self.store.thumbnail(check_name(name))
+
+    def close(self) -> None:
+        """Close the gallery file."""
+        self.store.close()
+
+
+def _photo_list(photos) -> list:
+    """Photos given one or many, as a list; a folder is refused by name (enrol takes photos)."""
+    photos = [photos] if isinstance(photos, (str, os.PathLike, np.ndarray)) else list(photos)
+    for photo in photos:
+        if isinstance(photo, (str, os.PathLike)) and Path(photo).is_dir():
+            raise KeyfaceError(f"{shown(photo)} is a folder: enrol takes a list of photos; list its images")
+    return photos
+
+
+def reindex(source: Path, recogniser: Recogniser, out: Path) -> tuple[int, list[KeyfaceError]]:
+    """Re-embed every photo of a gallery with another recogniser into a new gallery file."""
+    from keyface.data.images import image_sha256
+    from keyface.recognition.core.store import read_photos
+    by_person: dict[str, list[str]] = {}
+    for person, sha, path in read_photos(source):
+        if not Path(path).is_file() or image_sha256(path) != sha:
+            raise KeyfaceError(f"cannot reindex: {shown(path)} (enrolled for {person}) is missing or changed; "
+                               f"nothing was modified")
+        by_person.setdefault(person, []).append(path)
+    added, errors = 0, []
+    with Gallery(out, recogniser) as target:
+        for person, photos in by_person.items():
+            n, errs = target.enrol(person, photos)
+            added, errors = added + n, errors + errs
+    return added, errors
+
+
+def photo_json(photo: str, faces: list[Face], error: str | None = None, embedding: bool = False, **fields) -> dict:
+    """One photo's answer as every output gives it: the photo, any `fields` (threshold, embedder...), the
+    error if it failed, and its faces numbered left to right from 1."""
+    return {"photo": photo, **fields, **({"error": error} if error else {}),
+            "faces": [face.to_json(n, embedding) for n, face in enumerate(faces, 1)]}
+
+
+def verify_json(same: bool, distance: float, threshold: float) -> dict:
+    """verify's answer as every output gives it."""
+    return {"same": bool(same), "distance": round(float(distance), 4), "threshold": round(float(threshold), 4)}
+
