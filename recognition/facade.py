@@ -17,7 +17,8 @@ from keyface.data.files import shown
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER
 from keyface.recognition.core.pipeline import Face
 from keyface.recognition.core.service import Prepared, Recogniser, label
-from keyface.recognition.core.store import Enrolment, SQLiteStore, check_name, read_meta
+from keyface.recognition.core.store import Enrolment, SQLiteStore, read_meta
+from keyface.recognition.core.store import check_name  # the one rule for a person's name, for the entry points too
 
 ENROL_CHUNK = 32  # photos found, then embedded together: one pass of the network, memory bounded
 _LOADED: dict = {}

@@ -124,7 +124,7 @@ def test_a_40_megapixel_photo_is_searched_within_its_memory_bound():
     """7300 x 5480 px: the photo itself is 120 MB; the search may add the finest scale's copy (~70 MB) and
     one tile's buffers, never memory that grows with the photo's area several times over."""
     code = ("import numpy as np, resource\n"
-            "from keyface.detection.detector import BlazeFaceDetector\n"
+            "from keyface.detection.blazeface import BlazeFaceDetector\n"
             "d = BlazeFaceDetector(); d.detect(np.zeros((64, 64, 3), np.uint8))\n"
             "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
             "rng = np.random.default_rng(0)\n"

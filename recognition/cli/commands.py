@@ -170,7 +170,7 @@ def cmd_enroll(args) -> int:
         raise KeyfaceError("--name needs at least one PHOTO")
     from keyface.data.folders import read_person_folders
     from keyface.data.files import shown
-    from keyface.recognition.core.store import check_name
+    from keyface.recognition.facade import check_name
     todo = read_person_folders(Path(args.folders)) if args.folders else {check_name(args.name): args.photos}
     rec = recogniser(args)  # after every check that needs no model: a mistake costs no model load
     with open_gallery(args, rec, create=True) as gallery:

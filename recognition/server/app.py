@@ -25,11 +25,10 @@ from starlette.exceptions import HTTPException
 from keyface.data.errors import GalleryError, KeyfaceError
 from keyface.data.images import decode_image_bytes, image_sha256
 from keyface.recognition.core.annotate import face_thumbnail
-from keyface.runtime.modelfile import keyface_version
-from keyface.recognition.facade import Gallery, photo_json, verify_json
+from keyface.recognition.facade import Gallery, check_name, photo_json, verify_json
 from keyface.recognition.server.limits import UploadLimit
-from keyface.recognition.core.store import check_name
 from keyface.recognition.server.views import people_json
+from keyface.runtime.modelfile import keyface_version
 
 log = logging.getLogger(__name__)
 STATIC = Path(str(resources.files("keyface.recognition.server") / "static"))
