@@ -119,7 +119,7 @@ def make_canvases(kind: str, count: int, sources: Sequence[Source], seed: int,
 def make_canvas(name: str, spec: CanvasSpec, sources: Sequence[Source], rng: np.random.Generator,
                 load: Callable[[Path], np.ndarray]) -> Canvas:
     """Paste faces from sources onto a fresh background as spec says; faces that do not fit are left out."""
-    image = _background(spec.width, spec.height, rng)
+    image = background(spec.width, spec.height, rng)
     wanted = int(rng.integers(spec.faces[0], spec.faces[1] + 1))
     chosen = _pick_sources(sources, wanted, rng)
     # biggest first: they are the hardest to fit once the canvas fills up
@@ -174,7 +174,7 @@ def _paste_face(image: np.ndarray, source: Source, paste: _Paste, occupied: list
         return None
     left, top = spot
     x, y = left - lo_x, top - lo_y
-    _blend(image, patch, mask, x, y)
+    blend(image, patch, mask, x, y)
     occupied.append((left, top, left + hi_x - lo_x, top + hi_y - lo_y))
     box = (float(face[0] + x), float(face[1] + y), float(face[2] + x), float(face[3] + y))
     return PlacedFace(source.person, source.photo, box, paste.rotation, paste.blur_sigma > 0)
@@ -182,21 +182,21 @@ def _paste_face(image: np.ndarray, source: Source, paste: _Paste, occupied: list
 
 def _face_patch(photo: np.ndarray, source: Source, paste: _Paste) -> tuple[np.ndarray, np.ndarray, Box]:
     """The scaled, blurred and rotated crop around the face, its soft mask, and the face box in the patch."""
-    crop, (x0, y0, x1, y1) = _crop_around(photo, source)
+    crop, (x0, y0, x1, y1) = crop_around(photo, source)
     scale = paste.size / (x1 - x0)
     # INTER_AREA averages when shrinking (no aliasing); cubic when enlarging. fx/fy keep the scale exact.
     method = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
     patch = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=method)
     if paste.blur_sigma > 0:
         patch = cv2.GaussianBlur(patch, (0, 0), paste.blur_sigma)
-    mask = _feather_mask(*patch.shape[:2])
+    mask = feather_mask(*patch.shape[:2])
     face = (x0 * scale, y0 * scale, x1 * scale, y1 * scale)
     if paste.rotation:
         patch, mask, face = _rotate(patch, mask, face, paste.rotation)
     return patch, mask, face
 
 
-def _crop_around(photo: np.ndarray, source: Source) -> tuple[np.ndarray, Box]:
+def crop_around(photo: np.ndarray, source: Source) -> tuple[np.ndarray, Box]:
     """The face box grown CROP_SCALE times about its centre, clipped to the photo; and the box in the crop."""
     x0, y0, x1, y1 = source.box
     if not (x1 > x0 and y1 > y0):
@@ -211,7 +211,7 @@ def _crop_around(photo: np.ndarray, source: Source) -> tuple[np.ndarray, Box]:
     return photo[top:bottom, left:right], (x0 - left, y0 - top, x1 - left, y1 - top)
 
 
-def _feather_mask(height: int, width: int) -> np.ndarray:
+def feather_mask(height: int, width: int) -> np.ndarray:
     """Opacity 1 inside, easing to 0 at the edges (smoothstep), so no hard rectangle edge shows."""
     ramp = max(1.0, FEATHER * min(height, width))
     rows, cols = np.arange(height) + 0.5, np.arange(width) + 0.5
@@ -252,7 +252,7 @@ def _find_spot(occupied: list[tuple[int, int, int, int]], width: int, height: in
     return (int(lefts[free[0]]), int(tops[free[0]])) if free.size else None
 
 
-def _blend(image: np.ndarray, patch: np.ndarray, mask: np.ndarray, x: int, y: int) -> None:
+def blend(image: np.ndarray, patch: np.ndarray, mask: np.ndarray, x: int, y: int) -> None:
     """Mix patch into image at (x, y) in place, weighted by mask."""
     height, width = patch.shape[:2]
     region = image[y:y + height, x:x + width]
@@ -261,7 +261,7 @@ def _blend(image: np.ndarray, patch: np.ndarray, mask: np.ndarray, x: int, y: in
     region[...] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
 
 
-def _background(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+def background(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
     """A face-free backdrop: multi-scale colour noise and a gradient, made small and upscaled, then shapes."""
     shrink = max(1.0, max(width, height) / NOISE_SIDE)
     small_w, small_h = max(2, round(width / shrink)), max(2, round(height / shrink))

@@ -101,7 +101,13 @@ def image_sha256(path: str | os.PathLike | bytes | np.ndarray) -> str:
     enrolled from the command line and uploaded to the server is one photo), or of an array's pixels."""
     if isinstance(path, np.ndarray):
         return hashlib.sha256(repr(path.shape).encode() + np.ascontiguousarray(path).tobytes()).hexdigest()
-    return hashlib.sha256(path if isinstance(path, bytes) else Path(path).read_bytes()).hexdigest()
+    if isinstance(path, bytes):
+        return hashlib.sha256(path).hexdigest()
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:  # in pieces: a video file may be larger than memory
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def as_rgb(image: str | os.PathLike | np.ndarray) -> np.ndarray:

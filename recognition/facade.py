@@ -159,6 +159,25 @@ class Gallery:
         faces = self.recogniser.identify(index or self.search_index(), image, top, by_distance=not head)
         return self._named_by_head(faces, min_probability) if head else faces
 
+    def identify_video(self, video, top: int = 3, on_frame=None, index=None):
+        """Every track of faces in a video (a data.video.Video: a file or a camera, with the frames it samples),
+        named by a vote of its best sightings, yielded as it closes; `on_frame(frame, [(track id, box, name so
+        far)])` is called on each frame looked at."""
+        from keyface.recognition.core.video import VideoRun, track_video
+        if index is None and not self.store.people():
+            raise KeyfaceError(f"gallery {self.path} is empty: enrol people first")
+        yield from track_video(video, VideoRun(self.recogniser, index or self.search_index(), top, on_frame))
+
+    def enrol_video(self, name: str, source, count: int = 5, largest_face: bool = False,
+                    sampling=None) -> tuple[int, list[KeyfaceError]]:
+        """Enrol the one person in a video: the `count` best distinct sightings of their track (the largest
+        face's with `largest_face`; otherwise a video of several people is refused)."""
+        from keyface.recognition.core.video_enrol import enrolments_from_video
+        person = check_name(name)
+        chooser = self.recogniser.taking("largest" if largest_face else self.recogniser.several_faces)
+        ready, thumbnail = enrolments_from_video(chooser, person, source, count, sampling)
+        return self.store_enrolments(person, ready, thumbnail)
+
     def search_index(self, kind: str = "exact"):
         """A search index ("exact" or "faiss") of the stored embeddings, rebuilt only after a change."""
         return self.store.index(kind)
@@ -247,6 +266,11 @@ def photo_json(photo: str, faces: list[Face], error: str | None = None, embeddin
     error if it failed, and its faces numbered left to right from 1."""
     return {"photo": photo, **fields, **({"error": error} if error else {}),
             "faces": [face.to_json(n, embedding) for n, face in enumerate(faces, 1)]}
+
+
+def track_json(video: str, track, threshold: float | None) -> dict:
+    """One track of a video as every output gives it: the video, the identify cut, then the track's own."""
+    return {"video": video, "threshold": None if threshold is None else round(float(threshold), 4), **track.to_json()}
 
 
 def verify_json(same: bool, distance: float, threshold: float) -> dict:

@@ -12,6 +12,7 @@ from keyface.data.paths import default_gallery
 from keyface.detection.detector import DEFAULT_DETECTOR
 from keyface.recognition.cli import flags
 from keyface.recognition.cli.hints import with_hint
+from keyface.recognition.cli.video import video_flags
 from keyface.recognition.facade import photo_json, verify_json
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES
 
@@ -52,6 +53,10 @@ def _gallery_flags(p, embedder: bool = True) -> None:
 
 
 PHOTOS_HELP = "photo files, or folders: every image in a folder, recursively, in sorted order"
+VIDEO_HELP = ("A video is read frame by frame (15 frames a second by default); faces are followed from frame to "
+              "frame and each track is named once, by a vote of its best sightings: a line per track as it "
+              "closes, or with --json {\"video\", \"threshold\", \"track\", \"name\", \"distance\", "
+              "\"first\": {\"time\", \"frame\"}, \"last\", \"frames\", \"box\", \"matches\"}.")
 VERIFY_EPILOG = ("exit status: 0 same person, 1 different people, 2 an error (a missing photo, no face, several "
                  "faces without --largest-face). --json prints one line: {\"same\":...,\"distance\":...,"
                  "\"threshold\":...}.")
@@ -65,11 +70,15 @@ def register(sub) -> None:
     p.add_argument("--name", help="the person in the photos")
     p.add_argument("--folders", help="a folder with one subfolder of photos per person")
     p.add_argument("--largest-face", action="store_true", help="in a photo with several faces, take the largest "
-                   "(default: refuse the photo)")
+                   "(default: refuse the photo); in a video of several people, the one seen largest")
+    p.add_argument("--count", type=flags.count, default=5, help="from a video: the best distinct frames to enrol "
+                   "(default: 5)")
     _gallery_flags(p)
     p.set_defaults(func=cmd_enroll)
-    p = sub.add_parser("identify", help="name every face in photos against the gallery", epilog=JSON_LINES_HELP)
-    p.add_argument("photos", nargs="+", metavar="PHOTO", help=PHOTOS_HELP)
+    p = sub.add_parser("identify", help="name every face in photos and videos against the gallery",
+                       epilog=JSON_LINES_HELP + " " + VIDEO_HELP)
+    p.add_argument("photos", nargs="*", metavar="PHOTO", help=PHOTOS_HELP + "; video files (known by their content) "
+                   "give a line per track")
     p.add_argument("--json", action="store_true", help="JSON Lines, one object per photo (see below)")
     p.add_argument("--top", type=flags.count, default=3, help="matches to list per face")
     p.add_argument("--annotate", help="directory for copies with boxes, keypoints, face numbers and names")
@@ -79,6 +88,7 @@ def register(sub) -> None:
                    "model's calibration on held-out people (default: its stored cut, 0.01)")
     p.add_argument("--index", choices=["exact", "faiss"], default="exact",
                    help="exact NumPy search, or FAISS for very large galleries (pip install 'keyface[ann]')")
+    video_flags(p)
     gallery_flag(p)
     recogniser_flags(p, "distance cut: beyond it a face is unknown (default: the model's calibrated cut)")
     p.set_defaults(func=cmd_identify)
@@ -181,11 +191,26 @@ def cmd_enroll(args) -> int:
             except KeyfaceError as exc:
                 errors.append(f"{shown(Path(args.folders or '.') / person)}: {exc}")
                 continue
-            n, errs = gallery.enrol(name, [str(p) for p in photos], progress=True, workers=os.cpu_count() or 1)
+            n, errs = _enrol_person(gallery, name, [str(p) for p in photos], args)
             added, errors = added + n, errors + errs
             print(f"{name}: {n} photo(s) added")
         print(f"gallery {gallery.path}: {len(gallery.people())} people; {added} photo(s) added")
     return _report(errors)
+
+
+def _enrol_person(gallery, name: str, photos: list[str], args) -> tuple[int, list]:
+    """Enrol one person's photos, and the best frames of each of their videos."""
+    from keyface.data.video import is_video_file
+    videos = [p for p in photos if is_video_file(p)]
+    added, errors = gallery.enrol(name, [p for p in photos if p not in videos], largest_face=args.largest_face,
+                                  progress=True, workers=os.cpu_count() or 1) if len(videos) < len(photos) else (0, [])
+    for clip in videos:
+        try:
+            n, errs = gallery.enrol_video(name, clip, args.count, args.largest_face)
+        except KeyfaceError as exc:  # this video's error; the person's other photos and videos go on
+            n, errs = 0, [exc]
+        added, errors = added + n, errors + errs
+    return added, errors
 
 
 def existing_gallery(args) -> Path:
@@ -197,29 +222,46 @@ def existing_gallery(args) -> Path:
 
 
 def cmd_identify(args) -> int:
-    """Identify every face in every photo; each photo's result printed as soon as it is done."""
+    """Identify every face in every photo, and every track in every video, in the order given; each result
+    printed as soon as it is done."""
+    from keyface.data.video import is_video_file
+    from keyface.recognition.cli import video
     from keyface.recognition.cli.output import progress
+    if not args.photos and args.camera is None:
+        raise KeyfaceError("give photos or videos to identify, or --camera N")
+    video.sampling(args)  # the video flags are checked before any model loads
+    video.check_display(args)
     existing_gallery(args)
-    errors = []
+    videos, errors = {p for p in args.photos if is_video_file(p)}, []
     with open_gallery(args, recogniser(args)) as gallery:
         if not gallery.people():
             raise KeyfaceError(f"gallery {gallery.path} is empty: enrol people first (keyface enroll)")
         if args.head:
             gallery.softmax_head()  # missing: one error for the run, not one a photo
-        threshold = gallery.identify_threshold(head=args.head)
-        shown_threshold = None if threshold is None else round(threshold, 4)
-        with progress(args.photos, "identifying") as (photos, stream):
-            for photo in photos:
-                faces, error = _identify_photo(gallery, photo, args)
-                if error or not faces:
-                    errors.append(error or f"{photo}: no face found")
-                    stream.error(errors[-1])
-                if args.json:
-                    stream.json(photo_json(photo, faces, error, threshold=shown_threshold))
+        own_bars = bool(videos) or args.camera is not None  # a video shows its frames' progress instead
+        with progress([] if own_bars else args.photos, "identifying") as (items, stream):
+            if args.camera is not None:
+                video.identify_video(gallery, args.camera, args, stream, errors)
+            for item in args.photos if own_bars else items:
+                if item in videos:
+                    video.identify_video(gallery, item, args, stream, errors)
                 else:
-                    for line in _identity_lines(photo, faces, threshold):
-                        stream.line(line)
+                    _identify_one(gallery, item, args, stream, errors)
     return 2 if errors else 0
+
+
+def _identify_one(gallery, photo: str, args, stream, errors: list) -> None:
+    """One photo's faces printed, or its error."""
+    threshold = gallery.identify_threshold(head=args.head)
+    faces, error = _identify_photo(gallery, photo, args)
+    if error or not faces:
+        errors.append(error or f"{photo}: no face found")
+        stream.error(errors[-1])
+    if args.json:
+        stream.json(photo_json(photo, faces, error, threshold=None if threshold is None else round(threshold, 4)))
+    else:
+        for line in _identity_lines(photo, faces, threshold):
+            stream.line(line)
 
 
 def _identify_photo(gallery, photo: str, args) -> tuple[list, str | None]:

@@ -31,6 +31,8 @@ probability = _number(float, 0.0, 1.0, what="a probability from 0 to 1")
 count = _number(int, 1, 10**9, what="1 or more")
 port = _number(int, 1, 65535, what="a TCP port from 1 to 65535")
 face_px = _number(float, 8, 100_000, what="a face width in pixels, 8 or more")
+frame_rate = _number(float, 0.0, 1000.0, low_open=True, what="frames a second, above 0 and up to 1000")
+seconds = _number(float, 0.0, 1e7, what="seconds, 0 or more")
 
 
 def precision_flag(p) -> None:

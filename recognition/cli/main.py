@@ -91,6 +91,7 @@ def quiet(command: str | None) -> None:
     os.environ["GLOG_minloglevel"] = "3"
     os.environ["ABSL_MIN_LOG_LEVEL"] = "3"
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's notes on a broken video: keyface says it in one line
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     if command in CPU_COMMANDS and "CUDA_VISIBLE_DEVICES" not in os.environ:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
@@ -102,13 +103,14 @@ def quiet(command: str | None) -> None:
 
 # What C++ libraries write on stderr by themselves, at severity I (info) or W (warning): absl/glog lines
 # (I0000 00:00:... file.cc:12] ...), TF's older "2024-01-01 12:00:00.000000: I tensorflow/..." lines, and absl's
-# notice about InitializeLog, LiteRT's note on its CPU delegate. E and F lines pass: 'Check failed' or
+# notice about InitializeLog, LiteRT's note on its CPU delegate, OpenCV's warnings. E and F lines pass: 'Check failed' or
 # out-of-memory before an abort must be seen.
 NATIVE_NOISE = re.compile(rb"^\s*([IW]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\]"
                           rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IW] "
                           rb"|WARNING: All log messages before absl::InitializeLog"
                           rb"|To enable the following instructions:"
-                          rb"|INFO: Created TensorFlow Lite XNNPACK delegate)")
+                          rb"|INFO: Created TensorFlow Lite XNNPACK delegate"
+                          rb"|\[ ?(?:WARN|INFO):\d+@)")  # OpenCV's: "[ WARN:0@0.1] ... can't open camera by index"
 
 
 def filter_native_stderr() -> None:
@@ -217,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("keyface: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our output went away (`| head`): nothing more to say to anyone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except Exception as exc:  # a bug, not bad input: still one line unless --debug asks for more
         if debug:
             raise

@@ -38,15 +38,18 @@ def label_px(box, image_size: tuple[int, int]) -> int:
     return min(max(floor, int((box[2] - box[0]) // 8)), max(floor, min(image_size) // 24))
 
 
-def draw_identities(rgb: np.ndarray, results: list) -> np.ndarray:
+def draw_identities(rgb: np.ndarray, results: list, numbers: Sequence[int] | None = None) -> np.ndarray:
     """Boxes (green known, red unknown), keypoints and a label "N name" per face, faces numbered left to
-    right as the command's output numbers them; labels stay inside the image and apart (see label_layout)."""
+    right as the command's output numbers them (or by `numbers`, one per result: a video's track ids);
+    labels stay inside the image and apart (see label_layout)."""
     from PIL import Image, ImageDraw
     out = rgb.copy()
     size = (out.shape[1], out.shape[0])
     ranked = left_to_right(results)
+    given = {id(r): n for r, n in zip(results, numbers)} if numbers is not None else None
+    shown = [given[id(r)] for r in ranked] if given is not None else range(1, len(ranked) + 1)
     boxes = [tuple(float(v) for v in r.box) for r in ranked]
-    labels = label_layout(boxes, [f"{n} {r.name or 'unknown'}" for n, r in enumerate(ranked, 1)], size)
+    labels = label_layout(boxes, [f"{n} {r.name or 'unknown'}" for n, r in zip(shown, ranked)], size)
     for r, box, label in zip(ranked, boxes, labels):
         _draw_face(out, r, box, size)
         _draw_leader(out, box, label.rect, _colour(r), _thickness(box, size))
@@ -249,3 +252,34 @@ def face_thumbnail(rgb: np.ndarray, box, size: int = 96) -> bytes:
     dst = np.float32([[0, 0], [size, 0], [0, size]])
     crop = cv2.warpAffine(rgb, cv2.getAffineTransform(src, dst), (size, size), borderMode=cv2.BORDER_REPLICATE)
     return jpeg_bytes(crop)
+
+
+class Sighting(NamedTuple):
+    """What a video frame's annotation draws of a track: its box and name (no keypoints)."""
+    box: tuple[float, float, float, float]
+    name: str | None
+    keypoints: np.ndarray = np.zeros((0, 2))
+
+
+def track_box(boxes: dict, index: int) -> tuple[float, float, float, float] | None:
+    """A track's box in frame `index`: as seen there, or between the sightings either side (linearly), or
+    None outside its first and last sighting."""
+    if index in boxes:
+        return boxes[index]
+    seen = sorted(boxes)
+    if not seen or not seen[0] < index < seen[-1]:
+        return None
+    after = next(i for i in seen if i > index)
+    before = max(i for i in seen if i < index)
+    k = (index - before) / (after - before)
+    return tuple(a + (b - a) * k for a, b in zip(boxes[before], boxes[after]))
+
+
+def frame_sightings(tracks: list, index: int) -> tuple[list[Sighting], list[int]]:
+    """The tracks in frame `index` as drawable sightings, and their ids."""
+    drawn, ids = [], []
+    for track in tracks:
+        if track.first_frame <= index <= track.last_frame and (box := track_box(track.boxes, index)) is not None:
+            drawn.append(Sighting(box, track.name))
+            ids.append(track.id)
+    return drawn, ids

@@ -196,5 +196,26 @@ def verify(image_a: Image, image_b: Image, recogniser=None, threshold: float | N
     return chosen.verify(_photo(image_a, "verify"), _photo(image_b, "verify"), cut)
 
 
+def identify_video(source, gallery, every: int | None = None, fps: float | None = None, start: float = 0.0,
+                   end: float | None = None, on_frame=None, top: int = 3):
+    """Each track of faces in a video file (a path) or a live camera (an index: 0), named against `gallery` (a
+    Gallery, or a gallery file's path), yielded as it closes: a TrackResult with its name (None: unknown),
+    distance, first and last time and frame, frames seen and best box. Frames looked at: every `every`-th, or
+    `fps` a second (default 15), from `start` to `end` seconds; `on_frame(frame, [(track id, box, name so
+    far)])` is called on each (for live use)."""
+    from keyface.data.video import Sampling, Video
+    if isinstance(source, np.ndarray):
+        raise KeyfaceError("identify_video takes a video file's path or a camera index, not an image array")
+    sampling = Sampling(every, fps, float(start), end)
+    own = not isinstance(gallery, Gallery)
+    people = Gallery(gallery, create=False) if own else gallery
+    try:
+        with Video(source, sampling) as video:
+            yield from people.identify_video(video, top, on_frame)
+    finally:
+        if own:
+            people.close()
+
+
 __all__ = ["Face", "FoundFace", "Gallery", "build", "compare_faces", "face_distance", "face_encodings", "face_landmarks",
-           "face_locations", "find_faces", "load", "verify"]
+           "face_locations", "find_faces", "identify_video", "load", "verify"]

@@ -1,0 +1,204 @@
+"""Video files and cameras as a stream of frames: recognised by content, decoded by OpenCV's FFmpeg
+(whatever the `opencv-python` wheel reads: MP4 and MOV, AVI, Matroska and WebM, MPEG, FLV, Ogg),
+sampled, and read ahead on a thread of their own so that decoding overlaps the work on each frame.
+Frames are never all held: at most READ_AHEAD wait in memory."""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from keyface.data.errors import ImageError, KeyfaceError
+from keyface.data.images import MAX_PIXELS, MIN_SIDE
+
+READ_AHEAD = 8  # decoded frames waiting for the consumer: bounds memory whatever the video's length
+DEFAULT_RATE = 15.0  # frames a second looked at by default: faces move little in 1/15 s
+# The first bytes of the container formats FFmpeg reads (offset, bytes): a file is a video by what it holds.
+_SIGNATURES = ((4, b"ftyp"), (0, b"\x1a\x45\xdf\xa3"), (0, b"FLV"), (0, b"OggS"), (0, b"\x00\x00\x01\xba"),
+               (0, b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"), (4, b"moov"), (4, b"mdat"), (4, b"wide"), (4, b"free"))
+
+
+class VideoError(ImageError):
+    """A video or camera cannot be read: no such file, no video stream, truncated, frames of an unusable size."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame: its index in the video (from 0), its time in seconds, RGB uint8 pixels, and when
+    it was read (time.perf_counter(): a live stream's latency is counted from there)."""
+    index: int
+    time: float
+    rgb: np.ndarray
+    read_at: float = 0.0
+
+
+def is_video_file(path: str | os.PathLike) -> bool:
+    """Whether the file's first bytes are those of a video container (AVI: RIFF....AVI; MPEG-TS: 0x47 every
+    188 bytes), whatever its name."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1024)
+    except OSError:
+        return False
+    if head[:4] == b"RIFF" and head[8:12] in (b"AVI ", b"AVIX"):
+        return True
+    if len(head) > 376 and head[0] == head[188] == head[376] == 0x47:
+        return True
+    return any(head[at:at + len(magic)] == magic for at, magic in _SIGNATURES)
+
+
+def camera_source(text: str) -> int | None:
+    """The camera index a source names ("0", 0), or None for a file."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    return int(text) if isinstance(text, str) and text.isdigit() else None
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Which frames are looked at: every `every`-th, or `fps` a second (default DEFAULT_RATE), from `start`
+    to `end` seconds."""
+    every: int | None = None
+    fps: float | None = None
+    start: float = 0.0
+    end: float | None = None
+
+    def step(self, video_fps: float) -> int:
+        """Frames to advance between frames looked at."""
+        if self.every:
+            return int(self.every)
+        rate = self.fps or DEFAULT_RATE
+        return max(1, int(round(video_fps / rate))) if video_fps > 0 else 1
+
+
+class Video:
+    """A video file or a camera, opened: its frame rate, size and length (frames; 0 for a camera), and its
+    sampled frames as an iterator (`frames()`), read ahead on a thread."""
+
+    def __init__(self, source: str | os.PathLike | int, sampling: Sampling = Sampling()):
+        import cv2
+        self.camera = camera_source(source) if not isinstance(source, os.PathLike) else None
+        self.name = f"camera {self.camera}" if self.camera is not None else str(source)
+        self.sampling = sampling
+        if self.camera is None:
+            _check_file(Path(source))
+            self.capture = cv2.VideoCapture(str(source), cv2.CAP_FFMPEG)
+        else:
+            self.capture = cv2.VideoCapture(self.camera, cv2.CAP_V4L2)
+        if not self.capture.isOpened():
+            raise VideoError(f"{self.name}: cannot be opened" + (" (no such camera, or it is busy)" if
+                             self.camera is not None else " (no video stream FFmpeg can decode)"))
+        self.fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        if not 0 < self.fps < 1000:
+            self.fps = 30.0 if self.camera is not None else 0.0
+        self.length = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if self.camera is None else 0
+        self.width = int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.height = int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self._check_size()
+        self._stop = threading.Event()
+
+    def _check_size(self) -> None:
+        if self.width * self.height > MAX_PIXELS:
+            raise VideoError(f"{self.name}: frames of {self.width}x{self.height} px are too large "
+                             f"(the limit is {MAX_PIXELS // 1_000_000} MP)")
+        if 0 < min(self.width, self.height) < MIN_SIDE:
+            raise VideoError(f"{self.name}: frames of {self.width}x{self.height} px are too small "
+                             f"(at least {MIN_SIDE} px a side)")
+
+    def time_of(self, index: int) -> float:
+        """A frame's time in seconds (by the frame rate; a camera's by its index at 30 frames/s if unknown)."""
+        return index / self.fps if self.fps > 0 else 0.0
+
+    def frames(self) -> Iterator[Frame]:
+        """The sampled frames in order, decoded ahead on a thread; stops at `end`, at the video's end or when
+        close() is called. A video whose first frame cannot be decoded is an error."""
+        waiting: queue.Queue = queue.Queue(READ_AHEAD)
+        reader = threading.Thread(target=self._read, args=(waiting,), daemon=True, name="video-reader")
+        reader.start()
+        try:
+            while (item := waiting.get()) is not None:
+                if isinstance(item, Exception):
+                    raise item
+                yield item
+        finally:
+            self._stop.set()
+            while reader.is_alive():  # let the reader see the stop and finish (it may be blocked on a full queue)
+                try:
+                    waiting.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+
+    def _read(self, waiting: queue.Queue) -> None:
+        """The reader thread: decode the sampled frames into the queue, then None (or the error)."""
+        import cv2
+        try:
+            step, index, first = self.sampling.step(self.fps), self._seek(), True
+            start, end = index, self.sampling.end
+            while not self._stop.is_set():
+                if end is not None and self.time_of(index) > end:
+                    break
+                wanted = (index - start) % step == 0
+                ok, bgr = self.capture.read() if wanted else (self.capture.grab(), None)
+                if not ok:
+                    if first:
+                        raise VideoError(f"{self.name}: no frame could be decoded (a truncated or empty video?)")
+                    break
+                if bgr is not None:
+                    first = False
+                    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                    self._put(waiting, Frame(index, self.time_of(index), rgb, time.perf_counter()))
+                index += 1
+            self._put(waiting, None)
+        except Exception as exc:  # the consumer raises it in its own thread
+            self._put(waiting, exc if isinstance(exc, KeyfaceError) else VideoError(f"{self.name}: {exc}"))
+
+    def _put(self, waiting: queue.Queue, item) -> None:
+        """Queue an item, giving up once the consumer has stopped."""
+        while not self._stop.is_set():
+            try:
+                waiting.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _seek(self) -> int:
+        """Skip to the first frame at or after `start` seconds; its index."""
+        import cv2
+        start = self.sampling.start or 0.0
+        if start <= 0 or self.camera is not None:
+            return 0
+        index = int(np.ceil(start * self.fps)) if self.fps > 0 else 0
+        if self.capture.set(cv2.CAP_PROP_POS_FRAMES, index) and int(self.capture.get(cv2.CAP_PROP_POS_FRAMES)) == index:
+            return index
+        self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        for skipped in range(index):  # the container cannot seek: read our way there
+            if not self.capture.grab():
+                return skipped
+        return index
+
+    def close(self) -> None:
+        """Stop reading and let go of the file or camera."""
+        self._stop.set()
+        self.capture.release()
+
+    def __enter__(self) -> "Video":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _check_file(path: Path) -> None:
+    """A video file that exists, is not empty and holds a video container."""
+    if not path.is_file():
+        raise VideoError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: empty file")
+    if not is_video_file(path):
+        raise VideoError(f"{path}: not a video (no known video container)")

@@ -1,0 +1,127 @@
+"""Videos and cameras on the command line: `identify` prints a line per track as it closes, with a progress
+bar (frames/s) on a terminal, an annotated copy with --out, a live window with --show, and the latency
+from frame to answer for a camera."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from keyface.data.errors import KeyfaceError
+from keyface.recognition.cli import flags
+
+
+def video_flags(p) -> None:
+    """--camera, --every, --fps, --start, --end, --out, --show: for commands that read videos."""
+    p.add_argument("--camera", type=int, metavar="N", help="read a live camera (V4L2 device N) instead of files")
+    p.add_argument("--every", type=flags.count, metavar="N", help="videos: look at every N-th frame (default: 15 "
+                   "frames a second)")
+    p.add_argument("--fps", type=flags.frame_rate, metavar="F", help="videos: look at F frames a second (default: 15)")
+    p.add_argument("--start", type=flags.seconds, default=0.0, metavar="S", help="videos: start S seconds in")
+    p.add_argument("--end", type=flags.seconds, metavar="S", help="videos: stop S seconds in")
+    p.add_argument("--out", help="videos: write a copy with numbered, named boxes to this new .mp4 file")
+    p.add_argument("--show", action="store_true", help="show the video and its boxes in a window as it runs "
+                   "(needs a display; press q to stop)")
+
+
+def sampling(args):
+    """The frames the flags ask for."""
+    from keyface.data.video import Sampling
+    if args.every and args.fps:
+        raise KeyfaceError("give --every or --fps, not both")
+    if args.end is not None and args.end <= args.start:
+        raise KeyfaceError(f"--end {args.end:g} must come after --start {args.start:g}")
+    return Sampling(args.every, args.fps, args.start, args.end)
+
+
+def check_display(args) -> None:
+    """--show needs a screen: refuse it where there is none, before any model loads."""
+    if args.show and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise KeyfaceError("--show needs a display (no DISPLAY or WAYLAND_DISPLAY here); leave it out on a server")
+
+
+class Watcher:
+    """What happens on each frame looked at: the progress bar, the live window and copy, the latency."""
+
+    def __init__(self, video, args):
+        from tqdm import tqdm
+        self.video, self.show, self.latencies, self.stopped = video, args.show, [], False
+        self.live = None
+        if args.out and video.camera is not None:
+            from keyface.recognition.core.video import AnnotatedVideo
+            self.live = AnnotatedVideo(args.out, video.fps, video.width, video.height)
+        total = video.length or None
+        self.bar = tqdm(total=total, desc=video.name, unit="frame", file=sys.stderr, leave=False,
+                        disable=not sys.stderr.isatty() or video.camera is not None)
+        self.done = 0
+
+    def __call__(self, frame, seen: list) -> None:
+        self.latencies.append(time.perf_counter() - frame.read_at)
+        self.bar.update(frame.index + 1 - self.done)
+        self.done = frame.index + 1
+        if self.live is not None or self.show:
+            from keyface.recognition.core.annotate import Sighting
+            drawn = [Sighting(box, name) for _, box, name in seen]
+            ids = [track for track, _, _ in seen]
+            if self.live is not None:
+                self.live.write(frame.rgb, drawn, ids)
+            if self.show:
+                self._window(frame.rgb, drawn, ids)
+
+    def _window(self, rgb, drawn, ids) -> None:
+        import cv2
+        from keyface.recognition.core.annotate import draw_identities
+        cv2.imshow("keyface", cv2.cvtColor(draw_identities(rgb, drawn, ids) if drawn else rgb, cv2.COLOR_RGB2BGR))
+        if cv2.waitKey(1) & 0xFF == ord("q"):
+            raise KeyboardInterrupt
+
+    def close(self) -> None:
+        """Close the bar, the window and the live copy."""
+        self.bar.close()
+        if self.live is not None:
+            self.live.close()
+        if self.show:
+            import cv2
+            cv2.destroyAllWindows()
+
+    def latency_line(self) -> str:
+        """The latency from a frame's decoding to its answer, for a live stream."""
+        import numpy as np
+        if not self.latencies:
+            return "no frame was read"
+        ms = 1000 * np.asarray(self.latencies)
+        return f"latency from frame to answer: p50 {np.median(ms):.0f} ms, p95 {np.percentile(ms, 95):.0f} ms"
+
+
+def identify_video(gallery, source, args, stream, errors: list) -> None:
+    """A video's (or a camera's) tracks, printed as each closes; its annotated copy with --out."""
+    from keyface.data.video import Video
+    from keyface.recognition.core.video import write_annotated
+    from keyface.recognition.facade import track_json
+    threshold, tracks = gallery.identify_threshold(), []
+    with Video(source, sampling(args)) as video:
+        watcher = Watcher(video, args)
+        try:
+            for track in gallery.identify_video(video, args.top, watcher):
+                tracks.append(track)
+                stream.json(track_json(video.name, track, threshold)) if args.json else stream.line(
+                    track_line(video.name, track, threshold))
+        finally:
+            watcher.close()
+            if video.camera is not None:
+                print(f"keyface: {video.name}: {watcher.latency_line()}", file=sys.stderr)
+    if not tracks:
+        errors.append(f"{video.name}: no face found")
+        stream.error(errors[-1])
+    if args.out and video.camera is None:
+        written = write_annotated(source, tracks, Path(args.out), sampling(args))
+        print(f"keyface: {written} annotated frames written to {args.out}", file=sys.stderr)
+
+
+def track_line(video: str, track, threshold: float) -> str:
+    """A track as a line of text."""
+    nearest = ", ".join(f"{m.person} {m.distance:.3f}" for m in track.matches)
+    return (f"{video} track {track.id}: {track.name or 'unknown'}  ({track.first_time:.2f}-{track.last_time:.2f} s, "
+            f"frames {track.first_frame}-{track.last_frame}, seen in {track.frames}; nearest: {nearest}; "
+            f"threshold {threshold:.3f})")

@@ -1,0 +1,182 @@
+"""People in a video or a camera stream: every sampled frame's faces found and tracked, a few good
+sightings of each track embedded, and each track named once, when it closes, by a vote of its sightings
+weighted by their quality ("unknown" wins where most of the weight is beyond the identify cut)."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+
+from keyface.data.video import Frame, Video
+from keyface.recognition.core.pipeline import align_batch
+from keyface.recognition.core.search import Match
+from keyface.recognition.core.tracking import Sample, Track, Tracker, sighting_quality
+
+SPLIT_FACTOR = 1.5  # a sighting this many verify thresholds from its track's embeddings is someone else
+
+
+@dataclass(frozen=True, repr=False)
+class TrackResult:
+    """One face followed through a video, with its answer: name (None: unknown), the distance of its
+    sightings' mean embedding to that person (or to the nearest one), when it was seen (frames and
+    seconds), in how many frames, its best sighting's box, and its box in every frame it was seen in."""
+    id: int
+    name: str | None
+    distance: float | None
+    matches: tuple[Match, ...]
+    first_frame: int
+    last_frame: int
+    first_time: float
+    last_time: float
+    frames: int
+    box: tuple[float, float, float, float]
+    embedding: np.ndarray | None = None
+    boxes: dict = field(default_factory=dict)
+    samples: tuple[Sample, ...] = ()
+    thumbnail: bytes | None = None
+
+    def __repr__(self) -> str:
+        return (f"TrackResult(id={self.id}, name={self.name!r}, frames {self.first_frame}-{self.last_frame}, "
+                f"{self.first_time:.2f}-{self.last_time:.2f} s)")
+
+    def to_json(self) -> dict:
+        """The track as every output gives it (JSON Lines, the API)."""
+        out = {"track": self.id, "name": self.name or "unknown",
+               "distance": None if self.distance is None else round(float(self.distance), 4),
+               "first": {"time": round(self.first_time, 3), "frame": self.first_frame},
+               "last": {"time": round(self.last_time, 3), "frame": self.last_frame},
+               "frames": self.frames, "box": [round(float(v), 1) for v in self.box]}
+        out["matches"] = [{"person": p, "distance": round(float(d), 4)} for p, d in self.matches]
+        return out
+
+
+@dataclass
+class VideoRun:
+    """What a video run needs besides the frames: the recogniser, the gallery's search index (None: only
+    track and embed, as enrolment does), how many nearest people to list, and a callback per frame."""
+    recogniser: object
+    index: object | None = None
+    top: int = 3
+    on_frame: Callable | None = None
+    thumbnails: bool = False
+    guesses: dict = field(default_factory=dict)  # track id -> the name its sightings point to so far
+
+
+def track_video(video: Video, run: VideoRun) -> Iterator[TrackResult]:
+    """Each track of the video's sampled frames, as it closes (and the rest at the end); tracks seen too
+    seldom to be a face (Track.is_face) are dropped as false alarms."""
+    tracker = Tracker()
+    try:
+        for frame in video.frames():
+            closed = _frame(frame, tracker, run)
+            yield from (r for r in (_answer(t, run) for t in closed) if r is not None)
+    finally:
+        pending = tracker.close_all()
+    yield from (r for r in (_answer(t, run) for t in pending) if r is not None)
+
+
+def _frame(frame: Frame, tracker: Tracker, run: VideoRun) -> list[Track]:
+    """Detect, track and sample one frame; the tracks that closed."""
+    pipeline = run.recogniser.pipeline
+    detections = pipeline.detector.detect(frame.rgb)
+    owners, closed = tracker.update(frame.index, frame.time, [d.box for d in detections])
+    wanted = [(t, d) for t, d in zip(owners, detections) if t.wants_sample(frame.time, 1.0)]
+    if wanted:
+        _sample(frame, [t for t, _ in wanted], pipeline.faces_at(frame.rgb, [d for _, d in wanted]), tracker, run)
+    if run.on_frame is not None:
+        run.on_frame(frame, [(t.id, t.boxes[frame.index], run.guesses.get(t.id)) for t in owners])
+    return closed
+
+
+def _sample(frame: Frame, tracks: list[Track], faces: list, tracker: Tracker, run: VideoRun) -> None:
+    """Embed the sightings chosen in one frame (one pass of the network) and keep each with its track,
+    splitting a track whose new sighting is another person's face."""
+    rec = run.recogniser
+    vectors = rec.embedder.embed(align_batch(frame.rgb, faces, rec.embedder.spec))
+    split_cut = SPLIT_FACTOR * rec.threshold
+    for track, face, vector in zip(tracks, faces, vectors):
+        mean = track.mean_embedding()
+        if mean is not None and len(track.samples) >= 2 and 1.0 - float(mean @ vector) > split_cut:
+            track = tracker.split(track, frame.index)
+        quality = sighting_quality(frame.rgb, face.box, face.keypoints)
+        sample = Sample(frame.index, frame.time, face.box, quality, vector, face.keypoints)
+        if run.thumbnails and (not track.samples or sample.quality > track.best().quality):
+            from keyface.recognition.core.annotate import face_thumbnail
+            track.thumbnail = face_thumbnail(frame.rgb, face.box)
+        track.keep(sample)
+        if run.index is not None:
+            run.guesses[track.id] = _vote(track, run)[0]
+
+
+def _vote(track: Track, run: VideoRun) -> tuple[str | None, float | None, tuple[Match, ...]]:
+    """The track's name by its sightings' quality-weighted vote (None: unknown), the distance of their mean
+    embedding to the winner (or to the nearest person), and the nearest people to that mean."""
+    cut = run.recogniser.identify_threshold
+    weights: dict = defaultdict(float)
+    nearest = run.index.search(np.stack([s.embedding for s in track.samples]), 1)
+    for sample, found in zip(track.samples, nearest):
+        known = bool(found) and found[0].distance <= cut
+        weights[found[0].person if known else None] += sample.quality
+    name = max(weights, key=weights.get)
+    matches = tuple(run.index.search(track.mean_embedding()[None], max(run.top, 1))[0])
+    chosen = [m.distance for m in matches if m.person == name]
+    distance = chosen[0] if chosen else (matches[0].distance if matches else None)
+    return name, distance, matches
+
+
+def _answer(track: Track, run: VideoRun) -> TrackResult | None:
+    """A closed track's answer; None for one too short to be a face."""
+    run.guesses.pop(track.id, None)
+    if not track.is_face() or not track.samples:
+        return None
+    name, distance, matches = _vote(track, run) if run.index is not None else (None, None, ())
+    best = track.best()
+    return TrackResult(track.id, name, distance, matches, track.first, track.last, track.times[track.first],
+                       track.times[track.last], len(track.boxes), best.box, track.mean_embedding(), dict(track.boxes),
+                       tuple(track.samples), track.thumbnail)
+
+
+class AnnotatedVideo:
+    """An annotated copy of a video being written (MPEG-4 Part 2): each frame with its tracks' numbered,
+    named boxes. The file must not exist: an annotated copy never replaces anything."""
+
+    def __init__(self, target, fps: float, width: int, height: int):
+        import cv2
+        from pathlib import Path
+        from keyface.data.errors import KeyfaceError
+        self.target = Path(target)
+        if self.target.exists():
+            raise KeyfaceError(f"{self.target} exists: give a new file for the annotated copy")
+        self.writer = cv2.VideoWriter(str(self.target), cv2.VideoWriter_fourcc(*"mp4v"), fps or 30.0, (width, height))
+        if not self.writer.isOpened():
+            raise KeyfaceError(f"{self.target}: cannot write a video there (use a .mp4 name in a writable folder)")
+
+    def write(self, rgb: np.ndarray, sightings: list, ids: list[int]) -> None:
+        """One frame, annotated."""
+        import cv2
+        from keyface.recognition.core.annotate import draw_identities
+        drawn = draw_identities(rgb, sightings, ids) if sightings else rgb
+        self.writer.write(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+
+    def close(self) -> None:
+        """Finish the file."""
+        self.writer.release()
+
+
+def write_annotated(source, tracks: list[TrackResult], target, sampling) -> int:
+    """An annotated copy of every frame of the video between the sampling's start and end (the frames not
+    looked at show boxes moved between the sightings either side); the frames written."""
+    from dataclasses import replace
+    from keyface.recognition.core.annotate import frame_sightings
+    written = 0
+    with Video(source, replace(sampling, every=1, fps=None)) as video:
+        out = AnnotatedVideo(target, video.fps, video.width, video.height)
+        try:
+            for frame in video.frames():
+                out.write(frame.rgb, *frame_sightings(tracks, frame.index))
+                written += 1
+        finally:
+            out.close()
+    return written

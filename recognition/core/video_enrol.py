@@ -1,0 +1,64 @@
+"""Enrolment from a video of one person: their track's best distinct sightings become enrolled faces."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from keyface.data.errors import NoFaceError, SeveralFacesError
+from keyface.data.images import image_sha256
+from keyface.data.video import Sampling, Video
+from keyface.recognition.core.store import Enrolment
+from keyface.recognition.core.video import TrackResult, VideoRun, track_video
+
+DISTINCT_SECONDS = 1.0  # enrolled sightings of one video are at least this far apart in time
+
+
+def enrolments_from_video(recogniser, person: str, source, count: int,
+                          sampling: Sampling | None = None) -> tuple[list[tuple[str, Enrolment]], bytes | None]:
+    """(photo label, enrolment) of the `count` best distinct sightings of the video's one person, and a
+    thumbnail of their best; refuses a video with no face, or of several people unless the recogniser
+    takes the largest face."""
+    with Video(source, sampling or Sampling()) as video:
+        tracks = list(track_video(video, VideoRun(recogniser, thumbnails=True)))
+    if not tracks:
+        raise NoFaceError(f"{video.name}: no face found in the video")
+    people = _people(tracks, recogniser.threshold)
+    if len(people) > 1 and recogniser.several_faces == "refuse":
+        raise SeveralFacesError(f"{video.name}: {len(people)} people seen; use a video of one person, "
+                                "or take the largest face")
+    chosen = max(people, key=lambda group: np.median([t.box[2] - t.box[0] for t in group]))
+    file_sha = image_sha256(Path(source))
+    ready = []
+    for sample in _distinct(sorted((s for t in chosen for s in t.samples), key=lambda s: -s.quality), count):
+        sha = hashlib.sha256(f"{file_sha}#frame={sample.index}".encode()).hexdigest()
+        source_text = f"{Path(source).resolve()}#frame={sample.index}"
+        ready.append((f"{video.name} frame {sample.index}",
+                      Enrolment(person, sha, source_text, sample.box, sample.keypoints, sample.embedding)))
+    best = max(chosen, key=lambda t: max(s.quality for s in t.samples))
+    return ready, best.thumbnail
+
+
+def _people(tracks: list[TrackResult], threshold: float) -> list[list[TrackResult]]:
+    """Tracks grouped by person: a track joins the first group whose first track's mean embedding is within
+    the verify threshold (a person lost and found again is one person), longest tracks first."""
+    groups: list[list[TrackResult]] = []
+    for track in sorted(tracks, key=lambda t: -t.frames):
+        home = next((g for g in groups if 1.0 - float(g[0].embedding @ track.embedding) <= threshold), None)
+        if home is None:
+            groups.append([track])
+        else:
+            home.append(track)
+    return groups
+
+
+def _distinct(samples, count: int) -> list:
+    """Up to `count` samples, best first, each at least DISTINCT_SECONDS from those already taken."""
+    taken = []
+    for sample in samples:
+        if all(abs(sample.time - t.time) >= DISTINCT_SECONDS for t in taken):
+            taken.append(sample)
+        if len(taken) == count:
+            break
+    return taken

@@ -1,0 +1,171 @@
+"""Videos: short clips made of the shipped sample's held-out photos, with every face's truth known; tracks,
+names and times through the API and the command line, enrolment from a video, and bad videos."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import keyface
+from keyface.data.clips import Actor, ClipSpec, write_clip
+from keyface.data.crowd import Source
+from keyface.data.images import load_image
+from keyface.data.video import Sampling, Video, VideoError, is_video_file
+from keyface.recognition.cli.main import main
+
+DEMO = Path(__file__).resolve().parent.parent / "recognition" / "demo"
+ADA, BEN, STRANGER = "Salma Hayek", "Gordon Brown", "AJ_Lamas_0001"  # two enrolled people, one stranger
+
+
+def _source(recogniser, person: str, photo: Path) -> Source:
+    faces = recogniser.pipeline.detector.detect(load_image(photo))
+    return Source(person, photo, max(faces, key=lambda f: f.size).box)
+
+
+@pytest.fixture(scope="module")
+def recogniser():
+    return keyface.load()
+
+
+@pytest.fixture(scope="module")
+def gallery_file(tmp_path_factory, recogniser):
+    path = tmp_path_factory.mktemp("gallery") / "demo.db"
+    with keyface.Gallery(path, recogniser) as gallery:
+        for person in sorted((DEMO / "gallery").iterdir()):
+            gallery.enrol(person.name, sorted(person.glob("*.jpg")), largest_face=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory, recogniser) -> tuple[Path, ClipSpec]:
+    """3 s, 640x480 at 30 frames/s: Ada crosses the frame, Ben stands, a stranger walks in late."""
+    ada = _source(recogniser, ADA, DEMO / "probes" / "Salma_Hayek_0006.jpg")
+    ben = _source(recogniser, BEN, DEMO / "probes" / "Gordon_Brown_0006.jpg")
+    stranger = _source(recogniser, "stranger", DEMO / "probes" / f"{STRANGER}.jpg")
+    spec = ClipSpec(640, 480, 30.0, 3.0, (Actor(ada, 0.0, 3.0, (80, 140, 110), (560, 150, 110)),
+                                          Actor(ben, 0.4, 2.4, (480, 340, 120), (470, 330, 130)),
+                                          Actor(stranger, 1.2, 3.0, (150, 350, 100), (200, 340, 100))))
+    path = tmp_path_factory.mktemp("clips") / "walk.mp4"
+    write_clip(spec, path, load_image)
+    return path, spec
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_a_clip_has_one_track_a_person_each_named_right_at_the_right_times(clip, gallery_file):
+    path, spec = clip
+    tracks = sorted(keyface.identify_video(path, gallery_file), key=lambda t: t.first_time)
+    assert [t.name for t in tracks] == [ADA, BEN, None]  # the stranger is unknown
+    for track, actor in zip(tracks, spec.actors):
+        assert abs(track.first_time - actor.enter) <= 0.2 and abs(track.last_time - actor.leave) <= 0.2
+        assert track.frames >= 0.8 * (actor.leave - actor.enter) * 15  # 15 frames a second are looked at
+    assert tracks[0].to_json()["first"]["frame"] == tracks[0].first_frame
+
+
+def test_identify_prints_a_line_per_track_and_writes_an_annotated_copy(clip, gallery_file, tmp_path, capsys):
+    path, spec = clip
+    code, out, err = run(["identify", path, "--gallery", gallery_file, "--json", "--out", tmp_path / "a.mp4"], capsys)
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and sorted(line["name"] for line in lines) == sorted([ADA, BEN, "unknown"])
+    assert all(line["video"] == str(path) and line["last"]["time"] >= line["first"]["time"] for line in lines)
+    copy = cv2.VideoCapture(str(tmp_path / "a.mp4"))
+    assert int(copy.get(cv2.CAP_PROP_FRAME_COUNT)) == int(spec.seconds * spec.fps) == 90
+    assert copy.read()[0] and (copy.get(cv2.CAP_PROP_FRAME_WIDTH), copy.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (640, 480)
+    code, _, err = run(["identify", path, "--gallery", gallery_file, "--out", tmp_path / "a.mp4"], capsys)
+    assert code == 2 and "exists" in err  # an annotated copy never replaces a file
+
+
+def test_every_and_start_end_choose_the_frames_looked_at(clip, gallery_file, capsys):
+    path, _ = clip
+    code, out, _ = run(["identify", path, "--gallery", gallery_file, "--json", "--every", "6"], capsys)
+    every = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and every and all(t["first"]["frame"] % 6 == 0 and t["frames"] <= 16 for t in every)
+    code, out, _ = run(["identify", path, "--gallery", gallery_file, "--json", "--start", "1", "--end", "2"], capsys)
+    part = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and part and all(1.0 <= t["first"]["time"] and t["last"]["time"] <= 2.0 for t in part)
+    assert {t["name"] for t in part} == {ADA, BEN, "unknown"}  # the stranger walks in at 1.2 s
+    frames = [f.index for f in Video(path, Sampling(fps=10, start=1.0, end=2.0)).frames()]
+    assert frames == list(range(30, 61, 3))
+
+
+def test_enrol_from_a_video_takes_the_best_distinct_frames_of_its_one_person(clip, recogniser, tmp_path, capsys):
+    path, spec = clip
+    alone = tmp_path / "alone.mp4"
+    write_clip(ClipSpec(640, 480, 30.0, 3.0, (spec.actors[0],)), alone, load_image)
+    db = tmp_path / "g.db"
+    code, out, err = run(["enroll", "--name", "Ada", alone, "--gallery", db, "--count", "3"], capsys)
+    assert code == 0 and "Ada: 3 photo(s) added" in out
+    code, out, err = run(["enroll", "--name", "Ben", path, "--gallery", db], capsys)
+    assert code == 2 and "3 people seen" in err and "--largest-face" in err
+    with keyface.Gallery(db) as gallery:
+        assert gallery.people() == {"Ada": 3}
+        assert gallery.identify(DEMO / "probes" / "Salma_Hayek_0006.jpg")[0].name == "Ada"
+
+
+def test_a_file_is_a_video_by_its_content(clip, tmp_path):
+    path, _ = clip
+    renamed = tmp_path / "holiday.jpg"
+    renamed.write_bytes(path.read_bytes())
+    assert is_video_file(renamed) and not is_video_file(DEMO / "probes" / "Abba_Eban_0001.jpg")
+
+
+def test_bad_videos_get_one_line_and_exit_2(clip, gallery_file, tmp_path, capsys):
+    path, _ = clip
+    data = path.read_bytes()
+    cases = {"truncated.mp4": data[: len(data) // 3], "empty.mp4": b"",
+             "no-stream.mp4": data[:32] + bytes(4000)}  # a container's header and nothing a decoder can use
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+        code, out, err = run(["identify", tmp_path / name, "--gallery", gallery_file], capsys)
+        assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, (name, err)
+    code, _, err = run(["identify", "--camera", "57", "--gallery", gallery_file], capsys)
+    assert code == 2 and "camera 57" in err and err.count("\n") <= 2
+    code, _, err = run(["identify", path, "--gallery", gallery_file, "--every", "2", "--fps", "5"], capsys)
+    assert code == 2 and "not both" in err
+
+
+def test_a_video_of_frames_too_thin_for_a_face_is_refused(tmp_path):
+    strip = tmp_path / "strip.avi"
+    writer = cv2.VideoWriter(str(strip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (2000, 10))
+    for _ in range(3):
+        writer.write(np.full((10, 2000, 3), 128, np.uint8))
+    writer.release()
+    if not strip.is_file() or strip.stat().st_size == 0:
+        pytest.skip("this OpenCV build cannot write a 2000x10 video")
+    with pytest.raises(VideoError, match="too small"):
+        Video(strip)
+
+
+def test_ctrl_c_prints_the_tracks_closed_so_far_and_exits_130(tmp_path, recogniser, gallery_file):
+    ada = _source(recogniser, ADA, DEMO / "probes" / "Salma_Hayek_0006.jpg")
+    long = tmp_path / "long.mp4"
+    write_clip(ClipSpec(320, 240, 30.0, 40.0, (Actor(ada, 0.0, 1.0, (100, 120, 90), (120, 120, 90)),)), long, load_image)
+    child = subprocess.Popen([sys.executable, "-m", "keyface.recognition.cli.main", "identify", str(long),
+                              "--gallery", str(gallery_file), "--every", "1"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    line = child.stdout.readline()  # the first track closes a second after Ada leaves
+    assert ADA in line and time.time() < deadline
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 130 and "interrupted" in err and "Traceback" not in err
+
+
+def test_the_keyface_process_says_a_bad_video_in_one_line_without_native_noise(clip, gallery_file, tmp_path):
+    path, _ = clip
+    truncated = tmp_path / "cut.mp4"
+    truncated.write_bytes(path.read_bytes()[:20000])
+    for argv in ([str(truncated)], ["--camera", "57"]):
+        done = subprocess.run([sys.executable, "-m", "keyface.recognition.cli.main", "identify", *argv, "--gallery",
+                               str(gallery_file)], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1 and done.stderr.startswith("keyface: error:"), done.stderr
