@@ -1,7 +1,6 @@
 """Videos: short clips made of the shipped sample's held-out photos, with every face's truth known; tracks,
 names and times through the API and the command line, enrolment from a video, and bad videos."""
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -169,3 +168,19 @@ def test_the_keyface_process_says_a_bad_video_in_one_line_without_native_noise(c
         done = subprocess.run([sys.executable, "-m", "keyface.recognition.cli.main", "identify", *argv, "--gallery",
                                str(gallery_file)], capture_output=True, text=True, timeout=120)
         assert done.returncode == 2 and done.stderr.count("\n") == 1 and done.stderr.startswith("keyface: error:"), done.stderr
+
+
+def test_clip_scoring_counts_right_names_strangers_switches_and_fragments():
+    from types import SimpleNamespace
+    from keyface.recognition.evaluation.video import ClipScore, score_clip
+    box_a, box_b = [0, 0, 100, 100], [300, 0, 400, 100]
+    truths = [[(0, "Ada", box_a), (1, "Stranger", box_b)] for _ in range(6)]
+    tracks = [SimpleNamespace(id=1, name="Ada", boxes={i: box_a for i in range(0, 3)}),
+              SimpleNamespace(id=2, name="Ada", boxes={i: box_a for i in range(3, 6)}),   # Ada again: a fragment
+              SimpleNamespace(id=3, name="Ada", boxes={i: box_b for i in range(6)}),      # a stranger named
+              SimpleNamespace(id=4, name=None, boxes={0: [700, 700, 800, 800]})]          # following no one
+    score = ClipScore()
+    score_clip(tracks, truths, {"Ada"}, score)
+    row = score.row()
+    assert (row["tracks"], row["right"], row["strangers"], row["strangers_named"]) == (3, 2, 1, 1)
+    assert (row["switches"], row["fragments"], row["false_tracks"], row["frames"]) == (1, 1, 1, 6)

@@ -261,9 +261,12 @@ class Sighting(NamedTuple):
     keypoints: np.ndarray = np.zeros((0, 2))
 
 
+MAX_BETWEEN = 10  # frames between two sightings a box is drawn across; a longer gap is a face hidden or away
+
+
 def track_box(boxes: dict, index: int) -> tuple[float, float, float, float] | None:
-    """A track's box in frame `index`: as seen there, or between the sightings either side (linearly), or
-    None outside its first and last sighting."""
+    """A track's box in frame `index`: as seen there, or between the sightings either side (linearly, when
+    they are at most MAX_BETWEEN frames apart), or None."""
     if index in boxes:
         return boxes[index]
     seen = sorted(boxes)
@@ -271,6 +274,8 @@ def track_box(boxes: dict, index: int) -> tuple[float, float, float, float] | No
         return None
     after = next(i for i in seen if i > index)
     before = max(i for i in seen if i < index)
+    if after - before > MAX_BETWEEN:
+        return None
     k = (index - before) / (after - before)
     return tuple(a + (b - a) * k for a, b in zip(boxes[before], boxes[after]))
 

@@ -2,10 +2,12 @@
 
 A track is one face seen frame after frame. Each frame's detections are matched to the tracks' predicted
 boxes (last box moved by the track's velocity) by the Hungarian method on box overlap; a detection no track
-takes starts a track; a track unseen for `max_gap` seconds is closed. Only a few sightings of a track are
-embedded (the first, then one every `sample_every` seconds, at most `max_samples`, the worst replaced by a
-better one), so a video costs little more than detection; an embedding far from the track's own ones
-means two people were confused (faces crossing) and splits the track.
+takes starts a track. A track unseen for MAX_GAP seconds is lost; a new track whose first sighting looks like
+a lost one's (a face that was hidden behind another, or out of the frame) continues it, and a lost track
+not found again within REID_WINDOW more seconds is closed. Only a few sightings of a track are embedded
+(the first, then one every SAMPLE_EVERY seconds, at most MAX_SAMPLES, the worst replaced by a better one), so
+a video costs little more than detection; an embedding far from the track's own ones means two people were
+confused (faces crossing) and splits the track.
 """
 from __future__ import annotations
 
@@ -14,10 +16,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 MATCH_IOU = 0.2  # a detection overlapping a track's predicted box less than this is someone else
-MAX_GAP = 1.0  # seconds a track may go unseen (occluded, missed) before it is closed
+SURE_IOU = 0.5  # a detection overlapping its best track less than this is checked by its looks
+LOOKS_WEIGHT = 10.0  # where faces cross: an embedding distance of 0.1 (other people: ~0.15+) weighs 1 of overlap
+MAX_GAP = 1.0  # seconds a track may go unseen (occluded, missed) before it is lost to box matching
+REID_WINDOW = 4.0  # seconds more a lost track waits to be found again by its looks before it is closed
 SAMPLE_EVERY = 0.5  # seconds between a track's embedded sightings
 MAX_SAMPLES = 10  # embedded sightings kept a track; a better one replaces the worst
-MIN_SIGHTINGS = 3  # a track seen in fewer frames is a detector's false alarm, not reported
+MIN_SIGHTINGS = 5  # a track seen in fewer frames (a third of a second at 15 a second) is not reported
 MIN_SEEN_SHARE = 0.5  # nor is one seen in under half the frames looked at from its first sighting to its last
 
 
@@ -55,9 +60,15 @@ class Track:
         """The last frame it was seen in."""
         return next(reversed(self.boxes))
 
-    def predicted(self, index: int) -> np.ndarray:
-        """Where its box should be in frame `index`, moving as it last moved."""
-        return np.asarray(self.boxes[self.last], float) + self.velocity * (index - self.last)
+    def predicted(self, index: int, time: float) -> np.ndarray:
+        """Where its box should be in frame `index` (at `time`): its last box, moved as its centre last moved
+        (for MAX_GAP at most), its size kept (a half-hidden face's box shrinks; the face does not)."""
+        frames = index - self.last
+        unseen = time - self.times[self.last]
+        if unseen > MAX_GAP:
+            frames *= MAX_GAP / unseen
+        shift = (self.velocity[:2] + self.velocity[2:]) / 2 * frames
+        return np.asarray(self.boxes[self.last], float) + np.concatenate([shift, shift])
 
     def see(self, index: int, time: float, box) -> None:
         """Add a sighting; the velocity follows the last two, smoothed."""
@@ -109,19 +120,34 @@ def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
 class Tracker:
     """Links each frame's detections to tracks; closes the tracks that stop being seen."""
 
-    def __init__(self, max_gap: float = MAX_GAP):
-        self.max_gap, self.active, self._next = max_gap, [], 1
+    def __init__(self, same_person: float, other_person: float, max_gap: float = MAX_GAP,
+                 reid_window: float = REID_WINDOW):
+        # embedding distances: within same_person a box is taken for a track wherever it is; beyond
+        # other_person it is never taken for one, however well placed
+        self.same_person, self.other_person = same_person, other_person
+        self.max_gap, self.reid_window, self._next = max_gap, reid_window, 1
+        self.active: list[Track] = []  # matched by box overlap
+        self.lost: list[Track] = []  # unseen for max_gap: found again only by their looks
 
-    def update(self, index: int, time: float, boxes: list) -> tuple[list[Track], list[Track]]:
-        """Match a frame's boxes to tracks: (the track of each box, in the boxes' order; the tracks closed)."""
+    def update(self, index: int, time: float, boxes: list, looks=None) -> tuple[list[Track], list[Track]]:
+        """Match a frame's boxes to tracks: (the track of each box, in the boxes' order; the tracks closed).
+        Where place alone cannot tell faces apart (a box overlapping several tracks, or a lost track's
+        reach), `looks(k)` (the k-th box's unit embedding) decides, against the tracks' own embeddings; a lost
+        track is taken back only by a box that looks like it (within `same_person`)."""
         from scipy.optimize import linear_sum_assignment
-        predicted = np.array([t.predicted(index) for t in self.active]).reshape(-1, 4)
-        overlap = box_iou(predicted, np.asarray(boxes, float).reshape(-1, 4))
+        candidates = self.active + (self.lost if looks is not None else [])
+        predicted = np.array([t.predicted(index, time) for t in candidates]).reshape(-1, 4)
+        last = np.array([t.boxes[t.last] for t in candidates], float).reshape(-1, 4)
+        found = np.asarray(boxes, float).reshape(-1, 4)
+        overlap = np.maximum(box_iou(predicted, found), box_iou(last, found))  # moving on, or stopped
+        distance = self._distances(candidates, overlap, looks) if looks is not None else np.zeros_like(overlap)
         owner: list[Track | None] = [None] * len(boxes)
-        pairs = zip(*linear_sum_assignment(-overlap)) if overlap.size else ()
+        pairs = zip(*linear_sum_assignment(LOOKS_WEIGHT * distance - overlap)) if overlap.size else ()
         for row, col in pairs:
-            if overlap[row, col] >= MATCH_IOU:
-                owner[col] = self.active[row]
+            lost, d = row >= len(self.active), distance[row, col]
+            placed = overlap[row, col] >= MATCH_IOU and not lost and d <= self.other_person
+            if placed or (looks is not None and d <= self.same_person):
+                owner[col] = self._revived(candidates[row]) if lost else candidates[row]
         for k, box in enumerate(boxes):
             owner[k] = owner[k] or self.start()
             owner[k].see(index, time, box)
@@ -130,6 +156,27 @@ class Tracker:
         for track in owner:
             track.looked_when_seen = track.looked
         return owner, self._close_unseen(time)
+
+    def _distances(self, candidates: list[Track], overlap: np.ndarray, looks) -> np.ndarray:
+        """Embedding distances from every candidate track to each box whose place is in doubt: one overlapping
+        several candidates, or none well (a face come out from behind another, or back into view), or a
+        candidate overlapping several boxes. 1 where a track has no embedding yet; 0 where place decides."""
+        close = overlap >= MATCH_IOU
+        doubt = ((close.sum(axis=0) >= 2) | (overlap.max(axis=0, initial=0.0) < SURE_IOU)
+                 | (close & (close.sum(axis=1) >= 2)[:, None]).any(axis=0))
+        distance = np.zeros_like(overlap)
+        means = [t.mean_embedding() for t in candidates]
+        for col in np.flatnonzero(doubt):
+            vector = looks(int(col))
+            distance[:, col] = [1.0 - float(m @ vector) if m is not None else 1.0 for m in means]
+        return distance
+
+    def _revived(self, track: Track) -> Track:
+        """A lost track found again: active from now."""
+        self.lost = [t for t in self.lost if t is not track]
+        self.active.append(track)
+        track.velocity = np.zeros(4)  # it moved unseen: no telling how
+        return track
 
     def start(self) -> Track:
         """A new track, active from now."""
@@ -146,14 +193,35 @@ class Tracker:
         return fresh
 
     def _close_unseen(self, time: float) -> list[Track]:
-        """Close the tracks unseen for longer than max_gap."""
-        closed = [t for t in self.active if time - t.times[t.last] > self.max_gap]
-        self.active = [t for t in self.active if t not in closed]
+        """Lose the tracks unseen for longer than max_gap; close the lost ones unseen for reid_window more."""
+        lost = [t for t in self.active if time - t.times[t.last] > self.max_gap]
+        self.active = [t for t in self.active if t not in lost]
+        self.lost += lost
+        closed = [t for t in self.lost if time - t.times[t.last] > self.max_gap + self.reid_window]
+        self.lost = [t for t in self.lost if t not in closed]
         return closed
+
+    def missing(self, index: int) -> list[Track]:
+        """The tracks with samples not seen in frame `index`: lost ones, and active ones missed there."""
+        return [t for t in self.lost + self.active if t.samples and t.last < index]
+
+    def continue_with(self, old: Track, new: Track) -> Track:
+        """`new` (started after `old` was last seen) is `old` seen again: its sightings and samples join `old`,
+        which is active again, and `new` is gone."""
+        old.boxes.update(new.boxes)
+        old.times.update(new.times)
+        old.velocity, old.last_sampled = new.velocity.copy(), max(old.last_sampled, new.last_sampled)
+        old.looked += new.looked
+        old.looked_when_seen = old.looked
+        for sample in new.samples:
+            old.keep(sample)
+        self.active = [t for t in self.active if t is not new and t is not old] + [old]
+        self.lost = [t for t in self.lost if t is not old]
+        return old
 
     def close_all(self) -> list[Track]:
         """Close every track (the video ended, or was stopped)."""
-        closed, self.active = self.active, []
+        closed, self.active, self.lost = self.active + self.lost, [], []
         return closed
 
 

@@ -15,6 +15,7 @@ from keyface.recognition.core.search import Match
 from keyface.recognition.core.tracking import Sample, Track, Tracker, sighting_quality
 
 SPLIT_FACTOR = 1.5  # a sighting this many verify thresholds from its track's embeddings is someone else
+RELINK_SAMPLES = 3  # a track's first sightings (its first second or so) may join a track that went missing
 
 
 @dataclass(frozen=True, repr=False)
@@ -67,7 +68,8 @@ class VideoRun:
 def track_video(video: Video, run: VideoRun) -> Iterator[TrackResult]:
     """Each track of the video's sampled frames, as it closes (and the rest at the end); tracks seen too
     seldom to be a face (Track.is_face) are dropped as false alarms."""
-    tracker = Tracker()
+    rec = run.recogniser
+    tracker = Tracker(min(rec.identify_threshold, rec.threshold), SPLIT_FACTOR * rec.threshold)
     try:
         for frame in video.frames():
             closed = _frame(frame, tracker, run)
@@ -77,37 +79,69 @@ def track_video(video: Video, run: VideoRun) -> Iterator[TrackResult]:
     yield from (r for r in (_answer(t, run) for t in pending) if r is not None)
 
 
+class Looks:
+    """The faces of one frame, keypoints and embeddings made on demand and kept: the tracker asks for the
+    looks of faces it cannot tell apart by place, sampling for the sightings it keeps."""
+
+    def __init__(self, frame: Frame, detections: list, recogniser):
+        self.frame, self.detections, self.rec, self.made = frame, detections, recogniser, {}
+
+    def __call__(self, k: int) -> np.ndarray:
+        """The k-th face's unit embedding."""
+        return self.faces([k])[0][1]
+
+    def faces(self, wanted: list[int]) -> list[tuple]:
+        """(face with keypoints, embedding) of each face asked for; the missing ones made in one pass."""
+        todo = [k for k in wanted if k not in self.made]
+        if todo:
+            rgb, spec = self.frame.rgb, self.rec.embedder.spec
+            faces = self.rec.pipeline.faces_at(rgb, [self.detections[k] for k in todo])
+            for k, face, vector in zip(todo, faces, self.rec.embedder.embed(align_batch(rgb, faces, spec))):
+                self.made[k] = (face, vector)
+        return [self.made[k] for k in wanted]
+
+
 def _frame(frame: Frame, tracker: Tracker, run: VideoRun) -> list[Track]:
     """Detect, track and sample one frame; the tracks that closed."""
-    pipeline = run.recogniser.pipeline
-    detections = pipeline.detector.detect(frame.rgb)
-    owners, closed = tracker.update(frame.index, frame.time, [d.box for d in detections])
-    wanted = [(t, d) for t, d in zip(owners, detections) if t.wants_sample(frame.time, 1.0)]
-    if wanted:
-        _sample(frame, [t for t, _ in wanted], pipeline.faces_at(frame.rgb, [d for _, d in wanted]), tracker, run)
+    detections = run.recogniser.pipeline.detector.detect(frame.rgb)
+    looks = Looks(frame, detections, run.recogniser)
+    owners, closed = tracker.update(frame.index, frame.time, [d.box for d in detections], looks)
+    wanted = [k for k, t in enumerate(owners) if t.wants_sample(frame.time, 1.0)]
+    for k, (face, vector) in zip(wanted, looks.faces(wanted)):
+        _sample(frame, owners[k], face, vector, tracker, run)
     if run.on_frame is not None:
         run.on_frame(frame, [(t.id, t.boxes[frame.index], run.guesses.get(t.id)) for t in owners])
     return closed
 
 
-def _sample(frame: Frame, tracks: list[Track], faces: list, tracker: Tracker, run: VideoRun) -> None:
-    """Embed the sightings chosen in one frame (one pass of the network) and keep each with its track,
-    splitting a track whose new sighting is another person's face."""
+def _sample(frame: Frame, track: Track, face, vector: np.ndarray, tracker: Tracker, run: VideoRun) -> None:
+    """Keep an embedded sighting with its track: splitting the track if it is another person's face, joining
+    a missing track the face looks like if the track is new."""
     rec = run.recogniser
-    vectors = rec.embedder.embed(align_batch(frame.rgb, faces, rec.embedder.spec))
-    split_cut = SPLIT_FACTOR * rec.threshold
-    for track, face, vector in zip(tracks, faces, vectors):
-        mean = track.mean_embedding()
-        if mean is not None and len(track.samples) >= 2 and 1.0 - float(mean @ vector) > split_cut:
-            track = tracker.split(track, frame.index)
-        quality = sighting_quality(frame.rgb, face.box, face.keypoints)
-        sample = Sample(frame.index, frame.time, face.box, quality, vector, face.keypoints)
-        if run.thumbnails and (not track.samples or sample.quality > track.best().quality):
-            from keyface.recognition.core.annotate import face_thumbnail
-            track.thumbnail = face_thumbnail(frame.rgb, face.box)
-        track.keep(sample)
-        if run.index is not None:
-            run.guesses[track.id] = _vote(track, run)[0]
+    mean = track.mean_embedding()
+    if mean is not None and len(track.samples) >= 2 and 1.0 - float(mean @ vector) > SPLIT_FACTOR * rec.threshold:
+        track = tracker.split(track, frame.index)
+    if len(track.samples) < RELINK_SAMPLES:  # a face come into view lately: one seen before?
+        track = _seen_before(track, vector, frame.index, tracker, rec)
+    sample = Sample(frame.index, frame.time, face.box, sighting_quality(frame.rgb, face.box, face.keypoints), vector,
+                    face.keypoints)
+    if run.thumbnails and (not track.samples or sample.quality > track.best().quality):
+        from keyface.recognition.core.annotate import face_thumbnail
+        track.thumbnail = face_thumbnail(frame.rgb, face.box)
+    track.keep(sample)
+    if run.index is not None:
+        run.guesses[track.id] = _vote(track, run)[0]
+
+
+def _seen_before(track: Track, vector: np.ndarray, index: int, tracker: Tracker, rec) -> Track:
+    """The missing track (started before this one) that this track's sightings look like, within the identify
+    cut (as alike as an enrolled person and their photo), continued with them; or the track itself."""
+    mine = [s.embedding for s in track.samples] + [vector]
+    looks = np.mean(mine, axis=0) / max(float(np.linalg.norm(np.mean(mine, axis=0))), 1e-12)
+    candidates = [(1.0 - float(t.mean_embedding() @ looks), t) for t in tracker.missing(index)
+                  if t.id < track.id and t.last < track.first]
+    distance, old = min(candidates, key=lambda c: c[0], default=(np.inf, None))
+    return tracker.continue_with(old, track) if distance <= tracker.same_person else track
 
 
 def _vote(track: Track, run: VideoRun) -> tuple[str | None, float | None, tuple[Match, ...]]:
