@@ -47,9 +47,10 @@ class ClipSpec:
 def plan_clip(sources: Sequence[Source], width: int, height: int, seconds: float, rng: np.random.Generator,
               fps: float = 30.0, faces: int = 4, min_face: float = 80.0, max_face: float = 160.0) -> ClipSpec:
     """A clip of `faces` people (one source each): half cross the frame side to side, the others walk in or out
-    somewhere, growing or shrinking (as walking towards the camera) between min_face and max_face px."""
+    somewhere, growing or shrinking (as walking towards the camera) between min_face and max_face px; those
+    who stay start apart from each other (people do not stand inside one another; crossers pass in front)."""
     picks = rng.choice(len(sources), size=min(faces, len(sources)), replace=False)
-    actors = []
+    actors, stayers = [], []
     for k, pick in enumerate(picks):
         size = rng.uniform(min_face, max_face, 2)
         lane = height * (0.25 + 0.5 * rng.random())
@@ -59,10 +60,21 @@ def plan_clip(sources: Sequence[Source], width: int, height: int, seconds: float
             x0, x1 = (-0.1 * width, 1.1 * width) if rng.random() < 0.5 else (1.1 * width, -0.1 * width)
             actors.append(Actor(sources[pick], enter, leave, (x0, lane, size[0]), (x1, lane, size[1])))
         else:
-            x, y = rng.uniform(0.15, 0.85) * width, lane
-            drift = rng.uniform(-0.15, 0.15, 2) * (width, height)
+            x, y = _apart(stayers, width, lane, max_face, rng)
+            stayers.append((x, y))
+            drift = rng.uniform(-0.4, 0.4, 2) * max_face  # apart they stay: each moves under 0.6 max_face
             actors.append(Actor(sources[pick], enter, leave, (x, y, size[0]), (x + drift[0], y + drift[1], size[1])))
     return ClipSpec(width, height, fps, seconds, tuple(actors))
+
+
+def _apart(taken: list, width: int, lane: float, max_face: float, rng: np.random.Generator) -> tuple[float, float]:
+    """A start (x, lane) at least 1.5 max_face from those taken, if one of 50 random tries finds it."""
+    x = rng.uniform(0.15, 0.85) * width
+    for _ in range(50):
+        if all(np.hypot(x - tx, lane - ty) >= 1.5 * max_face for tx, ty in taken):
+            break
+        x = rng.uniform(0.15, 0.85) * width
+    return x, lane
 
 
 def render_clip(spec: ClipSpec, load: Callable[[Path], np.ndarray], seed: int = 0) -> Iterator[tuple[np.ndarray, list]]:

@@ -202,3 +202,26 @@ def _check_file(path: Path) -> None:
         raise VideoError(f"{path}: empty file")
     if not is_video_file(path):
         raise VideoError(f"{path}: not a video (no known video container)")
+
+
+class VideoWriter:
+    """A new video file written frame by frame (MPEG-4 Part 2, 'mp4v': the `opencv-python` wheel encodes no
+    H.264). It never replaces a file: the target must not exist."""
+
+    def __init__(self, target: str | os.PathLike, fps: float, width: int, height: int):
+        import cv2
+        self.target = Path(target)
+        if self.target.exists():
+            raise KeyfaceError(f"{self.target} exists: give a new file for the video")
+        self.writer = cv2.VideoWriter(str(self.target), cv2.VideoWriter_fourcc(*"mp4v"), fps or 30.0, (width, height))
+        if not self.writer.isOpened():
+            raise KeyfaceError(f"{self.target}: cannot write a video there (use a .mp4 name in a writable folder)")
+
+    def write(self, rgb: np.ndarray) -> None:
+        """One frame."""
+        import cv2
+        self.writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+    def close(self) -> None:
+        """Finish the file."""
+        self.writer.release()

@@ -34,12 +34,27 @@ def iter_predictions(photos: list[str], model: str | None, models: str | None, d
         except KeyfaceError as exc:
             yield {"photo": str(photo), "error": str(exc), "faces": []}, None
             continue
-        faces = left_to_right(detector.detect(rgb))
-        points = predictor.predict(rgb, [f.box for f in faces])
-        yield {"photo": str(photo), "width": rgb.shape[1], "height": rgb.shape[0], "faces": [
-            {"face": i + 1, "box": [round(float(v), 1) for v in f.box], "score": round(float(f.score), 4),
-             "keypoints": np.round(np.asarray(p, np.float64), 1).tolist()}
-            for i, (f, p) in enumerate(zip(faces, points))]}, rgb
+        yield {"photo": str(photo), "width": rgb.shape[1], "height": rgb.shape[0],
+               "faces": _keypoints(rgb, detector, predictor)}, rgb
+
+
+def iter_video_keypoints(video, model: str | None, models: str | None, detector: str = DEFAULT_DETECTOR,
+                         min_face: float | None = None) -> Iterator[tuple[dict, np.ndarray]]:
+    """For each frame a video (data.video.Video) looks at: its faces as for a photo, with the frame's
+    number and time, and its pixels."""
+    predictor = KeypointPredictor.load(resolve_model(model, models))
+    detector = make_detector(detector, min_face)
+    for frame in video.frames():
+        yield {"video": video.name, "frame": frame.index, "time": round(frame.time, 3),
+               "faces": _keypoints(frame.rgb, detector, predictor)}, frame.rgb
+
+
+def _keypoints(rgb: np.ndarray, detector, predictor) -> list[dict]:
+    """Every face in a picture, left to right (numbered from 1): box, score and keypoints to 0.1 px."""
+    faces = left_to_right(detector.detect(rgb))
+    points = predictor.predict(rgb, [f.box for f in faces])
+    return [{"face": i + 1, "box": [round(float(v), 1) for v in f.box], "score": round(float(f.score), 4),
+             "keypoints": np.round(np.asarray(p, np.float64), 1).tolist()} for i, (f, p) in enumerate(zip(faces, points))]
 
 
 def annotated_target(out: Path, photo: str, single: bool) -> Path:
@@ -53,6 +68,13 @@ def annotated_target(out: Path, photo: str, single: bool) -> Path:
 
 def annotate_photo(result: dict, rgb: np.ndarray, target: Path, filter_name: str | None) -> Path:
     """Draw one photo's faces (points and numbers, or the filter) and write the copy owner-only."""
+    path = create_private(target, encoded(drawn(result, rgb, filter_name), target.suffix))
+    log.info("wrote %s", path)
+    return path
+
+
+def drawn(result: dict, rgb: np.ndarray, filter_name: str | None = None) -> np.ndarray:
+    """A picture's faces drawn on a copy of it: points and numbers, or the filter."""
     taken: list = []  # the number tags already drawn, so that neighbours' tags never overlap
     for face in result["faces"]:
         pts = np.asarray(face["keypoints"], np.float32)
@@ -60,9 +82,7 @@ def annotate_photo(result: dict, rgb: np.ndarray, target: Path, filter_name: str
             rgb = draw_sunglasses(rgb, pts)
         else:
             rgb = draw_keypoints(rgb, face["box"], pts, face.get("face"), taken=taken)
-    path = create_private(target, encoded(rgb, target.suffix))
-    log.info("wrote %s", path)
-    return path
+    return rgb
 
 
 def encoded(rgb: np.ndarray, suffix: str) -> bytes:

@@ -247,17 +247,23 @@ def reindex(source: Path, recogniser: Recogniser, out: Path) -> tuple[int, list[
     """Re-embed every photo of a gallery with another recogniser into a new gallery file."""
     from keyface.data.images import image_sha256
     from keyface.recognition.core.store import read_photos
+    from keyface.recognition.core.video_enrol import frame_enrolment, video_frame
     by_person: dict[str, list[str]] = {}
+    frames: dict[str, list[tuple[str, Enrolment]]] = {}
     for person, sha, path in read_photos(source):
-        if not Path(path).is_file() or image_sha256(path) != sha:
+        if video_frame(path) is not None:  # a frame of an enrolled video: read again from the video
+            frames.setdefault(person, []).append(frame_enrolment(recogniser, person, path, sha))
+        elif not Path(path).is_file() or image_sha256(path) != sha:
             raise KeyfaceError(f"cannot reindex: {shown(path)} (enrolled for {person}) is missing or changed; "
                                f"nothing was modified")
-        by_person.setdefault(person, []).append(path)
+        else:
+            by_person.setdefault(person, []).append(path)
     added, errors = 0, []
     with Gallery(out, recogniser) as target:
-        for person, photos in by_person.items():
-            n, errs = target.enrol(person, photos)
-            added, errors = added + n, errors + errs
+        for person in {**by_person, **frames}:
+            n, errs = target.enrol(person, by_person.get(person, []))
+            m, refused = target.store_enrolments(person, frames.get(person, []), None)
+            added, errors = added + n + m, errors + errs + refused
     return added, errors
 
 
@@ -268,9 +274,17 @@ def photo_json(photo: str, faces: list[Face], error: str | None = None, embeddin
             "faces": [face.to_json(n, embedding) for n, face in enumerate(faces, 1)]}
 
 
-def track_json(video: str, track, threshold: float | None) -> dict:
-    """One track of a video as every output gives it: the video, the identify cut, then the track's own."""
-    return {"video": video, "threshold": None if threshold is None else round(float(threshold), 4), **track.to_json()}
+def track_json(video: str, track, threshold: float | None = None, named: bool = True, **fields) -> dict:
+    """One track of a video as every output gives it: the video, any `fields` (embedder...), the identify cut
+    if named, then the track's own (its mean embedding when not named: embed)."""
+    cut = {"threshold": None if threshold is None else round(float(threshold), 4)} if named else {}
+    return {"video": video, **fields, **cut, **track.to_json(named, embedding=not named)}
+
+
+def video_tracks(recogniser, video):
+    """Every track of faces in a video (data.video.Video), embedded but not named, as each closes."""
+    from keyface.recognition.core.video import VideoRun, track_video
+    yield from track_video(video, VideoRun(recogniser))
 
 
 def verify_json(same: bool, distance: float, threshold: float) -> dict:

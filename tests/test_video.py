@@ -184,3 +184,26 @@ def test_clip_scoring_counts_right_names_strangers_switches_and_fragments():
     row = score.row()
     assert (row["tracks"], row["right"], row["strangers"], row["strangers_named"]) == (3, 2, 1, 1)
     assert (row["switches"], row["fragments"], row["false_tracks"], row["frames"]) == (1, 1, 1, 6)
+
+
+def test_embed_gives_a_line_per_track_and_reindex_reads_enrolled_frames_again(clip, tmp_path, capsys):
+    path, spec = clip
+    code, out, _ = run(["embed", path], capsys)
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and len(lines) == 3 and all(len(line["embedding"]) == 128 and "name" not in line for line in lines)
+    alone = tmp_path / "ben.mp4"
+    write_clip(ClipSpec(640, 480, 30.0, 3.0, (spec.actors[1],)), alone, load_image)
+    db = tmp_path / "g.db"
+    assert run(["enroll", "--name", "Ben", alone, "--gallery", db, "--count", "2"], capsys)[0] == 0
+    code, out, err = run(["reindex", "--gallery", db], capsys)
+    assert code == 0 and "reindexed 2 photo(s)" in out, err
+
+
+def test_keypoints_of_a_video_a_record_per_frame_looked_at_and_a_drawn_copy(clip, tmp_path, capsys):
+    path, _ = clip
+    code, out, _ = run(["keypoints", path, "--json", "--fps", "5", "--end", "1", "--out", tmp_path / "kp.mp4"], capsys)
+    records = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [r["frame"] for r in records] == [0, 6, 12, 18, 24, 30]
+    assert all(len(f["keypoints"]) == 68 for r in records for f in r["faces"]) and records[0]["faces"]
+    copy = cv2.VideoCapture(str(tmp_path / "kp.mp4"))
+    assert int(copy.get(cv2.CAP_PROP_FRAME_COUNT)) == len(records)

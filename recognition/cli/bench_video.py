@@ -13,7 +13,9 @@ COLUMNS = [("size", "size", "s"), ("clips", "clips", "d"), ("frames", "frames", 
            ("wrong_where_photo_right", "wrong, photo right", "d"), ("wrong_names", "wrong names", "d"), ("strangers", "strangers", "d"),
            ("strangers_named", "strangers named", "d"), ("switches_per_1000_frames", "ID sw./1000 fr.", ".2f"),
            ("fragments", "fragments", "d"), ("false_tracks", "false tracks", "d"), ("people_missed", "missed", "d"),
-           ("fps_one_core", "fps 1 core", ".1f"), ("fps_all_cores", "fps all cores", ".1f")]
+           ("fps_one_core", "fps 1 core", ".1f"), ("fps_all_cores", "fps all cores", ".1f"),
+           ("face_recognition_fps_one_core", "face_recognition fps 1 core", ".1f")]
+PEER_SECONDS = 4.0  # face_recognition is timed on this much of a size's first clip: it takes seconds a frame
 
 
 def register(kinds, common) -> None:
@@ -26,6 +28,7 @@ def register(kinds, common) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the clips (default: 0)")
     p.add_argument("--long-minutes", type=float, default=0.0, help="also one 1280x720 clip this long: its peak "
                    "memory and frames/s (default: 0, none)")
+    p.add_argument("--no-peers", action="store_true", help="leave out face_recognition's frames/s even if installed")
     common(p)
     p.set_defaults(func=run_video_bench)
 
@@ -79,7 +82,7 @@ def _size_row(size: str, args, scratch: Path, recognisers, index, sources, enrol
     from tqdm import tqdm
     from keyface.recognition.evaluation import video
     one, every = recognisers
-    score, seconds, frames, one_seconds, one_frames = video.ClipScore(), 0.0, 0, 0.0, 0
+    score, seconds, frames, one_seconds, one_frames, peer = video.ClipScore(), 0.0, 0, 0.0, 0, None
     for path, truths, spec in tqdm(video.make_clips(sources, scratch, size, args.clips, args.seconds, args.seed),
                                    desc=f"{size} clips", unit="clip"):
         tracks, took, n = video.run_clip(every, index, path)
@@ -88,7 +91,9 @@ def _size_row(size: str, args, scratch: Path, recognisers, index, sources, enrol
         with video.one_core():
             _, took, n = video.run_clip(one, index, path)
         one_seconds, one_frames = one_seconds + took, one_frames + n
-    return {"size": size, **score.row(), "fps_one_core": one_frames / one_seconds, "fps_all_cores": frames / seconds}
+        peer = peer if peer is not None or args.no_peers else video.peer_fps(path, PEER_SECONDS)
+    return {"size": size, **score.row(), "fps_one_core": one_frames / one_seconds, "fps_all_cores": frames / seconds,
+            "face_recognition_fps_one_core": peer}
 
 
 def _long_clip(args, scratch: Path, every, index, sources) -> dict:

@@ -101,8 +101,10 @@ def register(sub) -> None:
     recogniser_flags(p, "distance cut: within it the two faces are the same person (default: the model's "
                         "calibrated cut)")
     p.set_defaults(func=cmd_verify)
-    p = sub.add_parser("embed", help="each face's box, keypoints and embedding (JSON Lines)", epilog=JSON_LINES_HELP)
-    p.add_argument("photos", nargs="+", metavar="PHOTO", help=PHOTOS_HELP)
+    p = sub.add_parser("embed", help="each face's box, keypoints and embedding (JSON Lines)",
+                       epilog=JSON_LINES_HELP + " A video gives a line per track: its times, frames, best box and "
+                       "the mean embedding of its best sightings.")
+    p.add_argument("photos", nargs="+", metavar="PHOTO", help=PHOTOS_HELP + "; or video files")
     p.add_argument("--json", action="store_true", help="accepted for symmetry: the output is always JSON Lines")
     recogniser_flags(p)
     p.set_defaults(func=cmd_embed)
@@ -307,21 +309,38 @@ def cmd_verify(args) -> int:
 
 
 def cmd_embed(args) -> int:
-    """Boxes, keypoints and embeddings of every face, one JSON line per photo as soon as it is done."""
+    """Boxes, keypoints and embeddings of every face, one JSON line per photo as soon as it is done; a line per
+    track (its mean embedding) for a video."""
+    from keyface.data.video import is_video_file
     from keyface.recognition.cli.output import progress
-    rec = recogniser(args)
-    errors = []
+    rec, errors = recogniser(args), []
+    about = {"embedder": rec.embedder.name, "version": rec.embedder.version}
     with progress(args.photos, "embedding") as (photos, stream):
         for photo in photos:
+            if is_video_file(photo):
+                _embed_video(rec, photo, about, stream, errors)
+                continue
             faces, error = [], None
             try:
                 faces = rec.faces(photo)[1]
             except KeyfaceError as exc:
                 errors.append(error := with_hint(exc))
                 stream.error(error)
-            stream.json(photo_json(photo, faces, error, embedding=True, embedder=rec.embedder.name,
-                                   version=rec.embedder.version))
+            stream.json(photo_json(photo, faces, error, embedding=True, **about))
     return 2 if errors else 0
+
+
+def _embed_video(rec, path: str, about: dict, stream, errors: list) -> None:
+    """A line per track of a video: where and when it was seen, and its mean embedding."""
+    from keyface.data.video import Video
+    from keyface.recognition.facade import track_json, video_tracks
+    try:
+        with Video(path) as video:
+            for track in video_tracks(rec, video):
+                stream.json(track_json(path, track, named=False, **about))
+    except KeyfaceError as exc:
+        errors.append(with_hint(exc))
+        stream.error(errors[-1])
 
 
 def cmd_people(args) -> int:

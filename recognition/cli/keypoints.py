@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import logging
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ from keyface.data.errors import KeyfaceError
 from keyface.data.paths import data_root, models_dir
 from keyface.detection.detector import make_detector
 from keyface.recognition.cli import flags
+from keyface.recognition.cli.video import sampling_flags
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +39,14 @@ def _register_predict(verbs) -> None:
     p = verbs.add_parser("predict", help="keypoints of every face in photos (the default verb)",
                          epilog=JSON_LINES_HELP)
     p.add_argument("photos", nargs="+", metavar="PHOTO",
-                   help="photo files, or folders: every image in a folder, recursively, in sorted order")
+                   help="photo files, or folders: every image in a folder, recursively, in sorted order; video files "
+                   "give a record per frame looked at (15 a second by default)")
     p.add_argument("--model", help="keypoint model file or name in the models directory (default: shipped)")
     p.add_argument("--json", action="store_true", help="JSON Lines, one object per photo (see below), not a table")
     p.add_argument("--out", help="write annotated copies: this file for one photo (.jpg/.png), else into this "
                    "folder; never over an existing file (-2, -3, ... is added)")
     p.add_argument("--filter", choices=["sunglasses"], help="draw a fun filter instead of the points")
+    sampling_flags(p)
     add_common(p)
     p.set_defaults(func=cmd_predict)
 
@@ -119,10 +123,12 @@ def cmd_predict(args) -> int:
     """Find faces and keypoints in photos; print a table or JSON Lines as each photo is done; draw them."""
     from keyface.keypoints.photos import IMAGE_OUT, annotate_photo, annotated_target, iter_predictions
     from keyface.recognition.cli.output import compact, progress
+    from keyface.data.video import is_video_file
     out = Path(args.out) if args.out else None
     single = out is not None and len(args.photos) == 1 and out.suffix.lower() in IMAGE_OUT
-    errors = 0
-    with progress(args.photos, "keypoints") as (photos, stream):
+    errors = sum(_video_keypoints(clip, args, out) for clip in args.photos if is_video_file(clip))
+    photos_only = [p for p in args.photos if not is_video_file(p)]
+    with progress(photos_only, "keypoints") as (photos, stream):
         for result, rgb in iter_predictions(photos, args.model, args.models, args.detector, args.min_face):
             if "error" in result or not result["faces"]:
                 errors += 1
@@ -134,9 +140,38 @@ def cmd_predict(args) -> int:
     return 2 if errors else 0
 
 
+def _video_keypoints(clip: str, args, out: Path | None) -> int:
+    """A video's keypoints, a record per frame looked at; drawn into a new .mp4 with --out (the file itself for
+    one video, else CLIP_keypoints.mp4 in the folder). 1 if no face was found in it, else 0."""
+    from keyface.data.files import free_name, private_dir
+    from keyface.data.video import Video, VideoWriter
+    from keyface.keypoints.photos import drawn, iter_video_keypoints
+    from keyface.recognition.cli.output import compact
+    from keyface.recognition.cli.video import sampling
+    found, writer = 0, None
+    with Video(clip, sampling(args)) as video:
+        if out is not None:
+            single = len(args.photos) == 1 and out.suffix.lower() == ".mp4"
+            target = out if single else free_name(private_dir(out) / f"{Path(clip).stem}_keypoints.mp4")
+            writer = VideoWriter(target, video.fps / video.sampling.step(video.fps), video.width, video.height)
+        try:
+            for result, rgb in iter_video_keypoints(video, args.model, args.models, args.detector, args.min_face):
+                found += len(result["faces"])
+                print(compact(result) if args.json else "\n".join(_table_lines(result)), flush=True)
+                if writer is not None:
+                    writer.write(drawn(result, rgb, args.filter))
+        finally:
+            if writer is not None:
+                writer.close()
+    if not found:
+        print(f"keyface: error: {clip}: no face found", file=sys.stderr)
+    return int(not found)
+
+
 def _table_lines(r: dict) -> list[str]:
-    """A photo's line and a line per face."""
-    lines = [f"{r['photo']}: {len(r['faces'])} face(s)" + (f" - {r['error']}" if "error" in r else "")]
+    """A photo's (or a video frame's) line and a line per face."""
+    where = r["photo"] if "photo" in r else f"{r['video']} frame {r['frame']} ({r['time']:.2f} s)"
+    lines = [f"{where}: {len(r['faces'])} face(s)" + (f" - {r['error']}" if "error" in r else "")]
     for f in r["faces"]:
         box = ", ".join(f"{v:.0f}" for v in f["box"])
         lines.append(f"  face {f['face']}: box [{box}], {len(f['keypoints'])} keypoints, score {f['score']:.3f}")

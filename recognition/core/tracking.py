@@ -227,7 +227,8 @@ class Tracker:
 
 def sighting_quality(rgb: np.ndarray, box, keypoints: np.ndarray) -> float:
     """How good a sighting is to recognise from (0-1): big enough (up to 100 px), sharp (Laplacian spread of
-    the face at 64 px) and frontal (the nose tip between the eyes, from the 68 keypoints)."""
+    the face at 64 px), frontal (the nose tip between the eyes, from the 68 keypoints) and whole (the share of
+    its box inside the frame, squared: a face half out of the picture is half a face)."""
     import cv2
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     h, w = rgb.shape[:2]
@@ -243,4 +244,5 @@ def sighting_quality(rgb: np.ndarray, box, keypoints: np.ndarray) -> float:
         span = max(float(np.linalg.norm(eyes[1] - eyes[0])), 1e-6)
         frontal = max(0.0, 1.0 - 2.0 * abs(points[30, 0] - (eyes[0][0] + eyes[1][0]) / 2) / span)
     size = min(1.0, (x1 - x0) / 100.0)
-    return float(max(0.01, size * sharp / (sharp + 100.0) * frontal))
+    whole = patch.shape[0] * patch.shape[1] / max(1, (x1 - x0) * (y1 - y0))
+    return float(max(0.01, size * sharp / (sharp + 100.0) * frontal * whole ** 2))

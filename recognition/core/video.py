@@ -1,6 +1,7 @@
 """People in a video or a camera stream: every sampled frame's faces found and tracked, a few good
 sightings of each track embedded, and each track named once, when it closes, by a vote of its sightings
-weighted by their quality ("unknown" wins where most of the weight is beyond the identify cut)."""
+weighted by their quality ("unknown" wins where most of the weight is beyond the identify cut, or where
+fewer than MIN_VOTES sightings point to the winner)."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -16,6 +17,7 @@ from keyface.recognition.core.tracking import Sample, Track, Tracker, sighting_q
 
 SPLIT_FACTOR = 1.5  # a sighting this many verify thresholds from its track's embeddings is someone else
 RELINK_SAMPLES = 3  # a track's first sightings (its first second or so) may join a track that went missing
+MIN_VOTES = 2  # a track is named only when at least this many of its sightings point to that person
 
 
 @dataclass(frozen=True, repr=False)
@@ -42,14 +44,20 @@ class TrackResult:
         return (f"TrackResult(id={self.id}, name={self.name!r}, frames {self.first_frame}-{self.last_frame}, "
                 f"{self.first_time:.2f}-{self.last_time:.2f} s)")
 
-    def to_json(self) -> dict:
-        """The track as every output gives it (JSON Lines, the API)."""
-        out = {"track": self.id, "name": self.name or "unknown",
-               "distance": None if self.distance is None else round(float(self.distance), 4),
-               "first": {"time": round(self.first_time, 3), "frame": self.first_frame},
-               "last": {"time": round(self.last_time, 3), "frame": self.last_frame},
-               "frames": self.frames, "box": [round(float(v), 1) for v in self.box]}
-        out["matches"] = [{"person": p, "distance": round(float(d), 4)} for p, d in self.matches]
+    def to_json(self, named: bool = True, embedding: bool = False) -> dict:
+        """The track as every output gives it (JSON Lines, the API): with its name, distance and nearest people
+        if `named` (identify), its mean embedding (6 decimals) if asked (embed)."""
+        out = {"track": self.id}
+        if named:
+            out.update(name=self.name or "unknown",
+                       distance=None if self.distance is None else round(float(self.distance), 4))
+        out.update({"first": {"time": round(self.first_time, 3), "frame": self.first_frame},
+                    "last": {"time": round(self.last_time, 3), "frame": self.last_frame},
+                    "frames": self.frames, "box": [round(float(v), 1) for v in self.box]})
+        if named:
+            out["matches"] = [{"person": p, "distance": round(float(d), 4)} for p, d in self.matches]
+        if embedding and self.embedding is not None:
+            out["embedding"] = [round(float(x), 6) for x in self.embedding]
         return out
 
 
@@ -150,10 +158,13 @@ def _vote(track: Track, run: VideoRun) -> tuple[str | None, float | None, tuple[
     cut = run.recogniser.identify_threshold
     weights: dict = defaultdict(float)
     nearest = run.index.search(np.stack([s.embedding for s in track.samples]), 1)
+    votes: dict = defaultdict(int)
     for sample, found in zip(track.samples, nearest):
         known = bool(found) and found[0].distance <= cut
         weights[found[0].person if known else None] += sample.quality
+        votes[found[0].person if known else None] += 1
     name = max(weights, key=weights.get)
+    name = name if name is None or votes[name] >= MIN_VOTES else None  # one glimpse names no one
     matches = tuple(run.index.search(track.mean_embedding()[None], max(run.top, 1))[0])
     chosen = [m.distance for m in matches if m.person == name]
     distance = chosen[0] if chosen else (matches[0].distance if matches else None)
@@ -173,30 +184,21 @@ def _answer(track: Track, run: VideoRun) -> TrackResult | None:
 
 
 class AnnotatedVideo:
-    """An annotated copy of a video being written (MPEG-4 Part 2): each frame with its tracks' numbered,
-    named boxes. The file must not exist: an annotated copy never replaces anything."""
+    """An annotated copy of a video being written: each frame with its tracks' numbered, named boxes. The file
+    must not exist: an annotated copy never replaces anything."""
 
     def __init__(self, target, fps: float, width: int, height: int):
-        import cv2
-        from pathlib import Path
-        from keyface.data.errors import KeyfaceError
-        self.target = Path(target)
-        if self.target.exists():
-            raise KeyfaceError(f"{self.target} exists: give a new file for the annotated copy")
-        self.writer = cv2.VideoWriter(str(self.target), cv2.VideoWriter_fourcc(*"mp4v"), fps or 30.0, (width, height))
-        if not self.writer.isOpened():
-            raise KeyfaceError(f"{self.target}: cannot write a video there (use a .mp4 name in a writable folder)")
+        from keyface.data.video import VideoWriter
+        self.out = VideoWriter(target, fps, width, height)
 
     def write(self, rgb: np.ndarray, sightings: list, ids: list[int]) -> None:
         """One frame, annotated."""
-        import cv2
         from keyface.recognition.core.annotate import draw_identities
-        drawn = draw_identities(rgb, sightings, ids) if sightings else rgb
-        self.writer.write(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+        self.out.write(draw_identities(rgb, sightings, ids) if sightings else rgb)
 
     def close(self) -> None:
         """Finish the file."""
-        self.writer.release()
+        self.out.close()
 
 
 def write_annotated(source, tracks: list[TrackResult], target, sampling) -> int:

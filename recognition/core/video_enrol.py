@@ -32,8 +32,7 @@ def enrolments_from_video(recogniser, person: str, source, count: int,
     file_sha = image_sha256(Path(source))
     ready = []
     for sample in _distinct(sorted((s for t in chosen for s in t.samples), key=lambda s: -s.quality), count):
-        sha = hashlib.sha256(f"{file_sha}#frame={sample.index}".encode()).hexdigest()
-        source_text = f"{Path(source).resolve()}#frame={sample.index}"
+        sha, source_text = frame_identity(file_sha, Path(source), sample.index)
         ready.append((f"{video.name} frame {sample.index}",
                       Enrolment(person, sha, source_text, sample.box, sample.keypoints, sample.embedding)))
     best = max(chosen, key=lambda t: max(s.quality for s in t.samples))
@@ -62,3 +61,35 @@ def _distinct(samples, count: int) -> list:
         if len(taken) == count:
             break
     return taken
+
+
+def frame_identity(file_sha: str, path: Path, index: int) -> tuple[str, str]:
+    """What the gallery keeps of an enrolled video frame: its SHA-256 (the file's, with the frame number)
+    and its source, "<video path>#frame=<index>"."""
+    return hashlib.sha256(f"{file_sha}#frame={index}".encode()).hexdigest(), f"{path.resolve()}#frame={index}"
+
+
+def video_frame(source: str) -> tuple[Path, int] | None:
+    """The video and frame number an enrolled source names, or None for a photo."""
+    path, mark, index = source.rpartition("#frame=")
+    return (Path(path), int(index)) if mark and index.isdigit() else None
+
+
+def frame_enrolment(recogniser, person: str, source: str, sha: str) -> tuple[str, Enrolment]:
+    """An enrolled video frame read again and embedded by `recogniser` (reindex), if the video is unchanged."""
+    import cv2
+    from keyface.data.errors import KeyfaceError
+    path, index = video_frame(source)
+    if not path.is_file() or frame_identity(image_sha256(path), path, index)[0] != sha:
+        raise KeyfaceError(f"cannot reindex: {path} (frame {index}, enrolled for {person}) is missing or changed; "
+                           "nothing was modified")
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    for _ in range(index):
+        capture.grab()
+    ok, bgr = capture.read()
+    capture.release()
+    prepared = recogniser.taking("largest").enrolments(person, [cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)] if ok else [])
+    if not prepared or prepared[0].error:
+        raise KeyfaceError(f"cannot reindex: no face in {path} frame {index} (enrolled for {person}); nothing was modified")
+    from dataclasses import replace
+    return f"{path} frame {index}", replace(prepared[0].enrolment, sha256=sha, source=source)
