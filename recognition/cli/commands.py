@@ -235,6 +235,8 @@ def cmd_identify(args) -> int:
     video.check_display(args)
     existing_gallery(args)
     videos, errors = {p for p in args.photos if is_video_file(p)}, []
+    if args.head and (videos or args.camera is not None):
+        raise KeyfaceError("--head names faces in photos; videos are named by their tracks' nearest people")
     with open_gallery(args, recogniser(args)) as gallery:
         if not gallery.people():
             raise KeyfaceError(f"gallery {gallery.path} is empty: enrol people first (keyface enroll)")

@@ -108,7 +108,7 @@ def identify_video(gallery, source, args, stream, errors: list) -> None:
     with Video(source, sampling(args)) as video:
         watcher = Watcher(video, args)
         try:
-            for track in gallery.identify_video(video, args.top, watcher):
+            for track in gallery.identify_video(video, args.top, watcher, gallery.search_index(args.index)):
                 tracks.append(track)
                 stream.json(track_json(video.name, track, threshold)) if args.json else stream.line(
                     track_line(video.name, track, threshold))
