@@ -7,6 +7,8 @@ import numpy as np
 
 from keyface.data.errors import MissingDependency
 
+CANDIDATES = 256  # RowIndex: nearest rows searched for the k nearest distinct people before all rows are
+
 
 class Match(NamedTuple):
     """A candidate identity for a probe: the person and their nearest stored embedding's distance."""
@@ -37,7 +39,7 @@ class ExactIndex:
         """For each probe, the k nearest distinct people (by their closest photo), nearest first."""
         probes = np.atleast_2d(np.asarray(probes, np.float32))
         if len(self.vectors) == 0:
-            return [[] for _ in range(len(probes))]
+            return [[] for _ in range(len(probes))]  # an empty gallery: nobody is near
         per_person = np.minimum.reduceat(cosine_distances(probes, self.vectors), self.starts, axis=1)
         k = min(k, len(self.people))
         top = np.argpartition(per_person, k - 1, axis=1)[:, :k]
@@ -46,6 +48,37 @@ class ExactIndex:
             cand = cand[np.argsort(row[cand])]
             out.append([Match(str(self.people[j]), float(row[j])) for j in cand])
         return out
+
+
+class RowIndex:
+    """Exact search over rows kept in gallery order (not grouped by person): the nearest CANDIDATES rows
+    give the k nearest distinct people whenever k of them are among those rows (else every row is used)."""
+
+    def __init__(self, vectors: np.ndarray, ids: np.ndarray, names: dict[int, str]):
+        self.vectors, self.ids, self.names = vectors, ids, names
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def search(self, probes: np.ndarray, k: int = 3) -> list[list[Match]]:
+        """For each probe, the k nearest distinct people (by their closest row), nearest first; none when
+        the gallery is empty."""
+        distances = cosine_distances(np.atleast_2d(np.asarray(probes, np.float32)), self.vectors)
+        return [self._people(row, k) if len(row) else [] for row in distances]
+
+    def _people(self, row: np.ndarray, k: int) -> list[Match]:
+        """The k nearest distinct people of one probe's distances to every row."""
+        for size in (min(CANDIDATES, len(row)), len(row)):
+            near = np.argpartition(row, size - 1)[:size] if size < len(row) else np.arange(len(row))
+            near = near[np.argsort(row[near], kind="stable")]
+            found: dict[int, float] = {}
+            for i in near:
+                found.setdefault(int(self.ids[i]), float(row[i]))
+                if len(found) == k:
+                    break
+            if len(found) == k or size == len(row):
+                return [Match(self.names[p], d) for p, d in found.items()]
+        return []
 
 
 def nearest_people(probes: np.ndarray, gallery: np.ndarray, names: np.ndarray, k: int = 3) -> list[list[Match]]:

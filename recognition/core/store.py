@@ -37,7 +37,18 @@ CREATE TABLE IF NOT EXISTS embeddings (
     version TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (photo_id, embedder, version));
 CREATE TABLE IF NOT EXISTS thumbnails (
     person_id INTEGER PRIMARY KEY REFERENCES people(id) ON DELETE CASCADE, jpeg BLOB NOT NULL);
+CREATE TRIGGER IF NOT EXISTS generation_on_insert AFTER INSERT ON embeddings BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'; END;
+CREATE TRIGGER IF NOT EXISTS generation_on_delete AFTER DELETE ON embeddings BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'; END;
+CREATE TRIGGER IF NOT EXISTS generation_on_update AFTER UPDATE ON embeddings BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'; END;
 """
+# Galleries with at least this many embeddings are searched from a memory-mapped copy beside them
+# (core.vector_file), not read out of SQLite on every identify.
+VECTOR_FILE_ROWS = 20_000
+# A gallery file this large is quick-checked once after each change, not on every open (noted beside it).
+CHECK_ONCE_BYTES = 64 << 20
 _BAD_NAME = re.compile(r"[/\\]")
 # control, format (zero-width, bidi overrides), surrogate, unassigned, line/paragraph separators
 _BAD_CATEGORIES = {"Cc", "Cf", "Cs", "Cn", "Zl", "Zp"}
@@ -115,8 +126,9 @@ class SQLiteStore:
         self.conn = _connect(self.path)
         if not fresh and not self._has_schema():
             raise GalleryError(f"{self.path} is an SQLite file but not a keyface gallery; refusing to touch it")
-        if not fresh:
+        if not fresh and not self._checked_unchanged():
             self._quick_check()
+            self._mark_checked()
         # WAL: readers never block the writer; set only once the file is known to be ours
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.executescript(_SCHEMA)  # IF NOT EXISTS: a no-op on an existing gallery
@@ -132,6 +144,30 @@ class SQLiteStore:
         if result != "ok":
             raise DamagedGalleryError(damaged(self.path, result), self.path, "check")
 
+    def _file_state(self) -> list:
+        """The gallery file's size and modification time and its write-ahead log's size (a missing log counts
+        as empty): a write grows the log, and moving the log into the file changes the file."""
+        info, wal = self.path.stat(), Path(f"{self.path}-wal")
+        return [info.st_size, info.st_mtime_ns, wal.stat().st_size if wal.exists() else 0]
+
+    def _checked_unchanged(self) -> bool:
+        """Whether a large gallery passed its quick check and has not been written since (the check reads the
+        whole file: ~0.8 s for a million faces)."""
+        if self.path.stat().st_size < CHECK_ONCE_BYTES:
+            return False
+        try:
+            return json.loads(Path(f"{self.path}.checked").read_text()) == self._file_state()
+        except (OSError, ValueError):
+            return False
+
+    def _mark_checked(self) -> None:
+        """Note that a large gallery, as it is now, passed its quick check."""
+        if self.path.stat().st_size >= CHECK_ONCE_BYTES:
+            aside = Path(f"{self.path}.checked.tmp")
+            with open(os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
+                fh.write(json.dumps(self._file_state()))
+            os.replace(aside, f"{self.path}.checked")
+
     def _claim_or_check(self) -> None:
         """A new gallery records its embedder; an existing one must match it."""
         with self.conn:
@@ -140,7 +176,10 @@ class SQLiteStore:
                 self.conn.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)", [
                     ("schema", str(SCHEMA_VERSION)), ("embedder", self.embedder),
                     ("version", self.version), ("dim", str(self.dim))])
-                meta = dict(self.conn.execute("SELECT key, value FROM meta"))
+            # what the vector file beside a large gallery is checked against (older galleries get them now)
+            self.conn.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)",
+                                  [("generation", "0"), ("gallery_id", os.urandom(8).hex())])
+            meta = dict(self.conn.execute("SELECT key, value FROM meta"))
         if (meta["embedder"], meta["version"]) != (self.embedder, self.version):
             raise OtherModelError(
                 f"{self.path} was made with embedder {meta['embedder']!r} (model {meta['version']}), not "
@@ -152,8 +191,9 @@ class SQLiteStore:
         return self.conn.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone() is not None
 
     def add(self, faces: list[Enrolment]) -> int:
-        """Store faces in one transaction; a photo already stored for that person is skipped. Returns added."""
-        added = 0
+        """Store faces in one transaction; a photo already stored for that person is skipped. Returns added.
+        A vector file beside the gallery that held its content gets the new rows too."""
+        added, rows = 0, []
         with self.conn:
             for face in faces:
                 person = check_name(face.person)
@@ -169,8 +209,27 @@ class SQLiteStore:
                     continue
                 self.conn.execute("INSERT INTO embeddings VALUES (?,?,?,?)", (
                     cur.lastrowid, self.embedder, self.version, _blob(face.embedding, self.dim)))
+                rows.append((person_id, face.embedding))
                 added += 1
+            after = self._stamp()  # in the transaction: exactly this change's generation
+        if rows:
+            self._append(after, rows)
         return added
+
+    def _stamp(self) -> dict:
+        """What identifies the gallery's content now: its id, generation, embedder, model version, dimension."""
+        meta = dict(self.conn.execute("SELECT key, value FROM meta WHERE key IN ('gallery_id', 'generation')"))
+        return {"gallery_id": meta.get("gallery_id"), "generation": int(meta.get("generation", 0)),
+                "embedder": self.embedder, "version": self.version, "dim": self.dim}
+
+    def _append(self, after: dict, rows: list) -> None:
+        """Add an enrolment's rows to the vector file, if it held the content just before this change."""
+        from keyface.recognition.core.vector_file import VectorFile
+        files = VectorFile(self.path)
+        if files.header() is not None:
+            before = {**after, "generation": after["generation"] - len(rows)}
+            files.append(before, after, np.stack([np.asarray(v, np.float32).reshape(-1) for _, v in rows]),
+                         np.array([i for i, _ in rows], np.int64))
 
     def owner_of(self, sha256: str) -> str | None:
         """The person a photo (by content hash) is enrolled as, if any."""
@@ -243,13 +302,48 @@ class SQLiteStore:
         return vectors, np.array([r[0] for r in rows], dtype=object)
 
     def index(self, kind: str = "exact"):
-        """A search index ('exact' or 'faiss') of the stored embeddings, rebuilt only after a change."""
+        """A search index ('exact' or 'faiss') of the stored embeddings, rebuilt only after a change; a large
+        gallery's exact index is its memory-mapped vector file (made when missing or not this content's)."""
         from keyface.recognition.core.search import ExactIndex, FaissIndex
         stamp = (self.conn.execute("PRAGMA data_version").fetchone()[0] + self.conn.total_changes, kind)
         if self._cache is None or self._cache[0] != stamp:
             build = FaissIndex if kind == "faiss" else ExactIndex
-            self._cache = (stamp, build(*self.matrix()))
+            mapped = self._mapped_index() if kind == "exact" else None
+            self._cache = (stamp, mapped or build(*self.matrix()))
         return self._cache[1]
+
+    def _mapped_index(self):
+        """The exact index over the vector file beside the gallery (made if it is large and the file is missing
+        or stale), or None for a gallery small enough to read from SQLite."""
+        from keyface.recognition.core.search import RowIndex
+        from keyface.recognition.core.vector_file import VectorFile
+        files, stamp = VectorFile(self.path), self._stamp()
+        loaded = files.load(stamp)
+        if loaded is None:
+            count = self.conn.execute("SELECT COUNT(*) FROM embeddings WHERE embedder = ? AND version = ?",
+                                      (self.embedder, self.version)).fetchone()[0]
+            if count < VECTOR_FILE_ROWS:
+                return None
+            loaded = self._write_vector_file(files)
+        names = dict(self.conn.execute("SELECT id, name FROM people"))
+        return RowIndex(*loaded, names)
+
+    def _write_vector_file(self, files) -> tuple[np.ndarray, np.ndarray]:
+        """Read every embedding in one snapshot, check them, write the vector file; (vectors, person ids)."""
+        with self.conn:  # one read transaction: the rows and the generation they belong to agree
+            self.conn.execute("BEGIN")
+            stamp = self._stamp()
+            rows = self.conn.execute(
+                "SELECT ph.person_id, e.vector FROM embeddings e JOIN photos ph ON ph.id = e.photo_id "
+                "WHERE e.embedder = ? AND e.version = ? ORDER BY e.photo_id", (self.embedder, self.version)).fetchall()
+        vectors = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), self.dim) \
+            if all(len(r[1]) == 4 * self.dim for r in rows) else None
+        if vectors is None or not vector_ok(vectors).all():
+            raise DamagedGalleryError(f"{self.path} has damaged embeddings: reindex the gallery to re-embed them "
+                                      "from their photos", self.path, "reindex")
+        ids = np.array([r[0] for r in rows], np.int64)
+        files.write(stamp, vectors, ids)
+        return files.load(stamp) or (vectors, ids)
 
     def close(self) -> None:
         """Close the database and let go of the gallery."""

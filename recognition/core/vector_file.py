@@ -1,0 +1,123 @@
+"""A large gallery's embeddings kept beside it as a memory-mapped matrix, so that identify never reads every
+vector out of SQLite again: GALLERY.vectors (a 4 KB JSON header, then float32 rows) and GALLERY.vector-people
+(the person id of each row, int64).
+
+The header names the gallery (its `gallery_id`) and the `generation` of its content that the rows hold; the
+gallery bumps its generation in the same transaction as every change to its embeddings (SQLite triggers),
+so files that do not match are never trusted: they are rebuilt. Rebuilt files are written aside and moved
+into place (owner-only); an enrolment appends its rows and then moves the header on, under a lock, so a
+reader sees either the old rows and header (and rebuilds) or the new ones.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+HEADER = 4096
+MAGIC = b"keyface-vectors 1\n"
+
+
+class VectorFile:
+    """The two files beside a gallery, and what their header says."""
+
+    def __init__(self, gallery: Path):
+        self.vectors = Path(f"{gallery}.vectors")
+        self.people = Path(f"{gallery}.vector-people")
+        self.lock_path = Path(f"{gallery}.vectors.lock")
+
+    def header(self) -> dict | None:
+        """The header, or None if there is no file or it is not one of ours."""
+        try:
+            with open(self.vectors, "rb") as fh:
+                head = fh.read(HEADER)
+        except OSError:
+            return None
+        if not head.startswith(MAGIC):
+            return None
+        try:
+            return json.loads(head[len(MAGIC):].rstrip(b"\0 \n"))
+        except ValueError:
+            return None
+
+    def load(self, stamp: dict) -> tuple[np.ndarray, np.ndarray] | None:
+        """(vectors (N, D) memory-mapped, person ids (N,)) if the files hold exactly `stamp`'s content."""
+        header = self.header()
+        if header is None or {k: header.get(k) for k in stamp} != stamp:
+            return None
+        count, dim = header["count"], header["dim"]
+        vectors = np.memmap(self.vectors, np.float32, "r", offset=HEADER, shape=(count, dim)) if count else \
+            np.zeros((0, dim), np.float32)
+        ids = np.fromfile(self.people, np.int64, count=count)
+        return (vectors, ids) if len(ids) == count else None
+
+    def write(self, stamp: dict, vectors: np.ndarray, ids: np.ndarray) -> None:
+        """Replace both files with these rows (written aside, then moved into place, owner-only)."""
+        with self._locked():
+            for path, data in ((self.people, ids.astype(np.int64)), (self.vectors, vectors.astype(np.float32))):
+                aside = Path(f"{path}.tmp")
+                with open(os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
+                    if path == self.vectors:
+                        fh.write(_header({**stamp, "count": len(ids)}))
+                    fh.write(np.ascontiguousarray(data).tobytes())
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(aside, path)
+
+    def append(self, before: dict, after: dict, vectors: np.ndarray, ids: np.ndarray) -> bool:
+        """Add rows to files that hold `before`'s content, moving them on to `after`; False (nothing done) if
+        they hold anything else."""
+        with self._locked():
+            header = self.header()
+            if header is None or {k: header.get(k) for k in before} != before:
+                return False
+            count = header["count"]
+            with open(self.people, "r+b") as fh:
+                fh.seek(count * 8)
+                fh.write(ids.astype(np.int64).tobytes())
+                fh.truncate()
+                os.fsync(fh.fileno())
+            with open(self.vectors, "r+b") as fh:
+                fh.seek(HEADER + count * 4 * after["dim"])
+                fh.write(np.ascontiguousarray(vectors, np.float32).tobytes())
+                fh.truncate()
+                os.fsync(fh.fileno())
+                fh.seek(0)
+                fh.write(_header({**after, "count": count + len(ids)}))  # last: the rows are there first
+                os.fsync(fh.fileno())
+            return True
+
+    def _locked(self):
+        return _Lock(self.lock_path)
+
+    def remove(self) -> None:
+        """Delete the files (the gallery they belonged to is gone or replaced)."""
+        for path in (self.vectors, self.people, self.lock_path):
+            path.unlink(missing_ok=True)
+
+
+class _Lock:
+    """An exclusive lock on a file beside the gallery, for writers of the vector files."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        self.fh = open(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600), "r+b")
+        fcntl.flock(self.fh, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()
+
+
+def _header(content: dict) -> bytes:
+    text = MAGIC + json.dumps(content, sort_keys=True).encode()
+    if len(text) > HEADER - 1:
+        raise ValueError("vector file header too long")
+    return text + b"\n" + b"\0" * (HEADER - len(text) - 1)
