@@ -98,3 +98,18 @@ def test_a_large_gallery_is_quick_checked_once_after_each_change(tmp_path, monke
         store.add(_faces(rng, ["Ben"], 1, "b"))
     SQLiteStore(path, "e", "v1", DIM).close()
     assert len(checks) == 2  # written since: checked again
+
+
+def test_a_damaged_vector_in_a_large_gallery_is_refused_and_leaves_nothing_behind(tmp_path, large):
+    import sqlite3
+    from keyface.data.errors import DamagedGalleryError
+    rng, path = np.random.default_rng(4), tmp_path / "g.db"
+    with SQLiteStore(path, "e", "v1", DIM) as store:
+        store.add(_faces(rng, ["Ada", "Ben", "Cy"], 5, "a"))
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE embeddings SET vector = ? WHERE rowid = 3", (np.full(DIM, np.nan, np.float32).tobytes(),))
+    conn.close()
+    with SQLiteStore(path, "e", "v1", DIM) as store, pytest.raises(DamagedGalleryError, match="reindex"):
+        store.index()
+    assert sorted(p.name for p in tmp_path.iterdir() if "vector" in p.name and "lock" not in p.name) == []

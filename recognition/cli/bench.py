@@ -9,7 +9,7 @@ from pathlib import Path
 from keyface.detection.detector import DEFAULT_DETECTOR, DETECTORS
 from keyface.recognition.approaches.registry import BENCHMARKED, DEFAULT_EMBEDDER
 from keyface.recognition.cli.flags import count, face_px, precision_flag
-from keyface.recognition.cli import bench_video
+from keyface.recognition.cli import bench_scale, bench_video
 from keyface.recognition.cli.output import print_table, write_report
 from keyface.runtime.networks import PRECISIONS
 from keyface.recognition.core.pipeline import ALIGNMENTS
@@ -20,13 +20,14 @@ log = logging.getLogger(__name__)
 def register(sub) -> None:
     """Add `bench` and its benchmarks to the top-level subparsers."""
     bench = sub.add_parser("bench", help="benchmarks: keypoints | missing-labels | identify | verify | cluster | detect | video | speed | serve "
-                           "| search")
+                           "| search | scale")
     kinds = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
     _register_keypoints(kinds)
     _register_recognition(kinds)
     _register_detect(kinds)
     _register_speed(kinds)
     bench_video.register(kinds, _common)
+    bench_scale.register(kinds, _common)
 
 
 def _register_keypoints(kinds) -> None:

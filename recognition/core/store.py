@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS embeddings (
     version TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (photo_id, embedder, version));
 CREATE TABLE IF NOT EXISTS thumbnails (
     person_id INTEGER PRIMARY KEY REFERENCES people(id) ON DELETE CASCADE, jpeg BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS photos_by_sha256 ON photos (sha256);
 CREATE TRIGGER IF NOT EXISTS generation_on_insert AFTER INSERT ON embeddings BEGIN
     UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'; END;
 CREATE TRIGGER IF NOT EXISTS generation_on_delete AFTER DELETE ON embeddings BEGIN
@@ -329,21 +330,28 @@ class SQLiteStore:
         return RowIndex(*loaded, names)
 
     def _write_vector_file(self, files) -> tuple[np.ndarray, np.ndarray]:
-        """Read every embedding in one snapshot, check them, write the vector file; (vectors, person ids)."""
+        """Write every embedding into the vector file, read in one snapshot a batch at a time (memory stays
+        bounded) and checked; (vectors, person ids) mapped from it."""
         with self.conn:  # one read transaction: the rows and the generation they belong to agree
             self.conn.execute("BEGIN")
             stamp = self._stamp()
-            rows = self.conn.execute(
+            cursor = self.conn.execute(
                 "SELECT ph.person_id, e.vector FROM embeddings e JOIN photos ph ON ph.id = e.photo_id "
-                "WHERE e.embedder = ? AND e.version = ? ORDER BY e.photo_id", (self.embedder, self.version)).fetchall()
-        vectors = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), self.dim) \
-            if all(len(r[1]) == 4 * self.dim for r in rows) else None
-        if vectors is None or not vector_ok(vectors).all():
-            raise DamagedGalleryError(f"{self.path} has damaged embeddings: reindex the gallery to re-embed them "
-                                      "from their photos", self.path, "reindex")
-        ids = np.array([r[0] for r in rows], np.int64)
-        files.write(stamp, vectors, ids)
-        return files.load(stamp) or (vectors, ids)
+                "WHERE e.embedder = ? AND e.version = ? ORDER BY e.photo_id", (self.embedder, self.version))
+            files.write(stamp, self._checked_batches(cursor))
+        return files.load(stamp)
+
+    def _checked_batches(self, cursor, size: int = 50_000):
+        """(vectors, person ids) of the rows, `size` at a time, each checked (dimension, finite, unit)."""
+        while rows := cursor.fetchmany(size):
+            if any(len(r[1]) != 4 * self.dim for r in rows):
+                raise DamagedGalleryError(f"{self.path} has damaged embeddings: reindex the gallery to re-embed "
+                                          "them from their photos", self.path, "reindex")
+            vectors = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), self.dim)
+            if not vector_ok(vectors).all():
+                raise DamagedGalleryError(f"{self.path} has damaged embeddings: reindex the gallery to re-embed "
+                                          "them from their photos", self.path, "reindex")
+            yield vectors, np.array([r[0] for r in rows], np.int64)
 
     def close(self) -> None:
         """Close the database and let go of the gallery."""

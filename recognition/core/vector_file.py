@@ -55,18 +55,19 @@ class VectorFile:
         ids = np.fromfile(self.people, np.int64, count=count)
         return (vectors, ids) if len(ids) == count else None
 
-    def write(self, stamp: dict, vectors: np.ndarray, ids: np.ndarray) -> None:
-        """Replace both files with these rows (written aside, then moved into place, owner-only)."""
+    def write(self, stamp: dict, batches) -> None:
+        """Replace both files with the rows of `batches` ((vectors, person ids) pairs), written aside as they
+        come (memory stays bounded) and then moved into place, owner-only."""
         with self._locked():
-            for path, data in ((self.people, ids.astype(np.int64)), (self.vectors, vectors.astype(np.float32))):
-                aside = Path(f"{path}.tmp")
-                with open(os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
-                    if path == self.vectors:
-                        fh.write(_header({**stamp, "count": len(ids)}))
-                    fh.write(np.ascontiguousarray(data).tobytes())
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(aside, path)
+            people_aside, vectors_aside = Path(f"{self.people}.tmp"), Path(f"{self.vectors}.tmp")
+            try:
+                _write_rows(people_aside, vectors_aside, stamp, batches)
+            except BaseException:
+                people_aside.unlink(missing_ok=True)
+                vectors_aside.unlink(missing_ok=True)
+                raise
+            os.replace(people_aside, self.people)  # the ids first: the header that trusts them comes last
+            os.replace(vectors_aside, self.vectors)
 
     def append(self, before: dict, after: dict, vectors: np.ndarray, ids: np.ndarray) -> bool:
         """Add rows to files that hold `before`'s content, moving them on to `after`; False (nothing done) if
@@ -114,6 +115,27 @@ class _Lock:
     def __exit__(self, *exc) -> None:
         fcntl.flock(self.fh, fcntl.LOCK_UN)
         self.fh.close()
+
+
+def _write_rows(people_aside: Path, vectors_aside: Path, stamp: dict, batches) -> None:
+    """Both files' rows, then the header that counts them, synced."""
+    count = 0
+    with _new_file(people_aside) as ids_out, _new_file(vectors_aside) as rows_out:
+        rows_out.write(b"\0" * HEADER)
+        for vectors, ids in batches:
+            ids_out.write(np.ascontiguousarray(ids, np.int64).tobytes())
+            rows_out.write(np.ascontiguousarray(vectors, np.float32).tobytes())
+            count += len(ids)
+        rows_out.seek(0)
+        rows_out.write(_header({**stamp, "count": count}))
+        for fh in (ids_out, rows_out):
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def _new_file(path: Path):
+    """A file opened for writing, made (or emptied) readable by its owner only."""
+    return open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
 
 
 def _header(content: dict) -> bytes:
