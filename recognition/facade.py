@@ -154,7 +154,7 @@ class Gallery:
         instead (`train_head`), unknown under `min_probability`."""
         if isinstance(image, (str, os.PathLike)) and Path(image).is_dir():
             raise KeyfaceError(f"{shown(image)} is a folder: identify takes one photo; loop over its images")
-        if index is None and not self.store.people():
+        if index is None and self.store.is_empty():
             raise KeyfaceError(f"gallery {self.path} is empty: enrol people first")
         faces = self.recogniser.identify(index or self.search_index(), image, top, by_distance=not head)
         return self._named_by_head(faces, min_probability) if head else faces
@@ -164,7 +164,7 @@ class Gallery:
         named by a vote of its best sightings, yielded as it closes; `on_frame(frame, [(track id, box, name so
         far)])` is called on each frame looked at."""
         from keyface.recognition.core.video import VideoRun, track_video
-        if index is None and not self.store.people():
+        if index is None and self.store.is_empty():
             raise KeyfaceError(f"gallery {self.path} is empty: enrol people first")
         yield from track_video(video, VideoRun(self.recogniser, index or self.search_index(), top, on_frame))
 
@@ -212,6 +212,10 @@ class Gallery:
             return faces
         names, probs = self.softmax_head().classify([f.embedding for f in faces])
         return [replace(f, name=str(n) if p >= min_probability else None) for f, n, p in zip(faces, names, probs)]
+
+    def is_empty(self) -> bool:
+        """Whether no one is enrolled (cheap at any size, unlike people())."""
+        return self.store.is_empty()
 
     def people(self) -> dict[str, int]:
         """Each enrolled person's number of photos, by name."""

@@ -9,7 +9,9 @@ from keyface.recognition.cli.output import print_table, write_report
 COLUMNS = [("faces", "faces", ",d"), ("index", "index", "s"), ("cli_first_s", "CLI first s", ".2f"),
            ("cli_s", "CLI s", ".2f"), ("cli_peak_mb", "CLI MB", ",.0f"), ("index_build_s", "index build s", ".2f"),
            ("p50_ms", "identify p50 ms", ".1f"), ("p99_ms", "p99 ms", ".1f"), ("recall_at_1", "recall@1", ".3f"),
-           ("enrol_per_s", "enrol photos/s", ".1f"), ("process_peak_mb", "process MB", ",.0f")]
+           ("enrol_per_s", "enrol photos/s", ".1f"), ("serve_start_s", "serve start s", ".1f"),
+           ("serve_p50_ms", "serve p50 ms", ".1f"), ("serve_p99_ms", "serve p99 ms", ".1f"),
+           ("serve_peak_mb", "serve MB", ",.0f"), ("process_peak_mb", "process MB", ",.0f")]
 
 
 def register(kinds, common) -> None:
@@ -50,10 +52,11 @@ def _size_rows(size: int, path: Path, recogniser, enrol, probes, probe_photos, a
     from keyface.recognition.facade import Gallery
     faces = scale.fill_gallery(path, recogniser, enrol, size)
     cli = scale.cli_identify(path, probe_photos[0])
+    served = scale.served_http(path, probe_photos, path.parent)
     rows = []
     with Gallery(path, recogniser) as gallery:
         exact = scale.served_identify(gallery, probe_photos, "exact")
-        rows.append({"faces": faces, "index": "SQLite exact", **cli, **_shown(exact)})
+        rows.append({"faces": faces, "index": "SQLite exact", **cli, **_shown(exact), **served})
         if not args.no_faiss:
             approximate = scale.served_identify(gallery, probe_photos, "faiss")
             rows.append({"faces": faces, "index": "SQLite + FAISS", **_shown(approximate),

@@ -238,7 +238,7 @@ def cmd_identify(args) -> int:
     if args.head and (videos or args.camera is not None):
         raise KeyfaceError("--head names faces in photos; videos are named by their tracks' nearest people")
     with open_gallery(args, recogniser(args)) as gallery:
-        if not gallery.people():
+        if gallery.is_empty():
             raise KeyfaceError(f"gallery {gallery.path} is empty: enrol people first (keyface enroll)")
         if args.head:
             gallery.softmax_head()  # missing: one error for the run, not one a photo

@@ -252,6 +252,10 @@ class SQLiteStore:
             raise PersonNotFoundError(f"no person named {name!r} in {self.path}")
         return self.conn.execute("INSERT INTO people (name) VALUES (?)", (name,)).lastrowid
 
+    def is_empty(self) -> bool:
+        """Whether no one is enrolled (one row read, whatever the gallery's size)."""
+        return self.conn.execute("SELECT 1 FROM people LIMIT 1").fetchone() is None
+
     def people(self) -> list[tuple[str, int]]:
         """(name, photo count) for everyone, by name."""
         return list(self.conn.execute(

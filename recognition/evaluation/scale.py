@@ -24,7 +24,9 @@ SCALE_PROTOCOL = (
     "the first call after the gallery was written (it builds the vector file and checks the file) and the "
     "median of the next three. Identify in a server: p50/p99 of Gallery.identify with the index kept, as "
     "`keyface serve` does, on the colleagues' other photos. Enrol: photos/s adding colleague photos to the "
-    "large gallery. recall@1: share of probes whose nearest person by FAISS (IVF, nprobe 16) is exact's.")
+    "large gallery. recall@1: share of probes whose nearest person by FAISS (IVF, nprobe 16) is exact's. "
+    "serve: `keyface serve` on the gallery in a child process, time until it answers, p50/p99 of HTTP identify "
+    "(one client; the first request left out) and its peak resident memory.")
 
 
 def fill_gallery(path: Path, recogniser, enrol: list, size: int, seed: int = 0) -> int:
@@ -85,6 +87,36 @@ def served_identify(gallery, probes: list[Path], kind: str) -> dict:
         named.append(faces[0].matches[0].person if faces and faces[0].matches else None)
     return {"index_build_s": build, "p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99)),
             "nearest": named}
+
+
+def served_http(path: Path, probes: list[Path], scratch: Path) -> dict:
+    """`keyface serve` on the gallery in a child process: seconds until it answers, p50/p99 ms of HTTP identify
+    (one client, one request at a time) and the server's peak resident memory (MB)."""
+    import httpx
+    from keyface.recognition.evaluation.serve_load import ServerProcess
+    started = time.perf_counter()
+    server = ServerProcess(path, scratch / "token")
+    up = time.perf_counter() - started
+    times = []
+    try:
+        with httpx.Client(base_url=server.url, timeout=120, headers={"Authorization": f"Bearer {server.token}"}) as http:
+            for photo in probes:
+                began = time.perf_counter()
+                http.post("/api/identify", files={"photo": (photo.name, photo.read_bytes(), "image/jpeg")}).raise_for_status()
+                times.append(1000 * (time.perf_counter() - began))
+        peak = _peak_mb(server.process.pid)
+    finally:
+        server.stop()
+    return {"serve_start_s": up, "serve_p50_ms": float(np.percentile(times[1:], 50)),
+            "serve_p99_ms": float(np.percentile(times[1:], 99)), "serve_peak_mb": peak}
+
+
+def _peak_mb(pid: int) -> float:
+    """A live process's peak resident memory (VmHWM), MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def enrol_rate(gallery, photos: list[tuple[str, Path]]) -> float:

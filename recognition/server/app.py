@@ -191,7 +191,7 @@ def _photo_routes(app: FastAPI, rec, store: GalleryThread) -> None:
         if not 1 <= top <= 20:
             raise KeyfaceError("top must be between 1 and 20")
         gallery = store.gallery
-        index = await store.run_async(lambda: gallery.search_index() if gallery.people() else None)
+        index = await store.run_async(lambda: None if gallery.is_empty() else gallery.search_index())
         if index is None:
             raise GalleryError("the gallery is empty: enrol people first")
         faces = await _in_thread(gallery.identify, rgb, top, index)  # the index is read here, SQLite is not
