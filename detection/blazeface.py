@@ -18,7 +18,7 @@ import numpy as np
 
 from keyface.data.errors import KeyfaceError
 from keyface.detection import pyramid
-from keyface.detection.boxes import MIN_FACE, Detection, checked_min_face
+from keyface.detection.boxes import MIN_FACE, Detection, box_iou, checked_min_face
 from keyface.runtime.networks import LiteNetwork, cpu_threads
 
 MODEL_FILE = Path(__file__).resolve().parent / "weights" / "blazeface-short-range.tflite"
@@ -122,21 +122,12 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[tupl
     for i in range(len(boxes)):
         if not alive[i]:
             continue
-        group = alive & (box_iou(boxes[i], boxes) > iou)
+        group = alive & (box_iou(boxes[i], boxes)[0] > iou)
         group[i] = True
         weights = scores[group]
         kept.append(((boxes[group] * weights[:, None]).sum(0) / weights.sum(), float(scores[i])))
         alive &= ~group
     return kept
-
-
-def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Intersection over union of one (x0, y0, x1, y1) box with each of (N, 4) boxes."""
-    x0, y0 = np.maximum(box[0], boxes[:, 0]), np.maximum(box[1], boxes[:, 1])
-    x1, y1 = np.minimum(box[2], boxes[:, 2]), np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area - inter, 1e-9)
 
 
 def to_mtcnn_box(box: np.ndarray) -> tuple[float, float, float, float]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from keyface.data.errors import KeyfaceError
 
 # The smallest face (box width, px) looked for by default: ~10 px between the eyes. `min_face` raises
@@ -22,6 +24,17 @@ class Detection:
     def size(self) -> float:
         """The larger side of the box in pixels."""
         return max(self.box[2] - self.box[0], self.box[3] - self.box[1])
+
+
+def box_iou(boxes_a, boxes_b) -> np.ndarray:
+    """Overlap (intersection over union) of every (x0, y0, x1, y1) box in a (N, 4) with every box in b (M, 4):
+    (N, M)."""
+    a, b = np.asarray(boxes_a, float).reshape(-1, 4)[:, None], np.asarray(boxes_b, float).reshape(-1, 4)[None]
+    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = w * h
+    area_a, area_b = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]), (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    return inter / np.maximum(area_a + area_b - inter, 1e-9)
 
 
 def checked_min_face(min_face: float) -> float:

@@ -9,14 +9,14 @@ from keyface.data.errors import KeyfaceError
 from keyface.data.images import load_image
 from keyface.detection import blazeface
 from keyface.detection.blazeface import BlazeFaceDetector
-from keyface.detection.boxes import Detection
+from keyface.detection.boxes import Detection, box_iou
 from keyface.detection.detector import DEFAULT_DETECTOR, detect_cached, detection_cache_file, make_detector
 
 PROBES = Path(__file__).resolve().parent.parent / "recognition" / "demo" / "probes"
 
 
 def _iou(a, b) -> float:
-    return float(blazeface.box_iou(np.asarray(a, float), np.asarray([b], float))[0])
+    return float(box_iou(a, b)[0, 0])
 
 
 def test_blazeface_is_the_default_and_agrees_with_mtcnn_on_real_photos():

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from keyface.detection.boxes import box_iou
+
 MATCH_IOU = 0.2  # a detection overlapping a track's predicted box less than this is someone else
 SURE_IOU = 0.5  # a detection overlapping its best track less than this is checked by its looks
 LOOKS_WEIGHT = 10.0  # where faces cross: an embedding distance of 0.1 (other people: ~0.15+) weighs 1 of overlap
@@ -105,16 +107,6 @@ class Track:
     def best(self) -> Sample | None:
         """Its best embedded sighting."""
         return max(self.samples, key=lambda s: s.quality) if self.samples else None
-
-
-def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
-    """Overlap (intersection over union) of every box in a (N, 4) with every box in b (M, 4): (N, M)."""
-    a, b = np.asarray(boxes_a, float).reshape(-1, 4)[:, None], np.asarray(boxes_b, float).reshape(-1, 4)[None]
-    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])  # noqa: E731
-    inter = w * h
-    return inter / np.maximum(area(a) + area(b) - inter, 1e-9)
 
 
 class Tracker:
