@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from keyface.data.crowd import Source, background, blend, crop_around, feather_mask
+from keyface.data.video import VideoWriter
 
 Box = tuple[float, float, float, float]
 
@@ -81,7 +82,7 @@ def render_clip(spec: ClipSpec, load: Callable[[Path], np.ndarray], seed: int = 
     """Each frame (RGB) and its truth: [(actor number, person, face box)] of the faces fully or partly in
     view, later actors drawn over earlier ones (a face hidden behind another is still in the truth)."""
     backdrop = background(spec.width, spec.height, np.random.default_rng(seed))
-    crops = [_crop(load(a.source.photo), a.source) for a in spec.actors]
+    crops = [crop_around(load(a.source.photo), a.source) for a in spec.actors]
     for n in range(int(round(spec.seconds * spec.fps))):
         frame, truth = backdrop.copy(), []
         for k, (actor, crop) in enumerate(zip(spec.actors, crops)):
@@ -89,11 +90,6 @@ def render_clip(spec: ClipSpec, load: Callable[[Path], np.ndarray], seed: int = 
             if place is not None and (box := _paste(frame, crop, place)) is not None:
                 truth.append((k, actor.source.person, box))
         yield frame, truth
-
-
-def _crop(photo: np.ndarray, source: Source) -> tuple[np.ndarray, Box]:
-    """The crop around the face and the face's box in it."""
-    return crop_around(photo, source)
 
 
 def _paste(frame: np.ndarray, crop: tuple[np.ndarray, Box], place: tuple[float, float, float]) -> Box | None:
@@ -115,16 +111,13 @@ def _paste(frame: np.ndarray, crop: tuple[np.ndarray, Box], place: tuple[float, 
 
 def write_clip(spec: ClipSpec, path: Path, load: Callable[[Path], np.ndarray], seed: int = 0) -> list[list]:
     """Render the clip into an MPEG-4 file; the truth of every frame, also written beside it as JSON."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), spec.fps, (spec.width, spec.height))
-    if not writer.isOpened():
-        raise OSError(f"OpenCV cannot write {path}")
-    truths = []
+    writer, truths = VideoWriter(path, spec.fps, spec.width, spec.height), []
     try:
         for frame, truth in render_clip(spec, load, seed):
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            writer.write(frame)
             truths.append([(k, person, [round(v, 1) for v in box]) for k, person, box in truth])
     finally:
-        writer.release()
+        writer.close()
     Path(f"{path}.truth.json").write_text(json.dumps({"spec": _spec_json(spec), "frames": truths}))
     return truths
 

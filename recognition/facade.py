@@ -103,7 +103,7 @@ class Gallery:
         from tqdm import tqdm
         from keyface.recognition.core.annotate import face_thumbnail
         person, photos = check_name(name), _photo_list(photos)
-        chooser = self.recogniser.taking("largest" if largest_face else self.recogniser.several_faces)
+        chooser = self._chooser(largest_face)
         chunks = [photos[i: i + ENROL_CHUNK] for i in range(0, len(photos), ENROL_CHUNK)]
         ready, errors, thumbnail = [], [], None
         with tqdm(total=len(photos), desc=f"enrolling {person}", unit="photo",
@@ -121,6 +121,10 @@ class Gallery:
                 bar.update(len(chunks[k]))
         added, refused = self.store_enrolments(person, ready, thumbnail)
         return added, errors + refused
+
+    def _chooser(self, largest_face: bool) -> Recogniser:
+        """The recogniser, taking a photo's largest face if asked (else following its own several-faces policy)."""
+        return self.recogniser.taking("largest" if largest_face else self.recogniser.several_faces)
 
     def store_enrolments(self, person: str, ready: list[tuple[str, Enrolment]],
                          thumbnail: bytes | None) -> tuple[int, list[KeyfaceError]]:
@@ -143,8 +147,7 @@ class Gallery:
     def prepare(self, name: str, photos: list, largest_face: bool = False) -> list[Prepared]:
         """Each photo's enrolment record or its error, found and embedded but not stored (a server does this
         work away from the gallery's thread, then calls store_enrolments)."""
-        chooser = self.recogniser.taking("largest" if largest_face else self.recogniser.several_faces)
-        return chooser.enrolments(check_name(name), _photo_list(photos))
+        return self._chooser(largest_face).enrolments(check_name(name), _photo_list(photos))
 
     def identify(self, image, top: int = 3, index=None, head: bool = False,
                  min_probability: float = 0.5) -> list[Face]:
@@ -154,9 +157,7 @@ class Gallery:
         instead (`train_head`), unknown under `min_probability`."""
         if isinstance(image, (str, os.PathLike)) and Path(image).is_dir():
             raise KeyfaceError(f"{shown(image)} is a folder: identify takes one photo; loop over its images")
-        if index is None and self.store.is_empty():
-            raise KeyfaceError(f"gallery {self.path} is empty: enrol people first")
-        faces = self.recogniser.identify(index or self.search_index(), image, top, by_distance=not head)
+        faces = self.recogniser.identify(self._index(index), image, top, by_distance=not head)
         return self._named_by_head(faces, min_probability) if head else faces
 
     def identify_video(self, video, top: int = 3, on_frame=None, index=None):
@@ -164,9 +165,7 @@ class Gallery:
         named by a vote of its best sightings, yielded as it closes; `on_frame(frame, [(track id, box, name so
         far)])` is called on each frame looked at."""
         from keyface.recognition.core.video import VideoRun, track_video
-        if index is None and self.store.is_empty():
-            raise KeyfaceError(f"gallery {self.path} is empty: enrol people first")
-        yield from track_video(video, VideoRun(self.recogniser, index or self.search_index(), top, on_frame))
+        yield from track_video(video, VideoRun(self.recogniser, self._index(index), top, on_frame))
 
     def enrol_video(self, name: str, source, count: int = 5, largest_face: bool = False,
                     sampling=None) -> tuple[int, list[KeyfaceError]]:
@@ -174,9 +173,17 @@ class Gallery:
         face's with `largest_face`; otherwise a video of several people is refused)."""
         from keyface.recognition.core.video_enrol import enrolments_from_video
         person = check_name(name)
-        chooser = self.recogniser.taking("largest" if largest_face else self.recogniser.several_faces)
-        ready, thumbnail = enrolments_from_video(chooser, person, source, count, sampling)
+        ready, thumbnail = enrolments_from_video(self._chooser(largest_face), person, source, count, sampling)
         return self.store_enrolments(person, ready, thumbnail)
+
+    def _index(self, given):
+        """The search index given (a server keeps one), else the gallery's exact one; refused when no one is
+        enrolled."""
+        if given is not None:
+            return given
+        if self.store.is_empty():
+            raise KeyfaceError(f"gallery {self.path} is empty: enrol people first")
+        return self.search_index()
 
     def search_index(self, kind: str = "exact"):
         """A search index ("exact" or "faiss") of the stored embeddings, rebuilt only after a change."""

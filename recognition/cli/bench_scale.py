@@ -49,6 +49,7 @@ def run_scale_bench(args) -> int:
 def _size_rows(size: int, path: Path, recogniser, enrol, probes, probe_photos, args) -> list[dict]:
     """One gallery's rows: exact, and FAISS unless left out."""
     from keyface.recognition.evaluation import scale
+    from keyface.recognition.evaluation.speed import peak_rss_mb
     from keyface.recognition.facade import Gallery
     faces = scale.fill_gallery(path, recogniser, enrol, size)
     cli = scale.cli_identify(path, probe_photos[0])
@@ -62,7 +63,7 @@ def _size_rows(size: int, path: Path, recogniser, enrol, probes, probe_photos, a
             rows.append({"faces": faces, "index": "SQLite + FAISS", **_shown(approximate),
                          "recall_at_1": scale.recall_at_1(exact["nearest"], approximate["nearest"])})
         rows[0]["enrol_per_s"] = scale.enrol_rate(gallery, [(n, p) for n, p in probes[len(probe_photos):][:20]])
-    rows[0]["process_peak_mb"] = scale.peak_rss_mb()
+    rows[0]["process_peak_mb"] = peak_rss_mb()
     scale.remove_gallery(path)
     return rows
 

@@ -99,7 +99,8 @@ def _size_row(size: str, args, scratch: Path, recognisers, index, sources, enrol
 def _long_clip(args, scratch: Path, every, index, sources) -> dict:
     """A long 1280x720 clip run on every core: frames/s and the process's peak memory."""
     from keyface.recognition.evaluation import video
+    from keyface.recognition.evaluation.speed import peak_rss_mb
     (path, _, _), = video.make_clips(sources, scratch, "1280x720", 1, args.long_minutes * 60, args.seed + 1000)
     tracks, took, frames = video.run_clip(every, index, path)
     return {"minutes": args.long_minutes, "frames": frames, "tracks": len(tracks), "fps": frames / took,
-            "peak_rss_mb": video.peak_rss_mb()}
+            "peak_rss_mb": peak_rss_mb()}

@@ -203,9 +203,13 @@ def cmd_enroll(args) -> int:
 def _enrol_person(gallery, name: str, photos: list[str], args) -> tuple[int, list]:
     """Enrol one person's photos, and the best frames of each of their videos."""
     from keyface.data.video import is_video_file
-    videos = [p for p in photos if is_video_file(p)]
-    added, errors = gallery.enrol(name, [p for p in photos if p not in videos], largest_face=args.largest_face,
-                                  progress=True, workers=os.cpu_count() or 1) if len(videos) < len(photos) else (0, [])
+    videos, pictures = [], []
+    for photo in photos:
+        (videos if is_video_file(photo) else pictures).append(photo)
+    added, errors = 0, []
+    if pictures:
+        added, errors = gallery.enrol(name, pictures, largest_face=args.largest_face, progress=True,
+                                      workers=os.cpu_count() or 1)
     for clip in videos:
         try:
             n, errs = gallery.enrol_video(name, clip, args.count, args.largest_face)

@@ -51,11 +51,10 @@ class Watcher:
 
     def __init__(self, video, args):
         from tqdm import tqdm
-        self.video, self.show, self.latencies, self.stopped = video, args.show, [], False
-        self.live = None
-        if args.out and video.camera is not None:
-            from keyface.recognition.core.video import AnnotatedVideo
-            self.live = AnnotatedVideo(args.out, video.fps, video.width, video.height)
+        self.show, self.latencies, self.live = args.show, [], None
+        if args.out and video.camera is not None:  # a camera's copy is drawn live; a file's after the run
+            from keyface.data.video import VideoWriter
+            self.live = VideoWriter(args.out, video.fps, video.width, video.height)
         total = video.length or None
         self.bar = tqdm(total=total, desc=video.name, unit="frame", file=sys.stderr, leave=False,
                         disable=not sys.stderr.isatty() or video.camera is not None)
@@ -66,18 +65,17 @@ class Watcher:
         self.bar.update(frame.index + 1 - self.done)
         self.done = frame.index + 1
         if self.live is not None or self.show:
-            from keyface.recognition.core.annotate import Sighting
+            from keyface.recognition.core.annotate import Sighting, draw_identities
             drawn = [Sighting(box, name) for _, box, name in seen]
-            ids = [track for track, _, _ in seen]
+            image = draw_identities(frame.rgb, drawn, [track for track, _, _ in seen])
             if self.live is not None:
-                self.live.write(frame.rgb, drawn, ids)
+                self.live.write(image)
             if self.show:
-                self._window(frame.rgb, drawn, ids)
+                self._window(image)
 
-    def _window(self, rgb, drawn, ids) -> None:
+    def _window(self, image) -> None:
         import cv2
-        from keyface.recognition.core.annotate import draw_identities
-        cv2.imshow("keyface", cv2.cvtColor(draw_identities(rgb, drawn, ids) if drawn else rgb, cv2.COLOR_RGB2BGR))
+        cv2.imshow("keyface", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         if cv2.waitKey(1) & 0xFF == ord("q"):
             raise KeyboardInterrupt
 
@@ -104,14 +102,16 @@ def identify_video(gallery, source, args, stream, errors: list) -> None:
     from keyface.data.video import Video
     from keyface.recognition.core.video import write_annotated
     from keyface.recognition.facade import track_json
-    threshold, tracks = gallery.identify_threshold(), []
-    with Video(source, sampling(args)) as video:
+    threshold, tracks, frames = gallery.identify_threshold(), [], sampling(args)
+    with Video(source, frames) as video:
         watcher = Watcher(video, args)
         try:
             for track in gallery.identify_video(video, args.top, watcher, gallery.search_index(args.index)):
                 tracks.append(track)
-                stream.json(track_json(video.name, track, threshold)) if args.json else stream.line(
-                    track_line(video.name, track, threshold))
+                if args.json:
+                    stream.json(track_json(video.name, track, threshold))
+                else:
+                    stream.line(track_line(video.name, track, threshold))
         finally:
             watcher.close()
             if video.camera is not None:
@@ -120,7 +120,7 @@ def identify_video(gallery, source, args, stream, errors: list) -> None:
         errors.append(f"{video.name}: no face found")
         stream.error(errors[-1])
     if args.out and video.camera is None:
-        written = write_annotated(source, tracks, Path(args.out), sampling(args))
+        written = write_annotated(source, tracks, Path(args.out), frames)
         print(f"keyface: {written} annotated frames written to {args.out}", file=sys.stderr)
 
 

@@ -41,8 +41,10 @@ def label_px(box, image_size: tuple[int, int]) -> int:
 def draw_identities(rgb: np.ndarray, results: list, numbers: Sequence[int] | None = None) -> np.ndarray:
     """Boxes (green known, red unknown), keypoints and a label "N name" per face, faces numbered left to
     right as the command's output numbers them (or by `numbers`, one per result: a video's track ids);
-    labels stay inside the image and apart (see label_layout)."""
+    labels stay inside the image and apart (see label_layout). With no faces, the image as it is."""
     from PIL import Image, ImageDraw
+    if not results:
+        return rgb
     out = rgb.copy()
     size = (out.shape[1], out.shape[0])
     ranked = left_to_right(results)

@@ -104,7 +104,7 @@ class SQLiteStore:
             raise GalleryError("the gallery path is empty")
         self.path = Path(path)
         self.embedder, self.version, self.dim = embedder, version, dim
-        self._cache = None  # (data version, ExactIndex)
+        self._cache = None  # (data version and kind, the search index made then)
         if not create and not self.path.is_file():
             raise GalleryError(f"gallery not found: {self.path} (enrol people first with `keyface enroll`)")
         if create:
@@ -297,13 +297,10 @@ class SQLiteStore:
             "SELECT p.name, e.vector FROM embeddings e JOIN photos ph ON ph.id = e.photo_id "
             "JOIN people p ON p.id = ph.person_id WHERE e.embedder = ? AND e.version = ? ORDER BY p.name, e.photo_id",
             (self.embedder, self.version)).fetchall()
-        bad = [r[0] for r in rows if len(r[1]) != 4 * self.dim]
-        if not bad:
-            vectors = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), self.dim)
-            bad = [rows[i][0] for i in np.flatnonzero(~vector_ok(vectors))]
+        vectors, bad = _vectors([r[1] for r in rows], self.dim)
         if bad:  # a NaN or huge vector would silently make its person unmatchable: refuse instead
-            raise DamagedGalleryError(f"{self.path} has {len(bad)} damaged embedding(s) (first: {bad[0]!r}): reindex "
-                                      "the gallery to re-embed them from their photos", self.path, "reindex")
+            raise DamagedGalleryError(f"{self.path} has {len(bad)} damaged embedding(s) (first: {rows[bad[0]][0]!r}): "
+                                      "reindex the gallery to re-embed them from their photos", self.path, "reindex")
         return vectors, np.array([r[0] for r in rows], dtype=object)
 
     def index(self, kind: str = "exact"):
@@ -314,7 +311,7 @@ class SQLiteStore:
         if self._cache is None or self._cache[0] != stamp:
             build = FaissIndex if kind == "faiss" else ExactIndex
             mapped = self._mapped_index() if kind == "exact" else None
-            self._cache = (stamp, mapped or build(*self.matrix()))
+            self._cache = (stamp, mapped if mapped is not None else build(*self.matrix()))
         return self._cache[1]
 
     def _mapped_index(self):
@@ -348,11 +345,8 @@ class SQLiteStore:
     def _checked_batches(self, cursor, size: int = 50_000):
         """(vectors, person ids) of the rows, `size` at a time, each checked (dimension, finite, unit)."""
         while rows := cursor.fetchmany(size):
-            if any(len(r[1]) != 4 * self.dim for r in rows):
-                raise DamagedGalleryError(f"{self.path} has damaged embeddings: reindex the gallery to re-embed "
-                                          "them from their photos", self.path, "reindex")
-            vectors = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), self.dim)
-            if not vector_ok(vectors).all():
+            vectors, bad = _vectors([r[1] for r in rows], self.dim)
+            if bad:
                 raise DamagedGalleryError(f"{self.path} has damaged embeddings: reindex the gallery to re-embed "
                                           "them from their photos", self.path, "reindex")
             yield vectors, np.array([r[0] for r in rows], np.int64)
@@ -442,6 +436,16 @@ def vector_ok(vectors: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):  # a huge stored value overflows to inf: not unit length, as wanted
         norms = np.linalg.norm(np.where(np.isfinite(vectors), vectors, 0.0).astype(np.float64), axis=1)
     return finite & (np.abs(norms - 1.0) < 1e-3)
+
+
+def _vectors(blobs: list[bytes], dim: int) -> tuple[np.ndarray | None, list[int]]:
+    """Stored embeddings as a float32 matrix (N, dim), and the rows that are damaged (wrong length, not
+    finite, not unit length); no matrix when a row has the wrong length."""
+    bad = [i for i, blob in enumerate(blobs) if len(blob) != 4 * dim]
+    if bad:
+        return None, bad
+    vectors = np.frombuffer(b"".join(blobs), np.float32).reshape(len(blobs), dim)
+    return vectors, np.flatnonzero(~vector_ok(vectors)).tolist()
 
 
 def owner_only(path: Path) -> None:

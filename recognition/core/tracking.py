@@ -84,11 +84,10 @@ class Track:
         """Whether it was seen often enough to be a face, not a detector's false alarms strung together."""
         return len(self.boxes) >= max(MIN_SIGHTINGS, MIN_SEEN_SHARE * self.looked_when_seen)
 
-    def wants_sample(self, time: float, quality: float) -> bool:
-        """Whether a sighting at `time` of this quality should be embedded."""
-        if time - self.last_sampled < SAMPLE_EVERY:
-            return False
-        return len(self.samples) < MAX_SAMPLES or quality > min(s.quality for s in self.samples)
+    def wants_sample(self, time: float) -> bool:
+        """Whether a sighting at `time` should be embedded: SAMPLE_EVERY after the last (keep() then drops the
+        worst once MAX_SAMPLES are kept)."""
+        return time - self.last_sampled >= SAMPLE_EVERY
 
     def keep(self, sample: Sample) -> None:
         """Keep an embedded sighting, dropping the worst once MAX_SAMPLES are kept."""

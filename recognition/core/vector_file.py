@@ -95,11 +95,6 @@ class VectorFile:
     def _locked(self):
         return _Lock(self.lock_path)
 
-    def remove(self) -> None:
-        """Delete the files (the gallery they belonged to is gone or replaced)."""
-        for path in (self.vectors, self.people, self.lock_path):
-            path.unlink(missing_ok=True)
-
 
 class _Lock:
     """An exclusive lock on a file beside the gallery, for writers of the vector files."""

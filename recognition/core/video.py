@@ -114,7 +114,7 @@ def _frame(frame: Frame, tracker: Tracker, run: VideoRun) -> list[Track]:
     detections = run.recogniser.pipeline.detector.detect(frame.rgb)
     looks = Looks(frame, detections, run.recogniser)
     owners, closed = tracker.update(frame.index, frame.time, [d.box for d in detections], looks)
-    wanted = [k for k, t in enumerate(owners) if t.wants_sample(frame.time, 1.0)]
+    wanted = [k for k, t in enumerate(owners) if t.wants_sample(frame.time)]
     for k, (face, vector) in zip(wanted, looks.faces(wanted)):
         _sample(frame, owners[k], face, vector, tracker, run)
     if run.on_frame is not None:
@@ -125,12 +125,11 @@ def _frame(frame: Frame, tracker: Tracker, run: VideoRun) -> list[Track]:
 def _sample(frame: Frame, track: Track, face, vector: np.ndarray, tracker: Tracker, run: VideoRun) -> None:
     """Keep an embedded sighting with its track: splitting the track if it is another person's face, joining
     a missing track the face looks like if the track is new."""
-    rec = run.recogniser
     mean = track.mean_embedding()
-    if mean is not None and len(track.samples) >= 2 and 1.0 - float(mean @ vector) > SPLIT_FACTOR * rec.threshold:
+    if mean is not None and len(track.samples) >= 2 and 1.0 - float(mean @ vector) > tracker.other_person:
         track = tracker.split(track, frame.index)
     if len(track.samples) < RELINK_SAMPLES:  # a face come into view lately: one seen before?
-        track = _seen_before(track, vector, frame.index, tracker, rec)
+        track = _seen_before(track, vector, frame.index, tracker)
     sample = Sample(frame.index, frame.time, face.box, sighting_quality(frame.rgb, face.box, face.keypoints), vector,
                     face.keypoints)
     if run.thumbnails and (not track.samples or sample.quality > track.best().quality):
@@ -141,11 +140,11 @@ def _sample(frame: Frame, track: Track, face, vector: np.ndarray, tracker: Track
         run.guesses[track.id] = _vote(track, run)[0]
 
 
-def _seen_before(track: Track, vector: np.ndarray, index: int, tracker: Tracker, rec) -> Track:
+def _seen_before(track: Track, vector: np.ndarray, index: int, tracker: Tracker) -> Track:
     """The missing track (started before this one) that this track's sightings look like, within the identify
     cut (as alike as an enrolled person and their photo), continued with them; or the track itself."""
-    mine = [s.embedding for s in track.samples] + [vector]
-    looks = np.mean(mine, axis=0) / max(float(np.linalg.norm(np.mean(mine, axis=0))), 1e-12)
+    mean = np.mean([s.embedding for s in track.samples] + [vector], axis=0)
+    looks = mean / max(float(np.linalg.norm(mean)), 1e-12)
     candidates = [(1.0 - float(t.mean_embedding() @ looks), t) for t in tracker.missing(index)
                   if t.id < track.id and t.last < track.first]
     distance, old = min(candidates, key=lambda c: c[0], default=(np.inf, None))
@@ -157,12 +156,11 @@ def _vote(track: Track, run: VideoRun) -> tuple[str | None, float | None, tuple[
     embedding to the winner (or to the nearest person), and the nearest people to that mean."""
     cut = run.recogniser.identify_threshold
     weights: dict = defaultdict(float)
-    nearest = run.index.search(np.stack([s.embedding for s in track.samples]), 1)
     votes: dict = defaultdict(int)
-    for sample, found in zip(track.samples, nearest):
-        known = bool(found) and found[0].distance <= cut
-        weights[found[0].person if known else None] += sample.quality
-        votes[found[0].person if known else None] += 1
+    for sample, found in zip(track.samples, run.index.search(np.stack([s.embedding for s in track.samples]), 1)):
+        said = found[0].person if found and found[0].distance <= cut else None
+        weights[said] += sample.quality
+        votes[said] += 1
     name = max(weights, key=weights.get)
     name = name if name is None or votes[name] >= MIN_VOTES else None  # one glimpse names no one
     matches = tuple(run.index.search(track.mean_embedding()[None], max(run.top, 1))[0])
@@ -183,35 +181,19 @@ def _answer(track: Track, run: VideoRun) -> TrackResult | None:
                        tuple(track.samples), track.thumbnail)
 
 
-class AnnotatedVideo:
-    """An annotated copy of a video being written: each frame with its tracks' numbered, named boxes. The file
-    must not exist: an annotated copy never replaces anything."""
-
-    def __init__(self, target, fps: float, width: int, height: int):
-        from keyface.data.video import VideoWriter
-        self.out = VideoWriter(target, fps, width, height)
-
-    def write(self, rgb: np.ndarray, sightings: list, ids: list[int]) -> None:
-        """One frame, annotated."""
-        from keyface.recognition.core.annotate import draw_identities
-        self.out.write(draw_identities(rgb, sightings, ids) if sightings else rgb)
-
-    def close(self) -> None:
-        """Finish the file."""
-        self.out.close()
-
-
 def write_annotated(source, tracks: list[TrackResult], target, sampling) -> int:
     """An annotated copy of every frame of the video between the sampling's start and end (the frames not
-    looked at show boxes moved between the sightings either side); the frames written."""
+    looked at show boxes moved between the sightings either side); the frames written. The file must not
+    exist: an annotated copy never replaces anything."""
     from dataclasses import replace
-    from keyface.recognition.core.annotate import frame_sightings
+    from keyface.data.video import VideoWriter
+    from keyface.recognition.core.annotate import draw_identities, frame_sightings
     written = 0
     with Video(source, replace(sampling, every=1, fps=None)) as video:
-        out = AnnotatedVideo(target, video.fps, video.width, video.height)
+        out = VideoWriter(target, video.fps, video.width, video.height)
         try:
             for frame in video.frames():
-                out.write(frame.rgb, *frame_sightings(tracks, frame.index))
+                out.write(draw_identities(frame.rgb, *frame_sightings(tracks, frame.index)))
                 written += 1
         finally:
             out.close()

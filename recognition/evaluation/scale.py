@@ -8,7 +8,6 @@ its tables; the probes are the colleagues' other photos.
 from __future__ import annotations
 
 import os
-import resource
 import sqlite3
 import subprocess
 import sys
@@ -125,11 +124,6 @@ def enrol_rate(gallery, photos: list[tuple[str, Path]]) -> float:
     for person, photo in photos:
         gallery.enrol(person, [photo], largest_face=True)
     return len(photos) / (time.perf_counter() - started)
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, MB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def recall_at_1(exact: list, approximate: list) -> float:

@@ -1,6 +1,7 @@
 """Speed: milliseconds per face for each stage of the pipeline, and enrolment throughput."""
 from __future__ import annotations
 
+import resource
 import time
 from pathlib import Path
 
@@ -11,6 +12,11 @@ from keyface.data.images import load_image
 SPEED_PROTOCOL = ("LFW DevTest people with a single photo (one face each, 250x250), in file order; each stage "
                   "timed separately after a warm-up photo, detection uncached; search in a gallery of 235 "
                   "stored faces (the colleagues protocol's size)")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def speed_photos(lfw, n: int) -> list[Path]:

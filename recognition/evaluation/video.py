@@ -6,7 +6,6 @@ first five photos; their other photos and the strangers' (people with one photo)
 from __future__ import annotations
 
 import os
-import resource
 import time
 from collections import Counter, defaultdict
 from contextlib import contextmanager
@@ -145,15 +144,10 @@ def peer_fps(path: Path, seconds: float) -> float | None:
 def photos_named_right(recogniser, index, spec, enrolled: set[str]) -> dict[int, bool]:
     """Whether each actor's photo, identified alone (its face at its source box), is named right at the
     recogniser's identify cut: what the embedder gets right without the video."""
-    from keyface.data.images import load_image
-    from keyface.detection.boxes import Detection
-    from keyface.recognition.core.pipeline import align_batch
+    from keyface.api import face_encodings
     cut, out = recogniser.identify_threshold, {}
     for k, actor in enumerate(spec.actors):
-        rgb = load_image(actor.source.photo)
-        face = recogniser.pipeline.faces_at(rgb, [Detection(actor.source.box, 1.0)])
-        vector = recogniser.embedder.embed(align_batch(rgb, face, recogniser.embedder.spec))
-        best = index.search(vector, 1)[0]
+        best = index.search(face_encodings(actor.source.photo, [actor.source.box], recogniser), 1)[0]
         named = best[0].person if best and best[0].distance <= cut else None
         out[k] = named == (actor.source.person if actor.source.person in enrolled else None)
     return out
@@ -191,7 +185,3 @@ def one_core():
     finally:
         os.sched_setaffinity(0, before)
 
-
-def peak_rss_mb() -> float:
-    """The process's peak resident memory so far, MB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
