@@ -91,3 +91,9 @@ class NoSoftmaxHeadError(GalleryError):
     def __init__(self, message: str, path: Path):
         super().__init__(message)
         self.path = path
+
+
+class GalleryUnavailableError(GalleryError):
+    """The gallery's database server cannot be reached now (stopped, restarting, network): try again later."""
+    exit_code = 3
+    http_status = 503

@@ -27,9 +27,35 @@ def user_dir(kind: str) -> Path:
     return Path(base) / "keyface" / kind
 
 
+GALLERY_ENV = "KEYFACE_GALLERY"  # the gallery used where --gallery is not given: a file or a postgresql:// URI
+DATABASE_SCHEMES = ("postgresql://", "postgres://")
+
+
 def default_gallery() -> Path:
     """The per-user gallery file, used where no gallery is named."""
     return user_dir("galleries") / "gallery.db"
+
+
+def is_database_uri(location) -> bool:
+    """Whether a gallery location names a PostgreSQL database rather than a file."""
+    return isinstance(location, str) and location.strip().lower().startswith(DATABASE_SCHEMES)
+
+
+def shown_location(location) -> str:
+    """A gallery location fit for messages and logs: a database URI with its password replaced by ***."""
+    import re
+    text = str(location).strip()
+    return re.sub(r"(://[^:/@?#]*):[^@/?#]*@", r"\1:***@", text) if is_database_uri(text) else text
+
+
+def gallery_location(given: str | None = None) -> Path | str:
+    """The gallery named: `given` (a file or a postgresql:// URI), else $KEYFACE_GALLERY, else the per-user file."""
+    given = given if given is not None else os.environ.get(GALLERY_ENV)
+    if given is None:
+        return default_gallery()
+    if not given.strip():
+        raise DataError("the gallery named is empty: give a gallery file or a postgresql:// URI")
+    return given.strip() if is_database_uri(given) else Path(given)
 
 
 def models_dir(flag: str | os.PathLike | None = None) -> Path:

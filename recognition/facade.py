@@ -18,6 +18,7 @@ from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER
 from keyface.recognition.core.pipeline import Face
 from keyface.recognition.core.service import Prepared, Recogniser, label
 from keyface.recognition.core.store import Enrolment, SQLiteStore, read_meta
+from keyface.data.paths import is_database_uri, shown_location
 from keyface.recognition.core.store import check_name  # the one rule for a person's name, for the entry points too
 
 ENROL_CHUNK = 32  # photos found, then embedded together: one pass of the network, memory bounded
@@ -54,26 +55,26 @@ def load(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, far: float
 
 
 class Gallery:
-    """People enrolled in one gallery file, for one embedder; use it in a `with` block. Opened without a
-    recogniser, an existing gallery lists, renames and removes people without loading any model, and
-    loads its own embedder on the first enrol or identify."""
+    """People enrolled in one gallery, a file (SQLite) or a PostgreSQL database (a `postgresql://` URI), for
+    one embedder; use it in a `with` block. Opened without a recogniser, an existing gallery lists, renames
+    and removes people without loading any model, and loads its own embedder on the first enrol or identify."""
 
     def __init__(self, path: str | os.PathLike, recogniser: Recogniser | None = None, create: bool = True):
-        made_by = read_meta(path) if recogniser is None and Path(path).is_file() else {}
+        made_by = _made_by(path) if recogniser is None else {}
         if "embedder" in made_by:
-            self.store = SQLiteStore(Path(path), made_by["embedder"], made_by["version"], int(made_by["dim"]), create=False)
+            self.store = open_store(path, made_by["embedder"], made_by["version"], int(made_by["dim"]), create=False)
         else:
             recogniser = recogniser or load()
             emb = recogniser.embedder
-            self.store = SQLiteStore(Path(path), emb.name, emb.version, emb.dim, create=create)
+            self.store = open_store(path, emb.name, emb.version, emb.dim, create=create)
         self._recogniser, self._head = recogniser, None
 
     def __repr__(self) -> str:
         return f"Gallery({str(self.path)!r}, embedder={self.store.embedder!r})"
 
     @property
-    def path(self) -> Path:
-        """The gallery file."""
+    def path(self) -> Path | str:
+        """The gallery file, or the database's URI without its password."""
         return self.store.path
 
     @property
@@ -185,8 +186,9 @@ class Gallery:
             raise KeyfaceError(f"gallery {self.path} is empty: enrol people first")
         return self.search_index()
 
-    def search_index(self, kind: str = "exact"):
-        """A search index ("exact" or "faiss") of the stored embeddings, rebuilt only after a change."""
+    def search_index(self, kind: str | None = None):
+        """A search index of the stored embeddings: for a file "exact" (the default) or "faiss", rebuilt only
+        after a change; for PostgreSQL, pgvector's "hnsw" (the default) or "exact", in the database."""
         return self.store.index(kind)
 
     def identify_threshold(self, head: bool = False) -> float | None:
@@ -195,6 +197,8 @@ class Gallery:
 
     def head_path(self) -> Path:
         """Where the gallery's softmax head lives: beside the gallery file."""
+        if not isinstance(self.path, Path):
+            raise KeyfaceError("a softmax head is kept beside a gallery file; a PostgreSQL gallery has none")
         return self.path.with_name(self.path.name + ".head.keras")
 
     def train_head(self, epochs: int = 200) -> Path:
@@ -245,6 +249,22 @@ class Gallery:
         self.store.close()
 
 
+def open_store(location, embedder: str, version: str, dim: int, create: bool = True):
+    """The store a gallery location names: a PostgreSQL database for a `postgresql://` URI, else a file."""
+    if is_database_uri(location):
+        from keyface.recognition.core.pg_store import PostgresStore
+        return PostgresStore(str(location), embedder, version, dim, create=create)
+    return SQLiteStore(Path(location), embedder, version, dim, create=create)
+
+
+def _made_by(location) -> dict:
+    """The embedder, model version and dimension an existing gallery was made with ({} if there is none)."""
+    if is_database_uri(location):
+        from keyface.recognition.core import pg_store
+        return pg_store.read_meta(str(location))
+    return read_meta(location) if Path(location).is_file() else {}
+
+
 def _photo_list(photos) -> list:
     """Photos given one or many, as a list; a folder is refused by name (enrol takes photos)."""
     photos = [photos] if isinstance(photos, (str, os.PathLike, np.ndarray)) else list(photos)
@@ -254,14 +274,13 @@ def _photo_list(photos) -> list:
     return photos
 
 
-def reindex(source: Path, recogniser: Recogniser, out: Path) -> tuple[int, list[KeyfaceError]]:
-    """Re-embed every photo of a gallery with another recogniser into a new gallery file."""
+def reindex(source, recogniser: Recogniser, out: Path) -> tuple[int, list[KeyfaceError]]:
+    """Re-embed every photo of a gallery (a file or a database) with another recogniser into a new gallery file."""
     from keyface.data.images import image_sha256
-    from keyface.recognition.core.store import read_photos
     from keyface.recognition.core.video_enrol import frame_enrolment, video_frame
     by_person: dict[str, list[str]] = {}
     frames: dict[str, list[tuple[str, Enrolment]]] = {}
-    for person, sha, path in read_photos(source):
+    for person, sha, path in _gallery_photos(source):
         if video_frame(path) is not None:  # a frame of an enrolled video: read again from the video
             frames.setdefault(person, []).append(frame_enrolment(recogniser, person, path, sha))
         elif not Path(path).is_file() or image_sha256(path) != sha:
@@ -276,6 +295,69 @@ def reindex(source: Path, recogniser: Recogniser, out: Path) -> tuple[int, list[
             m, refused = target.store_enrolments(person, frames.get(person, []), None)
             added, errors = added + n + m, errors + errs + refused
     return added, errors
+
+
+def _gallery_photos(location) -> list[tuple[str, str, str]]:
+    """(person, sha256, source) of every photo in a gallery, whatever embedder made it."""
+    from keyface.recognition.core.store import read_photos
+    if not is_database_uri(location):
+        return read_photos(location)
+    return [(row.person, row.sha256, os.fsdecode(row.source)) for batch in _reader(location).rows() for row in batch]
+
+
+def _reader(location):
+    """A gallery opened only to read (core.migrate.Reader); refused where there is no gallery."""
+    from keyface.data.errors import GalleryError
+    from keyface.recognition.core.migrate import Reader
+    made = _made_by(location)
+    if "embedder" not in made:
+        raise GalleryError(f"no keyface gallery at {shown_location(location)}")
+    return Reader(location, made["embedder"], made["version"], int(made["dim"]))
+
+
+def migrate(source, target):
+    """Copy a gallery (a file or a `postgresql://` database) into a new or empty one, in one transaction, then
+    read both back and compare them; the source is only read. Returns what was copied (core.migrate.Counts)."""
+    from keyface.data.errors import GalleryError
+    from keyface.recognition.core.migrate import copy_into, differences
+    reader = _reader(source)
+    if shown_location(source) == shown_location(target) or (not is_database_uri(target) and Path(target).exists()
+                                              and not is_database_uri(source) and Path(target).samefile(source)):
+        raise GalleryError("the source and the target are the same gallery")
+    new_file = not is_database_uri(target) and not Path(target).exists()
+    try:
+        with open_store(target, reader.embedder, reader.version, reader.dim, create=True) as store:
+            copy_into(reader, store)
+    except BaseException:
+        if new_file:  # a file made for this copy and left empty by its failure goes again
+            Path(target).unlink(missing_ok=True)
+        raise
+    problems = differences(reader, _reader(target))
+    if problems:
+        raise GalleryError(f"the copy in {shown_location(target)} differs from {shown_location(source)}: {problems[0]}")
+    return reader.counts()
+
+
+def replace_gallery(target, source: Path) -> None:
+    """Replace a database gallery's whole content (people, photos, vectors, embedder) with a gallery file's, in
+    one transaction, then compare the two (reindex of a database)."""
+    from keyface.data.errors import GalleryError
+    from keyface.recognition.core.migrate import copy_into, differences
+    reader, old = _reader(source), _reader(target)
+    with open_store(target, old.embedder, old.version, old.dim, create=False) as store:
+        copy_into(reader, store, replace=True)
+    problems = differences(reader, _reader(target))
+    if problems:
+        raise GalleryError(f"the new content of {shown_location(target)} differs from its re-embedding: {problems[0]}")
+
+
+def check_gallery(location) -> list[str]:
+    """Every problem found in a gallery (its structure and each stored vector); none means it is sound."""
+    if is_database_uri(location):
+        from keyface.recognition.core.pg_store import check_database
+        return check_database(str(location))
+    from keyface.recognition.core.gallery_check import check_gallery as check_file
+    return check_file(Path(location))
 
 
 def photo_json(photo: str, faces: list[Face], error: str | None = None, embedding: bool = False, **fields) -> dict:

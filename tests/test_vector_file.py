@@ -113,3 +113,33 @@ def test_a_damaged_vector_in_a_large_gallery_is_refused_and_leaves_nothing_behin
     with SQLiteStore(path, "e", "v1", DIM) as store, pytest.raises(DamagedGalleryError, match="reindex"):
         store.index()
     assert sorted(p.name for p in tmp_path.iterdir() if "vector" in p.name and "lock" not in p.name) == []
+
+
+def test_a_server_searches_a_very_large_gallery_approximately_once_built_and_keeps_it_current(tmp_path, large):
+    pytest.importorskip("faiss")
+    import time
+    from keyface.recognition.core.search import FaissRows, LiveIndex
+    rng, path = np.random.default_rng(5), tmp_path / "g.db"
+    people = [f"p{i:03d}" for i in range(60)]
+    with SQLiteStore(path, "e", "v1", DIM) as store:
+        store.add(_faces(rng, people, 10, "a"))
+        live = LiveIndex(min_rows=100)
+        assert isinstance(live.pick(store.index()), RowIndex)  # exact while the approximate index is built
+        deadline = time.time() + 30
+        while live.state == "building" and time.time() < deadline:
+            time.sleep(0.05)
+        approximate = live.pick(store.index())
+        assert isinstance(approximate, FaissRows) and live.state == "approximate"
+        enrolled = _faces(rng, ["Newcomer"], 2, "b")
+        store.add(enrolled)  # appended to the vector file: the approximate index is extended, not rebuilt
+        assert live.pick(store.index()) is approximate and len(approximate) == 602
+        assert approximate.search(enrolled[0].embedding, 1)[0][0] == ("Newcomer", pytest.approx(0.0, abs=1e-5))
+        vectors, names = store.matrix()
+        own = [f.embedding for f in _faces(np.random.default_rng(5), people, 10, "a")[::10]]
+        expected = ExactIndex(vectors, names).search(np.array(own), 1)
+        assert [m[0].person for m in approximate.search(np.array(own), 1)] == [m[0].person for m in expected]
+        store.rename("Newcomer", "Newman")
+        assert approximate.search(enrolled[0].embedding, 1)[0][0].person == "Newcomer"  # names come with a pick
+        assert live.pick(store.index()).search(enrolled[0].embedding, 1)[0][0].person == "Newman"
+        store.remove("p000")  # the vector file is rebuilt: exact again until a new approximate index is ready
+        assert isinstance(live.pick(store.index()), RowIndex)

@@ -9,7 +9,7 @@ from pathlib import Path
 from keyface.detection.detector import DEFAULT_DETECTOR, DETECTORS
 from keyface.recognition.approaches.registry import BENCHMARKED, DEFAULT_EMBEDDER
 from keyface.recognition.cli.flags import count, face_px, precision_flag
-from keyface.recognition.cli import bench_scale, bench_video
+from keyface.recognition.cli import bench_scale, bench_serve, bench_video
 from keyface.recognition.cli.output import print_table, write_report
 from keyface.runtime.networks import PRECISIONS
 from keyface.recognition.core.pipeline import ALIGNMENTS
@@ -28,6 +28,7 @@ def register(sub) -> None:
     _register_speed(kinds)
     bench_video.register(kinds, _common)
     bench_scale.register(kinds, _common)
+    bench_serve.register(kinds, _common)
 
 
 def _register_keypoints(kinds) -> None:
@@ -109,14 +110,6 @@ def _register_speed(kinds) -> None:
                    "(default: only in the embedder's own)")
     _common(p)
     p.set_defaults(func=cmd_bench_speed)
-    p = kinds.add_parser("serve", help="a load test of `keyface serve` on loopback: requests/s, p50/p99 latency, "
-                         "errors, lost enrolments; then the same with the server killed (SIGKILL) mid-load")
-    p.add_argument("--requests", type=int, default=400, help="identify requests (default: 400)")
-    p.add_argument("--clients", type=int, default=8, help="concurrent clients (default: 8)")
-    p.add_argument("--enrol-every", type=int, default=10, help="one enrolment after every N identify requests")
-    p.add_argument("--no-kill", action="store_true", help="skip the SIGKILL test")
-    _common(p)
-    p.set_defaults(func=cmd_bench_serve)
     p = kinds.add_parser("search", help="exact search speed over a gallery of N stored embeddings")
     p.add_argument("--size", type=int, default=1_000_000, help="stored embeddings (default: 1,000,000)")
     p.add_argument("--dim", type=int, default=256, help="embedding dimension (default: 256)")
@@ -361,60 +354,6 @@ def _enrol_rate(rec, lfw, n: int) -> dict:
     rec = rec.taking("largest")  # as `enroll --largest-face`: LFW photos often show a second person
     with tempfile.TemporaryDirectory() as scratch, Gallery(Path(scratch) / "speed.db", rec) as gallery:
         return speed.enrol_rate(gallery, people, os.cpu_count() or 1)
-
-
-SERVE_COLUMNS = [("run", "run", "s"), ("requests", "requests", "d"), ("identify_per_s", "identify/s", ".1f"),
-                 ("p50_ms", "p50 ms", ".0f"), ("p99_ms", "p99 ms", ".0f"), ("enrol_p50_ms", "enrol p50 ms", ".0f"),
-                 ("errors", "errors", "d"),
-                 ("killed_after", "killed after", "d"), ("lost_enrolments", "lost enrolments", "d"),
-                 ("integrity", "gallery check", "s")]
-
-
-def cmd_bench_serve(args) -> int:
-    """Load a real server process, then kill one mid-load; check the gallery after each."""
-    import tempfile
-    from keyface.data.lfw import LFW
-    from keyface.data.paths import data_root
-    from keyface.recognition.evaluation import serve_load as load
-    lfw = LFW(data_root(args.data))
-    with tempfile.TemporaryDirectory() as scratch:
-        rows = [_serve_run("load", lfw, Path(scratch) / "load", args, kill_after=None)]
-        if not args.no_kill:
-            rows.append(_serve_run("SIGKILL mid-load", lfw, Path(scratch) / "kill", args, kill_after=0.5))
-    print(load.LOAD_PROTOCOL.format(clients=args.clients, identify=args.requests, every=args.enrol_every) + "\n")
-    print_table(rows, SERVE_COLUMNS)
-    for row in rows:
-        if row["first_error"]:
-            print(f"{row['run']}: first error: {row['first_error']}")
-    write_report(Path(args.out), "serve", {"protocol": load.LOAD_PROTOCOL.format(
-        clients=args.clients, identify=args.requests, every=args.enrol_every), "rows": rows})
-    return 0
-
-
-def _serve_run(label: str, lfw, folder: Path, args, kill_after: float | None) -> dict:
-    """One run: a fresh server and gallery seeded with 20 people, the load, then the gallery checks.
-    With kill_after, the server gets SIGKILL once that share of the requests is answered."""
-    from keyface.recognition.core.gallery_check import check_gallery
-    from keyface.recognition.evaluation.speed import speed_photos
-    from keyface.recognition.evaluation import serve_load as load
-    folder.mkdir(parents=True)
-    people = sorted((p for p, n in lfw.image_count("DevTest").items() if 3 <= n <= 8))
-    enrol = [(p, load.photo_bytes(lfw.images_of(p))) for p in people]
-    server = load.ServerProcess(folder / "gallery.db", folder / "token")
-    try:
-        seed = load.run_load(server.url, server.token, load.Jobs([], enrol[:20], 1), 4)
-        jobs = load.Jobs(load.photo_bytes(speed_photos(lfw, args.requests)),
-                         enrol[20: 20 + args.requests // args.enrol_every], args.enrol_every)
-        kill_at = None if kill_after is None else max(1, int(len(jobs.items) * kill_after))
-        result = load.run_load(server.url, server.token, jobs, args.clients, kill_at, server.kill)
-    finally:
-        server.kill() if kill_after is not None else server.stop()
-    acknowledged = {**seed["acknowledged"], **result["acknowledged"]}
-    problems = check_gallery(folder / "gallery.db")
-    return {"run": label, **{k: v for k, v in result.items() if k != "acknowledged"},
-            "acknowledged_enrolments": len(acknowledged),
-            "lost_enrolments": len(load.lost_enrolments(folder / "gallery.db", acknowledged)),
-            "integrity": "ok" if not problems else problems[0]}
 
 
 def cmd_bench_search(args) -> int:

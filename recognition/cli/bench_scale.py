@@ -1,4 +1,5 @@
-"""`keyface bench scale`: galleries of 1e4 to 1e6 faces, SQLite exact and SQLite + FAISS side by side."""
+"""`keyface bench scale`: galleries of 1e4 to 1e6 faces, SQLite exact, SQLite + FAISS and (with --postgres)
+PostgreSQL + pgvector side by side."""
 from __future__ import annotations
 
 import tempfile
@@ -10,8 +11,10 @@ COLUMNS = [("faces", "faces", ",d"), ("index", "index", "s"), ("cli_first_s", "C
            ("cli_s", "CLI s", ".2f"), ("cli_peak_mb", "CLI MB", ",.0f"), ("index_build_s", "index build s", ".2f"),
            ("p50_ms", "identify p50 ms", ".1f"), ("p99_ms", "p99 ms", ".1f"), ("recall_at_1", "recall@1", ".3f"),
            ("enrol_per_s", "enrol photos/s", ".1f"), ("serve_start_s", "serve start s", ".1f"),
+           ("serve_search", "serve search", "s"), ("serve_ready_s", "serve ready s", ".1f"),
            ("serve_p50_ms", "serve p50 ms", ".1f"), ("serve_p99_ms", "serve p99 ms", ".1f"),
-           ("serve_peak_mb", "serve MB", ",.0f"), ("process_peak_mb", "process MB", ",.0f")]
+           ("serve_peak_mb", "serve MB", ",.0f"), ("process_peak_mb", "process MB", ",.0f"),
+           ("load_s", "copy + index s", ".0f")]
 
 
 def register(kinds, common) -> None:
@@ -21,6 +24,8 @@ def register(kinds, common) -> None:
     p.add_argument("--sizes", default="10000,100000,1000000", help="faces in each gallery, comma-separated")
     p.add_argument("--probes", type=int, default=60, help="colleague photos identified per gallery (default: 60)")
     p.add_argument("--no-faiss", action="store_true", help="leave out SQLite + FAISS")
+    p.add_argument("--postgres", action="store_true", help="also PostgreSQL + pgvector: each gallery copied into a "
+                   "private PostgreSQL 16 (PyPI pgserver) by `keyface migrate`, searched by its HNSW index")
     common(p)
     p.set_defaults(func=run_scale_bench)
 
@@ -37,8 +42,14 @@ def run_scale_bench(args) -> int:
     probe_photos = [p for _, p in probes][: args.probes]
     rows = []
     with tempfile.TemporaryDirectory(dir=args.out if Path(args.out).is_dir() else None) as scratch:
-        for size in [int(s) for s in args.sizes.split(",") if s.strip()]:
-            rows += _size_rows(size, Path(scratch) / f"scale-{size}.db", recogniser, enrol, probes, probe_photos, args)
+        postgres = _private_postgres(Path(scratch) / "pg") if args.postgres else None
+        try:
+            for size in [int(s) for s in args.sizes.split(",") if s.strip()]:
+                rows += _size_rows(size, Path(scratch) / f"scale-{size}.db", recogniser, enrol, probes, probe_photos,
+                                   args, postgres)
+        finally:
+            if postgres is not None:
+                postgres.close()
     print(scale.SCALE_PROTOCOL + "\n")
     print_table(rows, COLUMNS)
     write_report(Path(args.out), "scale", {"protocol": scale.SCALE_PROTOCOL, "rows": rows,
@@ -46,8 +57,13 @@ def run_scale_bench(args) -> int:
     return 0
 
 
-def _size_rows(size: int, path: Path, recogniser, enrol, probes, probe_photos, args) -> list[dict]:
-    """One gallery's rows: exact, and FAISS unless left out."""
+def _private_postgres(folder: Path):
+    from keyface.recognition.evaluation.private_postgres import PrivatePostgres
+    return PrivatePostgres(folder)
+
+
+def _size_rows(size: int, path: Path, recogniser, enrol, probes, probe_photos, args, postgres) -> list[dict]:
+    """One gallery's rows: SQLite exact, FAISS unless left out, PostgreSQL if asked."""
     from keyface.recognition.evaluation import scale
     from keyface.recognition.evaluation.speed import peak_rss_mb
     from keyface.recognition.facade import Gallery
@@ -62,10 +78,30 @@ def _size_rows(size: int, path: Path, recogniser, enrol, probes, probe_photos, a
             approximate = scale.served_identify(gallery, probe_photos, "faiss")
             rows.append({"faces": faces, "index": "SQLite + FAISS", **_shown(approximate),
                          "recall_at_1": scale.recall_at_1(exact["nearest"], approximate["nearest"])})
+        if postgres is not None:  # copied before this gallery's enrolment rate is measured (photos it adds)
+            rows.append(_postgres_row(faces, path, recogniser, probes, probe_photos, exact["nearest"], postgres))
         rows[0]["enrol_per_s"] = scale.enrol_rate(gallery, [(n, p) for n, p in probes[len(probe_photos):][:20]])
     rows[0]["process_peak_mb"] = peak_rss_mb()
     scale.remove_gallery(path)
     return rows
+
+
+def _postgres_row(faces: int, path: Path, recogniser, probes, probe_photos, exact: list, postgres) -> dict:
+    """The gallery copied into a new database (`keyface migrate`), then measured as the file was."""
+    import time
+    from keyface.recognition.evaluation import scale
+    from keyface.recognition.facade import Gallery, migrate
+    uri = postgres.new_database("scale")
+    started = time.perf_counter()
+    migrate(path, uri)
+    row = {"faces": faces, "index": "PostgreSQL + pgvector HNSW", "load_s": time.perf_counter() - started,
+           **scale.cli_identify(uri, probe_photos[0]), **scale.served_http(uri, probe_photos, path.parent)}
+    with Gallery(uri, recogniser) as gallery:
+        hnsw = scale.served_identify(gallery, probe_photos, "hnsw")
+        row.update(_shown(hnsw), recall_at_1=scale.recall_at_1(exact, hnsw["nearest"]))
+        row["enrol_per_s"] = scale.enrol_rate(gallery, [(n, p) for n, p in probes[len(probe_photos) + 20:][:20]])
+    postgres.drop_database(uri)
+    return row
 
 
 def _shown(measured: dict) -> dict:

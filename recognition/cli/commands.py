@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from keyface.data.errors import KeyfaceError
-from keyface.data.paths import default_gallery
+from keyface.data.paths import gallery_location
 from keyface.detection.detector import DEFAULT_DETECTOR
 from keyface.recognition.cli import flags
 from keyface.recognition.cli.hints import with_hint
@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 def gallery_flag(p) -> None:
     """--gallery, for the commands that read or write one."""
-    p.add_argument("--gallery", help="gallery file (default: the per-user gallery.db)")
+    p.add_argument("--gallery", help="gallery file, or a PostgreSQL database as postgresql://USER@HOST/DB "
+                   "(default: $KEYFACE_GALLERY, then the per-user gallery.db)")
 
 
 def recogniser_flags(p, threshold: str | None = None) -> None:
@@ -86,8 +87,9 @@ def register(sub) -> None:
     p.add_argument("--min-probability", type=flags.probability, default=0.5, help="with --head: unknown below this")
     p.add_argument("--far", type=flags.rate, help="name at most this share of strangers (people not enrolled), by the "
                    "model's calibration on held-out people (default: its stored cut, 0.01)")
-    p.add_argument("--index", choices=["exact", "faiss"], default="exact",
-                   help="exact NumPy search, or FAISS for very large galleries (pip install 'keyface[ann]')")
+    p.add_argument("--index", choices=["exact", "faiss", "hnsw"],
+                   help="a gallery file: exact NumPy search (default), or FAISS for very large galleries (pip "
+                   "install 'keyface[ann]'); PostgreSQL: pgvector's HNSW index (default) or exact")
     video_flags(p)
     gallery_flag(p)
     recogniser_flags(p, "distance cut: beyond it a face is unknown (default: the model's calibrated cut)")
@@ -108,34 +110,6 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="accepted for symmetry: the output is always JSON Lines")
     recogniser_flags(p)
     p.set_defaults(func=cmd_embed)
-    _register_people(sub)
-
-
-def _register_people(sub) -> None:
-    p = sub.add_parser("people", help="list the gallery's people and photo counts")
-    p.add_argument("--json", action="store_true", help="a JSON list of {name, photos}")
-    gallery_flag(p)
-    p.set_defaults(func=cmd_people)
-    p = sub.add_parser("rename", help="rename a person")
-    p.add_argument("old", help="the person's name now")
-    p.add_argument("new", help="the new name")
-    gallery_flag(p)
-    p.set_defaults(func=cmd_rename)
-    p = sub.add_parser("remove", help="remove a person and their photos")
-    p.add_argument("name", help="the person to remove")
-    gallery_flag(p)
-    p.set_defaults(func=cmd_remove)
-    p = sub.add_parser("train-head", help="retrain a softmax head on the gallery (identify --head uses it)")
-    p.add_argument("--epochs", type=flags.count, default=200, help="training epochs (default: 200)")
-    _gallery_flags(p)
-    p.set_defaults(func=cmd_train_head)
-    p = sub.add_parser("reindex", help="re-embed a gallery's photos with another embedder (the old one is "
-                       "kept as GALLERY.bak)")
-    _gallery_flags(p)
-    p.set_defaults(func=cmd_reindex)
-    p = sub.add_parser("check", help="check a gallery: SQLite integrity and every stored embedding")
-    gallery_flag(p)
-    p.set_defaults(func=cmd_check)
 
 
 def recogniser(args):
@@ -148,23 +122,20 @@ def recogniser(args):
                  several_faces="largest" if getattr(args, "largest_face", False) else "refuse")
 
 
-def gallery_path(args) -> Path:
-    """The gallery file the command names (--gallery), or the per-user default."""
-    if args.gallery is None:
-        return default_gallery()
-    if not args.gallery.strip():
-        raise KeyfaceError("--gallery is empty: give a gallery file, or leave the flag out for the default")
-    return Path(args.gallery)
+def gallery_path(args) -> Path | str:
+    """The gallery the command names: --gallery (a file or a postgresql:// URI), else $KEYFACE_GALLERY, else
+    the per-user gallery file."""
+    if args.gallery is not None and not args.gallery.strip():
+        raise KeyfaceError("--gallery is empty: give a gallery file or a postgresql:// URI, or leave the flag out "
+                           "for the default")
+    return gallery_location(args.gallery)
 
 
 def open_gallery(args, rec=None, create: bool = False):
     """The gallery for this embedder (refused if it was made by another); only `create` makes a new one.
     Without a recogniser (people, rename, remove) any embedder's gallery will do and no model loads."""
     from keyface.recognition.facade import Gallery
-    path = gallery_path(args)
-    if rec is None and not path.is_file():
-        raise KeyfaceError(f"gallery not found: {path} (enrol people first with `keyface enroll`)")
-    return Gallery(path, rec, create=create)
+    return Gallery(existing_gallery(args) if not create else gallery_path(args), rec, create=create)
 
 
 def _report(errors: list) -> int:
@@ -219,10 +190,11 @@ def _enrol_person(gallery, name: str, photos: list[str], args) -> tuple[int, lis
     return added, errors
 
 
-def existing_gallery(args) -> Path:
-    """The gallery file, which must exist: checked before any model loads, and never created."""
+def existing_gallery(args) -> Path | str:
+    """The gallery, whose file must exist: checked before any model loads, and never created (a database is
+    checked when opened)."""
     path = gallery_path(args)
-    if not path.is_file():
+    if isinstance(path, Path) and not path.is_file():
         raise KeyfaceError(f"gallery not found: {path} (enrol people first with `keyface enroll`)")
     return path
 
@@ -285,15 +257,6 @@ def _identify_photo(gallery, photo: str, args) -> tuple[list, str | None]:
     return faces, None
 
 
-def cmd_train_head(args) -> int:
-    """Fit the softmax head on the gallery's embeddings."""
-    existing_gallery(args)
-    with open_gallery(args, recogniser(args)) as gallery:
-        path = gallery.train_head(args.epochs)
-        print(f"softmax head over {len(gallery.people())} people written to {path}")
-    return 0
-
-
 def _identity_lines(photo: str, faces: list, threshold: float | None) -> list[str]:
     """A line per face; threshold None means the softmax head named them."""
     rule = "softmax head" if threshold is None else f"threshold {threshold:.3f}"
@@ -347,58 +310,3 @@ def _embed_video(rec, path: str, about: dict, stream, errors: list) -> None:
     except KeyfaceError as exc:
         errors.append(with_hint(exc))
         stream.error(errors[-1])
-
-
-def cmd_people(args) -> int:
-    """List people and photo counts."""
-    with open_gallery(args) as gallery:
-        people = list(gallery.people().items())
-    if args.json:
-        print(json.dumps([{"name": n, "photos": c} for n, c in people], indent=2))
-    else:
-        for name, count in people:
-            print(f"{name}\t{count}")
-        print(f"{len(people)} people, {sum(c for _, c in people)} photos")
-    return 0
-
-
-def cmd_rename(args) -> int:
-    """Rename a person."""
-    with open_gallery(args) as gallery:
-        gallery.rename(args.old, args.new)
-    print(f"renamed {args.old!r} to {args.new!r}")
-    return 0
-
-
-def cmd_remove(args) -> int:
-    """Remove a person."""
-    with open_gallery(args) as gallery:
-        n = gallery.remove(args.name)
-    print(f"removed {args.name!r} and {n} photo(s)")
-    return 0
-
-
-def cmd_reindex(args) -> int:
-    """Re-embed a gallery with another embedder (recognition.gallery_check.rewrite: locked, backed up to
-    `.bak`, rebuilt aside, checked, then copied into place through SQLite)."""
-    from keyface.recognition.core.gallery_check import rewrite
-    from keyface.recognition.facade import reindex
-    path = gallery_path(args)
-    if not path.is_file():
-        raise KeyfaceError(f"gallery not found: {path}")
-    rec = recogniser(args)
-    added, errors = rewrite(path, lambda source, scratch: reindex(source, rec, scratch))
-    print(f"reindexed {added} photo(s) with {rec.embedder.name} (model {rec.embedder.version}); "
-          f"the old gallery is {path.name}.bak")
-    return _report(errors)
-
-
-def cmd_check(args) -> int:
-    """Check a gallery: SQLite's integrity check and every stored vector; exit 1 if anything is wrong."""
-    from keyface.recognition.core.gallery_check import check_gallery
-    path = gallery_path(args)
-    problems = check_gallery(path)
-    for problem in problems:
-        print(f"{path}: {problem}")
-    print(f"{path}: {'damaged' if problems else 'ok'}")
-    return 1 if problems else 0

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from keyface.data.errors import KeyfaceError
-from keyface.data.paths import default_gallery, user_dir
+from keyface.data.paths import shown_location, user_dir
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES
 from keyface.recognition.cli import flags
 
@@ -22,7 +22,8 @@ def register(sub) -> None:
                        "TOKEN); bound beyond loopback, every API request does. The token is made at first start.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=flags.port, default=8000, help="TCP port (default: 8000)")
-    p.add_argument("--gallery", help="gallery file (default: the per-user gallery.db; made if missing)")
+    p.add_argument("--gallery", help="gallery file or postgresql:// URI (default: $KEYFACE_GALLERY, then the "
+                   "per-user gallery.db; made if missing)")
     p.add_argument("--embedder", default=DEFAULT_EMBEDDER, choices=EMBEDDER_NAMES,
                    help=f"embedder (default: {DEFAULT_EMBEDDER})")
     flags.detector_flags(p)
@@ -42,12 +43,13 @@ def cmd_serve(args) -> int:
     from keyface.recognition.server.tokens import load_or_create_token
     token_file = Path(args.token_file) if args.token_file else user_dir("serve") / "token"
     token = load_or_create_token(token_file)
-    gallery = Path(args.gallery) if args.gallery else default_gallery()
+    from keyface.recognition.cli.commands import gallery_path
+    gallery = gallery_path(args)
     app = build_app(args.embedder, args.detector, args.models, gallery, token, args.host not in LOOPBACK,
                     args.max_upload_mb * 1_000_000, tuple(args.cors_origin), args.precision, args.min_face)
     import uvicorn
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"keyface serving {gallery} with {args.embedder} at http://{shown_host}:{args.port}/#token={token}\n"
+    print(f"keyface serving {shown_location(gallery)} with {args.embedder} at http://{shown_host}:{args.port}/#token={token}\n"
           f"API token in {token_file}; stop with Ctrl-C", file=sys.stderr, flush=True)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)

@@ -303,15 +303,21 @@ class SQLiteStore:
                                       "reindex the gallery to re-embed them from their photos", self.path, "reindex")
         return vectors, np.array([r[0] for r in rows], dtype=object)
 
-    def index(self, kind: str = "exact"):
-        """A search index ('exact' or 'faiss') of the stored embeddings, rebuilt only after a change; a large
-        gallery's exact index is its memory-mapped vector file (made when missing or not this content's)."""
-        from keyface.recognition.core.search import ExactIndex, FaissIndex
+    def index(self, kind: str | None = None):
+        """A search index ('exact', the default, or 'faiss') of the stored embeddings, rebuilt only after a
+        change; a large gallery's exact index is its memory-mapped vector file (made when missing or stale)."""
+        from keyface.recognition.core.search import ExactIndex, FaissIndex, FaissRows
+        kind = kind or "exact"
+        if kind not in ("exact", "faiss"):
+            raise GalleryError(f"a gallery file is searched 'exact' or 'faiss', not {kind!r} (hnsw is PostgreSQL's)")
         stamp = (self.conn.execute("PRAGMA data_version").fetchone()[0] + self.conn.total_changes, kind)
         if self._cache is None or self._cache[0] != stamp:
-            build = FaissIndex if kind == "faiss" else ExactIndex
-            mapped = self._mapped_index() if kind == "exact" else None
-            self._cache = (stamp, mapped if mapped is not None else build(*self.matrix()))
+            mapped = self._mapped_index()  # a large gallery: FAISS reads its rows from the vector file too
+            if kind == "faiss":
+                index = FaissRows(mapped) if mapped is not None else FaissIndex(*self.matrix())
+            else:
+                index = mapped if mapped is not None else ExactIndex(*self.matrix())
+            self._cache = (stamp, index)
         return self._cache[1]
 
     def _mapped_index(self):
@@ -328,7 +334,7 @@ class SQLiteStore:
                 return None
             loaded = self._write_vector_file(files)
         names = dict(self.conn.execute("SELECT id, name FROM people"))
-        return RowIndex(*loaded, names)
+        return RowIndex(*loaded, names, lineage=files.lineage())
 
     def _write_vector_file(self, files) -> tuple[np.ndarray, np.ndarray]:
         """Write every embedding into the vector file, read in one snapshot a batch at a time (memory stays

@@ -46,6 +46,7 @@ class VectorFile:
 
     def load(self, stamp: dict) -> tuple[np.ndarray, np.ndarray] | None:
         """(vectors (N, D) memory-mapped, person ids (N,)) if the files hold exactly `stamp`'s content."""
+        inode = self._inode()
         header = self.header()
         if header is None or {k: header.get(k) for k in stamp} != stamp:
             return None
@@ -53,7 +54,10 @@ class VectorFile:
         vectors = np.memmap(self.vectors, np.float32, "r", offset=HEADER, shape=(count, dim)) if count else \
             np.zeros((0, dim), np.float32)
         ids = np.fromfile(self.people, np.int64, count=count)
-        return (vectors, ids) if len(ids) == count else None
+        if len(ids) != count or self._inode() != inode:  # short, or replaced while it was being read
+            return None
+        self.mapped_inode = inode
+        return vectors, ids
 
     def write(self, stamp: dict, batches) -> None:
         """Replace both files with the rows of `batches` ((vectors, person ids) pairs), written aside as they
@@ -91,6 +95,18 @@ class VectorFile:
                 fh.write(_header({**after, "count": count + len(ids)}))  # last: the rows are there first
                 os.fsync(fh.fileno())
             return True
+
+    def lineage(self) -> tuple[str, int, int] | None:
+        """(file, inode, offset of the first row) of the rows load() mapped: rows are only ever appended to the
+        file while its inode stays the same, since a rebuilt file replaces it (a new inode)."""
+        inode = getattr(self, "mapped_inode", None)
+        return None if inode is None else (str(self.vectors), inode, HEADER)
+
+    def _inode(self) -> int | None:
+        try:
+            return os.stat(self.vectors).st_ino
+        except OSError:
+            return None
 
     def _locked(self):
         return _Lock(self.lock_path)

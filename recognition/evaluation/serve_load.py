@@ -2,10 +2,11 @@
 
 Clients are threads with their own HTTP connection; each takes the next job from one shared list
 (identify requests with an enrolment every `enrol_every`), so the mix and the count are fixed.
-Afterwards the gallery file is checked: SQLite's integrity, and every enrolment the server
+Afterwards the gallery is checked (its structure and vectors), and every enrolment the server
 acknowledged must be in it, also after the server process was killed with SIGKILL mid-load (a
 process killed between any two instructions; a power cut, which also loses the OS's unwritten
-pages, is not tested here: the gallery's synchronous=FULL commits are what cover it).
+pages, is not tested here: the gallery's synchronous=FULL commits are what cover it), and, for a
+PostgreSQL gallery, after the database server was stopped and started again mid-load.
 """
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ class Jobs:
 class ServerProcess:
     """`keyface serve` in a child process on a free loopback port, with its own token file."""
 
-    def __init__(self, gallery: Path, token_file: Path, embedder: str | None = None):
+    def __init__(self, gallery: Path | str, token_file: Path, embedder: str | None = None):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "-m", "keyface", "serve", "--port", str(self.port), "--gallery", str(gallery),
@@ -124,6 +125,8 @@ def run_load(url: str, token: str, jobs: Jobs, clients: int, kill_at: int | None
                         killed.append(len(results))
                 if due:
                     kill()
+                    with lock:
+                        killed.append(len(results))  # answers from here on came after the fault was over
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for t in threads:
         t.start()
@@ -132,7 +135,9 @@ def run_load(url: str, token: str, jobs: Jobs, clients: int, kill_at: int | None
     summary = summarise(results, time.perf_counter() - started)
     if kill_at is not None and not killed:
         raise KeyfaceError(f"the server was never killed: only {len(results)} answers came, {kill_at} were awaited")
-    return {**summary, "killed_after": killed[0] if killed else None}
+    after = results[killed[1]:] if len(killed) > 1 else []
+    return {**summary, "killed_after": killed[0] if killed else None,
+            "ok_after_fault": f"{sum(r['ok'] for r in after)}/{len(after)}" if killed else None}
 
 
 def _send(http, kind: str, payload) -> dict:
@@ -146,6 +151,8 @@ def _send(http, kind: str, payload) -> dict:
             person, photos = payload
             response = http.post("/api/people", data={"name": person},
                                  files=[("photos", (n, d, "image/jpeg")) for n, d in photos])
+        if response.status_code == 503:  # as a client should: wait as long as the server asks (1 s at most)
+            time.sleep(min(float(response.headers.get("retry-after", 0) or 0), 1.0))
         ok = response.status_code in (200, 201)
         acked = response.json().get("added") if ok and kind == "enrol" else None
         error = None if ok else f"{response.status_code} {response.text[:120]}"
@@ -170,16 +177,41 @@ def summarise(results: list[dict], seconds: float) -> dict:
             "acknowledged": {r["person"]: r["added"] for r in results if r["kind"] == "enrol" and r["ok"]}}
 
 
-def lost_enrolments(gallery: Path, acknowledged: dict[str, int]) -> list[str]:
-    """People whose acknowledged photos are not all in the gallery file (read-only)."""
-    from keyface.recognition.core.store import connect_read_only
-    conn = connect_read_only(gallery)
-    try:
-        counts = dict(conn.execute("SELECT p.name, COUNT(ph.id) FROM people p LEFT JOIN photos ph "
-                                   "ON ph.person_id = p.id GROUP BY p.id"))
-    finally:
-        conn.close()
+def lost_enrolments(gallery, acknowledged: dict[str, int]) -> list[str]:
+    """People whose acknowledged photos are not all in the gallery (a file or a database; only read)."""
+    from keyface.recognition.facade import Gallery
+    with Gallery(gallery, create=False) as opened:
+        counts = opened.people()
     return [person for person, added in acknowledged.items() if counts.get(person, 0) < added]
+
+
+def restart_database(postgres, down_s: float = 3.0) -> None:
+    """Stop the database server, keep it down `down_s` seconds, start it again (an outage mid-load)."""
+    postgres.stop()
+    try:
+        time.sleep(down_s)
+    finally:
+        postgres.start()
+
+
+def seen_across(writer: "ServerProcess", reader: "ServerProcess", person: tuple[str, list], probe: tuple[str, bytes],
+                timeout: float = 10.0) -> float:
+    """Seconds from an enrolment acknowledged by one server until another server on the same gallery names the
+    person in a probe photo (polled every 20 ms)."""
+    import httpx
+    name, photos = person
+    answer = httpx.post(writer.url + "/api/people", data={"name": name}, timeout=60,
+                        headers={"Authorization": f"Bearer {writer.token}"},
+                        files=[("photos", (n, d, "image/jpeg")) for n, d in photos])
+    if answer.status_code != 201 or not answer.json()["added"]:
+        raise KeyfaceError(f"the enrolment was refused: {answer.text[:200]}")
+    acknowledged = time.perf_counter()
+    while time.perf_counter() - acknowledged < timeout:
+        found = httpx.post(reader.url + "/api/identify", files={"photo": (probe[0], probe[1], "image/jpeg")}, timeout=60)
+        if any(face["name"] == name for face in found.json().get("faces", [])):
+            return time.perf_counter() - acknowledged
+        time.sleep(0.02)
+    return float("inf")
 
 
 def _free_port() -> int:

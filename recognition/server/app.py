@@ -2,8 +2,9 @@
 
 Photos arrive as uploads and are decoded in memory (nothing a client sends is used as a file
 path); the networks run on the server's worker threads, batched where requests arrive together;
-every gallery operation runs on one thread of its own, each write one SQLite transaction, so the
-CLI and a running server can share the gallery file.
+every gallery operation runs on one thread of its own, each write one transaction, so the CLI and
+a running server share a gallery file, and several servers on several hosts share a PostgreSQL gallery
+(searched in the database, so each sees the others' enrolments on its next identify).
 """
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ from starlette.exceptions import HTTPException
 
 from keyface.data.errors import GalleryError, KeyfaceError
 from keyface.data.images import decode_image_bytes, image_sha256
+from keyface.data.paths import is_database_uri, shown_location
 from keyface.recognition.core.annotate import face_thumbnail
+from keyface.recognition.core.search import LiveIndex
 from keyface.recognition.facade import Gallery, check_name, photo_json, verify_json
 from keyface.recognition.server.limits import UploadLimit
 from keyface.recognition.server.views import people_json
@@ -42,7 +45,7 @@ class Rename(BaseModel):
 @dataclass
 class ServeConfig:
     """How the server runs: where the gallery is, who may call it, how much it accepts."""
-    gallery: Path
+    gallery: Path | str  # a file, or a postgresql:// URI
     token: str
     tokens_for_reads: bool  # bound beyond loopback: every API request needs the token
     max_upload_bytes: int = 20_000_000
@@ -52,7 +55,7 @@ class ServeConfig:
 class GalleryThread:
     """The gallery, opened once and used from one thread only (SQLite connections are per thread)."""
 
-    def __init__(self, path: Path, recogniser):
+    def __init__(self, path: Path | str, recogniser):
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="gallery")
         self.gallery = self.run(lambda: Gallery(path, recogniser))
 
@@ -122,12 +125,18 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": " ".join(str(message).split())[:500]}, status_code=status)
 
 
-def _errors(app: FastAPI, gallery: Path) -> None:
+def _errors(app: FastAPI, gallery: Path | str) -> None:
     """Every failure becomes a one-line JSON error with a 4xx status; a bug is a 500 without a traceback."""
     @app.exception_handler(KeyfaceError)
     async def keyface_error(_, exc: KeyfaceError):  # each kind carries its status (data/errors.py)
-        text = str(exc).replace(str(gallery), "the gallery")  # the server's file paths are not the client's business
-        return _error(exc.http_status, text)
+        # the server's file paths and database are not the client's business
+        text = str(exc).replace(shown_location(gallery), "the gallery").replace(str(gallery), "the gallery")
+        if exc.http_status != 503:
+            return _error(exc.http_status, text)
+        log.warning("%s", exc)  # the database's address and error are the operator's, not the client's
+        answer = _error(503, "the gallery's database cannot be reached now; try again shortly")
+        answer.headers["Retry-After"] = "1"  # down for now: clients should come back shortly
+        return answer
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_, exc: RequestValidationError):
@@ -175,14 +184,17 @@ async def _photo_and_hash(upload: UploadFile) -> tuple[str, object, str]:
 
 
 def _photo_routes(app: FastAPI, rec, store: GalleryThread) -> None:
-    """The JSON API on photos: health, identify, verify."""
+    """The JSON API on photos: health, identify, verify. A very large gallery file is searched approximately
+    once its FAISS index is built (core.search.LiveIndex; exact until then)."""
+    live = LiveIndex()
 
     @app.get("/api/health")
     def health() -> dict:
         """Whether the server is up, its version, embedder and gallery size."""
         people = store.run(lambda: store.gallery.people())
         return {"status": "ok", "version": keyface_version(), "embedder": rec.embedder.name,
-                "model": rec.embedder.version, "people": len(people), "photos": sum(people.values())}
+                "model": rec.embedder.version, "people": len(people), "photos": sum(people.values()),
+                "search": live.state}
 
     @app.post("/api/identify")
     async def identify(photo: UploadFile = File(...), top: int = Form(3)) -> dict:
@@ -191,7 +203,7 @@ def _photo_routes(app: FastAPI, rec, store: GalleryThread) -> None:
         if not 1 <= top <= 20:
             raise KeyfaceError("top must be between 1 and 20")
         gallery = store.gallery
-        index = await store.run_async(lambda: None if gallery.is_empty() else gallery.search_index())
+        index = await store.run_async(lambda: None if gallery.is_empty() else live.pick(gallery.search_index()))
         if index is None:
             raise GalleryError("the gallery is empty: enrol people first")
         faces = await _in_thread(gallery.identify, rgb, top, index)  # the index is read here, SQLite is not
@@ -279,4 +291,4 @@ def build_app(embedder: str, detector: str, models, gallery, token: str, tokens_
     cv2.setNumThreads(1)
     rec = build(embedder, models, detector=detector, precision=precision, min_face=min_face)
     rec.embedder = BatchingEmbedder(rec.embedder)
-    return create_app(rec, ServeConfig(Path(gallery), token, tokens_for_reads, max_upload_bytes, cors_origins))
+    return create_app(rec, ServeConfig(gallery if is_database_uri(gallery) else Path(gallery), token, tokens_for_reads, max_upload_bytes, cors_origins))

@@ -1,0 +1,139 @@
+"""`keyface people | rename | remove | train-head | reindex | check | migrate`: looking after a gallery, a file
+or a PostgreSQL database."""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from keyface.data.errors import KeyfaceError
+from keyface.data.paths import is_database_uri, shown_location
+from keyface.recognition.cli import flags
+from keyface.recognition.cli.commands import (_gallery_flags, _report, existing_gallery, gallery_flag, gallery_path,
+                                              open_gallery, recogniser)
+
+MIGRATE_EPILOG = ("SRC and DST are gallery files or postgresql://USER[:PASSWORD]@HOST[:PORT]/DB URIs. DST must be "
+                  "new or empty; everything is copied in one transaction, then both are read back and compared "
+                  "(people, photo hashes, vectors bit for bit, thumbnails). SRC is only read.")
+
+
+def register(sub) -> None:
+    """Add the gallery-keeping commands."""
+    p = sub.add_parser("people", help="list the gallery's people and photo counts")
+    p.add_argument("--json", action="store_true", help="a JSON list of {name, photos}")
+    gallery_flag(p)
+    p.set_defaults(func=cmd_people)
+    p = sub.add_parser("rename", help="rename a person")
+    p.add_argument("old", help="the person's name now")
+    p.add_argument("new", help="the new name")
+    gallery_flag(p)
+    p.set_defaults(func=cmd_rename)
+    p = sub.add_parser("remove", help="remove a person and their photos")
+    p.add_argument("name", help="the person to remove")
+    gallery_flag(p)
+    p.set_defaults(func=cmd_remove)
+    p = sub.add_parser("train-head", help="retrain a softmax head on the gallery (identify --head uses it)")
+    p.add_argument("--epochs", type=flags.count, default=200, help="training epochs (default: 200)")
+    _gallery_flags(p)
+    p.set_defaults(func=cmd_train_head)
+    p = sub.add_parser("reindex", help="re-embed a gallery's photos with another embedder (a file's old copy is "
+                       "kept as GALLERY.bak; a database is replaced in one transaction)")
+    _gallery_flags(p)
+    p.set_defaults(func=cmd_reindex)
+    p = sub.add_parser("check", help="check a gallery: the file's or database's structure and every stored embedding")
+    gallery_flag(p)
+    p.set_defaults(func=cmd_check)
+    p = sub.add_parser("migrate", help="copy a gallery between a file and PostgreSQL (either way), checked",
+                       epilog=MIGRATE_EPILOG)
+    p.add_argument("source", metavar="SRC", help="the gallery to copy (only read)")
+    p.add_argument("target", metavar="DST", help="a new or empty gallery to copy into")
+    p.set_defaults(func=cmd_migrate)
+
+
+def cmd_people(args) -> int:
+    """List people and photo counts."""
+    with open_gallery(args) as gallery:
+        people = list(gallery.people().items())
+    if args.json:
+        print(json.dumps([{"name": n, "photos": c} for n, c in people], indent=2))
+    else:
+        for name, count in people:
+            print(f"{name}\t{count}")
+        print(f"{len(people)} people, {sum(c for _, c in people)} photos")
+    return 0
+
+
+def cmd_rename(args) -> int:
+    """Rename a person."""
+    with open_gallery(args) as gallery:
+        gallery.rename(args.old, args.new)
+    print(f"renamed {args.old!r} to {args.new!r}")
+    return 0
+
+
+def cmd_remove(args) -> int:
+    """Remove a person."""
+    with open_gallery(args) as gallery:
+        n = gallery.remove(args.name)
+    print(f"removed {args.name!r} and {n} photo(s)")
+    return 0
+
+
+def cmd_train_head(args) -> int:
+    """Fit the softmax head on the gallery's embeddings."""
+    existing_gallery(args)
+    with open_gallery(args, recogniser(args)) as gallery:
+        path = gallery.train_head(args.epochs)
+        print(f"softmax head over {len(gallery.people())} people written to {path}")
+    return 0
+
+
+def cmd_reindex(args) -> int:
+    """Re-embed a gallery with another embedder: a file is rebuilt aside, checked and copied into place with
+    a backup (core.gallery_check.rewrite); a database is rebuilt in a scratch file and then replaced in one
+    transaction (readers see the old gallery or the new, never a mix)."""
+    from keyface.recognition.core.gallery_check import rewrite
+    from keyface.recognition.facade import reindex, replace_gallery
+    path = existing_gallery(args)
+    rec = recogniser(args)
+    if isinstance(path, Path):
+        added, errors = rewrite(path, lambda source, scratch: reindex(source, rec, scratch))
+        print(f"reindexed {added} photo(s) with {rec.embedder.name} (model {rec.embedder.version}); "
+              f"the old gallery is {path.name}.bak")
+        return _report(errors)
+    with tempfile.TemporaryDirectory(prefix="keyface-reindex-") as scratch:
+        added, errors = reindex(path, rec, Path(scratch) / "gallery.db")
+        if errors:  # a database is only replaced by a complete re-embedding
+            return _report(errors + ["nothing was changed in the database"])
+        replace_gallery(path, Path(scratch) / "gallery.db")
+    print(f"reindexed {added} photo(s) with {rec.embedder.name} (model {rec.embedder.version})")
+    return 0
+
+
+def cmd_check(args) -> int:
+    """Check a gallery: its structure and every stored vector; exit 1 if anything is wrong."""
+    from keyface.recognition.facade import check_gallery
+    path = gallery_path(args)
+    shown = str(shown_location(path))
+    problems = check_gallery(path)
+    for problem in problems:
+        print(f"{shown}: {problem}")
+    print(f"{shown}: {'damaged' if problems else 'ok'}")
+    return 1 if problems else 0
+
+
+def cmd_migrate(args) -> int:
+    """Copy a gallery into a new or empty one, then compare the two."""
+    from keyface.recognition.facade import migrate
+    source, target = (_location(args.source, "SRC"), _location(args.target, "DST"))
+    counts = migrate(source, target)
+    print(f"copied {counts.people} people, {counts.photos} photos, {counts.embeddings} embeddings and "
+          f"{counts.thumbnails} thumbnails from {shown_location(source)} to {shown_location(target)}; both read back equal")
+    return 0
+
+
+def _location(text: str, what: str):
+    """A gallery location from the command line: a URI as given, else a file path."""
+    if not text.strip():
+        raise KeyfaceError(f"{what} is empty: give a gallery file or a postgresql:// URI")
+    return text.strip() if is_database_uri(text) else Path(text)

@@ -1,0 +1,468 @@
+"""A gallery in PostgreSQL: the SQLite store's people, photos and embeddings and its rules, for galleries
+that several machines share. Vectors live in a pgvector column and are searched inside the database (an
+HNSW index, then the nearest rows re-ranked per person), so every `keyface serve` on one database sees
+every other's enrolments on its next query, with nothing to reload. psycopg 3 is imported on first use."""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+import struct
+import threading
+from contextlib import contextmanager
+
+import numpy as np
+
+from keyface.data.errors import (GalleryConflictError, GalleryError, GalleryUnavailableError, MissingDependency,
+                                 OtherModelError, PersonNotFoundError)
+from keyface.data.files import shown
+from keyface.data.paths import shown_location
+from keyface.recognition.core.search import Match
+from keyface.recognition.core.store import SCHEMA_VERSION, Enrolment, check_name, vector_ok
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 5  # seconds: an unreachable server is reported, not waited on
+CANDIDATES = 64  # rows the HNSW index hands over per probe; their people are then ranked exactly
+EF_SEARCH = 100  # HNSW's candidate list while searching (pgvector's default is 40): recall over speed
+_TABLES = ("meta", "people", "photos", "embeddings", "thumbnails")
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE people (id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL UNIQUE, created TIMESTAMPTZ NOT NULL DEFAULT now());
+CREATE TABLE photos (
+    id BIGSERIAL PRIMARY KEY, person_id BIGINT NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    sha256 TEXT NOT NULL, source BYTEA NOT NULL, box TEXT NOT NULL, keypoints TEXT NOT NULL,
+    added TIMESTAMPTZ NOT NULL DEFAULT now(), UNIQUE (person_id, sha256));
+CREATE INDEX photos_by_sha256 ON photos (sha256);
+CREATE TABLE embeddings (
+    photo_id BIGINT NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
+    person_id BIGINT NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    embedder TEXT NOT NULL, version TEXT NOT NULL, vector vector({dim}) NOT NULL,
+    PRIMARY KEY (photo_id, embedder, version));
+CREATE TABLE thumbnails (person_id BIGINT PRIMARY KEY REFERENCES people(id) ON DELETE CASCADE, jpeg BYTEA NOT NULL);
+"""
+HNSW_INDEX = "CREATE INDEX IF NOT EXISTS embeddings_hnsw ON embeddings USING hnsw (vector vector_cosine_ops)"
+
+
+def _psycopg():
+    try:
+        import psycopg
+    except ImportError:
+        raise MissingDependency("PostgreSQL galleries need psycopg 3: pip install 'keyface[postgres]'") from None
+    return psycopg
+
+
+def connect(uri: str):
+    """An autocommit connection; a URI that does not parse or a server that cannot be reached or refuses
+    us is one line, and nothing is created."""
+    psycopg = _psycopg()
+    from psycopg.conninfo import conninfo_to_dict
+    try:
+        conninfo_to_dict(uri.strip())
+    except psycopg.ProgrammingError as exc:
+        raise GalleryError(f"not a PostgreSQL URI ({_first_line(exc)}): {shown_location(uri)}") from None
+    try:
+        return psycopg.connect(uri.strip(), autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+    except psycopg.OperationalError as exc:
+        text = _first_line(exc)
+        if "password" in text or "authentication" in text or "does not exist" in text or "permission" in text:
+            raise GalleryError(f"PostgreSQL refused {shown_location(uri)}: {text}") from None
+        raise GalleryUnavailableError(f"cannot reach the PostgreSQL server of {shown_location(uri)}: {text}") from None
+
+
+def _first_line(exc: Exception) -> str:
+    """A database error as one line: psycopg's parts joined, its 'connection failed' and FATAL/ERROR tags gone."""
+    parts = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = "; ".join(parts).removeprefix("connection failed: ").removeprefix("connection is bad: ")
+    return re.sub(r"\b(FATAL|ERROR):\s+", "", text)[:300]
+
+
+class _Connection:
+    """One connection, made again after the server went away: each use either works or raises
+    GalleryUnavailableError (one line), and the next use tries a fresh connection."""
+
+    def __init__(self, uri: str, setup: tuple[str, ...] = ()):
+        self.uri, self.setup, self._conn = uri, setup, None
+
+    def get(self):
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = connect(self.uri)
+            for statement in self.setup:
+                self._conn.execute(statement)
+        return self._conn
+
+    def run(self, fn):
+        """fn(connection)'s result. A connection the server dropped (a restart) is made again and fn tried once
+        more; a server that cannot be reached is GalleryUnavailableError (one line)."""
+        psycopg = _psycopg()
+        for attempt in (1, 2):
+            reused = self._conn is not None and not self._conn.closed and not self._conn.broken
+            try:
+                return fn(self.get())
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                self.close()
+                if attempt == 2 or not reused:
+                    raise GalleryUnavailableError(f"lost the PostgreSQL server of {shown_location(self.uri)}: "
+                                                  f"{_first_line(exc)}; try again") from None
+                log.info("PostgreSQL connection lost (%s); connecting again", _first_line(exc))
+
+    @contextmanager
+    def guarded(self):
+        """The connection, for work that must not be repeated (a bulk copy): an outage is
+        GalleryUnavailableError and the connection is dropped."""
+        psycopg = _psycopg()
+        try:
+            yield self.get()
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            self.close()
+            raise GalleryUnavailableError(f"lost the PostgreSQL server of {shown_location(self.uri)}: "
+                                          f"{_first_line(exc)}; try again") from None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # a connection already lost has nothing left to close
+                pass
+            self._conn = None
+
+
+def vector_literal(vector: np.ndarray) -> str:
+    """pgvector's text form of one vector."""
+    return "[" + ",".join(f"{float(x):.9g}" for x in np.asarray(vector, np.float32).reshape(-1)) + "]"
+
+
+def vector_from_binary(data: bytes) -> np.ndarray:
+    """One vector from pgvector's binary form: dimension (int16), unused (int16), big-endian float32s."""
+    (dim,) = struct.unpack_from(">H", data)
+    return np.frombuffer(data, ">f4", count=dim, offset=4).astype(np.float32)
+
+
+def vector_dumper(conn) -> type:
+    """A bytes type that `conn` writes as pgvector's binary form (for binary COPY): `vector_type(array)`
+    makes a value, `vector_type.oid` names the column type."""
+    from psycopg.adapt import Dumper
+    from psycopg.pq import Format
+    from psycopg.types import TypeInfo
+    oid = TypeInfo.fetch(conn, "vector").oid
+
+    class VectorBytes(bytes):
+        def __new__(cls, vector):
+            v = np.asarray(vector, np.float32).reshape(-1)
+            return super().__new__(cls, struct.pack(">HH", len(v), 0) + v.astype(">f4").tobytes())
+
+    class VectorDumper(Dumper):
+        format = Format.BINARY
+
+        def dump(self, obj):
+            return obj
+    VectorDumper.oid = oid
+    conn.adapters.register_dumper(VectorBytes, VectorDumper)
+    VectorBytes.oid = oid
+    return VectorBytes
+
+
+def _on_connection(method):
+    """A store method run on the store's connection (made again, and the method tried once more, after the
+    server restarted): callers do not pass `conn`."""
+    @functools.wraps(method)
+    def on_connection(self, *args, **kwargs):
+        return self.db.run(lambda conn: method(self, conn, *args, **kwargs))
+    return on_connection
+
+
+class PostgresStore:
+    """People, their photos and embeddings for one embedder (name + model version) in a PostgreSQL
+    database with pgvector; each write one transaction."""
+
+    def __init__(self, uri: str, embedder: str, version: str, dim: int, create: bool = True):
+        """Open (or, with create, make) the gallery in the database the URI names."""
+        self.uri, self.path = uri.strip(), shown_location(uri)  # `path`: what messages call the gallery
+        self.embedder, self.version, self.dim = embedder, version, dim
+        self.db = _Connection(self.uri)
+        self._searches: dict[str, PgIndex] = {}
+        try:
+            with self.db.guarded() as conn:
+                self._open(conn, create)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, conn, create: bool) -> None:
+        """Check the database is a keyface gallery (or, with create, empty: then make one) and claim or check
+        its embedder. Nothing is written to a database that is neither."""
+        tables = {r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+        if "meta" not in tables or not conn.execute("SELECT 1 FROM meta WHERE key = 'embedder'").fetchone():
+            if tables:
+                raise GalleryError(f"{self.path} is not a keyface gallery (it holds other tables: "
+                                   f"{', '.join(sorted(tables)[:3])}); refusing to touch it: use an empty database")
+            if not create:
+                raise GalleryError(f"no keyface gallery in {self.path} (enrol people first with `keyface enroll`)")
+            self._create(conn)
+        self._check_model(dict(conn.execute("SELECT key, value FROM meta").fetchall()))
+
+    def _create(self, conn) -> None:
+        """The tables, the HNSW index and the gallery's embedder, in one transaction; refused with nothing
+        made where pgvector is missing."""
+        psycopg = _psycopg()
+        try:
+            with conn.transaction():
+                if not conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
+                    conn.execute("CREATE EXTENSION vector")
+                for statement in _SCHEMA.format(dim=int(self.dim)).split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(HNSW_INDEX)
+                conn.cursor().executemany("INSERT INTO meta VALUES (%s, %s)", [
+                    ("schema", str(SCHEMA_VERSION)), ("embedder", self.embedder), ("version", self.version),
+                    ("dim", str(self.dim))])
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.UndefinedFile,
+                psycopg.errors.FeatureNotSupported) as exc:
+            raise GalleryError(f"{self.path} has no pgvector and keyface may not add it ({_first_line(exc)}); "
+                               "nothing was created: have the database's owner run CREATE EXTENSION vector") from None
+        log.info("made a keyface gallery in %s", self.path)
+
+    def _check_model(self, meta: dict) -> None:
+        if (meta["embedder"], meta["version"]) != (self.embedder, self.version):
+            raise OtherModelError(
+                f"{self.path} was made with embedder {meta['embedder']!r} (model {meta['version']}), not "
+                f"{self.embedder!r} (model {self.version}); open it with embedder {meta['embedder']!r}, or reindex it",
+                self.path, meta["embedder"], self.embedder)
+
+    @_on_connection
+    def add(self, conn, faces: list[Enrolment]) -> int:
+        """Store faces in one transaction; a photo already stored for that person is skipped. Returns added."""
+        added = 0
+        with conn.transaction():
+            for face in faces:
+                person = check_name(face.person)
+                owner = self._other_owner(conn, face.sha256, person)
+                if owner is not None:
+                    raise GalleryConflictError(f"{shown(face.source)} is already enrolled as {owner!r}")
+                person_id = self._person_id(conn, person, create=True)
+                row = conn.execute(
+                    "INSERT INTO photos (person_id, sha256, source, box, keypoints) VALUES (%s,%s,%s,%s,%s) "
+                    "ON CONFLICT (person_id, sha256) DO NOTHING RETURNING id",
+                    (person_id, face.sha256, _source_bytes(face.source),
+                     json.dumps([round(float(v), 2) for v in face.box]),
+                     json.dumps(np.round(np.asarray(face.keypoints, float), 2).tolist()))).fetchone()
+                if row is None:
+                    continue
+                conn.execute("INSERT INTO embeddings VALUES (%s, %s, %s, %s, %s::vector)",
+                             (row[0], person_id, self.embedder, self.version, self._literal(face.embedding)))
+                added += 1
+        return added
+
+    def _literal(self, vector: np.ndarray) -> str:
+        v = np.asarray(vector, np.float32).reshape(-1)
+        if v.shape != (self.dim,) or not np.isfinite(v).all():
+            raise GalleryError(f"embedding has shape {v.shape} (expected ({self.dim},)) or non-finite values")
+        return vector_literal(v)
+
+    @_on_connection
+    def owner_of(self, conn, sha256: str) -> str | None:
+        """The person a photo (by content hash) is enrolled as, if any."""
+        return self._owner(conn, sha256)
+
+    @_on_connection
+    def other_owner(self, conn, sha256: str, person: str) -> str | None:
+        """Someone other than `person` this photo is already enrolled as: one photo, two names would tie."""
+        return self._other_owner(conn, sha256, person)
+
+    @staticmethod
+    def _owner(conn, sha256: str) -> str | None:
+        row = conn.execute("SELECT p.name FROM photos ph JOIN people p ON p.id = ph.person_id "
+                           "WHERE ph.sha256 = %s LIMIT 1", (sha256,)).fetchone()
+        return row[0] if row else None
+
+    def _other_owner(self, conn, sha256: str, person: str) -> str | None:
+        owner = self._owner(conn, sha256)
+        return owner if owner is not None and owner != person else None
+
+    def _person_id(self, conn, name: str, create: bool = False) -> int:
+        name = check_name(name)
+        row = conn.execute("SELECT id FROM people WHERE name = %s", (name,)).fetchone()
+        if row:
+            return row[0]
+        if not create:
+            raise PersonNotFoundError(f"no person named {name!r} in {self.path}")
+        return conn.execute("INSERT INTO people (name) VALUES (%s) RETURNING id", (name,)).fetchone()[0]
+
+    @_on_connection
+    def is_empty(self, conn) -> bool:
+        """Whether no one is enrolled (one row read)."""
+        return conn.execute("SELECT 1 FROM people LIMIT 1").fetchone() is None
+
+    @_on_connection
+    def people(self, conn) -> list[tuple[str, int]]:
+        """(name, photo count) for everyone, by name."""
+        return [(n, int(c)) for n, c in conn.execute(
+            "SELECT p.name, COUNT(ph.id) FROM people p LEFT JOIN photos ph ON ph.person_id = p.id "
+            "GROUP BY p.id ORDER BY p.name COLLATE \"C\"")]
+
+    @_on_connection
+    def rename(self, conn, old: str, new: str) -> None:
+        """Rename a person (refused if the new name is taken)."""
+        new = check_name(new)
+        with conn.transaction():
+            person_id = self._person_id(conn, old)
+            if conn.execute("SELECT 1 FROM people WHERE name = %s", (new,)).fetchone():
+                raise GalleryConflictError(f"{new!r} is already in the gallery")
+            conn.execute("UPDATE people SET name = %s WHERE id = %s", (new, person_id))
+
+    @_on_connection
+    def remove(self, conn, name: str) -> int:
+        """Remove a person with their photos and embeddings; return how many photos went."""
+        with conn.transaction():
+            person_id = self._person_id(conn, name)
+            n = conn.execute("SELECT COUNT(*) FROM photos WHERE person_id = %s", (person_id,)).fetchone()[0]
+            conn.execute("DELETE FROM people WHERE id = %s", (person_id,))
+        return int(n)
+
+    @_on_connection
+    def set_thumbnail(self, conn, name: str, jpeg: bytes) -> None:
+        """Keep a small face picture for a person (the first one given stays)."""
+        with conn.transaction():
+            conn.execute("INSERT INTO thumbnails VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                         (self._person_id(conn, name), jpeg))
+
+    @_on_connection
+    def thumbnail(self, conn, name: str) -> bytes:
+        """A person's face picture (JPEG); PersonNotFoundError if there is none."""
+        row = conn.execute("SELECT jpeg FROM thumbnails WHERE person_id = %s",
+                           (self._person_id(conn, name),)).fetchone()
+        if row is None:
+            raise PersonNotFoundError(f"no thumbnail for {name!r}")
+        return bytes(row[0])
+
+    @_on_connection
+    def matrix(self, conn) -> tuple[np.ndarray, np.ndarray]:
+        """All stored embeddings (M, D) float32 and the person name of each row (for a softmax head)."""
+        with conn.cursor(binary=True) as cur:
+            cur.execute("SELECT p.name, e.vector FROM embeddings e JOIN people p ON p.id = e.person_id "
+                        "ORDER BY p.name, e.photo_id")
+            rows = cur.fetchall()
+        vectors = np.stack([vector_from_binary(v) for _, v in rows]) if rows else np.zeros((0, self.dim), np.float32)
+        return vectors, np.array([n for n, _ in rows], dtype=object)
+
+    def index(self, kind: str | None = None):
+        """The search: pgvector's HNSW index in the database ('hnsw', the default), or every row ('exact')."""
+        kind = kind or "hnsw"
+        if kind not in ("hnsw", "exact"):
+            raise GalleryError(f"a PostgreSQL gallery is searched by pgvector ('hnsw' or 'exact'), not {kind!r}")
+        if kind not in self._searches:
+            self._searches[kind] = PgIndex(self.uri, exact=kind == "exact")
+        return self._searches[kind]
+
+    def close(self) -> None:
+        """Close the connections."""
+        self.db.close()
+        for search in self._searches.values():
+            search.close()
+
+    def __enter__(self) -> "PostgresStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _source_bytes(source) -> bytes:
+    """A photo's path as bytes (any file name, UTF-8 or not)."""
+    import os
+    return os.fsencode(source) if not isinstance(source, bytes) else source
+
+
+class PgIndex:
+    """Search inside the database: for each probe the nearest CANDIDATES rows (by the HNSW index, or by
+    every row when exact), their people ranked by their closest row. Thread-safe: its own connection."""
+
+    def __init__(self, uri: str, exact: bool = False):
+        self.kind = "pgvector exact" if exact else "pgvector hnsw"
+        setup = ("SET enable_indexscan = off",) if exact else (f"SET hnsw.ef_search = {EF_SEARCH}",)
+        self.db, self.exact, self._lock = _Connection(uri, setup), exact, threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self.db.run(lambda conn: int(conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]))
+
+    def search(self, probes: np.ndarray, k: int = 3) -> list[list[Match]]:
+        """For each probe, the k nearest distinct people (by their closest stored row), nearest first."""
+        probes = np.atleast_2d(np.asarray(probes, np.float32))
+        with self._lock:
+            return self.db.run(lambda conn: [self._people(conn, probe, k) for probe in probes])
+
+    def _people(self, conn, probe: np.ndarray, k: int) -> list[Match]:
+        literal = vector_literal(probe)
+        rows = conn.execute(
+            "SELECT p.name, c.d FROM (SELECT person_id, vector <=> %s::vector AS d FROM embeddings "
+            "ORDER BY vector <=> %s::vector LIMIT %s) c JOIN people p ON p.id = c.person_id ORDER BY c.d",
+            (literal, literal, max(CANDIDATES, 4 * k))).fetchall()
+        best: dict[str, float] = {}
+        for name, distance in rows:
+            best.setdefault(name, float(distance))
+        return [Match(n, d) for n, d in list(best.items())[:k]]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def read_meta(uri: str) -> dict:
+    """A PostgreSQL gallery's embedder, model version and dimension, read without changing anything ({} where
+    the database holds no keyface gallery: opening it says why)."""
+    db = _Connection(uri)
+    try:
+        with db.guarded() as conn:
+            if conn.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
+                return {}
+            return dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    finally:
+        db.close()
+
+
+def check_database(uri: str) -> list[str]:
+    """Every problem found in a database gallery: its tables, meta, pgvector and HNSW index, photos without
+    embeddings, and each stored vector (dimension, finite, unit length). Nothing is changed."""
+    db = _Connection(uri, ("SET default_transaction_read_only = on",))
+    try:
+        with db.guarded() as conn:
+            tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+            missing = [t for t in _TABLES if t not in tables]
+            if missing:
+                return [f"not a keyface gallery: no table {', '.join(missing)}"]
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            if not {"embedder", "version", "dim"} <= set(meta):
+                return ["the meta table lacks the embedder, its version or the dimension"]
+            return _database_problems(conn, int(meta["dim"]))
+    finally:
+        db.close()
+
+
+def _database_problems(conn, dim: int) -> list[str]:
+    problems = []
+    if conn.execute("SELECT to_regclass('embeddings_hnsw')").fetchone()[0] is None:
+        problems.append("the HNSW index embeddings_hnsw is missing: searches read every row")
+    orphans = conn.execute("SELECT COUNT(*) FROM photos ph WHERE NOT EXISTS "
+                           "(SELECT 1 FROM embeddings e WHERE e.photo_id = ph.id)").fetchone()[0]
+    if orphans:
+        problems.append(f"{orphans} photo(s) have no embedding")
+    bad = check_vectors(conn, dim)
+    if bad:
+        problems.append(f"{bad} stored embedding(s) are not finite unit vectors of dimension {dim}")
+    return problems
+
+
+def check_vectors(conn, dim: int) -> int:
+    """How many stored embeddings are not finite unit vectors of the gallery's dimension."""
+    bad = 0
+    with conn.cursor(binary=True) as cur:
+        cur.execute("SELECT vector FROM embeddings")
+        while rows := cur.fetchmany(50_000):
+            vectors = [vector_from_binary(v) for (v,) in rows]
+            right = np.array([len(v) == dim for v in vectors])
+            bad += int((~right).sum())
+            if right.any():
+                bad += int((~vector_ok(np.stack([v for v, ok in zip(vectors, right) if ok]))).sum())
+    return bad
