@@ -14,7 +14,7 @@ import numpy as np
 
 from keyface.data.errors import GalleryError
 from keyface.data.paths import is_database_uri
-from keyface.recognition.core import pg_store
+from keyface.recognition.core import pg_connection, pg_store
 from keyface.recognition.core.store import connect_read_only
 
 BATCH = 20_000  # rows read, written and compared at a time: memory stays bounded at any gallery size
@@ -53,7 +53,7 @@ class Reader:
     @contextmanager
     def _cursor(self, binary: bool = False):
         if self.database:
-            db = pg_store._Connection(str(self.location), ("SET default_transaction_read_only = on",))
+            db = pg_connection.Connection(str(self.location), ("SET default_transaction_read_only = on",))
             try:
                 with db.guarded() as conn, conn.transaction(), conn.cursor(binary=binary) as cur:
                     yield cur
@@ -86,7 +86,7 @@ class Reader:
 
     def _row(self, person, sha256, source, box, keypoints, vector) -> Row:
         if self.database:
-            vector, box, keypoints = pg_store.vector_from_binary(bytes(vector)), _text(box), _text(keypoints)
+            vector, box, keypoints = pg_connection.vector_from_binary(bytes(vector)), _text(box), _text(keypoints)
         else:
             vector = np.frombuffer(vector, np.float32) if len(vector) == 4 * self.dim else np.full(1, np.nan, np.float32)
         return Row(_text(person), _text(sha256), os.fsencode(source) if isinstance(source, str) else bytes(source),
@@ -149,7 +149,7 @@ def _source_text(source: bytes) -> str | bytes:
 def _copy_into_postgres(source: Reader, target, replace: bool) -> None:
     """COPY in binary, the HNSW index dropped first and built once at the end (far faster than row by row)."""
     with target.db.guarded() as conn, conn.transaction():
-        vector_type = pg_store.vector_dumper(conn)
+        vector_type = pg_connection.vector_dumper(conn)
         conn.execute("DROP INDEX IF EXISTS embeddings_hnsw")
         if replace:
             _emptied(conn, source)

@@ -1,29 +1,26 @@
 """A gallery in PostgreSQL: the SQLite store's people, photos and embeddings and its rules, for galleries
 that several machines share. Vectors live in a pgvector column and are searched inside the database (an
 HNSW index, then the nearest rows re-ranked per person), so every `keyface serve` on one database sees
-every other's enrolments on its next query, with nothing to reload. psycopg 3 is imported on first use."""
+every other's enrolments on its next query, with nothing to reload. Connections: core.pg_connection."""
 from __future__ import annotations
 
 import functools
 import json
 import logging
-import re
-import struct
 import threading
-from contextlib import contextmanager
 
 import numpy as np
 
-from keyface.data.errors import (GalleryConflictError, GalleryError, GalleryUnavailableError, MissingDependency,
-                                 OtherModelError, PersonNotFoundError)
+from keyface.data.errors import GalleryConflictError, GalleryError, OtherModelError, PersonNotFoundError
 from keyface.data.files import shown
 from keyface.data.paths import shown_location
+from keyface.recognition.core.pg_connection import (Connection, first_line, psycopg_module, vector_from_binary,
+                                                    vector_literal)
 from keyface.recognition.core.search import Match
 from keyface.recognition.core.store import SCHEMA_VERSION, Enrolment, check_name, vector_ok
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT = 5  # seconds: an unreachable server is reported, not waited on
 CANDIDATES = 64  # rows the HNSW index hands over per probe; their people are then ranked exactly
 EF_SEARCH = 100  # HNSW's candidate list while searching (pgvector's default is 40): recall over speed
 _TABLES = ("meta", "people", "photos", "embeddings", "thumbnails")
@@ -45,124 +42,6 @@ CREATE TABLE thumbnails (person_id BIGINT PRIMARY KEY REFERENCES people(id) ON D
 HNSW_INDEX = "CREATE INDEX IF NOT EXISTS embeddings_hnsw ON embeddings USING hnsw (vector vector_cosine_ops)"
 
 
-def _psycopg():
-    try:
-        import psycopg
-    except ImportError:
-        raise MissingDependency("PostgreSQL galleries need psycopg 3: pip install 'keyface[postgres]'") from None
-    return psycopg
-
-
-def connect(uri: str):
-    """An autocommit connection; a URI that does not parse or a server that cannot be reached or refuses
-    us is one line, and nothing is created."""
-    psycopg = _psycopg()
-    from psycopg.conninfo import conninfo_to_dict
-    try:
-        conninfo_to_dict(uri.strip())
-    except psycopg.ProgrammingError as exc:
-        raise GalleryError(f"not a PostgreSQL URI ({_first_line(exc)}): {shown_location(uri)}") from None
-    try:
-        return psycopg.connect(uri.strip(), autocommit=True, connect_timeout=CONNECT_TIMEOUT)
-    except psycopg.OperationalError as exc:
-        text = _first_line(exc)
-        if "password" in text or "authentication" in text or "does not exist" in text or "permission" in text:
-            raise GalleryError(f"PostgreSQL refused {shown_location(uri)}: {text}") from None
-        raise GalleryUnavailableError(f"cannot reach the PostgreSQL server of {shown_location(uri)}: {text}") from None
-
-
-def _first_line(exc: Exception) -> str:
-    """A database error as one line: psycopg's parts joined, its 'connection failed' and FATAL/ERROR tags gone."""
-    parts = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = "; ".join(parts).removeprefix("connection failed: ").removeprefix("connection is bad: ")
-    return re.sub(r"\b(FATAL|ERROR):\s+", "", text)[:300]
-
-
-class _Connection:
-    """One connection, made again after the server went away: each use either works or raises
-    GalleryUnavailableError (one line), and the next use tries a fresh connection."""
-
-    def __init__(self, uri: str, setup: tuple[str, ...] = ()):
-        self.uri, self.setup, self._conn = uri, setup, None
-
-    def get(self):
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = connect(self.uri)
-            for statement in self.setup:
-                self._conn.execute(statement)
-        return self._conn
-
-    def run(self, fn):
-        """fn(connection)'s result. A connection the server dropped (a restart) is made again and fn tried once
-        more; a server that cannot be reached is GalleryUnavailableError (one line)."""
-        psycopg = _psycopg()
-        for attempt in (1, 2):
-            reused = self._conn is not None and not self._conn.closed and not self._conn.broken
-            try:
-                return fn(self.get())
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                self.close()
-                if attempt == 2 or not reused:
-                    raise GalleryUnavailableError(f"lost the PostgreSQL server of {shown_location(self.uri)}: "
-                                                  f"{_first_line(exc)}; try again") from None
-                log.info("PostgreSQL connection lost (%s); connecting again", _first_line(exc))
-
-    @contextmanager
-    def guarded(self):
-        """The connection, for work that must not be repeated (a bulk copy): an outage is
-        GalleryUnavailableError and the connection is dropped."""
-        psycopg = _psycopg()
-        try:
-            yield self.get()
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            self.close()
-            raise GalleryUnavailableError(f"lost the PostgreSQL server of {shown_location(self.uri)}: "
-                                          f"{_first_line(exc)}; try again") from None
-
-    def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:  # a connection already lost has nothing left to close
-                pass
-            self._conn = None
-
-
-def vector_literal(vector: np.ndarray) -> str:
-    """pgvector's text form of one vector."""
-    return "[" + ",".join(f"{float(x):.9g}" for x in np.asarray(vector, np.float32).reshape(-1)) + "]"
-
-
-def vector_from_binary(data: bytes) -> np.ndarray:
-    """One vector from pgvector's binary form: dimension (int16), unused (int16), big-endian float32s."""
-    (dim,) = struct.unpack_from(">H", data)
-    return np.frombuffer(data, ">f4", count=dim, offset=4).astype(np.float32)
-
-
-def vector_dumper(conn) -> type:
-    """A bytes type that `conn` writes as pgvector's binary form (for binary COPY): `vector_type(array)`
-    makes a value, `vector_type.oid` names the column type."""
-    from psycopg.adapt import Dumper
-    from psycopg.pq import Format
-    from psycopg.types import TypeInfo
-    oid = TypeInfo.fetch(conn, "vector").oid
-
-    class VectorBytes(bytes):
-        def __new__(cls, vector):
-            v = np.asarray(vector, np.float32).reshape(-1)
-            return super().__new__(cls, struct.pack(">HH", len(v), 0) + v.astype(">f4").tobytes())
-
-    class VectorDumper(Dumper):
-        format = Format.BINARY
-
-        def dump(self, obj):
-            return obj
-    VectorDumper.oid = oid
-    conn.adapters.register_dumper(VectorBytes, VectorDumper)
-    VectorBytes.oid = oid
-    return VectorBytes
-
-
 def _on_connection(method):
     """A store method run on the store's connection (made again, and the method tried once more, after the
     server restarted): callers do not pass `conn`."""
@@ -180,7 +59,7 @@ class PostgresStore:
         """Open (or, with create, make) the gallery in the database the URI names."""
         self.uri, self.path = uri.strip(), shown_location(uri)  # `path`: what messages call the gallery
         self.embedder, self.version, self.dim = embedder, version, dim
-        self.db = _Connection(self.uri)
+        self.db = Connection(self.uri)
         self._searches: dict[str, PgIndex] = {}
         try:
             with self.db.guarded() as conn:
@@ -206,7 +85,7 @@ class PostgresStore:
     def _create(self, conn) -> None:
         """The tables, the HNSW index and the gallery's embedder, in one transaction; refused with nothing
         made where pgvector is missing."""
-        psycopg = _psycopg()
+        psycopg = psycopg_module()
         try:
             with conn.transaction():
                 if not conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
@@ -220,7 +99,7 @@ class PostgresStore:
                     ("dim", str(self.dim))])
         except (psycopg.errors.InsufficientPrivilege, psycopg.errors.UndefinedFile,
                 psycopg.errors.FeatureNotSupported) as exc:
-            raise GalleryError(f"{self.path} has no pgvector and keyface may not add it ({_first_line(exc)}); "
+            raise GalleryError(f"{self.path} has no pgvector and keyface may not add it ({first_line(exc)}); "
                                "nothing was created: have the database's owner run CREATE EXTENSION vector") from None
         log.info("made a keyface gallery in %s", self.path)
 
@@ -382,7 +261,7 @@ class PgIndex:
     def __init__(self, uri: str, exact: bool = False):
         self.kind = "pgvector exact" if exact else "pgvector hnsw"
         setup = ("SET enable_indexscan = off",) if exact else (f"SET hnsw.ef_search = {EF_SEARCH}",)
-        self.db, self.exact, self._lock = _Connection(uri, setup), exact, threading.Lock()
+        self.db, self.exact, self._lock = Connection(uri, setup), exact, threading.Lock()
 
     def __len__(self) -> int:
         with self._lock:
@@ -412,7 +291,7 @@ class PgIndex:
 def read_meta(uri: str) -> dict:
     """A PostgreSQL gallery's embedder, model version and dimension, read without changing anything ({} where
     the database holds no keyface gallery: opening it says why)."""
-    db = _Connection(uri)
+    db = Connection(uri)
     try:
         with db.guarded() as conn:
             if conn.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
@@ -425,7 +304,7 @@ def read_meta(uri: str) -> dict:
 def check_database(uri: str) -> list[str]:
     """Every problem found in a database gallery: its tables, meta, pgvector and HNSW index, photos without
     embeddings, and each stored vector (dimension, finite, unit length). Nothing is changed."""
-    db = _Connection(uri, ("SET default_transaction_read_only = on",))
+    db = Connection(uri, ("SET default_transaction_read_only = on",))
     try:
         with db.guarded() as conn:
             tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
