@@ -79,7 +79,10 @@ class PostgresStore:
                                    f"{', '.join(sorted(tables)[:3])}); refusing to touch it: use an empty database")
             if not create:
                 raise GalleryError(f"no keyface gallery in {self.path} (enrol people first with `keyface enroll`)")
-            self._create(conn)
+            try:
+                self._create(conn)
+            except (psycopg_module().errors.DuplicateTable, psycopg_module().errors.UniqueViolation):
+                log.info("another keyface made the gallery in %s at the same time; using it", self.path)
         self._check_model(dict(conn.execute("SELECT key, value FROM meta").fetchall()))
 
     def _create(self, conn) -> None:

@@ -155,7 +155,7 @@ class FaissRows:
         lists = int(min(4096, max(1, 4 * math.sqrt(len(rows)))))
         self.index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, lists, faiss.ScalarQuantizer.QT_8bit,
                                                    faiss.METRIC_INNER_PRODUCT)
-        self.index.train(_sample_rows(rows, lists * 30))
+        self.index.train(_sample_rows(rows, lists * 40))  # FAISS wants ~39 training rows a list
         self.index.nprobe, self.candidates = nprobe, candidates
         self.lineage, self.rows, self.count, self._lock = rows.lineage, rows, 0, threading.Lock()
         self.extend(rows)

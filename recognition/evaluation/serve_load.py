@@ -110,7 +110,7 @@ class ServerProcess:
 def run_load(url: str, token: str, jobs: Jobs, clients: int, kill_at: int | None = None, kill=None) -> dict:
     """Drive the server with `clients` threads until the jobs run out; with kill_at, call kill() once
     that many answers have come back (the other requests are then in flight)."""
-    results, lock, killed = [], threading.Lock(), []
+    results, lock, killed, fault_over = [], threading.Lock(), [], []
     started = time.perf_counter()
 
     def client() -> None:
@@ -125,8 +125,8 @@ def run_load(url: str, token: str, jobs: Jobs, clients: int, kill_at: int | None
                         killed.append(len(results))
                 if due:
                     kill()
-                    with lock:
-                        killed.append(len(results))  # answers from here on came after the fault was over
+                    fault_over.append(time.perf_counter())
+                time.sleep(result["retry_after"])  # as a client should: wait as long as a 503 asks (1 s at most)
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for t in threads:
         t.start()
@@ -135,7 +135,7 @@ def run_load(url: str, token: str, jobs: Jobs, clients: int, kill_at: int | None
     summary = summarise(results, time.perf_counter() - started)
     if kill_at is not None and not killed:
         raise KeyfaceError(f"the server was never killed: only {len(results)} answers came, {kill_at} were awaited")
-    after = results[killed[1]:] if len(killed) > 1 else []
+    after = [r for r in results if fault_over and r["sent"] >= fault_over[0]]  # sent once the fault was over
     return {**summary, "killed_after": killed[0] if killed else None,
             "ok_after_fault": f"{sum(r['ok'] for r in after)}/{len(after)}" if killed else None}
 
@@ -151,15 +151,14 @@ def _send(http, kind: str, payload) -> dict:
             person, photos = payload
             response = http.post("/api/people", data={"name": person},
                                  files=[("photos", (n, d, "image/jpeg")) for n, d in photos])
-        if response.status_code == 503:  # as a client should: wait as long as the server asks (1 s at most)
-            time.sleep(min(float(response.headers.get("retry-after", 0) or 0), 1.0))
         ok = response.status_code in (200, 201)
+        wait = min(float(response.headers.get("retry-after", 0) or 0), 1.0) if response.status_code == 503 else 0.0
         acked = response.json().get("added") if ok and kind == "enrol" else None
         error = None if ok else f"{response.status_code} {response.text[:120]}"
     except Exception as exc:  # a refused or broken connection counts as an error, not a crash
-        ok, acked, error = False, None, f"{exc.__class__.__name__}: {exc}"
-    return {"kind": kind, "seconds": time.perf_counter() - t0, "ok": ok, "error": error,
-            "person": payload[0] if kind == "enrol" else None, "added": acked}
+        ok, acked, error, wait = False, None, f"{exc.__class__.__name__}: {exc}", 0.0
+    return {"kind": kind, "sent": t0, "seconds": time.perf_counter() - t0, "ok": ok, "error": error,
+            "person": payload[0] if kind == "enrol" else None, "added": acked, "retry_after": wait}
 
 
 def summarise(results: list[dict], seconds: float) -> dict:
