@@ -253,7 +253,7 @@ class LiveIndex:
         except Exception:  # a failed build leaves exact search in place; the next change tries again
             log.exception("the approximate index could not be built; searching exactly")
         else:
-            self._ready = built
+            self._ready = self._last = built  # what the next search of this gallery will use
             log.info("approximate index ready over %d faces", len(built))
         finally:
             self._building = None

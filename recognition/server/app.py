@@ -278,17 +278,27 @@ def build_app(embedder: str, detector: str, models, gallery, token: str, tokens_
     """The application with its recogniser (embedding batched across requests; `precision`: the embedding
     network's, default the embedder's own)."""
     import cv2
-    import tensorflow as tf
     from keyface.recognition.facade import build
     from keyface.recognition.server.batching import BatchingEmbedder
     from keyface.runtime import networks as runtime
     # Concurrent requests keep the cores busy; one thread per op stops them fighting over the cores.
     runtime.set_threads(1)
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-    except RuntimeError:  # TensorFlow already running in this process (a test): keep its setting
-        pass
+    _one_tensorflow_thread()
     cv2.setNumThreads(1)
     rec = build(embedder, models, detector=detector, precision=precision, min_face=min_face)
     rec.embedder = BatchingEmbedder(rec.embedder)
     return create_app(rec, ServeConfig(gallery if is_database_uri(gallery) else Path(gallery), token, tokens_for_reads, max_upload_bytes, cors_origins))
+
+
+def _one_tensorflow_thread() -> None:
+    """One TensorFlow thread per op, without importing TensorFlow (~400 MB) for a pipeline that runs in LiteRT:
+    set now if it is loaded, else by the variable it reads when a Keras embedder loads it."""
+    import os
+    import sys
+    if "tensorflow" not in sys.modules:
+        os.environ["TF_NUM_INTRAOP_THREADS"] = "1"
+        return
+    try:
+        sys.modules["tensorflow"].config.threading.set_intra_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow already running in this process (a test): keep its setting
+        pass
