@@ -1,4 +1,6 @@
-"""Requests that arrive together share one forward pass of the embedding network."""
+"""Requests that arrive together share one forward pass of the embedding network: a request that finds the
+network free runs at once, and those that arrive while it is busy are run together by the next pass (none
+waits for company that may never come)."""
 from __future__ import annotations
 
 import threading
@@ -7,8 +9,6 @@ from concurrent.futures import Future
 import numpy as np
 
 from keyface.recognition.core.embedders import Embedder, FaceBatch
-
-WAIT_S = 0.004  # how long the first face of a batch waits for company: small next to a ~20 ms pass
 
 
 class BatchingEmbedder(Embedder):
@@ -32,7 +32,6 @@ class BatchingEmbedder(Embedder):
         mine = Future()
         with self._queue_lock:
             self._queue.append((batch, mine))
-        threading.Event().wait(WAIT_S)
         while not mine.done():
             with self._run_lock:  # one forward pass at a time; it takes everything queued so far
                 if not mine.done():
