@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
-from fastapi import FastAPI, File, Form, Query, Request, UploadFile
+from fastapi import FastAPI, File, Form, Query, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
@@ -98,13 +98,7 @@ def _guard(app: FastAPI, config: ServeConfig) -> None:
     # innermost: its size check then raises inside the route's own task, where FastAPI passes it on
     app.add_middleware(UploadLimit, max_bytes=config.max_upload_bytes)
 
-    @app.middleware("http")
-    async def token_check(request: Request, call_next):
-        api = request.url.path.startswith("/api/")
-        write = request.method in ("POST", "PATCH", "DELETE") and request.url.path.startswith("/api/people")
-        if api and (write or config.tokens_for_reads) and not _token_ok(request, config.token):
-            return _error(401, "a valid API token is required (Authorization: Bearer TOKEN; see `keyface serve`)")
-        return await call_next(request)
+    app.add_middleware(TokenCheck, config=config)
     if not config.tokens_for_reads:  # loopback reads need no token: refuse other host names (DNS rebinding)
         from starlette.middleware.trustedhost import TrustedHostMiddleware
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "::1", "[::1]"])
@@ -114,9 +108,29 @@ def _guard(app: FastAPI, config: ServeConfig) -> None:
                            allow_methods=["GET", "POST", "PATCH", "DELETE"], allow_headers=["Authorization"])
 
 
-def _token_ok(request: Request, token: str) -> bool:
+class TokenCheck:
+    """ASGI middleware: requests that change the gallery (and, beyond loopback, every API request) need the
+    token. Plain ASGI rather than @app.middleware, which costs each request a task and a copy of its body."""
+
+    def __init__(self, app, config: ServeConfig):
+        self.app, self.config = app, config
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and self._needs_token(scope) and not _token_ok(scope, self.config.token):
+            answer = _error(401, "a valid API token is required (Authorization: Bearer TOKEN; see `keyface serve`)")
+            return await answer(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+    def _needs_token(self, scope) -> bool:
+        path, method = scope["path"], scope["method"]
+        write = method in ("POST", "PATCH", "DELETE") and path.startswith("/api/people")
+        return path.startswith("/api/") and (write or self.config.tokens_for_reads)
+
+
+def _token_ok(scope, token: str) -> bool:
     """Whether the request carries the server's token (compared in constant time)."""
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+    scheme, _, given = header.partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
