@@ -189,10 +189,15 @@ async def _photo(upload: UploadFile) -> tuple[str, object]:
     return name, rgb
 
 
+def _upload_name(upload: UploadFile) -> str:
+    """An uploaded photo's file name, as messages and answers show it (never used as a path)."""
+    return Path(upload.filename or "photo").name[:200] or "photo"
+
+
 async def _photo_and_hash(upload: UploadFile) -> tuple[str, object, str]:
     """An uploaded photo decoded, and the SHA-256 of its file, as `keyface enroll` hashes a photo: the same
     photo enrolled from the command line and from the page is one photo."""
-    name = Path(upload.filename or "photo").name[:200] or "photo"
+    name = _upload_name(upload)
     data = await upload.read()
     return name, await _in_thread(decode_image_bytes, data, name), image_sha256(data)
 
@@ -213,15 +218,17 @@ def _photo_routes(app: FastAPI, rec, store: GalleryThread) -> None:
     @app.post("/api/identify")
     async def identify(photo: UploadFile = File(...), top: int = Form(3)) -> dict:
         """Every face in the photo, numbered left to right, named or 'unknown'."""
-        name, rgb = await _photo(photo)
         if not 1 <= top <= 20:
             raise KeyfaceError("top must be between 1 and 20")
+        name, data = _upload_name(photo), await photo.read()
         gallery = store.gallery
         index = await store.run_async(lambda: None if gallery.is_empty() else live.pick(gallery.search_index()))
         if index is None:
             raise GalleryError("the gallery is empty: enrol people first")
-        faces = await _in_thread(gallery.identify, rgb, top, index)  # the index is read here, SQLite is not
-        return photo_json(name, faces, threshold=round(rec.identify_threshold, 4))
+        # decoded and identified in one hop to a worker thread; the index is read there, the gallery is not
+        faces = await _in_thread(lambda: gallery.identify(decode_image_bytes(data, name), top, index))
+        # already plain JSON: handed to the client as it is, without FastAPI encoding it again
+        return JSONResponse(photo_json(name, faces, threshold=round(rec.identify_threshold, 4)))
 
     @app.post("/api/verify")
     async def verify(photo_a: UploadFile = File(...), photo_b: UploadFile = File(...)) -> dict:
