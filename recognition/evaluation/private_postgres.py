@@ -58,7 +58,12 @@ class PrivatePostgres:
             self.server.ensure_postgres_running()
 
     def close(self) -> None:
-        """Stop the server for good."""
+        """Stop the server for good (pgserver's own clean-up leaves it running when it counts other users)."""
+        import subprocess
+        try:
+            self.stop()
+        except subprocess.CalledProcessError:  # already stopped
+            pass
         self.server.cleanup()
 
     def __enter__(self) -> "PrivatePostgres":
