@@ -14,11 +14,11 @@ import numpy as np
 
 from keyface.data.errors import KeyfaceError, OtherModelError
 from keyface.data.files import shown
+from keyface.data.paths import is_database_uri, shown_location
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER
 from keyface.recognition.core.pipeline import Face
 from keyface.recognition.core.service import Prepared, Recogniser, label
 from keyface.recognition.core.store import Enrolment, SQLiteStore, read_meta
-from keyface.data.paths import is_database_uri, shown_location
 from keyface.recognition.core.store import check_name  # the one rule for a person's name, for the entry points too
 
 ENROL_CHUNK = 32  # photos found, then embedded together: one pass of the network, memory bounded
@@ -280,7 +280,7 @@ def reindex(source, recogniser: Recogniser, out: Path) -> tuple[int, list[Keyfac
     from keyface.recognition.core.video_enrol import frame_enrolment, video_frame
     by_person: dict[str, list[str]] = {}
     frames: dict[str, list[tuple[str, Enrolment]]] = {}
-    for person, sha, path in _gallery_photos(source):
+    for person, sha, path in _reader(source).photos():
         if video_frame(path) is not None:  # a frame of an enrolled video: read again from the video
             frames.setdefault(person, []).append(frame_enrolment(recogniser, person, path, sha))
         elif not Path(path).is_file() or image_sha256(path) != sha:
@@ -297,14 +297,6 @@ def reindex(source, recogniser: Recogniser, out: Path) -> tuple[int, list[Keyfac
     return added, errors
 
 
-def _gallery_photos(location) -> list[tuple[str, str, str]]:
-    """(person, sha256, source) of every photo in a gallery, whatever embedder made it."""
-    from keyface.recognition.core.store import read_photos
-    if not is_database_uri(location):
-        return read_photos(location)
-    return [(row.person, row.sha256, os.fsdecode(row.source)) for batch in _reader(location).rows() for row in batch]
-
-
 def _reader(location):
     """A gallery opened only to read (core.migrate.Reader); refused where there is no gallery."""
     from keyface.data.errors import GalleryError
@@ -319,10 +311,9 @@ def migrate(source, target):
     """Copy a gallery (a file or a `postgresql://` database) into a new or empty one, in one transaction, then
     read both back and compare them; the source is only read. Returns what was copied (core.migrate.Counts)."""
     from keyface.data.errors import GalleryError
-    from keyface.recognition.core.migrate import copy_into, differences
+    from keyface.recognition.core.migrate import copy_into
     reader = _reader(source)
-    if shown_location(source) == shown_location(target) or (not is_database_uri(target) and Path(target).exists()
-                                              and not is_database_uri(source) and Path(target).samefile(source)):
+    if _same_gallery(source, target):
         raise GalleryError("the source and the target are the same gallery")
     new_file = not is_database_uri(target) and not Path(target).exists()
     try:
@@ -332,23 +323,35 @@ def migrate(source, target):
         if new_file:  # a file made for this copy and left empty by its failure goes again
             Path(target).unlink(missing_ok=True)
         raise
-    problems = differences(reader, _reader(target))
-    if problems:
-        raise GalleryError(f"the copy in {shown_location(target)} differs from {shown_location(source)}: {problems[0]}")
+    _compare(reader, target, f"the copy in {shown_location(target)} differs from {shown_location(source)}")
     return reader.counts()
+
+
+def _same_gallery(a, b) -> bool:
+    """Whether two gallery locations name one gallery (one URI, or one file by any path)."""
+    if is_database_uri(a) or is_database_uri(b):
+        return shown_location(a) == shown_location(b)
+    return Path(a).exists() and Path(b).exists() and Path(a).samefile(b)
 
 
 def replace_gallery(target, source: Path) -> None:
     """Replace a database gallery's whole content (people, photos, vectors, embedder) with a gallery file's, in
     one transaction, then compare the two (reindex of a database)."""
-    from keyface.data.errors import GalleryError
-    from keyface.recognition.core.migrate import copy_into, differences
+    from keyface.recognition.core.migrate import copy_into
     reader, old = _reader(source), _reader(target)
     with open_store(target, old.embedder, old.version, old.dim, create=False) as store:
         copy_into(reader, store, replace=True)
+    _compare(reader, target, f"the new content of {shown_location(target)} differs from its re-embedding")
+
+
+def _compare(reader, target, what: str) -> None:
+    """Read the target back and refuse it (GalleryError: `what` and the first difference) unless it equals the
+    source the reader reads."""
+    from keyface.data.errors import GalleryError
+    from keyface.recognition.core.migrate import differences
     problems = differences(reader, _reader(target))
     if problems:
-        raise GalleryError(f"the new content of {shown_location(target)} differs from its re-embedding: {problems[0]}")
+        raise GalleryError(f"{what}: {problems[0]}")
 
 
 def check_gallery(location) -> list[str]:

@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 from keyface.recognition.cli.output import print_table, write_report
+from keyface.recognition.evaluation.private_postgres import private_postgres_if
 
 COLUMNS = [("faces", "faces", ",d"), ("index", "index", "s"), ("cli_first_s", "CLI first s", ".2f"),
            ("cli_s", "CLI s", ".2f"), ("cli_peak_mb", "CLI MB", ",.0f"), ("index_build_s", "index build s", ".2f"),
@@ -42,24 +43,15 @@ def run_scale_bench(args) -> int:
     probe_photos = [p for _, p in probes][: args.probes]
     rows = []
     with tempfile.TemporaryDirectory(dir=args.out if Path(args.out).is_dir() else None) as scratch:
-        postgres = _private_postgres(Path(scratch) / "pg") if args.postgres else None
-        try:
+        with private_postgres_if(args.postgres, Path(scratch) / "pg") as postgres:
             for size in [int(s) for s in args.sizes.split(",") if s.strip()]:
                 rows += _size_rows(size, Path(scratch) / f"scale-{size}.db", recogniser, enrol, probes, probe_photos,
                                    args, postgres)
-        finally:
-            if postgres is not None:
-                postgres.close()
     print(scale.SCALE_PROTOCOL + "\n")
     print_table(rows, COLUMNS)
     write_report(Path(args.out), "scale", {"protocol": scale.SCALE_PROTOCOL, "rows": rows,
                                            "embedder": recogniser.embedder.name})
     return 0
-
-
-def _private_postgres(folder: Path):
-    from keyface.recognition.evaluation.private_postgres import PrivatePostgres
-    return PrivatePostgres(folder)
 
 
 def _size_rows(size: int, path: Path, recogniser, enrol, probes, probe_photos, args, postgres) -> list[dict]:

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from keyface.recognition.cli.output import print_table, write_report
+from keyface.recognition.evaluation.private_postgres import private_postgres_if
 
 SERVE_COLUMNS = [("run", "run", "s"), ("requests", "requests", "d"), ("identify_per_s", "identify/s", ".1f"),
                  ("p50_ms", "p50 ms", ".0f"), ("p99_ms", "p99 ms", ".0f"), ("enrol_p50_ms", "enrol p50 ms", ".0f"),
@@ -38,12 +39,8 @@ def cmd_bench_serve(args) -> int:
     from keyface.recognition.evaluation import serve_load as load
     lfw = LFW(data_root(args.data))
     with tempfile.TemporaryDirectory() as scratch:
-        postgres = _private_postgres(Path(scratch) / "pg") if args.postgres else None
-        try:
+        with private_postgres_if(args.postgres, Path(scratch) / "pg") as postgres:
             rows, seen = _runs(lfw, Path(scratch), args, postgres)
-        finally:
-            if postgres is not None:
-                postgres.close()
     protocol = load.LOAD_PROTOCOL.format(clients=args.clients, identify=args.requests, every=args.enrol_every)
     print(protocol + f"; gallery: {'PostgreSQL 16 + pgvector (private server)' if args.postgres else 'SQLite file'}\n")
     print_table(rows, SERVE_COLUMNS)
@@ -56,11 +53,6 @@ def cmd_bench_serve(args) -> int:
     write_report(Path(args.out), "serve", {"protocol": protocol, "postgres": args.postgres, "rows": rows,
                                            "seen_across_s": seen})
     return 0
-
-
-def _private_postgres(folder: Path):
-    from keyface.recognition.evaluation.private_postgres import PrivatePostgres
-    return PrivatePostgres(folder)
 
 
 def _runs(lfw, scratch: Path, args, postgres) -> tuple[list[dict], float | None]:

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 from keyface.data.errors import KeyfaceError
-from keyface.data.paths import is_database_uri, shown_location
+from keyface.data.paths import gallery_location, shown_location
 from keyface.recognition.cli import flags
 from keyface.recognition.cli.commands import (_gallery_flags, _report, existing_gallery, gallery_flag, gallery_path,
                                               open_gallery, recogniser)
@@ -136,4 +136,4 @@ def _location(text: str, what: str):
     """A gallery location from the command line: a URI as given, else a file path."""
     if not text.strip():
         raise KeyfaceError(f"{what} is empty: give a gallery file or a postgresql:// URI")
-    return text.strip() if is_database_uri(text) else Path(text)
+    return gallery_location(text)

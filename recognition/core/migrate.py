@@ -15,7 +15,7 @@ import numpy as np
 from keyface.data.errors import GalleryError
 from keyface.data.paths import is_database_uri
 from keyface.recognition.core import pg_connection, pg_store
-from keyface.recognition.core.store import connect_read_only
+from keyface.recognition.core.store import connect_read_only, path_text, read_photos
 
 BATCH = 20_000  # rows read, written and compared at a time: memory stays bounded at any gallery size
 _ROWS = ("SELECT p.name, ph.sha256, ph.source, ph.box, ph.keypoints, e.vector FROM photos ph "
@@ -92,6 +92,16 @@ class Reader:
         return Row(_text(person), _text(sha256), os.fsencode(source) if isinstance(source, str) else bytes(source),
                    box, keypoints, vector)
 
+    def photos(self) -> list[tuple[str, str, str]]:
+        """(person, sha256, source) of every photo, in the order they were added, embedded or not (what
+        reindex reads again)."""
+        if not self.database:
+            return read_photos(Path(self.location))
+        with self._cursor() as cur:
+            return [(n, sha, os.fsdecode(bytes(src))) for n, sha, src in cur.execute(
+                "SELECT p.name, ph.sha256, ph.source FROM photos ph JOIN people p ON p.id = ph.person_id "
+                "ORDER BY ph.id").fetchall()]
+
     def names(self) -> list[str]:
         """Everyone's name, with or without photos."""
         with self._cursor() as cur:
@@ -131,19 +141,11 @@ def _copy_into_sqlite(source: Reader, target) -> None:
         for batch in source.rows():
             for row in batch:
                 photo = conn.execute("INSERT INTO photos (person_id, sha256, source, box, keypoints) VALUES (?,?,?,?,?)",
-                                     (ids[row.person], row.sha256, _source_text(row.source), row.box,
+                                     (ids[row.person], row.sha256, path_text(row.source), row.box,
                                       row.keypoints)).lastrowid
                 conn.execute("INSERT INTO embeddings VALUES (?,?,?,?)", (photo, target.embedder, target.version,
                                                                          np.asarray(row.vector, np.float32).tobytes()))
         conn.executemany("INSERT INTO thumbnails VALUES (?, ?)", [(ids[n], j) for n, j in source.thumbnails()])
-
-
-def _source_text(source: bytes) -> str | bytes:
-    """A photo path as the SQLite store keeps it: text where it is UTF-8, else its bytes."""
-    try:
-        return source.decode("utf-8")
-    except UnicodeDecodeError:
-        return source
 
 
 def _copy_into_postgres(source: Reader, target, replace: bool) -> None:

@@ -76,8 +76,7 @@ class Connection:
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 self.close()
                 if attempt == 2 or not reused:
-                    raise GalleryUnavailableError(f"lost the PostgreSQL server of {shown_location(self.uri)}: "
-                                                  f"{first_line(exc)}; try again") from None
+                    raise self._lost(exc) from None
                 log.info("PostgreSQL connection lost (%s); connecting again", first_line(exc))
 
     @contextmanager
@@ -89,8 +88,11 @@ class Connection:
             yield self.get()
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             self.close()
-            raise GalleryUnavailableError(f"lost the PostgreSQL server of {shown_location(self.uri)}: "
-                                          f"{first_line(exc)}; try again") from None
+            raise self._lost(exc) from None
+
+    def _lost(self, exc: Exception) -> GalleryUnavailableError:
+        return GalleryUnavailableError(f"lost the PostgreSQL server of {shown_location(self.uri)}: "
+                                       f"{first_line(exc)}; try again")
 
     def close(self) -> None:
         if self._conn is not None:

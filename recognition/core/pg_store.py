@@ -5,19 +5,20 @@ every other's enrolments on its next query, with nothing to reload. Connections:
 from __future__ import annotations
 
 import functools
-import json
 import logging
+import os
 import threading
 
 import numpy as np
 
-from keyface.data.errors import GalleryConflictError, GalleryError, OtherModelError, PersonNotFoundError
+from keyface.data.errors import GalleryConflictError, GalleryError, PersonNotFoundError
 from keyface.data.files import shown
 from keyface.data.paths import shown_location
 from keyface.recognition.core.pg_connection import (Connection, first_line, psycopg_module, vector_from_binary,
                                                     vector_literal)
-from keyface.recognition.core.search import Match
-from keyface.recognition.core.store import SCHEMA_VERSION, Enrolment, check_name, vector_ok
+from keyface.recognition.core.search import Match, first_per_person
+from keyface.recognition.core.store import (SCHEMA_VERSION, Enrolment, check_made_by, check_name, checked_vector,
+                                            vector_ok)
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,8 @@ class PostgresStore:
                 self._create(conn)
             except (psycopg_module().errors.DuplicateTable, psycopg_module().errors.UniqueViolation):
                 log.info("another keyface made the gallery in %s at the same time; using it", self.path)
-        self._check_model(dict(conn.execute("SELECT key, value FROM meta").fetchall()))
+        check_made_by(self.path, dict(conn.execute("SELECT key, value FROM meta").fetchall()), self.embedder,
+                      self.version)
 
     def _create(self, conn) -> None:
         """The tables, the HNSW index and the gallery's embedder, in one transaction; refused with nothing
@@ -106,13 +108,6 @@ class PostgresStore:
                                "nothing was created: have the database's owner run CREATE EXTENSION vector") from None
         log.info("made a keyface gallery in %s", self.path)
 
-    def _check_model(self, meta: dict) -> None:
-        if (meta["embedder"], meta["version"]) != (self.embedder, self.version):
-            raise OtherModelError(
-                f"{self.path} was made with embedder {meta['embedder']!r} (model {meta['version']}), not "
-                f"{self.embedder!r} (model {self.version}); open it with embedder {meta['embedder']!r}, or reindex it",
-                self.path, meta["embedder"], self.embedder)
-
     @_on_connection
     def add(self, conn, faces: list[Enrolment]) -> int:
         """Store faces in one transaction; a photo already stored for that person is skipped. Returns added."""
@@ -127,21 +122,14 @@ class PostgresStore:
                 row = conn.execute(
                     "INSERT INTO photos (person_id, sha256, source, box, keypoints) VALUES (%s,%s,%s,%s,%s) "
                     "ON CONFLICT (person_id, sha256) DO NOTHING RETURNING id",
-                    (person_id, face.sha256, _source_bytes(face.source),
-                     json.dumps([round(float(v), 2) for v in face.box]),
-                     json.dumps(np.round(np.asarray(face.keypoints, float), 2).tolist()))).fetchone()
+                    (person_id, face.sha256, os.fsencode(face.source), *face.face_json())).fetchone()
                 if row is None:
                     continue
-                conn.execute("INSERT INTO embeddings VALUES (%s, %s, %s, %s, %s::vector)",
-                             (row[0], person_id, self.embedder, self.version, self._literal(face.embedding)))
+                conn.execute("INSERT INTO embeddings VALUES (%s, %s, %s, %s, %s::vector)", (
+                    row[0], person_id, self.embedder, self.version,
+                    vector_literal(checked_vector(face.embedding, self.dim))))
                 added += 1
         return added
-
-    def _literal(self, vector: np.ndarray) -> str:
-        v = np.asarray(vector, np.float32).reshape(-1)
-        if v.shape != (self.dim,) or not np.isfinite(v).all():
-            raise GalleryError(f"embedding has shape {v.shape} (expected ({self.dim},)) or non-finite values")
-        return vector_literal(v)
 
     @_on_connection
     def owner_of(self, conn, sha256: str) -> str | None:
@@ -251,12 +239,6 @@ class PostgresStore:
         self.close()
 
 
-def _source_bytes(source) -> bytes:
-    """A photo's path as bytes (any file name, UTF-8 or not)."""
-    import os
-    return os.fsencode(source) if not isinstance(source, bytes) else source
-
-
 class PgIndex:
     """Search inside the database: for each probe the nearest CANDIDATES rows (by the HNSW index, or by
     every row when exact), their people ranked by their closest row. Thread-safe: its own connection."""
@@ -264,7 +246,7 @@ class PgIndex:
     def __init__(self, uri: str, exact: bool = False):
         self.kind = "pgvector exact" if exact else "pgvector hnsw"
         setup = ("SET enable_indexscan = off",) if exact else (f"SET hnsw.ef_search = {EF_SEARCH}",)
-        self.db, self.exact, self._lock = Connection(uri, setup), exact, threading.Lock()
+        self.db, self._lock = Connection(uri, setup), threading.Lock()
 
     def __len__(self) -> int:
         with self._lock:
@@ -282,10 +264,7 @@ class PgIndex:
             "SELECT p.name, c.d FROM (SELECT person_id, vector <=> %s::vector AS d FROM embeddings "
             "ORDER BY vector <=> %s::vector LIMIT %s) c JOIN people p ON p.id = c.person_id ORDER BY c.d",
             (literal, literal, max(CANDIDATES, 4 * k))).fetchall()
-        best: dict[str, float] = {}
-        for name, distance in rows:
-            best.setdefault(name, float(distance))
-        return [Match(n, d) for n, d in list(best.items())[:k]]
+        return [Match(n, d) for n, d in first_per_person(rows, k).items()]
 
     def close(self) -> None:
         self.db.close()

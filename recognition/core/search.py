@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 from typing import NamedTuple
 
@@ -22,6 +23,17 @@ class Match(NamedTuple):
     """A candidate identity for a probe: the person and their nearest stored embedding's distance."""
     person: str
     distance: float
+
+
+def first_per_person(pairs, k: int) -> dict:
+    """{person: distance} of the first k distinct people in (person, distance) pairs given nearest first: each
+    person's closest stored face."""
+    found: dict = {}
+    for person, distance in pairs:
+        found.setdefault(person, float(distance))
+        if len(found) == k:
+            break
+    return found
 
 
 def cosine_distances(probes: np.ndarray, gallery: np.ndarray) -> np.ndarray:
@@ -84,11 +96,7 @@ class RowIndex:
         for size in (min(CANDIDATES, len(row)), len(row)):
             near = np.argpartition(row, size - 1)[:size] if size < len(row) else np.arange(len(row))
             near = near[np.argsort(row[near], kind="stable")]
-            found: dict[int, float] = {}
-            for i in near:
-                found.setdefault(int(self.ids[i]), float(row[i]))
-                if len(found) == k:
-                    break
+            found = first_per_person(((int(self.ids[i]), row[i]) for i in near), k)
             if len(found) == k or size == len(row):
                 return [Match(self.names[p], d) for p, d in found.items()]
         return []
@@ -108,10 +116,7 @@ class FaissIndex:
     kind = "approximate"
 
     def __init__(self, vectors: np.ndarray, names: np.ndarray, nprobe: int = 16, candidates: int = 64):
-        try:
-            import faiss
-        except ImportError:
-            raise MissingDependency("the faiss index needs faiss-cpu: pip install 'keyface[ann]'") from None
+        faiss = _faiss()
         self.vectors = np.ascontiguousarray(np.asarray(vectors, np.float32))
         self.names = np.asarray(names, dtype=object)
         n_lists = int(max(1, min(4096, np.sqrt(len(self.vectors)) * 2)))
@@ -129,14 +134,9 @@ class FaissIndex:
         """For each probe, up to k nearest distinct people among the approximate candidates."""
         probes = np.ascontiguousarray(np.atleast_2d(np.asarray(probes, np.float32)))
         sims, ids = self.index.search(probes, min(self.candidates, len(self.vectors)))
-        out = []
-        for row_sims, row_ids in zip(sims, ids):
-            best: dict[str, float] = {}
-            for sim, i in zip(row_sims, row_ids):
-                if i >= 0:
-                    best.setdefault(str(self.names[i]), 1.0 - float(sim))  # first seen = nearest
-            out.append([Match(p, d) for p, d in sorted(best.items(), key=lambda item: item[1])[:k]])
-        return out
+        return [[Match(p, d) for p, d in first_per_person(  # FAISS gives the candidates nearest first
+            ((str(self.names[i]), 1.0 - sim) for sim, i in zip(row_sims, row_ids) if i >= 0), k).items()]
+            for row_sims, row_ids in zip(sims, ids)]
 
 
 class FaissRows:
@@ -147,10 +147,7 @@ class FaissRows:
     kind = "approximate"
 
     def __init__(self, rows: RowIndex, nprobe: int = 16, candidates: int = 64):
-        try:
-            import faiss
-        except ImportError:
-            raise MissingDependency("approximate search needs faiss-cpu: pip install 'keyface[ann]'") from None
+        faiss = _faiss()
         dim = rows.vectors.shape[1]
         lists = int(min(4096, max(1, 4 * math.sqrt(len(rows)))))
         self.index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, lists, faiss.ScalarQuantizer.QT_8bit,
@@ -181,17 +178,24 @@ class FaissRows:
         for probe, ids in zip(probes, found):
             ids = np.sort(ids[ids >= 0])
             distances = 1.0 - np.asarray(rows.vectors[ids], np.float32) @ probe  # a few pages of the file
-            best: dict[int, float] = {}
-            for i in np.argsort(distances, kind="stable"):
-                best.setdefault(int(rows.ids[ids[i]]), float(distances[i]))
-            out.append([Match(rows.names[p], d) for p, d in list(best.items())[:k]])
+            best = first_per_person(((int(rows.ids[ids[i]]), distances[i])
+                                     for i in np.argsort(distances, kind="stable")), k)
+            out.append([Match(rows.names[p], d) for p, d in best.items()])
         return out
+
+
+def _faiss():
+    """FAISS, imported on first use; MissingDependency (with the pip line) where it is not installed."""
+    try:
+        import faiss
+    except ImportError:
+        raise MissingDependency("approximate search needs faiss-cpu: pip install 'keyface[ann]'") from None
+    return faiss
 
 
 def _read_rows(rows: RowIndex, start: int, stop: int) -> np.ndarray:
     """Rows [start, stop) read from the vector file (not through the mapping, whose pages would stay resident);
     refused if the file was replaced since the rows were mapped."""
-    import os
     path, inode, offset = rows.lineage
     dim = rows.vectors.shape[1]
     with open(path, "rb") as fh:

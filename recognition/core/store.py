@@ -66,6 +66,11 @@ class Enrolment:
     keypoints: np.ndarray
     embedding: np.ndarray
 
+    def face_json(self) -> tuple[str, str]:
+        """The face's box and keypoints as every gallery stores them: JSON, to 0.01 px."""
+        return (json.dumps([round(float(v), 2) for v in self.box]),
+                json.dumps(np.round(np.asarray(self.keypoints, float), 2).tolist()))
+
 
 RESERVED_NAMES = {"unknown"}
 
@@ -181,11 +186,7 @@ class SQLiteStore:
             self.conn.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)",
                                   [("generation", "0"), ("gallery_id", os.urandom(8).hex())])
             meta = dict(self.conn.execute("SELECT key, value FROM meta"))
-        if (meta["embedder"], meta["version"]) != (self.embedder, self.version):
-            raise OtherModelError(
-                f"{self.path} was made with embedder {meta['embedder']!r} (model {meta['version']}), not "
-                f"{self.embedder!r} (model {self.version}); open it with embedder {meta['embedder']!r}, or reindex it: "
-                f"re-embed its photos with embedder {self.embedder!r}", self.path, meta["embedder"], self.embedder)
+        check_made_by(self.path, meta, self.embedder, self.version)
 
     def _has_schema(self) -> bool:
         """Whether the file already holds keyface's tables."""
@@ -204,8 +205,7 @@ class SQLiteStore:
                 person_id = self._person_id(person, create=True)
                 cur = self.conn.execute(
                     "INSERT OR IGNORE INTO photos (person_id, sha256, source, box, keypoints) VALUES (?,?,?,?,?)",
-                    (person_id, face.sha256, path_text(face.source), json.dumps([round(float(v), 2) for v in face.box]),
-                     json.dumps(np.round(np.asarray(face.keypoints, float), 2).tolist())))
+                    (person_id, face.sha256, path_text(face.source), *face.face_json()))
                 if cur.rowcount == 0:
                     continue
                 self.conn.execute("INSERT INTO embeddings VALUES (?,?,?,?)", (
@@ -487,12 +487,26 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _blob(vector: np.ndarray, dim: int) -> bytes:
-    """An embedding as float32 bytes, checked for its dimension and finiteness."""
+def check_made_by(path, meta: dict, embedder: str, version: str) -> None:
+    """Refuse a gallery (its meta) made by another embedder or model version than the one opening it."""
+    if (meta["embedder"], meta["version"]) != (embedder, version):
+        raise OtherModelError(
+            f"{path} was made with embedder {meta['embedder']!r} (model {meta['version']}), not "
+            f"{embedder!r} (model {version}); open it with embedder {meta['embedder']!r}, or reindex it: "
+            f"re-embed its photos with embedder {embedder!r}", path, meta["embedder"], embedder)
+
+
+def checked_vector(vector: np.ndarray, dim: int) -> np.ndarray:
+    """An embedding to store, as float32 (dim,), refused if it has another dimension or non-finite values."""
     v = np.asarray(vector, np.float32).reshape(-1)
     if v.shape != (dim,) or not np.isfinite(v).all():
         raise GalleryError(f"embedding has shape {v.shape} (expected ({dim},)) or non-finite values")
-    return v.tobytes()
+    return v
+
+
+def _blob(vector: np.ndarray, dim: int) -> bytes:
+    """An embedding as float32 bytes, checked for its dimension and finiteness."""
+    return checked_vector(vector, dim).tobytes()
 
 
 def read_photos(path: Path) -> list[tuple[str, str, str]]:

@@ -29,6 +29,7 @@ class VectorFile:
         self.vectors = Path(f"{gallery}.vectors")
         self.people = Path(f"{gallery}.vector-people")
         self.lock_path = Path(f"{gallery}.vectors.lock")
+        self.mapped_inode: int | None = None  # the vector file's inode when load() last mapped its rows
 
     def header(self) -> dict | None:
         """The header, or None if there is no file or it is not one of ours."""
@@ -99,8 +100,7 @@ class VectorFile:
     def lineage(self) -> tuple[str, int, int] | None:
         """(file, inode, offset of the first row) of the rows load() mapped: rows are only ever appended to the
         file while its inode stays the same, since a rebuilt file replaces it (a new inode)."""
-        inode = getattr(self, "mapped_inode", None)
-        return None if inode is None else (str(self.vectors), inode, HEADER)
+        return None if self.mapped_inode is None else (str(self.vectors), self.mapped_inode, HEADER)
 
     def _inode(self) -> int | None:
         try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from keyface.data.errors import MissingDependency
@@ -59,15 +61,27 @@ class PrivatePostgres:
 
     def close(self) -> None:
         """Stop the server for good (pgserver's own clean-up leaves it running when it counts other users)."""
-        import subprocess
-        try:
-            self.stop()
-        except subprocess.CalledProcessError:  # already stopped
-            pass
         self.server.cleanup()
+        if self._running():
+            self.stop()
+
+    def _running(self) -> bool:
+        from pgserver.utils import PostmasterInfo
+        info = PostmasterInfo.read_from_pgdata(Path(self.server.pgdata))
+        return info is not None and info.is_running()
 
     def __enter__(self) -> "PrivatePostgres":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@contextmanager
+def private_postgres_if(wanted: bool, folder: Path) -> Iterator[PrivatePostgres | None]:
+    """A PrivatePostgres in `folder` for the block, stopped after it, where `wanted`; else None."""
+    if not wanted:
+        yield None
+        return
+    with PrivatePostgres(folder) as postgres:
+        yield postgres

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import os
 import logging
+import os
+import sys
 from contextlib import asynccontextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -145,7 +146,7 @@ def _errors(app: FastAPI, gallery: Path | str) -> None:
     @app.exception_handler(KeyfaceError)
     async def keyface_error(_, exc: KeyfaceError):  # each kind carries its status (data/errors.py)
         # the server's file paths and database are not the client's business
-        text = str(exc).replace(shown_location(gallery), "the gallery").replace(str(gallery), "the gallery")
+        text = str(exc).replace(shown_location(gallery), "the gallery")
         if exc.http_status != 503:
             return _error(exc.http_status, text)
         log.warning("%s", exc)  # the database's address and error are the operator's, not the client's
@@ -312,14 +313,13 @@ def build_app(embedder: str, detector: str, models, gallery, token: str, tokens_
     rec = build(embedder, models, detector=detector, precision=precision, min_face=min_face)
     runtime.set_threads(1)  # networks made later (the detector's, on first use) run on one thread
     rec.embedder = BatchingEmbedder(rec.embedder)
-    return create_app(rec, ServeConfig(gallery if is_database_uri(gallery) else Path(gallery), token, tokens_for_reads, max_upload_bytes, cors_origins))
+    location = gallery if is_database_uri(gallery) else Path(gallery)
+    return create_app(rec, ServeConfig(location, token, tokens_for_reads, max_upload_bytes, cors_origins))
 
 
 def _one_tensorflow_thread() -> None:
     """One TensorFlow thread per op, without importing TensorFlow (~400 MB) for a pipeline that runs in LiteRT:
     set now if it is loaded, else by the variable it reads when a Keras embedder loads it."""
-    import os
-    import sys
     if "tensorflow" not in sys.modules:
         os.environ["TF_NUM_INTRAOP_THREADS"] = "1"
         return
