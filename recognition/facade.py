@@ -291,7 +291,8 @@ def reindex(source, recogniser: Recogniser, out: Path) -> tuple[int, list[Keyfac
     added, errors = 0, []
     with Gallery(out, recogniser) as target:
         for person in {**by_person, **frames}:
-            n, errs = target.enrol(person, by_person.get(person, []))
+            # every stored photo was enrolled by its one face or its largest: taking the largest finds that face again
+            n, errs = target.enrol(person, by_person.get(person, []), largest_face=True)
             m, refused = target.store_enrolments(person, frames.get(person, []), None)
             added, errors = added + n + m, errors + errs + refused
     return added, errors

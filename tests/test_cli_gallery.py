@@ -225,3 +225,16 @@ def test_a_small_face_in_the_background_does_not_make_a_photo_ambiguous(tmp_path
     assert len(make_detector().detect(load_image(photo))) == 2  # both found: the small one is not missed
     code, out, _ = run(["enroll", "--name", "Kristen", photo, "--gallery", tmp_path / "g.db", *models], capsys)
     assert code == 0 and "1 photo(s) added" in out
+
+
+def test_reindex_keeps_a_photo_enrolled_by_its_largest_face(tmp_path, capsys):
+    from pathlib import Path
+    gallery = Path(__file__).resolve().parent.parent / "recognition" / "demo" / "gallery" / "Tom Cruise"
+    photos = sorted(gallery.glob("*.jpg"))  # Tom_Cruise_0003.jpg shows a second person
+    db = tmp_path / "g.db"
+    code, out, _ = run(["enroll", "--name", "Tom Cruise", "--largest-face", *photos, "--gallery", db], capsys)
+    assert code == 0 and f"{len(photos)} photo(s) added" in out
+    code, out, err = run(["reindex", "--gallery", db, "--embedder", "facenet"], capsys)
+    assert code == 0 and f"reindexed {len(photos)} photo(s)" in out, err
+    code, out, _ = run(["people", "--gallery", db], capsys)
+    assert f"Tom Cruise\t{len(photos)}" in out
