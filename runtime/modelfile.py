@@ -11,6 +11,8 @@ from pathlib import Path
 from keyface.data.errors import KeyfaceError
 
 META_ENTRY = "keyface.json"  # an extra zip entry: Keras ignores it, we read it without loading weights
+LITE_ENTRY = "network.tflite"  # a LiteRT model file: the metadata and this flatbuffer, no Keras network
+LITE_SUFFIX = ".litert"
 
 
 def git_revision() -> str:
@@ -79,9 +81,37 @@ def read_metadata(path: Path, expect_kind: str | None = None) -> dict:
     return meta
 
 
+def save_lite_model(flatbuffer: bytes, path: Path, metadata: dict) -> Path:
+    """A LiteRT model file: a zip of the metadata and a flatbuffer of built-in operators only (what ships when
+    a network's float32 .keras is too large: int8 weights are a quarter of the size)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(META_ENTRY, json.dumps(metadata, indent=2, default=str))
+        zf.writestr(LITE_ENTRY, flatbuffer)
+    tmp.replace(path)
+    return path
+
+
+def lite_flatbuffer(path: Path) -> bytes | None:
+    """The flatbuffer a LiteRT model file holds; None for a .keras file (converted at load instead)."""
+    if Path(path).suffix != LITE_SUFFIX:
+        return None
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return zf.read(LITE_ENTRY)
+    except (OSError, zipfile.BadZipFile, KeyError):
+        raise KeyfaceError(f"{path} is not a keyface LiteRT model file") from None
+
+
 def load_model(path: Path, expect_kind: str | None = None):
     """Load a keyface .keras model and its metadata; refuse files of another kind."""
     meta = read_metadata(path, expect_kind)
+    if Path(path).suffix == LITE_SUFFIX:
+        held = meta.get("litert_precision", "int8")
+        raise KeyfaceError(f"{path} holds {held} LiteRT weights only, no Keras network: run it in {held} "
+                           "(train a float32 one with `keyface train`)")
     import keras
     from keyface.runtime import layers  # noqa: F401  registers ShapePrior (no loss is read: compile=False)
     try:

@@ -26,6 +26,7 @@ import numpy as np
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.paths import user_dir
+from keyface.runtime.modelfile import lite_flatbuffer, load_model, read_metadata, save_lite_model
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +86,17 @@ def cached_flatbuffer(model_path: Path, precision: str) -> bytes:
     return flatbuffer
 
 
+def export_lite(model_path: Path, out: Path, precision: str = "int8") -> Path:
+    """A keyface .keras network as a LiteRT model file (its metadata and its flatbuffer in `precision`): what
+    ships where the .keras is too large, and what `keyface export` makes of a model a user trained."""
+    meta = {**read_metadata(model_path), "litert_precision": precision, "exported_from": Path(model_path).name,
+            "exported_from_version": file_version(model_path)}
+    return save_lite_model(convert(model_path, precision), out, meta)
+
+
 def convert(model_path: Path, precision: str) -> bytes:
     """A keyface .keras network as a LiteRT flatbuffer, its weights as they are or in int8."""
     import tensorflow as tf
-    from keyface.runtime.modelfile import load_model
     model, _ = load_model(model_path)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if precision == "int8":
@@ -193,9 +201,19 @@ def _run(slot: list, x: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def load_lite(model_path: Path, precision: str = "float32") -> LiteNetwork:
-    """The LiteRT network of a model file, converted once and cached, on `cpu_threads()` threads."""
+    """The LiteRT network of a model file, converted once and cached (a LiteRT model file holds its own),
+    on `cpu_threads()` threads."""
     if precision not in PRECISIONS:
         raise KeyfaceError(f"unknown precision {precision!r}: {' or '.join(PRECISIONS)}")
+    shipped = lite_flatbuffer(model_path)
+    if shipped is not None:
+        stored = read_metadata(model_path).get("litert_precision")
+        if stored != precision:
+            raise KeyfaceError(f"{Path(model_path).name} holds {stored} weights only, not {precision}")
+        try:
+            return LiteNetwork(shipped, cpu_threads())
+        except ValueError:  # LiteRT's word for an unreadable flatbuffer
+            raise KeyfaceError(f"{model_path} is damaged: its network cannot be read") from None
     try:
         return LiteNetwork(cached_flatbuffer(model_path, precision), cpu_threads())
     except ValueError:  # LiteRT's word for an unreadable flatbuffer: a damaged cache file, made again

@@ -63,6 +63,31 @@ def test_the_conversion_is_cached_and_a_damaged_copy_is_made_again(small_net, mo
     assert cached[0].read_bytes() != b"not a flatbuffer"
 
 
+def test_an_exported_litert_model_file_runs_as_the_int8_network_and_only_so(small_net, tmp_path, monkeypatch):
+    from keyface.data.errors import KeyfaceError
+    from keyface.dlib_resnet.embedder import DlibResnetEmbedder
+    from keyface.runtime.modelfile import load_model, read_metadata
+    batch = _crops(3)
+    converted = DlibResnetEmbedder(small_net, "int8").embed(batch)
+    lite = runtime.export_lite(small_net, tmp_path / "net.litert", "int8")
+    assert read_metadata(lite)["litert_precision"] == "int8" and read_metadata(lite)["approach"] == "dlib-resnet"
+
+    def no_conversion(path, precision):
+        raise AssertionError("a LiteRT model file is never converted")
+    monkeypatch.setattr(runtime, "convert", no_conversion)
+    shipped = DlibResnetEmbedder(lite, "int8")
+    assert np.allclose(shipped.embed(batch), converted, atol=1e-5)
+    assert shipped.version == runtime.file_version(lite) + "-int8"
+    with pytest.raises(KeyfaceError, match="int8 LiteRT weights only"):
+        DlibResnetEmbedder(lite, "float32")
+    with pytest.raises(KeyfaceError, match="int8 LiteRT weights only"):
+        load_model(lite)
+    damaged = tmp_path / "damaged.litert"
+    damaged.write_bytes(lite.read_bytes()[:2000])
+    with pytest.raises(KeyfaceError):
+        DlibResnetEmbedder(damaged, "int8")
+
+
 def test_precision_is_checked():
     from keyface.recognition.approaches.registry import REGISTRY, load_embedder
     with pytest.raises(KeyfaceError, match="float32 only"):

@@ -68,9 +68,10 @@ register(Registration("geometry", "geometry.keras", _loader("keyface.recognition
                       label="keypoint geometry (LDA)", trainer=_trainer("train_geometry"), benchmarked=True))
 register(Registration("inception", "inception.keras", _loader("keyface.inception_finetune.embedder", "InceptionEmbedder"),
                       "approach B: Inception-v3 from ImageNet weights, fine-tuned on LFW DevTrain people "
-                      "(made by `keyface train inception`; 87 MB, not shipped)", label="B: Inception-v3",
+                      "(shipped with int8 weights, 18.5 MB; `keyface train inception` makes a float32 one)",
+                      [WEIGHTS / "inception-int8.litert"], label="B: Inception-v3",
                       trainer=_trainer("train_inception"), settings=("finetune_epochs", "weights", "input_size"),
-                      folders=True))
+                      folders=True, benchmarked=True, precision="int8"))
 register(Registration("facenet", "facenet.keras", _loader("keyface.facenet.embedder", "FacenetEmbedder"),
                       "approach C: FaceNet-style 128-d embedding trained with online triplet mining on LFW "
                       "DevTrain people", [WEIGHTS / "facenet.keras"], label="C: FaceNet triplets",

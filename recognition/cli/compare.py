@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from keyface.detection.detector import DEFAULT_DETECTOR, DETECTORS
+from keyface.recognition.approaches.registry import EMBEDDER_NAMES
 from keyface.runtime.modelfile import git_revision, keyface_version
 from keyface.recognition.cli.bench import set_threads
 from keyface.recognition.cli.flags import precision_flag
@@ -15,11 +16,19 @@ from keyface.recognition.evaluation.report import PROTOCOLS, describe, markdown_
 
 def register(sub) -> None:
     """Add `keyface compare`."""
-    p = sub.add_parser("compare", help="every approach on the same LFW protocols: one Markdown/HTML/JSON report")
+    p = sub.add_parser("compare", help="every approach on the same LFW protocols, or on your own people "
+                                       "(--folders): one Markdown/HTML/JSON report")
     p.add_argument("--data", help="data root (default: $KEYFACE_DATA)")
+    p.add_argument("--folders", metavar="DIR", help="compare on your own people instead of LFW: a folder per person "
+                   "with any images in it (k-fold; no data root needed)")
+    p.add_argument("--folds", type=int, default=5, help="--folders: number of folds (default: 5)")
+    p.add_argument("--keep-models", action="store_true", help="--folders: keep the softmax heads trained in the run "
+                   "in OUT/models, each with the people and photos it saw (default: discarded)")
+    p.add_argument("--seed", type=int, default=0, help="--folders: the seed of the fold split (default: 0)")
     p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
     p.add_argument("--out", default="compare-report", help="directory for report.md, report.html, report.json")
-    p.add_argument("--embedder", action="append", help="keyface embedders to include (default: all four)")
+    p.add_argument("--embedder", action="append", choices=sorted(EMBEDDER_NAMES),
+                   help="keyface embedders to include (default: all)")
     p.add_argument("--no-peers", action="store_true", help="leave out face_recognition even if installed")
     p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
     p.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR,
@@ -31,9 +40,10 @@ def register(sub) -> None:
 
 def cmd_compare(args) -> int:
     """Score every contender (cached), then write the report."""
+    if args.folders:
+        return cmd_compare_folders(args)
     from keyface.data.lfw import LFW
     from keyface.data.paths import data_root, user_dir
-    from keyface.recognition.approaches.registry import EMBEDDER_NAMES
     from keyface.recognition.evaluation.compare import cached_score, data_checksum, protocol_sets
     from keyface.recognition.evaluation.contenders import face_recognition_contender, keyface_contender
     set_threads(args.threads)
@@ -54,5 +64,37 @@ def cmd_compare(args) -> int:
     out = Path(args.out)
     write_report(out, report)
     print(markdown_table(report))
+    print(f"\nreport: {out / 'report.md'}, {out / 'report.html'}, {out / 'report.json'}")
+    return 0
+
+
+def cmd_compare_folders(args) -> int:
+    """Every approach on the user's folder-per-person tree, k-fold; the report in --out."""
+    from keyface.data.folders import read_person_folders
+    from keyface.recognition.evaluation import own_report
+    from keyface.recognition.evaluation.folds import FOLDS_PROTOCOL, fold_record, make_folds
+    from keyface.recognition.evaluation.own_people import (CLUSTER_PROTOCOL, VERIFY_PROTOCOL, folder_contenders,
+                                                           score_all)
+    set_threads(args.threads)
+    started, root, out = time.perf_counter(), Path(args.folders), Path(args.out)
+    people = read_person_folders(root)
+    folds = make_folds(people, args.folds, args.seed)
+    contenders, approaches, missing = folder_contenders(args.embedder or list(EMBEDDER_NAMES), args.models,
+                                                        args.keypoint_model, args.detector, args.precision,
+                                                        not args.no_peers)
+    keep = out / "models" if args.keep_models else None
+    results, head_missing = score_all(contenders, folds, keep)
+    report = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "git_revision": git_revision(),
+              "keyface_version": keyface_version(), "command": " ".join(["keyface", *sys.argv[1:]]),
+              "threads": args.threads, "seed": args.seed, "tree": str(root), "people": len(people),
+              "people_one_photo": sum(len(v) == 1 for v in people.values()),
+              "photos": sum(len(v) for v in people.values()),
+              "protocols": {"identification": FOLDS_PROTOCOL, "verification": VERIFY_PROTOCOL,
+                            "clustering": CLUSTER_PROTOCOL},
+              "approaches": approaches, "missing": {**missing, **head_missing}, "results": results,
+              "folds": [fold_record(f, root) for f in folds], "models_kept": str(keep) if keep else None,
+              "seconds": time.perf_counter() - started}
+    own_report.write_report(out, report)
+    print(own_report.markdown_table(report))
     print(f"\nreport: {out / 'report.md'}, {out / 'report.html'}, {out / 'report.json'}")
     return 0

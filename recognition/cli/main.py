@@ -21,7 +21,7 @@ KEYPOINT_VERBS = {"train", "eval", "predict", "-h", "--help"}
 # Which module registers each command: a run builds only its own command's parser, so a mistake in the
 # arguments is reported without importing the other commands' libraries (scikit-learn alone takes seconds).
 MODULES = {"keypoints": "keypoints", "demo": "demo", "train": "train", "calibrate": "train", "bench": "bench",
-           "weights": "weights", "cluster": "cluster", "classify": "classify", "compare": "compare", "serve": "serve",
+           "weights": "weights", "export": "weights", "cluster": "cluster", "classify": "classify", "compare": "compare", "serve": "serve",
            **dict.fromkeys(["enroll", "enrol", "identify", "verify", "embed"], "commands"),
            **dict.fromkeys(["people", "rename", "remove", "train-head", "reindex", "check", "migrate"], "galleries")}
 ORDER = ["keypoints", "commands", "galleries", "demo", "train", "bench", "weights", "cluster", "classify", "compare", "serve"]

@@ -21,16 +21,26 @@ def keyface_contender(name: str, models: str | None, keypoint_model: str | None,
                       detector: str = DEFAULT_DETECTOR, precision: str | None = None) -> Contender | None:
     """One of keyface's embedders with the shared pipeline (in `precision`, default: the embedder's own), or
     None when its model is not there."""
+    try:
+        return load_keyface_contender(name, models, keypoint_model, detector, precision)
+    except KeyfaceError as exc:
+        log.warning("%s left out: %s", name, exc)
+        return None
+
+
+def load_keyface_contender(name: str, models: str | None, keypoint_model: str | None,
+                           detector: str = DEFAULT_DETECTOR, precision: str | None = None,
+                           largest_face: bool = False) -> Contender:
+    """keyface_contender(), raising why it cannot be had; it embeds each photo's central face (LFW's
+    labelled one) or, with `largest_face`, its largest (a user's own photos)."""
     from keyface.recognition.facade import build
     from keyface.keypoints.predictor import resolve_model
     from keyface.recognition.approaches.registry import find_model_file, registered
     from keyface.recognition.evaluation.protocols import embed_photos
     from keyface.recognition.evaluation.speed import stage_ms
-    try:
-        rec = build(name, models, keypoint_model=keypoint_model, detector=detector, precision=precision)
-    except KeyfaceError as exc:
-        log.warning("%s left out: %s", name, exc)
-        return None
+    rec = build(name, models, keypoint_model=keypoint_model, detector=detector, precision=precision,
+                several_faces="largest" if largest_face else "refuse")
+    embed = (lambda paths: embed_largest(rec, paths)) if largest_face else (lambda paths: embed_photos(rec, paths))
     path = find_model_file(registered(name), models)
     meta = rec.embedder.metadata
     version = contender_version(rec.embedder.version, resolve_model(keypoint_model, models),
@@ -40,9 +50,22 @@ def keyface_contender(name: str, models: str | None, keypoint_model: str | None,
              "train_seconds": meta.get("train_seconds"), "source_weights": meta.get("source"),
              "new_person_needs_retraining": "no (nearest embedding); yes for a softmax head (train-head)"}
     return Contender(name, registered(name).label or name, version, meta.get("data", "?"),
-                     lambda paths: embed_photos(rec, paths), lambda paths: stage_ms(rec, paths), facts,
+                     embed, lambda paths: stage_ms(rec, paths), facts,
                      view2=meta.get("lfw_people_in_training") is False, cluster_cut=meta.get("cluster_threshold"),
                      identify_cut=meta.get("identify_threshold"))
+
+
+def embed_largest(rec, paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """Unit embeddings (N, D) of each photo's largest face, uncached; mask of photos with a readable face."""
+    from tqdm import tqdm
+    vectors = np.zeros((len(paths), rec.embedder.dim), np.float32)
+    ok = np.zeros(len(paths), bool)
+    for i, path in enumerate(tqdm(paths, desc=f"embedding ({rec.embedder.name})", unit="photo")):
+        try:
+            vectors[i], ok[i] = rec.single_face(path).embedding, True
+        except KeyfaceError as exc:  # no face, or an unreadable file: a miss, as a missed face is on LFW
+            log.info("%s: %s", path, exc)
+    return vectors, ok
 
 
 def contender_version(embedder_version: str, keypoint_model: Path, detector: str) -> str:
@@ -52,8 +75,9 @@ def contender_version(embedder_version: str, keypoint_model: Path, detector: str
     return f"{embedder_version}-kp{file_version(keypoint_model)}-{detector}"
 
 
-def face_recognition_contender() -> Contender | None:
-    """The dlib ResNet of the face_recognition package, where installed; None otherwise."""
+def face_recognition_contender(largest_face: bool = False) -> Contender | None:
+    """The dlib ResNet of the face_recognition package, where installed (embedding each photo's central
+    face, or its largest); None otherwise."""
     try:
         import face_recognition
     except ImportError:
@@ -64,7 +88,7 @@ def face_recognition_contender() -> Contender | None:
              "source_weights": PEER_NOTE, "new_person_needs_retraining": "no (nearest embedding)"}
     version = f"face_recognition-{getattr(face_recognition, '__version__', '?')}"
     return Contender("face_recognition", "peer: face_recognition (dlib)", version, PEER_NOTE,
-                     _peer_embed, _peer_stage_ms, facts, view2=True)
+                     lambda paths: _peer_embed(paths, largest_face), _peer_stage_ms, facts, view2=True)
 
 
 def _models_mb(package) -> float:
@@ -73,24 +97,31 @@ def _models_mb(package) -> float:
     return sum(p.stat().st_size for p in folder.glob("*") if p.is_file()) / 1e6
 
 
-def _peer_central(image: np.ndarray):
-    """The face_recognition (HOG) detection nearest the photo centre, as (top, right, bottom, left)."""
+def _peer_face(image: np.ndarray, largest: bool = False):
+    """The face_recognition (HOG) detection nearest the photo centre, or the largest, as (top, right, bottom,
+    left); None if it finds none."""
     import face_recognition
     found = face_recognition.face_locations(image)
     if not found:
         return None
+    if largest:
+        return max(found, key=lambda b: (b[2] - b[0]) * (b[1] - b[3]))
     cy, cx = image.shape[0] / 2, image.shape[1] / 2
     return min(found, key=lambda b: np.hypot((b[1] + b[3]) / 2 - cx, (b[0] + b[2]) / 2 - cy))
 
 
-def _peer_embed(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
-    """The peer's 128-d encoding of each photo's central face, scaled to unit length."""
+def _peer_embed(paths: list[Path], largest: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The peer's 128-d encoding of each photo's central (or largest) face, scaled to unit length."""
     import face_recognition
     from tqdm import tqdm
     vectors, ok = np.zeros((len(paths), 128), np.float32), np.zeros(len(paths), bool)
     for i, path in enumerate(tqdm(paths, desc="embedding (face_recognition)", unit="photo")):
-        image = load_image(path)
-        box = _peer_central(image)
+        try:
+            image = load_image(path)
+        except KeyfaceError as exc:  # an unreadable file: a miss, as for keyface's embedders
+            log.info("%s: %s", path, exc)
+            continue
+        box = _peer_face(image, largest)
         if box is not None:
             v = face_recognition.face_encodings(image, [box])[0]
             vectors[i], ok[i] = v / np.linalg.norm(v), True

@@ -73,14 +73,20 @@ def _stage_table(report: dict) -> str:
 
 def _plots(report: dict, out: Path) -> list[Path]:
     """ROC (View 1 DevTest) and CMC (colleagues) curves as PNG files."""
+    def each(draw):
+        return lambda ax: [draw(ax, c["label"], report["results"][c["name"]]) for c in report["contenders"]]
+    return save_curves(out, {"roc": each(_draw_roc), "cmc": each(_draw_cmc)})
+
+
+def save_curves(out: Path, drawings: dict) -> list[Path]:
+    """Each drawing ({name: function of a matplotlib Axes}) as out/NAME.png, with a grid and a legend."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     paths = []
-    for name, draw in (("roc", _draw_roc), ("cmc", _draw_cmc)):
+    for name, draw in drawings.items():
         fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=110)
-        for c in report["contenders"]:
-            draw(ax, c["label"], report["results"][c["name"]])
+        draw(ax)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
         fig.tight_layout()
@@ -88,6 +94,15 @@ def _plots(report: dict, out: Path) -> list[Path]:
         fig.savefig(paths[-1])
         plt.close(fig)
     return paths
+
+
+def html_page(title: str, header: str, body: str, images: list[Path]) -> str:
+    """A self-contained HTML page: title, header line, body, then the PNG images inline."""
+    inline = "".join(f'<img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">' for p in images)
+    return ("<!doctype html><meta charset='utf-8'><title>" + html.escape(title) + "</title><style>body{font-family:"
+            "sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+            f"padding:3px 6px}}</style><h1>{html.escape(title)}</h1><p>{html.escape(header)}</p>{body}"
+            f"<h2>Curves</h2>{inline}")
 
 
 def _draw_roc(ax, label: str, result: dict) -> None:
@@ -117,16 +132,13 @@ def write_report(out: Path, report: dict) -> None:
     md = (f"# keyface compare\n\n{head}\n\n{markdown_table(report)}\n\nms per photo by stage (the first 30 probe photos):\n\n{_stage_table(report)}"
           f"\n\nProtocols:\n{protocols}\n\nModels:\n{sources}\n\n![ROC](roc.png) ![CMC](cmc.png)\n")
     (out / "report.md").write_text(md)
-    images = "".join(f'<img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">' for p in plots)
-    (out / "report.html").write_text(
-        "<!doctype html><meta charset='utf-8'><title>keyface compare</title><style>body{font-family:sans-serif;"
-        "max-width:1200px;margin:auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px}"
-        f"</style><h1>keyface compare</h1><p>{html.escape(head)}</p>{_html_table(markdown_table(report))}"
-        f"<h2>ms per photo by stage (the first 30 probe photos)</h2>{_html_table(_stage_table(report))}<h2>Curves</h2>{images}"
-        f"<h2>Protocols</h2><pre>{html.escape(protocols)}</pre><h2>Models</h2><pre>{html.escape(sources)}</pre>")
+    body = (f"{html_table(markdown_table(report))}<h2>ms per photo by stage (the first 30 probe photos)</h2>"
+            f"{html_table(_stage_table(report))}<h2>Protocols</h2><pre>{html.escape(protocols)}</pre>"
+            f"<h2>Models</h2><pre>{html.escape(sources)}</pre>")
+    (out / "report.html").write_text(html_page("keyface compare", head, body, plots))
 
 
-def _html_table(markdown: str) -> str:
+def html_table(markdown: str) -> str:
     """A Markdown pipe table as an HTML table."""
     rows = [line.strip("|").split(" | ") for line in markdown.splitlines() if not line.startswith("|---")]
     cells = ["".join(f"<{'th' if i == 0 else 'td'}>{html.escape(c.strip())}</{'th' if i == 0 else 'td'}>"
