@@ -69,6 +69,8 @@ def _register_recognition(kinds) -> None:
                            help="also N group canvases of the colleagues and strangers (faces 20-150 px): found, "
                            "right and wrong names, by face size (default: 0, none)")
             p.add_argument("--min-face", type=face_px, help="smallest face the detector looks for (default: 24)")
+            p.add_argument("--tight-grey", action="store_true", help="the same people on tight grey crops "
+                           "(92x112, the face filling the frame), as hold-out sets of face crops are")
         _common(p)
         p.set_defaults(func=func)
 
@@ -203,6 +205,8 @@ RECOGNITION_COLUMNS = {
                  ("rank1", "rank-1", ".3f"),
                  ("dir_at_far_1pct", "DIR@1%FAR", ".3f"), ("right_at_model_cut", "right@cut", ".3f"),
                  ("strangers_named_at_model_cut", "strangers named", ".3f"),
+                 ("right_at_pair_threshold", "right@pair thr", ".3f"),
+                 ("strangers_named_at_pair_threshold", "strangers@pair thr", ".3f"),
                  ("head_rank1", "head rank-1", ".3f"), ("head_dir_at_far_1pct", "head DIR@1%", ".3f"),
                  ("ms_per_face", "ms/face e2e", ".0f"), ("train_minutes", "train min", ".0f"), ("probes", "probes", "d"),
                  ("probes_no_face", "no face", "d"), ("strangers", "strangers", "d")],
@@ -227,6 +231,7 @@ def _recognition_bench(args, kind: str) -> int:
     from keyface.recognition.evaluation.protocols import CLUSTER_PROTOCOL, run_cluster
     from keyface.recognition.facade import build
     lfw, rows = LFW(data_root(args.data)), []
+    sets = _identify_sets(args, lfw)
     for name in args.embedder or BENCHMARKED:
         rec = build(name, args.models, keypoint_model=args.keypoint_model, detector=args.detector,
                     precision=args.precision, min_face=getattr(args, "min_face", None))
@@ -235,7 +240,8 @@ def _recognition_bench(args, kind: str) -> int:
         if args.mirror:
             rec.embedder.mirror = args.mirror == "on"
         seconds = rec.embedder.metadata.get("train_seconds")  # absent from models trained before it was recorded
-        run = {"identify": br.run_identify, "verify": br.run_verify, "cluster": run_cluster}[kind]
+        run = {"identify": lambda r, data: br.run_identify(r, data, sets), "verify": br.run_verify,
+               "cluster": run_cluster}[kind]
         rows.append({"embedder": name, "version": rec.embedder.version, "alignment": rec.embedder.spec.alignment,
                      "mirror": "on" if getattr(rec.embedder, "mirror", False) else "off",
                      "precision": rec.embedder.precision, "trained_on": rec.embedder.metadata.get("data"),
@@ -246,6 +252,9 @@ def _recognition_bench(args, kind: str) -> int:
             from keyface.recognition.evaluation.crowd import run_group_identify
             rows[-1]["group"] = run_group_identify(rec, lfw, args.group, seed=0)
     protocol = {"identify": br.IDENTIFY_PROTOCOL, "verify": br.VERIFY_PROTOCOL, "cluster": CLUSTER_PROTOCOL}[kind]
+    if sets is not None:
+        from keyface.recognition.evaluation.tight_crops import TIGHT_PROTOCOL
+        protocol += " Here: " + TIGHT_PROTOCOL
     print(protocol + "\n")
     print_table(rows, RECOGNITION_COLUMNS[kind])
     if any("group" in row for row in rows):
@@ -259,6 +268,16 @@ def _recognition_bench(args, kind: str) -> int:
             print(f"{row['embedder']}: source weights {row['source_weights']}")
     write_report(Path(args.out), kind, {"protocol": protocol, "threads": args.threads, "rows": rows})
     return 0
+
+
+def _identify_sets(args, lfw):
+    """The tight grey crops of the colleagues protocol where asked for (made once, kept in the cache), else None."""
+    if not getattr(args, "tight_grey", False):
+        return None
+    from keyface.data.paths import user_dir
+    from keyface.detection.detector import make_detector
+    from keyface.recognition.evaluation.tight_crops import tight_colleagues
+    return tight_colleagues(lfw, make_detector(DEFAULT_DETECTOR), user_dir("cache") / "tight-grey")
 
 
 GROUP_COLUMNS = [("embedder", "embedder", "s"), ("size", "faces (px, or how pasted)", "s"), ("faces", "faces", "d"),

@@ -93,9 +93,9 @@ def time_end_to_end(rec, gallery_v, gallery_names, paths: list[Path], n: int = 3
     return 1000 * (time.perf_counter() - started) / max(faces, 1)
 
 
-def run_identify(rec, lfw) -> dict:
-    """The colleagues benchmark for one recogniser."""
-    enrol, probes, strangers = colleagues(lfw)
+def run_identify(rec, lfw, sets: tuple[list, list, list] | None = None) -> dict:
+    """The colleagues benchmark for one recogniser (on its photos, or on the (enrol, probes, strangers) given)."""
+    enrol, probes, strangers = sets or colleagues(lfw)
     g_v, g_ok = embed_photos(rec, [p for _, p in enrol])
     g_names = np.array([n for n, _ in enrol], dtype=object)[g_ok]
     p_v, p_ok = embed_photos(rec, [p for _, p in probes])
@@ -103,6 +103,11 @@ def run_identify(rec, lfw) -> dict:
     row = identify_scores(g_v[g_ok], g_names, p_v, np.array([n for n, _ in probes], object), p_ok, s_v, s_ok,
                           rec.embedder.metadata.get("identify_threshold"))
     row.update(head_scores(g_v[g_ok], g_names, p_v, np.array([n for n, _ in probes], object), p_ok, s_v, s_ok))
+    pair = identify_scores(g_v[g_ok], g_names, p_v, np.array([n for n, _ in probes], object), p_ok, s_v, s_ok,
+                           rec.embedder.metadata.get("threshold"))
+    if "model_cut" in pair:  # identify's rule before it had an open-set cut: the verification threshold
+        row.update({"right_at_pair_threshold": pair["right_at_model_cut"],
+                    "strangers_named_at_pair_threshold": pair["strangers_named_at_model_cut"]})
     row["ms_per_face"] = time_end_to_end(rec, g_v[g_ok], g_names, [p for _, p in probes])
     return row
 
