@@ -84,6 +84,18 @@ def test_separable_people_score_perfectly_noisy_ones_do_not_and_heads_learn_only
         assert not seen & {str(p) for _, p in fold.probes + fold.strangers}
 
 
+def test_a_contender_that_finds_no_face_anywhere_scores_zero_and_says_why():
+    people = {f"p{i}": [Path(f"/tree/p{i}/{k}.jpg") for k in range(4)] for i in range(4)}
+    blind = Contender("keypoints", "blind", "v1", "synthetic",
+                      lambda paths: (np.zeros((len(paths), 8), np.float32), np.zeros(len(paths), bool)),
+                      lambda paths: {}, {}, cluster_cut=0.3, identify_cut=0.3)
+    results, missing = score_all([blind], make_folds(people, 3))
+    row = results["keypoints"]
+    assert row["identify"]["rank1"] == 0.0 and row["identify"]["strangers_named_at_model_cut"] == 0.0
+    assert row["photos_no_face"] == 16 and "no face" in row["cluster"]["refused"]
+    assert "two people" in missing["keypoints+head"]
+
+
 def _demo_tree(root: Path) -> Path:
     """4 demo people (5 photos each), one person with one photo, an empty folder and a non-image."""
     for person in sorted(DEMO.iterdir())[:4]:

@@ -74,6 +74,11 @@ def nearest_identification(vectors, ok, lookup, folds: list[Fold], cut: float | 
         g_v, g_ok, g_names = _take(vectors, ok, lookup, fold.enrol)
         p_v, p_ok, p_names = _take(vectors, ok, lookup, fold.probes)
         s_v, s_ok, _ = _take(vectors, ok, lookup, fold.strangers)
+        if not g_ok.any():  # no enrolled photo had a face: every probe is a miss, no stranger is named
+            ranks += [99] * len(p_ok)
+            confidence += [-np.inf] * len(p_ok)
+            strangers += [-np.inf] * len(s_ok)
+            continue
         ranked = nearest_people(p_v, g_v[g_ok], g_names[g_ok], k=10)
         ranks += [next((r for r, m in enumerate(ms) if m.person == t), 99) if found else 99
                   for ms, t, found in zip(ranked, p_names, p_ok)]
@@ -111,20 +116,23 @@ def head_identification(vectors, ok, items, folds: list[Fold], save_to: Path | N
         started = time.perf_counter()
         model, people = fit_head(g_v[g_ok], g_names[g_ok])
         seconds += time.perf_counter() - started
-        for group, out in ((fold.probes, "probes"), (fold.strangers, "strangers")):
-            v, found, names = _take(vectors, ok, lookup, group)
-            probs = np.asarray(model(v.astype(np.float32), training=False)) if len(v) else np.zeros((0, len(people)))
-            top = np.where(found, probs.max(1, initial=0.0), -np.inf)
-            if out == "strangers":
-                strangers += top.tolist()
-                continue
-            order = people[np.argsort(-probs, axis=1)] if len(v) else np.zeros((0, len(people)), object)
-            ranks += [int(np.flatnonzero(o == t)[0]) if f and t in people else 99 for o, t, f in zip(order, names, found)]
-            confidence += top.tolist()
+        p_ranks, p_top = _head_answers(model, people, *_take(vectors, ok, lookup, fold.probes))
+        _, s_top = _head_answers(model, people, *_take(vectors, ok, lookup, fold.strangers))
+        ranks, confidence, strangers = ranks + p_ranks, confidence + p_top, strangers + s_top
         if save_to is not None:
             _save_head(model, people, fold, save_to, provenance or {})
     row = open_set_rates(np.array(ranks), np.array(confidence), np.array(strangers), None)
     return {**row, "train_seconds": seconds, "folds": len(folds)}
+
+
+def _head_answers(model, people: np.ndarray, vectors, found, names) -> tuple[list[int], list[float]]:
+    """Where each face's person ranks among the head's answers (99: nowhere), and the top probability."""
+    if not len(vectors):
+        return [], []
+    probs = np.asarray(model(vectors.astype(np.float32), training=False))
+    order = people[np.argsort(-probs, axis=1)]
+    ranks = [int(np.flatnonzero(o == t)[0]) if f and t in people else 99 for o, t, f in zip(order, names, found)]
+    return ranks, np.where(found, probs.max(1), -np.inf).tolist()
 
 
 def _save_head(model, people: np.ndarray, fold: Fold, folder: Path, provenance: dict) -> Path:
@@ -191,6 +199,8 @@ def clustering(vectors, ok, items, cut: float | None) -> dict:
     """Every photo with a face, clustered at the model's calibrated cut; pairwise F against the folders."""
     if cut is None:
         return {"refused": "the model carries no calibrated clustering cut"}
+    if not ok.any():
+        return {"refused": "no face found in any photo"}
     names = np.array([n for n, _ in items], object)[ok]
     return {**pairwise_scores(names, cluster_faces(vectors[ok], cut)), "threshold": float(cut)}
 

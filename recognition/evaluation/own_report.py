@@ -28,7 +28,7 @@ def _row(entry: dict, result: dict | None, why_missing: str | None) -> dict:
             if "model_cut" in ident else "- (no calibrated cut)",
             "v_acc": _f(verify.get("accuracy")), "auc": _f(verify.get("auc")), "cluster_f": _f(clus.get("pairwise_f")),
             "ms": f"{result['ms_per_photo']:.0f}",
-            "train": f"{train / 60:.2f} min ({ident['folds']} heads)" if train is not None else "no (shipped model)",
+            "train": f"{train / 60:.2f} min ({ident['folds']} heads)" if train is not None else "no (ready-made)",
             "mb": f"{entry['model_mb']:.1f}" if entry.get("model_mb") else "-"}
 
 
