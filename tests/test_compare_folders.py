@@ -97,7 +97,8 @@ def test_a_contender_that_finds_no_face_anywhere_scores_zero_and_says_why():
 
 
 def _demo_tree(root: Path) -> Path:
-    """4 demo people (5 photos each), one person with one photo, an empty folder and a non-image."""
+    """4 demo people (5 photos each, one damaged photo more), one person with one photo, an empty folder and a
+    file that is not an image."""
     for person in sorted(DEMO.iterdir())[:4]:
         shutil.copytree(person, root / person.name)
     last = sorted(DEMO.iterdir())[-1]
@@ -105,6 +106,7 @@ def _demo_tree(root: Path) -> Path:
     shutil.copy(sorted(last.iterdir())[0], root / "One Photo")
     (root / "Nobody").mkdir()
     (root / sorted(DEMO.iterdir())[0].name / "notes.txt").write_text("not a photo")
+    (root / sorted(DEMO.iterdir())[1].name / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     return root
 
 
@@ -120,7 +122,8 @@ def test_compare_folders_from_an_empty_models_directory_lists_every_approach(tmp
     assert set(EMBEDDER_NAMES) <= set(listed) and {"keypoints+head", "inception+head"} <= set(listed)
     assert all(name in report["results"] or name in report["missing"] for name in listed)
     assert report["results"]["dlib-resnet"]["identify"]["rank1"] >= 0.9
-    assert report["people"] == 5 and report["people_one_photo"] == 1 and report["photos"] == 21
+    assert report["people"] == 5 and report["people_one_photo"] == 1 and report["photos"] == 22
+    assert report["results"]["dlib-resnet"]["photos_no_face"] == 1  # the damaged photo: a miss, not a crash
     assert not any(models.iterdir())  # nothing trained in the run lands in the models directory
     assert len(list((out / "models").glob("keypoints-head-fold*.keras"))) == 3
     page = (out / "report.html").read_text()
