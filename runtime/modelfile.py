@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 import zipfile
+import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -74,7 +75,7 @@ def read_metadata(path: Path, expect_kind: str | None = None) -> dict:
             meta = json.loads(zf.read(META_ENTRY))
     except FileNotFoundError:
         raise KeyfaceError(f"model file not found: {path}") from None
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError):
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, zlib.error, UnicodeDecodeError):
         raise KeyfaceError(f"{path} is not a keyface model file (.keras with keyface metadata)") from None
     if expect_kind and meta.get("kind") != expect_kind:
         raise KeyfaceError(f"{path} is a {meta.get('kind', 'unknown')!r} model, not a {expect_kind!r} model")
@@ -82,8 +83,8 @@ def read_metadata(path: Path, expect_kind: str | None = None) -> dict:
 
 
 def save_lite_model(flatbuffer: bytes, path: Path, metadata: dict) -> Path:
-    """A LiteRT model file: a zip of the metadata and a flatbuffer of built-in operators only (what ships when
-    a network's float32 .keras is too large: int8 weights are a quarter of the size)."""
+    """Write a LiteRT model file: a zip of keyface's metadata and a flatbuffer of built-in operators only."""
+    # what ships when a network's float32 .keras is too large: int8 weights are a quarter of the size
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
@@ -101,15 +102,15 @@ def lite_flatbuffer(path: Path) -> bytes | None:
     try:
         with zipfile.ZipFile(path) as zf:
             return zf.read(LITE_ENTRY)
-    except (OSError, zipfile.BadZipFile, KeyError):
-        raise KeyfaceError(f"{path} is not a keyface LiteRT model file") from None
+    except (OSError, zipfile.BadZipFile, KeyError, zlib.error):  # zlib: a damaged compressed entry
+        raise KeyfaceError(f"{path} is not a keyface LiteRT model file, or it is damaged") from None
 
 
 def load_model(path: Path, expect_kind: str | None = None):
     """Load a keyface .keras model and its metadata; refuse files of another kind."""
     meta = read_metadata(path, expect_kind)
     if Path(path).suffix == LITE_SUFFIX:
-        held = meta.get("litert_precision", "int8")
+        held = meta.get("litert_precision")
         raise KeyfaceError(f"{path} holds {held} LiteRT weights only, no Keras network: run it in {held} "
                            "(train a float32 one with `keyface train`)")
     import keras

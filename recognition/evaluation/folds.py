@@ -2,8 +2,8 @@
 
 Each fold leaves some people out entirely (they are its strangers) and holds back a share of every other
 person's photos as probes; the rest is enrolled, and is all that an approach trained within the run (a
-softmax head) may see. Over the k folds every person is a stranger once, and every photo of a person
-with two or more photos is a probe once.
+softmax head) may see. Over the k folds (3 or more) every person with two or more photos is a stranger
+once, and each of their photos a probe once; a person with one photo is a stranger in every fold.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from keyface.data.errors import DataError
 FOLDS_PROTOCOL = (
     "k folds over your people (seeded). People with 2+ photos are dealt to the folds in turn; in each fold the "
     "people dealt to it are left out (their photos are stranger probes who should come out unknown), and every "
-    "other person's photos are split into k-1 groups (2 when k is 2), one of which is that fold's probes while the rest are "
+    "other person's photos are split into k-1 groups, one of which is that fold's probes while the rest are "
     "enrolled. People with a single photo are strangers in every fold. Heads trained within the run see only "
     "a fold's enrolled photos. The face used is each photo's largest; a photo with no face counts as a miss.")
 MIN_PEOPLE = 3  # with fewer, a fold that leaves one person out has one person left: no identification to score
@@ -35,8 +35,8 @@ class Fold:
 
 def make_folds(people: dict[str, list[Path]], k: int = 5, seed: int = 0) -> list[Fold]:
     """The folds of a folder tree ({person: photos}); fewer than k when there are fewer people than k."""
-    if k < 2:
-        raise DataError(f"--folds must be at least 2, not {k}")
+    if k < 3:  # with two folds, one fold's stranger is the other's only source of probes: some photos never probed
+        raise DataError(f"--folds must be at least 3, not {k}")
     known = sorted(p for p, photos in people.items() if len(photos) >= 2)
     singles = sorted(p for p, photos in people.items() if len(photos) == 1)
     if len(known) < MIN_PEOPLE:
@@ -58,9 +58,8 @@ def _fold(f: int, k: int, known: list[str], singles: list[str], people: dict, sh
             strangers += [(person, path) for path in people[person]]
             continue
         group = [g for g in range(k) if g != stranger_fold[person]].index(f)  # this fold's photo group
-        groups = max(k - 1, 2)  # at least two, so that a probed person always keeps photos enrolled
-        for i, path in enumerate(shuffled[person]):
-            (probes if i % groups == group else enrol).append((person, path))
+        for i, path in enumerate(shuffled[person]):  # k-1 >= 2 groups: a probed person keeps photos enrolled
+            (probes if i % (k - 1) == group else enrol).append((person, path))
     return Fold(f, enrol, probes, strangers, sorted(p for p in known if stranger_fold[p] == f))
 
 

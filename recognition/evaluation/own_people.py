@@ -30,9 +30,10 @@ MISSED = 4.0  # the distance of a pair with a photo where no face was found: bey
 # face_recognition's documented tolerance (0.6, Euclidean) as a cosine distance: its raw descriptors are
 # ~1.38 long (measured on LFW photos), so |a - b|^2 = 2 * 1.38^2 * (1 - cos) gives ~0.095
 PEER_CLUSTER_CUT = 0.6 ** 2 / (2 * 1.38 ** 2)
-VERIFY_PROTOCOL = ("every same-person pair of photos and as many different-person pairs drawn at random (seeded); "
-                   "each fold's threshold is chosen on the pairs of people outside it and scored on the pairs "
-                   "touching its people; ROC AUC over every pair of photos")
+VERIFY_PROTOCOL = ("every same-person pair of photos (up to 5,000) and as many different-person pairs drawn at "
+                   "random (seeded); each fold's threshold is chosen on the pairs of people outside it and scored on "
+                   "the pairs touching its people; ROC AUC over every pair of photos (of a seeded 3,000 photos in "
+                   "larger trees)")
 CLUSTER_PROTOCOL = ("every photo with a face, average linkage cut at the model's calibrated distance (chosen on "
                     "held-out DevTrain people, never on yours); face_recognition at its documented 0.6 tolerance (Euclidean, "
                     "~0.095 as a cosine distance)")
@@ -67,7 +68,8 @@ def _take(vectors, ok, lookup, items):
     return vectors[idx], ok[idx], np.array([n for n, _ in items], object)
 
 
-def nearest_identification(vectors, ok, lookup, folds: list[Fold], cut: float | None) -> dict:
+def nearest_identification(vectors: np.ndarray, ok: np.ndarray, lookup: dict, folds: list[Fold],
+                           cut: float | None) -> dict:
     """Each fold's probes and strangers searched among its enrolled faces; the rates pooled over folds."""
     ranks, confidence, strangers = [], [], []
     for fold in folds:
@@ -89,11 +91,11 @@ def nearest_identification(vectors, ok, lookup, folds: list[Fold], cut: float | 
 
 
 def open_set_rates(ranks: np.ndarray, confidence: np.ndarray, strangers: np.ndarray, cut: float | None) -> dict:
-    """Rank-1, CMC, DIR at 1% of strangers named (cut chosen on these strangers), and at the model's own cut
-    (a confidence: minus a distance, or a probability) the probes named right and the strangers named."""
+    """Rank-1, CMC, DIR@1%FAR and, at the model's own cut, probes named right and strangers named."""
+    # confidence: minus a distance, or a probability; the 1% cut is chosen on these strangers
     right = ranks == 0
     alarming = np.sort(strangers[np.isfinite(strangers)])[::-1]
-    at_1pct = cut_passing_1pct(alarming, len(strangers), np.inf)
+    at_1pct = cut_passing_1pct(alarming, len(strangers), -np.inf)  # no stranger with a face: nothing to pass
     row = {"rank1": float(right.mean()), "cmc": [float((ranks < k).mean()) for k in range(1, 11)],
            "dir_at_far_1pct": float((right & (confidence > at_1pct)).mean()), "probes": int(len(ranks)),
            "strangers": int(len(strangers))}
@@ -103,10 +105,10 @@ def open_set_rates(ranks: np.ndarray, confidence: np.ndarray, strangers: np.ndar
     return row
 
 
-def head_identification(vectors, ok, items, folds: list[Fold], save_to: Path | None = None,
-                        provenance: dict | None = None) -> dict:
-    """A softmax head fitted on each fold's enrolled embeddings (never its probes or strangers): rank-1 by
-    the most probable person, open set by the top probability; the heads are saved only to `save_to`."""
+def head_identification(vectors: np.ndarray, ok: np.ndarray, items: list, folds: list[Fold],
+                        save_to: Path | None = None, provenance: dict | None = None) -> dict:
+    """Open-set identification by a softmax head fitted on each fold's enrolled embeddings only."""
+    # rank-1 by the most probable person, open set by the top probability; heads saved only to `save_to`
     from tqdm import tqdm
     from keyface.recognition.core.head import fit_head
     lookup = {path: i for i, (_, path) in enumerate(items)}
@@ -120,7 +122,8 @@ def head_identification(vectors, ok, items, folds: list[Fold], save_to: Path | N
         _, s_top = _head_answers(model, people, *_take(vectors, ok, lookup, fold.strangers))
         ranks, confidence, strangers = ranks + p_ranks, confidence + p_top, strangers + s_top
         if save_to is not None:
-            _save_head(model, people, fold, save_to, provenance or {})
+            seen = [item for item, found in zip(fold.enrol, g_ok) if found]  # a photo with no face taught it nothing
+            _save_head(model, people, fold.index, seen, save_to, provenance or {})
     row = open_set_rates(np.array(ranks), np.array(confidence), np.array(strangers), None)
     return {**row, "train_seconds": seconds, "folds": len(folds)}
 
@@ -135,13 +138,13 @@ def _head_answers(model, people: np.ndarray, vectors, found, names) -> tuple[lis
     return ranks, np.where(found, probs.max(1), -np.inf).tolist()
 
 
-def _save_head(model, people: np.ndarray, fold: Fold, folder: Path, provenance: dict) -> Path:
+def _save_head(model, people: np.ndarray, fold: int, seen: list, folder: Path, provenance: dict) -> Path:
     """One fold's head, with the people and photos it was fitted on (asked for with --keep-models)."""
     import os
     from keyface.runtime.modelfile import save_model
-    meta = {"kind": "compare-head", **provenance, "fold": fold.index, "people": people.tolist(),
-            "photos_seen": [[n, str(p)] for n, p in fold.enrol]}
-    path = save_model(model, folder / f"{provenance.get('embedder', 'head')}-head-fold{fold.index}.keras", meta)
+    meta = {"kind": "compare-head", **provenance, "fold": fold, "people": people.tolist(),
+            "photos_seen": [[n, str(p)] for n, p in seen]}
+    path = save_model(model, folder / f"{provenance.get('embedder', 'head')}-head-fold{fold}.keras", meta)
     os.chmod(path, 0o600)  # fitted on the user's faces
     return path
 
@@ -154,7 +157,7 @@ def person_folds(folds: list[Fold], items: list[tuple[str, Path]]) -> dict[str, 
     return fold_of
 
 
-def verification(vectors, ok, items, folds: list[Fold]) -> dict:
+def verification(vectors: np.ndarray, ok: np.ndarray, items: list, folds: list[Fold]) -> dict:
     """Balanced pairs, each fold's threshold chosen on pairs of the other folds' people; AUC over all pairs."""
     names = np.array([n for n, _ in items], object)
     pairs = sample_pairs(names, 5000, 0)
@@ -171,12 +174,14 @@ def verification(vectors, ok, items, folds: list[Fold]) -> dict:
         threshold = best_threshold(d[~test], pairs[~test, 2].astype(bool))
         right += accuracy_at(d[test], pairs[test, 2].astype(bool), threshold) * test.sum()
         scored += int(test.sum())
+    if not scored:
+        return {"refused": "too few people to choose a threshold on some and score it on others"}
     all_d, all_same = _all_pairs(vectors, ok, names)
-    return {"accuracy": right / max(scored, 1), "pairs": int(len(pairs)), "auc": distance_auc(all_d, all_same),
+    return {"accuracy": right / scored, "pairs": int(len(pairs)), "auc": distance_auc(all_d, all_same),
             "roc": _roc(all_d, all_same)}
 
 
-def _all_pairs(vectors, ok, names, limit: int = 3000) -> tuple[np.ndarray, np.ndarray]:
+def _all_pairs(vectors: np.ndarray, ok: np.ndarray, names: np.ndarray, limit: int = 3000) -> tuple[np.ndarray, np.ndarray]:
     """Cosine distance and truth of every pair of photos (of a seeded `limit` photos in larger trees)."""
     keep = np.arange(len(names))
     if len(keep) > limit:
@@ -195,7 +200,7 @@ def _roc(distances: np.ndarray, same: np.ndarray) -> dict:
     return {"fpr": fpr[::step].tolist(), "tpr": tpr[::step].tolist()}
 
 
-def clustering(vectors, ok, items, cut: float | None) -> dict:
+def clustering(vectors: np.ndarray, ok: np.ndarray, items: list, cut: float | None) -> dict:
     """Every photo with a face, clustered at the model's calibrated cut; pairwise F against the folders."""
     if cut is None:
         return {"refused": "the model carries no calibrated clustering cut"}

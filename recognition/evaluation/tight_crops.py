@@ -25,12 +25,15 @@ TIGHT_PROTOCOL = ("the colleagues protocol on tight grey crops of the same LFW D
                   "threshold, as identify did before it had an open-set cut (before c404103)")
 
 
-def tight_grey_crop(rgb: np.ndarray, box) -> np.ndarray:
-    """The face box (x0, y0, x1, y1) cut out, greyscaled and resized to 92x112, as RGB uint8 (grey in all three)."""
+def tight_grey_crop(rgb: np.ndarray, box) -> np.ndarray | None:
+    """The face box (x0, y0, x1, y1) cut out, greyscaled and resized to 92x112, as RGB uint8 (grey in all
+    three); None when the box holds no pixel of the photo."""
     import cv2
     h, w = rgb.shape[:2]
     x0, y0 = max(0, int(round(box[0]))), max(0, int(round(box[1])))
     x1, y1 = min(w, int(round(box[2]))), min(h, int(round(box[3])))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
     grey = cv2.cvtColor(cv2.resize(rgb[y0:y1, x0:x1], TIGHT_SIZE, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
     return np.repeat(grey[:, :, None], 3, axis=2)
 
@@ -41,14 +44,16 @@ def tight_crop_files(items: list[tuple[str, Path]], detector, folder: Path) -> l
     folder.mkdir(parents=True, exist_ok=True)
     crops = []
     for person, path in items:
-        if not found[path]:
-            continue  # no face to cut: the photo has no crop (the report counts probes by crops)
-        box = max(found[path], key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1])).box
-        name = hashlib.sha256(f"{path}|{cache_key(detector)}".encode()).hexdigest()[:16]
-        crop = folder / f"{name}.png"
-        if not crop.is_file():
-            save_image(crop, tight_grey_crop(load_image(path), box))
-        crops.append((person, crop))
+        crop = folder / (hashlib.sha256(f"{path}|{cache_key(detector)}".encode()).hexdigest()[:16] + ".png")
+        if not crop.is_file() and found[path]:
+            box = max(found[path], key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1])).box
+            pixels = tight_grey_crop(load_image(path), box)
+            if pixels is not None:
+                save_image(crop, pixels)
+        if crop.is_file():
+            crops.append((person, crop))
+    if len(crops) < len(items):  # the protocol's counts shrink by these: say so
+        log.warning("%d of %d photos have no face to crop; they are left out", len(items) - len(crops), len(items))
     return crops
 
 
