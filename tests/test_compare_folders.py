@@ -50,8 +50,8 @@ def test_too_few_people_is_refused_with_a_reason():
 
 
 def test_with_no_stranger_found_every_right_probe_passes_the_1pct_cut():
-    from keyface.recognition.evaluation.own_people import open_set_rates
-    row = open_set_rates(np.array([0, 0, 1, 0]), np.array([-0.1, -0.2, -0.3, -0.4]), np.full(3, -np.inf), -0.25)
+    from keyface.recognition.evaluation.own_people import pooled_rates
+    row = pooled_rates(np.array([0, 0, 1, 0]), np.array([-0.1, -0.2, -0.3, -0.4]), np.full(3, -np.inf), -0.25)
     assert row["rank1"] == row["dir_at_far_1pct"] == 0.75
     assert row["right_at_model_cut"] == 0.5 and row["strangers_named_at_model_cut"] == 0.0
 

@@ -20,7 +20,7 @@ from keyface.recognition.core.clustering import best_cluster_threshold, cluster_
 from keyface.recognition.core.search import nearest_people
 from keyface.recognition.core.verification import (accuracy_at, best_threshold, distance_auc, kfold_accuracy,
                                                    pair_distances, tar_at_far)
-from keyface.recognition.evaluation.protocols import colleagues, devtest_cluster_items, identify_scores
+from keyface.recognition.evaluation.protocols import colleagues, devtest_cluster_items, identify_scores, truth_ranks
 
 log = logging.getLogger(__name__)
 
@@ -124,9 +124,7 @@ def identification(vectors, ok, lookup, sets, model_cut: float | None = None) ->
     p_v, p_ok, p_names = take(sets["probes"])
     s_v, s_ok, _ = take(sets["strangers"])
     row = identify_scores(g_v[g_ok], g_names[g_ok], p_v, p_names, p_ok, s_v, s_ok, model_cut)
-    ranked = nearest_people(p_v, g_v[g_ok], g_names[g_ok], k=10)
-    ranks = np.array([next((r for r, m in enumerate(ms) if m.person == t), 99) for ms, t in zip(ranked, p_names)])
-    ranks[~p_ok] = 99
+    ranks = truth_ranks(nearest_people(p_v, g_v[g_ok], g_names[g_ok], k=10), p_names, p_ok)
     row["cmc"] = [float((ranks < k).mean()) for k in range(1, 11)]
     return row
 

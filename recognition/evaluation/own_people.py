@@ -15,12 +15,13 @@ import numpy as np
 
 from keyface.data.errors import KeyfaceError
 from keyface.recognition.core.clustering import cluster_faces, pairwise_scores
-from keyface.recognition.core.search import nearest_people
+from keyface.recognition.core.search import ExactIndex
 from keyface.recognition.core.verification import (accuracy_at, best_threshold, distance_auc, pair_distances,
                                                    sample_pairs)
 from keyface.recognition.evaluation.compare import Contender
 from keyface.recognition.evaluation.folds import Fold
-from keyface.recognition.evaluation.protocols import cut_passing_1pct
+from keyface.recognition.evaluation.protocols import open_set_rates, truth_ranks
+from keyface.recognition.evaluation.report import describe
 
 log = logging.getLogger(__name__)
 
@@ -81,27 +82,23 @@ def nearest_identification(vectors: np.ndarray, ok: np.ndarray, lookup: dict, fo
             confidence += [-np.inf] * len(p_ok)
             strangers += [-np.inf] * len(s_ok)
             continue
-        ranked = nearest_people(p_v, g_v[g_ok], g_names[g_ok], k=10)
-        ranks += [next((r for r, m in enumerate(ms) if m.person == t), 99) if found else 99
-                  for ms, t, found in zip(ranked, p_names, p_ok)]
+        index = ExactIndex(g_v[g_ok], g_names[g_ok])
+        ranked = index.search(p_v, k=10)
+        ranks += truth_ranks(ranked, p_names, p_ok).tolist()
         confidence += [-ms[0].distance if ms and found else -np.inf for ms, found in zip(ranked, p_ok)]
-        s_best = nearest_people(s_v, g_v[g_ok], g_names[g_ok], k=1)
-        strangers += [-ms[0].distance if ms and found else -np.inf for ms, found in zip(s_best, s_ok)]
-    return open_set_rates(np.array(ranks), np.array(confidence), np.array(strangers), None if cut is None else -cut)
+        strangers += [-ms[0].distance if ms and found else -np.inf for ms, found in zip(index.search(s_v, k=1), s_ok)]
+    return pooled_rates(np.array(ranks), np.array(confidence), np.array(strangers), None if cut is None else -cut)
 
 
-def open_set_rates(ranks: np.ndarray, confidence: np.ndarray, strangers: np.ndarray, cut: float | None) -> dict:
+def pooled_rates(ranks: np.ndarray, confidence: np.ndarray, strangers: np.ndarray, cut: float | None) -> dict:
     """Rank-1, CMC, DIR@1%FAR and, at the model's own cut, probes named right and strangers named."""
-    # confidence: minus a distance, or a probability; the 1% cut is chosen on these strangers
-    right = ranks == 0
-    alarming = np.sort(strangers[np.isfinite(strangers)])[::-1]
-    at_1pct = cut_passing_1pct(alarming, len(strangers), -np.inf)  # no stranger with a face: nothing to pass
-    row = {"rank1": float(right.mean()), "cmc": [float((ranks < k).mean()) for k in range(1, 11)],
-           "dir_at_far_1pct": float((right & (confidence > at_1pct)).mean()), "probes": int(len(ranks)),
-           "strangers": int(len(strangers))}
+    # confidence: minus a distance, or a probability; cut in the same units
+    row = open_set_rates(ranks == 0, confidence, strangers, None if cut is None else {"model_cut": cut})
+    del row["cut_1pct"]
+    row.update({"cmc": [float((ranks < k).mean()) for k in range(1, 11)], "probes": int(len(ranks)),
+                "strangers": int(len(strangers))})
     if cut is not None:
-        row.update({"model_cut": float(abs(cut)), "right_at_model_cut": float((right & (confidence >= cut)).mean()),
-                    "strangers_named_at_model_cut": float((strangers >= cut).mean()) if len(strangers) else 0.0})
+        row["model_cut"] = float(abs(cut))
     return row
 
 
@@ -124,7 +121,7 @@ def head_identification(vectors: np.ndarray, ok: np.ndarray, items: list, folds:
         if save_to is not None:
             seen = [item for item, found in zip(fold.enrol, g_ok) if found]  # a photo with no face taught it nothing
             _save_head(model, people, fold.index, seen, save_to, provenance or {})
-    row = open_set_rates(np.array(ranks), np.array(confidence), np.array(strangers), None)
+    row = pooled_rates(np.array(ranks), np.array(confidence), np.array(strangers), None)
     return {**row, "train_seconds": seconds, "folds": len(folds)}
 
 
@@ -188,7 +185,7 @@ def _all_pairs(vectors: np.ndarray, ok: np.ndarray, names: np.ndarray, limit: in
         keep = np.sort(np.random.default_rng(0).choice(keep, limit, replace=False))
     i, j = np.triu_indices(len(keep), 1)
     a, b = keep[i], keep[j]
-    d = np.where(ok[a] & ok[b], 1.0 - np.einsum("ij,ij->i", vectors[a], vectors[b]), MISSED)
+    d = np.where(ok[a] & ok[b], pair_distances(vectors[a], vectors[b]), MISSED)
     return d, names[a] == names[b]
 
 
@@ -240,8 +237,7 @@ def folder_contenders(names: list[str], models: str | None, keypoint_model: str 
         try:
             contender = load_keyface_contender(name, models, keypoint_model, detector, precision, largest_face=True)
             contenders.append(contender)
-            approaches.append({"name": name, "label": contender.label, "trained_on": contender.trained_on,
-                               "version": contender.version, **contender.facts})
+            approaches.append(describe(contender))
         except KeyfaceError as exc:
             missing[name] = str(exc)
             approaches.append({"name": name, "label": reg.label or name, "trained_on": reg.description})
@@ -255,5 +251,5 @@ def folder_contenders(names: list[str], models: str | None, keypoint_model: str 
     if found is not None:
         found.cluster_cut = PEER_CLUSTER_CUT
         contenders.append(found)
-        approaches.append({"name": found.name, "label": found.label, "trained_on": found.trained_on, **found.facts})
+        approaches.append(describe(found))
     return contenders, approaches, missing

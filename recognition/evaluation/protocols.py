@@ -10,7 +10,7 @@ import numpy as np
 from keyface.data.images import load_image
 from keyface.detection.detector import detect_cached
 from keyface.recognition.core.clustering import cluster_faces, cluster_threshold, pairwise_scores
-from keyface.recognition.core.search import nearest_people
+from keyface.recognition.core.search import ExactIndex
 from keyface.recognition.core.verification import accuracy_at, best_threshold, distance_auc, pair_distances, tar_at_far
 from keyface.recognition.training.face_sets import align_central
 
@@ -55,22 +55,46 @@ def colleagues(lfw) -> tuple[list, list, list]:
 
 
 def identify_scores(gallery_v, gallery_names, probe_v, probe_names, probe_ok, stranger_v, stranger_ok,
-                    model_cut: float | None = None) -> dict:
-    """Rank-1 accuracy, the open-set identification rate at 1% false alarms (cut chosen on these
-    strangers), and, at the model's own stored cut, the probes named right and the strangers named."""
-    best = nearest_people(probe_v, gallery_v, gallery_names, k=1)
+                    model_cut: float | None = None, pair_cut: float | None = None) -> dict:
+    """Rank-1, the open-set identification rate at 1% false alarms (cut chosen on these strangers) and, at the
+    model's stored cut (and at its pair threshold, if given), the probes named right and the strangers named."""
+    index = ExactIndex(gallery_v, gallery_names)
+    best = index.search(probe_v, k=1)
     right = np.array([bool(m) and m[0].person == truth for m, truth in zip(best, probe_names)]) & probe_ok
-    dist = np.array([m[0].distance if m else np.inf for m in best])
-    s_best = nearest_people(stranger_v[stranger_ok], gallery_v, gallery_names, k=1)
-    s_dist = np.sort([m[0].distance for m in s_best])
-    threshold = cut_passing_1pct(s_dist, len(stranger_ok), np.inf)
-    row = {"rank1": float(right.mean()), "dir_at_far_1pct": float((right & (dist < threshold)).mean()),
-           "threshold_far_1pct": float(threshold), "probes": int(len(probe_ok)), "probes_no_face": int((~probe_ok).sum()),
-           "strangers": int(len(stranger_ok)), "enrolled_people": int(len(np.unique(gallery_names)))}
+    confidence = np.array([-m[0].distance if m else -np.inf for m in best])
+    strangers = np.full(len(stranger_ok), -np.inf)  # a stranger with no face raises no alarm
+    strangers[stranger_ok] = [-m[0].distance for m in index.search(stranger_v[stranger_ok], k=1)]
+    cuts = {name: -cut for name, cut in (("model_cut", model_cut), ("pair_threshold", pair_cut)) if cut is not None}
+    rates = open_set_rates(right, confidence, strangers, cuts)
+    threshold = -rates.pop("cut_1pct")  # back to a distance
+    row = {**rates, "threshold_far_1pct": threshold, "probes": int(len(probe_ok)),
+           "probes_no_face": int((~probe_ok).sum()), "strangers": int(len(stranger_ok)),
+           "enrolled_people": int(len(np.unique(gallery_names)))}
     if model_cut is not None:
-        row.update({"model_cut": float(model_cut), "right_at_model_cut": float((right & (dist <= model_cut)).mean()),
-                    "strangers_named_at_model_cut": float((s_dist <= model_cut).sum() / len(stranger_ok))})
+        row["model_cut"] = float(model_cut)
     return row
+
+
+def open_set_rates(right: np.ndarray, confidence: np.ndarray, strangers: np.ndarray,
+                   cuts: dict[str, float] | None = None) -> dict:
+    """Rank-1, DIR@1%FAR and, at each named cut, the probes named right and the strangers named."""
+    # confidence: minus a distance, or a probability, -inf where no face was found; the 1% cut is chosen on
+    # these strangers, and with no stranger's face found there is nothing to pass
+    alarming = np.sort(strangers[np.isfinite(strangers)])[::-1]
+    at_1pct = cut_passing_1pct(alarming, len(strangers), -np.inf)
+    row = {"rank1": float(right.mean()), "dir_at_far_1pct": float((right & (confidence > at_1pct)).mean()),
+           "cut_1pct": float(at_1pct)}
+    for name, cut in (cuts or {}).items():
+        row[f"right_at_{name}"] = float((right & (confidence >= cut)).mean())
+        row[f"strangers_named_at_{name}"] = float((strangers >= cut).mean()) if len(strangers) else 0.0
+    return row
+
+
+def truth_ranks(ranked: list, truths, found: np.ndarray) -> np.ndarray:
+    """Where each probe's own person stands among its ranked matches (0: first; 99: not among them, or no face)."""
+    ranks = np.array([next((r for r, m in enumerate(ms) if m.person == t), 99) for ms, t in zip(ranked, truths)], int)
+    ranks[~np.asarray(found, bool)] = 99
+    return ranks
 
 
 def cut_passing_1pct(scores: np.ndarray, strangers: int, none: float) -> float:
@@ -82,7 +106,6 @@ def cut_passing_1pct(scores: np.ndarray, strangers: int, none: float) -> float:
 
 def time_end_to_end(rec, gallery_v, gallery_names, paths: list[Path], n: int = 30) -> float:
     """Milliseconds per face: detection, keypoints, alignment, embedding and search, uncached."""
-    from keyface.recognition.core.search import ExactIndex
     index, paths = ExactIndex(gallery_v, gallery_names), paths[:n]
     rec.faces(paths[0])  # warm-up: traces the nets
     started, faces = time.perf_counter(), 0
@@ -100,14 +123,11 @@ def run_identify(rec, lfw, sets: tuple[list, list, list] | None = None) -> dict:
     g_names = np.array([n for n, _ in enrol], dtype=object)[g_ok]
     p_v, p_ok = embed_photos(rec, [p for _, p in probes])
     s_v, s_ok = embed_photos(rec, [p for _, p in strangers])
-    row = identify_scores(g_v[g_ok], g_names, p_v, np.array([n for n, _ in probes], object), p_ok, s_v, s_ok,
-                          rec.embedder.metadata.get("identify_threshold"))
-    row.update(head_scores(g_v[g_ok], g_names, p_v, np.array([n for n, _ in probes], object), p_ok, s_v, s_ok))
-    pair = identify_scores(g_v[g_ok], g_names, p_v, np.array([n for n, _ in probes], object), p_ok, s_v, s_ok,
-                           rec.embedder.metadata.get("threshold"))
-    if "model_cut" in pair:  # identify's rule before it had an open-set cut: the verification threshold
-        row.update({"right_at_pair_threshold": pair["right_at_model_cut"],
-                    "strangers_named_at_pair_threshold": pair["strangers_named_at_model_cut"]})
+    p_names = np.array([n for n, _ in probes], object)
+    # the pair threshold: identify's rule before it had an open-set cut
+    row = identify_scores(g_v[g_ok], g_names, p_v, p_names, p_ok, s_v, s_ok,
+                          rec.embedder.metadata.get("identify_threshold"), rec.embedder.metadata.get("threshold"))
+    row.update(head_scores(g_v[g_ok], g_names, p_v, p_names, p_ok, s_v, s_ok))
     row["ms_per_face"] = time_end_to_end(rec, g_v[g_ok], g_names, [p for _, p in probes])
     return row
 
@@ -119,9 +139,10 @@ def head_scores(gallery_v, gallery_names, probe_v, probe_names, probe_ok, strang
     model, people = fit_head(gallery_v, gallery_names)
     probs = np.asarray(model(probe_v.astype(np.float32), training=False))
     right = (people[probs.argmax(1)] == probe_names.astype(str)) & probe_ok
-    s_max = np.sort(np.asarray(model(stranger_v[stranger_ok].astype(np.float32), training=False)).max(1))[::-1]
-    cut = cut_passing_1pct(s_max, len(stranger_ok), 0.0)
-    return {"head_rank1": float(right.mean()), "head_dir_at_far_1pct": float((right & (probs.max(1) > cut)).mean())}
+    strangers = np.full(len(stranger_ok), -np.inf)
+    strangers[stranger_ok] = np.asarray(model(stranger_v[stranger_ok].astype(np.float32), training=False)).max(1)
+    rates = open_set_rates(right, probs.max(1), strangers)
+    return {"head_rank1": rates["rank1"], "head_dir_at_far_1pct": rates["dir_at_far_1pct"]}
 
 
 def run_verify(rec, lfw) -> dict:
