@@ -18,7 +18,7 @@ import numpy as np
 
 from keyface.data.errors import KeyfaceError
 from keyface.detection import pyramid
-from keyface.detection.boxes import MIN_FACE, Detection, box_iou, checked_min_face
+from keyface.detection.boxes import MIN_FACE, Detection, checked_min_face, weighted_nms
 from keyface.runtime.networks import LiteNetwork, cpu_threads
 
 MODEL_FILE = Path(__file__).resolve().parent / "weights" / "blazeface-short-range.tflite"
@@ -114,22 +114,6 @@ def letterbox(rgb: np.ndarray) -> tuple[np.ndarray, float, int, int]:
     return to_input(small), side / INPUT, px, py
 
 
-def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[tuple[np.ndarray, float]]:
-    """MediaPipe's weighted NMS: each kept box is the score-weighted mean of the boxes it absorbs."""
-    order = np.argsort(-scores)
-    boxes, scores = boxes[order], scores[order]
-    alive, kept = np.ones(len(boxes), bool), []
-    for i in range(len(boxes)):
-        if not alive[i]:
-            continue
-        group = alive & (box_iou(boxes[i], boxes)[0] > iou)
-        group[i] = True
-        weights = scores[group]
-        kept.append(((boxes[group] * weights[:, None]).sum(0) / weights.sum(), float(scores[i])))
-        alive &= ~group
-    return kept
-
-
 def to_mtcnn_box(box: np.ndarray) -> tuple[float, float, float, float]:
     """A BlazeFace box mapped onto the MTCNN-like box the keypoint crop rule expects."""
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
@@ -192,20 +176,22 @@ class BlazeFaceDetector:
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Return every face in an RGB uint8 image, largest first, as MTCNN-like boxes."""
         levels = list(_pyramid_levels(rgb, self.min_face))
-        coarsest = levels[-1][1] if levels else rgb  # the whole-photo pass reads few pixels, not the photo's millions
+        coarsest = levels[-1][0] if levels else rgb  # the whole-photo pass reads few pixels, not the photo's millions
         large = max(rgb.shape[:2]) > LARGE_PHOTO
         found = [self._whole_photo(coarsest, _scales(coarsest, rgb), self.large_photo_score if large else self.min_score)]
-        found += [self._tiles(image, _scales(image, rgb), self.tile_scores[min(k, 1)])
-                  for k, (_, image) in enumerate(levels)]
+        found += [self._tiles(image, cuts, _scales(image, rgb), self.tile_scores[min(k, 1)])
+                  for k, (image, cuts) in enumerate(levels)]
         boxes, scores = np.concatenate([b for b, _ in found]), np.concatenate([s for _, s in found])
         if len(scores) > MAX_CANDIDATES:  # a photo of noise can light up thousands of anchors: NMS stays bounded
             top = np.argsort(-scores)[:MAX_CANDIDATES]
             boxes, scores = boxes[top], scores[top]
-        faces = [Detection(to_mtcnn_box(box), score) for box, score in weighted_nms(boxes, scores, NMS_IOU)]
+        merged = weighted_nms(boxes, scores, NMS_IOU)
+        boxes = np.array([to_mtcnn_box(box) for box, _ in merged], np.float64).reshape(-1, 4)
+        scores = [score for _, score in merged]
+        sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])  # Detection.size, for every box at once
         # boxes well under min_face come only from the finest scale's noise: a face that small is not looked for
-        faces = [f for f in faces if f.size >= MIN_FACE_KEPT * self.min_face
-                 and (f.score >= TILE_SCORE or not _flat(rgb, f.box))]
-        return sorted(faces, key=lambda f: -f.size)
+        return [Detection(tuple(float(v) for v in boxes[i]), scores[i]) for i in np.argsort(-sides, kind="stable")
+                if sides[i] >= MIN_FACE_KEPT * self.min_face and (scores[i] >= TILE_SCORE or not _flat(rgb, boxes[i]))]
 
     def _whole_photo(self, image: np.ndarray, scale: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
         """Boxes (photo pixels, BlazeFace's own shape) and scores from the image letterboxed to 128 px: the
@@ -215,10 +201,10 @@ class BlazeFaceDetector:
         boxes, scores = decode(self._net("float32").outputs(blob), anchors, min_score)
         return (boxes * size - np.array([px, py, px, py], np.float32)) / scale, scores
 
-    def _tiles(self, level: np.ndarray, scale: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+    def _tiles(self, level: np.ndarray, cuts: list, scale: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
         """Boxes (photo pixels) and scores from every tile of one scale, the net run on each in turn."""
         found = []
-        for x0, y0, x1, y1 in pyramid.tiles(*level.shape[:2]):
+        for x0, y0, x1, y1 in cuts:
             tile = _padded(level[y0:y1, x0:x1], y1 - y0, x1 - x0)
             boxes, scores = decode(self._net("int8", tile.shape[:2]).outputs(to_input(tile)),
                                    grid_anchors(*tile.shape[:2]), min_score)
@@ -241,17 +227,15 @@ def _flat(rgb: np.ndarray, box) -> bool:
 
 
 def _pyramid_levels(rgb: np.ndarray, min_face: float):
-    """(scale, image) for each tiled scale, finest first; each coarser image is made from the one before,
+    """(image, tiles) for each tiled scale, finest first; each coarser image is made from the one before,
     which reads 16 times fewer pixels than going back to the photo."""
     import cv2
-    height, width = rgb.shape[:2]
     image, made = rgb, 1.0
-    for scale in pyramid.scales(height, width, min_face):
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    for scale, size, cuts in pyramid.levels(*rgb.shape[:2], min_face):
         # a mild first step (0.75) aliases little under bilinear, at a fifth of area averaging's cost
         method = cv2.INTER_AREA if scale / made < 0.5 else cv2.INTER_LINEAR
         image, made = cv2.resize(image, size, interpolation=method), scale
-        yield scale, image
+        yield image, cuts
 
 
 def _scales(image: np.ndarray, photo: np.ndarray) -> np.ndarray:

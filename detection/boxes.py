@@ -1,5 +1,6 @@
 """What every detector gives: a `Detection` (a box in photo pixels, a score, landmarks if any), the
-smallest face looked for by default, and the order faces are numbered in everywhere (left to right)."""
+smallest face looked for by default, overlaps and the merging of overlapping boxes, and the order faces
+are numbered in everywhere (left to right)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,6 +36,22 @@ def box_iou(boxes_a, boxes_b) -> np.ndarray:
     inter = w * h
     area_a, area_b = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]), (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
     return inter / np.maximum(area_a + area_b - inter, 1e-9)
+
+
+def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[tuple[np.ndarray, float]]:
+    """MediaPipe's weighted NMS: each kept box is the score-weighted mean of the boxes it absorbs."""
+    order = np.argsort(-scores)
+    boxes, scores = boxes[order], scores[order]
+    alive, kept = np.ones(len(boxes), bool), []
+    for i in range(len(boxes)):
+        if not alive[i]:
+            continue
+        group = alive & (box_iou(boxes[i], boxes)[0] > iou)
+        group[i] = True
+        weights = scores[group]
+        kept.append(((boxes[group] * weights[:, None]).sum(0) / weights.sum(), float(scores[i])))
+        alive &= ~group
+    return kept
 
 
 def checked_min_face(min_face: float) -> float:

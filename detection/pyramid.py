@@ -36,6 +36,17 @@ def scales(height: int, width: int, min_face: float, cfg: PyramidConfig = Pyrami
     return out
 
 
+def levels(height: int, width: int, min_face: float, cfg: PyramidConfig = PyramidConfig()
+           ) -> list[tuple[float, tuple[int, int], list[tuple[int, int, int, int]]]]:
+    """The whole search plan for a photo, finest scale first: each scale, the (width, height) of the photo
+    resized to it, and the tiles cutting that image."""
+    out = []
+    for scale in scales(height, width, min_face, cfg):
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        out.append((scale, size, tiles(size[1], size[0], cfg)))
+    return out
+
+
 def tiles(height: int, width: int, cfg: PyramidConfig = PyramidConfig()) -> list[tuple[int, int, int, int]]:
     """Tiles (x0, y0, x1, y1) covering a height x width image: as few as the longest side allows, equal in
     size (a multiple of cfg.align; the last may reach past the image, which is padded), overlapping by

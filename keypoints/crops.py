@@ -46,3 +46,23 @@ def warp_image(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     """The size x size crop that a 2x3 (or 3x3) photo-to-crop matrix selects (bilinear, edges replicated)."""
     return cv2.warpAffine(image, np.asarray(matrix, np.float64)[:2], (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
+
+
+def square_crops(image: np.ndarray, face_boxes: list, size: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The size x size crops (N, S, S[, C]) uint8 a keypoint net sees for detector boxes, by the rule above,
+    and each crop's 3x3 photo-to-crop matrix."""
+    mats = [crop_matrix(crop_box(box), size) for box in face_boxes]
+    crops = [warp_image(image, m, size) for m in mats]
+    return np.asarray(crops, np.uint8).reshape(len(mats), size, size, *image.shape[2:]), mats
+
+
+def to_photo(points: np.ndarray, mats: list[np.ndarray]) -> np.ndarray:
+    """Points (N, P, 2) in crop pixels back in photo pixels, each crop by the inverse of its matrix."""
+    return np.array([transform_points(p, np.linalg.inv(m)) for p, m in zip(points, mats)], np.float32)
+
+
+def warp_faces(image: np.ndarray, mats: list[np.ndarray], size: int, points: list[np.ndarray]
+               ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Each face's size x size crop by its 2x3 photo-to-crop matrix, and its points moved with it."""
+    return [warp_image(image, m, size) for m in mats], [transform_points(p, m) for p, m in zip(points, mats)]
+

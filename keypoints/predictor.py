@@ -12,7 +12,7 @@ import numpy as np
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.paths import models_dir
-from keyface.keypoints.crops import crop_box, crop_matrix, transform_points, warp_image
+from keyface.keypoints.crops import square_crops, to_photo
 from keyface.keypoints.schemes import Scheme, get_scheme
 
 log = logging.getLogger(__name__)
@@ -69,21 +69,17 @@ class KeypointPredictor:
 
     def crops(self, rgb: np.ndarray, boxes: list) -> tuple[np.ndarray, list[np.ndarray]]:
         """Crops (N, S, S, C) float32 for the face boxes, and each crop's 3x3 photo->crop matrix."""
-        image = to_channels(rgb, self.channels)
-        mats = [crop_matrix(crop_box(b), self.input_size) for b in boxes]
-        crops = [warp_image(image, m, self.input_size) for m in mats]
-        x = np.asarray(crops, np.float32).reshape(len(boxes), self.input_size, self.input_size, self.channels)
-        return x, mats
+        crops, mats = square_crops(to_channels(rgb, self.channels), boxes, self.input_size)
+        return crops.astype(np.float32).reshape(len(boxes), self.input_size, self.input_size, self.channels), mats
 
     def predict_crops(self, x: np.ndarray) -> np.ndarray:
         """Keypoints (N, P, 2) in crop pixels for a batch of crops."""
         if len(x) == 0:
             return np.zeros((0, self.scheme.n_points, 2), np.float32)
-        out = np.asarray(self.network(x)).reshape(len(x), self.scheme.n_points, 2)
+        out = np.asarray(self.network(x)).reshape(len(x), -1, 2)  # (N, 2P) -> (N, P, 2)
         return (out + 0.5) * self.input_size
 
     def predict(self, rgb: np.ndarray, boxes: list) -> np.ndarray:
         """Keypoints (N, P, 2) in photo pixels for the faces at the given detector boxes."""
         x, mats = self.crops(rgb, boxes)
-        pts = self.predict_crops(x)
-        return np.array([transform_points(p, np.linalg.inv(m)) for p, m in zip(pts, mats)], np.float32)
+        return to_photo(self.predict_crops(x), mats)

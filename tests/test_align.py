@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from keyface.keypoints.schemes import IBUG68
-from keyface.recognition.core.align import align_face, alignment_matrix, similarity_transform, template
+from keyface.recognition.core.pipeline import align_face, alignment_matrix, similarity_transform, template
 
 
 def known_similarity(angle_deg: float, scale: float, shift) -> np.ndarray:

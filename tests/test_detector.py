@@ -9,7 +9,7 @@ from keyface.data.errors import KeyfaceError
 from keyface.data.images import load_image
 from keyface.detection import blazeface
 from keyface.detection.blazeface import BlazeFaceDetector
-from keyface.detection.boxes import Detection, box_iou
+from keyface.detection.boxes import Detection, box_iou, weighted_nms
 from keyface.detection.detector import DEFAULT_DETECTOR, detect_cached, detection_cache_file, make_detector
 
 PROBES = Path(__file__).resolve().parent.parent / "recognition" / "demo" / "probes"
@@ -57,7 +57,7 @@ def test_anchors_and_weighted_nms():
     anchors = blazeface.anchors()
     assert anchors.shape == (896, 2) and np.allclose(anchors[0], [1 / 32, 1 / 32]) and np.allclose(anchors[-1], [15 / 16] * 2)
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], np.float32)
-    kept = blazeface.weighted_nms(boxes, np.array([0.9, 0.3, 0.8]), 0.3)
+    kept = weighted_nms(boxes, np.array([0.9, 0.3, 0.8]), 0.3)
     assert len(kept) == 2 and kept[0][1] == pytest.approx(0.9)
     np.testing.assert_allclose(kept[0][0], [0.25, 0.25, 10.25, 10.25], atol=1e-5)  # 0.9 / 0.3 weighted mean
 

@@ -4,7 +4,8 @@ import pytest
 
 from keyface.data.errors import DataError, KeyfaceError
 from keyface.data.youtube_faces import person_of, read_frames
-from keyface.keypoints.crops import crop_box, pick_labelled_face
+from keyface.keypoints.crops import (crop_box, pick_labelled_face, square_crops, to_photo, transform_points, warp_faces,
+                                     warp_image)
 from keyface.keypoints.losses import NME, masked_l1, nme
 from keyface.keypoints.models import ARCHITECTURES, EMBEDDING_LAYER, ModelConfig, build_model
 from keyface.runtime.modelfile import load_model, read_metadata, save_model
@@ -123,3 +124,20 @@ def test_youtube_reader_on_real_data(data_root):
     assert (len(train), len(test)) == (3462, 770)
     assert len({f.person for f in train}) == 347
     assert all(f.keypoints.shape == (68, 2) for f in test)
+
+
+def test_square_crops_cut_every_box_and_to_photo_puts_points_back():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    boxes = [(20, 30, 60, 80), (90, 10, 150, 70)]
+    crops, mats = square_crops(image, boxes, 64)
+    assert crops.shape == (2, 64, 64, 3) and crops.dtype == np.uint8
+    assert np.array_equal(crops[1], warp_image(image, mats[1], 64))
+    points = rng.uniform(0, 64, (2, 68, 2)).astype(np.float32)
+    back = to_photo(points, mats)
+    for in_crop, in_photo, mat in zip(points, back, mats):
+        np.testing.assert_allclose(transform_points(in_photo, mat), in_crop, atol=1e-3)
+    assert square_crops(image[..., 0], boxes, 64)[0].shape == (2, 64, 64)  # grey stays grey
+    assert square_crops(image, [], 64)[0].shape == (0, 64, 64, 3)
+    warped, moved = warp_faces(image, mats, 64, list(back))
+    assert np.array_equal(warped[0], crops[0]) and np.allclose(moved[0], points[0], atol=1e-3)

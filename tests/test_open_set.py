@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from keyface.data.errors import KeyfaceError
-from keyface.recognition.core.align import DLIB_FIT_POINTS, dlib_anchor_template, dlib_chip_matrix, dlib_template
+from keyface.recognition.core.pipeline import DLIB_FIT_POINTS, dlib_anchor_template, dlib_chip_matrix, dlib_template
 from keyface.recognition.core.open_set import cut_at_far, enrolled_subset, open_set_metadata
 
 

@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 def register(sub) -> None:
     """Add `keyface cluster`."""
-    from keyface.recognition.cli.commands import PHOTOS_HELP, recogniser_flags
+    from keyface.recognition.cli.commands import PHOTOS_HELP
+    from keyface.recognition.cli.flags import recogniser_flags
     p = sub.add_parser("cluster", help="group the faces in unlabelled photos by person")
     p.add_argument("photos", nargs="+", metavar="PHOTO", help=PHOTOS_HELP)
     p.add_argument("--out", required=True, help="directory for a folder per cluster and index.html")

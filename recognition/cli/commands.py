@@ -12,45 +12,9 @@ from keyface.data.paths import gallery_location
 from keyface.detection.detector import DEFAULT_DETECTOR
 from keyface.recognition.cli import flags
 from keyface.recognition.cli.hints import with_hint
-from keyface.recognition.cli.video import video_flags
 from keyface.recognition.facade import photo_json, verify_json
-from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES
 
 log = logging.getLogger(__name__)
-
-
-def gallery_flag(p) -> None:
-    """--gallery, for the commands that read or write one."""
-    p.add_argument("--gallery", help="gallery file, or a PostgreSQL database as postgresql://USER@HOST/DB "
-                   "(default: $KEYFACE_GALLERY, then the per-user gallery.db)")
-
-
-def recogniser_flags(p, threshold: str | None = None) -> None:
-    """The flags that choose the embedder, keypoint model and detector (and --threshold, with its meaning
-    for this command, where the command uses one)."""
-    p.add_argument("--embedder", default=DEFAULT_EMBEDDER,
-                   help=f"{', '.join(EMBEDDER_NAMES)} (default: {DEFAULT_EMBEDDER}, the most accurate measured)")
-    p.add_argument("--embedder-model", help="embedder model file (default: models dir, then shipped)")
-    p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
-    flags.detector_flags(p)
-    flags.precision_flag(p)
-    if threshold:
-        p.add_argument("--threshold", type=flags.distance, help=threshold)
-    models_flag(p)
-
-
-def models_flag(p) -> None:
-    """--models."""
-    p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
-
-
-def _gallery_flags(p, embedder: bool = True) -> None:
-    """--gallery with the recogniser flags (or only --models): for commands that use a gallery."""
-    gallery_flag(p)
-    if embedder:
-        recogniser_flags(p)
-    else:
-        models_flag(p)
 
 
 PHOTOS_HELP = "photo files, or folders: every image in a folder, recursively, in sorted order"
@@ -74,7 +38,7 @@ def register(sub) -> None:
                    "(default: refuse the photo); in a video of several people, the one seen largest")
     p.add_argument("--count", type=flags.count, default=5, help="from a video: the best distinct frames to enrol "
                    "(default: 5)")
-    _gallery_flags(p)
+    flags.gallery_flags(p)
     p.set_defaults(func=cmd_enroll)
     p = sub.add_parser("identify", help="name every face in photos and videos against the gallery",
                        epilog=JSON_LINES_HELP + " " + VIDEO_HELP)
@@ -90,9 +54,9 @@ def register(sub) -> None:
     p.add_argument("--index", choices=["exact", "faiss", "hnsw"],
                    help="a gallery file: exact NumPy search (default), or FAISS for very large galleries (pip "
                    "install 'keyface[ann]'); PostgreSQL: pgvector's HNSW index (default) or exact")
-    video_flags(p)
-    gallery_flag(p)
-    recogniser_flags(p, "distance cut: beyond it a face is unknown (default: the model's calibrated cut)")
+    flags.video_flags(p)
+    flags.gallery_flag(p)
+    flags.recogniser_flags(p, "distance cut: beyond it a face is unknown (default: the model's calibrated cut)")
     p.set_defaults(func=cmd_identify)
     p = sub.add_parser("verify", help="are two photos the same person? (exit 0 same, 1 different, 2 error)",
                        epilog=VERIFY_EPILOG)
@@ -100,7 +64,7 @@ def register(sub) -> None:
     p.add_argument("photo_b", metavar="B", help="the second photo file")
     p.add_argument("--json", action="store_true", help="one JSON line: same, distance, threshold")
     p.add_argument("--largest-face", action="store_true", help="in a photo with several faces, take the largest")
-    recogniser_flags(p, "distance cut: within it the two faces are the same person (default: the model's "
+    flags.recogniser_flags(p, "distance cut: within it the two faces are the same person (default: the model's "
                         "calibrated cut)")
     p.set_defaults(func=cmd_verify)
     p = sub.add_parser("embed", help="each face's box, keypoints and embedding (JSON Lines)",
@@ -108,7 +72,7 @@ def register(sub) -> None:
                        "the mean embedding of its best sightings.")
     p.add_argument("photos", nargs="+", metavar="PHOTO", help=PHOTOS_HELP + "; or video files")
     p.add_argument("--json", action="store_true", help="accepted for symmetry: the output is always JSON Lines")
-    recogniser_flags(p)
+    flags.recogniser_flags(p)
     p.set_defaults(func=cmd_embed)
 
 
@@ -203,12 +167,10 @@ def cmd_identify(args) -> int:
     """Identify every face in every photo, and every track in every video, in the order given; each result
     printed as soon as it is done."""
     from keyface.data.video import is_video_file
-    from keyface.recognition.cli import video
     from keyface.recognition.cli.output import progress
     if not args.photos and args.camera is None:
         raise KeyfaceError("give photos or videos to identify, or --camera N")
-    video.sampling(args)  # the video flags are checked before any model loads
-    video.check_display(args)
+    flags.check_video_flags(args)  # before any model loads
     existing_gallery(args)
     videos, errors = {p for p in args.photos if is_video_file(p)}, []
     if args.head and (videos or args.camera is not None):
@@ -221,13 +183,19 @@ def cmd_identify(args) -> int:
         own_bars = bool(videos) or args.camera is not None  # a video shows its frames' progress instead
         with progress([] if own_bars else args.photos, "identifying") as (items, stream):
             if args.camera is not None:
-                video.identify_video(gallery, args.camera, args, stream, errors)
+                _identify_video(gallery, args.camera, args, stream, errors)
             for item in args.photos if own_bars else items:
                 if item in videos:
-                    video.identify_video(gallery, item, args, stream, errors)
+                    _identify_video(gallery, item, args, stream, errors)
                 else:
                     _identify_one(gallery, item, args, stream, errors)
     return 2 if errors else 0
+
+
+def _identify_video(gallery, source, args, stream, errors: list) -> None:
+    """A video's or a camera's tracks, printed as they close (the video printer loads only for a video)."""
+    from keyface.recognition.cli.video import identify_video
+    identify_video(gallery, source, args, stream, errors)
 
 
 def _identify_one(gallery, photo: str, args, stream, errors: list) -> None:

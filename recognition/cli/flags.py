@@ -1,13 +1,15 @@
-"""Argument types that range-check numbers, so a wrong flag value is a one-line usage error; flags that
-several commands share."""
+"""The flags several commands share (the recogniser's, the gallery's, a video's frames), and argument types
+that range-check numbers, so that a wrong flag value is a one-line usage error."""
 from __future__ import annotations
 
 import argparse
 import math
+import os
 
+from keyface.data.errors import KeyfaceError
 from keyface.detection.boxes import MIN_FACE
-
 from keyface.detection.detector import DEFAULT_DETECTOR, DETECTORS
+from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES
 from keyface.runtime.networks import PRECISIONS
 
 
@@ -48,3 +50,72 @@ def detector_flags(p) -> None:
     p.add_argument("--min-face", type=face_px, default=MIN_FACE, metavar="PX",
                    help=f"smallest face to look for, in pixels wide (default: {MIN_FACE:g}, about 10 px between "
                    "the eyes); a larger one is faster on big photos")
+
+
+def gallery_flag(p) -> None:
+    """--gallery, for the commands that read or write one."""
+    p.add_argument("--gallery", help="gallery file, or a PostgreSQL database as postgresql://USER@HOST/DB "
+                   "(default: $KEYFACE_GALLERY, then the per-user gallery.db)")
+
+
+def recogniser_flags(p, threshold: str | None = None) -> None:
+    """The flags that choose the embedder, keypoint model and detector (and --threshold, with its meaning
+    for this command, where the command uses one)."""
+    p.add_argument("--embedder", default=DEFAULT_EMBEDDER,
+                   help=f"{', '.join(EMBEDDER_NAMES)} (default: {DEFAULT_EMBEDDER}, the most accurate measured)")
+    p.add_argument("--embedder-model", help="embedder model file (default: models dir, then shipped)")
+    p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
+    detector_flags(p)
+    precision_flag(p)
+    if threshold:
+        p.add_argument("--threshold", type=distance, help=threshold)
+    models_flag(p)
+
+
+def models_flag(p) -> None:
+    """--models."""
+    p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
+
+
+def gallery_flags(p, embedder: bool = True) -> None:
+    """--gallery with the recogniser flags (or only --models): for commands that use a gallery."""
+    gallery_flag(p)
+    if embedder:
+        recogniser_flags(p)
+    else:
+        models_flag(p)
+
+
+def video_flags(p) -> None:
+    """--camera, --every, --fps, --start, --end, --out, --show: for identify."""
+    p.add_argument("--camera", type=int, metavar="N", help="read a live camera (V4L2 device N) instead of files")
+    sampling_flags(p)
+    p.add_argument("--out", help="videos: write a copy with numbered, named boxes to this new .mp4 file")
+    p.add_argument("--show", action="store_true", help="show the video and its boxes in a window as it runs "
+                   "(needs a display; press q to stop)")
+
+
+def sampling_flags(p) -> None:
+    """--every, --fps, --start, --end: which frames of a video are looked at."""
+    p.add_argument("--every", type=count, metavar="N", help="videos: look at every N-th frame (default: 15 "
+                   "frames a second)")
+    p.add_argument("--fps", type=frame_rate, metavar="F", help="videos: look at F frames a second (default: 15)")
+    p.add_argument("--start", type=seconds, default=0.0, metavar="S", help="videos: start S seconds in")
+    p.add_argument("--end", type=seconds, metavar="S", help="videos: stop S seconds in")
+
+
+def sampling(args):
+    """The frames the flags ask for."""
+    from keyface.data.video import Sampling
+    if args.every and args.fps:
+        raise KeyfaceError("give --every or --fps, not both")
+    if args.end is not None and args.end <= args.start:
+        raise KeyfaceError(f"--end {args.end:g} must come after --start {args.start:g}")
+    return Sampling(args.every, args.fps, args.start, args.end)
+
+
+def check_video_flags(args) -> None:
+    """The video flags' values, checked before any model loads; --show needs a screen."""
+    sampling(args)
+    if args.show and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise KeyfaceError("--show needs a display (no DISPLAY or WAYLAND_DISPLAY here); leave it out on a server")

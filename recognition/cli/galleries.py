@@ -9,8 +9,7 @@ from pathlib import Path
 from keyface.data.errors import KeyfaceError
 from keyface.data.paths import gallery_location, shown_location
 from keyface.recognition.cli import flags
-from keyface.recognition.cli.commands import (_gallery_flags, _report, existing_gallery, gallery_flag, gallery_path,
-                                              open_gallery, recogniser)
+from keyface.recognition.cli.commands import _report, existing_gallery, gallery_path, open_gallery, recogniser
 
 MIGRATE_EPILOG = ("SRC and DST are gallery files or postgresql://USER[:PASSWORD]@HOST[:PORT]/DB URIs. DST must be "
                   "new or empty; everything is copied in one transaction, then both are read back and compared "
@@ -21,27 +20,27 @@ def register(sub) -> None:
     """Add the gallery-keeping commands."""
     p = sub.add_parser("people", help="list the gallery's people and photo counts")
     p.add_argument("--json", action="store_true", help="a JSON list of {name, photos}")
-    gallery_flag(p)
+    flags.gallery_flag(p)
     p.set_defaults(func=cmd_people)
     p = sub.add_parser("rename", help="rename a person")
     p.add_argument("old", help="the person's name now")
     p.add_argument("new", help="the new name")
-    gallery_flag(p)
+    flags.gallery_flag(p)
     p.set_defaults(func=cmd_rename)
     p = sub.add_parser("remove", help="remove a person and their photos")
     p.add_argument("name", help="the person to remove")
-    gallery_flag(p)
+    flags.gallery_flag(p)
     p.set_defaults(func=cmd_remove)
     p = sub.add_parser("train-head", help="retrain a softmax head on the gallery (identify --head uses it)")
     p.add_argument("--epochs", type=flags.count, default=200, help="training epochs (default: 200)")
-    _gallery_flags(p)
+    flags.gallery_flags(p)
     p.set_defaults(func=cmd_train_head)
     p = sub.add_parser("reindex", help="re-embed a gallery's photos with another embedder (a file's old copy is "
                        "kept as GALLERY.bak; a database is replaced in one transaction)")
-    _gallery_flags(p)
+    flags.gallery_flags(p)
     p.set_defaults(func=cmd_reindex)
     p = sub.add_parser("check", help="check a gallery: the file's or database's structure and every stored embedding")
-    gallery_flag(p)
+    flags.gallery_flag(p)
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("migrate", help="copy a gallery between a file and PostgreSQL (either way), checked",
                        epilog=MIGRATE_EPILOG)

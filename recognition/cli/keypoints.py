@@ -11,7 +11,6 @@ from keyface.data.errors import KeyfaceError
 from keyface.data.paths import data_root, models_dir
 from keyface.detection.detector import make_detector
 from keyface.recognition.cli import flags
-from keyface.recognition.cli.video import sampling_flags
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +45,7 @@ def _register_predict(verbs) -> None:
     p.add_argument("--out", help="write annotated copies: this file for one photo (.jpg/.png), else into this "
                    "folder; never over an existing file (-2, -3, ... is added)")
     p.add_argument("--filter", choices=["sunglasses"], help="draw a fun filter instead of the points")
-    sampling_flags(p)
+    flags.sampling_flags(p)
     add_common(p)
     p.set_defaults(func=cmd_predict)
 
@@ -147,9 +146,8 @@ def _video_keypoints(clip: str, args, out: Path | None) -> int:
     from keyface.data.video import Video, VideoWriter
     from keyface.keypoints.photos import drawn, iter_video_keypoints
     from keyface.recognition.cli.output import compact
-    from keyface.recognition.cli.video import sampling
     found, writer = 0, None
-    with Video(clip, sampling(args)) as video:
+    with Video(clip, flags.sampling(args)) as video:
         if out is not None:
             single = len(args.photos) == 1 and out.suffix.lower() == ".mp4"
             target = out if single else free_name(private_dir(out) / f"{Path(clip).stem}_keypoints.mp4")

@@ -39,13 +39,22 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"keyface: error: {message} (see `{self.prog} --help`)\n")
 
 
+class VersionAction(argparse.Action):
+    """--version, looked up only when asked for: the other commands never read the package's metadata."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.exit(message=f"keyface {keyface_version()}\n")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser with every subcommand (or, given a command's name, with only its module's)."""
     parser = OneLineParser(prog="keyface", description="Face recognition built on facial keypoints.")
     parser.add_argument("--debug", action="store_true",
                         help="show tracebacks, debug logging and TensorFlow's own messages")
-    parser.add_argument("--version", action="version", version=f"keyface {keyface_version()}",
-                        help="print keyface's version and exit")
+    parser.add_argument("--version", action=VersionAction, help="print keyface's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in [MODULES[command]] if command in MODULES else ORDER:
         _command_module(name).register(sub)

@@ -3,47 +3,11 @@ bar (frames/s) on a terminal, an annotated copy with --out, a live window with -
 from frame to answer for a camera."""
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
 
-from keyface.data.errors import KeyfaceError
-from keyface.recognition.cli import flags
-
-
-def video_flags(p) -> None:
-    """--camera, --every, --fps, --start, --end, --out, --show: for identify."""
-    p.add_argument("--camera", type=int, metavar="N", help="read a live camera (V4L2 device N) instead of files")
-    sampling_flags(p)
-    p.add_argument("--out", help="videos: write a copy with numbered, named boxes to this new .mp4 file")
-    p.add_argument("--show", action="store_true", help="show the video and its boxes in a window as it runs "
-                   "(needs a display; press q to stop)")
-
-
-def sampling_flags(p) -> None:
-    """--every, --fps, --start, --end: which frames of a video are looked at."""
-    p.add_argument("--every", type=flags.count, metavar="N", help="videos: look at every N-th frame (default: 15 "
-                   "frames a second)")
-    p.add_argument("--fps", type=flags.frame_rate, metavar="F", help="videos: look at F frames a second (default: 15)")
-    p.add_argument("--start", type=flags.seconds, default=0.0, metavar="S", help="videos: start S seconds in")
-    p.add_argument("--end", type=flags.seconds, metavar="S", help="videos: stop S seconds in")
-
-
-def sampling(args):
-    """The frames the flags ask for."""
-    from keyface.data.video import Sampling
-    if args.every and args.fps:
-        raise KeyfaceError("give --every or --fps, not both")
-    if args.end is not None and args.end <= args.start:
-        raise KeyfaceError(f"--end {args.end:g} must come after --start {args.start:g}")
-    return Sampling(args.every, args.fps, args.start, args.end)
-
-
-def check_display(args) -> None:
-    """--show needs a screen: refuse it where there is none, before any model loads."""
-    if args.show and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise KeyfaceError("--show needs a display (no DISPLAY or WAYLAND_DISPLAY here); leave it out on a server")
+from keyface.recognition.cli.flags import sampling
 
 
 class Watcher:
