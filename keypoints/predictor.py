@@ -18,6 +18,9 @@ from keyface.keypoints.schemes import Scheme, get_scheme
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "keypoints-68.keras"  # shipped inside the package (keypoints/weights/)
+# LiteRT runs the keypoint net with int8 weights: ~0.3 ms a face on one core against ~1 ms in float32, at a
+# keypoint NME of 0.0481 against 0.0480 (docs/benchmarks.md); "float32" gives Keras's points to 1e-5 px.
+LITE_PRECISION = "int8"
 
 
 def to_channels(rgb: np.ndarray, channels: int) -> np.ndarray:
@@ -55,15 +58,15 @@ class KeypointPredictor:
     path: Path
 
     @classmethod
-    def load(cls, path: Path, runtime: str = "litert") -> "KeypointPredictor":
+    def load(cls, path: Path, runtime: str = "litert", precision: str = LITE_PRECISION) -> "KeypointPredictor":
         """Load a keypoint model file written by `keyface keypoints train`; "litert" runs it without
-        TensorFlow (converted once, outputs equal to ~1e-5 px), "keras" as a Keras model."""
+        TensorFlow (converted once, in `precision`), "keras" as a Keras model."""
         from keyface.runtime.modelfile import load_model, read_metadata
         from keyface.runtime.networks import KerasNetwork, load_lite
         if runtime not in ("litert", "keras"):
             raise KeyfaceError(f"unknown runtime {runtime!r}: litert or keras")
         meta = read_metadata(path, expect_kind="keypoints")
-        network = load_lite(path) if runtime == "litert" else KerasNetwork(load_model(path)[0])
+        network = load_lite(path, precision) if runtime == "litert" else KerasNetwork(load_model(path)[0])
         mcfg = meta["config"]["model"]
         return cls(network, get_scheme(meta["scheme"]), mcfg["input_size"], mcfg["channels"], meta, Path(path))
 

@@ -119,11 +119,15 @@ def test_the_default_embedder_in_int8_keeps_real_distances(tmp_path, monkeypatch
     assert gap.max() < 0.01, gap
 
 
-def test_the_keypoint_net_in_litert_equals_keras(youtube_sample):
+def test_the_keypoint_net_in_litert_equals_keras_in_float32_and_stays_close_in_int8(youtube_sample):
     from keyface.keypoints.predictor import KeypointPredictor, default_model_path
-    lite, keras_net = (KeypointPredictor.load(default_model_path(), runtime) for runtime in ("litert", "keras"))
-    x = np.stack([lite.crops(load_image(path), [(40, 40, 140, 160)])[0][0] for path, _ in youtube_sample])
-    assert np.abs(lite.predict_crops(x) - keras_net.predict_crops(x)).max() < 1e-3  # pixels
+    keras_net = KeypointPredictor.load(default_model_path(), "keras")
+    exact, quick = (KeypointPredictor.load(default_model_path(), precision=p) for p in ("float32", "int8"))
+    x = np.stack([exact.crops(load_image(path), [(40, 40, 140, 160)])[0][0] for path, _ in youtube_sample])
+    truth = keras_net.predict_crops(x)
+    assert np.abs(exact.predict_crops(x) - truth).max() < 1e-3  # pixels
+    gap = np.abs(quick.predict_crops(x) - truth)  # int8 weights, the default: measured 0.34 px at most, 0.05 mean
+    assert gap.max() < 1.0 and gap.mean() < 0.15 and gap.max() > 1e-3  # (and it is int8: not the float net)
 
 
 def test_threads_calling_one_network_at_once_get_their_own_answers(small_net):

@@ -80,15 +80,16 @@ def parameter_count(path: Path) -> int:
     return int(load_model(path)[0].count_params())
 
 
-def model_row(path: Path, faces: tuple, unseen: np.ndarray) -> tuple[dict, np.ndarray]:
-    """One table row (accuracy, speed, size) for a keyface keypoint model, and per-face NME."""
-    predictor = KeypointPredictor.load(path)
+def model_row(path: Path, faces: tuple, unseen: np.ndarray, precision: str) -> tuple[dict, np.ndarray]:
+    """One table row (accuracy, speed, size) for a keyface keypoint model run by LiteRT in a precision,
+    and per-face NME."""
+    predictor = KeypointPredictor.load(path, precision=precision)
     paths, boxes, truth = faces[:3]
     pred = predict_all(predictor, paths, boxes)
     per_face = nme(truth, pred, IBUG68.outer_eye_corners)
     b1, bb = time_model(predictor)
     meta = predictor.metadata
-    return {"model": f"{meta['config']['model']['arch']} ({path.name})", **keypoint_metrics(truth, pred, IBUG68),
+    return {"model": f"{meta['config']['model']['arch']} ({path.name}, {precision})", **keypoint_metrics(truth, pred, IBUG68),
             "nme_unseen_people": float(per_face[unseen].mean()) if unseen.any() else None,
             "ms_batch1": b1, "ms_batched": bb, "params": parameter_count(path),
             "file_mb": path.stat().st_size / 1e6, "boxes": "MTCNN (rule above)",

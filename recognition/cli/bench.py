@@ -1,6 +1,7 @@
 """`keyface bench ...`: benchmarks that print a table and write JSON with their provenance."""
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from dataclasses import replace
@@ -158,7 +159,7 @@ def cmd_bench_keypoints(args) -> int:
     from keyface.detection.detector import make_detector
     from keyface.keypoints.evaluation.dlib_peer import dlib_available, dlib_own_detector, dlib_same_boxes
     from keyface.keypoints.evaluation.nme import plot_ced
-    from keyface.keypoints.predictor import resolve_model
+    from keyface.keypoints.predictor import LITE_PRECISION, resolve_model
     root = data_root(args.data)
     devtest = set(LFW(root).people("DevTest"))
     rows, curves, misses = [], {}, {}
@@ -166,8 +167,8 @@ def cmd_bench_keypoints(args) -> int:
         faces = labelled_faces(root, "test", make_detector(detector))
         unseen = np.array([p in devtest for p in faces[3]])
         misses[detector] = faces[4]
-        for name in args.model or [None]:
-            row, per_face = model_row(resolve_model(name, args.models), faces, unseen)
+        for name, precision in itertools.product(args.model or [None], (LITE_PRECISION, "float32")):
+            row, per_face = model_row(resolve_model(name, args.models), faces, unseen, precision)
             rows.append({**row, "boxes": detector, "faces_missed": faces[4]})
             curves[f"{row['model']}, {detector} boxes"] = per_face
         if dlib_available() and not args.no_dlib:
