@@ -56,6 +56,14 @@ class KeypointPredictor:
     channels: int
     metadata: dict
     path: Path
+    precision: str = "float32"  # what ran it: LiteRT in int8, or float32 (LiteRT or Keras: the same points)
+
+    @property
+    def version(self) -> str:
+        """What its points depend on: the model file, and int8 where it ran so (float32 runs agree to 1e-5 px,
+        so a float32 run keeps the file's bare version, as caches made before int8 existed have it)."""
+        from keyface.runtime.networks import file_version
+        return file_version(self.path) + ("-int8" if self.precision == "int8" else "")
 
     @classmethod
     def load(cls, path: Path, runtime: str = "litert", precision: str = LITE_PRECISION) -> "KeypointPredictor":
@@ -68,7 +76,8 @@ class KeypointPredictor:
         meta = read_metadata(path, expect_kind="keypoints")
         network = load_lite(path, precision) if runtime == "litert" else KerasNetwork(load_model(path)[0])
         mcfg = meta["config"]["model"]
-        return cls(network, get_scheme(meta["scheme"]), mcfg["input_size"], mcfg["channels"], meta, Path(path))
+        return cls(network, get_scheme(meta["scheme"]), mcfg["input_size"], mcfg["channels"], meta, Path(path),
+                   precision if runtime == "litert" else "float32")
 
     def crops(self, rgb: np.ndarray, boxes: list) -> tuple[np.ndarray, list[np.ndarray]]:
         """Crops (N, S, S, C) float32 for the face boxes, and each crop's 3x3 photo->crop matrix."""

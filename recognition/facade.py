@@ -35,10 +35,11 @@ def build(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, *, model:
     looks for (px wide, default 24), `precision` is "int8" or "float32" for the embedding network (default:
     the embedder's, int8 for dlib-resnet)."""
     from keyface.detection.detector import make_detector
-    from keyface.keypoints.predictor import KeypointPredictor, resolve_model
+    from keyface.keypoints.predictor import LITE_PRECISION, KeypointPredictor, resolve_model
     from keyface.recognition.approaches.registry import load_embedder
     from keyface.recognition.core.pipeline import FacePipeline
-    pipeline = FacePipeline(KeypointPredictor.load(resolve_model(keypoint_model, models)), make_detector(detector, min_face))
+    keypoints = KeypointPredictor.load(resolve_model(keypoint_model, models), precision=precision or LITE_PRECISION)
+    pipeline = FacePipeline(keypoints, make_detector(detector, min_face))
     return Recogniser(pipeline, load_embedder(embedder, models, model, precision), threshold, several_faces, far)
 
 

@@ -143,10 +143,11 @@ def test_json_lines_format_is_in_help(capsys):
         assert code == 0 and "JSON Lines" in out and "[x0, y0, x1, y1]" in " ".join(out.split())
 
 
-def test_version(capsys):
+@pytest.mark.parametrize("argv", [["--version"], ["--version", "people"], ["--version", "identify", "x.jpg"]])
+def test_version_is_printed_on_stdout_whatever_follows(capsys, argv):
     from importlib.metadata import version
-    code, out, _ = run(["--version"], capsys)
-    assert code == 0 and out.strip() == f"keyface {version('keyface')}"
+    code, out, err = run(argv, capsys)
+    assert code == 0 and out.strip() == f"keyface {version('keyface')}" and err == ""
 
 
 @pytest.mark.parametrize("argv", [["people"], ["rename", "A", "B"], ["remove", "A"], ["check"]])

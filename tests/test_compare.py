@@ -9,6 +9,7 @@ import numpy as np
 from keyface.data.lfw import Pair
 from keyface.recognition.evaluation.compare import Contender, cached_score
 from keyface.recognition.core.embedders import l2_normalise
+from keyface.runtime.networks import file_version
 from keyface.recognition.evaluation.report import markdown_table, write_report
 
 
@@ -77,15 +78,19 @@ def test_report_has_tables_curves_and_provenance(tmp_path):
 def test_cached_results_go_stale_when_the_keypoint_model_or_scoring_code_changes(tmp_path, monkeypatch):
     from keyface.recognition.evaluation import compare
     from keyface.recognition.evaluation.contenders import contender_version
+    from keyface.keypoints.predictor import KeypointPredictor
     kp_a, kp_b = tmp_path / "a.keras", tmp_path / "b.keras"
     kp_a.write_bytes(b"keypoint model a")
     kp_b.write_bytes(b"keypoint model b")
-    versions = {contender_version("emb1", kp, detector) for kp in (kp_a, kp_b) for detector in ("blazeface", "mtcnn")}
-    assert len(versions) == 4  # the keypoint model and the detector each change what was scored
+    keypoints = [KeypointPredictor(None, None, 96, 3, {}, kp, precision).version
+                 for kp in (kp_a, kp_b) for precision in ("float32", "int8")]
+    versions = {contender_version("emb1", kp, detector) for kp in keypoints for detector in ("blazeface", "mtcnn")}
+    assert len(versions) == 8  # the keypoint model, its precision and the detector each change what was scored
+    assert keypoints[0] == file_version(kp_a)  # float32 keeps the bare version that caches made before int8 have
     sets, calls = _sets(tmp_path), []
     contender = _contender(0.05, calls)
     cached_score(contender, sets, tmp_path / "cache", "abc")
-    contender.version = contender_version("v1", kp_b, "blazeface")  # same embedder, another keypoint model
+    contender.version = contender_version("v1", keypoints[2], "blazeface")  # same embedder, another keypoint model
     cached_score(contender, sets, tmp_path / "cache", "abc")
     assert len(calls) == 2
     monkeypatch.setattr(compare, "scoring_version", lambda: "other-code")

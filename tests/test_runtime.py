@@ -115,6 +115,10 @@ def test_the_default_embedder_in_int8_keeps_real_distances(tmp_path, monkeypatch
         found = [rec.faces(load_image(p))[2] for p in photos]
         vectors[rec.embedder.precision] = np.array([v[0] for v in found])
     assert quick.embedder.precision == "int8" and exact.embedder.precision == "float32"
+    # --precision reaches the keypoint net too, and a cache key tells the two apart
+    assert (quick.pipeline.predictor.precision, exact.pipeline.predictor.precision) == ("int8", "float32")
+    assert quick.pipeline.predictor.version == exact.pipeline.predictor.version + "-int8"
+    assert build().pipeline.predictor.precision == "int8"  # the default
     gap = np.abs(vectors["int8"] @ vectors["int8"].T - vectors["float32"] @ vectors["float32"].T)
     assert gap.max() < 0.01, gap
 

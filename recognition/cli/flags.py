@@ -39,8 +39,9 @@ seconds = _number(float, 0.0, 1e7, what="seconds, 0 or more")
 
 def precision_flag(p) -> None:
     """--precision, for commands that run an embedder."""
-    p.add_argument("--precision", choices=PRECISIONS, help="run the embedding network with int8 weights (~2.5x "
-                   "faster) or in float32 (default: the embedder's own: int8 for dlib-resnet, else float32)")
+    p.add_argument("--precision", choices=PRECISIONS, help="run the embedding and keypoint networks with int8 "
+                   "weights (~2.5x faster) or in float32 (default: int8 keypoints, and the embedder's own: int8 "
+                   "for dlib-resnet and inception, else float32)")
 
 
 def detector_flags(p) -> None:

@@ -10,7 +10,9 @@ from pathlib import Path
 from keyface.data.errors import KeyfaceError
 from keyface.data.paths import data_root, models_dir
 from keyface.detection.detector import make_detector
+from keyface.keypoints.predictor import LITE_PRECISION
 from keyface.recognition.cli import flags
+from keyface.runtime.networks import PRECISIONS
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,8 @@ def _register_eval(verbs) -> None:
     p.add_argument("--model", help="keypoint model file or name (default: shipped)")
     p.add_argument("--split", default="test", choices=["test", "train"], help="youtube_faces_68 split (default: test)")
     p.add_argument("--out", default="keypoints-eval", help="directory for metrics.json and ced.png")
+    p.add_argument("--precision", choices=PRECISIONS, default=LITE_PRECISION,
+                   help=f"run the net with int8 weights, as the pipeline does, or in float32 (default: {LITE_PRECISION})")
     add_common(p, data=True)
     p.set_defaults(func=cmd_eval)
 
@@ -112,7 +116,7 @@ def cmd_eval(args) -> int:
     """Evaluate a keypoint model on labelled youtube_faces_68 frames."""
     from keyface.keypoints.evaluation.bench import evaluate_model
     from keyface.keypoints.predictor import KeypointPredictor, resolve_model
-    predictor = KeypointPredictor.load(resolve_model(args.model, args.models))
+    predictor = KeypointPredictor.load(resolve_model(args.model, args.models), precision=args.precision)
     report = evaluate_model(predictor, data_root(args.data), args.split, make_detector(args.detector), Path(args.out))
     print(json.dumps(report, indent=2))
     return 0

@@ -46,7 +46,8 @@ class VersionAction(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, default=default, help=help)
 
     def __call__(self, parser, namespace, values, option_string=None):
-        parser.exit(message=f"keyface {keyface_version()}\n")
+        print(f"keyface {keyface_version()}")  # on stdout, as argparse's own version action prints it
+        parser.exit()
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

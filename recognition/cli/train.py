@@ -91,7 +91,6 @@ def folder_items(root: Path) -> tuple[list, str]:
 def cmd_train(args) -> int:
     """Build the aligned training faces, train, calibrate the thresholds, install into MODELS/embedders."""
     from keyface.keypoints.predictor import KeypointPredictor
-    from keyface.runtime.networks import file_version
     from keyface.recognition.core.embedders import InputSpec
     from keyface.recognition.core.pipeline import FacePipeline
     from keyface.recognition.training.face_sets import cached_face_set
@@ -100,7 +99,7 @@ def cmd_train(args) -> int:
     name = "facenet-dlib" if args.source == "dlib-resnet" else args.approach
     settings = train_settings(args, name)
     pipeline = FacePipeline(KeypointPredictor.load(settings.keypoint_model))
-    kp_version = file_version(settings.keypoint_model)
+    kp_version = pipeline.predictor.version
     if args.folders:
         items, note = folder_items(Path(args.folders))
     else:
@@ -129,7 +128,6 @@ def _install(made: Path, target: Path) -> None:
 def cmd_calibrate(args) -> int:
     """Recompute the thresholds of an embedder's model file on the people its training held out."""
     from keyface.keypoints.predictor import KeypointPredictor, resolve_model
-    from keyface.runtime.networks import file_version
     from keyface.recognition.training.face_sets import cached_face_set
     from keyface.recognition.core.pipeline import FacePipeline
     embedder = load_embedder(args.embedder, args.models, args.embedder_model)
@@ -137,9 +135,9 @@ def cmd_calibrate(args) -> int:
     kp_path = resolve_model(args.keypoint_model, args.models)
     items, _ = training_items(data_root(args.data), 2, True, None)  # the items `keyface train` uses by default
     pipeline = FacePipeline(KeypointPredictor.load(kp_path))
-    faces = cached_face_set(items, pipeline, embedder.spec, user_dir("cache"), file_version(kp_path))
+    faces = cached_face_set(items, pipeline, embedder.spec, user_dir("cache"), pipeline.predictor.version)
     strangers = cached_face_set(stranger_items(data_root(args.data)), pipeline, embedder.spec, user_dir("cache"),
-                                file_version(kp_path))
+                                pipeline.predictor.version)
     threshold = calibrate(path, faces, args.embedder, strangers)
     log.info("%s: threshold %.4f, identify cut %.4f (1%% of strangers named), cluster threshold %.4f "
              "(held-out DevTrain people)", path, threshold, read_threshold(path, "identify_threshold"),

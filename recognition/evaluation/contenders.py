@@ -34,7 +34,6 @@ def load_keyface_contender(name: str, models: str | None, keypoint_model: str | 
     """keyface_contender(), raising why it cannot be had; it embeds each photo's central face (LFW's
     labelled one) or, with `largest_face`, its largest (a user's own photos)."""
     from keyface.recognition.facade import build
-    from keyface.keypoints.predictor import resolve_model
     from keyface.recognition.approaches.registry import find_model_file, registered
     from keyface.recognition.evaluation.protocols import embed_photos
     from keyface.recognition.evaluation.speed import stage_ms
@@ -43,8 +42,7 @@ def load_keyface_contender(name: str, models: str | None, keypoint_model: str | 
     embed = (lambda paths: embed_largest(rec, paths)) if largest_face else (lambda paths: embed_photos(rec, paths))
     path = find_model_file(registered(name), models)
     meta = rec.embedder.metadata
-    version = contender_version(rec.embedder.version, resolve_model(keypoint_model, models),
-                                rec.pipeline.detector.cache_name)
+    version = contender_version(rec.embedder.version, rec.pipeline.predictor.version, rec.pipeline.detector.cache_name)
     facts = {"precision": rec.embedder.precision, "detector": detector,
              "model_mb": path.stat().st_size / 1e6, "bytes_per_face": 4 * rec.embedder.dim, "dim": rec.embedder.dim,
              "train_seconds": meta.get("train_seconds"), "source_weights": meta.get("source"),
@@ -68,11 +66,10 @@ def embed_largest(rec, paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     return vectors, ok
 
 
-def contender_version(embedder_version: str, keypoint_model: Path, detector: str) -> str:
-    """What a keyface contender's scores depend on: its embedder file, the keypoint model that aligns and
-    the face detector."""
-    from keyface.runtime.networks import file_version
-    return f"{embedder_version}-kp{file_version(keypoint_model)}-{detector}"
+def contender_version(embedder_version: str, keypoint_version: str, detector: str) -> str:
+    """What a keyface contender's scores depend on: its embedder file, the keypoint model (and precision)
+    that aligns and the face detector."""
+    return f"{embedder_version}-kp{keypoint_version}-{detector}"
 
 
 def face_recognition_contender(largest_face: bool = False) -> Contender | None:
