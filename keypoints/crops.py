@@ -65,4 +65,3 @@ def warp_faces(image: np.ndarray, mats: list[np.ndarray], size: int, points: lis
                ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Each face's size x size crop by its 2x3 photo-to-crop matrix, and its points moved with it."""
     return [warp_image(image, m, size) for m in mats], [transform_points(p, m) for p, m in zip(points, mats)]
-

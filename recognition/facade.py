@@ -32,8 +32,8 @@ def build(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, *, model:
     """A new recogniser, not shared: `model` and `keypoint_model` are files to use instead of the installed
     ones, `threshold` replaces the calibrated cuts, `several_faces` is "refuse" or "largest" (enrol, verify),
     `detector` is "blazeface" (fast) or "mtcnn" (~10x slower end to end), `min_face` the smallest face it
-    looks for (px wide, default 24), `precision` is "int8" or "float32" for the embedding network (default:
-    the embedder's, int8 for dlib-resnet)."""
+    looks for (px wide, default 24), `precision` is "int8" or "float32" for the embedding and keypoint
+    networks (default: int8 keypoints, and the embedder's own, int8 for dlib-resnet)."""
     from keyface.detection.detector import make_detector
     from keyface.keypoints.predictor import LITE_PRECISION, KeypointPredictor, resolve_model
     from keyface.recognition.approaches.registry import load_embedder
@@ -47,7 +47,8 @@ def load(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, far: float
          precision: str | None = None, min_face: float | None = None) -> Recogniser:
     """A recogniser (detector, keypoint net, embedder) for the named embedder, loaded once and kept;
     `far` sets identify's share of strangers that may be named (default: the model's, 1%), `precision`
-    the embedding network's ("int8" or "float32"; default: the embedder's own), `min_face` the smallest
+    the embedding and keypoint networks' ("int8" or "float32"; default: int8 keypoints and the embedder's
+    own), `min_face` the smallest
     face looked for, in pixels wide (default: 24; larger is faster on big photos)."""
     key = (embedder, models, far, precision, min_face)
     if key not in _LOADED:

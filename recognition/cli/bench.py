@@ -138,8 +138,8 @@ def set_threads(n: int) -> None:
         tf.config.threading.set_intra_op_parallelism_threads(n)
         tf.config.threading.set_inter_op_parallelism_threads(n)
     except RuntimeError:  # TensorFlow already ran in this process (a caller's own, or a test's): it keeps its pools
-        logging.getLogger(__name__).warning("TensorFlow is already running in this process: its networks keep "
-                                            "their thread count, so timings are not on %d core(s)", n)
+        log.warning("TensorFlow is already running in this process: its networks keep their thread count, so "
+                    "timings are not on %d core(s)", n)
 
 
 KEYPOINT_COLUMNS = [("model", "model", "s"), ("boxes", "boxes", "s"), ("faces", "faces", "d"),

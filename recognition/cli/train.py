@@ -135,9 +135,10 @@ def cmd_calibrate(args) -> int:
     kp_path = resolve_model(args.keypoint_model, args.models)
     items, _ = training_items(data_root(args.data), 2, True, None)  # the items `keyface train` uses by default
     pipeline = FacePipeline(KeypointPredictor.load(kp_path))
-    faces = cached_face_set(items, pipeline, embedder.spec, user_dir("cache"), pipeline.predictor.version)
+    kp_version = pipeline.predictor.version
+    faces = cached_face_set(items, pipeline, embedder.spec, user_dir("cache"), kp_version)
     strangers = cached_face_set(stranger_items(data_root(args.data)), pipeline, embedder.spec, user_dir("cache"),
-                                pipeline.predictor.version)
+                                kp_version)
     threshold = calibrate(path, faces, args.embedder, strangers)
     log.info("%s: threshold %.4f, identify cut %.4f (1%% of strangers named), cluster threshold %.4f "
              "(held-out DevTrain people)", path, threshold, read_threshold(path, "identify_threshold"),

@@ -115,14 +115,17 @@ def view2_scores(vectors, ok, lookup, folds) -> dict:
     return {"accuracy": mean, "std": std}
 
 
+def take_items(vectors: np.ndarray, ok: np.ndarray, lookup: dict, items: list) -> tuple:
+    """Vectors, found mask and names of (person, path) items, from every photo's row (`lookup`: path -> row)."""
+    idx = np.array([lookup[p] for _, p in items], int)
+    return vectors[idx], ok[idx], np.array([n for n, _ in items], object)
+
+
 def identification(vectors, ok, lookup, sets, model_cut: float | None = None) -> dict:
     """The colleagues protocol, plus the CMC curve (rank-k identification rate, k = 1..10)."""
-    def take(items):
-        idx = np.array([lookup[p] for _, p in items])
-        return vectors[idx], ok[idx], np.array([n for n, _ in items], object)
-    g_v, g_ok, g_names = take(sets["enrol"])
-    p_v, p_ok, p_names = take(sets["probes"])
-    s_v, s_ok, _ = take(sets["strangers"])
+    g_v, g_ok, g_names = take_items(vectors, ok, lookup, sets["enrol"])
+    p_v, p_ok, p_names = take_items(vectors, ok, lookup, sets["probes"])
+    s_v, s_ok, _ = take_items(vectors, ok, lookup, sets["strangers"])
     row = identify_scores(g_v[g_ok], g_names[g_ok], p_v, p_names, p_ok, s_v, s_ok, model_cut)
     ranks = truth_ranks(nearest_people(p_v, g_v[g_ok], g_names[g_ok], k=10), p_names, p_ok)
     row["cmc"] = [float((ranks < k).mean()) for k in range(1, 11)]

@@ -18,7 +18,7 @@ from keyface.recognition.core.clustering import cluster_faces, pairwise_scores
 from keyface.recognition.core.search import ExactIndex
 from keyface.recognition.core.verification import (accuracy_at, best_threshold, distance_auc, pair_distances,
                                                    sample_pairs)
-from keyface.recognition.evaluation.compare import Contender
+from keyface.recognition.evaluation.compare import Contender, take_items
 from keyface.recognition.evaluation.folds import Fold
 from keyface.recognition.evaluation.protocols import open_set_rates, truth_ranks
 from keyface.recognition.evaluation.report import describe
@@ -63,20 +63,14 @@ def score_embedder(contender: Contender, items: list[tuple[str, Path]], vectors:
             "photos": len(items), "photos_no_face": int((~ok).sum())}
 
 
-def _take(vectors, ok, lookup, items):
-    """Vectors, found mask and names of (person, path) items."""
-    idx = np.array([lookup[p] for _, p in items], int)
-    return vectors[idx], ok[idx], np.array([n for n, _ in items], object)
-
-
 def nearest_identification(vectors: np.ndarray, ok: np.ndarray, lookup: dict, folds: list[Fold],
                            cut: float | None) -> dict:
     """Each fold's probes and strangers searched among its enrolled faces; the rates pooled over folds."""
     ranks, confidence, strangers = [], [], []
     for fold in folds:
-        g_v, g_ok, g_names = _take(vectors, ok, lookup, fold.enrol)
-        p_v, p_ok, p_names = _take(vectors, ok, lookup, fold.probes)
-        s_v, s_ok, _ = _take(vectors, ok, lookup, fold.strangers)
+        g_v, g_ok, g_names = take_items(vectors, ok, lookup, fold.enrol)
+        p_v, p_ok, p_names = take_items(vectors, ok, lookup, fold.probes)
+        s_v, s_ok, _ = take_items(vectors, ok, lookup, fold.strangers)
         if not g_ok.any():  # no enrolled photo had a face: every probe is a miss, no stranger is named
             ranks += [99] * len(p_ok)
             confidence += [-np.inf] * len(p_ok)
@@ -111,12 +105,12 @@ def head_identification(vectors: np.ndarray, ok: np.ndarray, items: list, folds:
     lookup = {path: i for i, (_, path) in enumerate(items)}
     ranks, confidence, strangers, seconds = [], [], [], 0.0
     for fold in tqdm(folds, desc="softmax heads", unit="fold"):
-        g_v, g_ok, g_names = _take(vectors, ok, lookup, fold.enrol)
+        g_v, g_ok, g_names = take_items(vectors, ok, lookup, fold.enrol)
         started = time.perf_counter()
         model, people = fit_head(g_v[g_ok], g_names[g_ok])
         seconds += time.perf_counter() - started
-        p_ranks, p_top = _head_answers(model, people, *_take(vectors, ok, lookup, fold.probes))
-        _, s_top = _head_answers(model, people, *_take(vectors, ok, lookup, fold.strangers))
+        p_ranks, p_top = _head_answers(model, people, *take_items(vectors, ok, lookup, fold.probes))
+        _, s_top = _head_answers(model, people, *take_items(vectors, ok, lookup, fold.strangers))
         ranks, confidence, strangers = ranks + p_ranks, confidence + p_top, strangers + s_top
         if save_to is not None:
             seen = [item for item, found in zip(fold.enrol, g_ok) if found]  # a photo with no face taught it nothing
