@@ -238,3 +238,14 @@ def test_bad_inputs_are_refused():
     empty_box = [Source("x", next(iter(PHOTOS)), (50.0, 50.0, 50.0, 80.0))]
     with pytest.raises(ValueError, match="empty"):
         make_canvas("bad", CanvasSpec(300, 300, (1, 1), (30.0, 40.0)), empty_box, np.random.default_rng(0), load)
+
+
+def test_best_cut_is_the_cut_that_makes_most_faces_right():
+    from keyface.recognition.evaluation.crowd import best_cut
+    # (distance to nearest person, that person is the face's name, the face is a stranger's)
+    faces = [(0.02, True, False), (0.04, True, False), (0.05, False, True), (0.06, False, False), (0.08, False, True)]
+    # at 0.04 the first two are named right and both strangers stay unknown: 4 of 5; any higher cut names a
+    # stranger, any lower leaves a colleague unknown
+    assert best_cut(faces) == {"cut": 0.04, "right_of_found": 0.8}
+    assert best_cut([(0.05, False, True)]) == {"cut": 0.0, "right_of_found": 1.0}
+    assert best_cut([]) == {"cut": None, "right_of_found": None}
