@@ -4,20 +4,27 @@ The file ships in the package; it is MediaPipe's `face_detection_short_range.tfl
 wheel `mediapipe==0.10.14` (Apache-2.0), checked by its SHA-256 before use and read as data by
 LiteRT (built-in operators only; no TensorFlow, nothing executed). Made for 128 px inputs in which a
 face fills a good part of the frame, it is fully convolutional: run on a larger input it sees faces of
-~18-80 px of that input anywhere in it, which is how keyface finds small faces in big photos
-(`detection.pyramid` says where it looks).
+~18-80 px of that input anywhere in it, which is how keyface finds small faces in big photos.
+
+Where it looks (the end of this file): a detector that sees faces between ~20 and ~80 px of its own input
+finds every face from `min_face` px up to the whole photo when it runs at scales 1/4 apart, the finest
+one putting a `min_face` face at ~20 px, down to the scale where the photo itself is a few times the
+detector's input; one whole-photo pass covers the rest. Each scale is cut into tiles that overlap by
+more than the largest face that scale must find, so that every face lies whole inside at least one
+tile and no tile is large enough to make memory grow with the photo.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from keyface.data.errors import KeyfaceError
-from keyface.detection import pyramid
 from keyface.detection.boxes import MIN_FACE, Detection, checked_min_face, weighted_nms
 from keyface.runtime.networks import LiteNetwork, cpu_threads
 
@@ -134,7 +141,7 @@ def checked_model_file(path: Path = MODEL_FILE, sha256: str = SHA256, source: st
 
 class BlazeFaceDetector:
     """BlazeFace short-range, run by LiteRT over the whole photo and, fully
-    convolutionally, over the tiles of an image pyramid (detection.pyramid): every face from `min_face`
+    convolutionally, over the tiles of an image pyramid (the end of this file): every face from `min_face`
     px wide up to the whole photo. Loaded on first use."""
 
     name = "blazeface"
@@ -154,7 +161,7 @@ class BlazeFaceDetector:
         """Its name and a digest of what its boxes depend on (model file, runtime, score cuts, NMS, box
         mapping, the pyramid and the smallest face looked for)."""
         settings = repr((SHA256, INT8_SHA256, "litert", self.min_score, self.large_photo_score, LARGE_PHOTO, NMS_IOU,
-                         sorted(TO_MTCNN.items()), self.tile_scores, self.min_face, pyramid.PyramidConfig(),
+                         sorted(TO_MTCNN.items()), self.tile_scores, self.min_face, PyramidConfig(),
                          MIN_FACE_KEPT, MAX_CANDIDATES, FLAT_STD, FILTERS))
         return f"{self.name}-{hashlib.sha256(settings.encode()).hexdigest()[:10]}"
 
@@ -231,7 +238,7 @@ def _pyramid_levels(rgb: np.ndarray, min_face: float):
     which reads 16 times fewer pixels than going back to the photo."""
     import cv2
     image, made = rgb, 1.0
-    for scale, size, cuts in pyramid.levels(*rgb.shape[:2], min_face):
+    for scale, size, cuts in levels(*rgb.shape[:2], min_face):
         # a mild first step (0.75) aliases little under bilinear, at a fifth of area averaging's cost
         method = cv2.INTER_AREA if scale / made < 0.5 else cv2.INTER_LINEAR
         image, made = cv2.resize(image, size, interpolation=method), scale
@@ -251,3 +258,63 @@ def _padded(image: np.ndarray, height: int, width: int) -> np.ndarray:
     out = np.zeros((height, width, 3), np.uint8)
     out[:image.shape[0], :image.shape[1]] = image
     return out
+
+
+# Where it looks: the scales and tiles of the image pyramid.
+
+@dataclass(frozen=True)
+class PyramidConfig:
+    """How to search a photo: the faces a scale is for, the scales' step, and how tiles are cut."""
+    face_px: float = 18.0    # a min_face face is made this wide (px) at the finest scale
+    step: float = 4.0        # each coarser scale is this much smaller: it finds faces 20-80 px of its own
+    whole_px: int = 128      # the whole-photo pass's input; scales whose image is under ~1.25x of it add nothing
+    max_upscale: float = 2.0 # a min_face under face_px / 2 is not looked for in enlarged pixels
+    tile: int = 1024         # the longest tile side (px of the scaled image); memory stays bounded by it
+    overlap: int = 96        # larger than any face a scale must find (80 px) plus margin
+    align: int = 16          # the detector's coarsest stride: tiles are multiples of it
+
+
+def scales(height: int, width: int, min_face: float, cfg: PyramidConfig = PyramidConfig()) -> list[float]:
+    """The tiled scales for a photo, finest first; the whole-photo pass is not among them."""
+    side = max(height, width)
+    scale = min(cfg.face_px / max(float(min_face), 1.0), cfg.max_upscale)
+    out = []
+    while side * scale > cfg.whole_px * 1.25:
+        out.append(scale)
+        scale /= cfg.step
+    return out
+
+
+def levels(height: int, width: int, min_face: float, cfg: PyramidConfig = PyramidConfig()
+           ) -> list[tuple[float, tuple[int, int], list[tuple[int, int, int, int]]]]:
+    """The whole search plan for a photo, finest scale first: each scale, the (width, height) of the photo
+    resized to it, and the tiles cutting that image."""
+    out = []
+    for scale in scales(height, width, min_face, cfg):
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        out.append((scale, size, tiles(size[1], size[0], cfg)))
+    return out
+
+
+def tiles(height: int, width: int, cfg: PyramidConfig = PyramidConfig()) -> list[tuple[int, int, int, int]]:
+    """Tiles (x0, y0, x1, y1) covering a height x width image: as few as the longest side allows, equal in
+    size (a multiple of cfg.align; the last may reach past the image, which is padded), overlapping by
+    at least cfg.overlap."""
+    xs, tile_w = _cuts(width, cfg)
+    ys, tile_h = _cuts(height, cfg)
+    return [(x, y, x + tile_w, y + tile_h) for y in ys for x in xs]
+
+
+def _cuts(length: int, cfg: PyramidConfig) -> tuple[list[int], int]:
+    """Start offsets along one side and the tile length there."""
+    n = max(1, math.ceil((length - cfg.overlap) / (cfg.tile - cfg.overlap)))
+    size = _aligned(math.ceil((length + (n - 1) * cfg.overlap) / n), cfg.align)
+    if n == 1:
+        return [0], size
+    stride = (length - size) / (n - 1)
+    return [int(round(i * stride)) for i in range(n)], size
+
+
+def _aligned(n: int, align: int) -> int:
+    """n rounded up to a multiple of align."""
+    return -(-n // align) * align

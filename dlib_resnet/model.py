@@ -13,6 +13,11 @@ import keras
 import numpy as np
 
 from keyface.dlib_resnet.dlib_format import ADD_PREV, AFFINE, AVG_POOL, CONV, FC, MAX_POOL, RELU, DlibFormatError, DlibNet
+from keyface.recognition.core.embedders import InputSpec
+
+# dlib's chip, the network's input: 150 px, padding 0.25, cut by fitting 36 of the 68 keypoints to dlib's
+# mean face (measured against MTCNN's 5 landmarks in docs/benchmarks.md)
+SPEC = InputSpec(size=150, channels=3, zoom=1.0, shift_y=0.0, alignment="dlib68")
 
 UNIT = (CONV, AFFINE, RELU, CONV, AFFINE, ADD_PREV, RELU)
 DOWN_UNIT = (CONV, AFFINE, RELU, CONV, AFFINE, AVG_POOL, ADD_PREV, RELU)

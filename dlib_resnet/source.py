@@ -53,8 +53,7 @@ def convert(path: Path, target: Path, mirror: bool = True) -> Path:
     """Check, parse and rebuild the source as a keyface embedder file (before any calibration); with
     `mirror`, each face is embedded with its mirror image and the two summed (measured better)."""
     from keyface.dlib_resnet.dlib_format import read_network
-    from keyface.dlib_resnet.embedder import SPEC
-    from keyface.dlib_resnet.model import build_keras
+    from keyface.dlib_resnet.model import SPEC, build_keras
     from keyface.runtime.modelfile import provenance, save_model
     net = read_network(checked_bytes(path))
     meta = {"kind": "embedder", "approach": "dlib-resnet", "input": asdict(SPEC), "source": SOURCE,

@@ -52,7 +52,7 @@ class TrainConfig:
     def spec(self) -> InputSpec:
         """The aligned RGB crop the net takes (the source's own crop when fine-tuning one)."""
         if self.source == "dlib-resnet":
-            from keyface.dlib_resnet.embedder import SPEC
+            from keyface.dlib_resnet.model import SPEC
             return SPEC
         return InputSpec(size=self.model.input_size, channels=3, zoom=self.model.zoom, shift_y=0.0)
 

@@ -10,7 +10,7 @@ import pytest
 
 from keyface.data.crowd import CanvasSpec, Source, make_canvas, match_faces
 from keyface.data.images import load_image
-from keyface.detection import pyramid
+from keyface.detection import blazeface
 from keyface.detection.blazeface import BlazeFaceDetector
 from keyface.detection.boxes import MIN_FACE, box_iou, weighted_nms
 from keyface.detection.detector import make_detector
@@ -54,8 +54,8 @@ def test_every_face_of_a_group_canvas_is_found_once(detector, sources, face_px):
 def test_faces_on_the_seams_between_tiles_are_found_once(detector, sources):
     """Faces pasted where the finest scale's tiles overlap: each must come out as one box."""
     height, width = 1200, 2600
-    scale = pyramid.scales(height, width, MIN_FACE)[0]
-    cuts = pyramid.tiles(round(height * scale), round(width * scale))
+    scale = blazeface.scales(height, width, MIN_FACE)[0]
+    cuts = blazeface.tiles(round(height * scale), round(width * scale))
     assert len(cuts) > 1
     seams = sorted({x0 for x0, _, _, _ in cuts if x0 > 0})
     image = np.full((height, width, 3), 110, np.uint8)
@@ -75,9 +75,9 @@ def test_faces_on_the_seams_between_tiles_are_found_once(detector, sources):
 
 
 def test_tiles_cover_the_image_with_enough_overlap_and_bounded_size():
-    cfg = pyramid.PyramidConfig()
+    cfg = blazeface.PyramidConfig()
     for height, width in ((100, 90), (1200, 1600), (2250, 3000), (5470, 7300), (10, 40000)):
-        cuts = pyramid.tiles(height, width)
+        cuts = blazeface.tiles(height, width)
         covered = np.zeros((height, width), bool)
         for x0, y0, x1, y1 in cuts:
             assert (x1 - x0) % cfg.align == 0 and (y1 - y0) % cfg.align == 0
@@ -89,12 +89,12 @@ def test_tiles_cover_the_image_with_enough_overlap_and_bounded_size():
 
 
 def test_scales_run_from_min_face_down_to_the_whole_photo():
-    assert pyramid.scales(250, 250, 24) == [pytest.approx(18 / 24)]
-    four_k = pyramid.scales(3000, 4000, 24)
+    assert blazeface.scales(250, 250, 24) == [pytest.approx(18 / 24)]
+    four_k = blazeface.scales(3000, 4000, 24)
     assert four_k[0] == pytest.approx(0.75) and all(b == pytest.approx(a / 4) for a, b in zip(four_k, four_k[1:]))
     assert 4000 * four_k[-1] <= 4 * 128 * 1.25 < 4000 * four_k[-1] * 4
-    assert pyramid.scales(3000, 4000, 80)[0] == pytest.approx(18 / 80)  # a larger min_face: fewer pixels
-    assert pyramid.scales(100, 100, 24) == []  # the whole-photo pass sees 24 px faces in a small photo
+    assert blazeface.scales(3000, 4000, 80)[0] == pytest.approx(18 / 80)  # a larger min_face: fewer pixels
+    assert blazeface.scales(100, 100, 24) == []  # the whole-photo pass sees 24 px faces in a small photo
 
 
 def test_min_face_bounds_the_search(sources):
@@ -147,7 +147,6 @@ def test_hostile_photos_answer_in_bounded_time(detector):
 def test_the_keras_rebuild_of_blazeface_computes_what_the_tflite_file_does():
     """The int8 file is made from this rebuild: it must be the same network (outputs to ~1e-4)."""
     from ai_edge_litert.interpreter import Interpreter
-    from keyface.detection import blazeface
     from keyface.detection.blazeface_int8 import rebuild_keras
     model = rebuild_keras(blazeface.MODEL_FILE)
     x = blazeface.letterbox(load_image(PROBES[0]))[0]

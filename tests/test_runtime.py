@@ -36,9 +36,14 @@ def _crops(n: int) -> FaceBatch:
 
 
 def test_int8_vectors_match_float32_and_are_versioned_apart(small_net):
-    from keyface.dlib_resnet.embedder import DlibResnetEmbedder
-    exact, quick = DlibResnetEmbedder(small_net), DlibResnetEmbedder(small_net, "int8")
+    from keyface.recognition.core.embedders import KerasFileEmbedder
+    exact, quick = KerasFileEmbedder(small_net), KerasFileEmbedder(small_net, "int8")
     assert quick.model is None  # the Keras network is not even loaded
+    assert exact.name == "dlib-resnet" and exact.batch == 64  # named as the file says it was made
+    named = KerasFileEmbedder(small_net, "int8", name="facenet-dlib", batch=2)  # as the registry names it
+    five = _crops(5)
+    assert (named.name, named.batch) == ("facenet-dlib", 2)
+    assert np.allclose(named.embed(five), quick.embed(five), atol=1e-6)  # in passes of 2 faces as of 5
     assert quick.version == exact.version + "-int8" and quick.dim == exact.dim == 8
     for n in (1, 5, 2):  # batch sizes change: the interpreter is resized each time
         batch = _crops(n)
@@ -47,9 +52,9 @@ def test_int8_vectors_match_float32_and_are_versioned_apart(small_net):
 
 
 def test_the_conversion_is_cached_and_a_damaged_copy_is_made_again(small_net, monkeypatch):
-    from keyface.dlib_resnet.embedder import DlibResnetEmbedder
+    from keyface.recognition.core.embedders import KerasFileEmbedder
     batch = _crops(2)
-    first = DlibResnetEmbedder(small_net, "int8").embed(batch)
+    first = KerasFileEmbedder(small_net, "int8").embed(batch)
     cached = list(runtime.cache_file(small_net, "int8").parent.iterdir())
     assert [p.suffix for p in cached] == [".tflite"]  # no partial file left beside it
 
@@ -57,29 +62,29 @@ def test_the_conversion_is_cached_and_a_damaged_copy_is_made_again(small_net, mo
         raise AssertionError("converted again although cached")
     with monkeypatch.context() as patch:
         patch.setattr(runtime, "convert", no_conversion)
-        assert np.allclose(DlibResnetEmbedder(small_net, "int8").embed(batch), first)
+        assert np.allclose(KerasFileEmbedder(small_net, "int8").embed(batch), first)
     cached[0].write_bytes(b"not a flatbuffer")
-    assert np.allclose(DlibResnetEmbedder(small_net, "int8").embed(batch), first)
+    assert np.allclose(KerasFileEmbedder(small_net, "int8").embed(batch), first)
     assert cached[0].read_bytes() != b"not a flatbuffer"
 
 
 def test_an_exported_litert_model_file_runs_as_the_int8_network_and_only_so(small_net, tmp_path, monkeypatch):
     from keyface.data.errors import KeyfaceError
-    from keyface.dlib_resnet.embedder import DlibResnetEmbedder
+    from keyface.recognition.core.embedders import KerasFileEmbedder
     from keyface.runtime.modelfile import load_model, read_metadata
     batch = _crops(3)
-    converted = DlibResnetEmbedder(small_net, "int8").embed(batch)
+    converted = KerasFileEmbedder(small_net, "int8").embed(batch)
     lite = runtime.export_lite(small_net, tmp_path / "net.litert")
     assert read_metadata(lite)["litert_precision"] == "int8" and read_metadata(lite)["approach"] == "dlib-resnet"
 
     def no_conversion(path, precision):
         raise AssertionError("a LiteRT model file is never converted")
     monkeypatch.setattr(runtime, "convert", no_conversion)
-    shipped = DlibResnetEmbedder(lite, "int8")
+    shipped = KerasFileEmbedder(lite, "int8")
     assert np.allclose(shipped.embed(batch), converted, atol=1e-5)
     assert shipped.version == runtime.file_version(lite) + "-int8"
     with pytest.raises(KeyfaceError, match="int8 LiteRT weights only"):
-        DlibResnetEmbedder(lite, "float32")
+        KerasFileEmbedder(lite, "float32")
     with pytest.raises(KeyfaceError, match="int8 LiteRT weights only"):
         load_model(lite)
     whole = lite.read_bytes()
@@ -88,7 +93,7 @@ def test_an_exported_litert_model_file_runs_as_the_int8_network_and_only_so(smal
         damaged = tmp_path / f"damaged{n}.litert"  # cut short, or a byte flipped anywhere: one error, no traceback
         damaged.write_bytes(damage)
         try:
-            DlibResnetEmbedder(damaged, "int8").embed(batch)
+            KerasFileEmbedder(damaged, "int8").embed(batch)
         except KeyfaceError:
             pass
 

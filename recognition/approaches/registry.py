@@ -1,10 +1,11 @@
 """The named embedders: the one place that names every approach, its model file, loader and maker.
 
-Importing this module builds no model and loads no weights: loaders import their approach on first use.
+Importing this module builds no model and loads no weights. An approach whose embedding is its network on
+the aligned crops (B, C, dlib-resnet, facenet-dlib) runs as a `KerasFileEmbedder` under its name; A and
+the geometry baseline have classes of their own, imported (with TensorFlow) when first loaded.
 """
 from __future__ import annotations
 
-import importlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Callable
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.paths import models_dir
-from keyface.recognition.core.embedders import Embedder
+from keyface.recognition.core.embedders import Embedder, KerasFileEmbedder
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,23 @@ def register(reg: Registration) -> None:
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"  # small default models shipped in the package
 
 
-def _loader(module: str, cls: str) -> Callable[[Path, str], Embedder]:
-    """A loader that imports its embedder class on first use (it pulls in TensorFlow and more)."""
+def _network_file(name: str, batch: int | None = None) -> Callable[[Path, str], Embedder]:
+    """A loader for an approach whose embedding is its network on the crops: `batch` faces a forward pass."""
     def load(path: Path, precision: str) -> Embedder:
-        return getattr(importlib.import_module(module), cls)(path, precision)
+        return KerasFileEmbedder(path, precision, name=name, batch=batch)
     return load
+
+
+def _keypoint_embedder(path: Path, precision: str) -> Embedder:
+    """Approach A: the keypoint net's penultimate features."""
+    from keyface.recognition.approaches.keypoints import KeypointEmbedder
+    return KeypointEmbedder(path, precision)
+
+
+def _geometry_embedder(path: Path, precision: str) -> Embedder:
+    """The baseline: LDA over aligned keypoint coordinates."""
+    from keyface.recognition.approaches.geometry import GeometryEmbedder
+    return GeometryEmbedder(path, precision)
 
 
 def _trainer(name: str):
@@ -58,30 +71,30 @@ def _trainer(name: str):
     return train
 
 
-register(Registration("keypoints", "keypoints.keras", _loader("keyface.recognition.approaches.keypoints", "KeypointEmbedder"),
+register(Registration("keypoints", "keypoints.keras", _keypoint_embedder,
                       "approach A: the keypoint net's penultimate features, fine-tuned with a softmax over identities",
                       [WEIGHTS / "keypoints.keras"], label="A: keypoint net + softmax",
                       trainer=_trainer("train_keypoints"), settings=("head_epochs", "finetune_epochs"),
                       benchmarked=True))
-register(Registration("geometry", "geometry.keras", _loader("keyface.recognition.approaches.geometry", "GeometryEmbedder"),
+register(Registration("geometry", "geometry.keras", _geometry_embedder,
                       "baseline: LDA over aligned keypoint coordinates alone", [WEIGHTS / "geometry.keras"],
                       label="keypoint geometry (LDA)", trainer=_trainer("train_geometry"), benchmarked=True))
-register(Registration("inception", "inception.keras", _loader("keyface.inception_finetune.embedder", "InceptionEmbedder"),
+register(Registration("inception", "inception.keras", _network_file("inception", batch=32),  # 160 px activations are large
                       "approach B: Inception-v3 from ImageNet weights, fine-tuned on LFW DevTrain people "
                       "(shipped with int8 weights, 18.5 MB; `keyface train inception` makes a float32 one)",
                       [WEIGHTS / "inception-int8.litert"], label="B: Inception-v3",
                       trainer=_trainer("train_inception"), settings=("finetune_epochs", "weights", "input_size"),
                       folders=True, benchmarked=True, precision="int8"))
-register(Registration("facenet", "facenet.keras", _loader("keyface.facenet.embedder", "FacenetEmbedder"),
+register(Registration("facenet", "facenet.keras", _network_file("facenet"),
                       "approach C: FaceNet-style 128-d embedding trained with online triplet mining on LFW "
                       "DevTrain people", [WEIGHTS / "facenet.keras"], label="C: FaceNet triplets",
                       trainer=_trainer("train_facenet"), settings=("input_size", "epochs", "lr", "mining"),
                       folders=True, benchmarked=True))
-register(Registration("dlib-resnet", "dlib-resnet.keras", _loader("keyface.dlib_resnet.embedder", "DlibResnetEmbedder"),
+register(Registration("dlib-resnet", "dlib-resnet.keras", _network_file("dlib-resnet"),
                       "dlib's ResNet face descriptor converted to Keras (outside data: ~3M faces of ~7,500 people, "
                       "no LFW person; public domain)", [WEIGHTS / "dlib-resnet.keras"], "keyface weights dlib-resnet",
                       label="dlib ResNet, converted (outside data)", benchmarked=True, precision="int8"))
-register(Registration("facenet-dlib", "facenet-dlib.keras", _loader("keyface.dlib_resnet.embedder", "FacenetDlibEmbedder"),
+register(Registration("facenet-dlib", "facenet-dlib.keras", _network_file("facenet-dlib"),
                       "approach C's triplet training started from dlib-resnet, fine-tuned on LFW DevTrain people "
                       "(made by `keyface train facenet-dlib`; not shipped)", label="C from dlib-resnet (fine-tuned)",
                       trainer=_trainer("train_facenet_dlib"), settings=("epochs", "lr", "mining", "source_model"),

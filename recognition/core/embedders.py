@@ -60,12 +60,15 @@ class Embedder(ABC):
 
 
 class KerasFileEmbedder(Embedder):
-    """An embedder whose network is a keyface .keras file carrying its input spec in the metadata;
-    `precision` "int8" runs the network with 8-bit weights in LiteRT, "float32" in Keras as stored."""
+    """An embedder whose network is a keyface .keras (or .litert) file carrying its input spec in the metadata:
+    every approach whose embedding is its network on the aligned crops runs as one of these, under its
+    registered `name`; `precision` "int8" runs the network with 8-bit weights in LiteRT, "float32" in Keras."""
     int8_capable = True  # False where _raw_embed is not the network on the crops
+    batch = 64  # faces per forward pass: bounds memory on large galleries
 
-    def __init__(self, path: Path, precision: str = "float32"):
+    def __init__(self, path: Path, precision: str = "float32", name: str | None = None, batch: int | None = None):
         from keyface.runtime.modelfile import load_model, read_metadata
+        self.batch = batch or self.batch
         if precision not in PRECISIONS:
             raise KeyfaceError(f"unknown precision {precision!r}: {' or '.join(PRECISIONS)}")
         if precision == "int8" and not self.int8_capable:
@@ -80,10 +83,10 @@ class KerasFileEmbedder(Embedder):
             self.model, self.metadata = load_model(path, expect_kind="embedder")
             self.network = KerasNetwork(self.model)
             self.dim, self.version = int(self.model.output_shape[-1]), file_version(path)
+        # the registry's name, a subclass's, or what the file says it was made as
+        self.name = name or getattr(type(self), "name", None) or self.metadata.get("approach", "")
         self.spec = InputSpec(**self.metadata["input"])  # fields a file predates take their defaults
         self.mirror = bool(self.metadata.get("mirror_average", False))  # embed face + mirror image, summed
-
-    batch = 64  # faces per forward pass: bounds memory on large galleries
 
     def _raw_embed(self, batch: FaceBatch) -> np.ndarray:
         """The network on the crops (and their mirror images, where the model says so), in chunks."""
