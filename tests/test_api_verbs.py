@@ -211,3 +211,25 @@ def test_a_face_repr_is_one_short_line(canvas):
         shown = repr(found)
         assert "\n" not in shown and len(shown) < 100 and shown.startswith("Face(box=(")
         assert str(found) == shown
+
+
+def _pixels_of(image: np.ndarray, colour) -> int:
+    return int(np.all(image == np.array(colour, np.uint8), axis=-1).sum())
+
+
+def test_draw_faces_draws_on_a_copy_numbers_found_faces_and_colours_named_ones(canvas, tmp_path, recogniser):
+    found_blue, known_green, unknown_red = (40, 110, 220), (40, 180, 40), (220, 40, 40)
+    before = canvas.copy()
+    found = keyface.draw_faces(canvas, keyface.find_faces(canvas))
+    assert found.shape == canvas.shape and found.dtype == np.uint8 and np.array_equal(canvas, before)
+    assert _pixels_of(before, found_blue) == 0 and _pixels_of(found, found_blue) > 100  # both faces, not yet named
+    assert _pixels_of(found, known_green) == _pixels_of(found, unknown_red) == 0
+    with keyface.Gallery(tmp_path / "g.db") as gallery:
+        gallery.enrol("Tom", TOM[1:3], largest_face=True)
+        named = keyface.draw_faces(canvas, gallery.identify(canvas))  # Tom on the right, Nancy unknown
+    assert _pixels_of(named, known_green) > 50 and _pixels_of(named, unknown_red) > 50
+    assert _pixels_of(named, found_blue) == 0
+    untouched = keyface.draw_faces(canvas, [])
+    assert np.array_equal(untouched, canvas) and untouched is not canvas
+    with pytest.raises(keyface.KeyfaceError, match="takes the faces find_faces"):
+        keyface.draw_faces(canvas, [(10.0, 10.0, 50.0, 50.0)])

@@ -39,9 +39,10 @@ def label_px(box, image_size: tuple[int, int]) -> int:
 
 
 def draw_identities(rgb: np.ndarray, results: list, numbers: Sequence[int] | None = None) -> np.ndarray:
-    """Boxes (green known, red unknown), keypoints and a label "N name" per face, faces numbered left to
-    right as the command's output numbers them (or by `numbers`, one per result: a video's track ids);
-    labels stay inside the image and apart (see label_layout). With no faces, the image as it is."""
+    """Boxes (green known, red unknown, blue for a face not identified), keypoints and a label "N name" per
+    face ("N" alone before identification), faces numbered left to right as the command's output numbers
+    them (or by `numbers`, one per result: a video's track ids); labels stay inside the image and apart
+    (see label_layout). With no faces, the image as it is."""
     from PIL import Image, ImageDraw
     if not results:
         return rgb
@@ -51,7 +52,8 @@ def draw_identities(rgb: np.ndarray, results: list, numbers: Sequence[int] | Non
     given = {id(r): n for r, n in zip(results, numbers)} if numbers is not None else None
     shown = [given[id(r)] for r in ranked] if given is not None else range(1, len(ranked) + 1)
     boxes = [tuple(float(v) for v in r.box) for r in ranked]
-    labels = label_layout(boxes, [f"{n} {r.name or 'unknown'}" for n, r in zip(shown, ranked)], size)
+    labels = label_layout(boxes, [f"{n} {r.name or 'unknown'}" if _identified(r) else str(n)
+                                  for n, r in zip(shown, ranked)], size)
     for r, box, label in zip(ranked, boxes, labels):
         _draw_face(out, r, box, size)
         _draw_leader(out, box, label.rect, _colour(r), _thickness(box, size))
@@ -201,7 +203,14 @@ def _thickness(box, size: tuple[int, int]) -> int:
     return max(1, w // 60, min(min(size) // 1000, w // 12))
 
 
+def _identified(result) -> bool:
+    """Whether a face has been named or called unknown (a Face before identify has no matches)."""
+    return getattr(result, "matches", ()) is not None
+
+
 def _colour(result) -> tuple[int, int, int]:
+    if not _identified(result):
+        return (40, 110, 220)
     return (40, 180, 40) if result.name else (220, 40, 40)
 
 

@@ -9,20 +9,21 @@
 
 Verbs to compose, as in face_recognition: `face_locations` (boxes only), `face_landmarks` (keypoints by
 region), `face_encodings` (unit embeddings, for given boxes or every face), `face_distance` and
-`compare_faces` (on embeddings). `load` gives the shared recogniser, `build` a new one with other settings.
+`compare_faces` (on embeddings), `draw_faces` (boxes, keypoints and names on a copy of the photo).
+`load` gives the shared recogniser, `build` a new one with other settings.
 
 Importing keyface loads no model: the default embedder is loaded on first use and kept.
 """
 from keyface.data.errors import (DamagedGalleryError, FalseAcceptRateError, GalleryConflictError, GalleryError,
                                  ImageError, KeyfaceError, NoFaceError, NotCalibratedError, OtherModelError,
                                  PersonNotFoundError, SeveralFacesError)
-from keyface.api import (Face, FoundFace, Gallery, build, compare_faces, face_distance, face_encodings, face_landmarks,
-                         face_locations, find_faces, identify_video, load, verify)
+from keyface.api import (Face, FoundFace, Gallery, build, compare_faces, draw_faces, face_distance, face_encodings,
+                         face_landmarks, face_locations, find_faces, identify_video, load, verify)
 from keyface.runtime.modelfile import keyface_version
 
 __version__ = keyface_version()  # "unknown" when run from a checkout that was never installed
 
 __all__ = ["DamagedGalleryError", "Face", "FalseAcceptRateError", "FoundFace", "Gallery", "GalleryConflictError",
            "GalleryError", "ImageError", "KeyfaceError", "NoFaceError", "NotCalibratedError", "OtherModelError",
-           "PersonNotFoundError", "SeveralFacesError", "build", "compare_faces", "face_distance", "face_encodings",
-           "face_landmarks", "face_locations", "find_faces", "identify_video", "load", "verify"]
+           "PersonNotFoundError", "SeveralFacesError", "build", "compare_faces", "draw_faces", "face_distance",
+           "face_encodings", "face_landmarks", "face_locations", "find_faces", "identify_video", "load", "verify"]

@@ -1,6 +1,6 @@
 """The Python API: a few verbs on photos (paths or RGB numpy arrays), in the spirit of face_recognition's:
 `face_locations` (boxes), `face_landmarks` (68 keypoints by region), `face_encodings` (unit embeddings),
-`face_distance` and `compare_faces` on embeddings, and `find_faces`, `verify` and `Gallery` on top: thin
+`face_distance` and `compare_faces` on embeddings, `draw_faces`, and `find_faces`, `verify` and `Gallery` on top: thin
 verbs over the library's one way in (`keyface.recognition.facade`), which the command line and the server
 call too. Errors are `keyface.KeyfaceError`s worded for a library (no command-line flags)."""
 from __future__ import annotations
@@ -185,6 +185,18 @@ def find_faces(image: Image, recogniser=None) -> list[Face]:
     return (recogniser or load()).faces(_photo(image, "find_faces"))[1]
 
 
+def draw_faces(image: Image, faces: list[Face]) -> np.ndarray:
+    """A new RGB array: the photo with each face's box, keypoints and number drawn, and once identified its
+    name (green) or "unknown" (red); labels stay readable with dozens of small faces. `faces` are what
+    find_faces or Gallery.identify returned for this photo."""
+    from keyface.recognition.core.annotate import draw_identities
+    faces = list(faces)
+    if not all(isinstance(face, Face) for face in faces):
+        raise KeyfaceError("draw_faces takes the faces find_faces or Gallery.identify returned")
+    rgb = _pixels(image, "draw_faces")
+    return draw_identities(rgb, faces) if faces else rgb.copy()
+
+
 def verify(image_a: Image, image_b: Image, recogniser=None, threshold: float | None = None,
            largest_face: bool = False) -> tuple[bool, float]:
     """Whether two photos (one face each) show the same person, and the cosine distance; `threshold` is a
@@ -217,5 +229,5 @@ def identify_video(source, gallery, every: int | None = None, fps: float | None 
             people.close()
 
 
-__all__ = ["Face", "FoundFace", "Gallery", "build", "compare_faces", "face_distance", "face_encodings", "face_landmarks",
-           "face_locations", "find_faces", "identify_video", "load", "verify"]
+__all__ = ["Face", "FoundFace", "Gallery", "build", "compare_faces", "draw_faces", "face_distance", "face_encodings",
+           "face_landmarks", "face_locations", "find_faces", "identify_video", "load", "verify"]
