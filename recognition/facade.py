@@ -163,6 +163,17 @@ class Gallery:
         faces = self.recogniser.identify(self._index(index), image, top, by_distance=not head)
         return self._named_by_head(faces, min_probability) if head else faces
 
+    def identify_all(self, photos, top: int = 3, index=None, head: bool = False, min_probability: float = 0.5,
+                     workers: int = 1):
+        """identify() for many photos, `workers` of them at once (threads), yielded in the order given as
+        (photo, faces), or (photo, KeyfaceError) for a photo that cannot be identified; the rest go on."""
+        from keyface.recognition.core.service import in_order
+        index = self._index(index)
+        if head:
+            self.softmax_head()  # loaded once, here; its network runs one photo at a time
+        return in_order(lambda photo: self.identify(photo, top, index, head, min_probability), photos,
+                        1 if head else workers)
+
     def identify_video(self, video, top: int = 3, on_frame=None, index=None):
         """Every track of faces in a video (a data.video.Video: a file or a camera, with the frames it samples),
         named by a vote of its best sightings, yielded as it closes; `on_frame(frame, [(track id, box, name so

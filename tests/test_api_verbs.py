@@ -233,3 +233,51 @@ def test_draw_faces_draws_on_a_copy_numbers_found_faces_and_colours_named_ones(c
     assert np.array_equal(untouched, canvas) and untouched is not canvas
     with pytest.raises(keyface.KeyfaceError, match="takes the faces find_faces"):
         keyface.draw_faces(canvas, [(10.0, 10.0, 50.0, 50.0)])
+
+
+def test_in_order_yields_in_the_order_given_with_errors_in_place_and_takes_few_ahead():
+    import threading
+    import time
+    from keyface.recognition.core.service import in_order
+    taken, lock = [], threading.Lock()
+
+    def items():
+        for i in range(12):
+            with lock:
+                taken.append(i)
+            yield i
+
+    def work(i):
+        time.sleep(0.02 * ((7 * i) % 5))  # later items often finish first
+        if i == 4:
+            raise keyface.NoFaceError("four: no face found")
+        return i * i
+    results = in_order(work, items(), workers=3)
+    first = next(results)
+    assert first == (0, 0) and len(taken) <= 7  # at most 2 x workers taken before the first comes back
+    rest = list(results)
+    assert [i for i, _ in rest] == list(range(1, 12))
+    assert isinstance(rest[3][1], keyface.NoFaceError) and [r for i, r in rest if i != 4] == [i * i for i in range(1, 12) if i != 4]
+    assert list(in_order(work, [2, 4], workers=1))[0] == (2, 4)
+
+    def broken(i):
+        raise ValueError("a bug, not a bad photo")
+    with pytest.raises(ValueError):
+        list(in_order(broken, range(3), workers=2))
+
+
+def test_gallery_identify_all_gives_each_photo_what_identify_gives_in_order(tmp_path, recogniser):
+    grey = np.full((200, 200, 3), 128, np.uint8)
+    photos = [TOM[3], tmp_path / "missing.jpg", grey, GALLERY, NANCY, TOM[4]]
+    with keyface.Gallery(tmp_path / "g.db", recogniser) as gallery:
+        gallery.enrol("Tom", TOM[:3], largest_face=True)
+        together = list(gallery.identify_all(photos, workers=3))
+        assert all(given is photo for (given, _), photo in zip(together, photos)) and len(together) == len(photos)
+        assert isinstance(together[1][1], keyface.KeyfaceError) and "no such file" in str(together[1][1])
+        assert together[2][1] == []  # no face is no error: an empty list, as identify gives
+        assert isinstance(together[3][1], keyface.KeyfaceError) and "is a folder" in str(together[3][1])
+        for i in (0, 4, 5):
+            alone = gallery.identify(photos[i])
+            assert [(f.name, f.box) for f in together[i][1]] == [(f.name, f.box) for f in alone]
+            assert np.allclose([f.distance for f in together[i][1]], [f.distance for f in alone])
+        assert together[0][1][0].name == "Tom" and together[4][1][0].name is None

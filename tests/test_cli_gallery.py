@@ -238,3 +238,23 @@ def test_reindex_keeps_a_photo_enrolled_by_its_largest_face(tmp_path, capsys):
     assert code == 0 and f"reindexed {len(photos)} photo(s)" in out, err
     code, out, _ = run(["people", "--gallery", db], capsys)
     assert f"Tom Cruise\t{len(photos)}" in out
+
+
+def test_several_photos_identified_at_once_print_as_one_at_a_time_would(tmp_path, youtube_sample, models, capsys):
+    from keyface.runtime import networks
+    db = tmp_path / "g.db"
+    run(["enroll", "--name", "Kristen", youtube_sample[0][0], "--gallery", db, *models], capsys)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a photo")
+    photos = [youtube_sample[1][0], broken, youtube_sample[2][0], youtube_sample[0][0]]
+    threads = networks._threads["n"]
+    try:
+        one_by_one = run(["identify", *photos, "--gallery", db, "--workers", "1", "--threshold", "0.5", *models], capsys)
+        together = run(["identify", *photos, "--gallery", db, "--workers", "3", "--threshold", "0.5", *models], capsys)
+        assert networks._threads["n"] == 1  # each photo's networks on one core while three run at once
+    finally:
+        networks.set_threads(threads)
+    assert together == one_by_one and together[0] == 2  # the broken photo's error, the others named
+    lines = together[1].splitlines()
+    assert [line.split(" face ")[0] for line in lines] == [str(p) for p in photos if p != broken]
+    assert lines[-1].split(": ")[1].startswith("Kristen") and "broken.jpg" in together[2]

@@ -103,6 +103,8 @@ def _register_speed(kinds) -> None:
                    help="one-face LFW photos to time (default: 100)")
     p.add_argument("--enrol", type=int, default=1000, help="LFW photos to enrol for the throughput figure "
                    "(default: 1000; 0 skips it)")
+    p.add_argument("--identify", type=int, default=0, metavar="N", help="also identify N LFW photos one at a "
+                   "time and one a core at once, for the throughput of `keyface identify` on many photos")
     p.add_argument("--embedder", default=DEFAULT_EMBEDDER, help=f"embedder (default: {DEFAULT_EMBEDDER})")
     p.add_argument("--detector", action="append", choices=sorted(DETECTORS),
                    help=f"detector to time (repeatable; default: {DEFAULT_DETECTOR} and mtcnn)")
@@ -360,13 +362,21 @@ def cmd_bench_speed(args) -> int:
         from keyface.runtime import networks as runtime
         runtime.set_threads(0)  # enrolment is timed on every core, as `keyface enroll` runs
         enrol = _enrol_rate(build(args.embedder, args.models), lfw, args.enrol)
+    rates = speed.identify_rates(lambda: build(args.embedder, args.models), lfw, args.identify) if args.identify else []
     print(speed.SPEED_PROTOCOL + "; one core (1 TensorFlow, LiteRT and OpenCV thread)\n")
     print_table(rows, SPEED_COLUMNS)
     if enrol:
         print(f"\nenrol: {enrol['enrolled']} of {enrol['photos']} LFW photos in {enrol['seconds']:.1f} s = "
               f"{enrol['photos_per_s']:.1f} photos/s with {enrol['workers']} workers (one per core)")
+    if rates:
+        print("\n" + speed.IDENTIFY_RATE_PROTOCOL)
+    for rate in rates:
+        print(f"identify: {rate['photos']} LFW photos, {rate['workers']} at once, networks on "
+              f"{rate['threads_per_network']} core(s) each: {rate['photos_per_s']:.1f} photos/s "
+              f"({1000 / rate['photos_per_s']:.1f} ms a photo)")
     write_report(Path(args.out), "speed", {"protocol": speed.SPEED_PROTOCOL, "threads": 1, "rows": rows,
-                                           "enrol": enrol})
+                                           "enrol": enrol, "identify_protocol": speed.IDENTIFY_RATE_PROTOCOL,
+                                           "identify": rates})
     return 0
 
 

@@ -8,7 +8,7 @@ import logging
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -168,3 +168,30 @@ class Recogniser:
         a, b = self.single_face(photo_a), self.single_face(photo_b)
         distance = float(1.0 - np.dot(a.embedding, b.embedding))
         return distance <= (self.threshold if threshold is None else threshold), distance
+
+
+def in_order(work: Callable, items: Iterable, workers: int = 1) -> Iterator[tuple]:
+    """(item, work(item)) for each item, computed on `workers` threads and yielded in the order given, each as
+    soon as it and those before it are done; a KeyfaceError is yielded as the item's result, not raised, so
+    the others go on. At most 2 x workers items are taken ahead (each holds its photo's pixels while it runs)."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    def guarded(item):
+        try:
+            return work(item)
+        except KeyfaceError as exc:
+            return exc
+    if workers <= 1:  # no thread: tracebacks and profiles stay plain
+        yield from ((item, guarded(item)) for item in items)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        running: deque = deque()
+        for item in items:
+            running.append((item, pool.submit(guarded, item)))
+            if len(running) >= 2 * workers:
+                item, done = running.popleft()
+                yield item, done.result()
+        while running:
+            item, done = running.popleft()
+            yield item, done.result()

@@ -1,9 +1,12 @@
-"""Speed: milliseconds per face for each stage of the pipeline, and enrolment throughput."""
+"""Speed: milliseconds per face for each stage of the pipeline, and enrolment and identification throughput."""
 from __future__ import annotations
 
+import os
 import resource
+import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -66,3 +69,36 @@ def enrol_rate(gallery, people: dict[str, list[Path]], workers: int) -> dict:
     photos = sum(len(p) for p in people.values())
     return {"photos": photos, "enrolled": enrolled, "seconds": seconds, "photos_per_s": photos / seconds,
             "workers": workers}
+
+
+IDENTIFY_RATE_PROTOCOL = ("identify throughput: LFW DevTest photos (the colleagues protocol's probes, then its "
+                          "strangers), the first N, against a gallery of the colleagues' first 5 photos each, as "
+                          "`keyface identify` runs many photos: one at a time with each network on every core, and "
+                          "one a core at once with each network on one core (`--workers`)")
+
+
+def identify_rates(make_recogniser: Callable, lfw, n: int) -> list[dict]:
+    """Photos per second identifying n LFW photos one at a time (networks on every core) and one a core at once
+    (networks on one core each); `make_recogniser()` builds the pipeline anew for each thread setting."""
+    from keyface.recognition.evaluation.protocols import colleagues
+    from keyface.recognition.facade import Gallery
+    from keyface.runtime.networks import set_threads
+    enrol, probes, strangers = colleagues(lfw)
+    photos, people = [path for _, path in probes + strangers][:n], {}
+    for person, path in enrol:
+        people.setdefault(person, []).append(path)
+    cores, rows = os.cpu_count() or 1, []
+    with tempfile.TemporaryDirectory() as scratch:
+        for threads, workers in ((0, 1), (1, cores)):
+            set_threads(threads)  # networks are made with the thread count of the moment
+            with Gallery(Path(scratch) / "rate.db", make_recogniser()) as gallery:
+                for person, paths in people.items() if gallery.is_empty() else ():
+                    gallery.enrol(person, paths, largest_face=True, workers=cores)
+                gallery.identify(photos[0])  # warm-up: every network made
+                started = time.perf_counter()
+                faces = sum(len(found) for _, found in gallery.identify_all(photos, workers=workers)
+                            if isinstance(found, list))
+                seconds = time.perf_counter() - started
+            rows.append({"workers": workers, "threads_per_network": threads or cores, "photos": len(photos),
+                         "faces": faces, "seconds": seconds, "photos_per_s": len(photos) / seconds})
+    return rows
