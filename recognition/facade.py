@@ -17,7 +17,7 @@ from keyface.data.files import shown
 from keyface.data.paths import is_database_uri, shown_location
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER
 from keyface.recognition.core.pipeline import Face
-from keyface.recognition.core.service import Prepared, Recogniser, label
+from keyface.recognition.core.service import Prepared, Recogniser, in_order, label  # in_order: many photos at once
 from keyface.recognition.core.store import Enrolment, SQLiteStore, read_meta
 from keyface.recognition.core.store import check_name  # the one rule for a person's name, for the entry points too
 
@@ -167,7 +167,6 @@ class Gallery:
                      workers: int = 1):
         """identify() for many photos, `workers` of them at once (threads), yielded in the order given as
         (photo, faces), or (photo, KeyfaceError) for a photo that cannot be identified; the rest go on."""
-        from keyface.recognition.core.service import in_order
         index = self._index(index)
         if head:
             self.softmax_head()  # loaded once, here; its network runs one photo at a time

@@ -20,6 +20,16 @@ def _data_root() -> Path | None:
     return None
 
 
+@pytest.fixture(autouse=True)
+def network_threads():
+    """The CPU threads networks are made with, as each test found them: a command run in-process for several
+    photos sets one thread a network, which must not carry into the next test."""
+    from keyface.runtime import networks
+    before = networks._threads["n"]
+    yield
+    networks.set_threads(before)
+
+
 def pytest_collection_modifyitems(config, items):
     """Skip tests marked `data` when the real data is absent."""
     if _data_root() is None:

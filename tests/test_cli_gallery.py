@@ -247,13 +247,11 @@ def test_several_photos_identified_at_once_print_as_one_at_a_time_would(tmp_path
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a photo")
     photos = [youtube_sample[1][0], broken, youtube_sample[2][0], youtube_sample[0][0]]
-    threads = networks._threads["n"]
-    try:
-        one_by_one = run(["identify", *photos, "--gallery", db, "--workers", "1", "--threshold", "0.5", *models], capsys)
-        together = run(["identify", *photos, "--gallery", db, "--workers", "3", "--threshold", "0.5", *models], capsys)
-        assert networks._threads["n"] == 1  # each photo's networks on one core while three run at once
-    finally:
-        networks.set_threads(threads)
+    one_by_one = run(["identify", *photos, "--gallery", db, "--workers", "1", "--threshold", "0.5", *models], capsys)
+    together = run(["identify", *photos, "--gallery", db, "--workers", "3", "--threshold", "0.5", *models], capsys)
+    assert networks._threads["n"] == 1  # each photo's networks on one core while three run at once
+    embedded = [run(["embed", *photos, "--workers", n, *models], capsys) for n in ("1", "3")]
+    assert embedded[0] == embedded[1] and embedded[0][0] == 2 and len(embedded[0][1].splitlines()) == 4
     assert together == one_by_one and together[0] == 2  # the broken photo's error, the others named
     lines = together[1].splitlines()
     assert [line.split(" face ")[0] for line in lines] == [str(p) for p in photos if p != broken]

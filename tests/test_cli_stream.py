@@ -150,8 +150,16 @@ def test_identify_prints_each_photo_as_soon_as_it_is_done(tmp_path, youtube_samp
         return real(self, *args, **kwargs)
     monkeypatch.setattr(Recogniser, "identify", identify)
     photos = [p for p, _ in youtube_sample[:3]]
-    code = main([str(a) for a in ["identify", *photos, "--gallery", db, "--json", "--threshold", "2", *models]])
+    code = main([str(a) for a in ["identify", *photos, "--gallery", db, "--json", "--threshold", "2", "--workers", "1",
+                                  *models]])
     assert code == 0 and printed == [0, 1, 1]
+    # two at once: at most 2 x 2 photos are taken ahead, so the eighth starts after the first four are printed
+    printed.clear()
+    capsys.readouterr()  # the first run's last line
+    code = main([str(a) for a in ["identify", *(photos * 3)[:8], "--gallery", db, "--json", "--threshold", "2",
+                                  "--workers", "2", *models]])
+    assert code == 0 and len(printed) == 8 and sum(printed) >= 4
+    assert capsys.readouterr().out.count("\n") == 8 - sum(printed)
 
 
 def test_keypoints_stream_as_they_are_done(tmp_path, youtube_sample, models, capsys, monkeypatch):

@@ -19,10 +19,11 @@ log = logging.getLogger(__name__)
 def register(sub) -> None:
     """Add `keyface cluster`."""
     from keyface.recognition.cli.commands import PHOTOS_HELP
-    from keyface.recognition.cli.flags import recogniser_flags
+    from keyface.recognition.cli.flags import recogniser_flags, workers_flag
     p = sub.add_parser("cluster", help="group the faces in unlabelled photos by person")
     p.add_argument("photos", nargs="+", metavar="PHOTO", help=PHOTOS_HELP)
     p.add_argument("--out", required=True, help="directory for a folder per cluster and index.html")
+    workers_flag(p)
     recogniser_flags(p, "the clustering cut: faces closer than this (cosine distance) join one cluster "
                         "(default: the model's calibrated cluster_threshold)")
     p.set_defaults(func=cmd_cluster, embedder=DEFAULT_EMBEDDER)
@@ -31,11 +32,13 @@ def register(sub) -> None:
 def cmd_cluster(args) -> int:
     """Embed every face of every photo, cluster them, write the folders and the contact sheet."""
     from keyface.recognition.cli.commands import recogniser
+    from keyface.recognition.cli.flags import photo_workers
     if Path(args.out).exists() and not Path(args.out).is_dir():  # before the models load, not after
         raise KeyfaceError(f"{args.out} exists and is not a folder")
+    workers = photo_workers(args, len(args.photos))
     rec = recogniser(args)
     threshold = cluster_threshold(rec.embedder, args.threshold)
-    photos, errors = rec.faces_of(args.photos)
+    photos, errors = rec.faces_of(args.photos, workers)
     errors += [f"{photo}: no face found" for photo, _, found, _ in photos if not found]
     faces = [(photo, rgb, face, vector) for photo, rgb, found, vectors in photos for face, vector in zip(found, vectors)]
     if not faces:

@@ -54,8 +54,7 @@ def register(sub) -> None:
     p.add_argument("--index", choices=["exact", "faiss", "hnsw"],
                    help="a gallery file: exact NumPy search (default), or FAISS for very large galleries (pip "
                    "install 'keyface[ann]'); PostgreSQL: pgvector's HNSW index (default) or exact")
-    p.add_argument("--workers", type=flags.count, help="photos identified at once, each on one core (default: one a "
-                   "core when there are several photos and no video; a single photo uses every core itself)")
+    flags.workers_flag(p)
     flags.video_flags(p)
     flags.gallery_flag(p)
     flags.recogniser_flags(p, "distance cut: beyond it a face is unknown (default: the model's calibrated cut)")
@@ -74,6 +73,7 @@ def register(sub) -> None:
                        "the mean embedding of its best sightings.")
     p.add_argument("photos", nargs="+", metavar="PHOTO", help=PHOTOS_HELP + "; or video files")
     p.add_argument("--json", action="store_true", help="accepted for symmetry: the output is always JSON Lines")
+    flags.workers_flag(p)
     flags.recogniser_flags(p)
     p.set_defaults(func=cmd_embed)
 
@@ -178,7 +178,7 @@ def cmd_identify(args) -> int:
     if args.head and (videos or args.camera is not None):
         raise KeyfaceError("--head names faces in photos; videos are named by their tracks' nearest people")
     own_bars = bool(videos) or args.camera is not None  # a video shows its frames' progress instead
-    workers = 1 if own_bars else _photo_workers(args)
+    workers = 1 if own_bars else flags.photo_workers(args, len(args.photos))
     with open_gallery(args, recogniser(args)) as gallery:
         if gallery.is_empty():
             raise KeyfaceError(f"gallery {gallery.path} is empty: enrol people first (keyface enroll)")
@@ -198,17 +198,6 @@ def cmd_identify(args) -> int:
                                                          args.min_probability, workers):
                     _identify_one(gallery, item, result, args, stream, errors)
     return 2 if errors else 0
-
-
-def _photo_workers(args) -> int:
-    """Photos identified at once: --workers, else one a core when there are several. Each photo's networks then
-    run on one core (set before any loads): on 2 cores, 6.2 ms an LFW photo against 8.1 ms one at a time
-    (`keyface bench speed --identify 400`)."""
-    workers = args.workers or ((os.cpu_count() or 1) if len(args.photos) > 1 else 1)
-    if workers > 1:
-        from keyface.runtime.networks import set_threads
-        set_threads(1)
-    return workers
 
 
 def _identify_video(gallery, source, args, stream, errors: list) -> None:
@@ -269,18 +258,19 @@ def cmd_embed(args) -> int:
     track (its mean embedding) for a video."""
     from keyface.data.video import is_video_file
     from keyface.recognition.cli.output import progress
+    from keyface.recognition.facade import in_order
+    videos = {p for p in args.photos if is_video_file(p)}
+    workers = 1 if videos else flags.photo_workers(args, len(args.photos))
     rec, errors = recogniser(args), []
     about = {"embedder": rec.embedder.name, "version": rec.embedder.version}
     with progress(args.photos, "embedding") as (photos, stream):
-        for photo in photos:
-            if is_video_file(photo):
+        for photo, found in in_order(lambda p: None if p in videos else rec.faces(p)[1], photos, workers):
+            if photo in videos:
                 _embed_video(rec, photo, about, stream, errors)
                 continue
-            faces, error = [], None
-            try:
-                faces = rec.faces(photo)[1]
-            except KeyfaceError as exc:
-                errors.append(error := with_hint(exc))
+            faces, error = ([], with_hint(found)) if isinstance(found, KeyfaceError) else (found, None)
+            if error:
+                errors.append(error)
                 stream.error(error)
             stream.json(photo_json(photo, faces, error, embedding=True, **about))
     return 2 if errors else 0

@@ -92,14 +92,15 @@ class Recogniser:
         vectors = self.embedder.embed(align_batch(rgb, faces, self.embedder.spec))
         return rgb, [replace(f, embedding=v) for f, v in zip(faces, vectors)], vectors
 
-    def faces_of(self, photos: list) -> tuple[list[tuple], list[KeyfaceError]]:
-        """(photo, pixels, faces, embeddings) for each readable photo, and the error of each other."""
+    def faces_of(self, photos: list, workers: int = 1) -> tuple[list[tuple], list[KeyfaceError]]:
+        """(photo, pixels, faces, embeddings) for each readable photo, in order, and the error of each other;
+        `workers` photos at once (threads)."""
         found, errors = [], []
-        for photo in photos:
-            try:
-                found.append((photo, *self.faces(photo)))
-            except KeyfaceError as exc:
-                errors.append(exc)
+        for photo, result in in_order(self.faces, photos, workers):
+            if isinstance(result, KeyfaceError):
+                errors.append(result)
+            else:
+                found.append((photo, *result))
         return found, errors
 
     def single_face(self, photo: str | os.PathLike | np.ndarray) -> Face:
