@@ -182,12 +182,12 @@ class BlazeFaceDetector:
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Return every face in an RGB uint8 image, largest first, as MTCNN-like boxes."""
-        levels = list(_pyramid_levels(rgb, self.min_face))
-        coarsest = levels[-1][0] if levels else rgb  # the whole-photo pass reads few pixels, not the photo's millions
+        plan = list(_pyramid_levels(rgb, self.min_face))
+        coarsest = plan[-1][0] if plan else rgb  # the whole-photo pass reads few pixels, not the photo's millions
         large = max(rgb.shape[:2]) > LARGE_PHOTO
         found = [self._whole_photo(coarsest, _scales(coarsest, rgb), self.large_photo_score if large else self.min_score)]
         found += [self._tiles(image, cuts, _scales(image, rgb), self.tile_scores[min(k, 1)])
-                  for k, (image, cuts) in enumerate(levels)]
+                  for k, (image, cuts) in enumerate(plan)]
         boxes, scores = np.concatenate([b for b, _ in found]), np.concatenate([s for _, s in found])
         if len(scores) > MAX_CANDIDATES:  # a photo of noise can light up thousands of anchors: NMS stays bounded
             top = np.argsort(-scores)[:MAX_CANDIDATES]

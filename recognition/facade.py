@@ -8,6 +8,7 @@ top to bottom: Gallery.identify -> Recogniser.identify (find, embed, search) -> 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from keyface.recognition.core.store import check_name  # the one rule for a pers
 
 ENROL_CHUNK = 32  # photos found, then embedded together: one pass of the network, memory bounded
 _LOADED: dict = {}
+_LOADING = threading.Lock()
 
 
 def build(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, *, model: str | None = None,
@@ -51,9 +53,10 @@ def load(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, far: float
     own), `min_face` the smallest
     face looked for, in pixels wide (default: 24; larger is faster on big photos)."""
     key = (embedder, models, far, precision, min_face)
-    if key not in _LOADED:
-        _LOADED[key] = build(embedder, models, far=far, precision=precision, min_face=min_face)
-    return _LOADED[key]
+    with _LOADING:  # threads asking at once get one recogniser, loaded once
+        if key not in _LOADED:
+            _LOADED[key] = build(embedder, models, far=far, precision=precision, min_face=min_face)
+        return _LOADED[key]
 
 
 class Gallery:
@@ -168,6 +171,7 @@ class Gallery:
         """identify() for many photos, `workers` of them at once (threads), yielded in the order given as
         (photo, faces), or (photo, KeyfaceError) for a photo that cannot be identified; the rest go on."""
         index = self._index(index)
+        self.recogniser  # noqa: B018 - reading it loads the gallery's own embedder here, once, before any thread
         if head:
             self.softmax_head()  # loaded once, here; its network runs one photo at a time
         return in_order(lambda photo: self.identify(photo, top, index, head, min_probability), photos,

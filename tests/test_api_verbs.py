@@ -281,3 +281,48 @@ def test_gallery_identify_all_gives_each_photo_what_identify_gives_in_order(tmp_
             assert [(f.name, f.box) for f in together[i][1]] == [(f.name, f.box) for f in alone]
             assert np.allclose([f.distance for f in together[i][1]], [f.distance for f in alone])
         assert together[0][1][0].name == "Tom" and together[4][1][0].name is None
+
+
+def test_in_order_stopped_early_drops_the_photos_not_yet_started():
+    import threading
+    import time
+    from keyface.recognition.core.service import in_order
+    started, lock = [], threading.Lock()
+
+    def work(i):
+        with lock:
+            started.append(i)
+        time.sleep(0.3)
+        return i
+    results = in_order(work, range(20), workers=2)
+    assert next(results) == (0, 0)
+    begun = time.perf_counter()
+    results.close()  # the caller stops: queued photos are cancelled, the two running ones end on their own
+    assert time.perf_counter() - begun < 0.25
+    time.sleep(0.8)
+    assert len(started) <= 5  # 0, the two running when it stopped, at most two more taken ahead: never all 20
+
+
+def test_a_gallery_opened_without_a_recogniser_loads_one_for_all_threads(tmp_path, recogniser, monkeypatch):
+    from keyface.recognition import facade
+    with keyface.Gallery(tmp_path / "g.db", recogniser) as gallery:
+        gallery.enrol("Tom", TOM[:2], largest_face=True)
+    builds = []
+    real_build = facade.build
+    monkeypatch.setattr(facade, "_LOADED", {})
+    monkeypatch.setattr(facade, "build", lambda *a, **k: builds.append(1) or real_build(*a, **k))
+    with keyface.Gallery(tmp_path / "g.db") as gallery:
+        named = [faces[0].name for _, faces in gallery.identify_all(TOM[2:5], workers=3)]
+    assert len(builds) == 1 and named.count("Tom") >= 2
+
+
+def test_photo_workers_share_the_cores_and_never_outnumber_the_photos(monkeypatch):
+    from types import SimpleNamespace as Args
+    from keyface.recognition.cli.flags import MAX_DEFAULT_WORKERS, photo_workers
+    from keyface.runtime import networks
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert photo_workers(Args(workers=None), 1) == 1 and networks.cpu_threads() == 8  # one photo: every core
+    assert photo_workers(Args(workers=None), 100) == MAX_DEFAULT_WORKERS and networks.cpu_threads() == 8 // MAX_DEFAULT_WORKERS
+    assert photo_workers(Args(workers=None), 2) == 2 and networks.cpu_threads() == 4
+    assert photo_workers(Args(workers=3), 2) == 2 and photo_workers(Args(workers=16), 40) == 16
+    assert networks.cpu_threads() == 1

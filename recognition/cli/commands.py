@@ -178,24 +178,23 @@ def cmd_identify(args) -> int:
     if args.head and (videos or args.camera is not None):
         raise KeyfaceError("--head names faces in photos; videos are named by their tracks' nearest people")
     own_bars = bool(videos) or args.camera is not None  # a video shows its frames' progress instead
-    workers = 1 if own_bars else flags.photo_workers(args, len(args.photos))
+    workers = 1 if own_bars or args.head else flags.photo_workers(args, len(args.photos))
     with open_gallery(args, recogniser(args)) as gallery:
         if gallery.is_empty():
             raise KeyfaceError(f"gallery {gallery.path} is empty: enrol people first (keyface enroll)")
         if args.head:
             gallery.softmax_head()  # missing: one error for the run, not one a photo
-        with progress([] if own_bars else args.photos, "identifying") as (items, stream):
+        with progress([] if own_bars else args.photos, "identifying") as (count, stream):
             if args.camera is not None:
                 _identify_video(gallery, args.camera, args, stream, errors)
-            if own_bars:
+            if own_bars:  # videos among the photos: one at a time, in the order given
                 for item in args.photos:
                     if item in videos:
                         _identify_video(gallery, item, args, stream, errors)
                     else:
-                        _identify_one(gallery, item, _identified(gallery, item, args), args, stream, errors)
+                        _identify_one(gallery, *next(_identified(gallery, [item], args, 1)), args, stream, errors)
             else:
-                for item, result in gallery.identify_all(items, args.top, gallery.search_index(args.index), args.head,
-                                                         args.min_probability, workers):
+                for item, result in count(_identified(gallery, args.photos, args, workers)):
                     _identify_one(gallery, item, result, args, stream, errors)
     return 2 if errors else 0
 
@@ -210,7 +209,7 @@ def _identify_one(gallery, photo: str, result, args, stream, errors: list) -> No
     """One photo's faces (or its error: `result` is what Gallery.identify gave or raised) printed, and
     annotated if asked."""
     threshold = gallery.identify_threshold(head=args.head)
-    faces, error = ([], with_hint(result)) if isinstance(result, KeyfaceError) else (result, None)
+    faces, error = _faces_or_error(result)
     if args.annotate and faces:
         from keyface.recognition.core.annotate import annotate_identities
         annotate_identities(photo, faces, Path(args.annotate))
@@ -224,13 +223,15 @@ def _identify_one(gallery, photo: str, result, args, stream, errors: list) -> No
             stream.line(line)
 
 
-def _identified(gallery, photo: str, args):
-    """One photo's faces, left to right, or its error."""
-    try:
-        return gallery.identify(photo, args.top, gallery.search_index(args.index), head=args.head,
-                                min_probability=args.min_probability)
-    except KeyfaceError as exc:
-        return exc
+def _identified(gallery, photos: list, args, workers: int):
+    """(photo, its faces or its KeyfaceError) for each photo, in order, `workers` at once."""
+    return gallery.identify_all(photos, args.top, gallery.search_index(args.index), args.head, args.min_probability,
+                                workers)
+
+
+def _faces_or_error(result) -> tuple[list, str | None]:
+    """A photo's faces and no error, or no faces and its error's line (with the flag that fixes it)."""
+    return ([], with_hint(result)) if isinstance(result, KeyfaceError) else (result, None)
 
 
 def _identity_lines(photo: str, faces: list, threshold: float | None) -> list[str]:
@@ -263,12 +264,12 @@ def cmd_embed(args) -> int:
     workers = 1 if videos else flags.photo_workers(args, len(args.photos))
     rec, errors = recogniser(args), []
     about = {"embedder": rec.embedder.name, "version": rec.embedder.version}
-    with progress(args.photos, "embedding") as (photos, stream):
-        for photo, found in in_order(lambda p: None if p in videos else rec.faces(p)[1], photos, workers):
+    with progress(args.photos, "embedding") as (count, stream):
+        for photo, found in count(in_order(lambda p: None if p in videos else rec.faces(p)[1], args.photos, workers)):
             if photo in videos:
                 _embed_video(rec, photo, about, stream, errors)
                 continue
-            faces, error = ([], with_hint(found)) if isinstance(found, KeyfaceError) else (found, None)
+            faces, error = _faces_or_error(found)
             if error:
                 errors.append(error)
                 stream.error(error)

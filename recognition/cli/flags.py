@@ -37,19 +37,23 @@ frame_rate = _number(float, 0.0, 1000.0, low_open=True, what="frames a second, a
 seconds = _number(float, 0.0, 1e7, what="seconds, 0 or more")
 
 
+MAX_DEFAULT_WORKERS = 4  # photos at once unless told: each holds its pixels and, on a big photo, ~140 MB of buffers
+
+
 def workers_flag(p) -> None:
     """--workers: how many photos are worked on at once."""
-    p.add_argument("--workers", type=count, help="photos worked on at once, each on one core (default: one a core when "
-                   "there are several photos and no video; a single photo uses every core itself)")
+    p.add_argument("--workers", type=count, help=f"photos worked on at once, sharing the cores (default: one a core, "
+                   f"up to {MAX_DEFAULT_WORKERS}, when there are several photos; videos and --head go one at a time)")
 
 
 def photo_workers(args, photos: int) -> int:
-    """Photos worked on at once: --workers, else one a core when there are several. Each photo's networks then
-    run on one core (set before any network is made): on 2 cores an LFW photo is identified in 6.2 ms against
-    8.1 ms one at a time (`keyface bench speed --identify 400`)."""
-    workers = args.workers or ((os.cpu_count() or 1) if photos > 1 else 1)
+    """Photos worked on at once: --workers, else one a core up to MAX_DEFAULT_WORKERS, never more than there are
+    photos; the cores are shared out between them (LiteRT threads, set before any network is made). On 2 cores
+    LFW photos are identified 1.23-1.31x faster than one at a time (`keyface bench speed --identify 400`)."""
+    cores = os.cpu_count() or 1
+    workers = min(args.workers or min(cores, MAX_DEFAULT_WORKERS), max(photos, 1))
     if workers > 1:
-        set_threads(1)
+        set_threads(max(1, cores // workers))
     return workers
 
 

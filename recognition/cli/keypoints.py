@@ -131,8 +131,8 @@ def cmd_predict(args) -> int:
     single = out is not None and len(args.photos) == 1 and out.suffix.lower() in IMAGE_OUT
     errors = sum(_video_keypoints(clip, args, out) for clip in args.photos if is_video_file(clip))
     photos_only = [p for p in args.photos if not is_video_file(p)]
-    with progress(photos_only, "keypoints") as (photos, stream):
-        for result, rgb in iter_predictions(photos, args.model, args.models, args.detector, args.min_face):
+    with progress(photos_only, "keypoints") as (count, stream):
+        for result, rgb in count(iter_predictions(photos_only, args.model, args.models, args.detector, args.min_face)):
             if "error" in result or not result["faces"]:
                 errors += 1
                 stream.error(result.get("error") or f"{result['photo']}: no face found")

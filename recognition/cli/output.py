@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 from contextlib import contextmanager
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 JSON_LINES_HELP = ("--json prints JSON Lines: one compact object per photo per line, in the order given, as soon "
                    "as that photo is done. Boxes are [x0, y0, x1, y1] in pixels of the photo (origin top-left, "
@@ -47,16 +47,22 @@ class Stream:
 
 
 @contextmanager
-def progress(photos: list, desc: str) -> Iterator[tuple[Iterable, Stream]]:
-    """(photos to loop over, the stream to print on): a tqdm bar on stderr when it is a terminal and
-    there are more than 3 photos; otherwise the plain list."""
+def progress(photos: list, desc: str) -> Iterator[tuple[Callable[[Iterable], Iterable], Stream]]:
+    """(count, stream): `count(results)` passes a loop's results through, ticking a tqdm bar on stderr as each
+    is handled (when stderr is a terminal and there are more than 3 photos); `stream` prints. The bar counts
+    photos done, not photos taken: several may be taken ahead while earlier ones finish."""
     if len(photos) < MIN_PHOTOS_FOR_BAR or not sys.stderr.isatty():
-        yield photos, Stream()
+        yield (lambda results: results), Stream()
         return
     from tqdm import tqdm
-    bar = tqdm(photos, desc=desc, unit="photo", file=sys.stderr, leave=False)
+    bar = tqdm(total=len(photos), desc=desc, unit="photo", file=sys.stderr, leave=False)
+
+    def count(results: Iterable) -> Iterator:
+        for result in results:
+            yield result
+            bar.update(1)
     try:
-        yield bar, Stream(tqdm)
+        yield count, Stream(tqdm)
     finally:
         bar.close()
 

@@ -186,8 +186,8 @@ def in_order(work: Callable, items: Iterable, workers: int = 1) -> Iterator[tupl
     if workers <= 1:  # no thread: tracebacks and profiles stay plain
         yield from ((item, guarded(item)) for item in items)
         return
-    with ThreadPoolExecutor(workers) as pool:
-        running: deque = deque()
+    pool, running = ThreadPoolExecutor(workers), deque()
+    try:
         for item in items:
             running.append((item, pool.submit(guarded, item)))
             if len(running) >= 2 * workers:
@@ -196,3 +196,5 @@ def in_order(work: Callable, items: Iterable, workers: int = 1) -> Iterator[tupl
         while running:
             item, done = running.popleft()
             yield item, done.result()
+    finally:  # also when the caller stops early: photos not yet started are dropped, not waited for
+        pool.shutdown(wait=False, cancel_futures=True)

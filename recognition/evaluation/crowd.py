@@ -177,7 +177,7 @@ def run_group_identify(rec, lfw, count: int, seed: int = 0) -> dict:
             right.append(i is not None and names[i] == expected)
             wrong.append(i is not None and names[i] is not None and names[i] != expected)
             clean.append(not truth.blurred and truth.rotation == 0 and canvas.jpeg_quality is None)
-            if i is not None:
+            if i is not None and best[i]:
                 nearest.append((best[i][0].distance, best[i][0].person == expected, expected is None))
     row = _group_row(np.asarray(sizes), np.asarray(found), np.asarray(right), np.asarray(wrong), count, cut)
     # what the degradations cost: faces pasted as they are (no blur, no rotation, no JPEG) against the rest

@@ -74,12 +74,12 @@ def enrol_rate(gallery, people: dict[str, list[Path]], workers: int) -> dict:
 IDENTIFY_RATE_PROTOCOL = ("identify throughput: LFW DevTest photos (the colleagues protocol's probes, then its "
                           "strangers), the first N, against a gallery of the colleagues' first 5 photos each, as "
                           "`keyface identify` runs many photos: one at a time with each network on every core, and "
-                          "one a core at once with each network on one core (`--workers`)")
+                          "several at once with the cores shared out between them (`--workers`)")
 
 
-def identify_rates(make_recogniser: Callable, lfw, n: int) -> list[dict]:
-    """Photos per second identifying n LFW photos one at a time (networks on every core) and one a core at once
-    (networks on one core each); `make_recogniser()` builds the pipeline anew for each thread setting."""
+def identify_rates(make_recogniser: Callable, lfw, n: int, workers: int) -> list[dict]:
+    """Photos per second identifying n LFW photos one at a time (networks on every core) and `workers` at once
+    (the cores shared out between them); `make_recogniser()` builds the pipeline anew for each thread setting."""
     from keyface.recognition.evaluation.protocols import colleagues
     from keyface.recognition.facade import Gallery
     from keyface.runtime.networks import set_threads
@@ -89,16 +89,16 @@ def identify_rates(make_recogniser: Callable, lfw, n: int) -> list[dict]:
         people.setdefault(person, []).append(path)
     cores, rows = os.cpu_count() or 1, []
     with tempfile.TemporaryDirectory() as scratch:
-        for threads, workers in ((0, 1), (1, cores)):
+        for threads, at_once in ((0, 1), (max(1, cores // workers), workers)):
             set_threads(threads)  # networks are made with the thread count of the moment
             with Gallery(Path(scratch) / "rate.db", make_recogniser()) as gallery:
                 for person, paths in people.items() if gallery.is_empty() else ():
                     gallery.enrol(person, paths, largest_face=True, workers=cores)
                 gallery.identify(photos[0])  # warm-up: every network made
                 started = time.perf_counter()
-                faces = sum(len(found) for _, found in gallery.identify_all(photos, workers=workers)
+                faces = sum(len(found) for _, found in gallery.identify_all(photos, workers=at_once)
                             if isinstance(found, list))
                 seconds = time.perf_counter() - started
-            rows.append({"workers": workers, "threads_per_network": threads or cores, "photos": len(photos),
+            rows.append({"workers": at_once, "threads_per_network": threads or cores, "photos": len(photos),
                          "faces": faces, "seconds": seconds, "photos_per_s": len(photos) / seconds})
     return rows
