@@ -62,3 +62,19 @@ def test_arrays_work_like_paths_and_mistakes_are_keyface_errors(photos):
         added, errors = gallery.enrol("Alan", [array, photos / "nope.jpg"])
         assert added == 1 and len(errors) == 1 and "nope.jpg" in str(errors[0])
         assert gallery.identify(photos / "alan1.jpg")[0].name == "Alan"
+
+
+def test_the_readme_verbs_run_as_written(tmp_path, monkeypatch):
+    """The README's second Python block (the smaller verbs), on a photo with three faces."""
+    section = README.read_text().split("## Python", 1)[1]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[1]
+    probes, gallery = demo_root() / "probes", demo_root() / "gallery"
+    for name, source in {"party.jpg": probes / "Gordon_Brown_0006.jpg", "a.jpg": gallery / "Tom Cruise" / "Tom_Cruise_0001.jpg",
+                         "b.jpg": gallery / "Tom Cruise" / "Tom_Cruise_0002.jpg"}.items():
+        shutil.copy(source, tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    namespace = {"keyface": keyface}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    boxes, vectors, picture = namespace["boxes"], namespace["vectors"], namespace["picture"]
+    assert 1 <= len(boxes) <= 10 and vectors.shape == (len(boxes), 128) and set(namespace["regions"][0]) >= {"nose_tip", "all"}
+    assert picture.shape == load_image(tmp_path / "party.jpg").shape and not np.array_equal(picture, load_image(tmp_path / "party.jpg"))
