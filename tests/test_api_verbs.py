@@ -326,3 +326,16 @@ def test_photo_workers_share_the_cores_and_never_outnumber_the_photos(monkeypatc
     assert photo_workers(Args(workers=None), 2) == 2 and networks.cpu_threads() == 4
     assert photo_workers(Args(workers=3), 2) == 2 and photo_workers(Args(workers=16), 40) == 16
     assert networks.cpu_threads() == 1
+
+
+def test_find_faces_all_gives_each_photo_what_find_faces_gives_in_order(canvas, tmp_path, recogniser):
+    photos = [canvas, tmp_path / "missing.jpg", TOM[0], GALLERY]
+    found = list(keyface.find_faces_all(photos, workers=3))
+    assert [photo is given for (photo, _), given in zip(found, photos)] == [True] * 4
+    assert isinstance(found[1][1], keyface.KeyfaceError) and "no such file" in str(found[1][1])
+    assert isinstance(found[3][1], keyface.KeyfaceError) and "is a folder" in str(found[3][1])
+    for i in (0, 2):
+        alone = keyface.find_faces(photos[i])
+        assert [f.box for f in found[i][1]] == [f.box for f in alone]
+        assert np.allclose(np.stack([f.embedding for f in found[i][1]]), np.stack([f.embedding for f in alone]), atol=1e-6)
+    assert len(found[0][1]) == 2

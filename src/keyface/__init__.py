@@ -18,7 +18,7 @@ from keyface.data.errors import (DamagedGalleryError, FalseAcceptRateError, Gall
                                  ImageError, KeyfaceError, NoFaceError, NotCalibratedError, OtherModelError,
                                  PersonNotFoundError, SeveralFacesError)
 from keyface.api import (Face, FoundFace, Gallery, build, compare_faces, draw_faces, face_distance, face_encodings,
-                         face_landmarks, face_locations, find_faces, identify_video, load, verify)
+                         face_landmarks, face_locations, find_faces, find_faces_all, identify_video, load, verify)
 from keyface.runtime.modelfile import keyface_version
 
 __version__ = keyface_version()  # "unknown" when run from a checkout that was never installed
@@ -26,4 +26,5 @@ __version__ = keyface_version()  # "unknown" when run from a checkout that was n
 __all__ = ["DamagedGalleryError", "Face", "FalseAcceptRateError", "FoundFace", "Gallery", "GalleryConflictError",
            "GalleryError", "ImageError", "KeyfaceError", "NoFaceError", "NotCalibratedError", "OtherModelError",
            "PersonNotFoundError", "SeveralFacesError", "build", "compare_faces", "draw_faces", "face_distance",
-           "face_encodings", "face_landmarks", "face_locations", "find_faces", "identify_video", "load", "verify"]
+           "face_encodings", "face_landmarks", "face_locations", "find_faces", "find_faces_all", "identify_video", "load",
+           "verify"]

@@ -185,6 +185,14 @@ def find_faces(image: Image, recogniser=None) -> list[Face]:
     return (recogniser or load()).faces(_photo(image, "find_faces"))[1]
 
 
+def find_faces_all(images, recogniser=None, workers: int = 1):
+    """find_faces for many photos, `workers` at once (threads), yielded in the order given as (photo, faces), or
+    (photo, KeyfaceError) for a photo that cannot be read; the rest go on."""
+    from keyface.recognition.facade import in_order
+    recogniser = recogniser or load()
+    return in_order(lambda image: recogniser.faces(_photo(image, "find_faces_all"))[1], images, workers)
+
+
 def draw_faces(image: Image, faces: list[Face]) -> np.ndarray:
     """A new RGB array: the photo with each face's box, keypoints and number drawn, and once identified its
     name (green) or "unknown" (red); labels stay readable with dozens of small faces. `faces` are what
@@ -230,4 +238,4 @@ def identify_video(source, gallery, every: int | None = None, fps: float | None 
 
 
 __all__ = ["Face", "FoundFace", "Gallery", "build", "compare_faces", "draw_faces", "face_distance", "face_encodings",
-           "face_landmarks", "face_locations", "find_faces", "identify_video", "load", "verify"]
+           "face_landmarks", "face_locations", "find_faces", "find_faces_all", "identify_video", "load", "verify"]
