@@ -1,10 +1,13 @@
 """Files keyface writes for a person to look at (face crops, annotated photos, reports): created new,
-readable by their owner only (they show people's faces), and never over anything already there."""
+readable by their owner only (they show people's faces), and never over anything already there; and the
+caches it rewrites whole, never seen half written."""
 from __future__ import annotations
 
 import io
 import os
+import tempfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -59,3 +62,19 @@ def jpeg_bytes(rgb: np.ndarray, quality: int = 90) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
+
+
+def write_whole(path: str | os.PathLike, write: Callable[[Path], object], suffix: str = ".tmp") -> None:
+    """Make path by write(temporary path) and a rename over it: a killed run leaves no half file, and
+    processes that write the same file at once (two commands filling one cache) each use a temporary
+    file of their own, so the last one to finish wins instead of one of them failing."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    try:
+        write(Path(name))
+        os.replace(name, path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise

@@ -11,7 +11,9 @@ finds every face from `min_face` px up to the whole photo when it runs at scales
 one putting a `min_face` face at ~20 px, down to the scale where the photo itself is a few times the
 detector's input; one whole-photo pass covers the rest. Each scale is cut into tiles that overlap by
 more than the largest face that scale must find, so that every face lies whole inside at least one
-tile and no tile is large enough to make memory grow with the photo.
+tile and no tile is large enough to make memory grow with the photo. On a photo small enough for the
+whole-photo pass to show a min_face face at ~12 px (a portrait), the finer scale runs only when that
+pass hints at a face it could not make out.
 """
 from __future__ import annotations
 
@@ -66,6 +68,14 @@ FLAT_STD = 2.5
 # never answered from a cache made under the old one.
 FILTERS = "size >= MIN_FACE_KEPT * min_face; flat quarters refused under the coarse cut"
 NETWORK_SIZES_KEPT = 8
+# Small photos (a portrait): where the whole-photo pass shows a min_face face GATE_FACE_PX wide or more,
+# such a face lights some anchor up at least weakly, so the finer scales run only when an anchor away from
+# the faces found scores GATE_SCORE or more. On LFW portraits with a 24-26 px face pasted in the background
+# that keeps all but ~1 in 300 of the faces the finer scale finds, and a third of LFW's own photos skip it
+# (docs/benchmarks.md, "A portrait's cost").
+GATE_FACE_PX = 12.0
+GATE_SCORE = 0.07
+HINT_INSIDE = 0.5  # a weak anchor's box lying this much inside a face found is that face, not another
 
 
 def anchors() -> np.ndarray:
@@ -162,7 +172,7 @@ class BlazeFaceDetector:
         mapping, the pyramid and the smallest face looked for)."""
         settings = repr((SHA256, INT8_SHA256, "litert", self.min_score, self.large_photo_score, LARGE_PHOTO, NMS_IOU,
                          sorted(TO_MTCNN.items()), self.tile_scores, self.min_face, PyramidConfig(),
-                         MIN_FACE_KEPT, MAX_CANDIDATES, FLAT_STD, FILTERS))
+                         MIN_FACE_KEPT, MAX_CANDIDATES, FLAT_STD, FILTERS, GATE_FACE_PX, GATE_SCORE, HINT_INSIDE))
         return f"{self.name}-{hashlib.sha256(settings.encode()).hexdigest()[:10]}"
 
     def _net(self, precision: str, shape: tuple[int, int] = (128, 128)):
@@ -185,10 +195,17 @@ class BlazeFaceDetector:
         plan = list(_pyramid_levels(rgb, self.min_face))
         coarsest = plan[-1][0] if plan else rgb  # the whole-photo pass reads few pixels, not the photo's millions
         large = max(rgb.shape[:2]) > LARGE_PHOTO
-        found = [self._whole_photo(coarsest, _scales(coarsest, rgb), self.large_photo_score if large else self.min_score)]
-        found += [self._tiles(image, cuts, _scales(image, rgb), self.tile_scores[min(k, 1)])
-                  for k, (image, cuts) in enumerate(plan)]
-        boxes, scores = np.concatenate([b for b, _ in found]), np.concatenate([s for _, s in found])
+        hinted = self.min_face * INPUT / max(rgb.shape[:2]) >= GATE_FACE_PX  # it sees a min_face face well enough
+        whole, hint = self._whole_photo(coarsest, _scales(coarsest, rgb), self.large_photo_score if large else
+                                         self.min_score, GATE_SCORE if hinted else 1.0)
+        if hinted and not hint:  # nothing away from the faces found: no face too small for that pass
+            plan = []
+        found = [whole] + [self._tiles(image, cuts, _scales(image, rgb), self.tile_scores[min(k, 1)])
+                           for k, (image, cuts) in enumerate(plan)]
+        return self._merged(rgb, np.concatenate([b for b, _ in found]), np.concatenate([s for _, s in found]))
+
+    def _merged(self, rgb: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> list[Detection]:
+        """Candidate boxes (photo pixels) merged by NMS, mapped to MTCNN-like boxes and filtered, largest first."""
         if len(scores) > MAX_CANDIDATES:  # a photo of noise can light up thousands of anchors: NMS stays bounded
             top = np.argsort(-scores)[:MAX_CANDIDATES]
             boxes, scores = boxes[top], scores[top]
@@ -200,13 +217,17 @@ class BlazeFaceDetector:
         return [Detection(tuple(float(v) for v in boxes[i]), scores[i]) for i in np.argsort(-sides, kind="stable")
                 if sides[i] >= MIN_FACE_KEPT * self.min_face and (scores[i] >= TILE_SCORE or not _flat(rgb, boxes[i]))]
 
-    def _whole_photo(self, image: np.ndarray, scale: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+    def _whole_photo(self, image: np.ndarray, scale: np.ndarray, min_score: float, hint_score: float = 1.0
+                     ) -> tuple[tuple[np.ndarray, np.ndarray], bool]:
         """Boxes (photo pixels, BlazeFace's own shape) and scores from the image letterboxed to 128 px: the
-        faces that fill a good part of it. `scale` is the image's size over the photo's, per axis."""
+        faces that fill a good part of it; and whether an anchor away from them scores `hint_score` or more
+        (a face too small for this pass may be there). `scale` is the image's size over the photo's, per axis."""
         blob, size, px, py = letterbox(image)
-        anchors = grid_anchors(INPUT, INPUT)
-        boxes, scores = decode(self._net("float32").outputs(blob), anchors, min_score)
-        return (boxes * size - np.array([px, py, px, py], np.float32)) / scale, scores
+        boxes, scores = decode(self._net("float32").outputs(blob), grid_anchors(INPUT, INPUT), min(min_score, hint_score))
+        boxes = (boxes * size - np.array([px, py, px, py], np.float32)) / scale
+        sure = scores >= min_score
+        hint = bool((_inside_share(boxes[~sure], boxes[sure]) <= HINT_INSIDE).any())
+        return (boxes[sure], scores[sure]), hint
 
     def _tiles(self, level: np.ndarray, cuts: list, scale: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
         """Boxes (photo pixels) and scores from every tile of one scale, the net run on each in turn."""
@@ -217,6 +238,15 @@ class BlazeFaceDetector:
                                    grid_anchors(*tile.shape[:2]), min_score)
             found.append(((boxes + np.array([x0, y0, x0, y0], np.float32)) / scale, scores))
         return np.concatenate([b for b, _ in found]), np.concatenate([s for _, s in found])
+
+
+def _inside_share(boxes: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """For each box, the largest share of its area that lies inside one of the faces."""
+    a, b = boxes[:, None], faces[None]
+    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    area = np.maximum((a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]), 1e-9)
+    return (w * h / area).max(1) if len(faces) else np.zeros(len(boxes))
 
 
 def _flat(rgb: np.ndarray, box) -> bool:

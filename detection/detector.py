@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterable
 
 from keyface.data.errors import KeyfaceError
+from keyface.data.files import write_whole
 from keyface.detection.boxes import MIN_FACE, Detection, face_from_json, face_to_json
 
 DETECTORS = ("blazeface", "mtcnn")
@@ -63,8 +64,5 @@ def detect_cached(paths: Iterable[Path], detector, progress: bool = True) -> dic
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    """Write JSON atomically (write a temp file, then rename) so a killed run leaves no half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj))
-    tmp.replace(path)
+    """Write JSON whole, so a killed run or another command filling the same cache leaves no half file."""
+    write_whole(path, lambda tmp: tmp.write_text(json.dumps(obj)))

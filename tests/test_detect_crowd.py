@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keyface.data.crowd import CanvasSpec, Source, make_canvas, match_faces
+from keyface.data.crowd import CanvasSpec, Source, crop_around, make_canvas, match_faces
 from keyface.data.images import load_image
 from keyface.detection import blazeface
 from keyface.detection.blazeface import BlazeFaceDetector
@@ -109,6 +109,48 @@ def test_min_face_bounds_the_search(sources):
 def test_a_portrait_is_still_one_face(detector):
     for path in PROBES[:5]:
         assert len(detector.detect(load_image(path))) == 1, path
+
+
+def _with_background_face(portrait: np.ndarray, face_photo: np.ndarray, source, width: float, at: tuple[int, int]):
+    """The portrait with another photo's face pasted `width` px wide at (x, y): a face in the background."""
+    import cv2
+    crop, box = crop_around(face_photo, source)
+    k = width / (box[2] - box[0])
+    small = cv2.resize(crop, (round(crop.shape[1] * k), round(crop.shape[0] * k)), interpolation=cv2.INTER_AREA)
+    out = portrait.copy()
+    out[at[1]:at[1] + small.shape[0], at[0]:at[0] + small.shape[1]] = small
+    return out, tuple(v * k + o for v, o in zip(box, (*at, *at)))
+
+
+def test_small_faces_behind_a_portrait_are_found(detector, sources, monkeypatch):
+    """On a portrait-sized photo the finer scale runs only where the whole-photo pass hints at a face away
+    from those it found: faces of 24-26 px in the background are found nearly as often as by searching
+    every photo at the finer scale, and far more often than by the whole-photo pass alone."""
+    cases = [(sources[b].box, *_with_background_face(load_image(sources[b].photo), load_image(other.photo), other,
+                                                     width, at))
+             for b in (0, 2, 5) for other in sources if other is not sources[b]
+             for width in (24.0, 26.0) for at in ((4, 4), (180, 6), (4, 170))]
+
+    def missed(gate: float) -> int:
+        monkeypatch.setattr(blazeface, "GATE_SCORE", gate)
+        return sum(None in match_faces([portrait, truth], [f.box for f in detector.detect(photo)])[0]
+                   for portrait, photo, truth in cases)
+    gate = blazeface.GATE_SCORE
+    everywhere, hinted, whole_photo_alone = missed(1e-6), missed(gate), missed(1.0)
+    assert hinted <= everywhere + 3 and whole_photo_alone >= hinted + 50, (everywhere, hinted, whole_photo_alone)
+
+
+def test_a_plain_portrait_is_searched_by_the_whole_photo_pass_alone(sources, monkeypatch):
+    """The fine scale costs as much as the whole-photo pass; a portrait with nothing else in it skips it."""
+    detector, tiled = BlazeFaceDetector(), []
+    run_tiles = detector._tiles
+    monkeypatch.setattr(detector, "_tiles", lambda *args: tiled.append(1) or run_tiles(*args))
+    photo = np.full((250, 250, 3), 128, np.uint8)
+    face = load_image(sources[0].photo)[60:190, 60:190]
+    photo[60:190, 60:190] = face  # the face on a plain grey photo
+    assert len(detector.detect(photo)) == 1 and tiled == []
+    big = np.ascontiguousarray(np.repeat(np.repeat(photo, 2, 0), 2, 1))  # 500 px: the whole-photo pass sees too little
+    assert len(detector.detect(big)) == 1 and tiled == [1]
 
 
 def _peak_rss_mb(code: str) -> tuple[float, str]:

@@ -1,5 +1,7 @@
 """Face detectors: BlazeFace (the default) against MTCNN on real photos, its file check, caching per detector."""
+import json
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +83,28 @@ def test_detections_are_cached_per_detector(tmp_path, monkeypatch):
     again = detect_cached(photos, detector, progress=False)
     assert detector.calls == 3 and first == again and first[photos[0]][0].box == (1.0, 2.0, 30.0, 40.0)
     assert detection_cache_file("counting").is_file() and not detection_cache_file("blazeface").exists()
+
+
+def test_two_commands_filling_one_detection_cache_at_once_both_finish(tmp_path, monkeypatch):
+    """`bench verify` and `bench detect` run side by side write the same cache file: each must finish
+    (the last to write wins), where a shared temporary name made one fail with FileNotFoundError."""
+    from PIL import Image
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "home"))
+    photos = []
+    for i in range(160):  # a photo never seen before makes every call write the cache
+        photos.append(tmp_path / f"{i}.png")
+        Image.new("RGB", (32, 32), (i, 0, 0)).save(photos[-1])
+    errors = []
+
+    def fill(mine: list) -> None:
+        try:
+            for photo in mine:
+                detect_cached([photo], CountingDetector(), progress=False)
+        except Exception as exc:  # noqa: BLE001 - the test reports whatever a writer hit
+            errors.append(exc)
+    threads = [threading.Thread(target=fill, args=(photos[k::4],)) for k in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    cache = detection_cache_file("counting")
+    assert errors == [] and json.loads(cache.read_text())
+    assert [p.name for p in cache.parent.iterdir()] == [cache.name]  # no temporary file left behind

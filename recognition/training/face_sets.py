@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keyface.data.files import write_whole
 from keyface.data.images import load_image
 from keyface.detection.detector import cache_key, detect_cached
 from keyface.recognition.core.embedders import InputSpec
@@ -94,11 +95,9 @@ def cached_face_set(items: list[tuple[str, Path]], pipeline: FacePipeline, spec:
         with np.load(path, allow_pickle=False) as z:
             return FaceSet(z["crops"], z["keypoints"], z["people"].astype(object), z["paths"].astype(object))
     faces = build_face_set(items, pipeline, spec)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, crops=faces.crops, keypoints=faces.keypoints, people=faces.people.astype(str),
-             paths=faces.paths.astype(str))
-    tmp.replace(path)
+    write_whole(path, lambda tmp: np.savez(tmp, crops=faces.crops, keypoints=faces.keypoints,
+                                           people=faces.people.astype(str), paths=faces.paths.astype(str)),
+                suffix=".npz")  # np.savez adds .npz to a name without it
     return faces
 
 
