@@ -1,4 +1,5 @@
-"""Load photos safely: every way a file can fail becomes one ImageError that names it."""
+"""Load photos safely: every way a file can fail becomes one ImageError that names it; and tell a photo
+from a video by its first bytes."""
 from __future__ import annotations
 
 import hashlib
@@ -28,6 +29,11 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     return decode_image_bytes(data, str(p))
 
 
+# The first bytes of the container formats FFmpeg reads (offset, bytes): a file is a video by what it holds.
+_SIGNATURES = ((4, b"ftyp"), (0, b"\x1a\x45\xdf\xa3"), (0, b"FLV"), (0, b"OggS"), (0, b"\x00\x00\x01\xba"),
+               (0, b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"), (4, b"moov"), (4, b"mdat"), (4, b"wide"), (4, b"free"))
+
+
 def is_image_file(path: str | os.PathLike) -> bool:
     """Whether Pillow recognises the file as an image, from its header alone (nothing decoded)."""
     try:
@@ -39,6 +45,21 @@ def is_image_file(path: str | os.PathLike) -> bool:
         return True
     except Exception:  # any refusal (unknown format, unreadable, a bomb's header) means "not a photo here"
         return False
+
+
+def is_video_file(path: str | os.PathLike) -> bool:
+    """Whether the file's first bytes are those of a video container (AVI: RIFF....AVI; MPEG-TS: 0x47 every
+    188 bytes), whatever its name."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1024)
+    except OSError:
+        return False
+    if head[:4] == b"RIFF" and head[8:12] in (b"AVI ", b"AVIX"):
+        return True
+    if len(head) > 376 and head[0] == head[188] == head[376] == 0x47:
+        return True
+    return any(head[at:at + len(magic)] == magic for at, magic in _SIGNATURES)
 
 
 def decode_image_bytes(data: bytes, name: str = "image") -> np.ndarray:

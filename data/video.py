@@ -15,15 +15,10 @@ from typing import Iterator
 import numpy as np
 
 from keyface.data.errors import ImageError, KeyfaceError
-from keyface.data.images import MAX_PIXELS, MIN_SIDE
+from keyface.data.images import MAX_PIXELS, MIN_SIDE, is_video_file
 
 READ_AHEAD = 8  # decoded frames waiting for the consumer: bounds memory whatever the video's length
 DEFAULT_RATE = 15.0  # frames a second looked at by default: faces move little in 1/15 s
-# The first bytes of the container formats FFmpeg reads (offset, bytes): a file is a video by what it holds.
-_SIGNATURES = ((4, b"ftyp"), (0, b"\x1a\x45\xdf\xa3"), (0, b"FLV"), (0, b"OggS"), (0, b"\x00\x00\x01\xba"),
-               (0, b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"), (4, b"moov"), (4, b"mdat"), (4, b"wide"), (4, b"free"))
-
-
 class VideoError(ImageError):
     """A video or camera cannot be read: no such file, no video stream, truncated, frames of an unusable size."""
 
@@ -36,21 +31,6 @@ class Frame:
     time: float
     rgb: np.ndarray
     read_at: float = 0.0
-
-
-def is_video_file(path: str | os.PathLike) -> bool:
-    """Whether the file's first bytes are those of a video container (AVI: RIFF....AVI; MPEG-TS: 0x47 every
-    188 bytes), whatever its name."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(1024)
-    except OSError:
-        return False
-    if head[:4] == b"RIFF" and head[8:12] in (b"AVI ", b"AVIX"):
-        return True
-    if len(head) > 376 and head[0] == head[188] == head[376] == 0x47:
-        return True
-    return any(head[at:at + len(magic)] == magic for at, magic in _SIGNATURES)
 
 
 def camera_source(text: str) -> int | None:

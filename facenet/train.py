@@ -17,7 +17,7 @@ import numpy as np
 from keyface.facenet.model import FacenetConfig, TripletTrainer, build_embedding
 from keyface.facenet.sampler import pk_dataset
 from keyface.data.errors import KeyfaceError
-from keyface.runtime.modelfile import provenance, save_model
+from keyface.runtime.networks import provenance, save_model
 from keyface.recognition.core.embedders import InputSpec
 from keyface.recognition.training.face_sets import FaceSet, augment_faces
 from keyface.recognition.core.verification import sample_pairs
@@ -67,7 +67,7 @@ def build_start(cfg: TrainConfig) -> tuple[keras.Model, dict]:
         return build_embedding(cfg.model), {}
     if cfg.source != "dlib-resnet":
         raise KeyfaceError(f"unknown source {cfg.source!r} for facenet: none | dlib-resnet")
-    from keyface.runtime.modelfile import load_model
+    from keyface.runtime.networks import load_model
     if not cfg.source_model:
         raise KeyfaceError("fine-tuning dlib-resnet needs its model file (TrainConfig.source_model)")
     path = Path(cfg.source_model)

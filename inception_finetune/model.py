@@ -115,7 +115,7 @@ def load_source_base(source: str | Path, models: Path | None = None) -> tuple[ke
         hint = " (run `keyface weights inception-imagenet`)" if str(source) == "imagenet" else ""
         raise KeyfaceError(f"weights not found: {path}{hint}")
     if path.suffix == ".keras":
-        from keyface.runtime.modelfile import load_model
+        from keyface.runtime.networks import load_model
         model, meta = load_model(path)
         info = {k: meta[k] for k in ("source", "offset", "scale", "mixed10_pool") if k in meta}
         if len(info) < 4:

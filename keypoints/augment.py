@@ -6,8 +6,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from keyface.keypoints.crops import crop_matrix, transform_points, warp_image
-from keyface.keypoints.schemes import Scheme
+from keyface.keypoints.predictor import Scheme, crop_matrix, transform_points, warp_image
 
 
 @dataclass(frozen=True)

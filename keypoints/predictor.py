@@ -1,21 +1,157 @@
-"""Predict keypoints on faces in photos: crop by the box rule, run the net, map back to the photo."""
+"""Keypoints on faces in photos: the schemes (which points, by name and group), the one rule that turns a
+detector's face box into the square crop a keypoint net sees (and the affine maps between a photo and such
+a crop: pixels and points move by the same matrix), and the predictor that runs the net on those crops
+and maps the points back to the photo."""
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Callable
 
+import cv2
 import numpy as np
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.paths import models_dir
-from keyface.keypoints.crops import square_crops, to_photo
-from keyface.keypoints.schemes import Scheme, get_scheme
 
 log = logging.getLogger(__name__)
+
+
+# Keypoint schemes as data: point names, groups, flip permutation and the NME normaliser.
+
+@dataclass(frozen=True)
+class Scheme:
+    """A keypoint layout: names, groups of indices, flip permutation and NME eye-corner indices."""
+    name: str
+    point_names: tuple[str, ...]
+    groups: dict[str, tuple[int, ...]]
+    flip: tuple[int, ...]  # flip[i] = index that point i becomes after a horizontal flip
+    outer_eye_corners: tuple[int, int]  # the 300-W NME normaliser (inter-ocular distance)
+    align_points: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    @property
+    def n_points(self) -> int:
+        """Number of keypoints."""
+        return len(self.point_names)
+
+    def anchor_points(self, keypoints: np.ndarray) -> np.ndarray:
+        """Return the 5 alignment anchors (eye centres, nose tip, mouth corners) as (..., 5, 2)."""
+        order = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+        return np.stack([keypoints[..., list(self.align_points[k]), :].mean(axis=-2) for k in order], -2)
+
+
+def _ibug68() -> Scheme:
+    """The iBUG 300-W 68-point layout; 'left'/'right' are as seen in the image."""
+    groups = {"jaw": tuple(range(0, 17)), "brows": tuple(range(17, 27)), "nose": tuple(range(27, 36)),
+              "eyes": tuple(range(36, 48)), "mouth": tuple(range(48, 68))}
+    # Mirror pairs of the 300-W markup: jaw, brows, nostrils, eye contours, lips.
+    pairs = [(i, 16 - i) for i in range(8)] + [(17 + i, 26 - i) for i in range(5)]
+    pairs += [(31, 35), (32, 34), (36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]
+    pairs += [(48, 54), (49, 53), (50, 52), (55, 59), (56, 58), (60, 64), (61, 63), (65, 67)]
+    flip = list(range(68))
+    for a, b in pairs:
+        flip[a], flip[b] = b, a
+    names = tuple(f"{g}_{i - idx[0]}" for g, idx in groups.items() for i in idx)
+    align = {"left_eye": tuple(range(36, 42)), "right_eye": tuple(range(42, 48)), "nose": (30,),
+             "mouth_left": (48,), "mouth_right": (54,)}
+    return Scheme("ibug68", names, groups, tuple(flip), (36, 45), align)
+
+
+def _kaggle15() -> Scheme:
+    """Kaggle Facial Keypoints: 15 points; 'left' is the person's left (the image's right)."""
+    names = ("left_eye_center", "right_eye_center", "left_eye_inner_corner", "left_eye_outer_corner",
+             "right_eye_inner_corner", "right_eye_outer_corner", "left_eyebrow_inner_end",
+             "left_eyebrow_outer_end", "right_eyebrow_inner_end", "right_eyebrow_outer_end",
+             "nose_tip", "mouth_left_corner", "mouth_right_corner", "mouth_center_top_lip",
+             "mouth_center_bottom_lip")
+    groups = {"eyes": (0, 1, 2, 3, 4, 5), "brows": (6, 7, 8, 9), "nose": (10,), "mouth": (11, 12, 13, 14)}
+    flip = (1, 0, 4, 5, 2, 3, 8, 9, 6, 7, 10, 12, 11, 13, 14)
+    # Image-left first so anchors match ibug68's order (image-left eye, image-right eye, ...).
+    align = {"left_eye": (1,), "right_eye": (0,), "nose": (10,), "mouth_left": (12,), "mouth_right": (11,)}
+    return Scheme("kaggle15", names, groups, flip, (5, 3), align)
+
+
+IBUG68 = _ibug68()
+KAGGLE15 = _kaggle15()
+SCHEMES = {s.name: s for s in (IBUG68, KAGGLE15)}
+
+
+def get_scheme(name: str) -> Scheme:
+    """Look a scheme up by name."""
+    try:
+        return SCHEMES[name]
+    except KeyError:
+        raise ValueError(f"unknown keypoint scheme {name!r}; known: {sorted(SCHEMES)}") from None
+
+
+# The crop rule, and the maps between a photo and its crops.
+
+# MTCNN boxes run from the brows to the chin; the 68 points reach past them (jaw, brows), so
+# the crop is the box's larger side times CROP_SCALE, its centre moved down by CROP_SHIFT_Y of the
+# box height. The two numbers were fitted on youtube_faces_68 *training* frames (see README).
+CROP_SCALE = 1.3
+CROP_SHIFT_Y = 0.14
+
+
+def crop_box(face_box: tuple[float, float, float, float] | np.ndarray) -> np.ndarray:
+    """Square crop (x0, y0, x1, y1) around a detector box, by the rule above."""
+    x0, y0, x1, y1 = (float(v) for v in face_box)
+    side = CROP_SCALE * max(x1 - x0, y1 - y0)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 + CROP_SHIFT_Y * (y1 - y0)
+    return np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], np.float32)
+
+
+def pick_labelled_face(face_boxes: list, keypoints: np.ndarray) -> int | None:
+    """Index of the detected box whose centre is nearest the labelled keypoints' centre."""
+    if not face_boxes:
+        return None
+    centre = np.nanmean(keypoints, axis=0)
+    dists = [np.hypot((b[0] + b[2]) / 2 - centre[0], (b[1] + b[3]) / 2 - centre[1]) for b in face_boxes]
+    return int(np.argmin(dists))
+
+
+def crop_matrix(box: np.ndarray, out_size: int) -> np.ndarray:
+    """3x3 matrix mapping the square box (x0, y0, x1, y1) onto an out_size crop."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    s = out_size / max(x1 - x0, 1e-6)
+    return np.array([[s, 0, -x0 * s], [0, s, -y0 * s], [0, 0, 1]], np.float64)
+
+
+def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Apply a 3x3 (or 2x3) affine matrix to (N, 2) points; NaN points stay NaN."""
+    m = np.asarray(matrix, np.float64)[:2]
+    return (points @ m[:, :2].T + m[:, 2]).astype(np.float32)
+
+
+def warp_image(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """The size x size crop that a 2x3 (or 3x3) photo-to-crop matrix selects (bilinear, edges replicated)."""
+    return cv2.warpAffine(image, np.asarray(matrix, np.float64)[:2], (size, size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def square_crops(image: np.ndarray, face_boxes: list, size: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The size x size crops (N, S, S[, C]) uint8 a keypoint net sees for detector boxes, by the rule above,
+    and each crop's 3x3 photo-to-crop matrix."""
+    mats = [crop_matrix(crop_box(box), size) for box in face_boxes]
+    crops = [warp_image(image, m, size) for m in mats]
+    return np.asarray(crops, np.uint8).reshape(len(mats), size, size, *image.shape[2:]), mats
+
+
+def to_photo(points: np.ndarray, mats: list[np.ndarray]) -> np.ndarray:
+    """Points (N, P, 2) in crop pixels back in photo pixels, each crop by the inverse of its matrix."""
+    return np.array([transform_points(p, np.linalg.inv(m)) for p, m in zip(points, mats)], np.float32)
+
+
+def warp_faces(image: np.ndarray, mats: list[np.ndarray], size: int, points: list[np.ndarray]
+               ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Each face's size x size crop by its 2x3 photo-to-crop matrix, and its points moved with it."""
+    return [warp_image(image, m, size) for m in mats], [transform_points(p, m) for p, m in zip(points, mats)]
+
+
+# The predictor.
 
 DEFAULT_MODEL = "keypoints-68.keras"  # shipped inside the package (keypoints/weights/)
 # LiteRT runs the keypoint net with int8 weights: ~0.3 ms a face on one core against ~1 ms in float32, at a
@@ -69,7 +205,7 @@ class KeypointPredictor:
     def load(cls, path: Path, runtime: str = "litert", precision: str = LITE_PRECISION) -> "KeypointPredictor":
         """Load a keypoint model file written by `keyface keypoints train`; "litert" runs it without
         TensorFlow (converted once, in `precision`), "keras" as a Keras model."""
-        from keyface.runtime.modelfile import load_model, read_metadata
+        from keyface.runtime.networks import load_model, read_metadata
         from keyface.runtime.networks import KerasNetwork, load_lite
         if runtime not in ("litert", "keras"):
             raise KeyfaceError(f"unknown runtime {runtime!r}: litert or keras")

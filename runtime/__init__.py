@@ -1,2 +1,2 @@
-"""How keyface's networks run and are stored: LiteRT and Keras at inference (`networks`), and the
-`.keras` model file with keyface's metadata inside (`modelfile`, `layers`)."""
+"""How keyface's networks are stored and run: model files with keyface's metadata inside, and LiteRT or
+Keras at inference (`networks`); the custom layers a model file may hold (`layers`)."""

@@ -61,7 +61,7 @@ def models(tmp_path_factory):
     """A tiny keypoint net and a geometry embedder fitted on synthetic shapes: plumbing, not accuracy."""
     import keras
     from tests.test_embedders import synthetic_faces
-    from keyface.runtime.modelfile import save_model
+    from keyface.runtime.networks import save_model
     from keyface.keypoints.models import ModelConfig, build_model
     from keyface.recognition.approaches.geometry import fit_geometry
     keras.utils.set_random_seed(0)

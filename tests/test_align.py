@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from keyface.keypoints.schemes import IBUG68
+from keyface.keypoints.predictor import IBUG68
 from keyface.recognition.core.pipeline import align_face, alignment_matrix, similarity_transform, template
 
 

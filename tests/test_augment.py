@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from keyface.keypoints.augment import AugmentConfig, augment, flip_matrix, photometric, random_geometry, similarity_matrix, warp
-from keyface.keypoints.crops import crop_matrix, transform_points
-from keyface.keypoints.schemes import IBUG68, KAGGLE15
+from keyface.keypoints.predictor import IBUG68, KAGGLE15, crop_matrix, transform_points
 
 
 def _dot(point, size: int) -> np.ndarray:

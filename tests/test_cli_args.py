@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from keyface.recognition.cli.main import build_parser
-from keyface.recognition.cli.photos_args import ArgumentError, expand
+from keyface.recognition.cli.main import ArgumentError, expand
 from tests.test_cli_gallery import run
 
 # Commands registered by modules outside this change whose flags still lack help text.

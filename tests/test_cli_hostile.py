@@ -109,7 +109,7 @@ def test_embedder_and_model_file_must_agree(tmp_path, youtube_sample, models, ca
 
 def test_a_model_file_with_code_is_refused_in_one_line(tmp_path, youtube_sample, capsys):
     import keras
-    from keyface.runtime.modelfile import save_model
+    from keyface.runtime.networks import save_model
     inp = keras.Input((4,))
     model = keras.Model(inp, keras.layers.Lambda(lambda x: x * 2)(inp))
     path = save_model(model, tmp_path / "lambda.keras", {"kind": "embedder", "approach": "geometry",

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from keyface.data.images import load_image
-from keyface.runtime.modelfile import save_model
+from keyface.runtime.networks import save_model
 from keyface.keypoints.models import ModelConfig, build_model
 from keyface.recognition.cli.main import main
 from tests.badimages import encode, exif_rotated_jpeg, two_face_photo, write_bad_files

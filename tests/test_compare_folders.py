@@ -82,7 +82,7 @@ def test_separable_people_score_perfectly_noisy_ones_do_not_and_heads_learn_only
     assert "facenet+head" not in results  # only A and B learn your people
     kept = sorted((tmp_path / "kept").glob("*.keras"))
     assert len(kept) == len(folds)
-    from keyface.runtime.modelfile import read_metadata
+    from keyface.runtime.networks import read_metadata
     for path, fold in zip(kept, folds):
         meta = read_metadata(path, expect_kind="compare-head")
         seen = {p for _, p in meta["photos_seen"]}

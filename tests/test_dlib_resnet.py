@@ -215,7 +215,7 @@ def _real_source():
 def test_shipped_model_matches_dlibs_own_descriptors():
     import dlib
     from keyface.recognition.approaches.registry import find_model_file, registered
-    from keyface.runtime.modelfile import load_model
+    from keyface.runtime.networks import load_model
     model, meta = load_model(find_model_file(registered("dlib-resnet"), None), expect_kind="embedder")
     assert meta["source_sha256"] == source.SHA256
     chips = RNG.integers(0, 256, (3, 150, 150, 3), dtype=np.uint8)  # dlib takes any 150x150 chip

@@ -34,7 +34,7 @@ def test_geometry_embedder_separates_people_by_shape(tmp_path):
 @pytest.mark.slow
 def test_approach_a_trains_head_then_finetunes_and_exports_the_embedding(tmp_path):
     import keras
-    from keyface.runtime.modelfile import save_model
+    from keyface.runtime.networks import save_model
     from keyface.keypoints.models import ModelConfig, build_model
     from keyface.recognition.approaches.keypoints import IdentityConfig, train_approach_a
     keras.utils.set_random_seed(0)
@@ -78,7 +78,7 @@ def test_l2_normalise_keeps_zero_rows_finite():
 
 def test_calibration_uses_exactly_the_people_the_trainer_held_out(tmp_path):
     from keyface.data.errors import KeyfaceError
-    from keyface.runtime.modelfile import read_metadata
+    from keyface.runtime.networks import read_metadata
     from keyface.recognition.approaches.calibration import calibrate
     from keyface.recognition.approaches.geometry import fit_geometry
     from keyface.recognition.training.held_out import held_out_names, split_people

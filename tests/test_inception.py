@@ -123,7 +123,7 @@ def checkpoint(tmp_path_factory):
     import keras
 
     from keyface.inception_finetune.model import FID_SCALING, build_base, build_classifier
-    from keyface.runtime.modelfile import save_model
+    from keyface.runtime.networks import save_model
     keras.utils.set_random_seed(1)
     base = build_base()
     for layer in base.layers:  # make BN statistics differ from a fresh build's
@@ -192,7 +192,7 @@ def test_classifier_needs_two_people_with_two_photos_each():
 def _tiny_keypoint_model(folder: Path) -> Path:
     import keras
 
-    from keyface.runtime.modelfile import save_model
+    from keyface.runtime.networks import save_model
     from keyface.keypoints.models import ModelConfig, build_model
     keras.utils.set_random_seed(0)
     cfg = ModelConfig(width=8, embedding_dim=32)
@@ -234,7 +234,7 @@ def test_train_on_folders_then_enrol_with_the_inception_embedder(tmp_path, capsy
 
 def _classify_with_the_fine_tuned_head(main, tree: Path, kp: Path, models: Path, capsys) -> None:
     """`keyface classify`: the installed classifier ranks the people it was trained on, and nobody else."""
-    from keyface.runtime.modelfile import read_metadata
+    from keyface.runtime.networks import read_metadata
     trained = read_metadata(models / "inception" / "classifier.keras")["people"]  # held-out people are not in it
     assert 2 <= len(trained) < 5 and set(trained) <= {p.name for p in tree.iterdir()}
     photo = str(next((tree / trained[0]).iterdir()))

@@ -19,7 +19,7 @@ RNG = np.random.default_rng(0)
 def small_net(tmp_path, monkeypatch):
     """A small conv embedder saved as a keyface .keras file, with a private cache."""
     import keras
-    from keyface.runtime.modelfile import save_model
+    from keyface.runtime.networks import save_model
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "home"))
     keras.utils.set_random_seed(0)
     x = image = keras.Input((32, 32, 3))
@@ -71,7 +71,7 @@ def test_the_conversion_is_cached_and_a_damaged_copy_is_made_again(small_net, mo
 def test_an_exported_litert_model_file_runs_as_the_int8_network_and_only_so(small_net, tmp_path, monkeypatch):
     from keyface.data.errors import KeyfaceError
     from keyface.recognition.core.embedders import KerasFileEmbedder
-    from keyface.runtime.modelfile import load_model, read_metadata
+    from keyface.runtime.networks import load_model, read_metadata
     batch = _crops(3)
     converted = KerasFileEmbedder(small_net, "int8").embed(batch)
     lite = runtime.export_lite(small_net, tmp_path / "net.litert")

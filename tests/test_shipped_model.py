@@ -5,8 +5,7 @@ import pytest
 from keyface.data.images import load_image
 from keyface.detection.mtcnn import MTCNNDetector
 from keyface.keypoints.losses import nme
-from keyface.keypoints.predictor import KeypointPredictor, default_model_path
-from keyface.keypoints.schemes import IBUG68
+from keyface.keypoints.predictor import IBUG68, KeypointPredictor, default_model_path
 
 
 def test_shipped_model_is_accurate_on_the_sample_frames(youtube_sample):
@@ -24,7 +23,7 @@ def test_shipped_model_is_accurate_on_the_sample_frames(youtube_sample):
 
 
 def test_shipped_model_metadata_records_how_it_was_made():
-    from keyface.runtime.modelfile import read_metadata
+    from keyface.runtime.networks import read_metadata
     meta = read_metadata(default_model_path())
     assert meta["kind"] == "keypoints" and meta["scheme"] == "ibug68"
     assert "keypoints train" in meta["command"] and "DevTest" in meta["data"]

@@ -7,7 +7,7 @@ import pytest
 
 from keyface.data.images import load_image
 from keyface.data.kaggle import build_kaggle_from_68, write_kaggle_csv
-from keyface.runtime.modelfile import load_model
+from keyface.runtime.networks import load_model
 from keyface.recognition.cli.main import main
 
 

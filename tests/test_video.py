@@ -14,8 +14,8 @@ import pytest
 import keyface
 from keyface.data.clips import Actor, ClipSpec, write_clip
 from keyface.data.crowd import Source
-from keyface.data.images import load_image
-from keyface.data.video import Sampling, Video, VideoError, is_video_file
+from keyface.data.images import is_video_file, load_image
+from keyface.data.video import Sampling, Video, VideoError
 from keyface.recognition.cli.main import main
 
 DEMO = Path(__file__).resolve().parent.parent / "recognition" / "demo"

@@ -10,12 +10,10 @@ import numpy as np
 
 from keyface.data.images import load_image
 from keyface.data.youtube_faces import read_frames
-from keyface.keypoints.crops import pick_labelled_face
+from keyface.keypoints.predictor import IBUG68, KeypointPredictor, pick_labelled_face
 from keyface.detection.detector import detect_cached
 from keyface.keypoints.evaluation.nme import keypoint_metrics, plot_ced
 from keyface.keypoints.losses import nme
-from keyface.keypoints.predictor import KeypointPredictor
-from keyface.keypoints.schemes import IBUG68
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +74,7 @@ def time_model(predictor: KeypointPredictor, repeats: int = 200) -> tuple[float,
 
 def parameter_count(path: Path) -> int:
     """Weights in a keypoint model file (its Keras model loaded: the runtime does not say)."""
-    from keyface.runtime.modelfile import load_model
+    from keyface.runtime.networks import load_model
     return int(load_model(path)[0].count_params())
 
 

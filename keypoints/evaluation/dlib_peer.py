@@ -10,7 +10,7 @@ import numpy as np
 from keyface.data.images import load_image
 from keyface.keypoints.evaluation.nme import keypoint_metrics
 from keyface.keypoints.losses import nme
-from keyface.keypoints.schemes import IBUG68
+from keyface.keypoints.predictor import IBUG68
 
 
 def dlib_available() -> bool:

@@ -12,7 +12,7 @@ from keyface.detection.detector import make_detector
 from keyface.keypoints.training.dataset import Samples, crop_all, youtube_samples
 from keyface.keypoints.losses import nme
 from keyface.keypoints.models import ModelConfig
-from keyface.keypoints.schemes import KAGGLE15
+from keyface.keypoints.predictor import KAGGLE15
 from keyface.keypoints.training.train import TrainConfig, train
 from keyface.keypoints.training.data_sets import kaggle_samples
 
@@ -61,7 +61,7 @@ def run_missing_label_bench(args) -> dict:
 
 def _test_nme(run_dir: Path, x_test: np.ndarray, test: Samples) -> float:
     """Mean NME of a run's model on the complete test labels."""
-    from keyface.runtime.modelfile import load_model
+    from keyface.runtime.networks import load_model
     model, _ = load_model(run_dir / "model.keras", expect_kind="keypoints")
     pred = (np.asarray(model.predict(x_test, verbose=0)) + 0.5) * 96
     return float(nme(test.keypoints, pred, KAGGLE15.outer_eye_corners).mean())

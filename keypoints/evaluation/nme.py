@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from keyface.keypoints.losses import nme
-from keyface.keypoints.schemes import Scheme
+from keyface.keypoints.predictor import Scheme
 
 FAILURE_NME = 0.08
 

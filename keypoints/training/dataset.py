@@ -11,11 +11,8 @@ import tensorflow as tf
 from keyface.data.images import load_image
 from keyface.data.youtube_faces import read_frames
 from keyface.keypoints.augment import AugmentConfig, augment, warp
-from keyface.keypoints.crops import crop_matrix
-from keyface.keypoints.crops import crop_box, pick_labelled_face
+from keyface.keypoints.predictor import Scheme, crop_box, crop_matrix, pick_labelled_face, to_channels
 from keyface.detection.detector import detect_cached
-from keyface.keypoints.predictor import to_channels
-from keyface.keypoints.schemes import Scheme
 
 log = logging.getLogger(__name__)
 

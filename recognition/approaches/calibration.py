@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from keyface.data.errors import KeyfaceError
-from keyface.runtime.modelfile import META_ENTRY, read_metadata
+from keyface.runtime.networks import META_ENTRY, read_metadata
 from keyface.recognition.approaches.registry import load_embedder
 from keyface.recognition.core.clustering import best_cluster_threshold
 from keyface.recognition.core.embedders import FaceBatch

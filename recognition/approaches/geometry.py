@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keyface.runtime.modelfile import provenance, save_model
+from keyface.runtime.networks import provenance, save_model
 from keyface.recognition.core.embedders import FaceBatch, InputSpec, KerasFileEmbedder
 from keyface.recognition.training.face_sets import FaceSet
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keyface.runtime.modelfile import load_model, provenance, save_model
+from keyface.runtime.networks import load_model, provenance, save_model
 from keyface.keypoints.models import EMBEDDING_LAYER
 from keyface.recognition.core.embedders import InputSpec, KerasFileEmbedder
 from keyface.recognition.core.verification import sample_pairs

@@ -139,7 +139,7 @@ def cmd_enroll(args) -> int:
 
 def _enrol_person(gallery, name: str, photos: list[str], args) -> tuple[int, list]:
     """Enrol one person's photos, and the best frames of each of their videos."""
-    from keyface.data.video import is_video_file
+    from keyface.data.images import is_video_file
     videos, pictures = [], []
     for photo in photos:
         (videos if is_video_file(photo) else pictures).append(photo)
@@ -168,7 +168,7 @@ def existing_gallery(args) -> Path | str:
 def cmd_identify(args) -> int:
     """Identify every face in every photo, and every track in every video, in the order given; each result
     printed as soon as it is done."""
-    from keyface.data.video import is_video_file
+    from keyface.data.images import is_video_file
     from keyface.recognition.cli.output import progress
     if not args.photos and args.camera is None:
         raise KeyfaceError("give photos or videos to identify, or --camera N")
@@ -257,7 +257,7 @@ def cmd_verify(args) -> int:
 def cmd_embed(args) -> int:
     """Boxes, keypoints and embeddings of every face, one JSON line per photo as soon as it is done; a line per
     track (its mean embedding) for a video."""
-    from keyface.data.video import is_video_file
+    from keyface.data.images import is_video_file
     from keyface.recognition.cli.output import progress
     from keyface.recognition.facade import in_order
     videos = {p for p in args.photos if is_video_file(p)}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from keyface.detection.detector import DEFAULT_DETECTOR, DETECTORS
 from keyface.recognition.approaches.registry import EMBEDDER_NAMES
-from keyface.runtime.modelfile import git_revision, keyface_version
+from keyface.runtime.networks import git_revision, keyface_version
 from keyface.recognition.cli.bench import set_threads
 from keyface.recognition.cli.flags import precision_flag
 from keyface.recognition.evaluation.report import PROTOCOLS, describe, markdown_table, write_report

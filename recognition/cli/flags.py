@@ -128,15 +128,20 @@ def sampling_flags(p) -> None:
 def sampling(args):
     """The frames the flags ask for."""
     from keyface.data.video import Sampling
+    _check_sampling(args)
+    return Sampling(args.every, args.fps, args.start, args.end)
+
+
+def _check_sampling(args) -> None:
+    """--every beside --fps, or an --end not after --start, refused."""
     if args.every and args.fps:
         raise KeyfaceError("give --every or --fps, not both")
     if args.end is not None and args.end <= args.start:
         raise KeyfaceError(f"--end {args.end:g} must come after --start {args.start:g}")
-    return Sampling(args.every, args.fps, args.start, args.end)
 
 
 def check_video_flags(args) -> None:
     """The video flags' values, checked before any model loads; --show needs a screen."""
-    sampling(args)
+    _check_sampling(args)
     if args.show and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise KeyfaceError("--show needs a display (no DISPLAY or WAYLAND_DISPLAY here); leave it out on a server")

@@ -126,7 +126,7 @@ def cmd_predict(args) -> int:
     """Find faces and keypoints in photos; print a table or JSON Lines as each photo is done; draw them."""
     from keyface.keypoints.photos import IMAGE_OUT, annotate_photo, annotated_target, iter_predictions
     from keyface.recognition.cli.output import compact, progress
-    from keyface.data.video import is_video_file
+    from keyface.data.images import is_video_file
     out = Path(args.out) if args.out else None
     single = out is not None and len(args.photos) == 1 and out.suffix.lower() in IMAGE_OUT
     errors = sum(_video_keypoints(clip, args, out) for clip in args.photos if is_video_file(clip))

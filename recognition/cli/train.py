@@ -9,7 +9,7 @@ import numpy as np
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.paths import data_root, models_dir, user_dir
-from keyface.runtime.modelfile import META_ENTRY, read_metadata
+from keyface.runtime.networks import META_ENTRY, read_metadata
 from keyface.recognition.approaches.calibration import calibrate, read_threshold, rewrite_metadata
 from keyface.recognition.approaches.registry import (EMBEDDER_NAMES, REGISTRY, TRAINABLE, find_model_file,
                                                      load_embedder, registered)

@@ -67,7 +67,7 @@ class KerasFileEmbedder(Embedder):
     batch = 64  # faces per forward pass: bounds memory on large galleries
 
     def __init__(self, path: Path, precision: str = "float32", name: str | None = None, batch: int | None = None):
-        from keyface.runtime.modelfile import load_model, read_metadata
+        from keyface.runtime.networks import load_model, read_metadata
         self.batch = batch or self.batch
         if precision not in PRECISIONS:
             raise KeyfaceError(f"unknown precision {precision!r}: {' or '.join(PRECISIONS)}")

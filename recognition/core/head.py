@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from keyface.data.errors import KeyfaceError
-from keyface.runtime.modelfile import load_model, provenance, save_model
+from keyface.runtime.networks import load_model, provenance, save_model
 from keyface.recognition.core.store import SQLiteStore
 
 log = logging.getLogger(__name__)

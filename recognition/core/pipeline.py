@@ -7,10 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from keyface.data.errors import LandmarksNeededError
-from keyface.keypoints.crops import warp_faces, warp_image
+from keyface.keypoints.predictor import IBUG68, KeypointPredictor, warp_faces, warp_image
 from keyface.detection.boxes import left_to_right
-from keyface.keypoints.predictor import KeypointPredictor
-from keyface.keypoints.schemes import IBUG68
 from keyface.recognition.core.embedders import FaceBatch, InputSpec
 from keyface.recognition.core.search import Match
 

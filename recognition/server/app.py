@@ -33,7 +33,7 @@ from keyface.recognition.core.search import LiveIndex
 from keyface.recognition.facade import Gallery, check_name, photo_json, verify_json
 from keyface.recognition.server.limits import UploadLimit
 from keyface.recognition.server.views import people_json
-from keyface.runtime.modelfile import keyface_version
+from keyface.runtime.networks import keyface_version
 
 log = logging.getLogger(__name__)
 STATIC = Path(str(resources.files("keyface.recognition.server") / "static"))
