@@ -3,15 +3,19 @@ readable by their owner only (they show people's faces), and never over anything
 caches it rewrites whole, never seen half written."""
 from __future__ import annotations
 
+import glob
 import io
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from keyface.data.errors import KeyfaceError
+
+STALE_TEMPORARY_S = 3600.0  # no cache takes an hour to write: a temporary file that old was left by a killed run
 
 
 def shown(path) -> str:
@@ -67,9 +71,11 @@ def jpeg_bytes(rgb: np.ndarray, quality: int = 90) -> bytes:
 def write_whole(path: str | os.PathLike, write: Callable[[Path], object], suffix: str = ".tmp") -> None:
     """Make path by write(temporary path) and a rename over it: a killed run leaves no half file, and
     processes that write the same file at once (two commands filling one cache) each use a temporary
-    file of their own, so the last one to finish wins instead of one of them failing."""
+    file of their own, so the last one to finish wins instead of one of them failing. The file is
+    owner-only, like everything keyface writes about faces."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(path, suffix)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
     try:
@@ -78,3 +84,15 @@ def write_whole(path: str | os.PathLike, write: Callable[[Path], object], suffix
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
+
+
+def _remove_stale_temporaries(path: Path, suffix: str) -> None:
+    """The temporary files of path that writers killed over STALE_TEMPORARY_S ago left behind (a face
+    set's can be hundreds of MB)."""
+    cutoff = time.time() - STALE_TEMPORARY_S
+    for old in path.parent.glob(f".{glob.escape(path.name)}.*{suffix}"):
+        try:
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
+        except OSError:  # another writer renamed or removed it first
+            pass

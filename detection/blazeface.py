@@ -70,9 +70,9 @@ FILTERS = "size >= MIN_FACE_KEPT * min_face; flat quarters refused under the coa
 NETWORK_SIZES_KEPT = 8
 # Small photos (a portrait): where the whole-photo pass shows a min_face face GATE_FACE_PX wide or more,
 # such a face lights some anchor up at least weakly, so the finer scales run only when an anchor away from
-# the faces found scores GATE_SCORE or more. On LFW portraits with a 24-26 px face pasted in the background
-# that keeps all but ~1 in 300 of the faces the finer scale finds, and a third of LFW's own photos skip it
-# (docs/benchmarks.md, "A portrait's cost").
+# the faces found scores GATE_SCORE or more. On 864 LFW portraits with a 24-28 px face pasted in the
+# background, that misses one face more than the finer scale on every photo (8 against 7; the whole-photo
+# pass alone misses 257), and 31% of LFW's own photos skip it (docs/benchmarks.md, "A portrait's cost").
 GATE_FACE_PX = 12.0
 GATE_SCORE = 0.07
 HINT_INSIDE = 0.5  # a weak anchor's box lying this much inside a face found is that face, not another
@@ -169,7 +169,7 @@ class BlazeFaceDetector:
     @property
     def cache_name(self) -> str:
         """Its name and a digest of what its boxes depend on (model file, runtime, score cuts, NMS, box
-        mapping, the pyramid and the smallest face looked for)."""
+        mapping, the pyramid and the smallest face looked for, when a portrait skips the finest scale)."""
         settings = repr((SHA256, INT8_SHA256, "litert", self.min_score, self.large_photo_score, LARGE_PHOTO, NMS_IOU,
                          sorted(TO_MTCNN.items()), self.tile_scores, self.min_face, PyramidConfig(),
                          MIN_FACE_KEPT, MAX_CANDIDATES, FLAT_STD, FILTERS, GATE_FACE_PX, GATE_SCORE, HINT_INSIDE))
@@ -195,7 +195,9 @@ class BlazeFaceDetector:
         plan = list(_pyramid_levels(rgb, self.min_face))
         coarsest = plan[-1][0] if plan else rgb  # the whole-photo pass reads few pixels, not the photo's millions
         large = max(rgb.shape[:2]) > LARGE_PHOTO
-        hinted = self.min_face * INPUT / max(rgb.shape[:2]) >= GATE_FACE_PX  # it sees a min_face face well enough
+        # the whole-photo pass sees a min_face face well enough to hint at it, and faces are cut above the hints
+        sees_small = self.min_face * INPUT / max(rgb.shape[:2]) >= GATE_FACE_PX
+        hinted = bool(plan) and sees_small and self.min_score > GATE_SCORE
         whole, hint = self._whole_photo(coarsest, _scales(coarsest, rgb), self.large_photo_score if large else
                                          self.min_score, GATE_SCORE if hinted else 1.0)
         if hinted and not hint:  # nothing away from the faces found: no face too small for that pass

@@ -161,7 +161,6 @@ LITE_PRECISION = "int8"
 
 def to_channels(rgb: np.ndarray, channels: int) -> np.ndarray:
     """RGB uint8 to a model's colour mode: grey (H, W) for 1 channel, else RGB unchanged."""
-    import cv2
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if channels == 1 else rgb
 
 
@@ -205,8 +204,7 @@ class KeypointPredictor:
     def load(cls, path: Path, runtime: str = "litert", precision: str = LITE_PRECISION) -> "KeypointPredictor":
         """Load a keypoint model file written by `keyface keypoints train`; "litert" runs it without
         TensorFlow (converted once, in `precision`), "keras" as a Keras model."""
-        from keyface.runtime.networks import load_model, read_metadata
-        from keyface.runtime.networks import KerasNetwork, load_lite
+        from keyface.runtime.networks import KerasNetwork, load_lite, load_model, read_metadata
         if runtime not in ("litert", "keras"):
             raise KeyfaceError(f"unknown runtime {runtime!r}: litert or keras")
         meta = read_metadata(path, expect_kind="keypoints")

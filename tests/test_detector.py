@@ -1,13 +1,16 @@
 """Face detectors: BlazeFace (the default) against MTCNN on real photos, its file check, caching per detector."""
 import json
+import os
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from keyface.data.errors import KeyfaceError
+from keyface.data.files import STALE_TEMPORARY_S, write_whole
 from keyface.data.images import load_image
 from keyface.detection import blazeface
 from keyface.detection.blazeface import BlazeFaceDetector
@@ -108,3 +111,35 @@ def test_two_commands_filling_one_detection_cache_at_once_both_finish(tmp_path, 
     cache = detection_cache_file("counting")
     assert errors == [] and json.loads(cache.read_text())
     assert [p.name for p in cache.parent.iterdir()] == [cache.name]  # no temporary file left behind
+
+
+def test_writers_of_one_file_at_once_each_write_their_own_temporary(tmp_path):
+    """Two writers both mid-write at the same moment (a barrier holds each until the other has begun):
+    both finish, the file holds one of them whole, and no temporary file is left."""
+    target, started, errors = tmp_path / "cache.json", threading.Barrier(2, timeout=10), []
+
+    def writer(text: str) -> None:
+        def write(tmp: Path) -> None:
+            tmp.write_text(text)
+            started.wait()  # the other writer has its temporary file too
+        try:
+            write_whole(target, write)
+        except Exception as exc:  # noqa: BLE001 - the test reports whatever a writer hit
+            errors.append(exc)
+    threads = [threading.Thread(target=writer, args=(text,)) for text in ("first", "second")]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert errors == [] and target.read_text() in ("first", "second")
+    assert [p.name for p in tmp_path.iterdir()] == ["cache.json"]
+    assert target.stat().st_mode & 0o077 == 0  # owner-only
+
+
+def test_a_killed_writers_temporary_is_removed_once_stale(tmp_path):
+    target = tmp_path / "faces.npz"
+    fresh, stale = tmp_path / ".faces.npz.abc.npz", tmp_path / ".faces.npz.def.npz"
+    for left in (fresh, stale):
+        left.write_bytes(b"half a face set")
+    old = time.time() - STALE_TEMPORARY_S - 60
+    os.utime(stale, (old, old))
+    write_whole(target, lambda tmp: tmp.write_bytes(b"whole"), suffix=".npz")
+    assert target.read_bytes() == b"whole" and fresh.exists() and not stale.exists()

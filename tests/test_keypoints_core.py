@@ -4,12 +4,11 @@ import pytest
 
 from keyface.data.errors import DataError, KeyfaceError
 from keyface.data.youtube_faces import person_of, read_frames
-from keyface.keypoints.predictor import (crop_box, pick_labelled_face, square_crops, to_photo, transform_points, warp_faces,
-                                     warp_image)
 from keyface.keypoints.losses import NME, masked_l1, nme
 from keyface.keypoints.models import ARCHITECTURES, EMBEDDING_LAYER, ModelConfig, build_model
+from keyface.keypoints.predictor import (IBUG68, KAGGLE15, crop_box, get_scheme, pick_labelled_face, square_crops,
+                                         to_photo, transform_points, warp_faces, warp_image)
 from keyface.runtime.networks import load_model, read_metadata, save_model
-from keyface.keypoints.predictor import IBUG68, KAGGLE15, get_scheme
 
 
 @pytest.mark.parametrize("scheme", [IBUG68, KAGGLE15])

@@ -1,4 +1,5 @@
-"""The `keyface` command line: one entry point, subcommands registered by each module of this package."""
+"""The `keyface` command line: one entry point, subcommands registered by each module of this package, and
+the photo arguments checked (folders expanded) before any model loads."""
 from __future__ import annotations
 
 import argparse
@@ -10,10 +11,12 @@ import re
 import sys
 import threading
 from pathlib import Path
+from typing import Callable
 
 from keyface.data.errors import KeyfaceError
-from keyface.runtime.networks import keyface_version
+from keyface.data.files import shown
 from keyface.recognition.cli.hints import with_hint
+from keyface.runtime.networks import keyface_version
 
 log = logging.getLogger("keyface")
 
@@ -194,26 +197,22 @@ class ArgumentError(Exception):
     """A photo argument that cannot be used: main prints it as `keyface: error: ...` and exits 2."""
 
 
-def _shown(path) -> str:
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
 def check_file(text: str) -> str:
     """A photo file argument as given, once it is known to exist and be readable."""
     if URL.match(text):
         raise ArgumentError(f"{text}: keyface does not download; save the photo first")
     path = Path(text)
     if not path.exists():
-        raise ArgumentError(f"{_shown(text)}: no such file or folder")
+        raise ArgumentError(f"{shown(text)}: no such file or folder")
     if path.is_dir():
-        raise ArgumentError(f"{_shown(text)} is a folder: give a photo file")
+        raise ArgumentError(f"{shown(text)} is a folder: give a photo file")
     if not path.is_file():
-        raise ArgumentError(f"{_shown(text)}: not a regular file")
+        raise ArgumentError(f"{shown(text)}: not a regular file")
     try:
         with open(path, "rb") as fh:
             fh.read(1)
     except OSError as exc:
-        raise ArgumentError(f"{_shown(text)}: cannot read ({exc.strerror})") from None
+        raise ArgumentError(f"{shown(text)}: cannot read ({exc.strerror})") from None
     return text
 
 
@@ -236,10 +235,10 @@ def folder_photos(folder: Path) -> tuple[list[str], int]:
 
 
 def _walk_error(exc: OSError) -> None:
-    raise ArgumentError(f"{_shown(exc.filename)}: cannot read the folder ({exc.strerror})")
+    raise ArgumentError(f"{shown(exc.filename)}: cannot read the folder ({exc.strerror})")
 
 
-def expand(args: list[str], note=None) -> list[str]:
+def expand(args: list[str], note: Callable[[str], object] | None = None) -> list[str]:
     """Photo arguments with every folder replaced by the photos in it; one ArgumentError for the first
     bad one. `note(text)` hears of files skipped in folders (default: a line on stderr)."""
     note = note or (lambda text: print(f"keyface: {text}", file=sys.stderr))
@@ -248,17 +247,17 @@ def expand(args: list[str], note=None) -> list[str]:
         if not URL.match(text) and Path(text).is_dir():
             found, skipped = folder_photos(Path(text))
             if not found:
-                raise ArgumentError(f"{_shown(text)}: no images in this folder"
+                raise ArgumentError(f"{shown(text)}: no images in this folder"
                                     + (f" ({skipped} other file(s))" if skipped else ""))
             if skipped:
-                note(f"{_shown(text)}: {len(found)} photo(s); {skipped} file(s) skipped (not images Pillow can open)")
+                note(f"{shown(text)}: {len(found)} photo(s); {skipped} file(s) skipped (not images Pillow can open)")
             photos.extend(found)
         else:
             photos.append(check_file(text))
     return photos
 
 
-def prepare(args) -> None:
+def prepare(args: argparse.Namespace) -> None:
     """Check (and expand, in place) the photo arguments of whichever command was parsed."""
     if isinstance(getattr(args, "photos", None), list):  # PHOTO... arguments (a count of photos is not)
         args.photos = expand(args.photos)
@@ -270,7 +269,7 @@ def prepare(args) -> None:
         if URL.match(folders):
             raise ArgumentError(f"{folders}: keyface does not download; save the photos first")
         if not Path(folders).is_dir():
-            raise ArgumentError(f"--folders {_shown(folders)}: no such folder")
+            raise ArgumentError(f"--folders {shown(folders)}: no such folder")
 
 
 def _normalise_argv(argv: list[str]) -> list[str]:

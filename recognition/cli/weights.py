@@ -101,8 +101,7 @@ def _blazeface_int8(args) -> int:
 def cmd_export(args) -> int:
     """Write the embedder's .keras model as an int8 LiteRT model file."""
     from keyface.recognition.approaches.registry import find_model_file, load_embedder, registered
-    from keyface.runtime.networks import LITE_SUFFIX
-    from keyface.runtime.networks import export_lite
+    from keyface.runtime.networks import LITE_SUFFIX, export_lite
     source, out = find_model_file(registered(args.embedder), args.models, args.model), Path(args.out)
     if source.suffix == LITE_SUFFIX:
         raise KeyfaceError(f"{source} is already a LiteRT model file")

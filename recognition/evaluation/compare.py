@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from keyface.data.files import write_whole
 from keyface.recognition.core.clustering import best_cluster_threshold, cluster_faces, pairwise_scores
 from keyface.recognition.core.search import nearest_people
 from keyface.recognition.core.verification import (accuracy_at, best_threshold, distance_auc, kfold_accuracy,
@@ -167,6 +168,5 @@ def cached_score(contender: Contender, sets: dict, cache_dir: Path, checksum: st
     started = time.perf_counter()
     result = score(contender, sets)
     result["scoring_seconds"] = time.perf_counter() - started
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result))
+    write_whole(path, lambda tmp: tmp.write_text(json.dumps(result)))  # never read half written
     return result
