@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from keyface.data.errors import KeyfaceError
-from keyface.detection.boxes import MIN_FACE, Detection, checked_min_face, weighted_nms
+from keyface.detection.boxes import MIN_FACE, Detection, checked_min_face, inside_share, weighted_nms
 from keyface.runtime.networks import LiteNetwork, cpu_threads
 
 MODEL_FILE = Path(__file__).resolve().parent / "weights" / "blazeface-short-range.tflite"
@@ -228,7 +228,7 @@ class BlazeFaceDetector:
         boxes, scores = decode(self._net("float32").outputs(blob), grid_anchors(INPUT, INPUT), min(min_score, hint_score))
         boxes = (boxes * size - np.array([px, py, px, py], np.float32)) / scale
         sure = scores >= min_score
-        hint = bool((_inside_share(boxes[~sure], boxes[sure]) <= HINT_INSIDE).any())
+        hint = bool((inside_share(boxes[~sure], boxes[sure]) <= HINT_INSIDE).any())
         return (boxes[sure], scores[sure]), hint
 
     def _tiles(self, level: np.ndarray, cuts: list, scale: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
@@ -240,15 +240,6 @@ class BlazeFaceDetector:
                                    grid_anchors(*tile.shape[:2]), min_score)
             found.append(((boxes + np.array([x0, y0, x0, y0], np.float32)) / scale, scores))
         return np.concatenate([b for b, _ in found]), np.concatenate([s for _, s in found])
-
-
-def _inside_share(boxes: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """For each box, the largest share of its area that lies inside one of the faces."""
-    a, b = boxes[:, None], faces[None]
-    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    area = np.maximum((a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]), 1e-9)
-    return (w * h / area).max(1) if len(faces) else np.zeros(len(boxes))
 
 
 def _flat(rgb: np.ndarray, box) -> bool:

@@ -30,12 +30,25 @@ class Detection:
 def box_iou(boxes_a, boxes_b) -> np.ndarray:
     """Overlap (intersection over union) of every (x0, y0, x1, y1) box in a (N, 4) with every box in b (M, 4):
     (N, M)."""
+    inter, area_a, area_b = _intersections(boxes_a, boxes_b)
+    return inter / np.maximum(area_a + area_b - inter, 1e-9)
+
+
+def inside_share(boxes, faces) -> np.ndarray:
+    """For each box in boxes (N, 4), the largest share of its area that lies inside one of faces (M, 4): (N,)."""
+    if not len(faces):
+        return np.zeros(len(boxes))
+    inter, area, _ = _intersections(boxes, faces)
+    return (inter / np.maximum(area, 1e-9)).max(1)
+
+
+def _intersections(boxes_a, boxes_b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The area every box in a (N, 4) shares with every box in b (M, 4), (N, M); and the boxes' own areas,
+    (N, 1) and (1, M)."""
     a, b = np.asarray(boxes_a, float).reshape(-1, 4)[:, None], np.asarray(boxes_b, float).reshape(-1, 4)[None]
     w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
     h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = w * h
-    area_a, area_b = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]), (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    return inter / np.maximum(area_a + area_b - inter, 1e-9)
+    return w * h, (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]), (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
 
 
 def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[tuple[np.ndarray, float]]:

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from keyface.data.errors import KeyfaceError
+from keyface.data.files import write_whole
 from keyface.data.paths import user_dir
 
 log = logging.getLogger(__name__)
@@ -199,15 +200,10 @@ def cached_flatbuffer(model_path: Path, precision: str) -> bytes:
         return cache.read_bytes()
     log.info("converting %s for LiteRT in %s (once; kept in %s)", Path(model_path).name, precision, cache.parent)
     flatbuffer = convert(model_path, precision)
-    partial = cache.with_name(f"{cache.name}.{os.getpid()}.partial")
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_bytes(flatbuffer)
-        partial.replace(cache)  # whole or absent: a killed conversion leaves no half file under the real name
+    try:  # whole or absent: a killed conversion leaves no half file under the real name
+        write_whole(cache, lambda tmp: tmp.write_bytes(flatbuffer))
     except OSError as exc:  # a read-only or full home: run from memory, convert again next time
         log.warning("cannot keep the converted %s in %s: %s", Path(model_path).name, cache.parent, exc.strerror)
-        with contextlib.suppress(OSError):
-            partial.unlink(missing_ok=True)
     return flatbuffer
 
 
