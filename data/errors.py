@@ -57,6 +57,10 @@ class GalleryError(KeyfaceError):
     """The gallery cannot do what was asked (wrong embedder, unknown person, bad name)."""
 
 
+class EmptyGalleryError(GalleryError):
+    """No one is enrolled in the gallery, so there is no one to name a face as."""
+
+
 class PersonNotFoundError(GalleryError):
     """No one of that name (or no thumbnail of them) is in the gallery."""
     http_status = 404

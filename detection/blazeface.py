@@ -28,7 +28,7 @@ import numpy as np
 
 from keyface.data.errors import KeyfaceError
 from keyface.detection.boxes import MIN_FACE, Detection, checked_min_face, inside_share, weighted_nms
-from keyface.runtime.networks import LiteNetwork, cpu_threads
+from keyface.runtime.networks import LiteNetwork
 
 MODEL_FILE = Path(__file__).resolve().parent / "weights" / "blazeface-short-range.tflite"
 SOURCE = ("mediapipe/modules/face_detection/face_detection_short_range.tflite from PyPI mediapipe==0.10.14 "
@@ -187,7 +187,7 @@ class BlazeFaceDetector:
             if (precision, shape) not in self._networks:
                 if len(self._networks) >= NETWORK_SIZES_KEPT:  # photos of many sizes: forget the oldest size
                     self._networks.pop(next(iter(self._networks)))
-                self._networks[precision, shape] = LiteNetwork(self._models[precision], cpu_threads())
+                self._networks[precision, shape] = LiteNetwork(self._models[precision])
             return self._networks[precision, shape]
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:

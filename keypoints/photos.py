@@ -14,7 +14,7 @@ from keyface.data.files import create_private, free_name, private_dir
 from keyface.data.images import load_image
 from keyface.detection.boxes import left_to_right
 from keyface.detection.detector import DEFAULT_DETECTOR, make_detector
-from keyface.keypoints.predictor import KeypointPredictor, resolve_model
+from keyface.keypoints.predictor import KeypointPredictor
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ def iter_predictions(photos: list[str], model: str | None, models: str | None, d
                      min_face: float | None = None) -> Iterator[tuple[dict, np.ndarray | None]]:
     """For each photo as soon as it is done: its faces left to right (numbered from 1) with box, score and
     keypoints rounded to 0.1 px (or "error"), and its pixels (None when it could not be read)."""
-    predictor = KeypointPredictor.load(resolve_model(model, models))
+    predictor = KeypointPredictor.load(model, models=models)
     detector = make_detector(detector, min_face)
     for photo in photos:
         try:
@@ -42,7 +42,7 @@ def iter_video_keypoints(video, model: str | None, models: str | None, detector:
                          min_face: float | None = None) -> Iterator[tuple[dict, np.ndarray]]:
     """For each frame a video (data.video.Video) looks at: its faces as for a photo, with the frame's
     number and time, and its pixels."""
-    predictor = KeypointPredictor.load(resolve_model(model, models))
+    predictor = KeypointPredictor.load(model, models=models)
     detector = make_detector(detector, min_face)
     for frame in video.frames():
         yield {"video": video.name, "frame": frame.index, "time": round(frame.time, 3),

@@ -201,14 +201,21 @@ class KeypointPredictor:
         return file_version(self.path) + ("-int8" if self.precision == "int8" else "")
 
     @classmethod
-    def load(cls, path: Path, runtime: str = "litert", precision: str = LITE_PRECISION) -> "KeypointPredictor":
-        """Load a keypoint model file written by `keyface keypoints train`; "litert" runs it without
-        TensorFlow (converted once, in `precision`), "keras" as a Keras model."""
-        from keyface.runtime.networks import KerasNetwork, load_lite, load_model, read_metadata
+    def load(cls, model: str | os.PathLike | None = None, runtime: str = "litert", precision: str | None = None,
+             models: str | os.PathLike | None = None) -> "KeypointPredictor":
+        """Load a keypoint model written by `keyface keypoints train`: a file, a name in the `models` directory,
+        or None for the shipped one; "litert" runs it without TensorFlow (converted once, in `precision`,
+        default LITE_PRECISION), "keras" as a Keras model."""
+        from keyface.runtime.networks import KerasNetwork, load_lite, load_model
+        path, precision = resolve_model(model, models), precision or LITE_PRECISION
         if runtime not in ("litert", "keras"):
             raise KeyfaceError(f"unknown runtime {runtime!r}: litert or keras")
-        meta = read_metadata(path, expect_kind="keypoints")
-        network = load_lite(path, precision) if runtime == "litert" else KerasNetwork(load_model(path)[0])
+        if runtime == "litert":
+            network = load_lite(path, precision, expect_kind="keypoints")
+            meta = network.metadata
+        else:
+            model, meta = load_model(path, expect_kind="keypoints")
+            network = KerasNetwork(model)
         mcfg = meta["config"]["model"]
         return cls(network, get_scheme(meta["scheme"]), mcfg["input_size"], mcfg["channels"], meta, Path(path),
                    precision if runtime == "litert" else "float32")

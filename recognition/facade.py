@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keyface.data.errors import KeyfaceError, OtherModelError
+from keyface.data.errors import EmptyGalleryError, KeyfaceError, OtherModelError
 from keyface.data.files import shown
 from keyface.data.paths import is_database_uri, shown_location
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER
@@ -37,10 +37,10 @@ def build(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, *, model:
     looks for (px wide, default 24), `precision` is "int8" or "float32" for the embedding and keypoint
     networks (default: int8 keypoints, and the embedder's own, int8 for dlib-resnet)."""
     from keyface.detection.detector import make_detector
-    from keyface.keypoints.predictor import LITE_PRECISION, KeypointPredictor, resolve_model
+    from keyface.keypoints.predictor import KeypointPredictor
     from keyface.recognition.approaches.registry import load_embedder
     from keyface.recognition.core.pipeline import FacePipeline
-    keypoints = KeypointPredictor.load(resolve_model(keypoint_model, models), precision=precision or LITE_PRECISION)
+    keypoints = KeypointPredictor.load(keypoint_model, precision=precision, models=models)
     pipeline = FacePipeline(keypoints, make_detector(detector, min_face))
     return Recogniser(pipeline, load_embedder(embedder, models, model, precision), threshold, several_faces, far)
 
@@ -158,8 +158,8 @@ class Gallery:
     def identify(self, image, top: int = 3, index=None, head: bool = False,
                  min_probability: float = 0.5) -> list[Face]:
         """Every face in a photo, left to right, with its `top` nearest people, named when the nearest is
-        within the open-set cut (else unknown: None). `index` is a search index made by search_index()
-        (kept by a server; default: the gallery's exact one); `head` names faces by the gallery's softmax head
+        within the open-set cut (else unknown: None). `index` is a search index made by search_index() (kept
+        by a server), or the kind of one to make ("exact", the default, "faiss" or "hnsw"); `head` names faces by the gallery's softmax head
         instead (`train_head`), unknown under `min_probability`."""
         if isinstance(image, (str, os.PathLike)) and Path(image).is_dir():
             raise KeyfaceError(f"{shown(image)} is a folder: identify takes one photo; loop over its images")
@@ -194,13 +194,13 @@ class Gallery:
         return self.store_enrolments(person, ready, thumbnail)
 
     def _index(self, given):
-        """The search index given (a server keeps one), else the gallery's exact one; refused when no one is
-        enrolled."""
-        if given is not None:
+        """The search index given (a server keeps one), else one of the kind named (default: the gallery's
+        exact one); refused when no one is enrolled."""
+        if given is not None and not isinstance(given, str):
             return given
         if self.store.is_empty():
-            raise KeyfaceError(f"gallery {self.path} is empty: enrol people first")
-        return self.search_index()
+            raise EmptyGalleryError(f"gallery {self.path} is empty: enrol people first")
+        return self.search_index(given)
 
     def search_index(self, kind: str | None = None):
         """A search index of the stored embeddings: for a file "exact" (the default) or "faiss", rebuilt only

@@ -231,10 +231,13 @@ def convert(model_path: Path, precision: str) -> bytes:
 class LiteNetwork:
     """A converted network: float32 (N, ...) in, float32 (N, ...) out. An interpreter has one set of
     buffers, so calls running side by side (threads finding faces, server requests) each take one from
-    a pool, made as needed up to one per core: nobody waits on a lock, and memory stays bounded."""
+    a pool, made as needed up to one per core: nobody waits on a lock, and memory stays bounded. A network
+    loaded from a model file carries that file's `metadata` and `version` (its hash, "-int8" for int8)."""
+    metadata: dict = {}
+    version: str = ""
 
-    def __init__(self, flatbuffer: bytes, threads: int):
-        self._flatbuffer, self._threads = flatbuffer, threads
+    def __init__(self, flatbuffer: bytes, threads: int | None = None):
+        self._flatbuffer, self._threads = flatbuffer, threads or cpu_threads()
         self._idle: queue.LifoQueue = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(os.cpu_count() or 1)
         first = self._new()
@@ -267,42 +270,45 @@ _DELEGATE_NOTE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
 _first_interpreter = {"made": False, "lock": threading.Lock()}
 
 
-@contextlib.contextmanager
-def _without_delegate_note():
-    """Around the process's first interpreter: LiteRT's C++ code prints a note about its CPU delegate on the
-    process's stderr, once, which a library's user never asked for. Whatever else is written to stderr
-    meanwhile is passed on as it was."""
+def _allocate(interpreter) -> None:
+    """Allocate an interpreter's tensors. The process's first allocation makes LiteRT's CPU delegate, whose
+    C++ code prints a note about it on the process's stderr, once, which a library's user never asked for:
+    that note is held back; whatever else is written to stderr meanwhile is passed on as it was."""
     if _first_interpreter["made"]:  # every later allocation: no lock, nothing held
-        yield
+        interpreter.allocate_tensors()
         return
     with _first_interpreter["lock"]:
-        if _first_interpreter["made"]:
-            yield
+        if not _first_interpreter["made"]:
+            _first_interpreter["made"] = True
+            _allocate_quietly(interpreter)
             return
-        _first_interpreter["made"] = True
-        try:
-            held = tempfile.TemporaryFile()
-        except OSError:  # nowhere to hold stderr: the note may show
-            yield
-            return
+    interpreter.allocate_tensors()
+
+
+def _allocate_quietly(interpreter) -> None:
+    """allocate_tensors() with stderr held in a file, passed on without the delegate's note."""
+    try:
+        held = tempfile.TemporaryFile()
+    except OSError:  # nowhere to hold stderr: the note may show
+        interpreter.allocate_tensors()
+        return
+    with held:
         try:
             saved = os.dup(2)
         except OSError:  # no stderr to speak of
-            held.close()
-            yield
+            interpreter.allocate_tensors()
             return
-        with held:
-            os.dup2(held.fileno(), 2)
-            try:
-                yield
-            finally:
-                os.dup2(saved, 2)
-                os.close(saved)
-                held.seek(0)
-                kept = b"".join(line for line in held.read().splitlines(True) if not line.startswith(_DELEGATE_NOTE))
-                if kept:
-                    with contextlib.suppress(OSError):
-                        os.write(2, kept)
+        os.dup2(held.fileno(), 2)
+        try:
+            interpreter.allocate_tensors()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = b"".join(line for line in held.read().splitlines(True) if not line.startswith(_DELEGATE_NOTE))
+            if kept:
+                with contextlib.suppress(OSError):
+                    os.write(2, kept)
 
 
 def _run(slot: list, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -312,33 +318,42 @@ def _run(slot: list, x: np.ndarray) -> dict[str, np.ndarray]:
     source = interpreter.get_input_details()[0]
     if x.shape != shape:
         interpreter.resize_tensor_input(source["index"], list(x.shape))
-        with _without_delegate_note():  # allocation makes the CPU delegate, which says so once
-            interpreter.allocate_tensors()
+        _allocate(interpreter)
         slot[1] = x.shape
     interpreter.set_tensor(source["index"], np.ascontiguousarray(x, np.float32))
     interpreter.invoke()
     return {out["name"]: interpreter.get_tensor(out["index"]).copy() for out in interpreter.get_output_details()}
 
 
-def load_lite(model_path: Path, precision: str = "float32") -> LiteNetwork:
-    """The LiteRT network of a model file on `cpu_threads()` threads (a .keras file converted once, cached)."""
+def load_lite(model_path: Path, precision: str = "float32", expect_kind: str | None = None) -> LiteNetwork:
+    """The LiteRT network of a model file on `cpu_threads()` threads (a .keras file converted once, cached),
+    with the file's metadata (refused if it is not of `expect_kind`) and version."""
     if precision not in PRECISIONS:
         raise KeyfaceError(f"unknown precision {precision!r}: {' or '.join(PRECISIONS)}")
+    metadata = read_metadata(model_path, expect_kind)
+    network = _lite_network(model_path, precision, metadata)
+    network.metadata = metadata
+    network.version = file_version(model_path) + ("-int8" if precision == "int8" else "")
+    return network
+
+
+def _lite_network(model_path: Path, precision: str, metadata: dict) -> LiteNetwork:
+    """The shipped flatbuffer of a .litert file, or a .keras file's converted one."""
     shipped = lite_flatbuffer(model_path)
     if shipped is not None:
-        stored = read_metadata(model_path).get("litert_precision")
+        stored = metadata.get("litert_precision")
         if stored != precision:
             raise KeyfaceError(f"{Path(model_path).name} holds {stored} weights only, not {precision}")
         try:
-            return LiteNetwork(shipped, cpu_threads())
+            return LiteNetwork(shipped)
         except ValueError:  # LiteRT's word for an unreadable flatbuffer
             raise KeyfaceError(f"{model_path} is damaged: its network cannot be read") from None
     try:
-        return LiteNetwork(cached_flatbuffer(model_path, precision), cpu_threads())
+        return LiteNetwork(cached_flatbuffer(model_path, precision))
     except ValueError:  # LiteRT's word for an unreadable flatbuffer: a damaged cache file, made again
         log.warning("the cached LiteRT copy of %s is damaged; converting it again", Path(model_path).name)
         cache_file(model_path, precision).unlink(missing_ok=True)
-        return LiteNetwork(cached_flatbuffer(model_path, precision), cpu_threads())
+        return LiteNetwork(cached_flatbuffer(model_path, precision))
 
 
 class KerasNetwork:

@@ -257,3 +257,22 @@ def test_several_photos_identified_at_once_print_as_one_at_a_time_would(tmp_path
     lines = together[1].splitlines()
     assert [line.split(" face ")[0] for line in lines] == [str(p) for p in photos if p != broken]
     assert lines[-1].split(": ")[1].startswith("Kristen") and "broken.jpg" in together[2]
+
+
+def test_an_empty_gallery_is_refused_by_its_kind_with_the_enrol_command(tmp_path, youtube_sample, models, capsys):
+    from keyface.data.errors import EmptyGalleryError
+    from keyface.recognition.facade import Gallery, build
+    db, (photo, _) = tmp_path / "g.db", youtube_sample[0]
+    run(["enroll", "--name", "Kristen", photo, "--gallery", db, *models], capsys)
+    run(["remove", "Kristen", "--gallery", db], capsys)
+    code, out, err = run(["identify", photo, "--gallery", db, "--threshold", "2", *models], capsys)
+    assert code == 2 and out == "" and len(err.splitlines()) == 1
+    assert "is empty" in err and err.rstrip().endswith("(run `keyface enroll --name NAME PHOTO...`)")
+    flag = dict(zip(models[::2], models[1::2]))
+    rec = build("geometry", model=flag["--embedder-model"], keypoint_model=flag["--keypoint-model"], threshold=2.0)
+    with Gallery(db, rec) as gallery:
+        with pytest.raises(EmptyGalleryError):  # refused when asked, before any photo is worked on
+            gallery.identify_all([photo], index="exact")
+        gallery.enrol("Kristen", [photo])
+        [(_, faces)] = list(gallery.identify_all([photo], index="exact"))
+    assert faces[0].name == "Kristen"

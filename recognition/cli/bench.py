@@ -9,7 +9,7 @@ from pathlib import Path
 
 from keyface.detection.detector import DEFAULT_DETECTOR, DETECTORS
 from keyface.recognition.approaches.registry import BENCHMARKED, DEFAULT_EMBEDDER
-from keyface.recognition.cli.flags import MAX_DEFAULT_WORKERS, count, face_px, precision_flag
+from keyface.recognition.cli.flags import MAX_DEFAULT_WORKERS, PRECISION, count, face_px
 from keyface.recognition.cli import bench_scale, bench_serve, bench_video
 from keyface.recognition.cli.output import print_table, write_report
 from keyface.runtime.networks import PRECISIONS
@@ -54,7 +54,7 @@ def _register_recognition(kinds) -> None:
     for name, func, text in (("identify", cmd_bench_identify, "LFW DevTest 'colleagues': rank-1, open-set DIR@1%% FAR, ms/face"),
                              ("verify", cmd_bench_verify, "LFW View 1: accuracy, ROC AUC, TAR@FAR=1e-3 on pairsDevTest"),
                              ("cluster", cmd_bench_cluster, "LFW DevTest people with 2+ photos: pairwise F-measure, NMI")):
-        p = kinds.add_parser(name, help=text)
+        p = kinds.add_parser(name, help=text, parents=[PRECISION])
         p.add_argument("--embedder", action="append", help="embedder name (repeatable; default: "
                        + ", ".join(BENCHMARKED) + ")")
         p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
@@ -64,7 +64,6 @@ def _register_recognition(kinds) -> None:
                        "embedder's own (to measure alignments)")
         p.add_argument("--mirror", choices=["on", "off"], help="average each face's embedding with its mirror "
                        "image's, or not (default: as the model file says)")
-        precision_flag(p)
         if name == "identify":
             p.add_argument("--group", type=int, default=0, metavar="N",
                            help="also N group canvases of the colleagues and strangers (faces 20-150 px): found, "

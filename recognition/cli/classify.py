@@ -57,13 +57,13 @@ def classify_faces(model, people: np.ndarray, crops: np.ndarray, top: int) -> li
 def cmd_classify(args) -> int:
     """Name every face in every photo with the classifier."""
     from keyface.data.images import load_image
-    from keyface.keypoints.predictor import KeypointPredictor, resolve_model
+    from keyface.keypoints.predictor import KeypointPredictor
     from keyface.recognition.cli.commands import _report
     from keyface.recognition.core.pipeline import FacePipeline, align_batch
     if args.top < 1 or not 0 <= args.min_probability <= 1:
         raise KeyfaceError("--top must be 1 or more and --min-probability between 0 and 1")
     model, people, spec = load_classifier(classifier_path(args.classifier, args.models))
-    pipeline = FacePipeline(KeypointPredictor.load(resolve_model(args.keypoint_model, args.models)))
+    pipeline = FacePipeline(KeypointPredictor.load(args.keypoint_model, models=args.models))
     out, errors = [], []
     for photo in args.photos:
         try:

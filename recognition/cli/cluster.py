@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 
 from keyface.data.errors import KeyfaceError
-from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER
 from keyface.recognition.core.clustering import cluster_faces, cluster_threshold
 
 log = logging.getLogger(__name__)
@@ -19,14 +18,14 @@ log = logging.getLogger(__name__)
 def register(sub) -> None:
     """Add `keyface cluster`."""
     from keyface.recognition.cli.commands import PHOTOS_HELP
-    from keyface.recognition.cli.flags import recogniser_flags, workers_flag
-    p = sub.add_parser("cluster", help="group the faces in unlabelled photos by person")
+    from keyface.recognition.cli import flags
+    p = sub.add_parser("cluster", help="group the faces in unlabelled photos by person",
+                       parents=[flags.WORKERS, flags.RECOGNISER])
     p.add_argument("photos", nargs="+", metavar="PHOTO", help=PHOTOS_HELP)
     p.add_argument("--out", required=True, help="directory for a folder per cluster and index.html")
-    workers_flag(p)
-    recogniser_flags(p, "the clustering cut: faces closer than this (cosine distance) join one cluster "
-                        "(default: the model's calibrated cluster_threshold)")
-    p.set_defaults(func=cmd_cluster, embedder=DEFAULT_EMBEDDER)
+    p.add_argument("--threshold", type=flags.distance, help="the clustering cut: faces closer than this (cosine "
+                   "distance) join one cluster (default: the model's calibrated cluster_threshold)")
+    p.set_defaults(func=cmd_cluster)
 
 
 def cmd_cluster(args) -> int:

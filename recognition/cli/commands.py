@@ -12,7 +12,7 @@ from keyface.data.paths import gallery_location
 from keyface.detection.detector import DEFAULT_DETECTOR
 from keyface.recognition.cli import flags
 from keyface.recognition.cli.hints import with_hint
-from keyface.recognition.facade import photo_json, verify_json
+from keyface.recognition.facade import Gallery, photo_json, verify_json
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,8 @@ VERIFY_EPILOG = ("exit status: 0 same person, 1 different people, 2 an error (a 
 def register(sub) -> None:
     """Add the gallery and recognition commands."""
     from keyface.recognition.cli.output import JSON_LINES_HELP
-    p = sub.add_parser("enroll", aliases=["enrol"], help="add people's photos to the gallery (also: enrol)")
+    p = sub.add_parser("enroll", aliases=["enrol"], help="add people's photos to the gallery (also: enrol)",
+                       parents=[flags.GALLERY, flags.RECOGNISER])
     p.add_argument("photos", nargs="*", metavar="PHOTO", help=PHOTOS_HELP + " (with --name)")
     p.add_argument("--name", help="the person in the photos")
     p.add_argument("--folders", help="a folder with one subfolder of photos per person")
@@ -38,10 +39,10 @@ def register(sub) -> None:
                    "(default: refuse the photo); in a video of several people, the one seen largest")
     p.add_argument("--count", type=flags.count, default=5, help="from a video: the best distinct frames to enrol "
                    "(default: 5)")
-    flags.gallery_flags(p)
     p.set_defaults(func=cmd_enroll)
     p = sub.add_parser("identify", help="name every face in photos and videos against the gallery",
-                       epilog=JSON_LINES_HELP + " " + VIDEO_HELP)
+                       epilog=JSON_LINES_HELP + " " + VIDEO_HELP,
+                       parents=[flags.WORKERS, flags.VIDEO, flags.GALLERY, flags.RECOGNISER])
     p.add_argument("photos", nargs="*", metavar="PHOTO", help=PHOTOS_HELP + "; video files (known by their content) "
                    "give a line per track")
     p.add_argument("--json", action="store_true", help="JSON Lines, one object per photo (see below)")
@@ -54,27 +55,23 @@ def register(sub) -> None:
     p.add_argument("--index", choices=["exact", "faiss", "hnsw"],
                    help="a gallery file: exact NumPy search (default), or FAISS for very large galleries (pip "
                    "install 'keyface[ann]'); PostgreSQL: pgvector's HNSW index (default) or exact")
-    flags.workers_flag(p)
-    flags.video_flags(p)
-    flags.gallery_flag(p)
-    flags.recogniser_flags(p, "distance cut: beyond it a face is unknown (default: the model's calibrated cut)")
+    p.add_argument("--threshold", type=flags.distance, help="distance cut: beyond it a face is unknown (default: the "
+                   "model's calibrated cut)")
     p.set_defaults(func=cmd_identify)
     p = sub.add_parser("verify", help="are two photos the same person? (exit 0 same, 1 different, 2 error)",
-                       epilog=VERIFY_EPILOG)
+                       epilog=VERIFY_EPILOG, parents=[flags.RECOGNISER])
     p.add_argument("photo_a", metavar="A", help="the first photo file (one face, or --largest-face)")
     p.add_argument("photo_b", metavar="B", help="the second photo file")
     p.add_argument("--json", action="store_true", help="one JSON line: same, distance, threshold")
     p.add_argument("--largest-face", action="store_true", help="in a photo with several faces, take the largest")
-    flags.recogniser_flags(p, "distance cut: within it the two faces are the same person (default: the model's "
-                        "calibrated cut)")
+    p.add_argument("--threshold", type=flags.distance, help="distance cut: within it the two faces are the same "
+                   "person (default: the model's calibrated cut)")
     p.set_defaults(func=cmd_verify)
     p = sub.add_parser("embed", help="each face's box, keypoints and embedding (JSON Lines)",
                        epilog=JSON_LINES_HELP + " A video gives a line per track: its times, frames, best box and "
-                       "the mean embedding of its best sightings.")
+                       "the mean embedding of its best sightings.", parents=[flags.WORKERS, flags.RECOGNISER])
     p.add_argument("photos", nargs="+", metavar="PHOTO", help=PHOTOS_HELP + "; or video files")
     p.add_argument("--json", action="store_true", help="accepted for symmetry: the output is always JSON Lines")
-    flags.workers_flag(p)
-    flags.recogniser_flags(p)
     p.set_defaults(func=cmd_embed)
 
 
@@ -100,7 +97,6 @@ def gallery_path(args) -> Path | str:
 def open_gallery(args, rec=None, create: bool = False):
     """The gallery for this embedder (refused if it was made by another); only `create` makes a new one.
     Without a recogniser (people, rename, remove) any embedder's gallery will do and no model loads."""
-    from keyface.recognition.facade import Gallery
     return Gallery(existing_gallery(args) if not create else gallery_path(args), rec, create=create)
 
 
@@ -173,17 +169,16 @@ def cmd_identify(args) -> int:
     if not args.photos and args.camera is None:
         raise KeyfaceError("give photos or videos to identify, or --camera N")
     flags.check_video_flags(args)  # before any model loads
-    existing_gallery(args)
+    location = existing_gallery(args)  # before any model loads
     videos, errors = {p for p in args.photos if is_video_file(p)}, []
     if args.head and (videos or args.camera is not None):
         raise KeyfaceError("--head names faces in photos; videos are named by their tracks' nearest people")
     own_bars = bool(videos) or args.camera is not None  # a video shows its frames' progress instead
     workers = 1 if own_bars or args.head else flags.photo_workers(args, len(args.photos))
-    with open_gallery(args, recogniser(args)) as gallery:
-        if gallery.is_empty():
-            raise KeyfaceError(f"gallery {gallery.path} is empty: enrol people first (keyface enroll)")
+    with Gallery(location, recogniser(args)) as gallery:
         if args.head:
             gallery.softmax_head()  # missing: one error for the run, not one a photo
+        threshold = gallery.identify_threshold(head=args.head)
         with progress([] if own_bars else args.photos, "identifying") as (count, stream):
             if args.camera is not None:
                 _identify_video(gallery, args.camera, args, stream, errors)
@@ -192,10 +187,10 @@ def cmd_identify(args) -> int:
                     if item in videos:
                         _identify_video(gallery, item, args, stream, errors)
                     else:
-                        _identify_one(gallery, *next(_identified(gallery, [item], args, 1)), args, stream, errors)
+                        _identify_one(*next(_identified(gallery, [item], args, 1)), threshold, args, stream, errors)
             else:
                 for item, result in count(_identified(gallery, args.photos, args, workers)):
-                    _identify_one(gallery, item, result, args, stream, errors)
+                    _identify_one(item, result, threshold, args, stream, errors)
     return 2 if errors else 0
 
 
@@ -205,10 +200,9 @@ def _identify_video(gallery, source, args, stream, errors: list) -> None:
     identify_video(gallery, source, args, stream, errors)
 
 
-def _identify_one(gallery, photo: str, result, args, stream, errors: list) -> None:
+def _identify_one(photo: str, result, threshold: float | None, args, stream, errors: list) -> None:
     """One photo's faces (or its error: `result` is what Gallery.identify gave or raised) printed, and
-    annotated if asked."""
-    threshold = gallery.identify_threshold(head=args.head)
+    annotated if asked; `threshold` is the gallery's identify cut (None: a softmax head names faces)."""
     faces, error = _faces_or_error(result)
     if args.annotate and faces:
         from keyface.recognition.core.annotate import annotate_identities
@@ -224,9 +218,9 @@ def _identify_one(gallery, photo: str, result, args, stream, errors: list) -> No
 
 
 def _identified(gallery, photos: list, args, workers: int):
-    """(photo, its faces or its KeyfaceError) for each photo, in order, `workers` at once."""
-    return gallery.identify_all(photos, args.top, gallery.search_index(args.index), args.head, args.min_probability,
-                                workers)
+    """(photo, its faces or its KeyfaceError) for each photo, in order, `workers` at once (a gallery with no
+    one in it refused before any photo)."""
+    return gallery.identify_all(photos, args.top, args.index, args.head, args.min_probability, workers)
 
 
 def _faces_or_error(result) -> tuple[list, str | None]:

@@ -10,14 +10,14 @@ from keyface.detection.detector import DEFAULT_DETECTOR, DETECTORS
 from keyface.recognition.approaches.registry import EMBEDDER_NAMES
 from keyface.runtime.networks import git_revision, keyface_version
 from keyface.recognition.cli.bench import set_threads
-from keyface.recognition.cli.flags import precision_flag
+from keyface.recognition.cli.flags import PRECISION
 from keyface.recognition.evaluation.report import PROTOCOLS, describe, markdown_table, write_report
 
 
 def register(sub) -> None:
     """Add `keyface compare`."""
     p = sub.add_parser("compare", help="every approach on the same LFW protocols, or on your own people "
-                                       "(--folders): one Markdown/HTML/JSON report")
+                                       "(--folders): one Markdown/HTML/JSON report", parents=[PRECISION])
     p.add_argument("--data", help="data root (default: $KEYFACE_DATA)")
     p.add_argument("--folders", metavar="DIR", help="compare on your own people instead of LFW: a folder per person "
                    "with any images in it (k-fold; no data root needed)")
@@ -33,7 +33,6 @@ def register(sub) -> None:
     p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
     p.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR,
                    help=f"face detector for keyface's embedders (default: {DEFAULT_DETECTOR})")
-    precision_flag(p)
     p.add_argument("--threads", type=int, default=1, help="CPU threads for TensorFlow (timings per core by default)")
     p.set_defaults(func=cmd_compare, gallery=None)
 

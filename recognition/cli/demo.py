@@ -21,13 +21,13 @@ def demo_root() -> Path:
 
 def register(sub) -> None:
     """Add `keyface demo`."""
-    p = sub.add_parser("demo", help="enrol a small real sample and identify held-out photos (offline)")
+    p = sub.add_parser("demo", help="enrol a small real sample and identify held-out photos (offline)",
+                       parents=[flags.PRECISION])
     p.add_argument("--out", default="keyface-demo", help="directory for the gallery, annotated photos and index.html")
     p.add_argument("--embedder", default=DEFAULT_EMBEDDER, help=f"embedder to use (default: {DEFAULT_EMBEDDER})")
     p.add_argument("--embedder-model", help="embedder model file (default: models dir, then shipped)")
     p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
     p.add_argument("--threshold", type=flags.distance, help="unknown beyond this distance (default: the model's)")
-    flags.precision_flag(p)
     p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
     p.set_defaults(func=cmd_demo, gallery=None, largest_face=True)  # LFW photos: the labelled face is the largest
 

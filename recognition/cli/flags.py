@@ -1,5 +1,6 @@
-"""The flags several commands share (the recogniser's, the gallery's, a video's frames), and argument types
-that range-check numbers, so that a wrong flag value is a one-line usage error."""
+"""The flags several commands share (the recogniser's, the gallery's, a video's frames), as parsers that
+commands take as parents, and argument types that range-check numbers, so that a wrong flag value is a
+one-line usage error."""
 from __future__ import annotations
 
 import argparse
@@ -40,10 +41,56 @@ seconds = _number(float, 0.0, 1e7, what="seconds, 0 or more")
 MAX_DEFAULT_WORKERS = 4  # photos at once unless told: each holds its pixels and, on a big photo, ~140 MB of buffers
 
 
-def workers_flag(p) -> None:
-    """--workers: how many photos are worked on at once."""
-    p.add_argument("--workers", type=count, help=f"photos worked on at once, sharing the cores (default: one a core, "
-                   f"up to {MAX_DEFAULT_WORKERS}, when there are several photos; videos and --head go one at a time)")
+def _shared(*parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """A parser of flags several commands take, through add_parser(parents=[...]) (argparse's way to share them).
+    Their defaults live here: a command changes none with set_defaults, since every command shares the flag."""
+    return argparse.ArgumentParser(add_help=False, parents=list(parents))
+
+
+WORKERS = _shared()  # how many photos are worked on at once
+WORKERS.add_argument("--workers", type=count, help=f"photos worked on at once, sharing the cores (default: one a "
+                     f"core, up to {MAX_DEFAULT_WORKERS}, when there are several photos; videos and --head go one at "
+                     "a time)")
+
+PRECISION = _shared()  # for commands that run an embedder
+PRECISION.add_argument("--precision", choices=PRECISIONS, help="run the embedding and keypoint networks with int8 "
+                       "weights (~2.5x faster) or in float32 (default: int8 keypoints, and the embedder's own: int8 "
+                       "for dlib-resnet and inception, else float32)")
+
+DETECTOR = _shared()  # for commands that find faces
+DETECTOR.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR,
+                      help=f"face detector (default: {DEFAULT_DETECTOR}; mtcnn is ~10x slower end to end)")
+DETECTOR.add_argument("--min-face", type=face_px, default=MIN_FACE, metavar="PX",
+                      help=f"smallest face to look for, in pixels wide (default: {MIN_FACE:g}, about 10 px between "
+                      "the eyes); a larger one is faster on big photos")
+
+GALLERY = _shared()  # for the commands that read or write one
+GALLERY.add_argument("--gallery", help="gallery file, or a PostgreSQL database as postgresql://USER@HOST/DB "
+                     "(default: $KEYFACE_GALLERY, then the per-user gallery.db)")
+
+MODELS = _shared()
+MODELS.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
+
+EMBEDDER = _shared()
+EMBEDDER.add_argument("--embedder", default=DEFAULT_EMBEDDER,
+                      help=f"{', '.join(EMBEDDER_NAMES)} (default: {DEFAULT_EMBEDDER}, the most accurate measured)")
+EMBEDDER.add_argument("--embedder-model", help="embedder model file (default: models dir, then shipped)")
+EMBEDDER.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
+
+RECOGNISER = _shared(EMBEDDER, DETECTOR, PRECISION, MODELS)  # what makes a recogniser; --threshold is each command's
+
+SAMPLING = _shared()  # which frames of a video are looked at
+SAMPLING.add_argument("--every", type=count, metavar="N", help="videos: look at every N-th frame (default: 15 "
+                      "frames a second)")
+SAMPLING.add_argument("--fps", type=frame_rate, metavar="F", help="videos: look at F frames a second (default: 15)")
+SAMPLING.add_argument("--start", type=seconds, default=0.0, metavar="S", help="videos: start S seconds in")
+SAMPLING.add_argument("--end", type=seconds, metavar="S", help="videos: stop S seconds in")
+
+VIDEO = _shared(SAMPLING)  # for identify
+VIDEO.add_argument("--camera", type=int, metavar="N", help="read a live camera (V4L2 device N) instead of files")
+VIDEO.add_argument("--out", help="videos: write a copy with numbered, named boxes to this new .mp4 file")
+VIDEO.add_argument("--show", action="store_true", help="show the video and its boxes in a window as it runs "
+                   "(needs a display; press q to stop)")
 
 
 def photo_workers(args, photos: int) -> int:
@@ -55,74 +102,6 @@ def photo_workers(args, photos: int) -> int:
     if workers > 1:
         set_threads(max(1, cores // workers))
     return workers
-
-
-def precision_flag(p) -> None:
-    """--precision, for commands that run an embedder."""
-    p.add_argument("--precision", choices=PRECISIONS, help="run the embedding and keypoint networks with int8 "
-                   "weights (~2.5x faster) or in float32 (default: int8 keypoints, and the embedder's own: int8 "
-                   "for dlib-resnet and inception, else float32)")
-
-
-def detector_flags(p) -> None:
-    """--detector and --min-face, for commands that find faces."""
-    p.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR,
-                   help=f"face detector (default: {DEFAULT_DETECTOR}; mtcnn is ~10x slower end to end)")
-    p.add_argument("--min-face", type=face_px, default=MIN_FACE, metavar="PX",
-                   help=f"smallest face to look for, in pixels wide (default: {MIN_FACE:g}, about 10 px between "
-                   "the eyes); a larger one is faster on big photos")
-
-
-def gallery_flag(p) -> None:
-    """--gallery, for the commands that read or write one."""
-    p.add_argument("--gallery", help="gallery file, or a PostgreSQL database as postgresql://USER@HOST/DB "
-                   "(default: $KEYFACE_GALLERY, then the per-user gallery.db)")
-
-
-def recogniser_flags(p, threshold: str | None = None) -> None:
-    """The flags that choose the embedder, keypoint model and detector (and --threshold, with its meaning
-    for this command, where the command uses one)."""
-    p.add_argument("--embedder", default=DEFAULT_EMBEDDER,
-                   help=f"{', '.join(EMBEDDER_NAMES)} (default: {DEFAULT_EMBEDDER}, the most accurate measured)")
-    p.add_argument("--embedder-model", help="embedder model file (default: models dir, then shipped)")
-    p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
-    detector_flags(p)
-    precision_flag(p)
-    if threshold:
-        p.add_argument("--threshold", type=distance, help=threshold)
-    models_flag(p)
-
-
-def models_flag(p) -> None:
-    """--models."""
-    p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
-
-
-def gallery_flags(p, embedder: bool = True) -> None:
-    """--gallery with the recogniser flags (or only --models): for commands that use a gallery."""
-    gallery_flag(p)
-    if embedder:
-        recogniser_flags(p)
-    else:
-        models_flag(p)
-
-
-def video_flags(p) -> None:
-    """--camera, --every, --fps, --start, --end, --out, --show: for identify."""
-    p.add_argument("--camera", type=int, metavar="N", help="read a live camera (V4L2 device N) instead of files")
-    sampling_flags(p)
-    p.add_argument("--out", help="videos: write a copy with numbered, named boxes to this new .mp4 file")
-    p.add_argument("--show", action="store_true", help="show the video and its boxes in a window as it runs "
-                   "(needs a display; press q to stop)")
-
-
-def sampling_flags(p) -> None:
-    """--every, --fps, --start, --end: which frames of a video are looked at."""
-    p.add_argument("--every", type=count, metavar="N", help="videos: look at every N-th frame (default: 15 "
-                   "frames a second)")
-    p.add_argument("--fps", type=frame_rate, metavar="F", help="videos: look at F frames a second (default: 15)")
-    p.add_argument("--start", type=seconds, default=0.0, metavar="S", help="videos: start S seconds in")
-    p.add_argument("--end", type=seconds, metavar="S", help="videos: stop S seconds in")
 
 
 def sampling(args):

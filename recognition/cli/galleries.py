@@ -10,6 +10,7 @@ from keyface.data.errors import KeyfaceError
 from keyface.data.paths import gallery_location, shown_location
 from keyface.recognition.cli import flags
 from keyface.recognition.cli.commands import _report, existing_gallery, gallery_path, open_gallery, recogniser
+from keyface.recognition.facade import Gallery
 
 MIGRATE_EPILOG = ("SRC and DST are gallery files or postgresql://USER[:PASSWORD]@HOST[:PORT]/DB URIs. DST must be "
                   "new or empty; everything is copied in one transaction, then both are read back and compared "
@@ -18,29 +19,26 @@ MIGRATE_EPILOG = ("SRC and DST are gallery files or postgresql://USER[:PASSWORD]
 
 def register(sub) -> None:
     """Add the gallery-keeping commands."""
-    p = sub.add_parser("people", help="list the gallery's people and photo counts")
+    gallery, with_recogniser = [flags.GALLERY], [flags.GALLERY, flags.RECOGNISER]
+    p = sub.add_parser("people", help="list the gallery's people and photo counts", parents=gallery)
     p.add_argument("--json", action="store_true", help="a JSON list of {name, photos}")
-    flags.gallery_flag(p)
     p.set_defaults(func=cmd_people)
-    p = sub.add_parser("rename", help="rename a person")
+    p = sub.add_parser("rename", help="rename a person", parents=gallery)
     p.add_argument("old", help="the person's name now")
     p.add_argument("new", help="the new name")
-    flags.gallery_flag(p)
     p.set_defaults(func=cmd_rename)
-    p = sub.add_parser("remove", help="remove a person and their photos")
+    p = sub.add_parser("remove", help="remove a person and their photos", parents=gallery)
     p.add_argument("name", help="the person to remove")
-    flags.gallery_flag(p)
     p.set_defaults(func=cmd_remove)
-    p = sub.add_parser("train-head", help="retrain a softmax head on the gallery (identify --head uses it)")
+    p = sub.add_parser("train-head", help="retrain a softmax head on the gallery (identify --head uses it)",
+                       parents=with_recogniser)
     p.add_argument("--epochs", type=flags.count, default=200, help="training epochs (default: 200)")
-    flags.gallery_flags(p)
     p.set_defaults(func=cmd_train_head)
     p = sub.add_parser("reindex", help="re-embed a gallery's photos with another embedder (a file's old copy is "
-                       "kept as GALLERY.bak; a database is replaced in one transaction)")
-    flags.gallery_flags(p)
+                       "kept as GALLERY.bak; a database is replaced in one transaction)", parents=with_recogniser)
     p.set_defaults(func=cmd_reindex)
-    p = sub.add_parser("check", help="check a gallery: the file's or database's structure and every stored embedding")
-    flags.gallery_flag(p)
+    p = sub.add_parser("check", help="check a gallery: the file's or database's structure and every stored embedding",
+                       parents=gallery)
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("migrate", help="copy a gallery between a file and PostgreSQL (either way), checked",
                        epilog=MIGRATE_EPILOG)
@@ -80,8 +78,8 @@ def cmd_remove(args) -> int:
 
 def cmd_train_head(args) -> int:
     """Fit the softmax head on the gallery's embeddings."""
-    existing_gallery(args)
-    with open_gallery(args, recogniser(args)) as gallery:
+    location = existing_gallery(args)  # before any model loads
+    with Gallery(location, recogniser(args)) as gallery:
         path = gallery.train_head(args.epochs)
         print(f"softmax head over {len(gallery.people())} people written to {path}")
     return 0

@@ -2,7 +2,7 @@
 the command line adds the flag or command that does it, chosen by the error's kind."""
 from __future__ import annotations
 
-from keyface.data.errors import (DamagedGalleryError, FalseAcceptRateError, KeyfaceError, LandmarksNeededError,
+from keyface.data.errors import (DamagedGalleryError, EmptyGalleryError, FalseAcceptRateError, KeyfaceError, LandmarksNeededError,
                                  NoDataRootError, NoSoftmaxHeadError, NotCalibratedError, OtherModelError,
                                  SeveralFacesError)
 
@@ -16,6 +16,8 @@ def hint(error: KeyfaceError) -> str | None:
                 f"{error.wanted}`")
     if isinstance(error, DamagedGalleryError):
         return f"run `keyface {error.repair} --gallery {error.path}`"
+    if isinstance(error, EmptyGalleryError):
+        return "run `keyface enroll --name NAME PHOTO...`"
     if isinstance(error, NoSoftmaxHeadError):
         return f"run `keyface train-head --gallery {error.path}`"
     flags = {SeveralFacesError: "--largest-face", FalseAcceptRateError: "--far", NoDataRootError: "--data PATH",

@@ -18,9 +18,8 @@ log = logging.getLogger(__name__)
 
 
 def add_common(p, data: bool = False) -> None:
-    """--models, --detector (and --data) flags shared by every command."""
+    """--models (and --data) flags shared by every verb (each takes --detector as a parent parser)."""
     p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then the per-user one)")
-    flags.detector_flags(p)
     if data:
         p.add_argument("--data", help="data root (default: $KEYFACE_DATA)")
 
@@ -38,7 +37,7 @@ def register(sub) -> None:
 def _register_predict(verbs) -> None:
     from keyface.recognition.cli.output import JSON_LINES_HELP
     p = verbs.add_parser("predict", help="keypoints of every face in photos (the default verb)",
-                         epilog=JSON_LINES_HELP)
+                         epilog=JSON_LINES_HELP, parents=[flags.SAMPLING, flags.DETECTOR])
     p.add_argument("photos", nargs="+", metavar="PHOTO",
                    help="photo files, or folders: every image in a folder, recursively, in sorted order; video files "
                    "give a record per frame looked at (15 a second by default)")
@@ -47,13 +46,13 @@ def _register_predict(verbs) -> None:
     p.add_argument("--out", help="write annotated copies: this file for one photo (.jpg/.png), else into this "
                    "folder; never over an existing file (-2, -3, ... is added)")
     p.add_argument("--filter", choices=["sunglasses"], help="draw a fun filter instead of the points")
-    flags.sampling_flags(p)
     add_common(p)
     p.set_defaults(func=cmd_predict)
 
 
 def _register_train(verbs) -> None:
-    p = verbs.add_parser("train", help="train a keypoint net on youtube_faces_68 or a Kaggle CSV")
+    p = verbs.add_parser("train", help="train a keypoint net on youtube_faces_68 or a Kaggle CSV",
+                         parents=[flags.DETECTOR])
     p.add_argument("--arch", default="keyface-res", help="keyface-res (ours), naimishnet or conv5bn")
     p.add_argument("--epochs", type=int, default=60, help="most epochs to train (default: 60)")
     p.add_argument("--batch-size", type=int, default=32, help="samples per batch (default: 32)")
@@ -77,7 +76,8 @@ def _register_train(verbs) -> None:
 
 
 def _register_eval(verbs) -> None:
-    p = verbs.add_parser("eval", help="NME, RMSE, per-group error, CED plot on youtube_faces_68 test")
+    p = verbs.add_parser("eval", help="NME, RMSE, per-group error, CED plot on youtube_faces_68 test",
+                         parents=[flags.DETECTOR])
     p.add_argument("--model", help="keypoint model file or name (default: shipped)")
     p.add_argument("--split", default="test", choices=["test", "train"], help="youtube_faces_68 split (default: test)")
     p.add_argument("--out", default="keypoints-eval", help="directory for metrics.json and ced.png")
@@ -115,8 +115,8 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     """Evaluate a keypoint model on labelled youtube_faces_68 frames."""
     from keyface.keypoints.evaluation.bench import evaluate_model
-    from keyface.keypoints.predictor import KeypointPredictor, resolve_model
-    predictor = KeypointPredictor.load(resolve_model(args.model, args.models), precision=args.precision)
+    from keyface.keypoints.predictor import KeypointPredictor
+    predictor = KeypointPredictor.load(args.model, precision=args.precision, models=args.models)
     report = evaluate_model(predictor, data_root(args.data), args.split, make_detector(args.detector), Path(args.out))
     print(json.dumps(report, indent=2))
     return 0

@@ -19,15 +19,14 @@ def register(sub) -> None:
     p = sub.add_parser("serve", help="an HTTP API and a browser page for enrolling and identifying",
                        description="Serve the gallery over HTTP: a JSON API under /api (OpenAPI at /api/docs) and a "
                        "page at /. Requests that change the gallery need the API token (Authorization: Bearer "
-                       "TOKEN); bound beyond loopback, every API request does. The token is made at first start.")
+                       "TOKEN); bound beyond loopback, every API request does. The token is made at first start.",
+                       parents=[flags.DETECTOR, flags.PRECISION])
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=flags.port, default=8000, help="TCP port (default: 8000)")
     p.add_argument("--gallery", help="gallery file or postgresql:// URI (default: $KEYFACE_GALLERY, then the "
                    "per-user gallery.db; made if missing)")
     p.add_argument("--embedder", default=DEFAULT_EMBEDDER, choices=EMBEDDER_NAMES,
                    help=f"embedder (default: {DEFAULT_EMBEDDER})")
-    flags.detector_flags(p)
-    flags.precision_flag(p)
     p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
     p.add_argument("--token-file", help="file holding the API token (default: the per-user serve/token; made "
                    "owner-only if missing)")

@@ -70,7 +70,7 @@ def identify_video(gallery, source, args, stream, errors: list) -> None:
     with Video(source, frames) as video:
         watcher = Watcher(video, args)
         try:
-            for track in gallery.identify_video(video, args.top, watcher, gallery.search_index(args.index)):
+            for track in gallery.identify_video(video, args.top, watcher, args.index):
                 tracks.append(track)
                 if args.json:
                     stream.json(track_json(video.name, track, threshold))

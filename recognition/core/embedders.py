@@ -67,7 +67,7 @@ class KerasFileEmbedder(Embedder):
     batch = 64  # faces per forward pass: bounds memory on large galleries
 
     def __init__(self, path: Path, precision: str = "float32", name: str | None = None, batch: int | None = None):
-        from keyface.runtime.networks import load_model, read_metadata
+        from keyface.runtime.networks import load_model
         self.batch = batch or self.batch
         if precision not in PRECISIONS:
             raise KeyfaceError(f"unknown precision {precision!r}: {' or '.join(PRECISIONS)}")
@@ -75,10 +75,10 @@ class KerasFileEmbedder(Embedder):
             raise KeyfaceError(f"{self.name} runs in float32 only, not int8")
         self.precision, self.model = precision, None
         if precision == "int8":  # the Keras network is not loaded at all: no TensorFlow, a shorter start-up
-            self.metadata = read_metadata(path, expect_kind="embedder")
-            self.network = load_lite(path, "int8")
-            # int8 vectors differ slightly from float32 ones: a gallery keeps the two apart
-            self.dim, self.version = self.network.output_shape[-1], file_version(path) + "-int8"
+            self.network = load_lite(path, "int8", expect_kind="embedder")
+            # int8 vectors differ slightly from float32 ones: its version ends "-int8", so a gallery keeps them apart
+            self.metadata, self.version = self.network.metadata, self.network.version
+            self.dim = self.network.output_shape[-1]
         else:
             self.model, self.metadata = load_model(path, expect_kind="embedder")
             self.network = KerasNetwork(self.model)

@@ -25,7 +25,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from keyface.data.errors import GalleryError, KeyfaceError
+from keyface.data.errors import EmptyGalleryError, KeyfaceError
 from keyface.data.images import decode_image_bytes, image_sha256
 from keyface.data.paths import is_database_uri, shown_location
 from keyface.recognition.core.annotate import face_thumbnail
@@ -226,7 +226,7 @@ def _photo_routes(app: FastAPI, rec, store: GalleryThread) -> None:
         gallery = store.gallery
         index = await store.run_async(lambda: None if gallery.is_empty() else live.pick(gallery.search_index()))
         if index is None:
-            raise GalleryError("the gallery is empty: enrol people first")
+            raise EmptyGalleryError("the gallery is empty: enrol people first")
         # decoded and identified in one hop to a worker thread; the index is read there, the gallery is not
         faces = await _in_thread(lambda: gallery.identify(decode_image_bytes(data, name), top, index))
         # already plain JSON: handed to the client as it is, without FastAPI encoding it again
