@@ -78,7 +78,7 @@ def calibration_inputs(photos: list[Path]) -> list[np.ndarray]:
     tiles of group canvases made from them (small faces, backgrounds)."""
     from keyface.data.crowd import CanvasSpec, Source, make_canvas
     from keyface.data.images import load_image
-    from keyface.detection import blazeface
+    from keyface.detection import detector as blazeface  # BlazeFace lives in detection.detector
     out = [blazeface.letterbox(load_image(p))[0] for p in photos]
     sources = [Source(p.stem, p, (70.0, 60.0, 180.0, 190.0)) for p in photos]  # deep-funneled LFW: the face's place
     rng = np.random.default_rng(0)

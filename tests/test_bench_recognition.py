@@ -2,7 +2,7 @@
 import numpy as np
 
 from keyface.recognition.evaluation.protocols import identify_scores
-from keyface.recognition.core.embedders import l2_normalise
+from keyface.recognition.core.pipeline import l2_normalise
 
 
 def clustered(rng, centres, people, noise):

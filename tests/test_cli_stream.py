@@ -210,9 +210,9 @@ def test_labels_stay_inside_the_image_and_apart():
 
 @pytest.mark.parametrize("tty", [False, True])
 def test_progress_bar_only_on_a_terminal_with_more_than_three_photos(monkeypatch, tty):
-    from keyface.recognition.cli import output
+    from keyface.recognition.cli.commands import Progress
     monkeypatch.setattr(sys.stderr, "isatty", lambda: tty, raising=False)
-    with output.progress(["a", "b", "c"], "x") as (count, stream):
+    with Progress(["a", "b", "c"], "x") as (count, stream):
         assert stream.bar is None and list(count(iter("abc"))) == ["a", "b", "c"]
-    with output.progress(list("abcd"), "x") as (count, stream):  # the results pass through, counted as handled
+    with Progress(list("abcd"), "x") as (count, stream):  # the results pass through, counted as handled
         assert (stream.bar is not None) == tty and list(count(x.upper() for x in "abcd")) == list("ABCD")

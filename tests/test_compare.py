@@ -8,7 +8,7 @@ import numpy as np
 
 from keyface.data.lfw import Pair
 from keyface.recognition.evaluation.compare import Contender, cached_score
-from keyface.recognition.core.embedders import l2_normalise
+from keyface.recognition.core.pipeline import l2_normalise
 from keyface.runtime.networks import file_version
 from keyface.recognition.evaluation.report import markdown_table, write_report
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from keyface.data.errors import DataError
-from keyface.recognition.core.embedders import l2_normalise
+from keyface.recognition.core.pipeline import l2_normalise
 from keyface.recognition.evaluation.compare import Contender
 from keyface.recognition.evaluation.folds import make_folds
 from keyface.recognition.evaluation.own_people import score_all

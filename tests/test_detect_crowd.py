@@ -10,8 +10,8 @@ import pytest
 
 from keyface.data.crowd import CanvasSpec, Source, crop_around, make_canvas, match_faces
 from keyface.data.images import load_image
-from keyface.detection import blazeface
-from keyface.detection.blazeface import BlazeFaceDetector
+from keyface.detection import detector as blazeface  # BlazeFace lives in detection.detector
+from keyface.detection.detector import BlazeFaceDetector
 from keyface.detection.boxes import MIN_FACE, box_iou, weighted_nms
 from keyface.detection.detector import make_detector
 
@@ -171,7 +171,7 @@ def test_a_40_megapixel_photo_is_searched_within_its_memory_bound():
     """7300 x 5480 px: the photo itself is 120 MB; the search may add the finest scale's copy (~70 MB) and
     one tile's buffers, never memory that grows with the photo's area several times over."""
     code = ("import numpy as np, resource\n"
-            "from keyface.detection.blazeface import BlazeFaceDetector\n"
+            "from keyface.detection.detector import BlazeFaceDetector\n"
             "d = BlazeFaceDetector(); d.detect(np.zeros((64, 64, 3), np.uint8))\n"
             "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
             "rng = np.random.default_rng(0)\n"
@@ -212,7 +212,7 @@ def test_the_keras_rebuild_of_blazeface_computes_what_the_tflite_file_does():
 
 def test_the_int8_tiles_find_what_the_float_network_finds(detector):
     """The shipped int8 file, pinned by hash, against the float file on the finest scale of real photos."""
-    from keyface.detection import blazeface
+    from keyface.detection import detector as blazeface  # BlazeFace lives in detection.detector
     blazeface.checked_model_file(blazeface.INT8_FILE, blazeface.INT8_SHA256)
     for path in PROBES[:8]:
         level = np.ascontiguousarray(load_image(path)[::2, ::2][:112, :112])  # faces ~55 px, as tiles see them

@@ -135,7 +135,8 @@ def test_a_killed_enrolment_leaves_whole_photos_only(tmp_path):
 
 def test_faiss_index_gives_the_same_top1_as_exact_search():
     pytest.importorskip("faiss")
-    from keyface.recognition.core.search import ExactIndex, FaissIndex
+    from keyface.recognition.core.approximate import FaissIndex
+    from keyface.recognition.core.search import ExactIndex
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(400, 32)).astype(np.float32)
     people = np.repeat(np.arange(400), 5)

@@ -86,7 +86,7 @@ def test_dlib_chip_puts_the_mean_face_where_dlib_does():
 
 
 def test_mtcnn_alignment_uses_the_detectors_landmarks():
-    from keyface.recognition.core.embedders import InputSpec
+    from keyface.recognition.core.pipeline import InputSpec
     from keyface.recognition.core.pipeline import Face, face_matrix
     anchors = dlib_anchor_template(150)
     face = Face((0, 0, 150, 150), 1.0, np.zeros((68, 2)), landmarks=anchors * 2 + 10)

@@ -10,7 +10,7 @@ import pytest
 from keyface.data.errors import KeyfaceError
 from keyface.data.images import load_image
 from keyface.runtime import networks as runtime
-from keyface.recognition.core.embedders import FaceBatch
+from keyface.recognition.core.pipeline import FaceBatch
 
 RNG = np.random.default_rng(0)
 
@@ -36,7 +36,7 @@ def _crops(n: int) -> FaceBatch:
 
 
 def test_int8_vectors_match_float32_and_are_versioned_apart(small_net):
-    from keyface.recognition.core.embedders import KerasFileEmbedder
+    from keyface.recognition.core.pipeline import KerasFileEmbedder
     exact, quick = KerasFileEmbedder(small_net), KerasFileEmbedder(small_net, "int8")
     assert quick.model is None  # the Keras network is not even loaded
     assert exact.name == "dlib-resnet" and exact.batch == 64  # named as the file says it was made
@@ -52,7 +52,7 @@ def test_int8_vectors_match_float32_and_are_versioned_apart(small_net):
 
 
 def test_the_conversion_is_cached_and_a_damaged_copy_is_made_again(small_net, monkeypatch):
-    from keyface.recognition.core.embedders import KerasFileEmbedder
+    from keyface.recognition.core.pipeline import KerasFileEmbedder
     batch = _crops(2)
     first = KerasFileEmbedder(small_net, "int8").embed(batch)
     cached = list(runtime.cache_file(small_net, "int8").parent.iterdir())
@@ -70,7 +70,7 @@ def test_the_conversion_is_cached_and_a_damaged_copy_is_made_again(small_net, mo
 
 def test_an_exported_litert_model_file_runs_as_the_int8_network_and_only_so(small_net, tmp_path, monkeypatch):
     from keyface.data.errors import KeyfaceError
-    from keyface.recognition.core.embedders import KerasFileEmbedder
+    from keyface.recognition.core.pipeline import KerasFileEmbedder
     from keyface.runtime.networks import load_model, read_metadata
     batch = _crops(3)
     converted = KerasFileEmbedder(small_net, "int8").embed(batch)

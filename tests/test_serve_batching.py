@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 
-from keyface.recognition.core.embedders import Embedder, FaceBatch, InputSpec
+from keyface.recognition.core.pipeline import Embedder, FaceBatch, InputSpec
 from keyface.recognition.server.batching import BatchingEmbedder
 
 

@@ -9,7 +9,7 @@ import pytest
 from keyface.recognition.core import store as store_module
 from keyface.recognition.core.search import ExactIndex, RowIndex
 from keyface.recognition.core.store import Enrolment, SQLiteStore
-from keyface.recognition.core.vector_file import VectorFile
+from keyface.recognition.core.search import VectorFile
 
 DIM = 16
 
@@ -118,7 +118,7 @@ def test_a_damaged_vector_in_a_large_gallery_is_refused_and_leaves_nothing_behin
 def test_a_server_searches_a_very_large_gallery_approximately_once_built_and_keeps_it_current(tmp_path, large):
     pytest.importorskip("faiss")
     import time
-    from keyface.recognition.core.search import FaissRows, LiveIndex
+    from keyface.recognition.core.approximate import FaissRows, LiveIndex
     rng, path = np.random.default_rng(5), tmp_path / "g.db"
     people = [f"p{i:03d}" for i in range(60)]
     with SQLiteStore(path, "e", "v1", DIM) as store:

@@ -11,7 +11,7 @@ import numpy as np
 from keyface.data.images import load_image
 from keyface.data.youtube_faces import read_frames
 from keyface.keypoints.predictor import IBUG68, KeypointPredictor, pick_labelled_face
-from keyface.detection.detector import detect_cached
+from keyface.detection.cache import detect_cached
 from keyface.keypoints.evaluation.nme import keypoint_metrics, plot_ced
 from keyface.keypoints.losses import nme
 

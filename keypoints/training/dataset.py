@@ -12,7 +12,7 @@ from keyface.data.images import load_image
 from keyface.data.youtube_faces import read_frames
 from keyface.keypoints.augment import AugmentConfig, augment, warp
 from keyface.keypoints.predictor import Scheme, crop_box, crop_matrix, pick_labelled_face, to_channels
-from keyface.detection.detector import detect_cached
+from keyface.detection.cache import detect_cached
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from typing import Callable
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.paths import models_dir
-from keyface.recognition.core.embedders import Embedder, KerasFileEmbedder
+from keyface.recognition.core.pipeline import Embedder, KerasFileEmbedder
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from keyface.detection.detector import DEFAULT_DETECTOR, DETECTORS
 from keyface.recognition.approaches.registry import BENCHMARKED, DEFAULT_EMBEDDER
 from keyface.recognition.cli.flags import MAX_DEFAULT_WORKERS, PRECISION, count, face_px
 from keyface.recognition.cli import bench_scale, bench_serve, bench_video
-from keyface.recognition.cli.output import print_table, write_report
+from keyface.recognition.cli.tables import print_table, write_report
 from keyface.runtime.networks import PRECISIONS
 from keyface.recognition.core.pipeline import ALIGNMENTS
 
@@ -401,8 +401,9 @@ def cmd_bench_search(args) -> int:
     """Search speed over N stored embeddings of N/5 people (5 photos each), exact and FAISS."""
     import time
     import numpy as np
-    from keyface.recognition.core.embedders import l2_normalise
-    from keyface.recognition.core.search import ExactIndex, FaissIndex
+    from keyface.recognition.core.pipeline import l2_normalise
+    from keyface.recognition.core.approximate import FaissIndex
+    from keyface.recognition.core.search import ExactIndex
     set_threads(args.threads)
     rng = np.random.default_rng(0)
     n_people = args.size // 5

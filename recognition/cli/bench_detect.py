@@ -7,7 +7,7 @@ from pathlib import Path
 from keyface.detection.boxes import MIN_FACE
 
 from keyface.detection.detector import DEFAULT_DETECTOR, make_detector
-from keyface.recognition.cli.output import print_table, write_report
+from keyface.recognition.cli.tables import print_table, write_report
 
 SETS = ("lfw", "youtube", "group", "video", "real")
 BENCHMARK_COLUMNS = [("detector", "detector", "s"), ("lfw_found", "LFW found", ",d"), ("lfw_photos", "of", ",d"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from keyface.recognition.cli.output import print_table, write_report
+from keyface.recognition.cli.tables import print_table, write_report
 from keyface.recognition.evaluation.private_postgres import private_postgres_if
 
 COLUMNS = [("faces", "faces", ",d"), ("index", "index", "s"), ("cli_first_s", "CLI first s", ".2f"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from keyface.recognition.cli.output import print_table, write_report
+from keyface.recognition.cli.tables import print_table, write_report
 from keyface.recognition.evaluation.private_postgres import private_postgres_if
 
 SERVE_COLUMNS = [("run", "run", "s"), ("requests", "requests", "d"), ("identify_per_s", "identify/s", ".1f"),

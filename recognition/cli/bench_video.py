@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 from keyface.recognition.cli import flags
-from keyface.recognition.cli.output import print_table, write_report
+from keyface.recognition.cli.tables import print_table, write_report
 
 COLUMNS = [("size", "size", "s"), ("clips", "clips", "d"), ("frames", "frames", ",d"), ("tracks", "tracks", "d"),
            ("right_rate", "right", ".3f"), ("photo_right", "photo right", "d"),

@@ -37,7 +37,7 @@ def classifier_path(flag: str | None, models: str | None) -> Path:
 def load_classifier(path: Path):
     """(model, people, input spec) of an Inception classifier file; a clear error for anything else."""
     from keyface.runtime.networks import load_model
-    from keyface.recognition.core.embedders import InputSpec
+    from keyface.recognition.core.pipeline import InputSpec
     if not path.is_file():
         raise KeyfaceError(f"no classifier at {path}: make one with `keyface train inception` (or pass --classifier)")
     model, meta = load_model(path, expect_kind="inception-classifier")

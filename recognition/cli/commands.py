@@ -1,11 +1,14 @@
-"""`keyface enroll | identify | verify | embed | people | rename | remove | reindex`."""
+"""`keyface enroll | identify | verify | embed`, and how commands stream their results: each photo's result
+printed the moment it is done, as text or one JSON line, with a progress bar on stderr only when a person is
+watching it (a terminal) and the batch is worth one."""
 from __future__ import annotations
 
 import json
-import os
 import logging
+import os
 import sys
 from pathlib import Path
+from typing import Callable, Iterable, Iterator
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.paths import gallery_location
@@ -26,10 +29,75 @@ VERIFY_EPILOG = ("exit status: 0 same person, 1 different people, 2 an error (a 
                  "faces without --largest-face). --json prints one line: {\"same\":...,\"distance\":...,"
                  "\"threshold\":...}.")
 
+JSON_LINES_HELP = ("--json prints JSON Lines: one compact object per photo per line, in the order given, as soon "
+                   "as that photo is done. Boxes are [x0, y0, x1, y1] in pixels of the photo (origin top-left, "
+                   "after EXIF rotation); coordinates are rounded to 0.1 px, distances to 4 decimals, embeddings to "
+                   "6. Faces are numbered left to right (\"face\": 1, 2, ...). A photo that failed has \"error\".")
+MIN_PHOTOS_FOR_BAR = 4  # a bar for three photos or fewer is only flicker
+
+
+def compact(obj) -> str:
+    """One JSON line, no spaces."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+class Stream:
+    """Prints result lines as they come; keeps the progress bar (if any) below them on stderr."""
+
+    def __init__(self, bar=None):
+        self.bar = bar
+
+    def line(self, text: str) -> None:
+        """One line of output on stdout, flushed at once (a pipe reader sees it now, not at the end)."""
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stdout)
+        else:
+            print(text)
+        sys.stdout.flush()
+
+    def error(self, text: str) -> None:
+        """A photo's error on stderr, as it happens (the run goes on and exits 2 at the end)."""
+        if self.bar is not None:
+            self.bar.write(f"keyface: error: {text}", file=sys.stderr)
+        else:
+            print(f"keyface: error: {text}", file=sys.stderr, flush=True)
+
+    def json(self, obj) -> None:
+        """One JSON Lines record."""
+        self.line(compact(obj))
+
+
+class Progress:
+    """`with Progress(photos, desc) as (count, stream)`: `count(results)` passes a loop's results through,
+    ticking a tqdm bar on stderr as each is handled (when stderr is a terminal and there are more than 3
+    photos); `stream` prints. The bar counts photos done, not photos taken: several may be taken ahead while
+    earlier ones finish."""
+
+    def __init__(self, photos: list, desc: str):
+        self.bar = None
+        if len(photos) >= MIN_PHOTOS_FOR_BAR and sys.stderr.isatty():
+            from tqdm import tqdm
+            self.bar = tqdm(total=len(photos), desc=desc, unit="photo", file=sys.stderr, leave=False)
+
+    def __enter__(self) -> tuple[Callable[[Iterable], Iterable], Stream]:
+        return self.count, Stream(self.bar)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def count(self, results: Iterable) -> Iterable:
+        """The results, each ticking the bar as the loop takes the next."""
+        return results if self.bar is None else self._ticking(results)
+
+    def _ticking(self, results: Iterable) -> Iterator:
+        for result in results:
+            yield result
+            self.bar.update(1)
+
 
 def register(sub) -> None:
     """Add the gallery and recognition commands."""
-    from keyface.recognition.cli.output import JSON_LINES_HELP
     p = sub.add_parser("enroll", aliases=["enrol"], help="add people's photos to the gallery (also: enrol)",
                        parents=[flags.GALLERY, flags.RECOGNISER])
     p.add_argument("photos", nargs="*", metavar="PHOTO", help=PHOTOS_HELP + " (with --name)")
@@ -165,7 +233,6 @@ def cmd_identify(args) -> int:
     """Identify every face in every photo, and every track in every video, in the order given; each result
     printed as soon as it is done."""
     from keyface.data.images import is_video_file
-    from keyface.recognition.cli.output import progress
     if not args.photos and args.camera is None:
         raise KeyfaceError("give photos or videos to identify, or --camera N")
     flags.check_video_flags(args)  # before any model loads
@@ -179,7 +246,7 @@ def cmd_identify(args) -> int:
         if args.head:
             gallery.softmax_head()  # missing: one error for the run, not one a photo
         threshold = gallery.identify_threshold(head=args.head)
-        with progress([] if own_bars else args.photos, "identifying") as (count, stream):
+        with Progress([] if own_bars else args.photos, "identifying") as (count, stream):
             if args.camera is not None:
                 _identify_video(gallery, args.camera, args, stream, errors)
             if own_bars:  # videos among the photos: one at a time, in the order given
@@ -252,13 +319,12 @@ def cmd_embed(args) -> int:
     """Boxes, keypoints and embeddings of every face, one JSON line per photo as soon as it is done; a line per
     track (its mean embedding) for a video."""
     from keyface.data.images import is_video_file
-    from keyface.recognition.cli.output import progress
     from keyface.recognition.facade import in_order
     videos = {p for p in args.photos if is_video_file(p)}
     workers = 1 if videos else flags.photo_workers(args, len(args.photos))
     rec, errors = recogniser(args), []
     about = {"embedder": rec.embedder.name, "version": rec.embedder.version}
-    with progress(args.photos, "embedding") as (count, stream):
+    with Progress(args.photos, "embedding") as (count, stream):
         for photo, found in count(in_order(lambda p: None if p in videos else rec.faces(p)[1], args.photos, workers)):
             if photo in videos:
                 _embed_video(rec, photo, about, stream, errors)

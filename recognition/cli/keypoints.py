@@ -35,7 +35,7 @@ def register(sub) -> None:
 
 
 def _register_predict(verbs) -> None:
-    from keyface.recognition.cli.output import JSON_LINES_HELP
+    from keyface.recognition.cli.commands import JSON_LINES_HELP
     p = verbs.add_parser("predict", help="keypoints of every face in photos (the default verb)",
                          epilog=JSON_LINES_HELP, parents=[flags.SAMPLING, flags.DETECTOR])
     p.add_argument("photos", nargs="+", metavar="PHOTO",
@@ -125,13 +125,13 @@ def cmd_eval(args) -> int:
 def cmd_predict(args) -> int:
     """Find faces and keypoints in photos; print a table or JSON Lines as each photo is done; draw them."""
     from keyface.keypoints.photos import IMAGE_OUT, annotate_photo, annotated_target, iter_predictions
-    from keyface.recognition.cli.output import compact, progress
+    from keyface.recognition.cli.commands import Progress, compact
     from keyface.data.images import is_video_file
     out = Path(args.out) if args.out else None
     single = out is not None and len(args.photos) == 1 and out.suffix.lower() in IMAGE_OUT
     errors = sum(_video_keypoints(clip, args, out) for clip in args.photos if is_video_file(clip))
     photos_only = [p for p in args.photos if not is_video_file(p)]
-    with progress(photos_only, "keypoints") as (count, stream):
+    with Progress(photos_only, "keypoints") as (count, stream):
         for result, rgb in count(iter_predictions(photos_only, args.model, args.models, args.detector, args.min_face)):
             if "error" in result or not result["faces"]:
                 errors += 1
@@ -149,7 +149,7 @@ def _video_keypoints(clip: str, args, out: Path | None) -> int:
     from keyface.data.files import free_name, private_dir
     from keyface.data.video import Video, VideoWriter
     from keyface.keypoints.photos import drawn, iter_video_keypoints
-    from keyface.recognition.cli.output import compact
+    from keyface.recognition.cli.commands import compact
     found, writer = 0, None
     with Video(clip, flags.sampling(args)) as video:
         if out is not None:

@@ -80,7 +80,7 @@ def _blazeface_int8(args) -> int:
     import hashlib
     from importlib import resources
     from keyface.data.files import create_private
-    from keyface.detection import blazeface
+    from keyface.detection import detector as blazeface  # BlazeFace lives in detection.detector
     from keyface.detection.blazeface_int8 import build
     source = Path(args.source) if args.source else blazeface.checked_model_file()
     photos = sorted(Path(str(resources.files("keyface.recognition") / "demo")).rglob("*.jpg"))

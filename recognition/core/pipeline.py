@@ -1,16 +1,23 @@
-"""Photo -> faces: detect every face, predict its keypoints, align it for an embedder. Alignment is a set of
-pure functions: a face's points -> a similarity transform onto a template -> the crop an embedder reads."""
+"""Photo -> embedded faces: detect every face, predict its keypoints, align it for an embedder, embed it.
+Alignment is a set of pure functions: a face's points -> a similarity transform onto a template -> the crop an
+embedder reads. Every embedder has one interface: it says what crop it wants (size, colour mode, template)
+and maps a batch of aligned faces to L2-normalised float32 vectors; the gallery only ever sees its name, model
+version and dimension.
+"""
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from keyface.data.errors import LandmarksNeededError
-from keyface.keypoints.predictor import IBUG68, KeypointPredictor, warp_faces, warp_image
+from keyface.data.errors import KeyfaceError, LandmarksNeededError
 from keyface.detection.boxes import left_to_right
-from keyface.recognition.core.embedders import FaceBatch, InputSpec
+from keyface.detection.detector import make_detector
+from keyface.keypoints.predictor import IBUG68, KeypointPredictor, warp_faces, warp_image
 from keyface.recognition.core.search import Match
+from keyface.runtime.networks import PRECISIONS, KerasNetwork, file_version, load_lite
 
 
 @dataclass(frozen=True, repr=False)
@@ -59,7 +66,6 @@ class FacePipeline:
     def __init__(self, predictor: KeypointPredictor, detector=None):
         if predictor.scheme.n_points != 68:
             raise ValueError("alignment needs a 68-point keypoint model")
-        from keyface.detection.detector import make_detector
         self.predictor = predictor
         self.detector = detector or make_detector()
 
@@ -74,6 +80,30 @@ class FacePipeline:
         return [Face(tuple(d.box), d.score, p, np.asarray(d.landmarks, np.float64) if d.landmarks else None)
                 for d, p in zip(detections, points)]
 
+
+# What an embedder reads
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The aligned crop an embedder wants."""
+    size: int
+    channels: int  # 1 = grey, 3 = RGB
+    zoom: float = 1.0  # template zoom: < 1 keeps more of the head
+    shift_y: float = 0.0  # template shift, a fraction of the size (< 0: face higher in the crop)
+    alignment: str = "template5"  # how the crop is cut: see ALIGNMENTS below
+
+
+@dataclass
+class FaceBatch:
+    """Aligned faces for an embedder: crops (N, S, S, C) uint8 and 68 keypoints in crop pixels."""
+    crops: np.ndarray
+    keypoints: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+
+# Alignment: a face's points onto an embedder's template
 
 # Where the eyes, nose tip and mouth corners land in a 112x112 crop (the ArcFace template used by
 # insightface); image-left eye first, as Scheme.anchor_points returns them.
@@ -192,3 +222,74 @@ def align_batch(rgb: np.ndarray, faces: list[Face], spec: InputSpec) -> FaceBatc
     shape = (0, spec.size, spec.size, spec.channels)
     return FaceBatch(np.asarray(crops, np.uint8).reshape(-1, *shape[1:]) if crops else np.zeros(shape, np.uint8),
                      np.asarray(points, np.float32).reshape(-1, 68, 2))
+
+
+# Embedding
+
+class Embedder(ABC):
+    """Maps aligned faces to L2-normalised vectors; name + version identify what made a vector."""
+    name: str
+    spec: InputSpec
+    dim: int
+    version: str
+    metadata: dict
+    precision: str = "float32"  # how its network runs: "int8" or "float32" (KerasFileEmbedder chooses)
+
+    @abstractmethod
+    def _raw_embed(self, batch: FaceBatch) -> np.ndarray:
+        """Unnormalised (N, D) vectors."""
+
+    def embed(self, batch: FaceBatch) -> np.ndarray:
+        """(N, D) float32, each row of unit length."""
+        if len(batch) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        return l2_normalise(np.asarray(self._raw_embed(batch), np.float32))
+
+
+class KerasFileEmbedder(Embedder):
+    """An embedder whose network is a keyface .keras (or .litert) file carrying its input spec in the metadata:
+    every approach whose embedding is its network on the aligned crops runs as one of these, under its
+    registered `name`; `precision` "int8" runs the network with 8-bit weights in LiteRT, "float32" in Keras."""
+    int8_capable = True  # False where _raw_embed is not the network on the crops
+    batch = 64  # faces per forward pass: bounds memory on large galleries
+
+    def __init__(self, path: Path, precision: str = "float32", name: str | None = None, batch: int | None = None):
+        from keyface.runtime.networks import load_model
+        self.batch = batch or self.batch
+        if precision not in PRECISIONS:
+            raise KeyfaceError(f"unknown precision {precision!r}: {' or '.join(PRECISIONS)}")
+        if precision == "int8" and not self.int8_capable:
+            raise KeyfaceError(f"{self.name} runs in float32 only, not int8")
+        self.precision, self.model = precision, None
+        if precision == "int8":  # the Keras network is not loaded at all: no TensorFlow, a shorter start-up
+            self.network = load_lite(path, "int8", expect_kind="embedder")
+            # int8 vectors differ slightly from float32 ones: its version ends "-int8", so a gallery keeps them apart
+            self.metadata, self.version = self.network.metadata, self.network.version
+            self.dim = self.network.output_shape[-1]
+        else:
+            self.model, self.metadata = load_model(path, expect_kind="embedder")
+            self.network = KerasNetwork(self.model)
+            self.dim, self.version = int(self.model.output_shape[-1]), file_version(path)
+        # the registry's name, a subclass's, or what the file says it was made as
+        self.name = name or getattr(type(self), "name", None) or self.metadata.get("approach", "")
+        self.spec = InputSpec(**self.metadata["input"])  # fields a file predates take their defaults
+        self.mirror = bool(self.metadata.get("mirror_average", False))  # embed face + mirror image, summed
+
+    def _raw_embed(self, batch: FaceBatch) -> np.ndarray:
+        """The network on the crops (and their mirror images, where the model says so), in chunks."""
+        crops = np.asarray(batch.crops, np.float32)
+        if not self.mirror:
+            return self._forward(crops)
+        # face and mirror image in one pass: cheaper than two
+        both = self._forward(np.concatenate([crops, crops[:, :, ::-1]]))
+        return both[: len(crops)] + both[len(crops):]
+
+    def _forward(self, crops: np.ndarray) -> np.ndarray:
+        """The network on crops in chunks of `batch`."""
+        return np.concatenate([self.network(crops[i: i + self.batch]) for i in range(0, len(crops), self.batch)])
+
+
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (a zero row stays zero)."""
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norm, 1e-12)).astype(np.float32)

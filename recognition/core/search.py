@@ -1,22 +1,26 @@
-"""Nearest-person search over a gallery's embeddings: exact, in NumPy; approximate (FAISS) for very large ones."""
+"""Exact nearest-person search over a gallery's embeddings, in NumPy: over a matrix, or over the rows of a
+gallery file's vector file (approximate search for very large galleries is in approximate.py).
+
+The vector file keeps a large gallery's embeddings beside it as a memory-mapped matrix, so that identify
+never reads every vector out of SQLite again: GALLERY.vectors (a 4 KB JSON header, then float32 rows) and
+GALLERY.vector-people (the person id of each row, int64). The header names the gallery (its `gallery_id`)
+and the `generation` of its content that the rows hold; the gallery bumps its generation in the same
+transaction as every change to its embeddings (SQLite triggers), so files that do not match are never
+trusted: they are rebuilt. Rebuilt files are written aside and moved into place (owner-only); an enrolment
+appends its rows and then moves the header on, under a lock, so a reader sees either the old rows and
+header (and rebuilds) or the new ones.
+"""
 from __future__ import annotations
 
-import logging
-import math
+import fcntl
+import json
 import os
-import threading
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from keyface.data.errors import MissingDependency
-
-log = logging.getLogger(__name__)
-
 CANDIDATES = 256  # RowIndex: nearest rows searched for the k nearest distinct people before all rows are
-# A server searches a gallery of this many stored faces or more approximately (FaissRows), where faiss-cpu is
-# installed: exact search over 1e6 rows takes ~50 ms a face, FAISS ~1 ms.
-APPROXIMATE_ROWS = 200_000
 
 
 class Match(NamedTuple):
@@ -107,157 +111,141 @@ def nearest_people(probes: np.ndarray, gallery: np.ndarray, names: np.ndarray, k
     return ExactIndex(gallery, names).search(probes, k)
 
 
-class FaissIndex:
-    """Approximate search for large galleries: FAISS IVF over inner products, re-ranked exactly per person.
+# The vector file: a gallery file's rows, memory-mapped
 
-    The nearest `candidates` vectors come from the IVF lists nearest the probe; their people are
-    then ranked by their closest vector, exactly as ExactIndex does over everything.
-    """
-    kind = "approximate"
-
-    def __init__(self, vectors: np.ndarray, names: np.ndarray, nprobe: int = 16, candidates: int = 64):
-        faiss = _faiss()
-        self.vectors = np.ascontiguousarray(np.asarray(vectors, np.float32))
-        self.names = np.asarray(names, dtype=object)
-        n_lists = int(max(1, min(4096, np.sqrt(len(self.vectors)) * 2)))
-        quantiser = faiss.IndexFlatIP(self.vectors.shape[1])
-        self.index = faiss.IndexIVFFlat(quantiser, self.vectors.shape[1], n_lists, faiss.METRIC_INNER_PRODUCT)
-        sample = self.vectors[np.random.default_rng(0).permutation(len(self.vectors))[:n_lists * 40]]
-        self.index.train(sample)
-        self.index.add(self.vectors)
-        self.index.nprobe, self.candidates = nprobe, candidates
-
-    def __len__(self) -> int:
-        return len(self.vectors)
-
-    def search(self, probes: np.ndarray, k: int = 3) -> list[list[Match]]:
-        """For each probe, up to k nearest distinct people among the approximate candidates."""
-        probes = np.ascontiguousarray(np.atleast_2d(np.asarray(probes, np.float32)))
-        sims, ids = self.index.search(probes, min(self.candidates, len(self.vectors)))
-        return [[Match(p, d) for p, d in first_per_person(  # FAISS gives the candidates nearest first
-            ((str(self.names[i]), 1.0 - sim) for sim, i in zip(row_sims, row_ids) if i >= 0), k).items()]
-            for row_sims, row_ids in zip(sims, ids)]
+HEADER = 4096
+MAGIC = b"keyface-vectors 1\n"
 
 
-class FaissRows:
-    """Approximate search over a large gallery's vector file (a RowIndex with a lineage): FAISS IVF over 8-bit
-    scalar-quantised rows (~128 MB a million faces, not a second copy of the vectors) gives the nearest
-    `candidates` rows, which are re-ranked exactly from the file and ranked by person. Rows appended to the
-    file since it was built are added by extend(). Searches and additions may come from different threads."""
-    kind = "approximate"
+class VectorFile:
+    """The two files beside a gallery, and what their header says."""
 
-    def __init__(self, rows: RowIndex, nprobe: int = 16, candidates: int = 64):
-        faiss = _faiss()
-        dim = rows.vectors.shape[1]
-        lists = int(min(4096, max(1, 4 * math.sqrt(len(rows)))))
-        self.index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, lists, faiss.ScalarQuantizer.QT_8bit,
-                                                   faiss.METRIC_INNER_PRODUCT)
-        self.index.train(_sample_rows(rows, lists * 40))  # FAISS wants ~39 training rows a list
-        self.index.nprobe, self.candidates = nprobe, candidates
-        self.lineage, self.rows, self.count, self._lock = rows.lineage, rows, 0, threading.Lock()
-        self.extend(rows)
+    def __init__(self, gallery: Path):
+        self.vectors = Path(f"{gallery}.vectors")
+        self.people = Path(f"{gallery}.vector-people")
+        self.lock_path = Path(f"{gallery}.vectors.lock")
+        self.mapped_inode: int | None = None  # the vector file's inode when load() last mapped its rows
 
-    def __len__(self) -> int:
-        return self.count
-
-    def extend(self, rows: RowIndex, chunk: int = 100_000) -> None:
-        """Add the rows appended since (the same lineage), and take the newer RowIndex's names (renames)."""
-        for start in range(self.count, len(rows), chunk):
-            block = _read_rows(rows, start, min(start + chunk, len(rows)))
-            with self._lock:
-                self.index.add(block)
-        self.rows, self.count = rows, max(self.count, len(rows))
-
-    def search(self, probes: np.ndarray, k: int = 3) -> list[list[Match]]:
-        """For each probe, up to k nearest distinct people among the candidates, by exact distance."""
-        probes = np.ascontiguousarray(np.atleast_2d(np.asarray(probes, np.float32)))
-        with self._lock:
-            _, found = self.index.search(probes, min(self.candidates, self.count))
-        rows = self.rows
-        out = []
-        for probe, ids in zip(probes, found):
-            ids = np.sort(ids[ids >= 0])
-            distances = 1.0 - np.asarray(rows.vectors[ids], np.float32) @ probe  # a few pages of the file
-            best = first_per_person(((int(rows.ids[ids[i]]), distances[i])
-                                     for i in np.argsort(distances, kind="stable")), k)
-            out.append([Match(rows.names[p], d) for p, d in best.items()])
-        return out
-
-
-def _faiss():
-    """FAISS, imported on first use; MissingDependency (with the pip line) where it is not installed."""
-    try:
-        import faiss
-    except ImportError:
-        raise MissingDependency("approximate search needs faiss-cpu: pip install 'keyface[ann]'") from None
-    return faiss
-
-
-def _read_rows(rows: RowIndex, start: int, stop: int) -> np.ndarray:
-    """Rows [start, stop) read from the vector file (not through the mapping, whose pages would stay resident);
-    refused if the file was replaced since the rows were mapped."""
-    path, inode, offset = rows.lineage
-    dim = rows.vectors.shape[1]
-    with open(path, "rb") as fh:
-        if os.fstat(fh.fileno()).st_ino != inode:
-            raise RuntimeError(f"{path} was rebuilt while it was read")
-        fh.seek(offset + start * dim * 4)
-        block = np.fromfile(fh, np.float32, count=(stop - start) * dim)
-    return np.ascontiguousarray(block.reshape(stop - start, dim))
-
-
-def _sample_rows(rows: RowIndex, count: int, blocks: int = 64) -> np.ndarray:
-    """About `count` rows for training, read as `blocks` runs spread evenly over the file."""
-    if len(rows) <= count:
-        return _read_rows(rows, 0, len(rows))
-    size = max(1, count // blocks)
-    starts = np.linspace(0, len(rows) - size, blocks).astype(int)
-    return np.concatenate([_read_rows(rows, int(s), int(s) + size) for s in starts])
-
-
-class LiveIndex:
-    """What a server searches a gallery with: its own (exact) index; or, for a gallery of `min_rows` stored faces
-    or more (with faiss-cpu installed), a FaissRows built in the background from its vector file and extended
-    with each enrolment. The exact index answers until that is ready, and while it is rebuilt after a change
-    that was not an enrolment (a removal rewrites the vector file)."""
-
-    def __init__(self, min_rows: int | None = APPROXIMATE_ROWS):
-        self.min_rows, self._ready, self._building, self._last = min_rows, None, None, None
-
-    @property
-    def state(self) -> str:
-        """How the last search went: "exact", "approximate" (FAISS), "building" (exact while FAISS is built) or
-        the name of another index's kind (a database's own search)."""
-        return "building" if self._building else getattr(self._last, "kind", "exact")
-
-    def pick(self, exact):
-        """The index to search now, given the gallery's current exact one."""
-        self._last = chosen = self._choose(exact)
-        return chosen
-
-    def _choose(self, exact):
-        if self.min_rows is None or not isinstance(exact, RowIndex) or exact.lineage is None \
-                or len(exact) < self.min_rows:
-            return exact
-        ready = self._ready
-        if ready is not None and ready.lineage == exact.lineage and len(ready) <= len(exact):
-            ready.extend(exact)
-            return ready
-        if self._building != exact.lineage:
-            self._building = exact.lineage
-            threading.Thread(target=self._build, args=(exact,), daemon=True, name="faiss-build").start()
-        return exact
-
-    def _build(self, exact: RowIndex) -> None:
+    def header(self) -> dict | None:
+        """The header, or None if there is no file or it is not one of ours."""
         try:
-            built = FaissRows(exact)
-        except MissingDependency as exc:  # stays exact, as without this index; said once
-            log.info("%s; searching exactly", exc)
-            self.min_rows = None
-        except Exception:  # a failed build leaves exact search in place; the next change tries again
-            log.exception("the approximate index could not be built; searching exactly")
-        else:
-            self._ready = self._last = built  # what the next search of this gallery will use
-            log.info("approximate index ready over %d faces", len(built))
-        finally:
-            self._building = None
+            with open(self.vectors, "rb") as fh:
+                head = fh.read(HEADER)
+        except OSError:
+            return None
+        if not head.startswith(MAGIC):
+            return None
+        try:
+            return json.loads(head[len(MAGIC):].rstrip(b"\0 \n"))
+        except ValueError:
+            return None
+
+    def load(self, stamp: dict) -> tuple[np.ndarray, np.ndarray] | None:
+        """(vectors (N, D) memory-mapped, person ids (N,)) if the files hold exactly `stamp`'s content."""
+        inode = self._inode()
+        header = self.header()
+        if header is None or {k: header.get(k) for k in stamp} != stamp:
+            return None
+        count, dim = header["count"], header["dim"]
+        vectors = np.memmap(self.vectors, np.float32, "r", offset=HEADER, shape=(count, dim)) if count else \
+            np.zeros((0, dim), np.float32)
+        ids = np.fromfile(self.people, np.int64, count=count)
+        if len(ids) != count or self._inode() != inode:  # short, or replaced while it was being read
+            return None
+        self.mapped_inode = inode
+        return vectors, ids
+
+    def write(self, stamp: dict, batches) -> None:
+        """Replace both files with the rows of `batches` ((vectors, person ids) pairs), written aside as they
+        come (memory stays bounded) and then moved into place, owner-only."""
+        with self._locked():
+            people_aside, vectors_aside = Path(f"{self.people}.tmp"), Path(f"{self.vectors}.tmp")
+            try:
+                _write_rows(people_aside, vectors_aside, stamp, batches)
+            except BaseException:
+                people_aside.unlink(missing_ok=True)
+                vectors_aside.unlink(missing_ok=True)
+                raise
+            os.replace(people_aside, self.people)  # the ids first: the header that trusts them comes last
+            os.replace(vectors_aside, self.vectors)
+
+    def append(self, before: dict, after: dict, vectors: np.ndarray, ids: np.ndarray) -> bool:
+        """Add rows to files that hold `before`'s content, moving them on to `after`; False (nothing done) if
+        they hold anything else."""
+        with self._locked():
+            header = self.header()
+            if header is None or {k: header.get(k) for k in before} != before:
+                return False
+            count = header["count"]
+            with open(self.people, "r+b") as fh:
+                fh.seek(count * 8)
+                fh.write(ids.astype(np.int64).tobytes())
+                fh.truncate()
+                os.fsync(fh.fileno())
+            with open(self.vectors, "r+b") as fh:
+                fh.seek(HEADER + count * 4 * after["dim"])
+                fh.write(np.ascontiguousarray(vectors, np.float32).tobytes())
+                fh.truncate()
+                os.fsync(fh.fileno())
+                fh.seek(0)
+                fh.write(_header({**after, "count": count + len(ids)}))  # last: the rows are there first
+                os.fsync(fh.fileno())
+            return True
+
+    def lineage(self) -> tuple[str, int, int] | None:
+        """(file, inode, offset of the first row) of the rows load() mapped: rows are only ever appended to the
+        file while its inode stays the same, since a rebuilt file replaces it (a new inode)."""
+        return None if self.mapped_inode is None else (str(self.vectors), self.mapped_inode, HEADER)
+
+    def _inode(self) -> int | None:
+        try:
+            return os.stat(self.vectors).st_ino
+        except OSError:
+            return None
+
+    def _locked(self):
+        return _Lock(self.lock_path)
+
+
+class _Lock:
+    """An exclusive lock on a file beside the gallery, for writers of the vector files."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        self.fh = open(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600), "r+b")
+        fcntl.flock(self.fh, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()
+
+
+def _write_rows(people_aside: Path, vectors_aside: Path, stamp: dict, batches) -> None:
+    """Both files' rows, then the header that counts them, synced."""
+    count = 0
+    with _new_file(people_aside) as ids_out, _new_file(vectors_aside) as rows_out:
+        rows_out.write(b"\0" * HEADER)
+        for vectors, ids in batches:
+            ids_out.write(np.ascontiguousarray(ids, np.int64).tobytes())
+            rows_out.write(np.ascontiguousarray(vectors, np.float32).tobytes())
+            count += len(ids)
+        rows_out.seek(0)
+        rows_out.write(_header({**stamp, "count": count}))
+        for fh in (ids_out, rows_out):
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def _new_file(path: Path):
+    """A file opened for writing, made (or emptied) readable by its owner only."""
+    return open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
+
+
+def _header(content: dict) -> bytes:
+    text = MAGIC + json.dumps(content, sort_keys=True).encode()
+    if len(text) > HEADER - 1:
+        raise ValueError("vector file header too long")
+    return text + b"\n" + b"\0" * (HEADER - len(text) - 1)

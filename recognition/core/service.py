@@ -15,8 +15,7 @@ import numpy as np
 from keyface.data.errors import KeyfaceError, NoFaceError, NotCalibratedError, SeveralFacesError
 from keyface.data.files import shown
 from keyface.data.images import as_rgb, image_sha256
-from keyface.recognition.core.embedders import Embedder, FaceBatch
-from keyface.recognition.core.pipeline import Face, FacePipeline, align_batch
+from keyface.recognition.core.pipeline import Embedder, Face, FaceBatch, FacePipeline, align_batch
 from keyface.recognition.core.store import Enrolment
 
 log = logging.getLogger(__name__)

@@ -20,6 +20,7 @@ import numpy as np
 from keyface.data.errors import (DamagedGalleryError, GalleryConflictError, GalleryError, OtherModelError,
                                  PersonNotFoundError)
 from keyface.data.files import shown
+from keyface.recognition.core.search import ExactIndex, RowIndex, VectorFile
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ CREATE TRIGGER IF NOT EXISTS generation_on_update AFTER UPDATE ON embeddings BEG
     UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'; END;
 """
 # Galleries with at least this many embeddings are searched from a memory-mapped copy beside them
-# (core.vector_file), not read out of SQLite on every identify.
+# (core.search.VectorFile), not read out of SQLite on every identify.
 VECTOR_FILE_ROWS = 20_000
 # A gallery file this large is quick-checked once after each change, not on every open (noted beside it).
 CHECK_ONCE_BYTES = 64 << 20
@@ -225,7 +226,6 @@ class SQLiteStore:
 
     def _append(self, after: dict, rows: list) -> None:
         """Add an enrolment's rows to the vector file, if it held the content just before this change."""
-        from keyface.recognition.core.vector_file import VectorFile
         files = VectorFile(self.path)
         if files.header() is not None:
             before = {**after, "generation": after["generation"] - len(rows)}
@@ -306,7 +306,6 @@ class SQLiteStore:
     def index(self, kind: str | None = None):
         """A search index ('exact', the default, or 'faiss') of the stored embeddings, rebuilt only after a
         change; a large gallery's exact index is its memory-mapped vector file (made when missing or stale)."""
-        from keyface.recognition.core.search import ExactIndex, FaissIndex, FaissRows
         kind = kind or "exact"
         if kind not in ("exact", "faiss"):
             raise GalleryError(f"a gallery file is searched 'exact' or 'faiss', not {kind!r} (hnsw is PostgreSQL's)")
@@ -314,6 +313,7 @@ class SQLiteStore:
         if self._cache is None or self._cache[0] != stamp:
             mapped = self._mapped_index()  # a large gallery: FAISS reads its rows from the vector file too
             if kind == "faiss":
+                from keyface.recognition.core.approximate import FaissIndex, FaissRows  # faiss, where installed
                 index = FaissRows(mapped) if mapped is not None else FaissIndex(*self.matrix())
             else:
                 index = mapped if mapped is not None else ExactIndex(*self.matrix())
@@ -323,8 +323,6 @@ class SQLiteStore:
     def _mapped_index(self):
         """The exact index over the vector file beside the gallery (made if it is large and the file is missing
         or stale), or None for a gallery small enough to read from SQLite."""
-        from keyface.recognition.core.search import RowIndex
-        from keyface.recognition.core.vector_file import VectorFile
         files, stamp = VectorFile(self.path), self._stamp()
         loaded = files.load(stamp)
         if loaded is None:

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from keyface.data.youtube_faces import read_frames
-from keyface.detection.detector import detect_cached
+from keyface.detection.cache import detect_cached
 from keyface.recognition.evaluation.compare import protocol_photos, protocol_sets
 
 DETECTION_PROTOCOL = ("LFW: every photo any benchmark reads (View 1 and 2 pairs, colleagues, clustering and its "

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from keyface.data.images import load_image
-from keyface.detection.detector import detect_cached
+from keyface.detection.cache import detect_cached
 from keyface.recognition.core.clustering import cluster_faces, cluster_threshold, pairwise_scores
 from keyface.recognition.core.search import ExactIndex
 from keyface.recognition.core.verification import accuracy_at, best_threshold, distance_auc, pair_distances, tar_at_far

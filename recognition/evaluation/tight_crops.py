@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from keyface.data.images import load_image, save_image
-from keyface.detection.detector import cache_key, detect_cached
+from keyface.detection.cache import cache_key, detect_cached
 from keyface.recognition.evaluation.protocols import colleagues
 
 log = logging.getLogger(__name__)

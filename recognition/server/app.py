@@ -29,7 +29,7 @@ from keyface.data.errors import EmptyGalleryError, KeyfaceError
 from keyface.data.images import decode_image_bytes, image_sha256
 from keyface.data.paths import is_database_uri, shown_location
 from keyface.recognition.core.annotate import face_thumbnail
-from keyface.recognition.core.search import LiveIndex
+from keyface.recognition.core.approximate import LiveIndex
 from keyface.recognition.facade import Gallery, check_name, photo_json, verify_json
 from keyface.recognition.server.limits import UploadLimit
 from keyface.recognition.server.views import people_json
@@ -206,7 +206,7 @@ async def _photo_and_hash(upload: UploadFile) -> tuple[str, object, str]:
 
 def _photo_routes(app: FastAPI, rec, store: GalleryThread) -> None:
     """The JSON API on photos: health, identify, verify. A very large gallery file is searched approximately
-    once its FAISS index is built (core.search.LiveIndex; exact until then)."""
+    once its FAISS index is built (core.approximate.LiveIndex; exact until then)."""
     live = LiveIndex()
 
     @app.get("/api/health")

@@ -8,7 +8,7 @@ from concurrent.futures import Future
 
 import numpy as np
 
-from keyface.recognition.core.embedders import Embedder, FaceBatch
+from keyface.recognition.core.pipeline import Embedder, FaceBatch
 
 
 class BatchingEmbedder(Embedder):

@@ -10,9 +10,8 @@ import numpy as np
 
 from keyface.data.files import write_whole
 from keyface.data.images import load_image
-from keyface.detection.detector import cache_key, detect_cached
-from keyface.recognition.core.embedders import InputSpec
-from keyface.recognition.core.pipeline import FacePipeline, align_batch
+from keyface.detection.cache import cache_key, detect_cached
+from keyface.recognition.core.pipeline import FacePipeline, InputSpec, align_batch
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,27 @@
+"""What the benchmark commands print: aligned text tables, and the JSON report with its provenance."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
+    """Print rows as an aligned text table; columns are (key, header, format)."""
+    cells = [[h for _, h, _ in columns]]
+    for r in rows:
+        cells.append(["-" if r.get(k) is None else format(r[k], f) for k, _, f in columns])
+    widths = [max(len(c[i]) for c in cells) for i in range(len(columns))]
+    for n, line in enumerate(cells):
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def write_report(out: Path, name: str, report: dict) -> Path:
+    """Write a benchmark's JSON with the command line and git revision beside its numbers."""
+    from keyface.runtime.networks import provenance
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
+    path.write_text(json.dumps({**report, **provenance()}, indent=2, default=str))
+    print(f"\nwritten: {path}")
+    return path
