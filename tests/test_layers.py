@@ -113,3 +113,49 @@ def test_the_long_function_check_sees_a_long_function():
     assert _long_functions(f"def f(x):\n{body}\n    return x\n") == [("f", 62)]
     declarations = "\n".join(f"    p.add_argument('--a{i}')" for i in range(60))
     assert _long_functions(f"def register(p):\n{declarations}\n") == []
+
+
+IDENTIFY_WAY = ["recognition/cli/main.py", "recognition/cli/commands.py", "recognition/cli/flags.py", "data/paths.py",
+                "data/images.py", "recognition/facade.py", "keypoints/predictor.py", "runtime/networks.py",
+                "detection/detector.py", "detection/boxes.py", "recognition/core/pipeline.py",
+                "recognition/approaches/registry.py", "recognition/core/service.py", "recognition/core/store.py",
+                "recognition/core/search.py"]
+PROFILE_IDENTIFY = """
+import collections, json, sys
+from pathlib import Path
+from keyface.recognition.cli import main
+folders = json.loads(sys.argv[1])  # each subpackage's folder: its name
+entries = collections.Counter()
+
+def entered(frame, event, arg):
+    if event != "call" or frame.f_back is None:
+        return
+    here, caller = frame.f_code.co_filename, frame.f_back.f_code.co_filename
+    where = next((f"{name}/{Path(here).relative_to(folder).as_posix()}" for folder, name in folders.items()
+                  if here.startswith(folder)), None)
+    if where is not None and caller != here:
+        entries[where] += 1
+
+sys.setprofile(entered)
+code = main.main(sys.argv[2:])
+sys.setprofile(None)
+print(json.dumps({"code": code, "entries": entries}))
+"""
+
+
+def test_identify_enters_the_files_docs_architecture_lists(tmp_path, youtube_sample):
+    """`keyface identify photo.jpg` on the shipped models, profiled in a fresh process (imports counted): the
+    files it enters, each call from another file an entry (docs/architecture.md gives the same list)."""
+    import json
+    from keyface.recognition.cli.main import main
+    (photo, _), db = youtube_sample[0], tmp_path / "g.db"
+    assert main(["enroll", "--name", "Kristen", str(photo), "--gallery", str(db)]) == 0
+    folders = {str(Path(importlib.util.find_spec(f"keyface.{name}").origin).parent) + "/": name
+               for name in SUBPACKAGES}
+    folders[str(Path(importlib.util.find_spec("keyface").origin).parent) + "/"] = "keyface"  # last: the API
+    run = subprocess.run([sys.executable, "-c", PROFILE_IDENTIFY, json.dumps(folders), "identify", str(photo),
+                          "--gallery", str(db)], capture_output=True, text=True, timeout=300)
+    found = json.loads(run.stdout.strip().splitlines()[-1])
+    entered = found["entries"]
+    assert found["code"] == 0 and sorted(entered) == sorted(IDENTIFY_WAY), entered
+    assert sum(entered.values()) <= 64 and max(entered.values()) <= 8, entered
