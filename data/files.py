@@ -68,11 +68,12 @@ def jpeg_bytes(rgb: np.ndarray, quality: int = 90) -> bytes:
     return buffer.getvalue()
 
 
-def write_whole(path: str | os.PathLike, write: Callable[[Path], object], suffix: str = ".tmp") -> None:
+def write_whole(path: str | os.PathLike, write: Callable[[Path], object], suffix: str = ".tmp",
+                mode: int = 0o600) -> None:
     """Make path by write(temporary path) and a rename over it: a killed run leaves no half file, and
     processes that write the same file at once (two commands filling one cache) each use a temporary
     file of their own, so the last one to finish wins instead of one of them failing. The file is
-    owner-only, like everything keyface writes about faces."""
+    owner-only, like everything keyface writes about faces, unless `mode` says otherwise (model files)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(path, suffix)
@@ -80,6 +81,7 @@ def write_whole(path: str | os.PathLike, write: Callable[[Path], object], suffix
     os.close(fd)
     try:
         write(Path(name))
+        os.chmod(name, mode)
         os.replace(name, path)
     except BaseException:
         Path(name).unlink(missing_ok=True)

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 META_ENTRY = "keyface.json"  # an extra zip entry: Keras ignores it, we read it without loading weights
 LITE_ENTRY = "network.tflite"  # a LiteRT model file: the metadata and this flatbuffer, no Keras network
 LITE_SUFFIX = ".litert"
+MODEL_FILE_MODE = 0o644  # a model file holds weights, not faces: readable by others, as files made without keyface
 
 
 def git_revision() -> str:
@@ -77,17 +78,16 @@ def provenance() -> dict:
 
 
 def save_model(model, path: Path, metadata: dict) -> Path:
-    """Save a Keras model as .keras with metadata embedded; written to a temp file then renamed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".partial.keras")
+    """Save a Keras model as .keras with metadata embedded, written whole (data.files.write_whole)."""
     if getattr(model, "optimizer", None) is not None:
         model = _without_training_state(model)
-    model.save(tmp)
-    with zipfile.ZipFile(tmp, "a") as zf:
-        zf.writestr(META_ENTRY, json.dumps(metadata, indent=2, default=str))
-    tmp.replace(path)
-    return path
+
+    def write(tmp: Path) -> None:
+        model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as zf:
+            zf.writestr(META_ENTRY, json.dumps(metadata, indent=2, default=str))
+    write_whole(path, write, suffix=".keras", mode=MODEL_FILE_MODE)
+    return Path(path)
 
 
 def _without_training_state(model):
@@ -115,14 +115,12 @@ def read_metadata(path: Path, expect_kind: str | None = None) -> dict:
 def save_lite_model(flatbuffer: bytes, path: Path, metadata: dict) -> Path:
     """Write a LiteRT model file: a zip of keyface's metadata and a flatbuffer of built-in operators only."""
     # what ships when a network's float32 .keras is too large: int8 weights are a quarter of the size
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(META_ENTRY, json.dumps(metadata, indent=2, default=str))
-        zf.writestr(LITE_ENTRY, flatbuffer)
-    tmp.replace(path)
-    return path
+    def write(tmp: Path) -> None:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(META_ENTRY, json.dumps(metadata, indent=2, default=str))
+            zf.writestr(LITE_ENTRY, flatbuffer)
+    write_whole(path, write, mode=MODEL_FILE_MODE)
+    return Path(path)
 
 
 def lite_flatbuffer(path: Path) -> bytes | None:

@@ -188,3 +188,16 @@ def test_the_python_api_prints_nothing_of_litert_on_stderr(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "1"
     assert "XNNPACK" not in out.stderr and out.stderr.strip().splitlines()[-1] == "mine"
+
+
+def test_model_files_are_written_whole_readable_and_rewritten_in_their_mode(small_net, tmp_path):
+    from keyface.recognition.approaches.calibration import rewrite_metadata
+    from keyface.runtime.networks import META_ENTRY, read_metadata
+    lite = runtime.export_lite(small_net, tmp_path / "net.litert")
+    for made in (small_net, lite):  # weights, not faces: readable as any file made without keyface
+        assert made.stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["net.keras", "net.litert"]
+    lite.chmod(0o640)
+    rewrite_metadata(lite, META_ENTRY, {**read_metadata(lite), "threshold": 0.42})
+    assert read_metadata(lite)["threshold"] == 0.42 and lite.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["net.keras", "net.litert"]

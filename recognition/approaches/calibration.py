@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import stat
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from keyface.data.errors import KeyfaceError
+from keyface.data.files import write_whole
 from keyface.runtime.networks import META_ENTRY, read_metadata
 from keyface.recognition.approaches.registry import load_embedder
 from keyface.recognition.core.clustering import best_cluster_threshold
@@ -54,11 +56,11 @@ def calibrate(model_path: Path, faces, approach: str, strangers=None) -> float:
 
 
 def rewrite_metadata(path: Path, entry: str, meta: dict) -> None:
-    """Replace the metadata entry of a .keras zip (copy every other entry, then rename)."""
-    tmp = path.with_suffix(".tmp")
-    with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            if info.filename != entry:
-                dst.writestr(info, src.read(info.filename))
-        dst.writestr(entry, json.dumps(meta, indent=2, default=str))
-    tmp.replace(path)
+    """Replace the metadata entry of a model file's zip (every other entry copied, the file written whole)."""
+    def write(tmp: Path) -> None:
+        with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
+            for info in src.infolist():
+                if info.filename != entry:
+                    dst.writestr(info, src.read(info.filename))
+            dst.writestr(entry, json.dumps(meta, indent=2, default=str))
+    write_whole(path, write, mode=stat.S_IMODE(Path(path).stat().st_mode))  # as it was
