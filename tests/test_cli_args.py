@@ -163,3 +163,13 @@ def test_identify_on_a_missing_gallery_fails_before_loading_models(tmp_path, you
     done = fast_check(["identify", "--gallery", str(db), str(youtube_sample[0][0])])
     assert done.stdout.split()[:2] == ["LIGHT", "2"] and "gallery not found" in done.stderr
     assert not db.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_help_lists_a_commands_own_flags_first_then_the_shared_ones_by_group(capsys):
+    code, out, _ = run(["identify", "--help"], capsys)
+    sections = [line for line in out.splitlines() if line and not line.startswith(" ") and line.endswith(":")]
+    assert code == 0 and sections == ["positional arguments:", "options:", "speed:", "videos:", "gallery:", "models:",
+                                      "face detection:"]
+    own = out[out.index("options:"):out.index("speed:")]
+    assert "--top" in own and "--threshold" in own and "--gallery" not in own
+    assert "--camera" in out[out.index("videos:"):out.index("gallery:")]

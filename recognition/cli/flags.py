@@ -41,56 +41,62 @@ seconds = _number(float, 0.0, 1e7, what="seconds, 0 or more")
 MAX_DEFAULT_WORKERS = 4  # photos at once unless told: each holds its pixels and, on a big photo, ~140 MB of buffers
 
 
-def _shared(*parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """A parser of flags several commands take, through add_parser(parents=[...]) (argparse's way to share them).
-    Their defaults live here: a command changes none with set_defaults, since every command shares the flag."""
+def _flags(title: str) -> tuple[argparse.ArgumentParser, argparse._ArgumentGroup]:
+    """A parser of flags several commands take through add_parser(parents=[...]) (argparse's way to share
+    them), and its group, under whose title --help lists them after each command's own flags. Their
+    defaults live here: a command changes none with set_defaults, since every command shares the flag."""
+    parser = argparse.ArgumentParser(add_help=False)
+    return parser, parser.add_argument_group(title)
+
+
+def _joined(*parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The flags of several such parsers as one (groups of one title merge)."""
     return argparse.ArgumentParser(add_help=False, parents=list(parents))
 
 
-WORKERS = _shared()  # how many photos are worked on at once
-WORKERS.add_argument("--workers", type=count, help=f"photos worked on at once, sharing the cores (default: one a "
-                     f"core, up to {MAX_DEFAULT_WORKERS}, when there are several photos; videos and --head go one at "
-                     "a time)")
+WORKERS, _speed = _flags("speed")  # how many photos are worked on at once
+_speed.add_argument("--workers", type=count, help=f"photos worked on at once, sharing the cores (default: one a "
+                    f"core, up to {MAX_DEFAULT_WORKERS}, when there are several photos; videos and --head go one at "
+                    "a time)")
 
-PRECISION = _shared()  # for commands that run an embedder
-PRECISION.add_argument("--precision", choices=PRECISIONS, help="run the embedding and keypoint networks with int8 "
-                       "weights (~2.5x faster) or in float32 (default: int8 keypoints, and the embedder's own: int8 "
-                       "for dlib-resnet and inception, else float32)")
+PRECISION, _models = _flags("models")  # for commands that run an embedder
+_models.add_argument("--precision", choices=PRECISIONS, help="run the embedding and keypoint networks with int8 "
+                     "weights (~2.5x faster) or in float32 (default: int8 keypoints, and the embedder's own: int8 "
+                     "for dlib-resnet and inception, else float32)")
 
-DETECTOR = _shared()  # for commands that find faces
-DETECTOR.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR,
-                      help=f"face detector (default: {DEFAULT_DETECTOR}; mtcnn is ~10x slower end to end)")
-DETECTOR.add_argument("--min-face", type=face_px, default=MIN_FACE, metavar="PX",
-                      help=f"smallest face to look for, in pixels wide (default: {MIN_FACE:g}, about 10 px between "
-                      "the eyes); a larger one is faster on big photos")
+DETECTOR, _detection = _flags("face detection")  # for commands that find faces
+_detection.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR,
+                        help=f"face detector (default: {DEFAULT_DETECTOR}; mtcnn is ~10x slower end to end)")
+_detection.add_argument("--min-face", type=face_px, default=MIN_FACE, metavar="PX",
+                        help=f"smallest face to look for, in pixels wide (default: {MIN_FACE:g}, about 10 px "
+                        "between the eyes); a larger one is faster on big photos")
 
-GALLERY = _shared()  # for the commands that read or write one
-GALLERY.add_argument("--gallery", help="gallery file, or a PostgreSQL database as postgresql://USER@HOST/DB "
-                     "(default: $KEYFACE_GALLERY, then the per-user gallery.db)")
+GALLERY, _gallery = _flags("gallery")  # for the commands that read or write one
+_gallery.add_argument("--gallery", help="gallery file, or a PostgreSQL database as postgresql://USER@HOST/DB "
+                      "(default: $KEYFACE_GALLERY, then the per-user gallery.db)")
 
-MODELS = _shared()
-MODELS.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
+EMBEDDER, _embedder = _flags("models")
+_embedder.add_argument("--embedder", default=DEFAULT_EMBEDDER,
+                       help=f"{', '.join(EMBEDDER_NAMES)} (default: {DEFAULT_EMBEDDER}, the most accurate measured)")
+_embedder.add_argument("--embedder-model", help="embedder model file (default: models dir, then shipped)")
+_embedder.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
+_embedder.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
 
-EMBEDDER = _shared()
-EMBEDDER.add_argument("--embedder", default=DEFAULT_EMBEDDER,
-                      help=f"{', '.join(EMBEDDER_NAMES)} (default: {DEFAULT_EMBEDDER}, the most accurate measured)")
-EMBEDDER.add_argument("--embedder-model", help="embedder model file (default: models dir, then shipped)")
-EMBEDDER.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
+RECOGNISER = _joined(EMBEDDER, PRECISION, DETECTOR)  # what makes a recogniser; --threshold is each command's
 
-RECOGNISER = _shared(EMBEDDER, DETECTOR, PRECISION, MODELS)  # what makes a recogniser; --threshold is each command's
+SAMPLING, _sampling = _flags("videos")  # which frames of a video are looked at
+_sampling.add_argument("--every", type=count, metavar="N", help="videos: look at every N-th frame (default: 15 "
+                       "frames a second)")
+_sampling.add_argument("--fps", type=frame_rate, metavar="F", help="videos: look at F frames a second (default: 15)")
+_sampling.add_argument("--start", type=seconds, default=0.0, metavar="S", help="videos: start S seconds in")
+_sampling.add_argument("--end", type=seconds, metavar="S", help="videos: stop S seconds in")
 
-SAMPLING = _shared()  # which frames of a video are looked at
-SAMPLING.add_argument("--every", type=count, metavar="N", help="videos: look at every N-th frame (default: 15 "
-                      "frames a second)")
-SAMPLING.add_argument("--fps", type=frame_rate, metavar="F", help="videos: look at F frames a second (default: 15)")
-SAMPLING.add_argument("--start", type=seconds, default=0.0, metavar="S", help="videos: start S seconds in")
-SAMPLING.add_argument("--end", type=seconds, metavar="S", help="videos: stop S seconds in")
-
-VIDEO = _shared(SAMPLING)  # for identify
-VIDEO.add_argument("--camera", type=int, metavar="N", help="read a live camera (V4L2 device N) instead of files")
-VIDEO.add_argument("--out", help="videos: write a copy with numbered, named boxes to this new .mp4 file")
-VIDEO.add_argument("--show", action="store_true", help="show the video and its boxes in a window as it runs "
-                   "(needs a display; press q to stop)")
+_VIDEO_OUT, _video = _flags("videos")
+_video.add_argument("--camera", type=int, metavar="N", help="read a live camera (V4L2 device N) instead of files")
+_video.add_argument("--out", help="videos: write a copy with numbered, named boxes to this new .mp4 file")
+_video.add_argument("--show", action="store_true", help="show the video and its boxes in a window as it runs "
+                    "(needs a display; press q to stop)")
+VIDEO = _joined(_VIDEO_OUT, SAMPLING)  # for identify
 
 
 def photo_workers(args, photos: int) -> int:
