@@ -195,16 +195,15 @@ class Gallery:
 
     def _index(self, given):
         """The search index given (a server keeps one), else one of the kind named (default: the gallery's
-        exact one); refused when no one is enrolled."""
-        if given is not None and not isinstance(given, str):
-            return given
-        if self.store.is_empty():
-            raise EmptyGalleryError(f"gallery {self.path} is empty: enrol people first")
-        return self.search_index(given)
+        exact one)."""
+        return given if given is not None and not isinstance(given, str) else self.search_index(given)
 
     def search_index(self, kind: str | None = None):
         """A search index of the stored embeddings: for a file "exact" (the default) or "faiss", rebuilt only
-        after a change; for PostgreSQL, pgvector's "hnsw" (the default) or "exact", in the database."""
+        after a change; for PostgreSQL, pgvector's "hnsw" (the default) or "exact", in the database. Refused
+        (EmptyGalleryError) when no one is enrolled: there is no one to name a face as."""
+        if self.store.is_empty():
+            raise EmptyGalleryError(f"gallery {self.path} is empty: enrol people first")
         return self.store.index(kind)
 
     def identify_threshold(self, head: bool = False) -> float | None:

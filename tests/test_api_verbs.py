@@ -321,6 +321,7 @@ def test_photo_workers_share_the_cores_and_never_outnumber_the_photos(monkeypatc
     from keyface.recognition.cli.flags import MAX_DEFAULT_WORKERS, photo_workers
     from keyface.runtime import networks
     monkeypatch.setattr("os.cpu_count", lambda: 8)
+    monkeypatch.setitem(networks._threads, "n", 0)  # as a fresh process has it, whatever a test before set
     assert photo_workers(Args(workers=None), 1) == 1 and networks.cpu_threads() == 8  # one photo: every core
     assert photo_workers(Args(workers=None), 100) == MAX_DEFAULT_WORKERS and networks.cpu_threads() == 8 // MAX_DEFAULT_WORKERS
     assert photo_workers(Args(workers=None), 2) == 2 and networks.cpu_threads() == 4

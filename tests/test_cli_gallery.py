@@ -268,6 +268,8 @@ def test_an_empty_gallery_is_refused_by_its_kind_with_the_enrol_command(tmp_path
     code, out, err = run(["identify", photo, "--gallery", db, "--threshold", "2", *models], capsys)
     assert code == 2 and out == "" and len(err.splitlines()) == 1
     assert "is empty" in err and err.rstrip().endswith("(run `keyface enroll --name NAME PHOTO...`)")
+    code, _, err = run(["identify", "--camera", "99", "--gallery", db, "--threshold", "2", *models], capsys)
+    assert code == 2 and "is empty" in err and "camera" not in err  # refused before any camera is opened
     flag = dict(zip(models[::2], models[1::2]))
     rec = build("geometry", model=flag["--embedder-model"], keypoint_model=flag["--keypoint-model"], threshold=2.0)
     with Gallery(db, rec) as gallery:

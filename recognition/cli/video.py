@@ -67,10 +67,11 @@ def identify_video(gallery, source, args, stream, errors: list) -> None:
     from keyface.recognition.core.video import write_annotated
     from keyface.recognition.facade import track_json
     threshold, tracks, frames = gallery.identify_threshold(), [], sampling(args)
+    index = gallery.search_index(args.index)  # an empty gallery is refused before a video or camera opens
     with Video(source, frames) as video:
         watcher = Watcher(video, args)
         try:
-            for track in gallery.identify_video(video, args.top, watcher, args.index):
+            for track in gallery.identify_video(video, args.top, watcher, index):
                 tracks.append(track)
                 if args.json:
                     stream.json(track_json(video.name, track, threshold))
