@@ -58,7 +58,11 @@ class GalleryError(KeyfaceError):
 
 
 class EmptyGalleryError(GalleryError):
-    """No one is enrolled in the gallery, so there is no one to name a face as."""
+    """No one is enrolled in the gallery (`path`, where it is known), so there is no one to name a face as."""
+
+    def __init__(self, message: str, path: Path | str | None = None):
+        super().__init__(message)
+        self.path = path
 
 
 class PersonNotFoundError(GalleryError):

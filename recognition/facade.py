@@ -158,8 +158,8 @@ class Gallery:
     def identify(self, image, top: int = 3, index=None, head: bool = False,
                  min_probability: float = 0.5) -> list[Face]:
         """Every face in a photo, left to right, with its `top` nearest people, named when the nearest is
-        within the open-set cut (else unknown: None). `index` is a search index made by search_index() (kept
-        by a server), or the kind of one to make ("exact", the default, "faiss" or "hnsw"); `head` names faces by the gallery's softmax head
+        within the open-set cut (else unknown: None). `index` is a search index made by search_index()
+        (kept by a server), or the kind of one to make ("exact", the default, "faiss" or "hnsw"); `head` names faces by the gallery's softmax head
         instead (`train_head`), unknown under `min_probability`."""
         if isinstance(image, (str, os.PathLike)) and Path(image).is_dir():
             raise KeyfaceError(f"{shown(image)} is a folder: identify takes one photo; loop over its images")
@@ -203,7 +203,7 @@ class Gallery:
         after a change; for PostgreSQL, pgvector's "hnsw" (the default) or "exact", in the database. Refused
         (EmptyGalleryError) when no one is enrolled: there is no one to name a face as."""
         if self.store.is_empty():
-            raise EmptyGalleryError(f"gallery {self.path} is empty: enrol people first")
+            raise EmptyGalleryError(f"gallery {self.path} is empty: enrol people first", self.path)
         return self.store.index(kind)
 
     def identify_threshold(self, head: bool = False) -> float | None:

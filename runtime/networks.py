@@ -77,8 +77,9 @@ def provenance() -> dict:
             "git_revision": git_revision(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
-def save_model(model, path: Path, metadata: dict) -> Path:
-    """Save a Keras model as .keras with metadata embedded, written whole (data.files.write_whole)."""
+def save_model(model, path: Path, metadata: dict, mode: int = MODEL_FILE_MODE) -> Path:
+    """Save a Keras model as .keras with metadata embedded, written whole (data.files.write_whole) in `mode`
+    (0600 for a model fitted on people's faces, such as a gallery's softmax head)."""
     if getattr(model, "optimizer", None) is not None:
         model = _without_training_state(model)
 
@@ -86,7 +87,7 @@ def save_model(model, path: Path, metadata: dict) -> Path:
         model.save(tmp)
         with zipfile.ZipFile(tmp, "a") as zf:
             zf.writestr(META_ENTRY, json.dumps(metadata, indent=2, default=str))
-    write_whole(path, write, suffix=".keras", mode=MODEL_FILE_MODE)
+    write_whole(path, write, suffix=".keras", mode=mode)
     return Path(path)
 
 
@@ -231,11 +232,10 @@ class LiteNetwork:
     buffers, so calls running side by side (threads finding faces, server requests) each take one from
     a pool, made as needed up to one per core: nobody waits on a lock, and memory stays bounded. A network
     loaded from a model file carries that file's `metadata` and `version` (its hash, "-int8" for int8)."""
-    metadata: dict = {}
-    version: str = ""
 
     def __init__(self, flatbuffer: bytes, threads: int | None = None):
         self._flatbuffer, self._threads = flatbuffer, threads or cpu_threads()
+        self.metadata, self.version = {}, ""
         self._idle: queue.LifoQueue = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(os.cpu_count() or 1)
         first = self._new()

@@ -167,6 +167,8 @@ def test_train_head_then_identify_with_it(tmp_path, youtube_sample, models, caps
     code, out, err = run(["identify", youtube_sample[0][0], "--head", "--gallery", db, *models], capsys)
     assert code == 2 and "train-head" in err
     assert run(["train-head", "--gallery", db, *models], capsys)[0] == 0
+    heads = [p for p in tmp_path.iterdir() if p.suffix == ".keras"]  # fitted on faces: owner-only, as the gallery
+    assert len(heads) == 1 and heads[0].stat().st_mode & 0o777 == 0o600
     code, out, _ = run(["identify", youtube_sample[0][0], "--head", "--json", "--gallery", db, *models], capsys)
     assert code == 0 and json_lines(out)[0]["faces"][0]["name"] == "Kristen"
 
@@ -267,9 +269,10 @@ def test_an_empty_gallery_is_refused_by_its_kind_with_the_enrol_command(tmp_path
     run(["remove", "Kristen", "--gallery", db], capsys)
     code, out, err = run(["identify", photo, "--gallery", db, "--threshold", "2", *models], capsys)
     assert code == 2 and out == "" and len(err.splitlines()) == 1
-    assert "is empty" in err and err.rstrip().endswith("(run `keyface enroll --name NAME PHOTO...`)")
-    code, _, err = run(["identify", "--camera", "99", "--gallery", db, "--threshold", "2", *models], capsys)
-    assert code == 2 and "is empty" in err and "camera" not in err  # refused before any camera is opened
+    assert "is empty" in err and err.rstrip().endswith(f"(run `keyface enroll --gallery {db} --name NAME PHOTO...`)")
+    for first in (["--camera", "99"], ["--head"], []):  # before a camera opens, a head is looked for, a cut is read
+        code, _, err = run(["identify", *first, photo, "--gallery", db, *models], capsys)
+        assert code == 2 and len(err.splitlines()) == 1 and "is empty" in err, err
     flag = dict(zip(models[::2], models[1::2]))
     rec = build("geometry", model=flag["--embedder-model"], keypoint_model=flag["--keypoint-model"], threshold=2.0)
     with Gallery(db, rec) as gallery:

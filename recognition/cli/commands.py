@@ -243,28 +243,30 @@ def cmd_identify(args) -> int:
     own_bars = bool(videos) or args.camera is not None  # a video shows its frames' progress instead
     workers = 1 if own_bars or args.head else flags.photo_workers(args, len(args.photos))
     with Gallery(location, recogniser(args)) as gallery:
+        index = gallery.search_index(args.index)  # an empty gallery: refused before anything else is asked of it
         if args.head:
             gallery.softmax_head()  # missing: one error for the run, not one a photo
         threshold = gallery.identify_threshold(head=args.head)
         with Progress([] if own_bars else args.photos, "identifying") as (count, stream):
             if args.camera is not None:
-                _identify_video(gallery, args.camera, args, stream, errors)
+                _identify_video(gallery, args.camera, index, args, stream, errors)
             if own_bars:  # videos among the photos: one at a time, in the order given
                 for item in args.photos:
                     if item in videos:
-                        _identify_video(gallery, item, args, stream, errors)
+                        _identify_video(gallery, item, index, args, stream, errors)
                     else:
-                        _identify_one(*next(_identified(gallery, [item], args, 1)), threshold, args, stream, errors)
+                        _identify_one(*next(_identified(gallery, [item], index, args, 1)), threshold, args, stream,
+                                      errors)
             else:
-                for item, result in count(_identified(gallery, args.photos, args, workers)):
+                for item, result in count(_identified(gallery, args.photos, index, args, workers)):
                     _identify_one(item, result, threshold, args, stream, errors)
     return 2 if errors else 0
 
 
-def _identify_video(gallery, source, args, stream, errors: list) -> None:
+def _identify_video(gallery, source, index, args, stream, errors: list) -> None:
     """A video's or a camera's tracks, printed as they close (the video printer loads only for a video)."""
     from keyface.recognition.cli.video import identify_video
-    identify_video(gallery, source, args, stream, errors)
+    identify_video(gallery, source, index, args, stream, errors)
 
 
 def _identify_one(photo: str, result, threshold: float | None, args, stream, errors: list) -> None:
@@ -284,10 +286,9 @@ def _identify_one(photo: str, result, threshold: float | None, args, stream, err
             stream.line(line)
 
 
-def _identified(gallery, photos: list, args, workers: int):
-    """(photo, its faces or its KeyfaceError) for each photo, in order, `workers` at once (a gallery with no
-    one in it refused before any photo)."""
-    return gallery.identify_all(photos, args.top, args.index, args.head, args.min_probability, workers)
+def _identified(gallery, photos: list, index, args, workers: int):
+    """(photo, its faces or its KeyfaceError) for each photo, in order, `workers` at once."""
+    return gallery.identify_all(photos, args.top, index, args.head, args.min_probability, workers)
 
 
 def _faces_or_error(result) -> tuple[list, str | None]:

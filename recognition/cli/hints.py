@@ -2,9 +2,9 @@
 the command line adds the flag or command that does it, chosen by the error's kind."""
 from __future__ import annotations
 
-from keyface.data.errors import (DamagedGalleryError, EmptyGalleryError, FalseAcceptRateError, KeyfaceError, LandmarksNeededError,
-                                 NoDataRootError, NoSoftmaxHeadError, NotCalibratedError, OtherModelError,
-                                 SeveralFacesError)
+from keyface.data.errors import (DamagedGalleryError, EmptyGalleryError, FalseAcceptRateError, KeyfaceError,
+                                 LandmarksNeededError, NoDataRootError, NoSoftmaxHeadError, NotCalibratedError,
+                                 OtherModelError, SeveralFacesError)
 
 
 def hint(error: KeyfaceError) -> str | None:
@@ -17,7 +17,8 @@ def hint(error: KeyfaceError) -> str | None:
     if isinstance(error, DamagedGalleryError):
         return f"run `keyface {error.repair} --gallery {error.path}`"
     if isinstance(error, EmptyGalleryError):
-        return "run `keyface enroll --name NAME PHOTO...`"
+        where = f" --gallery {error.path}" if error.path is not None else ""
+        return f"run `keyface enroll{where} --name NAME PHOTO...`"
     if isinstance(error, NoSoftmaxHeadError):
         return f"run `keyface train-head --gallery {error.path}`"
     flags = {SeveralFacesError: "--largest-face", FalseAcceptRateError: "--far", NoDataRootError: "--data PATH",

@@ -61,13 +61,13 @@ class Watcher:
         return f"latency from frame to answer: p50 {np.median(ms):.0f} ms, p95 {np.percentile(ms, 95):.0f} ms"
 
 
-def identify_video(gallery, source, args, stream, errors: list) -> None:
-    """A video's (or a camera's) tracks, printed as each closes; its annotated copy with --out."""
+def identify_video(gallery, source, index, args, stream, errors: list) -> None:
+    """A video's (or a camera's) tracks, searched in `index`, printed as each closes; its annotated copy with
+    --out."""
     from keyface.data.video import Video
     from keyface.recognition.core.video import write_annotated
     from keyface.recognition.facade import track_json
     threshold, tracks, frames = gallery.identify_threshold(), [], sampling(args)
-    index = gallery.search_index(args.index)  # an empty gallery is refused before a video or camera opens
     with Video(source, frames) as video:
         watcher = Watcher(video, args)
         try:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +34,7 @@ def train_head(gallery: SQLiteStore, out: Path, epochs: int = 200, seed: int = 0
     model, people = fit_head(vectors, names, epochs, seed)
     meta = {"kind": "gallery-head", "embedder": gallery.embedder, "version": gallery.version,
             "people": people.tolist(), "photos": int(len(vectors)), **provenance()}
-    path = save_model(model, out, meta)
-    os.chmod(path, 0o600)  # it is fitted on biometric data, like the gallery beside it
+    path = save_model(model, out, meta, mode=0o600)  # fitted on biometric data, like the gallery beside it
     return path
 
 

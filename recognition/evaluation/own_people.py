@@ -131,12 +131,11 @@ def _head_answers(model, people: np.ndarray, vectors, found, names) -> tuple[lis
 
 def _save_head(model, people: np.ndarray, fold: int, seen: list, folder: Path, provenance: dict) -> Path:
     """One fold's head, with the people and photos it was fitted on (asked for with --keep-models)."""
-    import os
     from keyface.runtime.networks import save_model
     meta = {"kind": "compare-head", **provenance, "fold": fold, "people": people.tolist(),
             "photos_seen": [[n, str(p)] for n, p in seen]}
-    path = save_model(model, folder / f"{provenance.get('embedder', 'head')}-head-fold{fold}.keras", meta)
-    os.chmod(path, 0o600)  # fitted on the user's faces
+    path = save_model(model, folder / f"{provenance.get('embedder', 'head')}-head-fold{fold}.keras", meta,
+                      mode=0o600)  # fitted on the user's faces
     return path
 
 

@@ -224,9 +224,10 @@ def _photo_routes(app: FastAPI, rec, store: GalleryThread) -> None:
             raise KeyfaceError("top must be between 1 and 20")
         name, data = _upload_name(photo), await photo.read()
         gallery = store.gallery
-        index = await store.run_async(lambda: None if gallery.is_empty() else live.pick(gallery.search_index()))
-        if index is None:
-            raise EmptyGalleryError("the gallery is empty: enrol people first")
+        try:
+            index = await store.run_async(lambda: live.pick(gallery.search_index()))
+        except EmptyGalleryError:  # said without the gallery's place on the server
+            raise EmptyGalleryError("the gallery is empty: enrol people first") from None
         # decoded and identified in one hop to a worker thread; the index is read there, the gallery is not
         faces = await _in_thread(lambda: gallery.identify(decode_image_bytes(data, name), top, index))
         # already plain JSON: handed to the client as it is, without FastAPI encoding it again
