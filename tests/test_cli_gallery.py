@@ -262,7 +262,7 @@ def test_several_photos_identified_at_once_print_as_one_at_a_time_would(tmp_path
 
 
 def test_an_empty_gallery_is_refused_by_its_kind_with_the_enrol_command(tmp_path, youtube_sample, models, capsys):
-    from keyface.data.errors import EmptyGalleryError
+    from keyface import EmptyGalleryError
     from keyface.recognition.facade import Gallery, build
     db, (photo, _) = tmp_path / "g.db", youtube_sample[0]
     run(["enroll", "--name", "Kristen", photo, "--gallery", db, *models], capsys)
