@@ -17,7 +17,7 @@ from keyface.data.errors import EmptyGalleryError, KeyfaceError, OtherModelError
 from keyface.data.files import shown
 from keyface.data.paths import is_database_uri, shown_location
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER
-from keyface.recognition.core.pipeline import Face
+from keyface.recognition.core.pipeline import Face, FacePipeline
 from keyface.recognition.core.service import Prepared, Recogniser, in_order, label  # in_order: many photos at once
 from keyface.recognition.core.store import Enrolment, SQLiteStore, read_meta
 from keyface.recognition.core.store import check_name  # the one rule for a person's name, for the entry points too
@@ -39,7 +39,6 @@ def build(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, *, model:
     from keyface.detection.detector import make_detector
     from keyface.keypoints.predictor import KeypointPredictor
     from keyface.recognition.approaches.registry import load_embedder
-    from keyface.recognition.core.pipeline import FacePipeline
     keypoints = KeypointPredictor.load(keypoint_model, precision=precision, models=models)
     pipeline = FacePipeline(keypoints, make_detector(detector, min_face))
     return Recogniser(pipeline, load_embedder(embedder, models, model, precision), threshold, several_faces, far)
@@ -159,8 +158,8 @@ class Gallery:
                  min_probability: float = 0.5) -> list[Face]:
         """Every face in a photo, left to right, with its `top` nearest people, named when the nearest is
         within the open-set cut (else unknown: None). `index` is a search index made by search_index()
-        (kept by a server), or the kind of one to make ("exact", the default, "faiss" or "hnsw"); `head` names faces by the gallery's softmax head
-        instead (`train_head`), unknown under `min_probability`."""
+        (kept by a server), or the kind of one to make ("exact", the default, "faiss" or "hnsw"); `head`
+        names faces by the gallery's softmax head instead (`train_head`), unknown under `min_probability`."""
         if isinstance(image, (str, os.PathLike)) and Path(image).is_dir():
             raise KeyfaceError(f"{shown(image)} is a folder: identify takes one photo; loop over its images")
         faces = self.recogniser.identify(self._index(index), image, top, by_distance=not head)

@@ -104,11 +104,10 @@ def test_library_errors_get_their_flags_on_the_command_line(tmp_path, monkeypatc
     from keyface.data.errors import KeyfaceError
     from keyface.data.paths import DATA_ENV, data_root
     from keyface.recognition.cli.hints import with_hint
-    from keyface.recognition.core.pipeline import InputSpec
     from keyface.recognition.core.store import damaged
     from keyface.data.errors import DamagedGalleryError
     from keyface.recognition.core.open_set import cut_at_far
-    from keyface.recognition.core.pipeline import Face, face_matrix
+    from keyface.recognition.core.pipeline import Face, InputSpec, face_matrix
     monkeypatch.delenv(DATA_ENV, raising=False)
     errors = []
     for fail in (lambda: data_root(None), lambda: cut_at_far(np.linspace(0, 1, 50), 0.001),

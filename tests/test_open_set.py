@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from keyface.data.errors import KeyfaceError
-from keyface.recognition.core.pipeline import DLIB_FIT_POINTS, dlib_anchor_template, dlib_chip_matrix, dlib_template
+from keyface.recognition.core.pipeline import (DLIB_FIT_POINTS, InputSpec, dlib_anchor_template, dlib_chip_matrix,
+                                               dlib_template)
 from keyface.recognition.core.open_set import cut_at_far, enrolled_subset, open_set_metadata
 
 
@@ -86,7 +87,6 @@ def test_dlib_chip_puts_the_mean_face_where_dlib_does():
 
 
 def test_mtcnn_alignment_uses_the_detectors_landmarks():
-    from keyface.recognition.core.pipeline import InputSpec
     from keyface.recognition.core.pipeline import Face, face_matrix
     anchors = dlib_anchor_template(150)
     face = Face((0, 0, 150, 150), 1.0, np.zeros((68, 2)), landmarks=anchors * 2 + 10)

@@ -13,7 +13,7 @@ from keyface.recognition.cli.flags import MAX_DEFAULT_WORKERS, PRECISION, count,
 from keyface.recognition.cli import bench_scale, bench_serve, bench_video
 from keyface.recognition.cli.tables import print_table, write_report
 from keyface.runtime.networks import PRECISIONS
-from keyface.recognition.core.pipeline import ALIGNMENTS
+from keyface.recognition.core.pipeline import ALIGNMENTS, l2_normalise
 
 log = logging.getLogger(__name__)
 
@@ -401,7 +401,6 @@ def cmd_bench_search(args) -> int:
     """Search speed over N stored embeddings of N/5 people (5 photos each), exact and FAISS."""
     import time
     import numpy as np
-    from keyface.recognition.core.pipeline import l2_normalise
     from keyface.recognition.core.approximate import FaissIndex
     from keyface.recognition.core.search import ExactIndex
     set_threads(args.threads)

@@ -12,7 +12,7 @@ import numpy as np
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.files import shown
-from keyface.recognition.core.pipeline import Face
+from keyface.recognition.core.pipeline import Face, align_batch
 from keyface.recognition.facade import Gallery, build, load
 
 FoundFace = Face  # the name keyface 0.1 gave a face found by find_faces and identify
@@ -132,7 +132,6 @@ def face_landmarks(image: Image, boxes=None, recogniser=None) -> list[dict[str, 
 
 def face_encodings(image: Image, boxes=None, recogniser=None) -> np.ndarray:
     """Unit embeddings (N, D) of the faces at `boxes` in their order, else of every face found, left to right."""
-    from keyface.recognition.core.pipeline import align_batch
     recogniser = recogniser or load()
     rgb = _pixels(image, "face_encodings")
     faces = _faces(rgb, boxes, recogniser)
