@@ -233,8 +233,8 @@ class LiteNetwork:
     a pool, made as needed up to one per core: nobody waits on a lock, and memory stays bounded. A network
     loaded from a model file carries that file's `metadata` and `version` (its hash, "-int8" for int8)."""
 
-    def __init__(self, flatbuffer: bytes, threads: int | None = None):
-        self._flatbuffer, self._threads = flatbuffer, threads or cpu_threads()
+    def __init__(self, flatbuffer: bytes):
+        self._flatbuffer, self._threads = flatbuffer, cpu_threads()  # the thread count of the moment it is made
         self.metadata, self.version = {}, ""
         self._idle: queue.LifoQueue = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(os.cpu_count() or 1)
