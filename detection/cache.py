@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterable
 
 from keyface.data.files import write_whole
-from keyface.detection.boxes import Detection, face_from_json, face_to_json
+from keyface.detection.detector import Detection
 
 
 def detection_cache_file(detector: str) -> Path:
@@ -46,3 +46,13 @@ def detect_cached(paths: Iterable[Path], detector, progress: bool = True) -> dic
 def _write_json(path: Path, obj: dict) -> None:
     """Write JSON whole, so a killed run or another command filling the same cache leaves no half file."""
     write_whole(path, lambda tmp: tmp.write_text(json.dumps(obj)))
+
+
+def face_to_json(face: Detection) -> dict:
+    """A JSON-ready dict of a face."""
+    return {"box": list(face.box), "score": face.score, "landmarks": [list(p) for p in face.landmarks]}
+
+
+def face_from_json(d: dict) -> Detection:
+    """Inverse of face_to_json."""
+    return Detection(tuple(d["box"]), d["score"], tuple(tuple(p) for p in d["landmarks"]))

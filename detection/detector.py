@@ -1,6 +1,8 @@
-"""Face detectors by name: BlazeFace (the default: `blazeface`, here) or MTCNN (`mtcnn`), each finding faces
-from `min_face` px wide (24 by default, ~10 px between the eyes) up to the whole photo, with boxes the
-keypoint net's crop rule was fitted to (MTCNN's; BlazeFace's are mapped onto them).
+"""Finding faces: what every detector gives (a `Detection`: box, score, landmarks), the boxes' geometry
+(overlaps, merging, the left-to-right order faces are numbered in everywhere), and BlazeFace, the default
+detector, finding faces from `min_face` px wide (24 by default, ~10 px between the eyes) up to the whole
+photo, with boxes the keypoint net's crop rule was fitted to (MTCNN's; BlazeFace's are mapped onto them).
+MTCNN is in `detection.mtcnn`; `recognition.core.pipeline.make_detector` chooses between them by name.
 
 BlazeFace short-range is MediaPipe's face detector, a 230 KB TFLite file run by LiteRT. The file ships in
 the package; it is MediaPipe's `face_detection_short_range.tflite` from the PyPI wheel `mediapipe==0.10.14`
@@ -30,23 +32,78 @@ from pathlib import Path
 import numpy as np
 
 from keyface.data.errors import KeyfaceError
-from keyface.detection.boxes import MIN_FACE, Detection, checked_min_face, inside_share, weighted_nms
 from keyface.runtime.networks import LiteNetwork
 
-DETECTORS = ("blazeface", "mtcnn")
-DEFAULT_DETECTOR = "blazeface"  # chosen by measurement: docs/benchmarks.md, `keyface bench speed`
+# What every detector gives
+
+# The smallest face (box width, px) looked for by default: ~10 px between the eyes. `min_face` raises
+# it for speed (the finest scale costs ~70% of the time).
+MIN_FACE = 24.0
 
 
-def make_detector(name: str = DEFAULT_DETECTOR, min_face: float | None = None):
-    """A face detector by name that finds faces from min_face px wide (default MIN_FACE); nothing is
-    loaded until its first detect(), and MTCNN's module is imported only when it is asked for."""
-    min_face = MIN_FACE if min_face is None else min_face
-    if name == "blazeface":
-        return BlazeFaceDetector(min_face=min_face)
-    if name == "mtcnn":
-        from keyface.detection.mtcnn import MTCNNDetector
-        return MTCNNDetector(min_face=min_face)
-    raise KeyfaceError(f"unknown face detector {name!r}; known: {', '.join(DETECTORS)}")
+@dataclass(frozen=True)
+class Detection:
+    """A detected face: box (x0, y0, x1, y1) in image pixels, confidence, 5 MTCNN landmarks."""
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: tuple[tuple[float, float], ...] = ()
+
+    @property
+    def size(self) -> float:
+        """The larger side of the box in pixels."""
+        return max(self.box[2] - self.box[0], self.box[3] - self.box[1])
+
+
+def box_iou(boxes_a, boxes_b) -> np.ndarray:
+    """Overlap (intersection over union) of every (x0, y0, x1, y1) box in a (N, 4) with every box in b (M, 4):
+    (N, M)."""
+    inter, area_a, area_b = _intersections(boxes_a, boxes_b)
+    return inter / np.maximum(area_a + area_b - inter, 1e-9)
+
+
+def inside_share(boxes, faces) -> np.ndarray:
+    """For each box in boxes (N, 4), the largest share of its area that lies inside one of faces (M, 4): (N,)."""
+    if not len(faces):
+        return np.zeros(len(boxes))
+    inter, area, _ = _intersections(boxes, faces)
+    return (inter / np.maximum(area, 1e-9)).max(1)
+
+
+def _intersections(boxes_a, boxes_b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The area every box in a (N, 4) shares with every box in b (M, 4), (N, M); and the boxes' own areas,
+    (N, 1) and (1, M)."""
+    a, b = np.asarray(boxes_a, float).reshape(-1, 4)[:, None], np.asarray(boxes_b, float).reshape(-1, 4)[None]
+    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    return w * h, (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]), (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+
+
+def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[tuple[np.ndarray, float]]:
+    """MediaPipe's weighted NMS: each kept box is the score-weighted mean of the boxes it absorbs."""
+    order = np.argsort(-scores)
+    boxes, scores = boxes[order], scores[order]
+    alive, kept = np.ones(len(boxes), bool), []
+    for i in range(len(boxes)):
+        if not alive[i]:
+            continue
+        group = alive & (box_iou(boxes[i], boxes)[0] > iou)
+        group[i] = True
+        weights = scores[group]
+        kept.append(((boxes[group] * weights[:, None]).sum(0) / weights.sum(), float(scores[i])))
+        alive &= ~group
+    return kept
+
+
+def checked_min_face(min_face: float) -> float:
+    """The smallest face to look for, in px; under 8 px no detector here sees a face (nor does a NaN)."""
+    if not min_face >= 8:
+        raise KeyfaceError(f"min_face must be at least 8 px, not {min_face:g}")
+    return float(min_face)
+
+
+def left_to_right(faces: list) -> list:
+    """Faces (anything with a .box) in the order keyface numbers them everywhere: by the box's left edge."""
+    return sorted(faces, key=lambda f: float(f.box[0]))
 
 
 # BlazeFace

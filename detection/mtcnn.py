@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from keyface.detection.boxes import MIN_FACE, Detection, checked_min_face
+from keyface.detection.detector import MIN_FACE, Detection, checked_min_face
 
 # MTCNN runs on photos shrunk to this long side, unless that would make a min_face face smaller than
 # MTCNN_MIN_FACE, the smallest face its pyramid looks for.

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from keyface.dlib_resnet.dlib_format import ADD_PREV, AFFINE, AVG_POOL, CONV, FC, MAX_POOL, RELU, DlibFormatError, DlibNet
-from keyface.recognition.core.pipeline import InputSpec
+from keyface.keypoints.predictor import InputSpec
 
 # dlib's chip, the network's input: 150 px, padding 0.25, cut by fitting 36 of the 68 keypoints to dlib's
 # mean face (measured against MTCNN's 5 landmarks in docs/benchmarks.md)

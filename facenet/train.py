@@ -18,7 +18,7 @@ from keyface.facenet.model import FacenetConfig, TripletTrainer, build_embedding
 from keyface.facenet.sampler import pk_dataset
 from keyface.data.errors import KeyfaceError
 from keyface.runtime.networks import provenance, save_model
-from keyface.recognition.core.pipeline import InputSpec
+from keyface.keypoints.predictor import InputSpec
 from keyface.recognition.training.face_sets import FaceSet, augment_faces
 from keyface.recognition.core.verification import sample_pairs
 from keyface.recognition.training.held_out import (VerificationMonitor, held_out_names, split_people,

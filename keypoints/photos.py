@@ -12,8 +12,7 @@ import numpy as np
 from keyface.data.errors import KeyfaceError
 from keyface.data.files import create_private, free_name, private_dir
 from keyface.data.images import load_image
-from keyface.detection.boxes import left_to_right
-from keyface.detection.detector import DEFAULT_DETECTOR, make_detector
+from keyface.detection.detector import left_to_right
 from keyface.keypoints.predictor import KeypointPredictor
 
 log = logging.getLogger(__name__)
@@ -22,12 +21,11 @@ IMAGE_OUT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".ti
              ".webp": "WEBP"}  # --out names one file when it ends in one of these
 
 
-def iter_predictions(photos: list[str], model: str | None, models: str | None, detector: str = DEFAULT_DETECTOR,
-                     min_face: float | None = None) -> Iterator[tuple[dict, np.ndarray | None]]:
-    """For each photo as soon as it is done: its faces left to right (numbered from 1) with box, score and
-    keypoints rounded to 0.1 px (or "error"), and its pixels (None when it could not be read)."""
+def iter_predictions(photos: list[str], model: str | None, models: str | None, detector
+                     ) -> Iterator[tuple[dict, np.ndarray | None]]:
+    """For each photo as soon as it is done: its faces (found by `detector`) left to right, numbered from 1,
+    with box, score and keypoints rounded to 0.1 px (or "error"), and its pixels (None when it could not be read)."""
     predictor = KeypointPredictor.load(model, models=models)
-    detector = make_detector(detector, min_face)
     for photo in photos:
         try:
             rgb = load_image(photo)
@@ -38,12 +36,10 @@ def iter_predictions(photos: list[str], model: str | None, models: str | None, d
                "faces": _keypoints(rgb, detector, predictor)}, rgb
 
 
-def iter_video_keypoints(video, model: str | None, models: str | None, detector: str = DEFAULT_DETECTOR,
-                         min_face: float | None = None) -> Iterator[tuple[dict, np.ndarray]]:
+def iter_video_keypoints(video, model: str | None, models: str | None, detector) -> Iterator[tuple[dict, np.ndarray]]:
     """For each frame a video (data.video.Video) looks at: its faces as for a photo, with the frame's
     number and time, and its pixels."""
     predictor = KeypointPredictor.load(model, models=models)
-    detector = make_detector(detector, min_face)
     for frame in video.frames():
         yield {"video": video.name, "frame": frame.index, "time": round(frame.time, 3),
                "faces": _keypoints(frame.rgb, detector, predictor)}, frame.rgb

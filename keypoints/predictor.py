@@ -1,7 +1,7 @@
 """Keypoints on faces in photos: the schemes (which points, by name and group), the one rule that turns a
 detector's face box into the square crop a keypoint net sees (and the affine maps between a photo and such
-a crop: pixels and points move by the same matrix), and the predictor that runs the net on those crops
-and maps the points back to the photo."""
+a crop: pixels and points move by the same matrix), the predictor that runs the net on those crops and
+maps the points back to the photo, and alignment: the crop an embedder reads, cut by a face's keypoints."""
 from __future__ import annotations
 
 import logging
@@ -9,12 +9,12 @@ import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import cv2
 import numpy as np
 
-from keyface.data.errors import KeyfaceError
+from keyface.data.errors import KeyfaceError, LandmarksNeededError
 from keyface.data.paths import models_dir
 
 log = logging.getLogger(__name__)
@@ -236,3 +236,153 @@ class KeypointPredictor:
         """Keypoints (N, P, 2) in photo pixels for the faces at the given detector boxes."""
         x, mats = self.crops(rgb, boxes)
         return to_photo(self.predict_crops(x), mats)
+
+
+# Alignment: a face's keypoints onto the template of the crop an embedder reads. Pure functions: a face's
+# points -> a similarity transform onto a template -> the crop (insightface's face_align, with dlib's chip too).
+
+class PointedFace(Protocol):
+    """What alignment reads of a face (recognition's Face): 68 keypoints in photo pixels, and the detector's
+    own 5 landmarks where it gave them."""
+    keypoints: np.ndarray
+    landmarks: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The aligned crop an embedder wants."""
+    size: int
+    channels: int  # 1 = grey, 3 = RGB
+    zoom: float = 1.0  # template zoom: < 1 keeps more of the head
+    shift_y: float = 0.0  # template shift, a fraction of the size (< 0: face higher in the crop)
+    alignment: str = "template5"  # how the crop is cut: see ALIGNMENTS below
+
+
+@dataclass
+class FaceBatch:
+    """Aligned faces for an embedder: crops (N, S, S, C) uint8 and 68 keypoints in crop pixels."""
+    crops: np.ndarray
+    keypoints: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+
+# Alignment: a face's points onto an embedder's template
+
+# Where the eyes, nose tip and mouth corners land in a 112x112 crop (the ArcFace template used by
+# insightface); image-left eye first, as Scheme.anchor_points returns them.
+TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                         [41.5493, 92.3655], [70.7299, 92.2041]], np.float64)
+
+
+# dlib's mean face (get_face_chip_details): iBUG points 17..67 as fractions of the face box. dlib
+# fits a similarity from points 27-54 and 60-64 (brows and the lower lip left out) onto it, and its
+# ResNet face descriptor reads a 150 px chip of it with padding 0.25.
+DLIB_MEAN_FACE = np.array([
+    [0.000213256, 0.106454], [0.0752622, 0.038915], [0.18113, 0.0187482], [0.29077, 0.0344891],
+    [0.393397, 0.0773906], [0.586856, 0.0773906], [0.689483, 0.0344891], [0.799124, 0.0187482],
+    [0.904991, 0.038915], [0.98004, 0.106454], [0.490127, 0.203352], [0.490127, 0.307009],
+    [0.490127, 0.409805], [0.490127, 0.515625], [0.36688, 0.587326], [0.426036, 0.609345],
+    [0.490127, 0.628106], [0.554217, 0.609345], [0.613373, 0.587326], [0.121737, 0.216423],
+    [0.187122, 0.178758], [0.265825, 0.179852], [0.334606, 0.231733], [0.260918, 0.245099],
+    [0.182743, 0.244077], [0.645647, 0.231733], [0.714428, 0.179852], [0.793132, 0.178758],
+    [0.858516, 0.216423], [0.79751, 0.244077], [0.719335, 0.245099], [0.254149, 0.780233],
+    [0.340985, 0.745405], [0.428858, 0.727388], [0.490127, 0.742578], [0.551395, 0.727388],
+    [0.639268, 0.745405], [0.726104, 0.780233], [0.642159, 0.864805], [0.556721, 0.902192],
+    [0.490127, 0.909281], [0.423532, 0.902192], [0.338094, 0.864805], [0.290379, 0.784792],
+    [0.428096, 0.778746], [0.490127, 0.785343], [0.552157, 0.778746], [0.689874, 0.784792],
+    [0.553364, 0.824182], [0.490127, 0.831803], [0.42689, 0.824182]], np.float64)
+DLIB_FIT_POINTS = [i for i in range(27, 68) if not (55 <= i <= 59 or 65 <= i <= 67)]
+DLIB_PADDING = 0.25
+
+
+def dlib_template(size: int, padding: float = DLIB_PADDING) -> np.ndarray:
+    """dlib's mean face as 68 (x, y) points of a size x size chip (the jaw, which dlib has not, is NaN)."""
+    points = np.full((68, 2), np.nan)
+    points[17:] = (padding + DLIB_MEAN_FACE) / (2 * padding + 1) * size
+    return points
+
+
+def template(size: int, zoom: float = 1.0, shift_y: float = 0.0) -> np.ndarray:
+    """The 5-point template for a size x size crop; zoom < 1 shows more of the head, shift_y < 0 moves it up."""
+    centred = (TEMPLATE_112 - 56.0) * zoom
+    return (centred + 56.0) * (size / 112.0) + np.array([0.0, shift_y * size])
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares 2x3 similarity (rotation, uniform scale, shift) mapping src onto dst (Umeyama 1991)."""
+    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s, d = src - mu_s, dst - mu_d
+    cov = d.T @ s / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    sign = np.diag([1.0, np.sign(np.linalg.det(u @ vt)) or 1.0])  # never a reflection
+    rot = u @ sign @ vt
+    scale = np.trace(np.diag(sig) @ sign) / max(s.var(0).sum(), 1e-12)
+    matrix = np.zeros((2, 3))
+    matrix[:, :2] = scale * rot
+    matrix[:, 2] = mu_d - scale * rot @ mu_s
+    return matrix
+
+
+def alignment_matrix(anchors: np.ndarray, size: int, zoom: float = 1.0, shift_y: float = 0.0) -> np.ndarray:
+    """The 2x3 matrix taking a photo's 5 anchors onto the template of a size x size crop."""
+    return similarity_transform(anchors, template(size, zoom, shift_y))
+
+
+def dlib_chip_matrix(keypoints68: np.ndarray, size: int) -> np.ndarray:
+    """The 2x3 matrix of dlib's face chip: 36 of the 68 keypoints fitted onto dlib's mean face."""
+    return similarity_transform(keypoints68[DLIB_FIT_POINTS], dlib_template(size)[DLIB_FIT_POINTS])
+
+
+def dlib_anchor_template(size: int) -> np.ndarray:
+    """dlib's chip as a 5-anchor template (eye centres, nose tip, mouth corners of its mean face)."""
+    return IBUG68.anchor_points(dlib_template(size))
+
+
+def align_face(image: np.ndarray, anchors: np.ndarray, size: int, zoom: float = 1.0,
+               shift_y: float = 0.0) -> np.ndarray:
+    """The aligned size x size crop of the face whose 5 anchors are given (grey or RGB in, same out)."""
+    return warp_image(image, alignment_matrix(anchors, size, zoom, shift_y), size)
+
+
+def _template5(face: PointedFace, spec: InputSpec) -> np.ndarray:
+    return alignment_matrix(IBUG68.anchor_points(face.keypoints), spec.size, spec.zoom, spec.shift_y)
+
+
+def _dlib_mtcnn5(face: PointedFace, spec: InputSpec) -> np.ndarray:
+    if face.landmarks is None:  # no stand-in: the point of this alignment is the detector's own points
+        raise LandmarksNeededError("the dlib-mtcnn5 alignment needs the detector's 5 landmarks, and this face has none: "
+                           "use a detector that gives them (mtcnn)")
+    return similarity_transform(face.landmarks, dlib_anchor_template(spec.size))
+
+
+def _dlib5(face: PointedFace, spec: InputSpec) -> np.ndarray:
+    return similarity_transform(IBUG68.anchor_points(face.keypoints), dlib_anchor_template(spec.size))
+
+
+# How a face becomes a crop: a 2x3 photo-to-crop matrix from the face's points.
+ALIGNMENTS = {
+    "template5": _template5,  # 5 keypoint anchors onto the ArcFace template (zoom, shift_y)
+    "dlib68": lambda face, spec: dlib_chip_matrix(face.keypoints, spec.size),  # dlib's chip, 36 keypoints
+    "dlib5": _dlib5,  # 5 keypoint anchors onto dlib's chip
+    "dlib-mtcnn5": _dlib_mtcnn5,  # MTCNN's own 5 landmarks onto dlib's chip
+}
+
+
+def face_matrix(face: PointedFace, spec: InputSpec) -> np.ndarray:
+    """The 2x3 photo-to-crop matrix of one face for an embedder's input spec."""
+    if spec.alignment not in ALIGNMENTS:
+        raise ValueError(f"unknown alignment {spec.alignment!r}; known: {', '.join(ALIGNMENTS)}")
+    return ALIGNMENTS[spec.alignment](face, spec)
+
+
+def align_batch(rgb: np.ndarray, faces: list[PointedFace], spec: InputSpec) -> FaceBatch:
+    """Aligned crops in the embedder's size and colour mode, and the keypoints moved with them."""
+    image = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if spec.channels == 1 else rgb
+    crops, points = warp_faces(image, [face_matrix(face, spec) for face in faces], spec.size,
+                               [face.keypoints for face in faces])
+    shape = (0, spec.size, spec.size, spec.channels)
+    return FaceBatch(np.asarray(crops, np.uint8).reshape(-1, *shape[1:]) if crops else np.zeros(shape, np.uint8),
+                     np.asarray(points, np.float32).reshape(-1, 68, 2))

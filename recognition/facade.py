@@ -17,8 +17,8 @@ from keyface.data.errors import EmptyGalleryError, KeyfaceError, OtherModelError
 from keyface.data.files import shown
 from keyface.data.paths import is_database_uri, shown_location
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER
-from keyface.recognition.core.pipeline import Face, FacePipeline
-from keyface.recognition.core.service import Prepared, Recogniser, in_order, label  # in_order: many photos at once
+# in_order: many photos at once
+from keyface.recognition.core.pipeline import Face, FacePipeline, Prepared, Recogniser, in_order, label, make_detector
 from keyface.recognition.core.store import Enrolment, SQLiteStore, read_meta
 from keyface.recognition.core.store import check_name  # the one rule for a person's name, for the entry points too
 
@@ -36,7 +36,6 @@ def build(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, *, model:
     `detector` is "blazeface" (fast) or "mtcnn" (~10x slower end to end), `min_face` the smallest face it
     looks for (px wide, default 24), `precision` is "int8" or "float32" for the embedding and keypoint
     networks (default: int8 keypoints, and the embedder's own, int8 for dlib-resnet)."""
-    from keyface.detection.detector import make_detector
     from keyface.keypoints.predictor import KeypointPredictor
     from keyface.recognition.approaches.registry import load_embedder
     keypoints = KeypointPredictor.load(keypoint_model, precision=precision, models=models)

@@ -3,8 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from keyface.keypoints.predictor import IBUG68
-from keyface.recognition.core.pipeline import align_face, alignment_matrix, similarity_transform, template
+from keyface.keypoints.predictor import IBUG68, align_face, alignment_matrix, similarity_transform, template
 
 
 def known_similarity(angle_deg: float, scale: float, shift) -> np.ndarray:

@@ -238,7 +238,7 @@ def test_draw_faces_draws_on_a_copy_numbers_found_faces_and_colours_named_ones(c
 def test_in_order_yields_in_the_order_given_with_errors_in_place_and_takes_few_ahead():
     import threading
     import time
-    from keyface.recognition.core.service import in_order
+    from keyface.recognition.core.pipeline import in_order
     taken, lock = [], threading.Lock()
 
     def items():
@@ -286,7 +286,7 @@ def test_gallery_identify_all_gives_each_photo_what_identify_gives_in_order(tmp_
 def test_in_order_stopped_early_drops_the_photos_not_yet_started():
     import threading
     import time
-    from keyface.recognition.core.service import in_order
+    from keyface.recognition.core.pipeline import in_order
     started, lock = [], threading.Lock()
 
     def work(i):
@@ -318,7 +318,7 @@ def test_a_gallery_opened_without_a_recogniser_loads_one_for_all_threads(tmp_pat
 
 def test_photo_workers_share_the_cores_and_never_outnumber_the_photos(monkeypatch):
     from types import SimpleNamespace as Args
-    from keyface.recognition.cli.flags import MAX_DEFAULT_WORKERS, photo_workers
+    from keyface.recognition.cli.commands import MAX_DEFAULT_WORKERS, photo_workers
     from keyface.runtime import networks
     monkeypatch.setattr("os.cpu_count", lambda: 8)
     monkeypatch.setitem(networks._threads, "n", 0)  # as a fresh process has it, whatever a test before set

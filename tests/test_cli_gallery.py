@@ -107,7 +107,8 @@ def test_library_errors_get_their_flags_on_the_command_line(tmp_path, monkeypatc
     from keyface.recognition.core.store import damaged
     from keyface.data.errors import DamagedGalleryError
     from keyface.recognition.core.open_set import cut_at_far
-    from keyface.recognition.core.pipeline import Face, InputSpec, face_matrix
+    from keyface.keypoints.predictor import InputSpec, face_matrix
+    from keyface.recognition.core.pipeline import Face
     monkeypatch.delenv(DATA_ENV, raising=False)
     errors = []
     for fail in (lambda: data_root(None), lambda: cut_at_far(np.linspace(0, 1, 50), 0.001),
@@ -223,7 +224,7 @@ def test_enrol_is_enroll_and_unknown_is_no_name(tmp_path, youtube_sample, models
 def test_a_small_face_in_the_background_does_not_make_a_photo_ambiguous(tmp_path, youtube_sample, models, capsys):
     photo, _ = two_face_photo(tmp_path, [youtube_sample[0][0], youtube_sample[2][0]], scale_second=0.35)
     from keyface.data.images import load_image
-    from keyface.detection.detector import make_detector
+    from keyface.recognition.core.pipeline import make_detector
     assert len(make_detector().detect(load_image(photo))) == 2  # both found: the small one is not missed
     code, out, _ = run(["enroll", "--name", "Kristen", photo, "--gallery", tmp_path / "g.db", *models], capsys)
     assert code == 0 and "1 photo(s) added" in out

@@ -142,7 +142,7 @@ def test_identify_numbers_faces_left_to_right_in_text_json_and_pictures(tmp_path
 def test_identify_prints_each_photo_as_soon_as_it_is_done(tmp_path, youtube_sample, models, capsys, monkeypatch):
     db = tmp_path / "g.db"
     run(["enroll", "--name", "Kristen", youtube_sample[0][0], "--gallery", db, *models], capsys)
-    from keyface.recognition.core.service import Recogniser
+    from keyface.recognition.core.pipeline import Recogniser
     real, printed = Recogniser.identify, []
 
     def identify(self, *args, **kwargs):

@@ -11,9 +11,8 @@ import pytest
 from keyface.data.crowd import CanvasSpec, Source, crop_around, make_canvas, match_faces
 from keyface.data.images import load_image
 from keyface.detection import detector as blazeface  # BlazeFace lives in detection.detector
-from keyface.detection.detector import BlazeFaceDetector
-from keyface.detection.boxes import MIN_FACE, box_iou, weighted_nms
-from keyface.detection.detector import make_detector
+from keyface.detection.detector import MIN_FACE, BlazeFaceDetector, box_iou, weighted_nms
+from keyface.recognition.core.pipeline import make_detector
 
 PROBES = sorted((Path(__file__).resolve().parent.parent / "recognition" / "demo" / "probes").glob("*.jpg"))
 

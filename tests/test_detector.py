@@ -13,10 +13,9 @@ from keyface.data.errors import KeyfaceError
 from keyface.data.files import STALE_TEMPORARY_S, write_whole
 from keyface.data.images import load_image
 from keyface.detection import detector as blazeface  # BlazeFace lives in detection.detector
-from keyface.detection.detector import BlazeFaceDetector
-from keyface.detection.boxes import Detection, box_iou, weighted_nms
+from keyface.detection.detector import BlazeFaceDetector, Detection, box_iou, weighted_nms
 from keyface.detection.cache import detect_cached, detection_cache_file
-from keyface.detection.detector import DEFAULT_DETECTOR, make_detector
+from keyface.recognition.core.pipeline import DEFAULT_DETECTOR, make_detector
 
 PROBES = Path(__file__).resolve().parent.parent / "recognition" / "demo" / "probes"
 

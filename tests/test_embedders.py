@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from keyface.recognition.approaches.registry import load_embedder
-from keyface.recognition.core.pipeline import FaceBatch, l2_normalise
+from keyface.keypoints.predictor import FaceBatch
+from keyface.recognition.core.pipeline import l2_normalise
 from keyface.recognition.training.face_sets import FaceSet
 from keyface.recognition.core.verification import best_threshold, kfold_accuracy, pair_auc, sample_pairs, tar_at_far
 

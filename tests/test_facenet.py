@@ -111,7 +111,7 @@ def test_tiny_triplet_training_learns_held_out_people_and_exports_only_the_embed
     from keyface.facenet.model import FacenetConfig
     from keyface.facenet.train import TrainConfig, train_facenet
     from keyface.runtime.networks import read_metadata
-    from keyface.recognition.core.pipeline import FaceBatch
+    from keyface.keypoints.predictor import FaceBatch
     from keyface.recognition.approaches.registry import load_embedder
     faces = _pattern_faces()
     cfg = TrainConfig(model=FacenetConfig(input_size=32, widths=(8, 16), blocks=(1, 1)), people_per_batch=4,

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from keyface.data.errors import KeyfaceError
-from keyface.recognition.core.pipeline import (DLIB_FIT_POINTS, InputSpec, dlib_anchor_template, dlib_chip_matrix,
-                                               dlib_template)
+from keyface.keypoints.predictor import (DLIB_FIT_POINTS, InputSpec, dlib_anchor_template, dlib_chip_matrix,
+                                        dlib_template)
 from keyface.recognition.core.open_set import cut_at_far, enrolled_subset, open_set_metadata
 
 
@@ -56,7 +56,7 @@ def test_calibration_galleries_have_a_fixed_size_however_many_people_are_held_ou
 
 
 def test_recogniser_uses_the_open_set_cut_for_identify_and_the_pair_cut_for_verify():
-    from keyface.recognition.core.service import Recogniser
+    from keyface.recognition.core.pipeline import Recogniser
     class Stub:
         name = "stub"
         metadata = {"threshold": 0.5, "identify_threshold": 0.3, "stranger_distances": list(np.linspace(0, 1, 1001))}
@@ -87,7 +87,8 @@ def test_dlib_chip_puts_the_mean_face_where_dlib_does():
 
 
 def test_mtcnn_alignment_uses_the_detectors_landmarks():
-    from keyface.recognition.core.pipeline import Face, face_matrix
+    from keyface.keypoints.predictor import face_matrix
+    from keyface.recognition.core.pipeline import Face
     anchors = dlib_anchor_template(150)
     face = Face((0, 0, 150, 150), 1.0, np.zeros((68, 2)), landmarks=anchors * 2 + 10)
     matrix = face_matrix(face, InputSpec(150, 3, alignment="dlib-mtcnn5"))

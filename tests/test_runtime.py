@@ -10,7 +10,7 @@ import pytest
 from keyface.data.errors import KeyfaceError
 from keyface.data.images import load_image
 from keyface.runtime import networks as runtime
-from keyface.recognition.core.pipeline import FaceBatch
+from keyface.keypoints.predictor import FaceBatch
 
 RNG = np.random.default_rng(0)
 

@@ -4,7 +4,8 @@ import time
 
 import numpy as np
 
-from keyface.recognition.core.pipeline import Embedder, FaceBatch, InputSpec
+from keyface.keypoints.predictor import FaceBatch, InputSpec
+from keyface.recognition.core.pipeline import Embedder
 from keyface.recognition.server.batching import BatchingEmbedder
 
 

@@ -33,7 +33,8 @@ def test_shipped_model_metadata_records_how_it_was_made():
 @pytest.mark.parametrize("name", ["keypoints", "geometry"])
 def test_shipped_embedders_load_and_embed_a_real_face(name, youtube_sample, tmp_path, monkeypatch):
     from keyface.recognition.approaches.registry import load_embedder
-    from keyface.recognition.core.pipeline import Face, align_batch
+    from keyface.keypoints.predictor import align_batch
+    from keyface.recognition.core.pipeline import Face
     monkeypatch.setenv("KEYFACE_MODELS", str(tmp_path))  # an empty models dir: the shipped files are used
     embedder = load_embedder(name)
     assert embedder.metadata["threshold"] > 0 and "no LFW DevTest person" in embedder.metadata["data"]
@@ -49,7 +50,8 @@ def test_the_default_embedder_tells_real_people_apart(tmp_path, monkeypatch):
     from keyface.keypoints.predictor import KeypointPredictor
     from keyface.recognition.cli.demo import demo_root
     from keyface.recognition.approaches.registry import load_embedder
-    from keyface.recognition.core.pipeline import FacePipeline, align_batch
+    from keyface.keypoints.predictor import align_batch
+    from keyface.recognition.core.pipeline import FacePipeline
     from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER
     monkeypatch.setenv("KEYFACE_MODELS", str(tmp_path))
     embedder = load_embedder(DEFAULT_EMBEDDER)

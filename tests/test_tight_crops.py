@@ -28,7 +28,7 @@ FLOORS = {"keypoints": {"rank1": 0.45}, "facenet": {"rank1": 0.47, "right_at_mod
 @pytest.mark.parametrize("embedder", sorted(FLOORS))
 def test_a_and_c_on_tight_grey_crops_do_not_fall(embedder, data_root, tmp_path):
     from keyface.data.lfw import LFW
-    from keyface.detection.detector import make_detector
+    from keyface.recognition.core.pipeline import make_detector
     from keyface.recognition.evaluation.protocols import colleagues, run_identify
     from keyface.recognition.evaluation.tight_crops import tight_crop_files
     from keyface.recognition.facade import build

@@ -8,7 +8,7 @@ import numpy as np
 
 from keyface.data.kaggle import blank_like_kaggle, build_kaggle_from_68, write_kaggle_csv
 from keyface.data.paths import data_root
-from keyface.detection.detector import make_detector
+from keyface.detection.mtcnn import MTCNNDetector
 from keyface.keypoints.training.dataset import Samples, crop_all, youtube_samples
 from keyface.keypoints.losses import nme
 from keyface.keypoints.models import ModelConfig
@@ -40,7 +40,7 @@ def run_missing_label_bench(args) -> dict:
     """Train one net per strategy for the same epochs; score each on the complete test labels."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    train_csv, test_csv = build_kaggle_files(data_root(args.data), make_detector("mtcnn"), out, seed=0)  # as published
+    train_csv, test_csv = build_kaggle_files(data_root(args.data), MTCNNDetector(), out, seed=0)  # as published
     test = kaggle_samples(test_csv, "mask")
     x_test, _ = crop_all(test, 96)
     rows = []

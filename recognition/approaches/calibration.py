@@ -13,7 +13,7 @@ from keyface.data.files import write_whole
 from keyface.runtime.networks import META_ENTRY, read_metadata
 from keyface.recognition.approaches.registry import load_embedder
 from keyface.recognition.core.clustering import best_cluster_threshold
-from keyface.recognition.core.pipeline import FaceBatch
+from keyface.keypoints.predictor import FaceBatch
 from keyface.recognition.core.open_set import open_set_metadata
 from keyface.recognition.core.verification import best_threshold, pair_distances, sample_pairs
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from keyface.runtime.networks import provenance, save_model
-from keyface.recognition.core.pipeline import FaceBatch, InputSpec, KerasFileEmbedder
+from keyface.keypoints.predictor import FaceBatch, InputSpec
+from keyface.recognition.core.pipeline import KerasFileEmbedder
 from keyface.recognition.training.face_sets import FaceSet
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,8 @@ import numpy as np
 
 from keyface.runtime.networks import load_model, provenance, save_model
 from keyface.keypoints.models import EMBEDDING_LAYER
-from keyface.recognition.core.pipeline import InputSpec, KerasFileEmbedder
+from keyface.keypoints.predictor import InputSpec
+from keyface.recognition.core.pipeline import KerasFileEmbedder
 from keyface.recognition.core.verification import sample_pairs
 from keyface.recognition.training.face_sets import FaceSet
 from keyface.recognition.training.held_out import VerificationMonitor, held_out_names, split_people

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from keyface.data.errors import KeyfaceError
-from keyface.recognition.core.pipeline import InputSpec
+from keyface.keypoints.predictor import InputSpec
 from keyface.recognition.training.face_sets import FaceSet
 
 FacesFor = Callable[[InputSpec], FaceSet]

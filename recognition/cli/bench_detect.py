@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from keyface.detection.boxes import MIN_FACE
+from keyface.detection.detector import MIN_FACE
 
-from keyface.detection.detector import DEFAULT_DETECTOR, make_detector
+from keyface.recognition.core.pipeline import DEFAULT_DETECTOR, make_detector
 from keyface.recognition.cli.tables import print_table, write_report
 
 SETS = ("lfw", "youtube", "group", "video", "real")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from keyface.recognition.cli import flags
+from keyface.recognition.cli import commands
 from keyface.recognition.cli.tables import print_table, write_report
 
 COLUMNS = [("size", "size", "s"), ("clips", "clips", "d"), ("frames", "frames", ",d"), ("tracks", "tracks", "d"),
@@ -22,8 +22,8 @@ def register(kinds, common) -> None:
     """Add `bench video`."""
     p = kinds.add_parser("video", help="people followed and named in clips of LFW faces at 640x480, 1280x720 and "
                          "1920x1080: right, wrong, strangers named, ID switches, frames/s on one core and all")
-    p.add_argument("--clips", type=flags.count, default=3, help="clips of each size (default: 3)")
-    p.add_argument("--seconds", type=flags.seconds, default=10.0, help="each clip's length (default: 10)")
+    p.add_argument("--clips", type=commands.count, default=3, help="clips of each size (default: 3)")
+    p.add_argument("--seconds", type=commands.seconds, default=10.0, help="each clip's length (default: 10)")
     p.add_argument("--sizes", default=",".join(["640x480", "1280x720", "1920x1080"]), help="comma-separated sizes")
     p.add_argument("--seed", type=int, default=0, help="seed of the clips (default: 0)")
     p.add_argument("--long-minutes", type=float, default=0.0, help="also one 1280x720 clip this long: its peak "

@@ -37,7 +37,7 @@ def classifier_path(flag: str | None, models: str | None) -> Path:
 def load_classifier(path: Path):
     """(model, people, input spec) of an Inception classifier file; a clear error for anything else."""
     from keyface.runtime.networks import load_model
-    from keyface.recognition.core.pipeline import InputSpec
+    from keyface.keypoints.predictor import InputSpec
     if not path.is_file():
         raise KeyfaceError(f"no classifier at {path}: make one with `keyface train inception` (or pass --classifier)")
     model, meta = load_model(path, expect_kind="inception-classifier")
@@ -59,7 +59,8 @@ def cmd_classify(args) -> int:
     from keyface.data.images import load_image
     from keyface.keypoints.predictor import KeypointPredictor
     from keyface.recognition.cli.commands import _report
-    from keyface.recognition.core.pipeline import FacePipeline, align_batch
+    from keyface.keypoints.predictor import align_batch
+    from keyface.recognition.core.pipeline import FacePipeline
     if args.top < 1 or not 0 <= args.min_probability <= 1:
         raise KeyfaceError("--top must be 1 or more and --min-probability between 0 and 1")
     model, people, spec = load_classifier(classifier_path(args.classifier, args.models))

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from keyface.data.errors import KeyfaceError
+from keyface.recognition.cli import commands
 from keyface.recognition.core.clustering import cluster_faces, cluster_threshold
 
 log = logging.getLogger(__name__)
@@ -17,25 +18,21 @@ log = logging.getLogger(__name__)
 
 def register(sub) -> None:
     """Add `keyface cluster`."""
-    from keyface.recognition.cli.commands import PHOTOS_HELP
-    from keyface.recognition.cli import flags
     p = sub.add_parser("cluster", help="group the faces in unlabelled photos by person",
-                       parents=[flags.WORKERS, flags.RECOGNISER])
-    p.add_argument("photos", nargs="+", metavar="PHOTO", help=PHOTOS_HELP)
+                       parents=[commands.WORKERS, commands.RECOGNISER])
+    p.add_argument("photos", nargs="+", metavar="PHOTO", help=commands.PHOTOS_HELP)
     p.add_argument("--out", required=True, help="directory for a folder per cluster and index.html")
-    p.add_argument("--threshold", type=flags.distance, help="the clustering cut: faces closer than this (cosine "
+    p.add_argument("--threshold", type=commands.distance, help="the clustering cut: faces closer than this (cosine "
                    "distance) join one cluster (default: the model's calibrated cluster_threshold)")
     p.set_defaults(func=cmd_cluster)
 
 
 def cmd_cluster(args) -> int:
     """Embed every face of every photo, cluster them, write the folders and the contact sheet."""
-    from keyface.recognition.cli.commands import recogniser
-    from keyface.recognition.cli.flags import photo_workers
     if Path(args.out).exists() and not Path(args.out).is_dir():  # before the models load, not after
         raise KeyfaceError(f"{args.out} exists and is not a folder")
-    workers = photo_workers(args, len(args.photos))
-    rec = recogniser(args)
+    workers = commands.photo_workers(args, len(args.photos))
+    rec = commands.recogniser(args)
     threshold = cluster_threshold(rec.embedder, args.threshold)
     photos, errors = rec.faces_of(args.photos, workers)
     errors += [f"{photo}: no face found" for photo, _, found, _ in photos if not found]

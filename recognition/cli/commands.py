@@ -1,10 +1,14 @@
-"""`keyface enroll | identify | verify | embed`, and how commands stream their results: each photo's result
-printed the moment it is done, as text or one JSON line, with a progress bar on stderr only when a person is
-watching it (a terminal) and the batch is worth one."""
+"""What every command shares: the flags several take (as argparse parents) and the argument types that
+range-check numbers, the gallery and the recogniser the flags name, and how results stream (each photo's
+result printed the moment it is done, as text or one JSON line, with a progress bar on stderr only when a
+person is watching it and the batch is worth one); and the two gallery photo commands, `keyface enroll`
+and `keyface identify`."""
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -12,22 +16,144 @@ from typing import Callable, Iterable, Iterator
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.paths import gallery_location
-from keyface.detection.detector import DEFAULT_DETECTOR
-from keyface.recognition.cli import flags
+from keyface.detection.detector import MIN_FACE
+from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES
 from keyface.recognition.cli.hints import with_hint
-from keyface.recognition.facade import Gallery, photo_json, verify_json
+from keyface.recognition.core.pipeline import DEFAULT_DETECTOR, DETECTORS
+from keyface.recognition.facade import Gallery, photo_json
+from keyface.runtime.networks import PRECISIONS, set_threads
 
 log = logging.getLogger(__name__)
 
+
+# The flags several commands share, as parsers that commands take as parents; and argument types that
+# range-check numbers, so that a wrong flag value is a one-line usage error.
+
+def _number(kind, low: float, high: float, low_open: bool = False, high_open: bool = False, what: str = ""):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        too_low = value <= low if low_open else value < low
+        too_high = value >= high if high_open else value > high
+        if not math.isfinite(value) or too_low or too_high:
+            raise argparse.ArgumentTypeError(f"{text} is out of range: {what}")
+        return value
+    return parse
+
+
+distance = _number(float, 0.0, 2.0, what="a cosine distance from 0 to 2")
+rate = _number(float, 0.0, 1.0, low_open=True, high_open=True, what="a share strictly between 0 and 1")
+probability = _number(float, 0.0, 1.0, what="a probability from 0 to 1")
+count = _number(int, 1, 10**9, what="1 or more")
+port = _number(int, 1, 65535, what="a TCP port from 1 to 65535")
+face_px = _number(float, 8, 100_000, what="a face width in pixels, 8 or more")
+frame_rate = _number(float, 0.0, 1000.0, low_open=True, what="frames a second, above 0 and up to 1000")
+seconds = _number(float, 0.0, 1e7, what="seconds, 0 or more")
+
+
+MAX_DEFAULT_WORKERS = 4  # photos at once unless told: each holds its pixels and, on a big photo, ~140 MB of buffers
+
+
+def _flags(title: str) -> tuple[argparse.ArgumentParser, argparse._ArgumentGroup]:
+    """A parser of flags several commands take through add_parser(parents=[...]) (argparse's way to share
+    them), and its group, under whose title --help lists them after each command's own flags. Their
+    defaults live here: a command changes none with set_defaults, since every command shares the flag."""
+    parser = argparse.ArgumentParser(add_help=False)
+    return parser, parser.add_argument_group(title)
+
+
+def _joined(*parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The flags of several such parsers as one (groups of one title merge)."""
+    return argparse.ArgumentParser(add_help=False, parents=list(parents))
+
+
+WORKERS, _speed = _flags("speed")  # how many photos are worked on at once
+_speed.add_argument("--workers", type=count, help=f"photos worked on at once, sharing the cores (default: one a "
+                    f"core, up to {MAX_DEFAULT_WORKERS}, when there are several photos; videos and --head go one at "
+                    "a time)")
+
+PRECISION, _models = _flags("models")  # for commands that run an embedder
+_models.add_argument("--precision", choices=PRECISIONS, help="run the embedding and keypoint networks with int8 "
+                     "weights (~2.5x faster) or in float32 (default: int8 keypoints, and the embedder's own: int8 "
+                     "for dlib-resnet and inception, else float32)")
+
+DETECTOR, _detection = _flags("face detection")  # for commands that find faces
+_detection.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR,
+                        help=f"face detector (default: {DEFAULT_DETECTOR}; mtcnn is ~10x slower end to end)")
+_detection.add_argument("--min-face", type=face_px, default=MIN_FACE, metavar="PX",
+                        help=f"smallest face to look for, in pixels wide (default: {MIN_FACE:g}, about 10 px "
+                        "between the eyes); a larger one is faster on big photos")
+
+GALLERY, _gallery = _flags("gallery")  # for the commands that read or write one
+_gallery.add_argument("--gallery", help="gallery file, or a PostgreSQL database as postgresql://USER@HOST/DB "
+                      "(default: $KEYFACE_GALLERY, then the per-user gallery.db)")
+
+EMBEDDER, _embedder = _flags("models")
+_embedder.add_argument("--embedder", default=DEFAULT_EMBEDDER,
+                       help=f"{', '.join(EMBEDDER_NAMES)} (default: {DEFAULT_EMBEDDER}, the most accurate measured)")
+_embedder.add_argument("--embedder-model", help="embedder model file (default: models dir, then shipped)")
+_embedder.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
+_embedder.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
+
+RECOGNISER = _joined(EMBEDDER, PRECISION, DETECTOR)  # what makes a recogniser; --threshold is each command's
+
+SAMPLING, _sampling = _flags("videos")  # which frames of a video are looked at
+_sampling.add_argument("--every", type=count, metavar="N", help="videos: look at every N-th frame (default: 15 "
+                       "frames a second)")
+_sampling.add_argument("--fps", type=frame_rate, metavar="F", help="videos: look at F frames a second (default: 15)")
+_sampling.add_argument("--start", type=seconds, default=0.0, metavar="S", help="videos: start S seconds in")
+_sampling.add_argument("--end", type=seconds, metavar="S", help="videos: stop S seconds in")
+
+_VIDEO_OUT, _video = _flags("videos")
+_video.add_argument("--camera", type=int, metavar="N", help="read a live camera (V4L2 device N) instead of files")
+_video.add_argument("--out", help="videos: write a copy with numbered, named boxes to this new .mp4 file")
+_video.add_argument("--show", action="store_true", help="show the video and its boxes in a window as it runs "
+                    "(needs a display; press q to stop)")
+VIDEO = _joined(_VIDEO_OUT, SAMPLING)  # for identify
+
+
+def photo_workers(args, photos: int) -> int:
+    """Photos worked on at once: --workers, else one a core up to MAX_DEFAULT_WORKERS, never more than there are
+    photos; the cores are shared out between them (LiteRT threads, set before any network is made). On 2 cores
+    LFW photos are identified 1.23-1.31x faster than one at a time (`keyface bench speed --identify 400`)."""
+    cores = os.cpu_count() or 1
+    workers = min(args.workers or min(cores, MAX_DEFAULT_WORKERS), max(photos, 1))
+    if workers > 1:
+        set_threads(max(1, cores // workers))
+    return workers
+
+
+def sampling(args):
+    """The frames the flags ask for."""
+    from keyface.data.video import Sampling
+    _check_sampling(args)
+    return Sampling(args.every, args.fps, args.start, args.end)
+
+
+def _check_sampling(args) -> None:
+    """--every beside --fps, or an --end not after --start, refused."""
+    if args.every and args.fps:
+        raise KeyfaceError("give --every or --fps, not both")
+    if args.end is not None and args.end <= args.start:
+        raise KeyfaceError(f"--end {args.end:g} must come after --start {args.start:g}")
+
+
+def check_video_flags(args) -> None:
+    """The video flags' values, checked before any model loads; --show needs a screen."""
+    _check_sampling(args)
+    if args.show and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise KeyfaceError("--show needs a display (no DISPLAY or WAYLAND_DISPLAY here); leave it out on a server")
+
+
+# Output: each photo's result printed the moment it is done.
 
 PHOTOS_HELP = "photo files, or folders: every image in a folder, recursively, in sorted order"
 VIDEO_HELP = ("A video is read frame by frame (15 frames a second by default); faces are followed from frame to "
               "frame and each track is named once, by a vote of its best sightings: a line per track as it "
               "closes, or with --json {\"video\", \"threshold\", \"track\", \"name\", \"distance\", "
               "\"first\": {\"time\", \"frame\"}, \"last\", \"frames\", \"box\", \"matches\"}.")
-VERIFY_EPILOG = ("exit status: 0 same person, 1 different people, 2 an error (a missing photo, no face, several "
-                 "faces without --largest-face). --json prints one line: {\"same\":...,\"distance\":...,"
-                 "\"threshold\":...}.")
 
 JSON_LINES_HELP = ("--json prints JSON Lines: one compact object per photo per line, in the order given, as soon "
                    "as that photo is done. Boxes are [x0, y0, x1, y1] in pixels of the photo (origin top-left, "
@@ -97,50 +223,35 @@ class Progress:
 
 
 def register(sub) -> None:
-    """Add the gallery and recognition commands."""
+    """Add enroll and identify."""
     p = sub.add_parser("enroll", aliases=["enrol"], help="add people's photos to the gallery (also: enrol)",
-                       parents=[flags.GALLERY, flags.RECOGNISER])
+                       parents=[GALLERY, RECOGNISER])
     p.add_argument("photos", nargs="*", metavar="PHOTO", help=PHOTOS_HELP + " (with --name)")
     p.add_argument("--name", help="the person in the photos")
     p.add_argument("--folders", help="a folder with one subfolder of photos per person")
     p.add_argument("--largest-face", action="store_true", help="in a photo with several faces, take the largest "
                    "(default: refuse the photo); in a video of several people, the one seen largest")
-    p.add_argument("--count", type=flags.count, default=5, help="from a video: the best distinct frames to enrol "
+    p.add_argument("--count", type=count, default=5, help="from a video: the best distinct frames to enrol "
                    "(default: 5)")
     p.set_defaults(func=cmd_enroll)
     p = sub.add_parser("identify", help="name every face in photos and videos against the gallery",
                        epilog=JSON_LINES_HELP + " " + VIDEO_HELP,
-                       parents=[flags.WORKERS, flags.VIDEO, flags.GALLERY, flags.RECOGNISER])
+                       parents=[WORKERS, VIDEO, GALLERY, RECOGNISER])
     p.add_argument("photos", nargs="*", metavar="PHOTO", help=PHOTOS_HELP + "; video files (known by their content) "
                    "give a line per track")
     p.add_argument("--json", action="store_true", help="JSON Lines, one object per photo (see below)")
-    p.add_argument("--top", type=flags.count, default=3, help="matches to list per face")
+    p.add_argument("--top", type=count, default=3, help="matches to list per face")
     p.add_argument("--annotate", help="directory for copies with boxes, keypoints, face numbers and names")
     p.add_argument("--head", action="store_true", help="name faces with the gallery's softmax head (train-head)")
-    p.add_argument("--min-probability", type=flags.probability, default=0.5, help="with --head: unknown below this")
-    p.add_argument("--far", type=flags.rate, help="name at most this share of strangers (people not enrolled), by the "
+    p.add_argument("--min-probability", type=probability, default=0.5, help="with --head: unknown below this")
+    p.add_argument("--far", type=rate, help="name at most this share of strangers (people not enrolled), by the "
                    "model's calibration on held-out people (default: its stored cut, 0.01)")
     p.add_argument("--index", choices=["exact", "faiss", "hnsw"],
                    help="a gallery file: exact NumPy search (default), or FAISS for very large galleries (pip "
                    "install 'keyface[ann]'); PostgreSQL: pgvector's HNSW index (default) or exact")
-    p.add_argument("--threshold", type=flags.distance, help="distance cut: beyond it a face is unknown (default: the "
+    p.add_argument("--threshold", type=distance, help="distance cut: beyond it a face is unknown (default: the "
                    "model's calibrated cut)")
     p.set_defaults(func=cmd_identify)
-    p = sub.add_parser("verify", help="are two photos the same person? (exit 0 same, 1 different, 2 error)",
-                       epilog=VERIFY_EPILOG, parents=[flags.RECOGNISER])
-    p.add_argument("photo_a", metavar="A", help="the first photo file (one face, or --largest-face)")
-    p.add_argument("photo_b", metavar="B", help="the second photo file")
-    p.add_argument("--json", action="store_true", help="one JSON line: same, distance, threshold")
-    p.add_argument("--largest-face", action="store_true", help="in a photo with several faces, take the largest")
-    p.add_argument("--threshold", type=flags.distance, help="distance cut: within it the two faces are the same "
-                   "person (default: the model's calibrated cut)")
-    p.set_defaults(func=cmd_verify)
-    p = sub.add_parser("embed", help="each face's box, keypoints and embedding (JSON Lines)",
-                       epilog=JSON_LINES_HELP + " A video gives a line per track: its times, frames, best box and "
-                       "the mean embedding of its best sightings.", parents=[flags.WORKERS, flags.RECOGNISER])
-    p.add_argument("photos", nargs="+", metavar="PHOTO", help=PHOTOS_HELP + "; or video files")
-    p.add_argument("--json", action="store_true", help="accepted for symmetry: the output is always JSON Lines")
-    p.set_defaults(func=cmd_embed)
 
 
 def recogniser(args):
@@ -235,13 +346,13 @@ def cmd_identify(args) -> int:
     from keyface.data.images import is_video_file
     if not args.photos and args.camera is None:
         raise KeyfaceError("give photos or videos to identify, or --camera N")
-    flags.check_video_flags(args)  # before any model loads
+    check_video_flags(args)  # before any model loads
     location = existing_gallery(args)  # before any model loads
     videos, errors = {p for p in args.photos if is_video_file(p)}, []
     if args.head and (videos or args.camera is not None):
         raise KeyfaceError("--head names faces in photos; videos are named by their tracks' nearest people")
     own_bars = bool(videos) or args.camera is not None  # a video shows its frames' progress instead
-    workers = 1 if own_bars or args.head else flags.photo_workers(args, len(args.photos))
+    workers = 1 if own_bars or args.head else photo_workers(args, len(args.photos))
     with Gallery(location, recogniser(args)) as gallery:
         index = gallery.search_index(args.index)  # an empty gallery: refused before anything else is asked of it
         if args.head:
@@ -266,13 +377,13 @@ def cmd_identify(args) -> int:
 def _identify_video(gallery, source, index, args, stream, errors: list) -> None:
     """A video's or a camera's tracks, printed as they close (the video printer loads only for a video)."""
     from keyface.recognition.cli.video import identify_video
-    identify_video(gallery, source, index, args, stream, errors)
+    identify_video(gallery, source, sampling(args), index, args, stream, errors)
 
 
 def _identify_one(photo: str, result, threshold: float | None, args, stream, errors: list) -> None:
     """One photo's faces (or its error: `result` is what Gallery.identify gave or raised) printed, and
     annotated if asked; `threshold` is the gallery's identify cut (None: a softmax head names faces)."""
-    faces, error = _faces_or_error(result)
+    faces, error = faces_or_error(result)
     if args.annotate and faces:
         from keyface.recognition.core.annotate import annotate_identities
         annotate_identities(photo, faces, Path(args.annotate))
@@ -291,7 +402,7 @@ def _identified(gallery, photos: list, index, args, workers: int):
     return gallery.identify_all(photos, args.top, index, args.head, args.min_probability, workers)
 
 
-def _faces_or_error(result) -> tuple[list, str | None]:
+def faces_or_error(result) -> tuple[list, str | None]:
     """A photo's faces and no error, or no faces and its error's line (with the flag that fixes it)."""
     return ([], with_hint(result)) if isinstance(result, KeyfaceError) else (result, None)
 
@@ -304,48 +415,3 @@ def _identity_lines(photo: str, faces: list, threshold: float | None) -> list[st
         best = ", ".join(f"{m.person} {m.distance:.3f}" for m in face.matches)
         lines.append(f"{photo} face {number}: {face.name or 'unknown'}  (nearest: {best}; {rule})")
     return lines
-
-
-def cmd_verify(args) -> int:
-    """Same person (exit 0) or not (exit 1)."""
-    rec = recogniser(args)
-    same, distance = rec.verify(args.photo_a, args.photo_b)
-    result = verify_json(same, distance, rec.threshold)
-    print(json.dumps(result, separators=(",", ":")) if args.json else
-          f"{'same person' if same else 'different people'} (distance {distance:.4f}, threshold {rec.threshold:.4f})")
-    return 0 if same else 1
-
-
-def cmd_embed(args) -> int:
-    """Boxes, keypoints and embeddings of every face, one JSON line per photo as soon as it is done; a line per
-    track (its mean embedding) for a video."""
-    from keyface.data.images import is_video_file
-    from keyface.recognition.facade import in_order
-    videos = {p for p in args.photos if is_video_file(p)}
-    workers = 1 if videos else flags.photo_workers(args, len(args.photos))
-    rec, errors = recogniser(args), []
-    about = {"embedder": rec.embedder.name, "version": rec.embedder.version}
-    with Progress(args.photos, "embedding") as (count, stream):
-        for photo, found in count(in_order(lambda p: None if p in videos else rec.faces(p)[1], args.photos, workers)):
-            if photo in videos:
-                _embed_video(rec, photo, about, stream, errors)
-                continue
-            faces, error = _faces_or_error(found)
-            if error:
-                errors.append(error)
-                stream.error(error)
-            stream.json(photo_json(photo, faces, error, embedding=True, **about))
-    return 2 if errors else 0
-
-
-def _embed_video(rec, path: str, about: dict, stream, errors: list) -> None:
-    """A line per track of a video: where and when it was seen, and its mean embedding."""
-    from keyface.data.video import Video
-    from keyface.recognition.facade import track_json, video_tracks
-    try:
-        with Video(path) as video:
-            for track in video_tracks(rec, video):
-                stream.json(track_json(path, track, named=False, **about))
-    except KeyfaceError as exc:
-        errors.append(with_hint(exc))
-        stream.error(errors[-1])

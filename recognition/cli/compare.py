@@ -6,11 +6,11 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from keyface.detection.detector import DEFAULT_DETECTOR, DETECTORS
+from keyface.recognition.core.pipeline import DEFAULT_DETECTOR, DETECTORS
 from keyface.recognition.approaches.registry import EMBEDDER_NAMES
 from keyface.runtime.networks import git_revision, keyface_version
 from keyface.recognition.cli.bench import set_threads
-from keyface.recognition.cli.flags import PRECISION
+from keyface.recognition.cli.commands import PRECISION
 from keyface.recognition.evaluation.report import PROTOCOLS, describe, markdown_table, write_report
 
 

@@ -8,7 +8,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from keyface.recognition.cli import flags
+from keyface.recognition.cli import commands
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER
 
 log = logging.getLogger(__name__)
@@ -22,12 +22,12 @@ def demo_root() -> Path:
 def register(sub) -> None:
     """Add `keyface demo`."""
     p = sub.add_parser("demo", help="enrol a small real sample and identify held-out photos (offline)",
-                       parents=[flags.PRECISION])
+                       parents=[commands.PRECISION])
     p.add_argument("--out", default="keyface-demo", help="directory for the gallery, annotated photos and index.html")
     p.add_argument("--embedder", default=DEFAULT_EMBEDDER, help=f"embedder to use (default: {DEFAULT_EMBEDDER})")
     p.add_argument("--embedder-model", help="embedder model file (default: models dir, then shipped)")
     p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
-    p.add_argument("--threshold", type=flags.distance, help="unknown beyond this distance (default: the model's)")
+    p.add_argument("--threshold", type=commands.distance, help="unknown beyond this distance (default: the model's)")
     p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
     p.set_defaults(func=cmd_demo, gallery=None, largest_face=True)  # LFW photos: the labelled face is the largest
 
@@ -35,12 +35,11 @@ def register(sub) -> None:
 def cmd_demo(args) -> int:
     """Run the demo end to end."""
     from keyface.data.folders import read_person_folders
-    from keyface.recognition.cli.commands import recogniser
     from keyface.recognition.facade import Gallery
     started = time.perf_counter()
     root, out = demo_root(), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rec = recogniser(args)
+    rec = commands.recogniser(args)
     db = out / "demo-gallery.db"
     for stale in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
         stale.unlink(missing_ok=True)  # the demo always starts from an empty gallery

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.paths import gallery_location, shown_location
-from keyface.recognition.cli import flags
+from keyface.recognition.cli import commands
 from keyface.recognition.cli.commands import _report, existing_gallery, gallery_path, open_gallery, recogniser
 from keyface.recognition.facade import Gallery
 
@@ -19,7 +19,7 @@ MIGRATE_EPILOG = ("SRC and DST are gallery files or postgresql://USER[:PASSWORD]
 
 def register(sub) -> None:
     """Add the gallery-keeping commands."""
-    gallery, with_recogniser = [flags.GALLERY], [flags.GALLERY, flags.RECOGNISER]
+    gallery, with_recogniser = [commands.GALLERY], [commands.GALLERY, commands.RECOGNISER]
     p = sub.add_parser("people", help="list the gallery's people and photo counts", parents=gallery)
     p.add_argument("--json", action="store_true", help="a JSON list of {name, photos}")
     p.set_defaults(func=cmd_people)
@@ -32,7 +32,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_remove)
     p = sub.add_parser("train-head", help="retrain a softmax head on the gallery (identify --head uses it)",
                        parents=with_recogniser)
-    p.add_argument("--epochs", type=flags.count, default=200, help="training epochs (default: 200)")
+    p.add_argument("--epochs", type=commands.count, default=200, help="training epochs (default: 200)")
     p.set_defaults(func=cmd_train_head)
     p = sub.add_parser("reindex", help="re-embed a gallery's photos with another embedder (a file's old copy is "
                        "kept as GALLERY.bak; a database is replaced in one transaction)", parents=with_recogniser)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.paths import data_root, models_dir
-from keyface.detection.detector import make_detector
+from keyface.recognition.core.pipeline import make_detector
 from keyface.keypoints.predictor import LITE_PRECISION
-from keyface.recognition.cli import flags
+from keyface.recognition.cli import commands
 from keyface.runtime.networks import PRECISIONS
 
 log = logging.getLogger(__name__)
@@ -35,9 +35,8 @@ def register(sub) -> None:
 
 
 def _register_predict(verbs) -> None:
-    from keyface.recognition.cli.commands import JSON_LINES_HELP
     p = verbs.add_parser("predict", help="keypoints of every face in photos (the default verb)",
-                         epilog=JSON_LINES_HELP, parents=[flags.SAMPLING, flags.DETECTOR])
+                         epilog=commands.JSON_LINES_HELP, parents=[commands.SAMPLING, commands.DETECTOR])
     p.add_argument("photos", nargs="+", metavar="PHOTO",
                    help="photo files, or folders: every image in a folder, recursively, in sorted order; video files "
                    "give a record per frame looked at (15 a second by default)")
@@ -52,7 +51,7 @@ def _register_predict(verbs) -> None:
 
 def _register_train(verbs) -> None:
     p = verbs.add_parser("train", help="train a keypoint net on youtube_faces_68 or a Kaggle CSV",
-                         parents=[flags.DETECTOR])
+                         parents=[commands.DETECTOR])
     p.add_argument("--arch", default="keyface-res", help="keyface-res (ours), naimishnet or conv5bn")
     p.add_argument("--epochs", type=int, default=60, help="most epochs to train (default: 60)")
     p.add_argument("--batch-size", type=int, default=32, help="samples per batch (default: 32)")
@@ -77,7 +76,7 @@ def _register_train(verbs) -> None:
 
 def _register_eval(verbs) -> None:
     p = verbs.add_parser("eval", help="NME, RMSE, per-group error, CED plot on youtube_faces_68 test",
-                         parents=[flags.DETECTOR])
+                         parents=[commands.DETECTOR])
     p.add_argument("--model", help="keypoint model file or name (default: shipped)")
     p.add_argument("--split", default="test", choices=["test", "train"], help="youtube_faces_68 split (default: test)")
     p.add_argument("--out", default="keypoints-eval", help="directory for metrics.json and ced.png")
@@ -125,18 +124,18 @@ def cmd_eval(args) -> int:
 def cmd_predict(args) -> int:
     """Find faces and keypoints in photos; print a table or JSON Lines as each photo is done; draw them."""
     from keyface.keypoints.photos import IMAGE_OUT, annotate_photo, annotated_target, iter_predictions
-    from keyface.recognition.cli.commands import Progress, compact
     from keyface.data.images import is_video_file
     out = Path(args.out) if args.out else None
     single = out is not None and len(args.photos) == 1 and out.suffix.lower() in IMAGE_OUT
     errors = sum(_video_keypoints(clip, args, out) for clip in args.photos if is_video_file(clip))
     photos_only = [p for p in args.photos if not is_video_file(p)]
-    with Progress(photos_only, "keypoints") as (count, stream):
-        for result, rgb in count(iter_predictions(photos_only, args.model, args.models, args.detector, args.min_face)):
+    with commands.Progress(photos_only, "keypoints") as (count, stream):
+        detector = make_detector(args.detector, args.min_face)
+        for result, rgb in count(iter_predictions(photos_only, args.model, args.models, detector)):
             if "error" in result or not result["faces"]:
                 errors += 1
                 stream.error(result.get("error") or f"{result['photo']}: no face found")
-            for line in [compact(result)] if args.json else _table_lines(result):
+            for line in [commands.compact(result)] if args.json else _table_lines(result):
                 stream.line(line)
             if out is not None and result["faces"]:
                 annotate_photo(result, rgb, annotated_target(out, result["photo"], single), args.filter)
@@ -149,17 +148,17 @@ def _video_keypoints(clip: str, args, out: Path | None) -> int:
     from keyface.data.files import free_name, private_dir
     from keyface.data.video import Video, VideoWriter
     from keyface.keypoints.photos import drawn, iter_video_keypoints
-    from keyface.recognition.cli.commands import compact
     found, writer = 0, None
-    with Video(clip, flags.sampling(args)) as video:
+    with Video(clip, commands.sampling(args)) as video:
         if out is not None:
             single = len(args.photos) == 1 and out.suffix.lower() == ".mp4"
             target = out if single else free_name(private_dir(out) / f"{Path(clip).stem}_keypoints.mp4")
             writer = VideoWriter(target, video.fps / video.sampling.step(video.fps), video.width, video.height)
         try:
-            for result, rgb in iter_video_keypoints(video, args.model, args.models, args.detector, args.min_face):
+            detector = make_detector(args.detector, args.min_face)
+            for result, rgb in iter_video_keypoints(video, args.model, args.models, detector):
                 found += len(result["faces"])
-                print(compact(result) if args.json else "\n".join(_table_lines(result)), flush=True)
+                print(commands.compact(result) if args.json else "\n".join(_table_lines(result)), flush=True)
                 if writer is not None:
                     writer.write(drawn(result, rgb, args.filter))
         finally:

@@ -8,7 +8,7 @@ from pathlib import Path
 from keyface.data.errors import KeyfaceError
 from keyface.data.paths import shown_location, user_dir
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES
-from keyface.recognition.cli import flags
+from keyface.recognition.cli import commands
 
 log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -20,9 +20,9 @@ def register(sub) -> None:
                        description="Serve the gallery over HTTP: a JSON API under /api (OpenAPI at /api/docs) and a "
                        "page at /. Requests that change the gallery need the API token (Authorization: Bearer "
                        "TOKEN); bound beyond loopback, every API request does. The token is made at first start.",
-                       parents=[flags.DETECTOR, flags.PRECISION])
+                       parents=[commands.DETECTOR, commands.PRECISION])
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=flags.port, default=8000, help="TCP port (default: 8000)")
+    p.add_argument("--port", type=commands.port, default=8000, help="TCP port (default: 8000)")
     p.add_argument("--gallery", help="gallery file or postgresql:// URI (default: $KEYFACE_GALLERY, then the "
                    "per-user gallery.db; made if missing)")
     p.add_argument("--embedder", default=DEFAULT_EMBEDDER, choices=EMBEDDER_NAMES,
@@ -30,7 +30,7 @@ def register(sub) -> None:
     p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
     p.add_argument("--token-file", help="file holding the API token (default: the per-user serve/token; made "
                    "owner-only if missing)")
-    p.add_argument("--max-upload-mb", type=flags.count, default=20, help="largest request body in MB (default: 20)")
+    p.add_argument("--max-upload-mb", type=commands.count, default=20, help="largest request body in MB (default: 20)")
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                    help="allow browser pages from this origin to call the API (repeatable; default: none)")
     p.set_defaults(func=cmd_serve)
@@ -42,8 +42,7 @@ def cmd_serve(args) -> int:
     from keyface.recognition.server.tokens import load_or_create_token
     token_file = Path(args.token_file) if args.token_file else user_dir("serve") / "token"
     token = load_or_create_token(token_file)
-    from keyface.recognition.cli.commands import gallery_path
-    gallery = gallery_path(args)
+    gallery = commands.gallery_path(args)
     app = build_app(args.embedder, args.detector, args.models, gallery, token, args.host not in LOOPBACK,
                     args.max_upload_mb * 1_000_000, tuple(args.cors_origin), args.precision, args.min_face)
     import uvicorn

@@ -91,7 +91,8 @@ def folder_items(root: Path) -> tuple[list, str]:
 def cmd_train(args) -> int:
     """Build the aligned training faces, train, calibrate the thresholds, install into MODELS/embedders."""
     from keyface.keypoints.predictor import KeypointPredictor
-    from keyface.recognition.core.pipeline import FacePipeline, InputSpec
+    from keyface.keypoints.predictor import InputSpec
+    from keyface.recognition.core.pipeline import FacePipeline
     from keyface.recognition.training.face_sets import cached_face_set
     if args.source not in (None, "none") and args.approach != "facenet":
         raise KeyfaceError("--source is for `keyface train facenet`")

@@ -7,8 +7,6 @@ import sys
 import time
 from pathlib import Path
 
-from keyface.recognition.cli.flags import sampling
-
 
 class Watcher:
     """What happens on each frame looked at: the progress bar, the live window and copy, the latency."""
@@ -61,13 +59,13 @@ class Watcher:
         return f"latency from frame to answer: p50 {np.median(ms):.0f} ms, p95 {np.percentile(ms, 95):.0f} ms"
 
 
-def identify_video(gallery, source, index, args, stream, errors: list) -> None:
-    """A video's (or a camera's) tracks, searched in `index`, printed as each closes; its annotated copy with
-    --out."""
+def identify_video(gallery, source, frames, index, args, stream, errors: list) -> None:
+    """A video's (or a camera's) tracks, the `frames` (data.video.Sampling) the flags ask for searched in
+    `index`, printed as each closes; its annotated copy with --out."""
     from keyface.data.video import Video
     from keyface.recognition.core.video import write_annotated
     from keyface.recognition.facade import track_json
-    threshold, tracks, frames = gallery.identify_threshold(), [], sampling(args)
+    threshold, tracks = gallery.identify_threshold(), []
     with Video(source, frames) as video:
         watcher = Watcher(video, args)
         try:

@@ -10,7 +10,7 @@ import numpy as np
 
 from keyface.data.files import create_private, free_name, jpeg_bytes, private_dir
 from keyface.data.images import load_image
-from keyface.detection.boxes import left_to_right
+from keyface.detection.detector import left_to_right
 
 PAD = 3           # pixels of label background around the text
 FEW_POINTS = 40   # faces narrower than this get 5 keypoints, not 68: 68 dots on 30 pixels are one blob

@@ -1,23 +1,32 @@
-"""Photo -> embedded faces: detect every face, predict its keypoints, align it for an embedder, embed it.
-Alignment is a set of pure functions: a face's points -> a similarity transform onto a template -> the crop an
-embedder reads. Every embedder has one interface: it says what crop it wants (size, colour mode, template)
-and maps a batch of aligned faces to L2-normalised float32 vectors; the gallery only ever sees its name, model
-version and dimension.
+"""Photo -> identified faces, one way through: find every face (a detector chosen by name), predict its
+keypoints, align it for an embedder (keypoints.predictor), embed it; then the recogniser, which puts the
+pipeline and one embedder together to identify against a gallery's search index and to verify. Every
+embedder has one interface: it says what crop it wants (size, colour mode, template) and maps a batch of
+aligned faces to L2-normalised float32 vectors; the gallery only ever sees its name, model version and
+dimension. Nothing here stores anything (`recognition.facade.Gallery` keeps people).
 """
 from __future__ import annotations
 
+import copy
+import logging
+import os
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
-from keyface.data.errors import KeyfaceError, LandmarksNeededError
-from keyface.detection.boxes import left_to_right
-from keyface.detection.detector import make_detector
-from keyface.keypoints.predictor import IBUG68, KeypointPredictor, warp_faces, warp_image
+from keyface.data.errors import KeyfaceError, NoFaceError, NotCalibratedError, SeveralFacesError
+from keyface.data.files import shown
+from keyface.data.images import as_rgb, image_sha256
+from keyface.detection.detector import MIN_FACE, BlazeFaceDetector, left_to_right
+from keyface.keypoints.predictor import FaceBatch, InputSpec, KeypointPredictor, align_batch
 from keyface.recognition.core.search import Match
+from keyface.recognition.core.store import Enrolment
 from keyface.runtime.networks import PRECISIONS, KerasNetwork, file_version, load_lite
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, repr=False)
@@ -60,6 +69,25 @@ class Face:
         return out
 
 
+# Finding faces
+
+DETECTORS = ("blazeface", "mtcnn")
+DEFAULT_DETECTOR = "blazeface"  # chosen by measurement: docs/benchmarks.md, `keyface bench speed`
+
+
+def make_detector(name: str = DEFAULT_DETECTOR, min_face: float | None = None):
+    """A face detector by name that finds faces from min_face px wide (default MIN_FACE); nothing is
+    loaded until its first detect(), and MTCNN's module (and TensorFlow) is imported only when asked for."""
+    min_face = MIN_FACE if min_face is None else min_face
+    if name == "blazeface":
+        return BlazeFaceDetector(min_face=min_face)
+    if name == "mtcnn":
+        from keyface.detection.mtcnn import MTCNNDetector
+        return MTCNNDetector(min_face=min_face)
+    raise KeyfaceError(f"unknown face detector {name!r}; known: {', '.join(DETECTORS)}")
+
+
+
 class FacePipeline:
     """The shared front end of every approach: a face detector, the keypoint net, alignment."""
 
@@ -79,149 +107,6 @@ class FacePipeline:
         points = self.predictor.predict(rgb, [d.box for d in detections])
         return [Face(tuple(d.box), d.score, p, np.asarray(d.landmarks, np.float64) if d.landmarks else None)
                 for d, p in zip(detections, points)]
-
-
-# What an embedder reads
-
-@dataclass(frozen=True)
-class InputSpec:
-    """The aligned crop an embedder wants."""
-    size: int
-    channels: int  # 1 = grey, 3 = RGB
-    zoom: float = 1.0  # template zoom: < 1 keeps more of the head
-    shift_y: float = 0.0  # template shift, a fraction of the size (< 0: face higher in the crop)
-    alignment: str = "template5"  # how the crop is cut: see ALIGNMENTS below
-
-
-@dataclass
-class FaceBatch:
-    """Aligned faces for an embedder: crops (N, S, S, C) uint8 and 68 keypoints in crop pixels."""
-    crops: np.ndarray
-    keypoints: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.crops)
-
-
-# Alignment: a face's points onto an embedder's template
-
-# Where the eyes, nose tip and mouth corners land in a 112x112 crop (the ArcFace template used by
-# insightface); image-left eye first, as Scheme.anchor_points returns them.
-TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
-                         [41.5493, 92.3655], [70.7299, 92.2041]], np.float64)
-
-
-# dlib's mean face (get_face_chip_details): iBUG points 17..67 as fractions of the face box. dlib
-# fits a similarity from points 27-54 and 60-64 (brows and the lower lip left out) onto it, and its
-# ResNet face descriptor reads a 150 px chip of it with padding 0.25.
-DLIB_MEAN_FACE = np.array([
-    [0.000213256, 0.106454], [0.0752622, 0.038915], [0.18113, 0.0187482], [0.29077, 0.0344891],
-    [0.393397, 0.0773906], [0.586856, 0.0773906], [0.689483, 0.0344891], [0.799124, 0.0187482],
-    [0.904991, 0.038915], [0.98004, 0.106454], [0.490127, 0.203352], [0.490127, 0.307009],
-    [0.490127, 0.409805], [0.490127, 0.515625], [0.36688, 0.587326], [0.426036, 0.609345],
-    [0.490127, 0.628106], [0.554217, 0.609345], [0.613373, 0.587326], [0.121737, 0.216423],
-    [0.187122, 0.178758], [0.265825, 0.179852], [0.334606, 0.231733], [0.260918, 0.245099],
-    [0.182743, 0.244077], [0.645647, 0.231733], [0.714428, 0.179852], [0.793132, 0.178758],
-    [0.858516, 0.216423], [0.79751, 0.244077], [0.719335, 0.245099], [0.254149, 0.780233],
-    [0.340985, 0.745405], [0.428858, 0.727388], [0.490127, 0.742578], [0.551395, 0.727388],
-    [0.639268, 0.745405], [0.726104, 0.780233], [0.642159, 0.864805], [0.556721, 0.902192],
-    [0.490127, 0.909281], [0.423532, 0.902192], [0.338094, 0.864805], [0.290379, 0.784792],
-    [0.428096, 0.778746], [0.490127, 0.785343], [0.552157, 0.778746], [0.689874, 0.784792],
-    [0.553364, 0.824182], [0.490127, 0.831803], [0.42689, 0.824182]], np.float64)
-DLIB_FIT_POINTS = [i for i in range(27, 68) if not (55 <= i <= 59 or 65 <= i <= 67)]
-DLIB_PADDING = 0.25
-
-
-def dlib_template(size: int, padding: float = DLIB_PADDING) -> np.ndarray:
-    """dlib's mean face as 68 (x, y) points of a size x size chip (the jaw, which dlib has not, is NaN)."""
-    points = np.full((68, 2), np.nan)
-    points[17:] = (padding + DLIB_MEAN_FACE) / (2 * padding + 1) * size
-    return points
-
-
-def template(size: int, zoom: float = 1.0, shift_y: float = 0.0) -> np.ndarray:
-    """The 5-point template for a size x size crop; zoom < 1 shows more of the head, shift_y < 0 moves it up."""
-    centred = (TEMPLATE_112 - 56.0) * zoom
-    return (centred + 56.0) * (size / 112.0) + np.array([0.0, shift_y * size])
-
-
-def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares 2x3 similarity (rotation, uniform scale, shift) mapping src onto dst (Umeyama 1991)."""
-    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    s, d = src - mu_s, dst - mu_d
-    cov = d.T @ s / len(src)
-    u, sig, vt = np.linalg.svd(cov)
-    sign = np.diag([1.0, np.sign(np.linalg.det(u @ vt)) or 1.0])  # never a reflection
-    rot = u @ sign @ vt
-    scale = np.trace(np.diag(sig) @ sign) / max(s.var(0).sum(), 1e-12)
-    matrix = np.zeros((2, 3))
-    matrix[:, :2] = scale * rot
-    matrix[:, 2] = mu_d - scale * rot @ mu_s
-    return matrix
-
-
-def alignment_matrix(anchors: np.ndarray, size: int, zoom: float = 1.0, shift_y: float = 0.0) -> np.ndarray:
-    """The 2x3 matrix taking a photo's 5 anchors onto the template of a size x size crop."""
-    return similarity_transform(anchors, template(size, zoom, shift_y))
-
-
-def dlib_chip_matrix(keypoints68: np.ndarray, size: int) -> np.ndarray:
-    """The 2x3 matrix of dlib's face chip: 36 of the 68 keypoints fitted onto dlib's mean face."""
-    return similarity_transform(keypoints68[DLIB_FIT_POINTS], dlib_template(size)[DLIB_FIT_POINTS])
-
-
-def dlib_anchor_template(size: int) -> np.ndarray:
-    """dlib's chip as a 5-anchor template (eye centres, nose tip, mouth corners of its mean face)."""
-    return IBUG68.anchor_points(dlib_template(size))
-
-
-def align_face(image: np.ndarray, anchors: np.ndarray, size: int, zoom: float = 1.0,
-               shift_y: float = 0.0) -> np.ndarray:
-    """The aligned size x size crop of the face whose 5 anchors are given (grey or RGB in, same out)."""
-    return warp_image(image, alignment_matrix(anchors, size, zoom, shift_y), size)
-
-
-def _template5(face: Face, spec: InputSpec) -> np.ndarray:
-    return alignment_matrix(IBUG68.anchor_points(face.keypoints), spec.size, spec.zoom, spec.shift_y)
-
-
-def _dlib_mtcnn5(face: Face, spec: InputSpec) -> np.ndarray:
-    if face.landmarks is None:  # no stand-in: the point of this alignment is the detector's own points
-        raise LandmarksNeededError("the dlib-mtcnn5 alignment needs the detector's 5 landmarks, and this face has none: "
-                           "use a detector that gives them (mtcnn)")
-    return similarity_transform(face.landmarks, dlib_anchor_template(spec.size))
-
-
-def _dlib5(face: Face, spec: InputSpec) -> np.ndarray:
-    return similarity_transform(IBUG68.anchor_points(face.keypoints), dlib_anchor_template(spec.size))
-
-
-# How a face becomes a crop: a 2x3 photo-to-crop matrix from the face's points.
-ALIGNMENTS = {
-    "template5": _template5,  # 5 keypoint anchors onto the ArcFace template (zoom, shift_y)
-    "dlib68": lambda face, spec: dlib_chip_matrix(face.keypoints, spec.size),  # dlib's chip, 36 keypoints
-    "dlib5": _dlib5,  # 5 keypoint anchors onto dlib's chip
-    "dlib-mtcnn5": _dlib_mtcnn5,  # MTCNN's own 5 landmarks onto dlib's chip
-}
-
-
-def face_matrix(face: Face, spec: InputSpec) -> np.ndarray:
-    """The 2x3 photo-to-crop matrix of one face for an embedder's input spec."""
-    if spec.alignment not in ALIGNMENTS:
-        raise ValueError(f"unknown alignment {spec.alignment!r}; known: {', '.join(ALIGNMENTS)}")
-    return ALIGNMENTS[spec.alignment](face, spec)
-
-
-def align_batch(rgb: np.ndarray, faces: list[Face], spec: InputSpec) -> FaceBatch:
-    """Aligned crops in the embedder's size and colour mode, and the keypoints moved with them."""
-    import cv2
-    image = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if spec.channels == 1 else rgb
-    crops, points = warp_faces(image, [face_matrix(face, spec) for face in faces], spec.size,
-                               [face.keypoints for face in faces])
-    shape = (0, spec.size, spec.size, spec.channels)
-    return FaceBatch(np.asarray(crops, np.uint8).reshape(-1, *shape[1:]) if crops else np.zeros(shape, np.uint8),
-                     np.asarray(points, np.float32).reshape(-1, 68, 2))
 
 
 # Embedding
@@ -293,3 +178,185 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (a zero row stays zero)."""
     norm = np.linalg.norm(x, axis=1, keepdims=True)
     return (x / np.maximum(norm, 1e-12)).astype(np.float32)
+
+
+# The recogniser: the pipeline and one embedder together, photos in, embedded faces out. It finds, embeds,
+# identifies against a search index and verifies; it stores nothing (`recognition.facade.Gallery` keeps people).
+
+ARRAY_SOURCE = "(image array)"  # the source of a face enrolled from pixels: reindex cannot re-read it
+BACKGROUND_FACE = 1 / 3  # faces under a third of a photo's largest face's width are background to enrol and verify
+
+
+def label(photo) -> str:
+    """How a photo is named in messages: its path, printable, or 'image array'."""
+    return "image array" if isinstance(photo, np.ndarray) else shown(photo)
+
+
+class Prepared(NamedTuple):
+    """One photo made ready to enrol: its pixels and enrolment record, or the error that says why not."""
+    rgb: np.ndarray | None
+    enrolment: Enrolment | None
+    error: KeyfaceError | None
+
+
+class Recogniser:
+    """The pipeline and one embedder together: photos in, embedded faces out."""
+
+    def __init__(self, pipeline: FacePipeline, embedder: Embedder, threshold: float | None = None,
+                 several_faces: str = "refuse", far: float | None = None):
+        self.pipeline, self.embedder = pipeline, embedder
+        self._threshold, self._far = threshold, far
+        if several_faces not in ("refuse", "largest"):
+            raise ValueError(f"several_faces must be 'refuse' or 'largest', not {several_faces!r}")
+        self.several_faces = several_faces
+
+    def taking(self, several_faces: str) -> "Recogniser":
+        """This recogniser, or a shallow copy whose enrol and verify follow another several-faces policy
+        ("refuse" or "largest"): a shared recogniser keeps its own for everyone else."""
+        if several_faces == self.several_faces:
+            return self
+        if several_faces not in ("refuse", "largest"):
+            raise ValueError(f"several_faces must be 'refuse' or 'largest', not {several_faces!r}")
+        chosen = copy.copy(self)
+        chosen.several_faces = several_faces
+        return chosen
+
+    @property
+    def threshold(self) -> float:
+        """verify's 'same person' distance: given, or the model's best pair accuracy on held-out people."""
+        return self._given_or_stored("threshold")
+
+    @property
+    def identify_threshold(self) -> float:
+        """identify's 'unknown' cut: given; else the cut naming `far` of held-out strangers; else the
+        model's stored cut (1% of strangers named)."""
+        if self._threshold is None and self._far is not None:
+            from keyface.recognition.core.open_set import cut_at_far
+            return cut_at_far(np.asarray(self._stored("stranger_distances")), self._far,
+                              self.embedder.metadata.get("stranger_count"))
+        return self._given_or_stored("identify_threshold")
+
+    def _given_or_stored(self, key: str) -> float:
+        return float(self._threshold) if self._threshold is not None else float(self._stored(key))
+
+    def _stored(self, key: str):
+        """A calibration stored in the model file; never guessed."""
+        if key not in self.embedder.metadata:
+            raise NotCalibratedError(f"the {self.embedder.name} model carries no calibrated {key}: calibrate the model "
+                                     "on held-out people, or give a threshold", self.embedder.name)
+        return self.embedder.metadata[key]
+
+    def faces(self, photo: str | os.PathLike | np.ndarray) -> tuple[np.ndarray, list[Face], np.ndarray]:
+        """The photo's pixels, every face in it, left to right, each with its embedding, and the embeddings
+        as one array (N, D); a path or an RGB array."""
+        rgb = as_rgb(photo)
+        faces = self.pipeline.find_faces(rgb)
+        vectors = self.embedder.embed(align_batch(rgb, faces, self.embedder.spec))
+        return rgb, [replace(f, embedding=v) for f, v in zip(faces, vectors)], vectors
+
+    def faces_of(self, photos: list, workers: int = 1) -> tuple[list[tuple], list[KeyfaceError]]:
+        """(photo, pixels, faces, embeddings) for each readable photo, in order, and the error of each other;
+        `workers` photos at once (threads)."""
+        found, errors = [], []
+        for photo, result in in_order(self.faces, photos, workers):
+            if isinstance(result, KeyfaceError):
+                errors.append(result)
+            else:
+                found.append((photo, *result))
+        return found, errors
+
+    def single_face(self, photo: str | os.PathLike | np.ndarray) -> Face:
+        """The photo's one face, embedded (or its largest, if several_faces='largest'); an error if it has
+        none, or several under the default 'refuse' policy: enrolment must be unambiguous."""
+        rgb, face = self._chosen_face(photo)
+        return replace(face, embedding=self.embedder.embed(align_batch(rgb, [face], self.embedder.spec))[0])
+
+    def _chosen_face(self, photo) -> tuple[np.ndarray, Face]:
+        """The photo's pixels and the face single_face() takes, not yet embedded."""
+        rgb = as_rgb(photo)
+        faces = self.pipeline.find_faces(rgb)
+        if not faces:
+            raise NoFaceError(f"{label(photo)}: no face found")
+        widths = np.array([f.box[2] - f.box[0] for f in faces])
+        i = int(np.argmax(widths))
+        # a face under a third of the largest one's width is someone in the background, not a rival for "the" face
+        rivals = int((widths >= BACKGROUND_FACE * widths[i]).sum())
+        if rivals > 1 and self.several_faces == "refuse":
+            raise SeveralFacesError(f"{label(photo)}: {rivals} faces found; use a photo of one person, crop it, "
+                                    "or take the largest face")
+        if len(faces) > 1:
+            log.info("%s: %d faces found; using the largest", label(photo), len(faces))
+        return rgb, faces[i]
+
+    def enrolments(self, person: str, photos: list, workers: int = 1) -> list[Prepared]:
+        """Each photo's pixels and enrolment record, or why it cannot be enrolled; nothing is stored.
+        Faces are found on `workers` threads, then embedded together in one pass of the network."""
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            found = list(pool.map(self._enrolment_face, photos))
+        good = [i for i, f in enumerate(found) if not isinstance(f, KeyfaceError)]
+        batches = [align_batch(found[i][0], [found[i][1]], self.embedder.spec) for i in good]
+        vectors = self.embedder.embed(FaceBatch(np.concatenate([b.crops for b in batches]),
+                                                np.concatenate([b.keypoints for b in batches]))) if good else []
+        out = [Prepared(None, None, f) if isinstance(f, KeyfaceError) else None for f in found]
+        for i, vector in zip(good, vectors):
+            rgb, face, sha, source = found[i]
+            out[i] = Prepared(rgb, Enrolment(person, sha, source, face.box, face.keypoints, vector), None)
+        return out
+
+    def _enrolment_face(self, photo):
+        """(pixels, face, SHA-256, source) of the face a photo would enrol, or the error that says why not."""
+        try:
+            rgb, face = self._chosen_face(photo)  # first: it reports a missing or unreadable file
+            sha = image_sha256(photo)
+        except KeyfaceError as exc:
+            return exc
+        return rgb, face, sha, ARRAY_SOURCE if isinstance(photo, np.ndarray) else str(Path(photo).resolve())
+
+    def identify(self, index, photo, k: int = 3, by_distance: bool = True) -> list[Face]:
+        """Every face in the photo, left to right, with its k nearest people in a search index of a gallery;
+        named where the nearest is within the identify cut, else unknown (None). With by_distance False no
+        name is given (a softmax head names the faces)."""
+        _, faces, vectors = self.faces(photo)
+        cut = self.identify_threshold if by_distance else None
+        named = []
+        for face, matches in zip(faces, index.search(vectors, k)):
+            known = by_distance and bool(matches) and matches[0].distance <= cut
+            named.append(replace(face, matches=tuple(matches), name=matches[0].person if known else None))
+        return named
+
+    def verify(self, photo_a, photo_b, threshold: float | None = None) -> tuple[bool, float]:
+        """Same person or not (within `threshold`, by default the calibrated one), and the cosine distance
+        between the two photos' faces."""
+        a, b = self.single_face(photo_a), self.single_face(photo_b)
+        distance = float(1.0 - np.dot(a.embedding, b.embedding))
+        return distance <= (self.threshold if threshold is None else threshold), distance
+
+
+def in_order(work: Callable, items: Iterable, workers: int = 1) -> Iterator[tuple]:
+    """(item, work(item)) for each item, computed on `workers` threads and yielded in the order given, each as
+    soon as it and those before it are done; a KeyfaceError is yielded as the item's result, not raised, so
+    the others go on. At most 2 x workers items are taken ahead (each holds its photo's pixels while it runs)."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    def guarded(item):
+        try:
+            return work(item)
+        except KeyfaceError as exc:
+            return exc
+    if workers <= 1:  # no thread: tracebacks and profiles stay plain
+        yield from ((item, guarded(item)) for item in items)
+        return
+    pool, running = ThreadPoolExecutor(workers), deque()
+    try:
+        for item in items:
+            running.append((item, pool.submit(guarded, item)))
+            if len(running) >= 2 * workers:
+                item, done = running.popleft()
+                yield item, done.result()
+        while running:
+            item, done = running.popleft()
+            yield item, done.result()
+    finally:  # also when the caller stops early: photos not yet started are dropped, not waited for
+        pool.shutdown(wait=False, cancel_futures=True)

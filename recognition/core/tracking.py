@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from keyface.detection.boxes import box_iou
+from keyface.detection.detector import box_iou
 
 MATCH_IOU = 0.2  # a detection overlapping a track's predicted box less than this is someone else
 SURE_IOU = 0.5  # a detection overlapping its best track less than this is checked by its looks

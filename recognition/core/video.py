@@ -11,7 +11,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from keyface.data.video import Frame, Video
-from keyface.recognition.core.pipeline import align_batch
+from keyface.keypoints.predictor import align_batch
 from keyface.recognition.core.search import Match
 from keyface.recognition.core.tracking import Sample, Track, Tracker, sighting_quality
 

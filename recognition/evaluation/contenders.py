@@ -9,7 +9,7 @@ import numpy as np
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.images import load_image
-from keyface.detection.detector import DEFAULT_DETECTOR
+from keyface.recognition.core.pipeline import DEFAULT_DETECTOR
 from keyface.recognition.evaluation.compare import Contender
 
 log = logging.getLogger(__name__)

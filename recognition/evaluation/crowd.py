@@ -11,9 +11,9 @@ import numpy as np
 
 from keyface.data.crowd import Source, make_canvases, match_faces
 from keyface.data.images import load_image
-from keyface.detection.boxes import Detection
+from keyface.detection.detector import Detection
 from keyface.detection.cache import detect_cached
-from keyface.detection.detector import make_detector
+from keyface.recognition.core.pipeline import make_detector
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,8 @@ def stage_ms(rec, paths: list[Path], gallery_size: int = 235) -> dict:
     """Milliseconds per photo for each stage, uncached: decoding, detection, keypoints, alignment,
     embedding, and search in a gallery the size of the colleagues protocol's (47 people x 5 photos).
     The photos hold one face each, so per photo is per face; `faces` says how many were found."""
-    from keyface.recognition.core.pipeline import align_batch, l2_normalise
+    from keyface.keypoints.predictor import align_batch
+    from keyface.recognition.core.pipeline import l2_normalise
     from keyface.recognition.core.search import ExactIndex
     stored = l2_normalise(np.random.default_rng(0).normal(size=(gallery_size, rec.embedder.dim)))
     index = ExactIndex(stored, np.array([f"p{i // 5}" for i in range(gallery_size)], object))

@@ -157,7 +157,7 @@ def _match(tracks: list, truths: list) -> tuple[dict, dict]:
     """Which faces each track followed (track id -> Counter of actors, by frames), and the tracks that
     followed each face, frame by frame (actor -> [track id, ...])."""
     from scipy.optimize import linear_sum_assignment
-    from keyface.detection.boxes import box_iou
+    from keyface.detection.detector import box_iou
     seen = defaultdict(list)
     for track in tracks:
         for index, box in track.boxes.items():

@@ -8,7 +8,8 @@ from concurrent.futures import Future
 
 import numpy as np
 
-from keyface.recognition.core.pipeline import Embedder, FaceBatch
+from keyface.keypoints.predictor import FaceBatch
+from keyface.recognition.core.pipeline import Embedder
 
 
 class BatchingEmbedder(Embedder):

@@ -11,7 +11,8 @@ import numpy as np
 from keyface.data.files import write_whole
 from keyface.data.images import load_image
 from keyface.detection.cache import cache_key, detect_cached
-from keyface.recognition.core.pipeline import FacePipeline, InputSpec, align_batch
+from keyface.keypoints.predictor import InputSpec, align_batch
+from keyface.recognition.core.pipeline import FacePipeline
 
 log = logging.getLogger(__name__)
 

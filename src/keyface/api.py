@@ -12,7 +12,8 @@ import numpy as np
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.files import shown
-from keyface.recognition.core.pipeline import Face, align_batch
+from keyface.keypoints.predictor import align_batch
+from keyface.recognition.core.pipeline import Face
 from keyface.recognition.facade import Gallery, build, load
 
 FoundFace = Face  # the name keyface 0.1 gave a face found by find_faces and identify
@@ -68,7 +69,7 @@ def _detector(recogniser, min_face: float | None):
         return own
     key = (own.name, float(min_face))
     if key not in _DETECTORS:
-        from keyface.detection.detector import make_detector
+        from keyface.recognition.core.pipeline import make_detector
         detector = make_detector(own.name, float(min_face))  # refuses a min_face under 8 px
         while len(_DETECTORS) >= _DETECTORS_KEPT:
             _DETECTORS.pop(next(iter(_DETECTORS)))
@@ -94,7 +95,7 @@ def face_locations(image: Image, min_face: float | None = None, max_num: int = 0
 
 def _detections(boxes) -> list:
     """Given boxes as the detector's faces (score 1, no landmarks); one box (4,) is taken as a list of one."""
-    from keyface.detection.boxes import Detection
+    from keyface.detection.detector import Detection
     try:
         array = np.asarray(boxes, np.float64)
     except (TypeError, ValueError):
