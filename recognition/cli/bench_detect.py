@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from keyface.detection.detector import MIN_FACE
-
-from keyface.recognition.core.pipeline import DEFAULT_DETECTOR, make_detector
 from keyface.recognition.cli.tables import print_table, write_report
+from keyface.recognition.core.pipeline import DEFAULT_DETECTOR, make_detector
 
 SETS = ("lfw", "youtube", "group", "video", "real")
 BENCHMARK_COLUMNS = [("detector", "detector", "s"), ("lfw_found", "LFW found", ",d"), ("lfw_photos", "of", ",d"),

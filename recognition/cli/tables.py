@@ -1,8 +1,27 @@
-"""What the benchmark commands print: aligned text tables, and the JSON report with its provenance."""
+"""What the benchmark commands share: the thread count their timings are on, aligned text tables, and the JSON
+report with its provenance."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def set_threads(n: int) -> None:
+    """Pin TensorFlow and LiteRT to n threads before any op runs, so timings mean 'on n cores'."""
+    import tensorflow as tf
+    from keyface.runtime import networks as runtime
+    runtime.set_threads(n)
+    if tf.config.threading.get_intra_op_parallelism_threads() == n == tf.config.threading.get_inter_op_parallelism_threads():
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
+    except RuntimeError:  # TensorFlow already ran in this process (a caller's own, or a test's): it keeps its pools
+        log.warning("TensorFlow is already running in this process: its networks keep their thread count, so "
+                    "timings are not on %d core(s)", n)
 
 
 def print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
