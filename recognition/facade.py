@@ -18,9 +18,11 @@ from keyface.data.files import shown
 from keyface.data.paths import is_database_uri, shown_location
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER
 # in_order: many photos at once
+from keyface.recognition.core.gallery_check import read_meta
 from keyface.recognition.core.pipeline import Face, FacePipeline, Prepared, Recogniser, in_order, label, make_detector
-from keyface.recognition.core.store import Enrolment, SQLiteStore, read_meta
-from keyface.recognition.core.store import check_name  # the one rule for a person's name, for the entry points too
+from keyface.recognition.core.records import Enrolment
+from keyface.recognition.core.records import check_name  # the one rule for a person's name, for the entry points too
+from keyface.recognition.core.store import SQLiteStore
 
 ENROL_CHUNK = 32  # photos found, then embedded together: one pass of the network, memory bounded
 _LOADED: dict = {}

@@ -83,7 +83,7 @@ def test_embed_gives_unit_vectors(youtube_sample, models, capsys):
 def test_gallery_of_another_embedder_is_refused_and_untouched(tmp_path, youtube_sample, models, capsys):
     db = tmp_path / "g.db"
     run(["enroll", "--name", "Kristen", youtube_sample[0][0], "--gallery", db, *models], capsys)
-    from keyface.recognition.core.store import read_meta, read_photos
+    from keyface.recognition.core.gallery_check import read_meta, read_photos
     before = (read_meta(db), read_photos(db))
     other = [m if m != "geometry" else "keypoints" for m in models]
     other[other.index("--embedder-model") + 1] = str(tmp_path / "missing.keras")

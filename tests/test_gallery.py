@@ -10,7 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from keyface.recognition.core.store import Enrolment, SQLiteStore, check_name
+from keyface.recognition.core.records import Enrolment, check_name
+from keyface.recognition.core.store import SQLiteStore
 from keyface.data.errors import GalleryError
 from keyface.recognition.core.search import nearest_people
 
@@ -94,7 +95,8 @@ def test_search_finds_each_person_by_their_closest_photo():
 _WRITER = """
 import sys, numpy as np
 
-from keyface.recognition.core.store import Enrolment, SQLiteStore
+from keyface.recognition.core.records import Enrolment
+from keyface.recognition.core.store import SQLiteStore
 
 g = SQLiteStore(sys.argv[1], "toy", "v1", 8)
 tag, n = sys.argv[2], int(sys.argv[3])

@@ -22,7 +22,8 @@ from keyface.data.errors import (GalleryConflictError, GalleryError, GalleryUnav
                                  OtherModelError)
 from keyface.recognition.core.pg_store import PostgresStore  # noqa: E402
 from keyface.recognition.core.search import ExactIndex  # noqa: E402
-from keyface.recognition.core.store import Enrolment, SQLiteStore  # noqa: E402
+from keyface.recognition.core.records import Enrolment
+from keyface.recognition.core.store import SQLiteStore  # noqa: E402
 from keyface.recognition.facade import migrate  # noqa: E402
 
 DIM = 16
@@ -161,7 +162,7 @@ def test_a_client_killed_inside_its_enrolment_leaves_no_half_person(uri, tmp_pat
     child = textwrap.dedent(f"""
         import time, numpy as np
         from keyface.recognition.core import pg_store
-        from keyface.recognition.core.store import Enrolment
+        from keyface.recognition.core.records import Enrolment
         seen = []
         real = pg_store.check_name
         def slow(name):  # inside the transaction: say so after 10 faces, then crawl

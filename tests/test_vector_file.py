@@ -8,7 +8,8 @@ import pytest
 
 from keyface.recognition.core import store as store_module
 from keyface.recognition.core.search import ExactIndex, RowIndex
-from keyface.recognition.core.store import Enrolment, SQLiteStore
+from keyface.recognition.core.records import Enrolment
+from keyface.recognition.core.store import SQLiteStore
 from keyface.recognition.core.search import VectorFile
 
 DIM = 16

@@ -1,15 +1,17 @@
 """Gallery maintenance that cannot lose data: a full check, consistent copies, and whole-file rewrites
-through SQLite itself (never by renaming a database that has a write-ahead log beside it)."""
+through SQLite itself (never by renaming a database that has a write-ahead log beside it); and a gallery
+file read without opening it (its meta, its photos), which claims nothing and waits for no lock."""
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from keyface.recognition.core.store import GalleryLock, connect_read_only, damaged, owner_only, vector_ok
 from keyface.data.errors import DamagedGalleryError, GalleryError
+from keyface.recognition.core.store import GalleryLock, damaged, owner_only, vector_ok
 
 TABLES = ("meta", "people", "photos", "embeddings")
 
@@ -110,3 +112,36 @@ def rewrite(path: Path, build: Callable[[Path, Path], object]):
         return result
     finally:
         lock.release()
+
+
+def read_photos(path: Path) -> list[tuple[str, str, str]]:
+    """(person, sha256, source) of every photo in a gallery file, whatever embedder made it."""
+    if not Path(path).is_file():
+        raise GalleryError(f"gallery not found: {path}")
+    conn = connect_read_only(Path(path))
+    try:
+        rows = conn.execute("SELECT p.name, ph.sha256, ph.source FROM photos ph "
+                            "JOIN people p ON p.id = ph.person_id ORDER BY ph.id").fetchall()
+        return [(name, sha, os.fsdecode(src) if isinstance(src, bytes) else src) for name, sha, src in rows]
+    except sqlite3.DatabaseError as exc:
+        raise GalleryError(f"{path} is not a keyface gallery ({exc})") from None
+    finally:
+        conn.close()
+
+
+def read_meta(path: Path) -> dict:
+    """A gallery's embedder, model version and dimension, read without claiming the file."""
+    if not Path(path).is_file():
+        raise GalleryError(f"gallery not found: {path} (enrol people first with `keyface enroll`)")
+    conn = connect_read_only(Path(path))
+    try:
+        return dict(conn.execute("SELECT key, value FROM meta"))
+    except sqlite3.DatabaseError as exc:
+        raise GalleryError(f"{path} is not a keyface gallery ({exc})") from None
+    finally:
+        conn.close()
+
+
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection that never creates the file (any characters in the path)."""
+    return sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True, timeout=30)

@@ -15,7 +15,8 @@ import numpy as np
 from keyface.data.errors import GalleryError
 from keyface.data.paths import is_database_uri
 from keyface.recognition.core import pg_connection, pg_store
-from keyface.recognition.core.store import connect_read_only, path_text, read_photos
+from keyface.recognition.core.gallery_check import connect_read_only, read_photos
+from keyface.recognition.core.records import path_text
 
 BATCH = 20_000  # rows read, written and compared at a time: memory stays bounded at any gallery size
 _ROWS = ("SELECT p.name, ph.sha256, ph.source, ph.box, ph.keypoints, e.vector FROM photos ph "

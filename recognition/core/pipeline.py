@@ -23,7 +23,7 @@ from keyface.data.images import as_rgb, image_sha256
 from keyface.detection.detector import MIN_FACE, BlazeFaceDetector, left_to_right
 from keyface.keypoints.predictor import FaceBatch, InputSpec, KeypointPredictor, align_batch
 from keyface.recognition.core.search import Match
-from keyface.recognition.core.store import Enrolment
+from keyface.recognition.core.records import Enrolment
 from keyface.runtime.networks import PRECISIONS, KerasNetwork, file_version, load_lite
 
 log = logging.getLogger(__name__)

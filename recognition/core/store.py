@@ -7,12 +7,9 @@ import fcntl
 import json
 import logging
 import os
-import re
 import sqlite3
 import stat
 import time
-import unicodedata
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +17,7 @@ import numpy as np
 from keyface.data.errors import (DamagedGalleryError, GalleryConflictError, GalleryError, OtherModelError,
                                  PersonNotFoundError)
 from keyface.data.files import shown
+from keyface.recognition.core.records import Enrolment, check_name, checked_vector, path_text
 from keyface.recognition.core.search import ExactIndex, RowIndex, VectorFile
 
 log = logging.getLogger(__name__)
@@ -51,54 +49,7 @@ CREATE TRIGGER IF NOT EXISTS generation_on_update AFTER UPDATE ON embeddings BEG
 VECTOR_FILE_ROWS = 20_000
 # A gallery file this large is quick-checked once after each change, not on every open (noted beside it).
 CHECK_ONCE_BYTES = 64 << 20
-_BAD_NAME = re.compile(r"[/\\]")
-# control, format (zero-width, bidi overrides), surrogate, unassigned, line/paragraph separators
-_BAD_CATEGORIES = {"Cc", "Cf", "Cs", "Cn", "Zl", "Zp"}
 LOCK_WAIT = 30.0  # seconds a command waits for a gallery that a maintenance job holds
-
-
-@dataclass(frozen=True)
-class Enrolment:
-    """One face to store: who, from which photo, where the face is, and its embedding."""
-    person: str
-    sha256: str
-    source: str
-    box: tuple[float, float, float, float]
-    keypoints: np.ndarray
-    embedding: np.ndarray
-
-    def face_json(self) -> tuple[str, str]:
-        """The face's box and keypoints as every gallery stores them: JSON, to 0.01 px."""
-        return (json.dumps([round(float(v), 2) for v in self.box]),
-                json.dumps(np.round(np.asarray(self.keypoints, float), 2).tolist()))
-
-
-RESERVED_NAMES = {"unknown"}
-
-
-def check_name(name: str) -> str:
-    """The one rule for a person's name, in every command: Unicode NFC, stripped, 1-200 characters,
-    no path separators and no control, format (zero-width, bidi override), surrogate or unassigned
-    characters, and not "unknown". Names that look alike are then the same name."""
-    clean = unicodedata.normalize("NFC", name).strip() if isinstance(name, str) else ""
-    bad = next((c for c in clean if unicodedata.category(c) in _BAD_CATEGORIES), None)
-    if not clean or bad is not None or _BAD_NAME.search(clean) or len(clean) > 200:
-        why = f" (it contains U+{ord(bad):04X})" if bad is not None else ""
-        printable = name.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace") \
-            if isinstance(name, str) else repr(name)
-        raise GalleryError(f"invalid person name {printable!r}{why}: use 1-200 printable characters without / or \\")
-    if clean.casefold() in RESERVED_NAMES:  # identify prints it for strangers: a person so named would read as one
-        raise GalleryError(f"invalid person name {clean!r}: keyface calls faces it does not know so")
-    return clean
-
-
-def path_text(path) -> str | bytes:
-    """A photo path as the gallery stores it: text where it is valid UTF-8, else its raw bytes."""
-    raw = os.fsencode(path)
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw
 
 
 class SQLiteStore:
@@ -494,47 +445,6 @@ def check_made_by(path, meta: dict, embedder: str, version: str) -> None:
             f"re-embed its photos with embedder {embedder!r}", path, meta["embedder"], embedder)
 
 
-def checked_vector(vector: np.ndarray, dim: int) -> np.ndarray:
-    """An embedding to store, as float32 (dim,), refused if it has another dimension or non-finite values."""
-    v = np.asarray(vector, np.float32).reshape(-1)
-    if v.shape != (dim,) or not np.isfinite(v).all():
-        raise GalleryError(f"embedding has shape {v.shape} (expected ({dim},)) or non-finite values")
-    return v
-
-
 def _blob(vector: np.ndarray, dim: int) -> bytes:
     """An embedding as float32 bytes, checked for its dimension and finiteness."""
     return checked_vector(vector, dim).tobytes()
-
-
-def read_photos(path: Path) -> list[tuple[str, str, str]]:
-    """(person, sha256, source) of every photo in a gallery file, whatever embedder made it."""
-    if not Path(path).is_file():
-        raise GalleryError(f"gallery not found: {path}")
-    conn = connect_read_only(Path(path))
-    try:
-        rows = conn.execute("SELECT p.name, ph.sha256, ph.source FROM photos ph "
-                            "JOIN people p ON p.id = ph.person_id ORDER BY ph.id").fetchall()
-        return [(name, sha, os.fsdecode(src) if isinstance(src, bytes) else src) for name, sha, src in rows]
-    except sqlite3.DatabaseError as exc:
-        raise GalleryError(f"{path} is not a keyface gallery ({exc})") from None
-    finally:
-        conn.close()
-
-
-def read_meta(path: Path) -> dict:
-    """A gallery's embedder, model version and dimension, read without claiming the file."""
-    if not Path(path).is_file():
-        raise GalleryError(f"gallery not found: {path} (enrol people first with `keyface enroll`)")
-    conn = connect_read_only(Path(path))
-    try:
-        return dict(conn.execute("SELECT key, value FROM meta"))
-    except sqlite3.DatabaseError as exc:
-        raise GalleryError(f"{path} is not a keyface gallery ({exc})") from None
-    finally:
-        conn.close()
-
-
-def connect_read_only(path: Path) -> sqlite3.Connection:
-    """A read-only connection that never creates the file (any characters in the path)."""
-    return sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True, timeout=30)

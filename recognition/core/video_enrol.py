@@ -9,7 +9,7 @@ import numpy as np
 from keyface.data.errors import NoFaceError, SeveralFacesError
 from keyface.data.images import image_sha256
 from keyface.data.video import Sampling, Video
-from keyface.recognition.core.store import Enrolment
+from keyface.recognition.core.records import Enrolment
 from keyface.recognition.core.video import TrackResult, VideoRun, track_video
 
 DISTINCT_SECONDS = 1.0  # enrolled sightings of one video are at least this far apart in time

@@ -1,0 +1,70 @@
+"""What a gallery holds, whichever store keeps it (a SQLite file, core.store; PostgreSQL, core.pg_store): the
+enrolment record of one face, the one rule for a person's name, a photo's path as stored, and the check on a
+vector before it is stored."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import numpy as np
+
+from keyface.data.errors import GalleryError
+
+_BAD_NAME = re.compile(r"[/\\]")
+# control, format (zero-width, bidi overrides), surrogate, unassigned, line/paragraph separators
+_BAD_CATEGORIES = {"Cc", "Cf", "Cs", "Cn", "Zl", "Zp"}
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """One face to store: who, from which photo, where the face is, and its embedding."""
+    person: str
+    sha256: str
+    source: str
+    box: tuple[float, float, float, float]
+    keypoints: np.ndarray
+    embedding: np.ndarray
+
+    def face_json(self) -> tuple[str, str]:
+        """The face's box and keypoints as every gallery stores them: JSON, to 0.01 px."""
+        return (json.dumps([round(float(v), 2) for v in self.box]),
+                json.dumps(np.round(np.asarray(self.keypoints, float), 2).tolist()))
+
+
+RESERVED_NAMES = {"unknown"}
+
+
+def check_name(name: str) -> str:
+    """The one rule for a person's name, in every command: Unicode NFC, stripped, 1-200 characters,
+    no path separators and no control, format (zero-width, bidi override), surrogate or unassigned
+    characters, and not "unknown". Names that look alike are then the same name."""
+    clean = unicodedata.normalize("NFC", name).strip() if isinstance(name, str) else ""
+    bad = next((c for c in clean if unicodedata.category(c) in _BAD_CATEGORIES), None)
+    if not clean or bad is not None or _BAD_NAME.search(clean) or len(clean) > 200:
+        why = f" (it contains U+{ord(bad):04X})" if bad is not None else ""
+        printable = name.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace") \
+            if isinstance(name, str) else repr(name)
+        raise GalleryError(f"invalid person name {printable!r}{why}: use 1-200 printable characters without / or \\")
+    if clean.casefold() in RESERVED_NAMES:  # identify prints it for strangers: a person so named would read as one
+        raise GalleryError(f"invalid person name {clean!r}: keyface calls faces it does not know so")
+    return clean
+
+
+def path_text(path) -> str | bytes:
+    """A photo path as the gallery stores it: text where it is valid UTF-8, else its raw bytes."""
+    raw = os.fsencode(path)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+
+
+def checked_vector(vector: np.ndarray, dim: int) -> np.ndarray:
+    """An embedding to store, as float32 (dim,), refused if it has another dimension or non-finite values."""
+    v = np.asarray(vector, np.float32).reshape(-1)
+    if v.shape != (dim,) or not np.isfinite(v).all():
+        raise GalleryError(f"embedding has shape {v.shape} (expected ({dim},)) or non-finite values")
+    return v
