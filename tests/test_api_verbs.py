@@ -262,7 +262,7 @@ def test_in_order_yields_in_the_order_given_with_errors_in_place_and_takes_few_a
 
     def broken(i):
         raise ValueError("a bug, not a bad photo")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="a bug"):
         list(in_order(broken, range(3), workers=2))
 
 

@@ -85,10 +85,10 @@ def test_gallery_of_another_embedder_is_refused_and_untouched(tmp_path, youtube_
     run(["enroll", "--name", "Kristen", youtube_sample[0][0], "--gallery", db, *models], capsys)
     from keyface.recognition.core.gallery_check import read_meta, read_photos
     before = (read_meta(db), read_photos(db))
-    other = [m if m != "geometry" else "keypoints" for m in models]
-    other[other.index("--embedder-model") + 1] = str(tmp_path / "missing.keras")
+    other = models[:2] + ["--embedder", "dlib-resnet"]  # the shipped embedder: it loads, then meets the gallery
     code, _, err = run(["identify", youtube_sample[0][0], "--gallery", db, *other], capsys)
     assert code == 2 and "Traceback" not in err and (read_meta(db), read_photos(db)) == before
+    assert "was made with embedder 'geometry'" in err and "(use --embedder geometry, or run `keyface reindex" in err
     from keyface.recognition.cli.hints import with_hint
     from keyface.recognition.core.store import SQLiteStore
     from keyface.data.errors import GalleryError
