@@ -268,8 +268,6 @@ class FaceBatch:
         return len(self.crops)
 
 
-# Alignment: a face's points onto an embedder's template
-
 # Where the eyes, nose tip and mouth corners land in a 112x112 crop (the ArcFace template used by
 # insightface); image-left eye first, as Scheme.anchor_points returns them.
 TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],

@@ -17,11 +17,11 @@ from keyface.data.errors import EmptyGalleryError, KeyfaceError, OtherModelError
 from keyface.data.files import shown
 from keyface.data.paths import is_database_uri, shown_location
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER
-# in_order: many photos at once
-from keyface.recognition.core.gallery_check import read_meta
-from keyface.recognition.core.pipeline import Face, FacePipeline, Prepared, Recogniser, in_order, label, make_detector
-from keyface.recognition.core.records import Enrolment
-from keyface.recognition.core.records import check_name  # the one rule for a person's name, for the entry points too
+from keyface.recognition.core.gallery_check import check_gallery as check_file, read_meta
+from keyface.recognition.core.pipeline import (Face, FacePipeline, Prepared, Recogniser, in_order,  # many photos at once
+                                             label, make_detector)
+# check_name: the one rule for a person's name, for the entry points too
+from keyface.recognition.core.records import Enrolment, check_name
 from keyface.recognition.core.store import SQLiteStore
 
 ENROL_CHUNK = 32  # photos found, then embedded together: one pass of the network, memory bounded
@@ -375,7 +375,6 @@ def check_gallery(location) -> list[str]:
     if is_database_uri(location):
         from keyface.recognition.core.pg_store import check_database
         return check_database(str(location))
-    from keyface.recognition.core.gallery_check import check_gallery as check_file
     return check_file(Path(location))
 
 

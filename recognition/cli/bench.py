@@ -12,7 +12,7 @@ from keyface.recognition.approaches.registry import BENCHMARKED
 from keyface.recognition.cli.commands import PRECISION, count, face_px
 from keyface.recognition.cli import bench_scale, bench_serve, bench_speed, bench_video
 from keyface.recognition.cli.tables import print_table, set_threads, write_report
-from keyface.recognition.core.pipeline import DEFAULT_DETECTOR, DETECTORS
+from keyface.recognition.core.pipeline import DEFAULT_DETECTOR, DETECTORS, make_detector
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,6 @@ def cmd_bench_keypoints(args) -> int:
     from keyface.data.lfw import LFW
     from keyface.data.paths import data_root
     from keyface.keypoints.evaluation.bench import BOX_RULE, labelled_faces, model_row
-    from keyface.recognition.core.pipeline import make_detector
     from keyface.keypoints.evaluation.dlib_peer import dlib_available, dlib_own_detector, dlib_same_boxes
     from keyface.keypoints.evaluation.nme import plot_ced
     from keyface.keypoints.predictor import LITE_PRECISION, resolve_model
@@ -238,7 +237,6 @@ def _identify_sets(args, lfw):
     if not getattr(args, "tight_grey", False):
         return None
     from keyface.data.paths import user_dir
-    from keyface.recognition.core.pipeline import make_detector
     from keyface.recognition.evaluation.tight_crops import tight_colleagues
     return tight_colleagues(lfw, make_detector(DEFAULT_DETECTOR), user_dir("cache") / "tight-grey")
 

@@ -57,9 +57,8 @@ def classify_faces(model, people: np.ndarray, crops: np.ndarray, top: int) -> li
 def cmd_classify(args) -> int:
     """Name every face in every photo with the classifier."""
     from keyface.data.images import load_image
-    from keyface.keypoints.predictor import KeypointPredictor
+    from keyface.keypoints.predictor import KeypointPredictor, align_batch
     from keyface.recognition.cli.commands import _report
-    from keyface.keypoints.predictor import align_batch
     from keyface.recognition.core.pipeline import FacePipeline
     if args.top < 1 or not 0 <= args.min_probability <= 1:
         raise KeyfaceError("--top must be 1 or more and --min-probability between 0 and 1")

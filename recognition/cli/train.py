@@ -90,8 +90,7 @@ def folder_items(root: Path) -> tuple[list, str]:
 
 def cmd_train(args) -> int:
     """Build the aligned training faces, train, calibrate the thresholds, install into MODELS/embedders."""
-    from keyface.keypoints.predictor import KeypointPredictor
-    from keyface.keypoints.predictor import InputSpec
+    from keyface.keypoints.predictor import InputSpec, KeypointPredictor
     from keyface.recognition.core.pipeline import FacePipeline
     from keyface.recognition.training.face_sets import cached_face_set
     if args.source not in (None, "none") and args.approach != "facenet":

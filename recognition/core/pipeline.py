@@ -87,7 +87,6 @@ def make_detector(name: str = DEFAULT_DETECTOR, min_face: float | None = None):
     raise KeyfaceError(f"unknown face detector {name!r}; known: {', '.join(DETECTORS)}")
 
 
-
 class FacePipeline:
     """The shared front end of every approach: a face detector, the keypoint net, alignment."""
 
@@ -103,7 +102,7 @@ class FacePipeline:
         return self.faces_at(rgb, left_to_right(self.detector.detect(rgb)))
 
     def faces_at(self, rgb: np.ndarray, detections: list) -> list[Face]:
-        """Keypoints for faces already detected (keypoints.detector.Detection: live or from the cache)."""
+        """Keypoints for faces already detected (detection.detector.Detection: live or from the cache)."""
         points = self.predictor.predict(rgb, [d.box for d in detections])
         return [Face(tuple(d.box), d.score, p, np.asarray(d.landmarks, np.float64) if d.landmarks else None)
                 for d, p in zip(detections, points)]

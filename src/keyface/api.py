@@ -13,7 +13,7 @@ import numpy as np
 from keyface.data.errors import KeyfaceError
 from keyface.data.files import shown
 from keyface.keypoints.predictor import align_batch
-from keyface.recognition.core.pipeline import Face
+from keyface.recognition.core.pipeline import Face, make_detector
 from keyface.recognition.facade import Gallery, build, load
 
 FoundFace = Face  # the name keyface 0.1 gave a face found by find_faces and identify
@@ -69,7 +69,6 @@ def _detector(recogniser, min_face: float | None):
         return own
     key = (own.name, float(min_face))
     if key not in _DETECTORS:
-        from keyface.recognition.core.pipeline import make_detector
         detector = make_detector(own.name, float(min_face))  # refuses a min_face under 8 px
         while len(_DETECTORS) >= _DETECTORS_KEPT:
             _DETECTORS.pop(next(iter(_DETECTORS)))
