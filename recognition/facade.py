@@ -177,12 +177,21 @@ class Gallery:
         return in_order(lambda photo: self.identify(photo, top, index, head, min_probability), photos,
                         1 if head else workers)
 
-    def identify_video(self, video, top: int = 3, on_frame=None, index=None):
-        """Every track of faces in a video (a data.video.Video: a file or a camera, with the frames it samples),
-        named by a vote of its best sightings, yielded as it closes; `on_frame(frame, [(track id, box, name so
-        far)])` is called on each frame looked at."""
+    def identify_video(self, video, top: int = 3, on_frame=None, index=None, sampling=None):
+        """Every track of faces in a video, named by a vote of its best sightings, yielded as it closes: a video
+        file's path or a camera's index, its frames as `sampling` (data.video.Sampling) says (default: 15 a
+        second), or a data.video.Video already open; `on_frame(frame, [(track id, box, name so far)])` is
+        called on each frame looked at."""
+        from keyface.data.video import Sampling, Video
         from keyface.recognition.core.video import VideoRun, track_video
-        yield from track_video(video, VideoRun(self.recogniser, self._index(index), top, on_frame))
+        if isinstance(video, np.ndarray):
+            raise KeyfaceError("identify_video takes a video file's path or a camera index, not an image array")
+        run = VideoRun(self.recogniser, self._index(index), top, on_frame)
+        if isinstance(video, Video):
+            yield from track_video(video, run)
+            return
+        with Video(video, sampling or Sampling()) as opened:
+            yield from track_video(opened, run)
 
     def enrol_video(self, name: str, source, count: int = 5, largest_face: bool = False,
                     sampling=None) -> tuple[int, list[KeyfaceError]]:

@@ -71,6 +71,19 @@ def test_a_clip_has_one_track_a_person_each_named_right_at_the_right_times(clip,
     assert tracks[0].to_json()["first"]["frame"] == tracks[0].first_frame
 
 
+def test_a_gallery_identifies_a_video_by_its_path_with_the_frames_asked_for(clip, gallery_file, recogniser):
+    path, _ = clip
+    with keyface.Gallery(gallery_file, recogniser) as gallery:
+        every_frame = list(gallery.identify_video(path, sampling=Sampling(every=1)))
+        with Video(path, Sampling(every=1)) as video:  # the same as a video opened by the caller
+            opened = list(gallery.identify_video(video))
+        with pytest.raises(keyface.KeyfaceError, match="not an image array"):
+            next(gallery.identify_video(load_image(DEMO / "probes" / "Salma_Hayek_0006.jpg")))
+    assert sorted(t.name or "" for t in every_frame) == sorted(["", BEN, ADA])  # "": the stranger, unknown
+    assert [(t.name, t.frames) for t in every_frame] == [(t.name, t.frames) for t in opened]
+    assert max(t.frames for t in every_frame) >= 0.8 * 3.0 * 30  # every frame of the 30 a second looked at
+
+
 def test_identify_prints_a_line_per_track_and_writes_an_annotated_copy(clip, gallery_file, tmp_path, capsys):
     path, spec = clip
     code, out, err = run(["identify", path, "--gallery", gallery_file, "--json", "--out", tmp_path / "a.mp4"], capsys)

@@ -222,15 +222,12 @@ def identify_video(source, gallery, every: int | None = None, fps: float | None 
     distance, first and last time and frame, frames seen and best box. Frames looked at: every `every`-th, or
     `fps` a second (default 15), from `start` to `end` seconds; `on_frame(frame, [(track id, box, name so
     far)])` is called on each (for live use)."""
-    from keyface.data.video import Sampling, Video
-    if isinstance(source, np.ndarray):
-        raise KeyfaceError("identify_video takes a video file's path or a camera index, not an image array")
+    from keyface.data.video import Sampling
     sampling = Sampling(every, fps, float(start), end)
     own = not isinstance(gallery, Gallery)
     people = Gallery(gallery, create=False) if own else gallery
     try:
-        with Video(source, sampling) as video:
-            yield from people.identify_video(video, top, on_frame)
+        yield from people.identify_video(source, top, on_frame, sampling=sampling)
     finally:
         if own:
             people.close()
