@@ -136,8 +136,10 @@ def image_sha256(path: str | os.PathLike | bytes | np.ndarray) -> str:
 def as_rgb(image: str | os.PathLike | np.ndarray) -> np.ndarray:
     """A photo as RGB uint8 (H, W, 3): read from a path, or checked if it is already an array (grey
     (H, W) arrays become RGB)."""
-    if not isinstance(image, np.ndarray):
+    if isinstance(image, (str, os.PathLike)):
         return load_image(image)
+    if not isinstance(image, np.ndarray):
+        raise ImageError(f"a photo is a file's path or an RGB uint8 array, not {type(image).__name__}")
     if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
         raise ImageError(f"an image array must be RGB uint8 (H, W, 3) or grey (H, W), not {image.dtype} {image.shape}")
     if min(image.shape[:2]) < 16:

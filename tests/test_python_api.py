@@ -62,6 +62,15 @@ def test_arrays_work_like_paths_and_mistakes_are_keyface_errors(photos):
         added, errors = gallery.enrol("Alan", [array, photos / "nope.jpg"])
         assert added == 1 and len(errors) == 1 and "nope.jpg" in str(errors[0])
         assert gallery.identify(photos / "alan1.jpg")[0].name == "Alan"
+        added, errors = gallery.enrol("Alan", [None, 3])  # not a photo at all: each refused by kind
+        assert added == 0 and [type(e) for e in errors] == [keyface.ImageError] * 2
+    for not_a_photo in (None, 3, ["a.jpg"]):
+        with pytest.raises(keyface.ImageError, match="a file's path or an RGB uint8 array"):
+            keyface.find_faces(not_a_photo)
+    with pytest.raises(keyface.GalleryError, match="is closed"):  # used after its with-block
+        gallery.identify(photos / "alan1.jpg")
+    with pytest.raises(keyface.GalleryError, match="is closed"):
+        gallery.people()
 
 
 def test_the_readme_verbs_run_as_written(tmp_path, monkeypatch):

@@ -78,10 +78,17 @@ class SQLiteStore:
             self.close()
             raise
 
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The open database; a gallery used after close() says so."""
+        if getattr(self, "_conn", None) is None:
+            raise GalleryError(f"the gallery {self.path} is closed: open it again")
+        return self._conn
+
     def _open(self) -> None:
         """Connect, check the file is an undamaged keyface gallery, and claim or check its embedder."""
         fresh = not self.path.exists() or self.path.stat().st_size == 0
-        self.conn = _connect(self.path)
+        self._conn = _connect(self.path)
         if not fresh and not self._has_schema():
             raise GalleryError(f"{self.path} is an SQLite file but not a keyface gallery; refusing to touch it")
         if not fresh and not self._checked_unchanged():
@@ -308,9 +315,9 @@ class SQLiteStore:
 
     def close(self) -> None:
         """Close the database and let go of the gallery."""
-        if getattr(self, "conn", None) is not None:
-            self.conn.close()
-            self.conn = None
+        if getattr(self, "_conn", None) is not None:
+            self._conn.close()
+            self._conn = None
         if getattr(self, "lock", None) is not None:
             self.lock.release()
 
