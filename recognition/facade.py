@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -163,6 +164,7 @@ class Gallery:
         names faces by the gallery's softmax head instead (`train_head`), unknown under `min_probability`."""
         if isinstance(image, (str, os.PathLike)) and Path(image).is_dir():
             raise KeyfaceError(f"{shown(image)} is a folder: identify takes one photo; loop over its images")
+        _check_top(top)
         faces = self.recogniser.identify(self._index(index), image, top, by_distance=not head)
         return self._named_by_head(faces, min_probability) if head else faces
 
@@ -170,6 +172,7 @@ class Gallery:
                      workers: int = 1):
         """identify() for many photos, `workers` of them at once (threads), yielded in the order given as
         (photo, faces), or (photo, KeyfaceError) for a photo that cannot be identified; the rest go on."""
+        photos, _ = one_or_many(photos), _check_top(top)
         index = self._index(index)
         self.recogniser  # noqa: B018 - reading it loads the gallery's own embedder here, once, before any thread
         if head:
@@ -287,6 +290,21 @@ def _made_by(location) -> dict:
         from keyface.recognition.core import pg_store
         return pg_store.read_meta(str(location))
     return read_meta(location) if Path(location).is_file() else {}
+
+
+def one_or_many(photos) -> list | Iterable:
+    """Photos given one (a path or an array) or many (any iterable, taken as it comes)."""
+    if isinstance(photos, (str, os.PathLike, np.ndarray)):
+        return [photos]
+    if not hasattr(photos, "__iter__"):
+        raise KeyfaceError(f"photos are a path, an image array or a list of them, not {type(photos).__name__}")
+    return photos
+
+
+def _check_top(top) -> None:
+    """How many nearest people to list: a whole number, 1 or more."""
+    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
+        raise KeyfaceError(f"top is how many nearest people to list, 1 or more, not {top!r}")
 
 
 def _photo_list(photos) -> list:

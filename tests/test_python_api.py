@@ -87,3 +87,18 @@ def test_the_readme_verbs_run_as_written(tmp_path, monkeypatch):
     boxes, vectors, picture = namespace["boxes"], namespace["vectors"], namespace["picture"]
     assert 1 <= len(boxes) <= 10 and vectors.shape == (len(boxes), 128) and set(namespace["regions"][0]) >= {"nose_tip", "all"}
     assert picture.shape == load_image(tmp_path / "party.jpg").shape and not np.array_equal(picture, load_image(tmp_path / "party.jpg"))
+
+
+def test_largest_face_is_measured_inside_the_photo_and_one_photo_is_one_photo(tmp_path):
+    """Tom_Cruise_0007 shows a man cut off at the left edge whose box, counted beyond the photo, is wider than
+    Tom's; the largest face is Tom's. identify_all given one path identifies that photo, not its characters."""
+    probes = demo_root() / "probes"
+    same, _ = keyface.verify(probes / "Tom_Cruise_0006.jpg", probes / "Tom_Cruise_0007.jpg", largest_face=True)
+    assert same
+    with keyface.Gallery(tmp_path / "g.db") as gallery:
+        gallery.enrol("Tom", [demo_root() / "gallery" / "Tom Cruise" / "Tom_Cruise_0001.jpg"])
+        (photo, faces), = gallery.identify_all(str(probes / "Tom_Cruise_0006.jpg"))
+        assert photo == str(probes / "Tom_Cruise_0006.jpg") and [f.name for f in faces] == ["Tom"]
+        for top in (0, -1, None, 2.5):
+            with pytest.raises(keyface.KeyfaceError, match="1 or more"):
+                gallery.identify(probes / "Tom_Cruise_0006.jpg", top=top)

@@ -276,7 +276,9 @@ class Recogniser:
         faces = self.pipeline.find_faces(rgb)
         if not faces:
             raise NoFaceError(f"{label(photo)}: no face found")
-        widths = np.array([f.box[2] - f.box[0] for f in faces])
+        # widths inside the photo: a face cut off at the edge is not larger than the one in full view
+        width = rgb.shape[1]
+        widths = np.array([min(f.box[2], width) - max(f.box[0], 0.0) for f in faces])
         i = int(np.argmax(widths))
         # a face under a third of the largest one's width is someone in the background, not a rival for "the" face
         rivals = int((widths >= BACKGROUND_FACE * widths[i]).sum())

@@ -187,8 +187,8 @@ def find_faces(image: Image, recogniser=None) -> list[Face]:
 def find_faces_all(images, recogniser=None, workers: int = 1):
     """find_faces for many photos, `workers` at once (threads), yielded in the order given as (photo, faces), or
     (photo, KeyfaceError) for a photo that cannot be read; the rest go on."""
-    from keyface.recognition.facade import in_order
-    recogniser = recogniser or load()
+    from keyface.recognition.facade import in_order, one_or_many
+    images, recogniser = one_or_many(images), recogniser or load()
     return in_order(lambda image: recogniser.faces(_photo(image, "find_faces_all"))[1], images, workers)
 
 
