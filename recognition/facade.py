@@ -172,7 +172,8 @@ class Gallery:
                      workers: int = 1):
         """identify() for many photos, `workers` of them at once (threads), yielded in the order given as
         (photo, faces), or (photo, KeyfaceError) for a photo that cannot be identified; the rest go on."""
-        photos, _ = one_or_many(photos), _check_top(top)
+        photos = one_or_many(photos)
+        _check_top(top)  # before any photo: one error for the call, not one a photo
         index = self._index(index)
         self.recogniser  # noqa: B018 - reading it loads the gallery's own embedder here, once, before any thread
         if head:
@@ -309,7 +310,7 @@ def _check_top(top) -> None:
 
 def _photo_list(photos) -> list:
     """Photos given one or many, as a list; a folder is refused by name (enrol takes photos)."""
-    photos = [photos] if isinstance(photos, (str, os.PathLike, np.ndarray)) else list(photos)
+    photos = list(one_or_many(photos))
     for photo in photos:
         if isinstance(photo, (str, os.PathLike)) and Path(photo).is_dir():
             raise KeyfaceError(f"{shown(photo)} is a folder: enrol takes a list of photos; list its images")
