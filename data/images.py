@@ -20,6 +20,8 @@ MAX_PIXELS = 40_000_000  # 40 MP: above this a file is a decompression bomb, or 
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Read a photo as an upright RGB uint8 array (H, W, 3); raise ImageError naming the file."""
     p = Path(path)
+    if p.is_dir():
+        raise ImageError(f"{p} is a folder, not a photo: loop over its images")
     if not p.is_file():
         raise ImageError(f"{p}: no such file")
     try:

@@ -51,6 +51,19 @@ class Sampling:
     start: float = 0.0
     end: float | None = None
 
+    def __post_init__(self) -> None:
+        """Refuse a sampling that looks at no frame, or at frames backwards."""
+        if self.every is not None and (isinstance(self.every, bool) or not isinstance(self.every, (int, np.integer))
+                                       or self.every < 1):
+            raise KeyfaceError(f"every is a count of frames, 1 or more, not {self.every!r}")
+        fps, start, end = (_seconds(self.fps, "fps"), _seconds(self.start, "start"), _seconds(self.end, "end"))
+        if self.every and fps is not None:
+            raise KeyfaceError("give every or fps, not both")
+        if (fps is not None and fps <= 0) or start < 0:
+            raise KeyfaceError(f"fps must be above 0 and start 0 or more, not fps={self.fps!r}, start={self.start!r}")
+        if end is not None and end <= start:
+            raise KeyfaceError(f"end {end:g} must come after start {start:g}")
+
     def step(self, video_fps: float) -> int:
         """Frames to advance between frames looked at."""
         if self.every:
@@ -59,12 +72,23 @@ class Sampling:
         return max(1, int(round(video_fps / rate))) if video_fps > 0 else 1
 
 
+def _seconds(value, name: str) -> float | None:
+    """A rate or a time given by the caller as a finite float (None stays None)."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, str)) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
+        raise KeyfaceError(f"{name} must be a finite number, not {value!r}")
+    return float(value)
+
+
 class Video:
     """A video file or a camera, opened: its frame rate, size and length (frames; 0 for a camera), and its
     sampled frames as an iterator (`frames()`), read ahead on a thread."""
 
     def __init__(self, source: str | os.PathLike | int, sampling: Sampling = Sampling()):
         import cv2
+        if isinstance(source, bool) or not isinstance(source, (str, os.PathLike, int)):
+            raise VideoError(f"a video is a file's path or a camera's index (0, 1, ...), not {type(source).__name__}")
         self.camera = camera_source(source) if not isinstance(source, os.PathLike) else None
         self.name = f"camera {self.camera}" if self.camera is not None else str(source)
         self.sampling = sampling
@@ -178,6 +202,8 @@ class Video:
 
 def _check_file(path: Path) -> None:
     """A video file that exists, is not empty and holds a video container."""
+    if path.is_dir():
+        raise VideoError(f"{path} is a folder: give a video file")
     if not path.is_file():
         raise VideoError(f"{path}: no such file")
     if path.stat().st_size == 0:

@@ -96,8 +96,8 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[tupl
 
 def checked_min_face(min_face: float) -> float:
     """The smallest face to look for, in px; under 8 px no detector here sees a face (nor does a NaN)."""
-    if not min_face >= 8:
-        raise KeyfaceError(f"min_face must be at least 8 px, not {min_face:g}")
+    if isinstance(min_face, (bool, str)) or not isinstance(min_face, (int, float, np.number)) or not min_face >= 8:
+        raise KeyfaceError(f"min_face must be a number of pixels, 8 or more, not {min_face!r}")
     return float(min_face)
 
 

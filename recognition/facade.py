@@ -7,6 +7,7 @@ top to bottom: Gallery.identify -> Recogniser.identify (find, embed, search) -> 
 """
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from pathlib import Path
@@ -14,13 +15,13 @@ from typing import Iterable
 
 import numpy as np
 
-from keyface.data.errors import EmptyGalleryError, KeyfaceError, OtherModelError
+from keyface.data.errors import EmptyGalleryError, GalleryError, KeyfaceError, OtherModelError
 from keyface.data.files import shown
-from keyface.data.paths import is_database_uri, shown_location
+from keyface.data.paths import is_database_uri
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER
-from keyface.recognition.core.gallery_check import check_gallery as check_file, read_meta
+from keyface.recognition.core.gallery_check import read_meta
 from keyface.recognition.core.pipeline import (Face, FacePipeline, Prepared, Recogniser, in_order,  # many photos at once
-                                             label, make_detector)
+                                             label)
 # check_name: the one rule for a person's name, for the entry points too
 from keyface.recognition.core.records import Enrolment, check_name
 from keyface.recognition.core.store import SQLiteStore
@@ -42,7 +43,7 @@ def build(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, *, model:
     from keyface.keypoints.predictor import KeypointPredictor
     from keyface.recognition.approaches.registry import load_embedder
     keypoints = KeypointPredictor.load(keypoint_model, precision=precision, models=models)
-    pipeline = FacePipeline(keypoints, make_detector(detector, min_face))
+    pipeline = FacePipeline(keypoints, detector, min_face)
     return Recogniser(pipeline, load_embedder(embedder, models, model, precision), threshold, several_faces, far)
 
 
@@ -60,17 +61,30 @@ def load(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, far: float
         return _LOADED[key]
 
 
+def recogniser_for(given: Recogniser | str | None = None) -> Recogniser:
+    """The recogniser a verb was given: one made by build or load, an embedder's name (as load(name): loaded
+    once and kept), or None for the default embedder's."""
+    if given is None or isinstance(given, str):
+        return load(*([given] if given else []))
+    if not hasattr(given, "embedder"):  # duck-typed: a stand-in with the recogniser's parts will do
+        raise KeyfaceError(f"recogniser is one made by keyface.load or keyface.build, or an embedder's name, "
+                           f"not {type(given).__name__}")
+    return given
+
+
 class Gallery:
     """People enrolled in one gallery, a file (SQLite) or a PostgreSQL database (a `postgresql://` URI), for
     one embedder; use it in a `with` block. Opened without a recogniser, an existing gallery lists, renames
     and removes people without loading any model, and loads its own embedder on the first enrol or identify."""
 
-    def __init__(self, path: str | os.PathLike, recogniser: Recogniser | None = None, create: bool = True):
-        made_by = _made_by(path) if recogniser is None else {}
-        if "embedder" in made_by:
-            self.store = open_store(path, made_by["embedder"], made_by["version"], int(made_by["dim"]), create=False)
+    def __init__(self, path: str | os.PathLike, recogniser: Recogniser | str | None = None, create: bool = True):
+        if not isinstance(path, (str, os.PathLike)):
+            raise GalleryError(f"a gallery is a file's path or a postgresql:// URI, not {type(path).__name__}")
+        made = made_by(path) if recogniser is None else {}
+        if "embedder" in made:
+            self.store = open_store(path, made["embedder"], made["version"], int(made["dim"]), create=False)
         else:
-            recogniser = recogniser or load()
+            recogniser = recogniser_for(recogniser)
             emb = recogniser.embedder
             self.store = open_store(path, emb.name, emb.version, emb.dim, create=create)
         self._recogniser, self._head = recogniser, None
@@ -110,6 +124,7 @@ class Gallery:
         from tqdm import tqdm
         from keyface.recognition.core.annotate import face_thumbnail
         person, photos = check_name(name), _photo_list(photos)
+        checked_count(workers, WORKERS)
         chooser = self._chooser(largest_face)
         chunks = [photos[i: i + ENROL_CHUNK] for i in range(0, len(photos), ENROL_CHUNK)]
         ready, errors, thumbnail = [], [], None
@@ -162,9 +177,7 @@ class Gallery:
         within the open-set cut (else unknown: None). `index` is a search index made by search_index()
         (kept by a server), or the kind of one to make ("exact", the default, "faiss" or "hnsw"); `head`
         names faces by the gallery's softmax head instead (`train_head`), unknown under `min_probability`."""
-        if isinstance(image, (str, os.PathLike)) and Path(image).is_dir():
-            raise KeyfaceError(f"{shown(image)} is a folder: identify takes one photo; loop over its images")
-        _check_top(top)
+        checked_count(top, TOP)
         faces = self.recogniser.identify(self._index(index), image, top, by_distance=not head)
         return self._named_by_head(faces, min_probability) if head else faces
 
@@ -173,13 +186,15 @@ class Gallery:
         """identify() for many photos, `workers` of them at once (threads), yielded in the order given as
         (photo, faces), or (photo, KeyfaceError) for a photo that cannot be identified; the rest go on."""
         photos = one_or_many(photos)
-        _check_top(top)  # before any photo: one error for the call, not one a photo
-        index = self._index(index)
-        self.recogniser  # noqa: B018 - reading it loads the gallery's own embedder here, once, before any thread
+        checked_count(top, TOP)  # before any photo: one error for the call, not one a photo
+        checked_count(workers, WORKERS)
+        index = self._index(index)  # an empty gallery: refused before any model loads
         if head:
             self.softmax_head()  # loaded once, here; its network runs one photo at a time
-        return in_order(lambda photo: self.identify(photo, top, index, head, min_probability), photos,
-                        1 if head else workers)
+            return in_order(lambda photo: self.identify(photo, top, index, head, min_probability), photos)
+        # the recogniser (the gallery's own embedder loaded here, once, before any thread) called by the photo
+        # loop itself: the way runs down, never back up into this file
+        return in_order(functools.partial(self.recogniser.identify, index, k=top), photos, workers)
 
     def identify_video(self, video, top: int = 3, on_frame=None, index=None, sampling=None):
         """Every track of faces in a video, named by a vote of its best sightings, yielded as it closes: a video
@@ -285,7 +300,7 @@ def open_store(location, embedder: str, version: str, dim: int, create: bool = T
     return SQLiteStore(Path(location), embedder, version, dim, create=create)
 
 
-def _made_by(location) -> dict:
+def made_by(location) -> dict:
     """The embedder, model version and dimension an existing gallery was made with ({} if there is none)."""
     if is_database_uri(location):
         from keyface.recognition.core import pg_store
@@ -302,10 +317,15 @@ def one_or_many(photos) -> list | Iterable:
     return photos
 
 
-def _check_top(top) -> None:
-    """How many nearest people to list: a whole number, 1 or more."""
-    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
-        raise KeyfaceError(f"top is how many nearest people to list, 1 or more, not {top!r}")
+def checked_count(value, what: str, least: int = 1) -> int:
+    """A count the caller gave (top, workers, max_num): a whole number, `least` or more; `what` says what it counts."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+        raise KeyfaceError(f"{what}, {least} or more, not {value!r}")
+    return int(value)
+
+
+TOP = "top is how many nearest people to list"
+WORKERS = "workers is how many photos to work on at once"
 
 
 def _photo_list(photos) -> list:
@@ -315,95 +335,6 @@ def _photo_list(photos) -> list:
         if isinstance(photo, (str, os.PathLike)) and Path(photo).is_dir():
             raise KeyfaceError(f"{shown(photo)} is a folder: enrol takes a list of photos; list its images")
     return photos
-
-
-def reindex(source, recogniser: Recogniser, out: Path) -> tuple[int, list[KeyfaceError]]:
-    """Re-embed every photo of a gallery (a file or a database) with another recogniser into a new gallery file."""
-    from keyface.data.images import image_sha256
-    from keyface.recognition.core.video_enrol import frame_enrolment, video_frame
-    by_person: dict[str, list[str]] = {}
-    frames: dict[str, list[tuple[str, Enrolment]]] = {}
-    for person, sha, path in _reader(source).photos():
-        if video_frame(path) is not None:  # a frame of an enrolled video: read again from the video
-            frames.setdefault(person, []).append(frame_enrolment(recogniser, person, path, sha))
-        elif not Path(path).is_file() or image_sha256(path) != sha:
-            raise KeyfaceError(f"cannot reindex: {shown(path)} (enrolled for {person}) is missing or changed; "
-                               f"nothing was modified")
-        else:
-            by_person.setdefault(person, []).append(path)
-    added, errors = 0, []
-    with Gallery(out, recogniser) as target:
-        for person in {**by_person, **frames}:
-            # every stored photo was enrolled by its one face or its largest: taking the largest finds that face again
-            n, errs = target.enrol(person, by_person.get(person, []), largest_face=True)
-            m, refused = target.store_enrolments(person, frames.get(person, []), None)
-            added, errors = added + n + m, errors + errs + refused
-    return added, errors
-
-
-def _reader(location):
-    """A gallery opened only to read (core.migrate.Reader); refused where there is no gallery."""
-    from keyface.data.errors import GalleryError
-    from keyface.recognition.core.migrate import Reader
-    made = _made_by(location)
-    if "embedder" not in made:
-        raise GalleryError(f"no keyface gallery at {shown_location(location)}")
-    return Reader(location, made["embedder"], made["version"], int(made["dim"]))
-
-
-def migrate(source, target):
-    """Copy a gallery (a file or a `postgresql://` database) into a new or empty one, in one transaction, then
-    read both back and compare them; the source is only read. Returns what was copied (core.migrate.Counts)."""
-    from keyface.data.errors import GalleryError
-    from keyface.recognition.core.migrate import copy_into
-    reader = _reader(source)
-    if _same_gallery(source, target):
-        raise GalleryError("the source and the target are the same gallery")
-    new_file = not is_database_uri(target) and not Path(target).exists()
-    try:
-        with open_store(target, reader.embedder, reader.version, reader.dim, create=True) as store:
-            copy_into(reader, store)
-    except BaseException:
-        if new_file:  # a file made for this copy and left empty by its failure goes again
-            Path(target).unlink(missing_ok=True)
-        raise
-    _compare(reader, target, f"the copy in {shown_location(target)} differs from {shown_location(source)}")
-    return reader.counts()
-
-
-def _same_gallery(a, b) -> bool:
-    """Whether two gallery locations name one gallery (one URI, or one file by any path)."""
-    if is_database_uri(a) or is_database_uri(b):
-        return shown_location(a) == shown_location(b)
-    return Path(a).exists() and Path(b).exists() and Path(a).samefile(b)
-
-
-def replace_gallery(target, source: Path) -> None:
-    """Replace a database gallery's whole content (people, photos, vectors, embedder) with a gallery file's, in
-    one transaction, then compare the two (reindex of a database)."""
-    from keyface.recognition.core.migrate import copy_into
-    reader, old = _reader(source), _reader(target)
-    with open_store(target, old.embedder, old.version, old.dim, create=False) as store:
-        copy_into(reader, store, replace=True)
-    _compare(reader, target, f"the new content of {shown_location(target)} differs from its re-embedding")
-
-
-def _compare(reader, target, what: str) -> None:
-    """Read the target back and refuse it (GalleryError: `what` and the first difference) unless it equals the
-    source the reader reads."""
-    from keyface.data.errors import GalleryError
-    from keyface.recognition.core.migrate import differences
-    problems = differences(reader, _reader(target))
-    if problems:
-        raise GalleryError(f"{what}: {problems[0]}")
-
-
-def check_gallery(location) -> list[str]:
-    """Every problem found in a gallery (its structure and each stored vector); none means it is sound."""
-    if is_database_uri(location):
-        from keyface.recognition.core.pg_store import check_database
-        return check_database(str(location))
-    return check_file(Path(location))
 
 
 def photo_json(photo: str, faces: list[Face], error: str | None = None, embedding: bool = False, **fields) -> dict:

@@ -81,7 +81,7 @@ def test_face_locations_min_face_uses_a_kept_detector_of_that_size(canvas, recog
     keyface.face_locations(canvas, min_face=120)
     assert _DETECTORS[(recogniser.pipeline.detector.name, 120.0)] is kept
     assert recogniser.pipeline.detector.min_face == 24  # the shared recogniser's own is untouched
-    with pytest.raises(keyface.KeyfaceError, match="at least 8"):
+    with pytest.raises(keyface.KeyfaceError, match="8 or more"):
         keyface.face_locations(canvas, min_face=4)
 
 
@@ -182,7 +182,7 @@ def test_verify_can_take_the_largest_face_and_a_threshold(canvas, recogniser):
     assert same
     assert keyface.verify(TOM[3], TOM[1], threshold=0) == (False, distance)
     assert keyface.verify(TOM[3], TOM[1], threshold=distance + 1e-6) == (True, distance)
-    with pytest.raises(keyface.KeyfaceError, match="is a folder: verify takes one photo"):
+    with pytest.raises(keyface.KeyfaceError, match="is a folder, not a photo"):
         keyface.verify(GALLERY, TOM[1])
 
 
@@ -196,7 +196,7 @@ def test_gallery_enrols_the_largest_face_on_request_and_refuses_a_folder_to_iden
         assert gallery.people() == {"Tom": 1}
         with pytest.raises(keyface.KeyfaceError, match="is a folder: enrol"):
             gallery.enrol("Tom", GALLERY / "Tom Cruise")
-        with pytest.raises(keyface.KeyfaceError, match="is a folder: identify takes one photo; loop over its images"):
+        with pytest.raises(keyface.KeyfaceError, match="is a folder, not a photo: loop over its images"):
             gallery.identify(GALLERY / "Tom Cruise")
         with pytest.raises(keyface.KeyfaceError, match="no such file"):
             gallery.identify(tmp_path / "missing.jpg")
@@ -212,6 +212,13 @@ def test_a_face_repr_is_one_short_line(canvas):
         assert "\n" not in shown and len(shown) < 100 and shown.startswith("Face(box=(")
         assert str(found) == shown
 
+
+
+def test_faces_go_in_sets_and_lists_and_equal_only_themselves():
+    one = keyface.Face((1.0, 2.0, 30.0, 40.0), 0.9, np.zeros((68, 2)), embedding=np.ones(4))
+    twin = keyface.Face((1.0, 2.0, 30.0, 40.0), 0.9, np.zeros((68, 2)), embedding=np.ones(4))
+    assert one == one and one != twin and twin not in [one]  # numpy fields: compared, they would raise
+    assert len({one, twin, one}) == 2 and {one: "Ada"}[one] == "Ada"
 
 def _pixels_of(image: np.ndarray, colour) -> int:
     return int(np.all(image == np.array(colour, np.uint8), axis=-1).sum())
@@ -340,3 +347,37 @@ def test_find_faces_all_gives_each_photo_what_find_faces_gives_in_order(canvas, 
         assert [f.box for f in found[i][1]] == [f.box for f in alone]
         assert np.allclose(np.stack([f.embedding for f in found[i][1]]), np.stack([f.embedding for f in alone]), atol=1e-6)
     assert len(found[0][1]) == 2
+
+
+def test_wrong_arguments_are_keyface_errors_that_say_what_is_wanted(tmp_path, canvas, recogniser):
+    """What a caller may get wrong: a KeyfaceError naming what was wanted, never a bare TypeError."""
+    from keyface.data.video import Sampling
+    wrong = {
+        "a gallery is a file's path": lambda: keyface.Gallery(None),
+        "recogniser is one made by keyface.load": lambda: keyface.Gallery(tmp_path / "g.db", 42),
+        "min_face must be a number of pixels": lambda: keyface.load(min_face="x"),
+        "workers is how many photos": lambda: list(keyface.find_faces_all([canvas], recogniser, workers=-1)),
+        "max_num is how many of the largest faces": lambda: keyface.face_locations(canvas, max_num=-1),
+        "lies outside the 420x250 photo": lambda: keyface.face_encodings(canvas, [(500, 10, 560, 70)], recogniser),
+        "a video is a file's path or a camera's index": lambda: list(keyface.identify_video([1], tmp_path / "g.db")),
+        "is a folder: give a video file": lambda: list(keyface.identify_video(tmp_path, tmp_path / "g.db")),
+        "fps must be above 0": lambda: Sampling(fps=0),
+        "every is a count of frames": lambda: Sampling(every=0.5),
+        "give every or fps, not both": lambda: Sampling(every=2, fps=5),
+        "end 1 must come after start 2": lambda: Sampling(start=2, end=1),
+    }
+    with keyface.Gallery(tmp_path / "g.db", recogniser) as gallery:
+        gallery.enrol("Tom", TOM[:1])
+        wrong["workers is how many photos to work on at once, 1 or more, not 0"] = lambda: gallery.identify_all(
+            [canvas], workers=0)
+        for words, call in wrong.items():
+            with pytest.raises(keyface.KeyfaceError, match=words):
+                call()
+
+
+def test_a_recogniser_may_be_named_and_one_face_drawn_alone(tmp_path, canvas, recogniser):
+    with keyface.Gallery(tmp_path / "g.db", "dlib-resnet") as gallery:  # the shared one, loaded by name
+        assert gallery.recogniser is recogniser
+    face = keyface.find_faces(canvas, "dlib-resnet")[1]
+    drawn = keyface.draw_faces(canvas, face)
+    assert np.array_equal(drawn, keyface.draw_faces(canvas, [face])) and not np.array_equal(drawn, canvas)

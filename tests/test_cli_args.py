@@ -75,7 +75,7 @@ def test_a_folder_means_every_image_in_it_recursively_sorted(tmp_path, youtube_s
     notes = []
     photos = expand([str(tmp_path)], notes.append)
     assert photos == [str(tmp_path / "a.jpg"), str(tmp_path / "b" / "c.gif"), str(tmp_path / "b" / "deep" / "z.pgm")]
-    assert len(notes) == 1 and "2 file(s) skipped" in notes[0]
+    assert len(notes) == 1 and "2 file(s) skipped (not images Pillow can open: notes.txt, photo.jpg.part)" in notes[0]
 
 
 def test_a_folder_without_images_is_a_one_line_error(tmp_path, capsys):

@@ -105,3 +105,10 @@ def test_annotated_output_and_sunglasses(tmp_path, youtube_sample, tiny_model, c
 def test_missing_model_is_one_line(tmp_path, youtube_sample, capsys):
     code, _, err = run(["keypoints", str(youtube_sample[0][0]), "--model", str(tmp_path / "nope.keras")], capsys)
     assert code == 2 and "not found" in err and "Traceback" not in err
+
+
+def test_out_naming_one_picture_is_refused_for_several_photos(tmp_path, youtube_sample, tiny_model, capsys):
+    out = tmp_path / "drawn.jpg"
+    code, _, err = run(["keypoints", str(youtube_sample[0][0]), str(youtube_sample[1][0]), "--model", tiny_model,
+                        "--out", str(out)], capsys)
+    assert code == 2 and "names one picture, but 2 photos were given" in err and not out.exists()

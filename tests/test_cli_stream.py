@@ -139,6 +139,22 @@ def test_identify_numbers_faces_left_to_right_in_text_json_and_pictures(tmp_path
     assert all(round(m["distance"], 4) == m["distance"] for f in record["faces"] for m in f["matches"])
 
 
+
+def test_a_photo_without_a_face_fails_alike_in_identify_embed_and_keypoints(tmp_path, youtube_sample, models, capsys):
+    """The JSON help promises: a photo that failed has "error"; and each command exits 2 for it."""
+    from PIL import Image
+    wall = tmp_path / "wall.png"
+    Image.new("RGB", (200, 160), (128, 128, 128)).save(wall)
+    db = tmp_path / "g.db"
+    run(["enroll", "--name", "Kristen", youtube_sample[0][0], "--gallery", db, *models], capsys)
+    for argv in (["identify", wall, "--gallery", db, "--threshold", "2", "--json", *models], ["embed", wall, *models],
+                 ["keypoints", wall, "--json", "--model", models[1]]):
+        code, out, err = run(argv, capsys)
+        assert out, (argv, err)
+        record = json.loads(out)
+        assert code == 2 and record["error"] == f"{wall}: no face found" and record["faces"] == [], argv
+        assert err.count("no face found") == 1, argv
+
 def test_identify_prints_each_photo_as_soon_as_it_is_done(tmp_path, youtube_sample, models, capsys, monkeypatch):
     db = tmp_path / "g.db"
     run(["enroll", "--name", "Kristen", youtube_sample[0][0], "--gallery", db, *models], capsys)

@@ -159,3 +159,35 @@ def test_reading_a_gallery_leaves_nothing_beside_it(tmp_path):
     with SQLiteStore(tmp_path / "g.db", "toy", "v1", 8, create=False) as gallery:
         assert gallery.people() == []
     assert sorted(p.name for p in tmp_path.iterdir()) == before == ["g.db"]
+
+
+
+def shared_by_threads(g, face) -> None:
+    """Enrolments, refusals and searches at once on one store from 8 threads, as a web app's request threads
+    share one gallery: each add is its own transaction, so a refused one (a photo already someone else's)
+    rolls back only itself. `face(person, sha, seed)` makes an Enrolment of the store's dimension."""
+    from concurrent.futures import ThreadPoolExecutor
+    from keyface.data.errors import GalleryConflictError
+    g.add([face("Owner", "taken", 0)])
+
+    def work(i: int) -> str:
+        if i % 3 == 0:  # its second photo belongs to Owner: the whole add is refused
+            try:
+                g.add([face(f"Refused {i}", f"r{i}", i), face(f"Refused {i}", "taken", 0)])
+            except GalleryConflictError:
+                return "refused"
+            return "added?!"
+        if i % 3 == 1:
+            return "added" if g.add([face(f"Person {i}", f"p{i}", i)]) == 1 else "skipped?!"
+        return "searched" if g.index().search(face("x", "x", i).embedding[None], 1)[0] else "empty?!"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(work, range(120)))
+    assert outcomes.count("refused") == 40 and outcomes.count("added") == 40 and outcomes.count("searched") == 40
+    assert {name for name, _ in g.people()} == {"Owner"} | {f"Person {i}" for i in range(1, 120, 3)}
+    assert len(g.matrix()[1]) == 41
+
+
+def test_one_store_serves_many_threads_and_a_refused_enrolment_takes_no_other_threads_rows(tmp_path):
+    with SQLiteStore(tmp_path / "g.db", "toy", "v1", DIM) as g:
+        shared_by_threads(g, face)

@@ -24,7 +24,7 @@ from keyface.recognition.core.pg_store import PostgresStore  # noqa: E402
 from keyface.recognition.core.search import ExactIndex  # noqa: E402
 from keyface.recognition.core.records import Enrolment
 from keyface.recognition.core.store import SQLiteStore  # noqa: E402
-from keyface.recognition.facade import migrate  # noqa: E402
+from keyface.recognition.upkeep import migrate  # noqa: E402
 
 DIM = 16
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +55,16 @@ def faces(rng, people: list[str], each: int, tag: str = "a") -> list[Enrolment]:
             out.append(Enrolment(person, f"{tag}-{person}-{k}", f"/photos/{tag}-{person}-{k}.jpg", (1, 2, 30, 40),
                                  np.full((68, 2), 5.0), v / np.linalg.norm(v)))
     return out
+
+
+def test_one_database_gallery_serves_many_threads_as_a_file_does(uri):
+    from tests.test_gallery import shared_by_threads
+
+    def face(person: str, sha: str, seed: int) -> Enrolment:
+        v = np.random.default_rng(seed).normal(size=DIM).astype(np.float32)
+        return Enrolment(person, sha, f"/photos/{sha}.jpg", (1, 2, 30, 40), np.zeros((68, 2)), v / np.linalg.norm(v))
+    with PostgresStore(uri, "e", "v1", DIM) as store:
+        shared_by_threads(store, face)
 
 
 def test_the_store_keeps_the_sqlite_rules_and_searches_like_exact_search(uri):
@@ -268,7 +278,7 @@ def _enrol(http, demo: Path, person: str):
 
 
 def test_reindex_replaces_a_database_gallery_whole_in_one_transaction(uri, tmp_path):
-    from keyface.recognition.facade import check_gallery, replace_gallery
+    from keyface.recognition.upkeep import check_gallery, replace_gallery
     rng = np.random.default_rng(5)
     with PostgresStore(uri, "old", "v1", DIM) as store:
         store.add(faces(rng, ["Ada", "Ben"], 3))

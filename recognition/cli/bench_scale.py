@@ -82,7 +82,8 @@ def _postgres_row(faces: int, path: Path, recogniser, probes, probe_photos, exac
     """The gallery copied into a new database (`keyface migrate`), then measured as the file was."""
     import time
     from keyface.recognition.evaluation import scale
-    from keyface.recognition.facade import Gallery, migrate
+    from keyface.recognition.facade import Gallery
+    from keyface.recognition.upkeep import migrate
     uri = postgres.new_database("scale")
     started = time.perf_counter()
     migrate(path, uri)

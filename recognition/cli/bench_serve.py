@@ -79,7 +79,7 @@ def _serve_run(label: str, lfw, folder: Path, args, uri: str | None, fault) -> d
     fault ("kill": SIGKILL of the server; else a function), it strikes once half the requests are answered."""
     from keyface.recognition.evaluation.speed import speed_photos
     from keyface.recognition.evaluation import serve_load as load
-    from keyface.recognition.facade import check_gallery
+    from keyface.recognition.upkeep import check_gallery
     folder.mkdir(parents=True)
     gallery, enrol = uri or folder / "gallery.db", _people(lfw)
     server = load.ServerProcess(gallery, folder / "token")

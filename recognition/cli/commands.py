@@ -128,21 +128,16 @@ def photo_workers(args, photos: int) -> int:
 def sampling(args):
     """The frames the flags ask for."""
     from keyface.data.video import Sampling
-    _check_sampling(args)
     return Sampling(args.every, args.fps, args.start, args.end)
 
 
-def _check_sampling(args) -> None:
-    """--every beside --fps, or an --end not after --start, refused."""
+def check_video_flags(args) -> None:
+    """The video flags' values, checked in their own words before any model loads or video module is imported
+    (a run of photos alone never imports one); --show needs a screen."""
     if args.every and args.fps:
         raise KeyfaceError("give --every or --fps, not both")
     if args.end is not None and args.end <= args.start:
         raise KeyfaceError(f"--end {args.end:g} must come after --start {args.start:g}")
-
-
-def check_video_flags(args) -> None:
-    """The video flags' values, checked before any model loads; --show needs a screen."""
-    _check_sampling(args)
     if args.show and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise KeyfaceError("--show needs a display (no DISPLAY or WAYLAND_DISPLAY here); leave it out on a server")
 
@@ -383,13 +378,13 @@ def _identify_video(gallery, source, index, args, stream, errors: list) -> None:
 def _identify_one(photo: str, result, threshold: float | None, args, stream, errors: list) -> None:
     """One photo's faces (or its error: `result` is what Gallery.identify gave or raised) printed, and
     annotated if asked; `threshold` is the gallery's identify cut (None: a softmax head names faces)."""
-    faces, error = faces_or_error(result)
+    faces, error = faces_or_error(photo, result)
     if args.annotate and faces:
         from keyface.recognition.core.annotate import annotate_identities
         annotate_identities(photo, faces, Path(args.annotate))
-    if error or not faces:
-        errors.append(error or f"{photo}: no face found")
-        stream.error(errors[-1])
+    if error:
+        errors.append(error)
+        stream.error(error)
     if args.json:
         stream.json(photo_json(photo, faces, error, threshold=None if threshold is None else round(threshold, 4)))
     else:
@@ -402,9 +397,12 @@ def _identified(gallery, photos: list, index, args, workers: int):
     return gallery.identify_all(photos, args.top, index, args.head, args.min_probability, workers)
 
 
-def faces_or_error(result) -> tuple[list, str | None]:
-    """A photo's faces and no error, or no faces and its error's line (with the flag that fixes it)."""
-    return ([], with_hint(result)) if isinstance(result, KeyfaceError) else (result, None)
+def faces_or_error(photo: str, result) -> tuple[list, str | None]:
+    """A photo's faces and no error; or no faces and the line that says why: its error (with the flag that
+    fixes it), or that no face was found (a failure too: the exit status says so)."""
+    if isinstance(result, KeyfaceError):
+        return [], with_hint(result)
+    return result, None if result else f"{photo}: no face found"
 
 
 def _identity_lines(photo: str, faces: list, threshold: float | None) -> list[str]:

@@ -43,7 +43,7 @@ def register(sub) -> None:
     p = sub.add_parser("migrate", help="copy a gallery between a file and PostgreSQL (either way), checked",
                        epilog=MIGRATE_EPILOG)
     p.add_argument("source", metavar="SRC", help="the gallery to copy (only read)")
-    p.add_argument("target", metavar="DST", help="a new or empty gallery to copy into")
+    p.add_argument("target", metavar="DST", help="a new gallery to copy into, or an empty one of the same embedder")
     p.set_defaults(func=cmd_migrate)
 
 
@@ -90,7 +90,7 @@ def cmd_reindex(args) -> int:
     a backup (core.gallery_check.rewrite); a database is rebuilt in a scratch file and then replaced in one
     transaction (readers see the old gallery or the new, never a mix)."""
     from keyface.recognition.core.gallery_check import rewrite
-    from keyface.recognition.facade import reindex, replace_gallery
+    from keyface.recognition.upkeep import reindex, replace_gallery
     path = existing_gallery(args)
     rec = recogniser(args)
     if isinstance(path, Path):
@@ -109,7 +109,7 @@ def cmd_reindex(args) -> int:
 
 def cmd_check(args) -> int:
     """Check a gallery: its structure and every stored vector; exit 1 if anything is wrong."""
-    from keyface.recognition.facade import check_gallery
+    from keyface.recognition.upkeep import check_gallery
     path = gallery_path(args)
     shown = str(shown_location(path))
     problems = check_gallery(path)
@@ -121,7 +121,7 @@ def cmd_check(args) -> int:
 
 def cmd_migrate(args) -> int:
     """Copy a gallery into a new or empty one, then compare the two."""
-    from keyface.recognition.facade import migrate
+    from keyface.recognition.upkeep import migrate
     source, target = (_location(args.source, "SRC"), _location(args.target, "DST"))
     counts = migrate(source, target)
     print(f"copied {counts.people} people, {counts.photos} photos, {counts.embeddings} embeddings and "

@@ -127,14 +127,19 @@ def cmd_predict(args) -> int:
     from keyface.data.images import is_video_file
     out = Path(args.out) if args.out else None
     single = out is not None and len(args.photos) == 1 and out.suffix.lower() in IMAGE_OUT
+    if out is not None and out.suffix.lower() in IMAGE_OUT and len(args.photos) > 1 and not out.is_dir():
+        raise KeyfaceError(f"--out {out} names one picture, but {len(args.photos)} photos were given: "
+                           "give a folder for their copies")
     errors = sum(_video_keypoints(clip, args, out) for clip in args.photos if is_video_file(clip))
     photos_only = [p for p in args.photos if not is_video_file(p)]
     with commands.Progress(photos_only, "keypoints") as (count, stream):
         detector = make_detector(args.detector, args.min_face)
         for result, rgb in count(iter_predictions(photos_only, args.model, args.models, detector)):
-            if "error" in result or not result["faces"]:
+            if not result.get("error") and not result["faces"]:  # "error" before "faces", as photo_json puts it
+                result = {"photo": result["photo"], "error": f"{result['photo']}: no face found", **result}
+            if "error" in result:
                 errors += 1
-                stream.error(result.get("error") or f"{result['photo']}: no face found")
+                stream.error(result["error"])
             for line in [commands.compact(result)] if args.json else _table_lines(result):
                 stream.line(line)
             if out is not None and result["faces"]:

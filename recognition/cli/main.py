@@ -32,7 +32,7 @@ ORDER = ["keypoints", "commands", "photos", "galleries", "demo", "train", "bench
 # documented: "everything runs offline on a CPU") and CUDA's start-up messages never appear.
 CPU_COMMANDS = {"enroll", "enrol", "identify", "verify", "embed", "cluster", "demo", "reindex", "train-head", "classify",
                 "people", "rename", "remove", "check", "migrate"}
-NOISY_LOGGERS = ("absl", "tensorflow", "keras", "h5py", "matplotlib", "PIL", "jax")
+NOISY_LOGGERS = ("absl", "tensorflow", "keras", "h5py", "matplotlib", "PIL", "jax", "faiss")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -192,6 +192,7 @@ def _forward(read_end: int, original: int) -> None:
 # Photo arguments, checked and folders expanded before any model loads (so before TensorFlow is
 # imported): a mistake costs a fraction of a second, not the seconds a model takes to load.
 
+SKIPPED_NAMED = 3  # files a folder's note names among those skipped: enough to spot a pattern, still one line
 URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # http://, https://, ftp://, s3://, file:// ...
 
 
@@ -218,11 +219,11 @@ def check_file(text: str) -> str:
     return text
 
 
-def folder_photos(folder: Path) -> tuple[list[str], int]:
-    """Every file under folder that Pillow can open, recursively, in sorted order; and how many other
-    files were skipped. Dot-files and dot-folders (.git, .DS_Store) are never photos."""
+def folder_photos(folder: Path) -> tuple[list[str], list[str]]:
+    """Every file under folder that Pillow can open, recursively, in sorted order; and the other files, skipped.
+    Dot-files and dot-folders (.git, .DS_Store) are never photos."""
     from keyface.data.images import is_image_file
-    photos, skipped = [], 0
+    photos, skipped = [], []
     for root, dirs, files in os.walk(folder, onerror=_walk_error):  # links to folders are not followed: no loops
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
@@ -232,7 +233,7 @@ def folder_photos(folder: Path) -> tuple[list[str], int]:
             if path.is_file() and os.access(path, os.R_OK) and is_image_file(path):
                 photos.append(str(path))
             else:
-                skipped += 1
+                skipped.append(str(path.relative_to(folder)))
     return sorted(photos, key=lambda p: Path(p).parts), skipped
 
 
@@ -250,9 +251,12 @@ def expand(args: list[str], note: Callable[[str], object] | None = None) -> list
             found, skipped = folder_photos(Path(text))
             if not found:
                 raise ArgumentError(f"{shown(text)}: no images in this folder"
-                                    + (f" ({skipped} other file(s))" if skipped else ""))
+                                    + (f" ({len(skipped)} other file(s))" if skipped else ""))
             if skipped:
-                note(f"{shown(text)}: {len(found)} photo(s); {skipped} file(s) skipped (not images Pillow can open)")
+                named = ", ".join([shown(name) for name in skipped[:SKIPPED_NAMED]]
+                                  + (["..."] if len(skipped) > SKIPPED_NAMED else []))
+                note(f"{shown(text)}: {len(found)} photo(s); {len(skipped)} file(s) skipped (not images Pillow can "
+                     f"open: {named})")
             photos.extend(found)
         else:
             photos.append(check_file(text))

@@ -56,7 +56,7 @@ def cmd_embed(args) -> int:
             if photo in videos:
                 _embed_video(rec, photo, about, stream, errors)
                 continue
-            faces, error = faces_or_error(found)
+            faces, error = faces_or_error(photo, found)
             if error:
                 errors.append(error)
                 stream.error(error)

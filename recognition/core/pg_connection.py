@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import struct
+import threading
 from contextlib import contextmanager
 
 import numpy as np
@@ -57,6 +58,8 @@ class Connection:
 
     def __init__(self, uri: str, setup: tuple[str, ...] = ()):
         self.uri, self.setup, self._conn = uri, setup, None
+        # threads sharing a gallery take turns: a transaction must never take in another thread's statements
+        self._turn = threading.RLock()
 
     def get(self):
         if self._conn is None or self._conn.closed or self._conn.broken:
@@ -72,7 +75,8 @@ class Connection:
         for attempt in (1, 2):
             reused = self._conn is not None and not self._conn.closed and not self._conn.broken
             try:
-                return fn(self.get())
+                with self._turn:
+                    return fn(self.get())
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 self.close()
                 if attempt == 2 or not reused:
@@ -85,7 +89,8 @@ class Connection:
         GalleryUnavailableError and the connection is dropped."""
         psycopg = psycopg_module()
         try:
-            yield self.get()
+            with self._turn:
+                yield self.get()
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             self.close()
             raise self._lost(exc) from None

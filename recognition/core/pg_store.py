@@ -17,8 +17,8 @@ from keyface.data.paths import shown_location
 from keyface.recognition.core.pg_connection import (Connection, first_line, psycopg_module, vector_from_binary,
                                                     vector_literal)
 from keyface.recognition.core.search import Match, first_per_person
-from keyface.recognition.core.records import Enrolment, check_name, checked_vector
-from keyface.recognition.core.store import SCHEMA_VERSION, check_made_by, vector_ok
+from keyface.recognition.core.records import SCHEMA_VERSION, Enrolment, check_name, checked_vector
+from keyface.recognition.core.store import check_made_by, vector_ok
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,9 @@ from keyface.runtime.networks import PRECISIONS, KerasNetwork, file_version, loa
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, repr=False)
+# eq=False: a face is equal only to itself and hashes by identity (sets, dict keys, `in`); comparing the
+# numpy fields would raise, and two detections of one face are not one face
+@dataclass(frozen=True, repr=False, eq=False)
 class Face:
     """One face in a photo, the one kind every verb returns: the detector's box and score, 68 keypoints in
     photo pixels and the detector's own 5 landmarks where it gave them (eye centres, nose tip, mouth
@@ -90,11 +92,12 @@ def make_detector(name: str = DEFAULT_DETECTOR, min_face: float | None = None):
 class FacePipeline:
     """The shared front end of every approach: a face detector, the keypoint net, alignment."""
 
-    def __init__(self, predictor: KeypointPredictor, detector=None):
-        if predictor.scheme.n_points != 68:
+    def __init__(self, predictor: KeypointPredictor, detector=DEFAULT_DETECTOR, min_face: float | None = None):
+        """`detector` is a detector's name (made here, finding faces from `min_face` px wide) or one already made."""
+        if len(predictor.scheme.point_names) != 68:
             raise ValueError("alignment needs a 68-point keypoint model")
         self.predictor = predictor
-        self.detector = detector or make_detector()
+        self.detector = make_detector(detector, min_face) if isinstance(detector, str) else detector
 
     def find_faces(self, rgb: np.ndarray) -> list[Face]:
         """Every face the detector finds, with its keypoints, left to right: the order every output numbers
@@ -125,7 +128,7 @@ class Embedder(ABC):
 
     def embed(self, batch: FaceBatch) -> np.ndarray:
         """(N, D) float32, each row of unit length."""
-        if len(batch) == 0:
+        if len(batch.crops) == 0:
             return np.zeros((0, self.dim), np.float32)
         return l2_normalise(np.asarray(self._raw_embed(batch), np.float32))
 
@@ -184,6 +187,12 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
 
 ARRAY_SOURCE = "(image array)"  # the source of a face enrolled from pixels: reindex cannot re-read it
 BACKGROUND_FACE = 1 / 3  # faces under a third of a photo's largest face's width are background to enrol and verify
+
+
+def width_inside(box, image_width: float) -> float:
+    """A face box's width inside its image: what "largest face" compares, since a face cut off at the edge
+    is not larger than the one in full view."""
+    return float(min(box[2], image_width) - max(box[0], 0.0))
 
 
 def label(photo) -> str:
@@ -276,9 +285,7 @@ class Recogniser:
         faces = self.pipeline.find_faces(rgb)
         if not faces:
             raise NoFaceError(f"{label(photo)}: no face found")
-        # widths inside the photo: a face cut off at the edge is not larger than the one in full view
-        width = rgb.shape[1]
-        widths = np.array([min(f.box[2], width) - max(f.box[0], 0.0) for f in faces])
+        widths = np.array([width_inside(f.box, rgb.shape[1]) for f in faces])
         i = int(np.argmax(widths))
         # a face under a third of the largest one's width is someone in the background, not a rival for "the" face
         rivals = int((widths >= BACKGROUND_FACE * widths[i]).sum())

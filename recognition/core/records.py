@@ -13,6 +13,30 @@ import numpy as np
 
 from keyface.data.errors import GalleryError
 
+# The tables of a gallery file (core.store); a PostgreSQL gallery has the same ones (core.pg_store)
+SCHEMA_VERSION = 1
+SQLITE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS people (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
+CREATE TABLE IF NOT EXISTS photos (
+    id INTEGER PRIMARY KEY, person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    sha256 TEXT NOT NULL, source TEXT NOT NULL, box TEXT NOT NULL, keypoints TEXT NOT NULL,
+    added TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, UNIQUE (person_id, sha256));
+CREATE TABLE IF NOT EXISTS embeddings (
+    photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE, embedder TEXT NOT NULL,
+    version TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (photo_id, embedder, version));
+CREATE TABLE IF NOT EXISTS thumbnails (
+    person_id INTEGER PRIMARY KEY REFERENCES people(id) ON DELETE CASCADE, jpeg BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS photos_by_sha256 ON photos (sha256);
+CREATE TRIGGER IF NOT EXISTS generation_on_insert AFTER INSERT ON embeddings BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'; END;
+CREATE TRIGGER IF NOT EXISTS generation_on_delete AFTER DELETE ON embeddings BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'; END;
+CREATE TRIGGER IF NOT EXISTS generation_on_update AFTER UPDATE ON embeddings BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'; END;
+"""
+
 _BAD_NAME = re.compile(r"[/\\]")
 # control, format (zero-width, bidi overrides), surrogate, unassigned, line/paragraph separators
 _BAD_CATEGORIES = {"Cc", "Cf", "Cs", "Cn", "Zl", "Zp"}

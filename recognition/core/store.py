@@ -4,11 +4,15 @@ entry points see; this is its storage."""
 from __future__ import annotations
 
 import fcntl
+import functools
+import hashlib
 import json
 import logging
 import os
 import sqlite3
 import stat
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -17,33 +21,12 @@ import numpy as np
 from keyface.data.errors import (DamagedGalleryError, GalleryConflictError, GalleryError, OtherModelError,
                                  PersonNotFoundError)
 from keyface.data.files import shown
-from keyface.recognition.core.records import Enrolment, check_name, checked_vector, path_text
+from keyface.recognition.core.records import (SCHEMA_VERSION, SQLITE_SCHEMA, Enrolment, check_name, checked_vector,
+                                             path_text)
 from keyface.recognition.core.search import ExactIndex, RowIndex, VectorFile
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS people (
-    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
-CREATE TABLE IF NOT EXISTS photos (
-    id INTEGER PRIMARY KEY, person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
-    sha256 TEXT NOT NULL, source TEXT NOT NULL, box TEXT NOT NULL, keypoints TEXT NOT NULL,
-    added TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, UNIQUE (person_id, sha256));
-CREATE TABLE IF NOT EXISTS embeddings (
-    photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE, embedder TEXT NOT NULL,
-    version TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (photo_id, embedder, version));
-CREATE TABLE IF NOT EXISTS thumbnails (
-    person_id INTEGER PRIMARY KEY REFERENCES people(id) ON DELETE CASCADE, jpeg BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS photos_by_sha256 ON photos (sha256);
-CREATE TRIGGER IF NOT EXISTS generation_on_insert AFTER INSERT ON embeddings BEGIN
-    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'; END;
-CREATE TRIGGER IF NOT EXISTS generation_on_delete AFTER DELETE ON embeddings BEGIN
-    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'; END;
-CREATE TRIGGER IF NOT EXISTS generation_on_update AFTER UPDATE ON embeddings BEGIN
-    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'; END;
-"""
 # Galleries with at least this many embeddings are searched from a memory-mapped copy beside them
 # (core.search.VectorFile), not read out of SQLite on every identify.
 VECTOR_FILE_ROWS = 20_000
@@ -52,8 +35,19 @@ CHECK_ONCE_BYTES = 64 << 20
 LOCK_WAIT = 30.0  # seconds a command waits for a gallery that a maintenance job holds
 
 
+def one_call_at_a_time(method):
+    """A store method run holding the store's lock: every thread shares its one SQLite connection, and a
+    transaction must never take in another thread's writes."""
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._using:
+            return method(self, *args, **kwargs)
+    return locked
+
+
 class SQLiteStore:
-    """People, their photos and embeddings for one embedder (name + model version) in SQLite."""
+    """People, their photos and embeddings for one embedder (name + model version) in SQLite; one store
+    may be used from any thread, one call at a time."""
 
     def __init__(self, path: str | os.PathLike, embedder: str, version: str, dim: int, create: bool = True):
         """Open (or, with create, make) a gallery; a damaged one is refused before anything is written."""
@@ -62,6 +56,7 @@ class SQLiteStore:
         self.path = Path(path)
         self.embedder, self.version, self.dim = embedder, version, dim
         self._cache = None  # (data version and kind, the search index made then)
+        self._using = threading.RLock()
         if not create and not self.path.is_file():
             raise GalleryError(f"gallery not found: {self.path} (enrol people first with `keyface enroll`)")
         if create:
@@ -96,7 +91,7 @@ class SQLiteStore:
             self._mark_checked()
         # WAL: readers never block the writer; set only once the file is known to be ours
         self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.executescript(_SCHEMA)  # IF NOT EXISTS: a no-op on an existing gallery
+        self.conn.executescript(SQLITE_SCHEMA)  # IF NOT EXISTS: a no-op on an existing gallery
         owner_only(self.path)
         self._claim_or_check()
 
@@ -151,6 +146,7 @@ class SQLiteStore:
         """Whether the file already holds keyface's tables."""
         return self.conn.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone() is not None
 
+    @one_call_at_a_time
     def add(self, faces: list[Enrolment]) -> int:
         """Store faces in one transaction; a photo already stored for that person is skipped. Returns added.
         A vector file beside the gallery that held its content gets the new rows too."""
@@ -190,6 +186,7 @@ class SQLiteStore:
             files.append(before, after, np.stack([np.asarray(v, np.float32).reshape(-1) for _, v in rows]),
                          np.array([i for i, _ in rows], np.int64))
 
+    @one_call_at_a_time
     def owner_of(self, sha256: str) -> str | None:
         """The person a photo (by content hash) is enrolled as, if any."""
         row = self.conn.execute("SELECT p.name FROM photos ph JOIN people p ON p.id = ph.person_id "
@@ -210,16 +207,19 @@ class SQLiteStore:
             raise PersonNotFoundError(f"no person named {name!r} in {self.path}")
         return self.conn.execute("INSERT INTO people (name) VALUES (?)", (name,)).lastrowid
 
+    @one_call_at_a_time
     def is_empty(self) -> bool:
         """Whether no one is enrolled (one row read, whatever the gallery's size)."""
         return self.conn.execute("SELECT 1 FROM people LIMIT 1").fetchone() is None
 
+    @one_call_at_a_time
     def people(self) -> list[tuple[str, int]]:
         """(name, photo count) for everyone, by name."""
         return list(self.conn.execute(
             "SELECT p.name, COUNT(ph.id) FROM people p LEFT JOIN photos ph ON ph.person_id = p.id "
             "GROUP BY p.id ORDER BY p.name"))
 
+    @one_call_at_a_time
     def rename(self, old: str, new: str) -> None:
         """Rename a person (refused if the new name is taken)."""
         new = check_name(new)
@@ -229,6 +229,7 @@ class SQLiteStore:
                 raise GalleryConflictError(f"{new!r} is already in the gallery")
             self.conn.execute("UPDATE people SET name = ? WHERE id = ?", (new, person_id))
 
+    @one_call_at_a_time
     def remove(self, name: str) -> int:
         """Remove a person with their photos and embeddings; return how many photos went."""
         with self.conn:
@@ -237,11 +238,13 @@ class SQLiteStore:
             self.conn.execute("DELETE FROM people WHERE id = ?", (person_id,))
         return n
 
+    @one_call_at_a_time
     def set_thumbnail(self, name: str, jpeg: bytes) -> None:
         """Keep a small face picture for a person (the first one given stays)."""
         with self.conn:
             self.conn.execute("INSERT OR IGNORE INTO thumbnails VALUES (?, ?)", (self._person_id(name), jpeg))
 
+    @one_call_at_a_time
     def thumbnail(self, name: str) -> bytes:
         """A person's face picture (JPEG); a GalleryError if there is none."""
         row = self.conn.execute("SELECT jpeg FROM thumbnails WHERE person_id = ?", (self._person_id(name),)).fetchone()
@@ -249,6 +252,7 @@ class SQLiteStore:
             raise PersonNotFoundError(f"no thumbnail for {name!r}")
         return bytes(row[0])
 
+    @one_call_at_a_time
     def matrix(self) -> tuple[np.ndarray, np.ndarray]:
         """All stored embeddings (M, D) float32 and the person name of each row."""
         rows = self.conn.execute(
@@ -261,6 +265,7 @@ class SQLiteStore:
                                       "reindex the gallery to re-embed them from their photos", self.path, "reindex")
         return vectors, np.array([r[0] for r in rows], dtype=object)
 
+    @one_call_at_a_time
     def index(self, kind: str | None = None):
         """A search index ('exact', the default, or 'faiss') of the stored embeddings, rebuilt only after a
         change; a large gallery's exact index is its memory-mapped vector file (made when missing or stale)."""
@@ -281,6 +286,10 @@ class SQLiteStore:
     def _mapped_index(self):
         """The exact index over the vector file beside the gallery (made if it is large and the file is missing
         or stale), or None for a gallery small enough to read from SQLite."""
+        # the largest rowid bounds the row count (each row its own, from 1), read at once where COUNT(*) reads
+        # every row: a small gallery is never looked for a vector file
+        if (self.conn.execute("SELECT MAX(rowid) FROM embeddings").fetchone()[0] or 0) < VECTOR_FILE_ROWS:
+            return None
         files, stamp = VectorFile(self.path), self._stamp()
         loaded = files.load(stamp)
         if loaded is None:
@@ -313,6 +322,7 @@ class SQLiteStore:
                                           "them from their photos", self.path, "reindex")
             yield vectors, np.array([r[0] for r in rows], np.int64)
 
+    @one_call_at_a_time
     def close(self) -> None:
         """Close the database and let go of the gallery."""
         if getattr(self, "_conn", None) is not None:
@@ -328,10 +338,8 @@ class SQLiteStore:
         self.close()
 
     def __del__(self):  # a gallery dropped without close() must not keep others out
-        try:
+        if getattr(self, "_using", None) is not None:
             self.close()
-        except sqlite3.ProgrammingError:  # collected on another thread than its own: SQLite closes it at exit
-            pass
 
 
 class GalleryLock:
@@ -374,8 +382,6 @@ class GalleryLock:
 
 def lock_file(path: Path) -> Path:
     """Where a gallery's lock lives: `keyface-UID/` in the temporary folder, made owner-only."""
-    import hashlib
-    import tempfile
     folder = Path(tempfile.gettempdir()) / f"keyface-{os.getuid()}"
     folder.mkdir(mode=0o700, exist_ok=True)
     if folder.is_symlink() or folder.stat().st_uid != os.getuid():  # someone else's: not a lock to trust
@@ -434,7 +440,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     except OSError as exc:
         raise GalleryError(f"cannot open the gallery {path}: {exc.strerror or exc}") from None
     try:
-        conn = sqlite3.connect(path, timeout=30)
+        conn = sqlite3.connect(path, timeout=30, check_same_thread=False)  # one_call_at_a_time
         conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # fails here on a non-database
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA synchronous=FULL")

@@ -2,19 +2,18 @@
 `face_locations` (boxes), `face_landmarks` (68 keypoints by region), `face_encodings` (unit embeddings),
 `face_distance` and `compare_faces` on embeddings, `draw_faces`, and `find_faces`, `verify` and `Gallery` on top: thin
 verbs over the library's one way in (`keyface.recognition.facade`), which the command line and the server
-call too. Errors are `keyface.KeyfaceError`s worded for a library (no command-line flags)."""
+call too. A verb's `recogniser` is one made by `load` or `build`, an embedder's name ("dlib-resnet"), or None
+for the default one. Errors are `keyface.KeyfaceError`s worded for a library (no command-line flags)."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
 from keyface.data.errors import KeyfaceError
-from keyface.data.files import shown
 from keyface.keypoints.predictor import align_batch
 from keyface.recognition.core.pipeline import Face, make_detector
-from keyface.recognition.facade import Gallery, build, load
+from keyface.recognition.facade import Gallery, build, checked_count, load, recogniser_for
 
 FoundFace = Face  # the name keyface 0.1 gave a face found by find_faces and identify
 
@@ -34,17 +33,10 @@ REGIONS: dict[str, tuple[int, ...]] = {
 }
 
 
-def _photo(image: Image, verb: str) -> Image:
-    """The photo as given, once a folder is refused by name (reading it would say 'no such file')."""
-    if isinstance(image, (str, os.PathLike)) and Path(image).is_dir():
-        raise KeyfaceError(f"{shown(image)} is a folder: {verb} takes one photo; loop over its images")
-    return image
-
-
-def _pixels(image: Image, verb: str) -> np.ndarray:
+def _pixels(image: Image) -> np.ndarray:
     """The photo as RGB uint8 (H, W, 3)."""
     from keyface.data.images import as_rgb
-    return as_rgb(_photo(image, verb))
+    return as_rgb(image)
 
 
 def _number(value, name: str) -> float:
@@ -81,19 +73,19 @@ def face_locations(image: Image, min_face: float | None = None, max_num: int = 0
     """Every face's box (x0, y0, x1, y1), left to right; detection only. `max_num` keeps the largest N (0: all),
     `min_score` drops boxes the detector scored lower (it can only raise the detector's own cut), `min_face` is
     the smallest face looked for (px wide; default: the recogniser's)."""
-    if isinstance(max_num, bool) or not isinstance(max_num, (int, np.integer)) or max_num < 0:
-        raise KeyfaceError(f"max_num must be a whole number of faces (0: all), not {max_num!r}")
+    checked_count(max_num, "max_num is how many of the largest faces to keep (0: all)", least=0)
     cut = None if min_score is None else _number(min_score, "min_score")
-    rgb = _pixels(image, "face_locations")
-    found = _detector(recogniser or load(), min_face).detect(rgb)
+    rgb = _pixels(image)
+    found = _detector(recogniser_for(recogniser), min_face).detect(rgb)
     boxes = [tuple(float(v) for v in f.box) for f in found if cut is None or f.score >= cut]
     if max_num:
         boxes = sorted(boxes, key=_area, reverse=True)[:max_num]
     return sorted(boxes, key=lambda b: b[0])
 
 
-def _detections(boxes) -> list:
-    """Given boxes as the detector's faces (score 1, no landmarks); one box (4,) is taken as a list of one."""
+def _detections(boxes, rgb: np.ndarray) -> list:
+    """Given boxes as the detector's faces (score 1, no landmarks); one box (4,) is taken as a list of one.
+    Each must overlap the photo `rgb`: a box beyond its edges holds no face."""
     from keyface.detection.detector import Detection
     try:
         array = np.asarray(boxes, np.float64)
@@ -104,6 +96,10 @@ def _detections(boxes) -> list:
         raise KeyfaceError(f"boxes must be (x0, y0, x1, y1) tuples, as face_locations gives; not shape {array.shape}")
     if not np.isfinite(array).all() or (array[:, 2] <= array[:, 0]).any() or (array[:, 3] <= array[:, 1]).any():
         raise KeyfaceError("each box must be finite with x0 < x1 and y0 < y1 (pixels: left, top, right, bottom)")
+    height, width = rgb.shape[:2]
+    outside = (array[:, 0] >= width) | (array[:, 1] >= height) | (array[:, 2] <= 0) | (array[:, 3] <= 0)
+    if outside.any():
+        raise KeyfaceError(f"box {array[outside][0].round(1).tolist()} lies outside the {width}x{height} photo")
     return [Detection(tuple(float(v) for v in row), 1.0) for row in array]
 
 
@@ -112,7 +108,7 @@ def _faces(rgb: np.ndarray, boxes, recogniser) -> list:
     left to right."""
     if boxes is None:
         return recogniser.pipeline.find_faces(rgb)
-    return recogniser.pipeline.faces_at(rgb, _detections(boxes))
+    return recogniser.pipeline.faces_at(rgb, _detections(boxes, rgb))
 
 
 def face_landmarks(image: Image, boxes=None, recogniser=None) -> list[dict[str, np.ndarray]]:
@@ -121,8 +117,8 @@ def face_landmarks(image: Image, boxes=None, recogniser=None) -> list[dict[str, 
     "bottom_lip") plus "all" (68, 2). Left and right are as seen in the image: "left_eye" (iBUG points 36-41)
     is the eye on the photo's left, the person's right. Faces at `boxes` in their order, else every face
     found, left to right."""
-    recogniser = recogniser or load()
-    rgb = _pixels(image, "face_landmarks")
+    recogniser = recogniser_for(recogniser)
+    rgb = _pixels(image)
     found = []
     for face in _faces(rgb, boxes, recogniser):
         points = np.asarray(face.keypoints, np.float32)
@@ -132,8 +128,8 @@ def face_landmarks(image: Image, boxes=None, recogniser=None) -> list[dict[str, 
 
 def face_encodings(image: Image, boxes=None, recogniser=None) -> np.ndarray:
     """Unit embeddings (N, D) of the faces at `boxes` in their order, else of every face found, left to right."""
-    recogniser = recogniser or load()
-    rgb = _pixels(image, "face_encodings")
+    recogniser = recogniser_for(recogniser)
+    rgb = _pixels(image)
     faces = _faces(rgb, boxes, recogniser)
     return recogniser.embedder.embed(align_batch(rgb, faces, recogniser.embedder.spec))
 
@@ -170,7 +166,7 @@ def compare_faces(known, candidate, tolerance: float | None = None, recogniser=N
     if tolerance is not None:
         cut = _number(tolerance, "tolerance")
     else:
-        recogniser = recogniser or load()
+        recogniser = recogniser_for(recogniser)
         dim = np.asarray(candidate).size
         if dim != recogniser.embedder.dim:
             raise KeyfaceError(f"embeddings of {dim} numbers are not the {recogniser.embedder.name} model's "
@@ -181,15 +177,16 @@ def compare_faces(known, candidate, tolerance: float | None = None, recogniser=N
 
 def find_faces(image: Image, recogniser=None) -> list[Face]:
     """Every face in a photo, left to right, with its keypoints and embedding."""
-    return (recogniser or load()).faces(_photo(image, "find_faces"))[1]
+    return recogniser_for(recogniser).faces(image)[1]
 
 
 def find_faces_all(images, recogniser=None, workers: int = 1):
     """find_faces for many photos, `workers` at once (threads), yielded in the order given as (photo, faces), or
     (photo, KeyfaceError) for a photo that cannot be read; the rest go on."""
-    from keyface.recognition.facade import in_order, one_or_many
-    images, recogniser = one_or_many(images), recogniser or load()
-    return in_order(lambda image: recogniser.faces(_photo(image, "find_faces_all"))[1], images, workers)
+    from keyface.recognition.facade import WORKERS, in_order, one_or_many
+    images, recogniser = one_or_many(images), recogniser_for(recogniser)
+    checked_count(workers, WORKERS)
+    return in_order(lambda image: recogniser.faces(image)[1], images, workers)
 
 
 def draw_faces(image: Image, faces: list[Face]) -> np.ndarray:
@@ -197,10 +194,10 @@ def draw_faces(image: Image, faces: list[Face]) -> np.ndarray:
     name (green) or "unknown" (red); labels stay readable with dozens of small faces. `faces` are what
     find_faces or Gallery.identify returned for this photo."""
     from keyface.recognition.core.annotate import draw_identities
-    faces = list(faces)
+    faces = [faces] if isinstance(faces, Face) else list(faces) if hasattr(faces, "__iter__") else [faces]
     if not all(isinstance(face, Face) for face in faces):
         raise KeyfaceError("draw_faces takes the faces find_faces or Gallery.identify returned")
-    rgb = _pixels(image, "draw_faces")
+    rgb = _pixels(image)
     return draw_identities(rgb, faces) if faces else rgb.copy()
 
 
@@ -210,9 +207,9 @@ def verify(image_a: Image, image_b: Image, recogniser=None, threshold: float | N
     distance to use instead of the calibrated one, `largest_face` takes a photo's largest face where it
     has several people in it (the default refuses such a photo)."""
     cut = None if threshold is None else _number(threshold, "threshold")
-    recogniser = recogniser or load()
+    recogniser = recogniser_for(recogniser)
     chosen = recogniser.taking("largest") if largest_face else recogniser
-    return chosen.verify(_photo(image_a, "verify"), _photo(image_b, "verify"), cut)
+    return chosen.verify(image_a, image_b, cut)
 
 
 def identify_video(source, gallery, every: int | None = None, fps: float | None = None, start: float = 0.0,
