@@ -256,7 +256,12 @@ class Gallery:
         if self._head is None:
             if not self.head_path().is_file():
                 raise NoSoftmaxHeadError(f"no softmax head for {self.path}: train one on the gallery first", self.path)
-            self._head = GalleryHead(self.head_path(), self.store.embedder, self.store.version)
+            head = GalleryHead(self.head_path(), self.store.embedder, self.store.version)
+            if set(head.people) != {name for name, _ in self.store.people()}:  # it would name the wrong people
+                raise NoSoftmaxHeadError(f"the softmax head of {self.path} was trained on other people than the "
+                                         "gallery holds now (added, renamed or removed since): train it again",
+                                         self.path)
+            self._head = head
         return self._head
 
     def _named_by_head(self, faces: list[Face], min_probability: float) -> list[Face]:

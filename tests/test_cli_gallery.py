@@ -171,6 +171,9 @@ def test_train_head_then_identify_with_it(tmp_path, youtube_sample, models, caps
     assert len(heads) == 1 and heads[0].stat().st_mode & 0o777 == 0o600
     code, out, _ = run(["identify", youtube_sample[0][0], "--head", "--json", "--gallery", db, *models], capsys)
     assert code == 0 and json_lines(out)[0]["faces"][0]["name"] == "Kristen"
+    run(["rename", "Luis", "Luis B", "--gallery", db], capsys)  # the head still says "Luis": refused, not used
+    code, out, err = run(["identify", youtube_sample[0][0], "--head", "--gallery", db, *models], capsys)
+    assert code == 2 and "trained on other people" in err and "train-head" in err and out == ""
 
 
 def test_demo_runs_offline_on_the_shipped_sample(tmp_path, models, capsys):

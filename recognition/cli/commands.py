@@ -46,7 +46,7 @@ def _number(kind, low: float, high: float, low_open: bool = False, high_open: bo
 distance = _number(float, 0.0, 2.0, what="a cosine distance from 0 to 2")
 rate = _number(float, 0.0, 1.0, low_open=True, high_open=True, what="a share strictly between 0 and 1")
 probability = _number(float, 0.0, 1.0, what="a probability from 0 to 1")
-count = _number(int, 1, 10**9, what="1 or more")
+count = _number(int, 1, 10**9, what="a whole number from 1 to 1000000000")
 port = _number(int, 1, 65535, what="a TCP port from 1 to 65535")
 face_px = _number(float, 8, 100_000, what="a face width in pixels, 8 or more")
 frame_rate = _number(float, 0.0, 1000.0, low_open=True, what="frames a second, above 0 and up to 1000")
