@@ -334,12 +334,11 @@ WORKERS = "workers is how many photos to work on at once"
 
 
 def _photo_list(photos) -> list:
-    """Photos given one or many, as a list; a folder is refused by name (enrol takes photos)."""
-    photos = list(one_or_many(photos))
-    for photo in photos:
-        if isinstance(photo, (str, os.PathLike)) and Path(photo).is_dir():
-            raise KeyfaceError(f"{shown(photo)} is a folder: enrol takes a list of photos; list its images")
-    return photos
+    """Photos given one or many, as a list; a folder given as the photos is refused by name (enrol takes
+    photos). A folder among the photos is that photo's error, as any other unreadable photo's."""
+    if isinstance(photos, (str, os.PathLike)) and Path(photos).is_dir():
+        raise KeyfaceError(f"{shown(photos)} is a folder: enrol takes a list of photos; list its images")
+    return list(one_or_many(photos))
 
 
 def photo_json(photo: str, faces: list[Face], error: str | None = None, embedding: bool = False, **fields) -> dict:

@@ -196,6 +196,9 @@ def test_gallery_enrols_the_largest_face_on_request_and_refuses_a_folder_to_iden
         assert gallery.people() == {"Tom": 1}
         with pytest.raises(keyface.KeyfaceError, match="is a folder: enrol"):
             gallery.enrol("Tom", GALLERY / "Tom Cruise")
+        added, errors = gallery.enrol("Tom", [GALLERY / "Tom Cruise", TOM[1]])  # a folder among them: its own error
+        assert added == 1 and len(errors) == 1 and isinstance(errors[0], keyface.ImageError)
+        assert "is a folder, not a photo" in str(errors[0])
         with pytest.raises(keyface.KeyfaceError, match="is a folder, not a photo: loop over its images"):
             gallery.identify(GALLERY / "Tom Cruise")
         with pytest.raises(keyface.KeyfaceError, match="no such file"):
