@@ -51,7 +51,9 @@ OLD_ERROR = b"2024-11-29 22:00:00.123456: E tensorflow/core/common_runtime/bfc_a
 def test_native_filter_drops_info_and_warning_lines_but_keeps_errors():
     from keyface.recognition.cli.main import filter_native
     data = b"\n".join([INFO, ERROR, WARN, FATAL, OLD_INFO, OLD_ERROR, b"plain text", b"WARNING: All log messages "
-                       b"before absl::InitializeLog() is called are written to STDERR", b"unfinished"])
+                       b"before absl::InitializeLog() is called are written to STDERR",
+                       b"WARNING clustering 8 points to 5 centroids: please provide at least 195 training points",
+                       b"unfinished"])
     kept, pending = filter_native(data)
     assert kept == b"\n".join([ERROR, FATAL, OLD_ERROR, b"plain text"]) + b"\n" and pending == b"unfinished"
 

@@ -191,3 +191,10 @@ def shared_by_threads(g, face) -> None:
 def test_one_store_serves_many_threads_and_a_refused_enrolment_takes_no_other_threads_rows(tmp_path):
     with SQLiteStore(tmp_path / "g.db", "toy", "v1", DIM) as g:
         shared_by_threads(g, face)
+
+
+def test_a_bad_name_is_shown_as_typed_with_its_unprintable_characters_as_escapes():
+    for name, shown in [("a\u200bb", "'a\\u200bb'"), ("Bad\nName", "'Bad\\u000aName'"), ("Zoë\u202e", "'Zoë\\u202e'")]:
+        with pytest.raises(GalleryError) as info:
+            check_name(name)
+        assert f"invalid person name {shown} (it contains U+" in str(info.value) and "\n" not in str(info.value)

@@ -69,9 +69,10 @@ def check_name(name: str) -> str:
     bad = next((c for c in clean if unicodedata.category(c) in _BAD_CATEGORIES), None)
     if not clean or bad is not None or _BAD_NAME.search(clean) or len(clean) > 200:
         why = f" (it contains U+{ord(bad):04X})" if bad is not None else ""
-        printable = name.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace") \
-            if isinstance(name, str) else repr(name)
-        raise GalleryError(f"invalid person name {printable!r}{why}: use 1-200 printable characters without / or \\")
+        # the name as typed, its unprintable characters written as \uXXXX (one line, nothing hidden)
+        printable = "'" + "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in _BAD_CATEGORIES else c
+                                  for c in name) + "'" if isinstance(name, str) else repr(name)
+        raise GalleryError(f"invalid person name {printable}{why}: use 1-200 printable characters without / or \\")
     if clean.casefold() in RESERVED_NAMES:  # identify prints it for strangers: a person so named would read as one
         raise GalleryError(f"invalid person name {clean!r}: keyface calls faces it does not know so")
     return clean
