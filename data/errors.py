@@ -1,9 +1,11 @@
 """Errors that reach the user as one line (the CLI prints them without a traceback), in one hierarchy
 under `KeyfaceError`. Each kind says once how the entry points answer it: `exit_code` for the command
 line, `http_status` for `keyface serve`; the command line's hints (its flags) are its own
-(`recognition/cli/hints.py`), chosen by the same kinds, never by a message's text."""
+(`recognition/cli/hints.py`), chosen by the same kinds, never by a message's text. `finite_number` is the one
+check of a number a caller gives."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 
@@ -105,3 +107,15 @@ class GalleryUnavailableError(GalleryError):
     """The gallery's database server cannot be reached now (stopped, restarting, network): try again later."""
     exit_code = 3
     http_status = 503
+
+
+def finite_number(value, name: str) -> float:
+    """A number a caller gave (a distance, a score, a rate, a time) as a float; a KeyfaceError naming it if it is
+    not a finite number (a bool or a string is not one)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if isinstance(value, (bool, str)) or not math.isfinite(number):
+        raise KeyfaceError(f"{name} must be a finite number, not {value!r}")
+    return number

@@ -14,7 +14,7 @@ from typing import Iterator
 
 import numpy as np
 
-from keyface.data.errors import ImageError, KeyfaceError
+from keyface.data.errors import ImageError, KeyfaceError, finite_number
 from keyface.data.images import MAX_PIXELS, MIN_SIDE, is_video_file
 
 READ_AHEAD = 8  # decoded frames waiting for the consumer: bounds memory whatever the video's length
@@ -56,7 +56,8 @@ class Sampling:
         if self.every is not None and (isinstance(self.every, bool) or not isinstance(self.every, (int, np.integer))
                                        or self.every < 1):
             raise KeyfaceError(f"every is a count of frames, 1 or more, not {self.every!r}")
-        fps, start, end = (_seconds(self.fps, "fps"), _seconds(self.start, "start"), _seconds(self.end, "end"))
+        fps, start, end = (None if v is None else finite_number(v, name)
+                           for v, name in ((self.fps, "fps"), (self.start, "start"), (self.end, "end")))
         if self.every and fps is not None:
             raise KeyfaceError("give every or fps, not both")
         if (fps is not None and fps <= 0) or start < 0:
@@ -70,15 +71,6 @@ class Sampling:
             return int(self.every)
         rate = self.fps or DEFAULT_RATE
         return max(1, int(round(video_fps / rate))) if video_fps > 0 else 1
-
-
-def _seconds(value, name: str) -> float | None:
-    """A rate or a time given by the caller as a finite float (None stays None)."""
-    if value is None:
-        return None
-    if isinstance(value, (bool, str)) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
-        raise KeyfaceError(f"{name} must be a finite number, not {value!r}")
-    return float(value)
 
 
 class Video:

@@ -402,7 +402,7 @@ def faces_or_error(photo: str, result) -> tuple[list, str | None]:
     fixes it), or that no face was found (a failure too: the exit status says so)."""
     if isinstance(result, KeyfaceError):
         return [], with_hint(result)
-    return result, None if result else f"{photo}: no face found"
+    return result, (None if result else f"{photo}: no face found")
 
 
 def _identity_lines(photo: str, faces: list, threshold: float | None) -> list[str]:

@@ -72,28 +72,28 @@ class Connection:
         """fn(connection)'s result. A connection the server dropped (a restart) is made again and fn tried once
         more; a server that cannot be reached is GalleryUnavailableError (one line)."""
         psycopg = psycopg_module()
-        for attempt in (1, 2):
-            reused = self._conn is not None and not self._conn.closed and not self._conn.broken
-            try:
-                with self._turn:
+        with self._turn:  # the whole of it: no thread drops or remakes the connection another is using
+            for attempt in (1, 2):
+                reused = self._conn is not None and not self._conn.closed and not self._conn.broken
+                try:
                     return fn(self.get())
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                self.close()
-                if attempt == 2 or not reused:
-                    raise self._lost(exc) from None
-                log.info("PostgreSQL connection lost (%s); connecting again", first_line(exc))
+                except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                    self.close()
+                    if attempt == 2 or not reused:
+                        raise self._lost(exc) from None
+                    log.info("PostgreSQL connection lost (%s); connecting again", first_line(exc))
 
     @contextmanager
     def guarded(self):
         """The connection, for work that must not be repeated (a bulk copy): an outage is
         GalleryUnavailableError and the connection is dropped."""
         psycopg = psycopg_module()
-        try:
-            with self._turn:
+        with self._turn:
+            try:
                 yield self.get()
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            self.close()
-            raise self._lost(exc) from None
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                self.close()
+                raise self._lost(exc) from None
 
     def _lost(self, exc: Exception) -> GalleryUnavailableError:
         return GalleryUnavailableError(f"lost the PostgreSQL server of {shown_location(self.uri)}: "

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import fcntl
 import functools
-import hashlib
 import json
 import logging
 import os
 import sqlite3
 import stat
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -382,6 +380,8 @@ class GalleryLock:
 
 def lock_file(path: Path) -> Path:
     """Where a gallery's lock lives: `keyface-UID/` in the temporary folder, made owner-only."""
+    import hashlib
+    import tempfile
     folder = Path(tempfile.gettempdir()) / f"keyface-{os.getuid()}"
     folder.mkdir(mode=0o700, exist_ok=True)
     if folder.is_symlink() or folder.stat().st_uid != os.getuid():  # someone else's: not a lock to trust

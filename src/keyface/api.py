@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from keyface.data.errors import KeyfaceError
+from keyface.data.errors import KeyfaceError, finite_number
 from keyface.keypoints.predictor import align_batch
 from keyface.recognition.core.pipeline import Face, make_detector
 from keyface.recognition.facade import Gallery, build, checked_count, load, recogniser_for
@@ -39,17 +39,6 @@ def _pixels(image: Image) -> np.ndarray:
     return as_rgb(image)
 
 
-def _number(value, name: str) -> float:
-    """A distance or score given by the caller, as a float; a KeyfaceError if it is not a finite number."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if isinstance(value, (bool, str)) or not np.isfinite(number):
-        raise KeyfaceError(f"{name} must be a finite number, not {value!r}")
-    return number
-
-
 def _area(box) -> float:
     return float((box[2] - box[0]) * (box[3] - box[1]))
 
@@ -57,7 +46,7 @@ def _area(box) -> float:
 def _detector(recogniser, min_face: float | None):
     """The recogniser's detector, or one of its kind looking for faces from `min_face` px wide (kept)."""
     own = recogniser.pipeline.detector
-    if min_face is None or _number(min_face, "min_face") == getattr(own, "min_face", None):
+    if min_face is None or finite_number(min_face, "min_face") == getattr(own, "min_face", None):
         return own
     key = (own.name, float(min_face))
     if key not in _DETECTORS:
@@ -74,7 +63,7 @@ def face_locations(image: Image, min_face: float | None = None, max_num: int = 0
     `min_score` drops boxes the detector scored lower (it can only raise the detector's own cut), `min_face` is
     the smallest face looked for (px wide; default: the recogniser's)."""
     checked_count(max_num, "max_num is how many of the largest faces to keep (0: all)", least=0)
-    cut = None if min_score is None else _number(min_score, "min_score")
+    cut = None if min_score is None else finite_number(min_score, "min_score")
     rgb = _pixels(image)
     found = _detector(recogniser_for(recogniser), min_face).detect(rgb)
     boxes = [tuple(float(v) for v in f.box) for f in found if cut is None or f.score >= cut]
@@ -164,7 +153,7 @@ def compare_faces(known, candidate, tolerance: float | None = None, recogniser=N
     recogniser's calibrated verify threshold (the embeddings must then be that recogniser's)."""
     distances = face_distance(known, candidate)
     if tolerance is not None:
-        cut = _number(tolerance, "tolerance")
+        cut = finite_number(tolerance, "tolerance")
     else:
         recogniser = recogniser_for(recogniser)
         dim = np.asarray(candidate).size
@@ -194,7 +183,7 @@ def draw_faces(image: Image, faces: list[Face]) -> np.ndarray:
     name (green) or "unknown" (red); labels stay readable with dozens of small faces. `faces` are what
     find_faces or Gallery.identify returned for this photo."""
     from keyface.recognition.core.annotate import draw_identities
-    faces = [faces] if isinstance(faces, Face) else list(faces) if hasattr(faces, "__iter__") else [faces]
+    faces = list(faces) if hasattr(faces, "__iter__") else [faces]  # one face, or not a face: refused below
     if not all(isinstance(face, Face) for face in faces):
         raise KeyfaceError("draw_faces takes the faces find_faces or Gallery.identify returned")
     rgb = _pixels(image)
@@ -206,7 +195,7 @@ def verify(image_a: Image, image_b: Image, recogniser=None, threshold: float | N
     """Whether two photos (one face each) show the same person, and the cosine distance; `threshold` is a
     distance to use instead of the calibrated one, `largest_face` takes a photo's largest face where it
     has several people in it (the default refuses such a photo)."""
-    cut = None if threshold is None else _number(threshold, "threshold")
+    cut = None if threshold is None else finite_number(threshold, "threshold")
     recogniser = recogniser_for(recogniser)
     chosen = recogniser.taking("largest") if largest_face else recogniser
     return chosen.verify(image_a, image_b, cut)
@@ -220,7 +209,7 @@ def identify_video(source, gallery, every: int | None = None, fps: float | None 
     `fps` a second (default 15), from `start` to `end` seconds; `on_frame(frame, [(track id, box, name so
     far)])` is called on each (for live use)."""
     from keyface.data.video import Sampling
-    sampling = Sampling(every, fps, float(start), end)
+    sampling = Sampling(every, fps, start, end)
     own = not isinstance(gallery, Gallery)
     people = Gallery(gallery, create=False) if own else gallery
     try:
