@@ -65,7 +65,7 @@ def recogniser_for(given: Recogniser | str | None = None) -> Recogniser:
     """The recogniser a verb was given: one made by build or load, an embedder's name (as load(name): loaded
     once and kept), or None for the default embedder's."""
     if given is None or isinstance(given, str):
-        return load(*([given] if given else []))
+        return load(given or DEFAULT_EMBEDDER)
     if not hasattr(given, "embedder"):  # duck-typed: a stand-in with the recogniser's parts will do
         raise KeyfaceError(f"recogniser is one made by keyface.load or keyface.build, or an embedder's name, "
                            f"not {type(given).__name__}")
@@ -162,6 +162,7 @@ class Gallery:
             else:
                 refused.append(GalleryConflictError(f"{photo}: already enrolled as {owner!r}"))
         added = self.store.add(keep)
+        self._head = None  # checked against the people again when next asked for
         if thumbnail and keep:
             self.store.set_thumbnail(person, thumbnail)
         return added, refused
@@ -283,9 +284,11 @@ class Gallery:
     def rename(self, old: str, new: str) -> None:
         """Rename a person."""
         self.store.rename(old, new)
+        self._head = None  # checked against the people again when next asked for
 
     def remove(self, name: str) -> int:
         """Remove a person and their photos; returns how many photos went."""
+        self._head = None  # checked against the people again when next asked for
         return self.store.remove(name)
 
     def thumbnail(self, name: str) -> bytes:

@@ -174,6 +174,22 @@ def test_train_head_then_identify_with_it(tmp_path, youtube_sample, models, caps
     run(["rename", "Luis", "Luis B", "--gallery", db], capsys)  # the head still says "Luis": refused, not used
     code, out, err = run(["identify", youtube_sample[0][0], "--head", "--gallery", db, *models], capsys)
     assert code == 2 and "trained on other people" in err and "train-head" in err and out == ""
+    assert run(["train-head", "--gallery", db, *models], capsys)[0] == 0
+    _a_kept_gallery_forgets_its_head_when_its_people_change(db, youtube_sample[0][0], models)
+
+
+def _a_kept_gallery_forgets_its_head_when_its_people_change(db, photo, models):
+    """A server keeps one Gallery: a rename through it must not leave the head it loaded in use."""
+    from keyface.data.errors import NoSoftmaxHeadError
+    from keyface.recognition.facade import Gallery, build
+    options = dict(zip(models[0::2], models[1::2]))
+    recogniser = build(options["--embedder"], model=options["--embedder-model"],
+                       keypoint_model=options["--keypoint-model"], threshold=2.0)
+    with Gallery(db, recogniser) as gallery:
+        assert gallery.identify(photo, head=True, min_probability=0.0)[0].name == "Kristen"
+        gallery.rename("Kristen", "Kristen S")
+        with pytest.raises(NoSoftmaxHeadError, match="trained on other people"):
+            gallery.identify(photo, head=True)
 
 
 def test_demo_runs_offline_on_the_shipped_sample(tmp_path, models, capsys):
