@@ -24,8 +24,9 @@ from keyface.recognition.core.pipeline import (Face, FacePipeline, Prepared, Rec
                                              label)
 # check_name: the one rule for a person's name, for the entry points too
 from keyface.recognition.core.records import Enrolment, check_name
-from keyface.recognition.core.store import SQLiteStore
+from keyface.recognition.core.store import SQLiteStore, check_made_by
 
+MIN_PROBABILITY = 0.5  # a softmax head's: below it, a face is unknown
 ENROL_CHUNK = 32  # photos found, then embedded together: one pass of the network, memory bounded
 _LOADED: dict = {}
 _LOADING = threading.Lock()
@@ -80,9 +81,8 @@ class Gallery:
     def __init__(self, path: str | os.PathLike, recogniser: Recogniser | str | None = None, create: bool = True):
         if not isinstance(path, (str, os.PathLike)):
             raise GalleryError(f"a gallery is a file's path or a postgresql:// URI, not {type(path).__name__}")
-        made = made_by(path) if recogniser is None else {}
-        if "embedder" in made:
-            self.store = open_store(path, made["embedder"], made["version"], int(made["dim"]), create=False)
+        if recogniser is None and (not create or "embedder" in made_by(path)):  # its own embedder, loaded when asked
+            self.store = open_store(path, None, None, None, create=False)
         else:
             recogniser = recogniser_for(recogniser)
             emb = recogniser.embedder
@@ -98,6 +98,11 @@ class Gallery:
         return self.store.path
 
     @property
+    def embedder(self) -> str:
+        """The name of the embedder the gallery's faces were embedded with."""
+        return self.store.embedder
+
+    @property
     def recogniser(self) -> Recogniser:
         """The recogniser its faces are embedded with: given, or the gallery's own embedder's, loaded now."""
         if self._recogniser is None:
@@ -108,6 +113,15 @@ class Gallery:
                                       self.path, self.store.embedder, self.store.embedder)
             self._recogniser = found
         return self._recogniser
+
+    @recogniser.setter
+    def recogniser(self, given: Recogniser | str) -> None:
+        """Embed with this recogniser (made by build or load, or an embedder's name): refused unless it has the
+        gallery's own embedder and model version."""
+        found = recogniser_for(given)
+        check_made_by(self.path, {"embedder": self.store.embedder, "version": self.store.version},
+                      found.embedder.name, found.embedder.version)
+        self._recogniser = found
 
     def __enter__(self) -> "Gallery":
         return self
@@ -173,7 +187,7 @@ class Gallery:
         return self._chooser(largest_face).enrolments(check_name(name), _photo_list(photos))
 
     def identify(self, image, top: int = 3, index=None, head: bool = False,
-                 min_probability: float = 0.5) -> list[Face]:
+                 min_probability: float = MIN_PROBABILITY) -> list[Face]:
         """Every face in a photo, left to right, with its `top` nearest people, named when the nearest is
         within the open-set cut (else unknown: None). `index` is a search index made by search_index()
         (kept by a server), or the kind of one to make ("exact", the default, "faiss" or "hnsw"); `head`
@@ -182,7 +196,7 @@ class Gallery:
         faces = self.recogniser.identify(self._index(index), image, top, by_distance=not head)
         return self._named_by_head(faces, min_probability) if head else faces
 
-    def identify_all(self, photos, top: int = 3, index=None, head: bool = False, min_probability: float = 0.5,
+    def identify_all(self, photos, top: int = 3, index=None, head: bool = False, min_probability: float = MIN_PROBABILITY,
                      workers: int = 1):
         """identify() for many photos, `workers` of them at once (threads), yielded in the order given as
         (photo, faces), or (photo, KeyfaceError) for a photo that cannot be identified; the rest go on."""
@@ -271,7 +285,8 @@ class Gallery:
         if not faces:
             return faces
         names, probs = self.softmax_head().classify([f.embedding for f in faces])
-        return [replace(f, name=str(n) if p >= min_probability else None) for f, n, p in zip(faces, names, probs)]
+        return [replace(f, name=str(n) if p >= min_probability else None, probability=float(p))
+                for f, n, p in zip(faces, names, probs)]
 
     def is_empty(self) -> bool:
         """Whether no one is enrolled (cheap at any size, unlike people())."""

@@ -99,6 +99,18 @@ def test_gallery_of_another_embedder_is_refused_and_untouched(tmp_path, youtube_
         f"(use --embedder geometry, or run `keyface reindex --gallery {db} --embedder keypoints`)")
 
 
+def test_a_gallery_is_used_with_its_own_embedder_when_none_is_named(tmp_path, youtube_sample, models, capsys):
+    db = tmp_path / "g.db"
+    assert run(["enroll", "--name", "Kristen", youtube_sample[0][0], "--gallery", db, *models], capsys)[0] == 0
+    own = [flag for flag in models if flag not in ("--embedder", "geometry")]  # the model files, no embedder named
+    code, out, err = run(["identify", youtube_sample[1][0], "--gallery", db, "--json", "--threshold", "2", *own],
+                         capsys)
+    assert code == 0, err
+    assert json_lines(out)[0]["faces"][0]["matches"][0]["person"] == "Kristen"
+    code, _, err = run(["enroll", "--name", "Kristen", youtube_sample[1][0], "--gallery", db, *own], capsys)
+    assert code == 0 and "was made with" not in err
+
+
 def test_library_errors_get_their_flags_on_the_command_line(tmp_path, monkeypatch):
     import numpy as np
     from keyface.data.errors import KeyfaceError
@@ -170,7 +182,16 @@ def test_train_head_then_identify_with_it(tmp_path, youtube_sample, models, caps
     heads = [p for p in tmp_path.iterdir() if p.suffix == ".keras"]  # fitted on faces: owner-only, as the gallery
     assert len(heads) == 1 and heads[0].stat().st_mode & 0o777 == 0o600
     code, out, _ = run(["identify", youtube_sample[0][0], "--head", "--json", "--gallery", db, *models], capsys)
-    assert code == 0 and json_lines(out)[0]["faces"][0]["name"] == "Kristen"
+    face = json_lines(out)[0]["faces"][0]
+    assert code == 0 and face["name"] == "Kristen" and 0.5 <= face["probability"] <= 1
+    code, out, _ = run(["identify", youtube_sample[0][0], "--head", "--min-probability", "1", "--gallery", db,
+                        *models], capsys)  # only a saturated head is that sure; the line says how sure it was
+    assert code == 0 and (": unknown  (probability 0." in out) == (face["probability"] < 1)
+    for flags, said in ((["--head", "--threshold", "0.3"], "with --head the softmax head names faces"),
+                        (["--head", "--far", "0.01"], "with --head the softmax head names faces"),
+                        (["--min-probability", "0.9"], "give --head too")):
+        code, out, err = run(["identify", youtube_sample[0][0], *flags, "--gallery", db, *models], capsys)
+        assert code == 2 and said in err and out == ""
     run(["rename", "Luis", "Luis B", "--gallery", db], capsys)  # the head still says "Luis": refused, not used
     code, out, err = run(["identify", youtube_sample[0][0], "--head", "--gallery", db, *models], capsys)
     assert code == 2 and "trained on other people" in err and "train-head" in err and out == ""

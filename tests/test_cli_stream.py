@@ -234,3 +234,14 @@ def test_progress_bar_only_on_a_terminal_with_more_than_three_photos(monkeypatch
         assert stream.bar is None and list(count(iter("abc"))) == ["a", "b", "c"]
     with Progress(list("abcd"), "x") as (count, stream):  # the results pass through, counted as handled
         assert (stream.bar is not None) == tty and list(count(x.upper() for x in "abcd")) == list("ABCD")
+
+
+def test_a_reader_that_goes_away_ends_the_command_with_sigpipes_status(youtube_sample, models):
+    """`keyface embed ... | head -c 10`: no traceback, and not 1 (verify's "different people") nor 2 (an error)."""
+    photos = [str(photo) for photo, _ in youtube_sample] * 30  # ~150 kB of JSON: more than a pipe holds
+    child = subprocess.Popen([sys.executable, "-m", "keyface.recognition.cli.main", "embed", *photos, *models],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert len(child.stdout.read(10)) == 10
+    child.stdout.close()
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=300) == 141 and "Traceback" not in err and "error" not in err, err

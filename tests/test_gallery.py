@@ -45,6 +45,25 @@ def test_other_embedder_or_version_is_refused_with_reindex_hint(tmp_path):
     assert "--" not in str(info.value)  # library terms: the command line adds its flags
 
 
+def test_a_gallery_takes_a_recogniser_of_its_own_embedder_and_version_only(tmp_path):
+    from types import SimpleNamespace
+    from keyface import Gallery
+    from keyface.data.errors import OtherModelError
+    SQLiteStore(tmp_path / "g.db", "toy", "v1", DIM).close()
+    (tmp_path / "empty.db").touch()
+    with pytest.raises(GalleryError, match="no keyface gallery"):  # nothing to open with its own embedder
+        Gallery(tmp_path / "empty.db", create=False)
+    assert (tmp_path / "empty.db").stat().st_size == 0
+    with Gallery(tmp_path / "g.db", create=False) as gallery:
+        assert gallery.embedder == "toy"
+        for other in (("toy", "v2"), ("other", "v1")):
+            with pytest.raises(OtherModelError, match="reindex it"):
+                gallery.recogniser = SimpleNamespace(embedder=SimpleNamespace(name=other[0], version=other[1]))
+        own = SimpleNamespace(embedder=SimpleNamespace(name="toy", version="v1"))
+        gallery.recogniser = own
+        assert gallery.recogniser is own
+
+
 def test_foreign_sqlite_and_non_sqlite_files_are_refused_untouched(tmp_path):
     foreign = tmp_path / "app.db"
     with sqlite3.connect(foreign) as conn:

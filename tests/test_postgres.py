@@ -67,6 +67,21 @@ def test_one_database_gallery_serves_many_threads_as_a_file_does(uri):
         shared_by_threads(store, face)
 
 
+def test_a_store_opened_without_an_embedder_takes_the_gallerys_own(uri, tmp_path):
+    for location in (uri, tmp_path / "g.db"):
+        with pytest.raises(GalleryError, match="no keyface gallery|enrol people first"):
+            SQLiteStore(location, None, None, None, create=False) if isinstance(location, Path) else \
+                PostgresStore(location, None, None, None, create=False)
+        opener = PostgresStore if isinstance(location, str) else SQLiteStore
+        with opener(location, "e", "v1", DIM) as store:
+            store.add(faces(np.random.default_rng(0), ["Ada"], 2))
+        with opener(location, None, None, None, create=False) as store:
+            assert (store.embedder, store.version, store.dim, store.people()) == ("e", "v1", DIM, [("Ada", 2)])
+        import keyface
+        with keyface.Gallery(location, create=False) as gallery:  # no model loads for a listing
+            assert gallery.embedder == "e" and gallery.people() == {"Ada": 2}
+
+
 def test_the_store_keeps_the_sqlite_rules_and_searches_like_exact_search(uri):
     rng = np.random.default_rng(0)
     probes = rng.normal(size=(6, DIM)).astype(np.float32)

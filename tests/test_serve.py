@@ -222,4 +222,24 @@ def test_enrolling_with_the_largest_face_takes_photos_with_several_faces(fresh):
     assert largest.status_code == 201 and largest.json() == {"person": "Condoleezza Rice", "added": 5, "errors": []}
     # the choice was this request's alone: the server still refuses several faces by default
     again = client.post("/api/people", data={"name": "Rice Again"}, files=photos("Condoleezza Rice"), headers=AUTH)
+    assert again.status_code == 200  # nothing added: nothing created
     assert again.json()["added"] == 0 and any("faces found" in e for e in again.json()["errors"])
+    crowded = next(e.split(":")[0] for e in again.json()["errors"] if "faces found" in e)  # named by its file
+    pair = {"photo_a": photos("Condoleezza Rice")[0][1], "photo_b": probe("Salma_Hayek_0006.jpg")["photo"]}
+    pair["photo_a"] = next(f for _, f in photos("Condoleezza Rice") if f[0] == crowded)
+    refused = one_line_error(client.post("/api/verify", files=pair), 400)
+    assert refused.startswith(f"{crowded}: ") and "faces found" in refused and "image array" not in refused
+    taken = client.post("/api/verify", files=pair, data={"largest_face": "true"})
+    assert taken.status_code == 200 and taken.json()["same"] is False
+
+
+def test_the_api_docs_work_offline(served):
+    client, _ = served
+    page = client.get("/api/docs")
+    assert page.status_code == 200 and "/api/openapi.json" in page.text
+    scripts = [part.split('"')[0] for part in page.text.split('src="')[1:]] + \
+              [part.split('"')[0] for part in page.text.split('href="')[1:]]
+    assert scripts and all(url.startswith("/static/") for url in scripts if url), scripts  # nothing from a CDN
+    for url in filter(None, scripts):
+        assert client.get(url).status_code == 200 and len(client.get(url).content) > 10_000
+    assert client.get("/static/swagger/index.html").status_code == 404  # a fixed list, not the folder

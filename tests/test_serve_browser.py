@@ -289,5 +289,11 @@ def test_the_page_verifies_two_photos(page, server):
     page.set_input_files("#verify-b", str(DEMO / "probes" / "Tom_Cruise_0006.jpg"))
     page.click("#verify-run")
     expect(result).to_have_text(re.compile(r"^Different people \(distance \d\.\d{3}, threshold \d\.\d{3}\)$"))
+    page.set_input_files("#verify-a", str(DEMO / "gallery" / "Condoleezza Rice" / "Condoleezza_Rice_0004.jpg"))
+    page.click("#verify-run")  # two people in it: refused, naming the file
+    expect(result).to_have_text(re.compile(r"^Condoleezza_Rice_0004\.jpg: 2 faces found"))
+    page.check("#verify-largest")
+    page.click("#verify-run")
+    expect(result).to_have_text(re.compile(r"^Different people \(distance"))
     assert page.errors == []
     assert all(url.startswith((server + "/", "blob:")) for url in page.requests), page.requests

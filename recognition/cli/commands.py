@@ -20,7 +20,7 @@ from keyface.detection.detector import MIN_FACE
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES
 from keyface.recognition.cli.hints import with_hint
 from keyface.recognition.core.pipeline import DEFAULT_DETECTOR, DETECTORS
-from keyface.recognition.facade import Gallery, photo_json
+from keyface.recognition.facade import MIN_PROBABILITY, Gallery, photo_json
 from keyface.runtime.networks import PRECISIONS, set_threads
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,8 @@ _gallery.add_argument("--gallery", help="gallery file, or a PostgreSQL database 
                       "(default: $KEYFACE_GALLERY, then the per-user gallery.db)")
 
 EMBEDDER, _embedder = _flags("models")
-_embedder.add_argument("--embedder", default=DEFAULT_EMBEDDER,
-                       help=f"{', '.join(EMBEDDER_NAMES)} (default: {DEFAULT_EMBEDDER}, the most accurate measured)")
+_embedder.add_argument("--embedder", help=f"{', '.join(EMBEDDER_NAMES)} (default: a gallery's own; else "
+                       f"{DEFAULT_EMBEDDER}, the most accurate measured)")
 _embedder.add_argument("--embedder-model", help="embedder model file (default: models dir, then shipped)")
 _embedder.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
 _embedder.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
@@ -140,6 +140,19 @@ def check_video_flags(args) -> None:
         raise KeyfaceError(f"--end {args.end:g} must come after --start {args.start:g}")
     if args.show and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise KeyfaceError("--show needs a display (no DISPLAY or WAYLAND_DISPLAY here); leave it out on a server")
+
+
+def check_naming_flags(args, videos: set) -> None:
+    """One way of naming faces at a time: the distance cut (--threshold, --far) or the softmax head (--head,
+    --min-probability); a flag of the way not taken would be ignored, so it is refused."""
+    if args.head and (videos or args.camera is not None):
+        raise KeyfaceError("--head names faces in photos; videos are named by their tracks' nearest people")
+    if args.head and (args.threshold is not None or args.far is not None):
+        raise KeyfaceError("--threshold and --far set the distance cut; with --head the softmax head names faces "
+                           "(set its --min-probability instead)")
+    if args.min_probability is not None and not args.head:
+        raise KeyfaceError("--min-probability is the softmax head's: give --head too, or set the distance cut "
+                           "with --threshold or --far")
 
 
 # Output: each photo's result printed the moment it is done.
@@ -238,7 +251,8 @@ def register(sub) -> None:
     p.add_argument("--top", type=count, default=3, help="matches to list per face")
     p.add_argument("--annotate", help="directory for copies with boxes, keypoints, face numbers and names")
     p.add_argument("--head", action="store_true", help="name faces with the gallery's softmax head (train-head)")
-    p.add_argument("--min-probability", type=probability, default=0.5, help="with --head: unknown below this")
+    p.add_argument("--min-probability", type=probability, help="with --head: unknown below this head "
+                   f"probability (default: {MIN_PROBABILITY})")
     p.add_argument("--far", type=rate, help="name at most this share of strangers (people not enrolled), by the "
                    "model's calibration on held-out people (default: its stored cut, 0.01)")
     p.add_argument("--index", choices=["exact", "faiss", "hnsw"],
@@ -249,10 +263,11 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_identify)
 
 
-def recogniser(args):
-    """The pipeline and the embedder the flags name."""
+def recogniser(args, embedder: str | None = None):
+    """The pipeline and the embedder the flags name: --embedder, else `embedder` (a gallery's own), else the
+    default."""
     from keyface.recognition.facade import build
-    return build(args.embedder, args.models, model=args.embedder_model, keypoint_model=args.keypoint_model,
+    return build(args.embedder or embedder or DEFAULT_EMBEDDER, args.models, model=args.embedder_model, keypoint_model=args.keypoint_model,
                  precision=args.precision,
                  threshold=getattr(args, "threshold", None), far=getattr(args, "far", None),
                  detector=getattr(args, "detector", DEFAULT_DETECTOR), min_face=getattr(args, "min_face", None),
@@ -268,10 +283,22 @@ def gallery_path(args) -> Path | str:
     return gallery_location(args.gallery)
 
 
-def open_gallery(args, rec=None, create: bool = False):
-    """The gallery for this embedder (refused if it was made by another); only `create` makes a new one.
-    Without a recogniser (people, rename, remove) any embedder's gallery will do and no model loads."""
-    return Gallery(existing_gallery(args) if not create else gallery_path(args), rec, create=create)
+def open_gallery(args, create: bool = False, models: bool = False):
+    """The gallery the flags name, embedding with its own embedder, or refused if --embedder names another;
+    only `create` makes a new one (with --embedder's, or the default). Without `models` (people, rename,
+    remove) no model loads."""
+    if create:
+        from keyface.recognition.facade import made_by
+        location = gallery_path(args)
+        return Gallery(location, recogniser(args, made_by(location).get("embedder")), create=True)
+    gallery = Gallery(existing_gallery(args), create=False)
+    try:
+        if models:
+            gallery.recogniser = recogniser(args, gallery.embedder)
+    except BaseException:
+        gallery.close()
+        raise
+    return gallery
 
 
 def _report(errors: list) -> int:
@@ -291,8 +318,7 @@ def cmd_enroll(args) -> int:
     from keyface.data.files import shown
     from keyface.recognition.facade import check_name
     todo = read_person_folders(Path(args.folders)) if args.folders else {check_name(args.name): args.photos}
-    rec = recogniser(args)  # after every check that needs no model: a mistake costs no model load
-    with open_gallery(args, rec, create=True) as gallery:
+    with open_gallery(args, create=True) as gallery:  # after every check that needs no model
         added, errors = 0, []
         for person, photos in todo.items():
             try:  # one person's bad name is that person's error, never the batch's
@@ -342,13 +368,11 @@ def cmd_identify(args) -> int:
     if not args.photos and args.camera is None:
         raise KeyfaceError("give photos or videos to identify, or --camera N")
     check_video_flags(args)  # before any model loads
-    location = existing_gallery(args)  # before any model loads
     videos, errors = {p for p in args.photos if is_video_file(p)}, []
-    if args.head and (videos or args.camera is not None):
-        raise KeyfaceError("--head names faces in photos; videos are named by their tracks' nearest people")
+    check_naming_flags(args, videos)  # before any model loads
     own_bars = bool(videos) or args.camera is not None  # a video shows its frames' progress instead
     workers = 1 if own_bars or args.head else photo_workers(args, len(args.photos))
-    with Gallery(location, recogniser(args)) as gallery:
+    with open_gallery(args, models=True) as gallery:
         index = gallery.search_index(args.index)  # an empty gallery: refused before anything else is asked of it
         if args.head:
             gallery.softmax_head()  # missing: one error for the run, not one a photo
@@ -394,7 +418,8 @@ def _identify_one(photo: str, result, threshold: float | None, args, stream, err
 
 def _identified(gallery, photos: list, index, args, workers: int):
     """(photo, its faces or its KeyfaceError) for each photo, in order, `workers` at once."""
-    return gallery.identify_all(photos, args.top, index, args.head, args.min_probability, workers)
+    least = MIN_PROBABILITY if args.min_probability is None else args.min_probability
+    return gallery.identify_all(photos, args.top, index, args.head, least, workers)
 
 
 def faces_or_error(photo: str, result) -> tuple[list, str | None]:
@@ -411,5 +436,6 @@ def _identity_lines(photo: str, faces: list, threshold: float | None) -> list[st
     lines = []
     for number, face in enumerate(faces, 1):
         best = ", ".join(f"{m.person} {m.distance:.3f}" for m in face.matches)
-        lines.append(f"{photo} face {number}: {face.name or 'unknown'}  (nearest: {best}; {rule})")
+        head = "" if face.probability is None else f"probability {face.probability:.2f}; "
+        lines.append(f"{photo} face {number}: {face.name or 'unknown'}  ({head}nearest: {best}; {rule})")
     return lines

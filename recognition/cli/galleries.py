@@ -10,7 +10,6 @@ from keyface.data.errors import KeyfaceError
 from keyface.data.paths import gallery_location, shown_location
 from keyface.recognition.cli import commands
 from keyface.recognition.cli.commands import _report, existing_gallery, gallery_path, open_gallery, recogniser
-from keyface.recognition.facade import Gallery
 
 MIGRATE_EPILOG = ("SRC and DST are gallery files or postgresql://USER[:PASSWORD]@HOST[:PORT]/DB URIs. DST must be "
                   "new or empty; everything is copied in one transaction, then both are read back and compared "
@@ -78,8 +77,8 @@ def cmd_remove(args) -> int:
 
 def cmd_train_head(args) -> int:
     """Fit the softmax head on the gallery's embeddings."""
-    location = existing_gallery(args)  # before any model loads
-    with Gallery(location, recogniser(args)) as gallery:
+    # trained on the stored embeddings: no model loads, unless to check that --embedder is the gallery's
+    with open_gallery(args, models=args.embedder is not None) as gallery:
         path = gallery.train_head(args.epochs)
         print(f"softmax head over {len(gallery.people())} people written to {path}")
     return 0

@@ -33,6 +33,8 @@ ORDER = ["keypoints", "commands", "photos", "galleries", "demo", "train", "bench
 CPU_COMMANDS = {"enroll", "enrol", "identify", "verify", "embed", "cluster", "demo", "reindex", "train-head", "classify",
                 "people", "rename", "remove", "check", "migrate"}
 NOISY_LOGGERS = ("absl", "tensorflow", "keras", "h5py", "matplotlib", "PIL", "jax", "faiss")
+PIPE_CLOSED = 128 + 13  # the reader went away (`| head`): the status a shell gives a tool SIGPIPE ended, never 1
+# (which verify uses for "different people") nor 2 (an error)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -328,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # the reader of our output went away (`| head`): nothing more to say to anyone
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return PIPE_CLOSED
     except Exception as exc:  # a bug, not bad input: still one line unless --debug asks for more
         if debug:
             raise

@@ -9,6 +9,7 @@ from keyface.data.errors import KeyfaceError
 from keyface.data.paths import shown_location, user_dir
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES
 from keyface.recognition.cli import commands
+from keyface.recognition.facade import made_by
 
 log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -25,8 +26,8 @@ def register(sub) -> None:
     p.add_argument("--port", type=commands.port, default=8000, help="TCP port (default: 8000)")
     p.add_argument("--gallery", help="gallery file or postgresql:// URI (default: $KEYFACE_GALLERY, then the "
                    "per-user gallery.db; made if missing)")
-    p.add_argument("--embedder", default=DEFAULT_EMBEDDER, choices=EMBEDDER_NAMES,
-                   help=f"embedder (default: {DEFAULT_EMBEDDER})")
+    p.add_argument("--embedder", choices=EMBEDDER_NAMES,
+                   help=f"embedder (default: the gallery's own; for a new gallery {DEFAULT_EMBEDDER})")
     p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
     p.add_argument("--token-file", help="file holding the API token (default: the per-user serve/token; made "
                    "owner-only if missing)")
@@ -43,11 +44,12 @@ def cmd_serve(args) -> int:
     token_file = Path(args.token_file) if args.token_file else user_dir("serve") / "token"
     token = load_or_create_token(token_file)
     gallery = commands.gallery_path(args)
-    app = build_app(args.embedder, args.detector, args.models, gallery, token, args.host not in LOOPBACK,
+    embedder = args.embedder or made_by(gallery).get("embedder") or DEFAULT_EMBEDDER
+    app = build_app(embedder, args.detector, args.models, gallery, token, args.host not in LOOPBACK,
                     args.max_upload_mb * 1_000_000, tuple(args.cors_origin), args.precision, args.min_face)
     import uvicorn
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"keyface serving {shown_location(gallery)} with {args.embedder} at http://{shown_host}:{args.port}/#token={token}\n"
+    print(f"keyface serving {shown_location(gallery)} with {embedder} at http://{shown_host}:{args.port}/#token={token}\n"
           f"API token in {token_file}; stop with Ctrl-C", file=sys.stderr, flush=True)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)

@@ -56,8 +56,9 @@ class PostgresStore:
     """People, their photos and embeddings for one embedder (name + model version) in a PostgreSQL
     database with pgvector; each write one transaction."""
 
-    def __init__(self, uri: str, embedder: str, version: str, dim: int, create: bool = True):
-        """Open (or, with create, make) the gallery in the database the URI names."""
+    def __init__(self, uri: str, embedder: str | None, version: str | None, dim: int | None, create: bool = True):
+        """Open (or, with create, make) the gallery in the database the URI names; with no embedder, an
+        existing gallery with its own."""
         self.uri, self.path = uri.strip(), shown_location(uri)  # `path`: what messages call the gallery
         self.embedder, self.version, self.dim = embedder, version, dim
         self.db = Connection(self.uri)
@@ -78,14 +79,16 @@ class PostgresStore:
             if tables:
                 raise GalleryError(f"{self.path} is not a keyface gallery (it holds other tables: "
                                    f"{', '.join(sorted(tables)[:3])}); refusing to touch it: use an empty database")
-            if not create:
+            if not create or self.embedder is None:  # no embedder: nothing to make one for
                 raise GalleryError(f"no keyface gallery in {self.path} (enrol people first with `keyface enroll`)")
             try:
                 self._create(conn)
             except (psycopg_module().errors.DuplicateTable, psycopg_module().errors.UniqueViolation):
                 log.info("another keyface made the gallery in %s at the same time; using it", self.path)
-        check_made_by(self.path, dict(conn.execute("SELECT key, value FROM meta").fetchall()), self.embedder,
-                      self.version)
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        if self.embedder is None:
+            self.embedder, self.version, self.dim = meta["embedder"], meta["version"], int(meta["dim"])
+        check_made_by(self.path, meta, self.embedder, self.version)
 
     def _create(self, conn) -> None:
         """The tables, the HNSW index and the gallery's embedder, in one transaction; refused with nothing

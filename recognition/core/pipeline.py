@@ -36,7 +36,8 @@ class Face:
     """One face in a photo, the one kind every verb returns: the detector's box and score, 68 keypoints in
     photo pixels and the detector's own 5 landmarks where it gave them (eye centres, nose tip, mouth
     corners; image-left first); once embedded, its unit `embedding`; once identified, its nearest people
-    (`matches`, best first) and `name` (None: unknown)."""
+    (`matches`, best first) and `name` (None: unknown); named by a gallery's softmax head, the head's
+    `probability` for its most likely person."""
     box: tuple[float, float, float, float]
     score: float
     keypoints: np.ndarray
@@ -44,6 +45,7 @@ class Face:
     embedding: np.ndarray | None = None
     name: str | None = None
     matches: tuple[Match, ...] | None = None  # None: not identified
+    probability: float | None = None  # None: not named by a softmax head
 
     @property
     def distance(self) -> float | None:
@@ -58,14 +60,16 @@ class Face:
 
     def to_json(self, number: int | None = None, embedding: bool = False) -> dict:
         """The face as every output gives it (JSON Lines, the HTTP API): its number (left to right, from 1),
-        box and keypoints to 0.1 px, score; once identified its name ("unknown" for no one) and matches; the
-        embedding (6 decimals) if asked."""
+        box and keypoints to 0.1 px, score; once identified its name ("unknown" for no one) and matches, and
+        the softmax head's probability where a head named it; the embedding (6 decimals) if asked."""
         out = {} if number is None else {"face": number}
         out.update({"box": [round(float(v), 1) for v in self.box], "score": round(float(self.score), 4),
                     "keypoints": np.round(np.asarray(self.keypoints, float), 1).tolist()})
         if self.matches is not None:
             out["name"] = self.name or "unknown"
             out["matches"] = [{"person": person, "distance": round(float(d), 4)} for person, d in self.matches]
+        if self.probability is not None:
+            out["probability"] = round(float(self.probability), 4)
         if embedding and self.embedding is not None:
             out["embedding"] = [round(float(x), 6) for x in self.embedding]
         return out
@@ -195,9 +199,12 @@ def width_inside(box, image_width: float) -> float:
     return float(min(box[2], image_width) - max(box[0], 0.0))
 
 
+ARRAY = "image array"  # what messages call a photo given as pixels
+
+
 def label(photo) -> str:
-    """How a photo is named in messages: its path, printable, or 'image array'."""
-    return "image array" if isinstance(photo, np.ndarray) else shown(photo)
+    """How a photo is named in messages: its path, printable, or ARRAY."""
+    return ARRAY if isinstance(photo, np.ndarray) else shown(photo)
 
 
 class Prepared(NamedTuple):
@@ -336,7 +343,11 @@ class Recogniser:
     def verify(self, photo_a, photo_b, threshold: float | None = None) -> tuple[bool, float]:
         """Same person or not (within `threshold`, by default the calibrated one), and the cosine distance
         between the two photos' faces."""
-        a, b = self.single_face(photo_a), self.single_face(photo_b)
+        return self.same_person(self.single_face(photo_a), self.single_face(photo_b), threshold)
+
+    def same_person(self, a: Face, b: Face, threshold: float | None = None) -> tuple[bool, float]:
+        """verify() for two faces already embedded: within `threshold` (default the calibrated one), and
+        their cosine distance."""
         distance = float(1.0 - np.dot(a.embedding, b.embedding))
         return distance <= (self.threshold if threshold is None else threshold), distance
 

@@ -47,8 +47,10 @@ class SQLiteStore:
     """People, their photos and embeddings for one embedder (name + model version) in SQLite; one store
     may be used from any thread, one call at a time."""
 
-    def __init__(self, path: str | os.PathLike, embedder: str, version: str, dim: int, create: bool = True):
-        """Open (or, with create, make) a gallery; a damaged one is refused before anything is written."""
+    def __init__(self, path: str | os.PathLike, embedder: str | None, version: str | None, dim: int | None,
+                 create: bool = True):
+        """Open (or, with create, make) a gallery; a damaged one is refused before anything is written. With
+        no embedder an existing gallery is opened with its own (name, version and dimension)."""
         if not str(path):
             raise GalleryError("the gallery path is empty")
         self.path = Path(path)
@@ -81,6 +83,8 @@ class SQLiteStore:
     def _open(self) -> None:
         """Connect, check the file is an undamaged keyface gallery, and claim or check its embedder."""
         fresh = not self.path.exists() or self.path.stat().st_size == 0
+        if fresh and self.embedder is None:  # nothing to open with its own embedder: never made into a gallery
+            raise GalleryError(f"{self.path} holds no keyface gallery (enrol people first with `keyface enroll`)")
         self._conn = _connect(self.path)
         if not fresh and not self._has_schema():
             raise GalleryError(f"{self.path} is an SQLite file but not a keyface gallery; refusing to touch it")
@@ -138,6 +142,8 @@ class SQLiteStore:
             self.conn.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)",
                                   [("generation", "0"), ("gallery_id", os.urandom(8).hex())])
             meta = dict(self.conn.execute("SELECT key, value FROM meta"))
+        if self.embedder is None:
+            self.embedder, self.version, self.dim = meta["embedder"], meta["version"], int(meta["dim"])
         check_made_by(self.path, meta, self.embedder, self.version)
 
     def _has_schema(self) -> bool:

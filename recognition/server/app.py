@@ -30,6 +30,7 @@ from keyface.data.images import decode_image_bytes, image_sha256
 from keyface.data.paths import is_database_uri, shown_location
 from keyface.recognition.core.annotate import face_thumbnail
 from keyface.recognition.core.approximate import LiveIndex
+from keyface.recognition.core.pipeline import ARRAY
 from keyface.recognition.facade import Gallery, check_name, photo_json, verify_json
 from keyface.recognition.server.limits import UploadLimit
 from keyface.recognition.server.views import people_json
@@ -37,6 +38,7 @@ from keyface.runtime.networks import keyface_version
 
 log = logging.getLogger(__name__)
 STATIC = Path(str(resources.files("keyface.recognition.server") / "static"))
+SWAGGER_UI = "swagger-ui-4.15.5"  # the folder swagger-ui-bundle==1.1.0 (setup.cfg) keeps Swagger UI in
 
 
 class Rename(BaseModel):
@@ -84,7 +86,7 @@ def create_app(recogniser, config: ServeConfig) -> FastAPI:
         yield
         store.close()
     app = FastAPI(title="keyface", version=keyface_version(), description="Enrol, identify and verify faces.",
-                  docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None, lifespan=lifespan)
+                  docs_url=None, openapi_url="/api/openapi.json", redoc_url=None, lifespan=lifespan)
     app.state.store, app.state.recogniser, app.state.config = store, recogniser, config
     _guard(app, config)
     _errors(app, config.gallery)
@@ -171,18 +173,30 @@ def _errors(app: FastAPI, gallery: Path | str) -> None:
 
 
 def _pages(app: FastAPI) -> None:
-    """The browser page and its two files, served from the package."""
+    """The browser page and its files, served from the package, and the API's Swagger UI from
+    swagger-ui-bundle's (it works offline: FastAPI's own loads its files from a CDN)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    swagger = Path(str(resources.files("swagger_ui_bundle") / "vendor" / SWAGGER_UI))
     types = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
+    files = {**{name: STATIC / name for name in types},
+             **{f"swagger/{name}": swagger / name for name in ("swagger-ui-bundle.js", "swagger-ui.css")}}
 
     @app.get("/", include_in_schema=False)
     def page():
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
-    @app.get("/static/{name}", include_in_schema=False)
+    @app.get("/static/{name:path}", include_in_schema=False)
     def static(name: str):
-        if name not in types:  # a fixed list: a client's path never reaches the file system
+        if name not in files:  # a fixed list: a client's path never reaches the file system
             raise HTTPException(404, "not found")
-        return FileResponse(STATIC / name, media_type=types[name])
+        kind = "text/css" if name.endswith(".css") else types.get(name, "text/javascript")
+        return FileResponse(files[name], media_type=kind)
+
+    @app.get("/api/docs", include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(openapi_url="/api/openapi.json", title="keyface API",
+                                   swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+                                   swagger_css_url="/static/swagger/swagger-ui.css", swagger_favicon_url="")
 
 
 async def _photo(upload: UploadFile) -> tuple[str, object]:
@@ -234,11 +248,15 @@ def _photo_routes(app: FastAPI, rec, store: GalleryThread) -> None:
         return JSONResponse(photo_json(name, faces, threshold=round(rec.identify_threshold, 4)))
 
     @app.post("/api/verify")
-    async def verify(photo_a: UploadFile = File(...), photo_b: UploadFile = File(...)) -> dict:
-        """Whether two photos (one face each) show the same person."""
-        (_, a), (_, b) = await _photo(photo_a), await _photo(photo_b)
-        same, distance = await _in_thread(rec.verify, a, b)
+    async def verify(photo_a: UploadFile = File(...), photo_b: UploadFile = File(...),
+                     largest_face: bool = Form(False)) -> dict:
+        """Whether two photos (one face each, or the largest face of each with largest_face) show the same
+        person."""
+        chosen = rec.taking("largest" if largest_face else rec.several_faces)
+        faces = [await _in_thread(_single_face, chosen, *await _photo(upload)) for upload in (photo_a, photo_b)]
+        same, distance = chosen.same_person(*faces)
         return verify_json(same, distance, rec.threshold)
+
 
 
 
@@ -251,10 +269,10 @@ def _people_routes(app: FastAPI, store: GalleryThread) -> None:
         return people_json(everyone[offset:] if limit is None else everyone[offset:offset + limit])
 
     @app.post("/api/people", status_code=201)
-    async def enrol(name: str = Form(...), photos: list[UploadFile] = File(...),
+    async def enrol(response: Response, name: str = Form(...), photos: list[UploadFile] = File(...),
                     largest_face: bool = Form(False)) -> dict:
         """Enrol one person's photos (one face each, or the largest face of each with largest_face) in one
-        transaction."""
+        transaction: 201 when photos were added, 200 when none was (each photo's error says why)."""
         person = check_name(name)
         decoded, errors = [], []
         for upload in photos:
@@ -263,11 +281,12 @@ def _people_routes(app: FastAPI, store: GalleryThread) -> None:
             except KeyfaceError as exc:
                 errors.append(str(exc))
         found = await _in_thread(store.gallery.prepare, person, [rgb for _, rgb, _ in decoded], largest_face)
-        errors += [f"{n}: {str(p.error).split(': ', 1)[-1]}" for (n, _, _), p in zip(decoded, found) if p.error]
+        errors += [str(_named(p.error, n)) for (n, _, _), p in zip(decoded, found) if p.error]
         ready = [(n, replace(p.enrolment, sha256=sha)) for (n, _, sha), p in zip(decoded, found) if not p.error]
         first = next((p for p in found if not p.error), None)  # the thumbnail is made here, not on the gallery's thread
         thumbnail = None if first is None else await _in_thread(face_thumbnail, first.rgb, first.enrolment.box)
         added, refused = await store.run_async(store.gallery.store_enrolments, person, ready, thumbnail)
+        response.status_code = 201 if added else 200  # nothing added (each photo's error says why): nothing made
         return {"person": person, "added": added, "errors": errors + [str(e) for e in refused]}
 
     @app.get("/api/people/{name}/thumbnail")
@@ -288,6 +307,22 @@ def _people_routes(app: FastAPI, store: GalleryThread) -> None:
         """Remove a person and their photos."""
         person = check_name(name)
         return {"person": person, "photos_removed": store.run(lambda: store.gallery.remove(person))}
+
+
+def _single_face(recogniser, name: str, rgb):
+    """An uploaded photo's one face, embedded; its error names the upload (the recogniser sees an array)."""
+    try:
+        return recogniser.single_face(rgb)
+    except KeyfaceError as exc:
+        raise _named(exc, name) from None
+
+
+def _named(error: KeyfaceError, name: str) -> KeyfaceError:
+    """A photo's error (the recogniser calls a decoded upload "image array") naming the uploaded file."""
+    text = str(error)
+    if text.startswith(f"{ARRAY}: "):
+        return type(error)(f"{name}: {text[len(ARRAY) + 2:]}")
+    return error
 
 
 async def _in_thread(fn, *args):

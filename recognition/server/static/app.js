@@ -469,6 +469,7 @@ async function verify(event) {
   const form = new FormData();
   form.append("photo_a", a, a.name);
   form.append("photo_b", b, b.name);
+  if ($("verify-largest").checked) form.append("largest_face", "true");
   let answer;
   try {
     answer = await api("/api/verify", { method: "POST", body: form });
