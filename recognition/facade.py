@@ -1,8 +1,8 @@
 """The one way in: what the `keyface` command, `keyface serve` and the Python API all call.
 
 `build` and `load` make a recogniser (detector, keypoint net, embedder) by the embedder's name; `Gallery` is
-the one gallery type, people kept in a store (SQLite today) and recognised by one recogniser; `photo_json`
-and `verify_json` give every answer its one JSON shape (a face's own is `Face.to_json`). Read `identify`
+the one gallery type, people kept in a store (a SQLite file or PostgreSQL) and recognised by one recogniser;
+`recognition.answers` gives every answer its one JSON shape. Read `identify`
 top to bottom: Gallery.identify -> Recogniser.identify (find, embed, search) -> Face.
 """
 from __future__ import annotations
@@ -15,9 +15,10 @@ from typing import Iterable
 
 import numpy as np
 
-from keyface.data.errors import EmptyGalleryError, GalleryError, KeyfaceError, OtherModelError
+from keyface.data.errors import (EmptyGalleryError, GalleryError, KeyfaceError, OtherModelError,
+                                 PersonNotFoundError)
 from keyface.data.files import shown
-from keyface.data.paths import is_database_uri
+from keyface.data.paths import is_database_uri, shown_location
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER
 from keyface.recognition.core.gallery_check import read_meta
 from keyface.recognition.core.pipeline import (Face, FacePipeline, Prepared, Recogniser, in_order,  # many photos at once
@@ -76,41 +77,53 @@ def recogniser_for(given: Recogniser | str | None = None) -> Recogniser:
 class Gallery:
     """People enrolled in one gallery, a file (SQLite) or a PostgreSQL database (a `postgresql://` URI), for
     one embedder; use it in a `with` block. Opened without a recogniser, an existing gallery lists, renames
-    and removes people without loading any model, and loads its own embedder on the first enrol or identify."""
+    and removes people without loading any model, and loads its own embedder on the first enrol or identify.
+    A new gallery (`create`) is made by its first enrolment: until then it is empty and nothing is written."""
 
     def __init__(self, path: str | os.PathLike, recogniser: Recogniser | str | None = None, create: bool = True):
         if not isinstance(path, (str, os.PathLike)):
             raise GalleryError(f"a gallery is a file's path or a postgresql:// URI, not {type(path).__name__}")
-        if recogniser is None and (not create or "embedder" in made_by(path)):  # its own embedder, loaded when asked
-            self.store = open_store(path, None, None, None, create=False)
-        else:
-            recogniser = recogniser_for(recogniser)
-            emb = recogniser.embedder
-            self.store = open_store(path, emb.name, emb.version, emb.dim, create=create)
-        self._recogniser, self._head = recogniser, None
+        self._location, self._store, self._head, self._making = path, None, None, threading.Lock()
+        self._recogniser = None if recogniser is None else recogniser_for(recogniser)
+        if not create or _exists(path):
+            self._store = open_store(path, *_made_by(self._recogniser), create=False)
 
     def __repr__(self) -> str:
-        return f"Gallery({str(self.path)!r}, embedder={self.store.embedder!r})"
+        return f"Gallery({str(self.path)!r}, embedder={self.embedder!r})"
+
+    @property
+    def store(self):
+        """Where the people are kept (core.store, core.pg_store); a new gallery's is made now."""
+        with self._making:  # threads enrolling into a new gallery at once make it once
+            if self._store is None:
+                self._store = open_store(self._location, *_made_by(self.recogniser), create=True)
+        return self._store
 
     @property
     def path(self) -> Path | str:
         """The gallery file, or the database's URI without its password."""
-        return self.store.path
+        if self._store is not None:
+            return self._store.path
+        return shown_location(self._location) if is_database_uri(self._location) else Path(self._location)
 
     @property
     def embedder(self) -> str:
-        """The name of the embedder the gallery's faces were embedded with."""
-        return self.store.embedder
+        """The name of the embedder the gallery's faces are embedded with."""
+        if self._store is not None:
+            return self._store.embedder
+        return DEFAULT_EMBEDDER if self._recogniser is None else self._recogniser.embedder.name
 
     @property
     def recogniser(self) -> Recogniser:
         """The recogniser its faces are embedded with: given, or the gallery's own embedder's, loaded now."""
+        if self._recogniser is None and self._store is None:  # a new gallery: the default embedder
+            self._recogniser = load(DEFAULT_EMBEDDER)
         if self._recogniser is None:
-            found = load(self.store.embedder)
-            if found.embedder.version != self.store.version:
-                raise OtherModelError(f"{self.path} was made with model {self.store.version} of embedder "
-                                      f"{self.store.embedder!r}; {found.embedder.version} is installed: reindex it",
-                                      self.path, self.store.embedder, self.store.embedder)
+            found = load(self._store.embedder)
+            if found.embedder.version != self._store.version:
+                raise OtherModelError(f"{self.path} was made with model {self._store.version} of embedder "
+                                      f"{self._store.embedder!r}; {found.embedder.version} is installed: reindex it",
+                                      self.path, self._store.embedder, self._store.embedder)
             self._recogniser = found
         return self._recogniser
 
@@ -119,8 +132,9 @@ class Gallery:
         """Embed with this recogniser (made by build or load, or an embedder's name): refused unless it has the
         gallery's own embedder and model version."""
         found = recogniser_for(given)
-        check_made_by(self.path, {"embedder": self.store.embedder, "version": self.store.version},
-                      found.embedder.name, found.embedder.version)
+        if self._store is not None:  # a new gallery takes the embedder of the recogniser it is given
+            check_made_by(self.path, {"embedder": self._store.embedder, "version": self._store.version},
+                          found.embedder.name, found.embedder.version)
         self._recogniser = found
 
     def __enter__(self) -> "Gallery":
@@ -168,6 +182,8 @@ class Gallery:
         refusing a photo already enrolled as someone else, and their thumbnail if they have none yet:
         (added, the error of each photo refused)."""
         from keyface.data.errors import GalleryConflictError
+        if not ready:  # nothing to store: a new gallery is not made for no one
+            return 0, []
         keep, refused = [], []
         for photo, enrolment in ready:
             owner = self.store.other_owner(enrolment.sha256, person)
@@ -245,9 +261,13 @@ class Gallery:
         """A search index of the stored embeddings: for a file "exact" (the default) or "faiss", rebuilt only
         after a change; for PostgreSQL, pgvector's "hnsw" (the default) or "exact", in the database. Refused
         (EmptyGalleryError) when no one is enrolled: there is no one to name a face as."""
-        if self.store.is_empty():
+        return self._filled().index(kind)
+
+    def _filled(self):
+        """The store, refused (EmptyGalleryError) when no one is enrolled, and never made for that."""
+        if self.is_empty():
             raise EmptyGalleryError(f"gallery {self.path} is empty: enrol people first", self.path)
-        return self.store.index(kind)
+        return self._store
 
     def identify_threshold(self, head: bool = False) -> float | None:
         """The distance beyond which identify calls a face unknown (None when a softmax head names them)."""
@@ -262,17 +282,17 @@ class Gallery:
     def train_head(self, epochs: int = 200) -> Path:
         """Fit a softmax over the gallery's people on their stored embeddings, saved beside the gallery."""
         from keyface.recognition.core.head import train_head
-        return train_head(self.store, self.head_path(), epochs)
+        return train_head(self._filled(), self.head_path(), epochs)
 
     def softmax_head(self):
         """The softmax head trained on this gallery (train_head), loaded once; an error if there is none."""
         from keyface.data.errors import NoSoftmaxHeadError
         from keyface.recognition.core.head import GalleryHead
         if self._head is None:
-            if not self.head_path().is_file():
+            if not self.head_path().is_file() or self._store is None:
                 raise NoSoftmaxHeadError(f"no softmax head for {self.path}: train one on the gallery first", self.path)
-            head = GalleryHead(self.head_path(), self.store.embedder, self.store.version)
-            if set(head.people) != {name for name, _ in self.store.people()}:  # it would name the wrong people
+            head = GalleryHead(self.head_path(), self._store.embedder, self._store.version)
+            if set(head.people) != {name for name, _ in self._store.people()}:  # it would name the wrong people
                 raise NoSoftmaxHeadError(f"the softmax head of {self.path} was trained on other people than the "
                                          "gallery holds now (added, renamed or removed since): train it again",
                                          self.path)
@@ -290,29 +310,36 @@ class Gallery:
 
     def is_empty(self) -> bool:
         """Whether no one is enrolled (cheap at any size, unlike people())."""
-        return self.store.is_empty()
+        return self._store is None or self._store.is_empty()
 
     def people(self) -> dict[str, int]:
         """Each enrolled person's number of photos, by name."""
-        return dict(self.store.people())
+        return {} if self._store is None else dict(self._store.people())
 
     def rename(self, old: str, new: str) -> None:
         """Rename a person."""
-        self.store.rename(old, new)
+        self._made(old).rename(old, new)
         self._head = None  # checked against the people again when next asked for
 
     def remove(self, name: str) -> int:
         """Remove a person and their photos; returns how many photos went."""
         self._head = None  # checked against the people again when next asked for
-        return self.store.remove(name)
+        return self._made(name).remove(name)
 
     def thumbnail(self, name: str) -> bytes:
         """A small JPEG of the person's first enrolled face."""
-        return self.store.thumbnail(check_name(name))
+        return self._made(name).thumbnail(check_name(name))
+
+    def _made(self, person: str):
+        """The store, of a gallery already made: in a new one no one is enrolled yet."""
+        if self._store is None:
+            raise PersonNotFoundError(f"no person named {check_name(person)!r} in {self.path}")
+        return self._store
 
     def close(self) -> None:
         """Close the gallery file."""
-        self.store.close()
+        if self._store is not None:
+            self._store.close()
 
 
 def open_store(location, embedder: str, version: str, dim: int, create: bool = True):
@@ -321,6 +348,21 @@ def open_store(location, embedder: str, version: str, dim: int, create: bool = T
         from keyface.recognition.core.pg_store import PostgresStore
         return PostgresStore(str(location), embedder, version, dim, create=create)
     return SQLiteStore(Path(location), embedder, version, dim, create=create)
+
+
+def _exists(location) -> bool:
+    """Whether a gallery is there to open: a database that holds one, or a file (or folder) that is not empty;
+    anything there that is not a gallery is refused when opened."""
+    if is_database_uri(location):
+        return "embedder" in made_by(location)
+    return Path(location).is_dir() or (Path(location).is_file() and Path(location).stat().st_size > 0)
+
+
+def _made_by(recogniser: Recogniser | None) -> tuple:
+    """The embedder, model version and dimension a recogniser's gallery holds (all None: the gallery's own)."""
+    if recogniser is None:
+        return None, None, None
+    return recogniser.embedder.name, recogniser.embedder.version, recogniser.embedder.dim
 
 
 def made_by(location) -> dict:
@@ -359,27 +401,7 @@ def _photo_list(photos) -> list:
     return list(one_or_many(photos))
 
 
-def photo_json(photo: str, faces: list[Face], error: str | None = None, embedding: bool = False, **fields) -> dict:
-    """One photo's answer as every output gives it: the photo, any `fields` (threshold, embedder...), the
-    error if it failed, and its faces numbered left to right from 1."""
-    return {"photo": photo, **fields, **({"error": error} if error else {}),
-            "faces": [face.to_json(n, embedding) for n, face in enumerate(faces, 1)]}
-
-
-def track_json(video: str, track, threshold: float | None = None, named: bool = True, **fields) -> dict:
-    """One track of a video as every output gives it: the video, any `fields` (embedder...), the identify cut
-    if named, then the track's own (its mean embedding when not named: embed)."""
-    cut = {"threshold": None if threshold is None else round(float(threshold), 4)} if named else {}
-    return {"video": video, **fields, **cut, **track.to_json(named, embedding=not named)}
-
-
 def video_tracks(recogniser, video):
     """Every track of faces in a video (data.video.Video), embedded but not named, as each closes."""
     from keyface.recognition.core.video import VideoRun, track_video
     yield from track_video(video, VideoRun(recogniser))
-
-
-def verify_json(same: bool, distance: float, threshold: float) -> dict:
-    """verify's answer as every output gives it."""
-    return {"same": bool(same), "distance": round(float(distance), 4), "threshold": round(float(threshold), 4)}
-

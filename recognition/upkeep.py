@@ -29,6 +29,8 @@ def reindex(source, recogniser: Recogniser, out: Path) -> tuple[int, list[Keyfac
         else:
             by_person.setdefault(person, []).append(path)
     added, errors = 0, []
+    # made now, even for a gallery of no one: the rewrite checks the new file
+    open_store(out, recogniser.embedder.name, recogniser.embedder.version, recogniser.embedder.dim).close()
     with Gallery(out, recogniser) as target:
         for person in {**by_person, **frames}:
             # every stored photo was enrolled by its one face or its largest: taking the largest finds that face again

@@ -64,6 +64,28 @@ def test_a_gallery_takes_a_recogniser_of_its_own_embedder_and_version_only(tmp_p
         assert gallery.recogniser is own
 
 
+def test_a_new_gallery_is_made_by_its_first_enrolment_and_never_by_a_question(tmp_path):
+    from types import SimpleNamespace
+    from keyface import Gallery
+    from keyface.data.errors import EmptyGalleryError, PersonNotFoundError
+    from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER
+    where = tmp_path / "sub" / "g.db"
+    with Gallery(where, SimpleNamespace(embedder=SimpleNamespace(name="toy", version="v1", dim=DIM))) as gallery:
+        assert gallery.people() == {} and gallery.is_empty() and gallery.embedder == "toy"
+        with pytest.raises(EmptyGalleryError, match="enrol people first"):
+            gallery.search_index()
+        with pytest.raises(PersonNotFoundError, match="no person named 'Ada'"):
+            gallery.remove("Ada")
+        assert gallery.store_enrolments("Ada", [], None) == (0, [])  # every photo failed: nothing to store
+        assert not (tmp_path / "sub").exists()
+        assert gallery.store_enrolments("Ada", [("a.jpg", face("Ada", "aa", 0))], None) == (1, [])
+    with Gallery(where, create=False) as gallery:
+        assert gallery.people() == {"Ada": 1} and gallery.embedder == "toy"
+    with Gallery(tmp_path / "typo.db") as gallery:  # no recogniser: no model loads to say that no one is in it
+        assert gallery.people() == {} and gallery.embedder == DEFAULT_EMBEDDER and gallery._recogniser is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sub"]
+
+
 def test_foreign_sqlite_and_non_sqlite_files_are_refused_untouched(tmp_path):
     foreign = tmp_path / "app.db"
     with sqlite3.connect(foreign) as conn:

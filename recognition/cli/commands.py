@@ -20,7 +20,7 @@ from keyface.detection.detector import MIN_FACE
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES
 from keyface.recognition.cli.hints import with_hint
 from keyface.recognition.core.pipeline import DEFAULT_DETECTOR, DETECTORS
-from keyface.recognition.facade import MIN_PROBABILITY, Gallery, photo_json
+from keyface.recognition.facade import MIN_PROBABILITY, Gallery
 from keyface.runtime.networks import PRECISIONS, set_threads
 
 log = logging.getLogger(__name__)
@@ -410,6 +410,7 @@ def _identify_one(photo: str, result, threshold: float | None, args, stream, err
         errors.append(error)
         stream.error(error)
     if args.json:
+        from keyface.recognition.answers import photo_json  # the JSON shapes: loaded for --json only
         stream.json(photo_json(photo, faces, error, threshold=None if threshold is None else round(threshold, 4)))
     else:
         for line in _identity_lines(photo, faces, threshold):

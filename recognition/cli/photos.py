@@ -7,7 +7,8 @@ from keyface.data.errors import KeyfaceError
 from keyface.recognition.cli.commands import (JSON_LINES_HELP, PHOTOS_HELP, RECOGNISER, WORKERS, Progress, distance,
                                               faces_or_error, photo_workers, recogniser)
 from keyface.recognition.cli.hints import with_hint
-from keyface.recognition.facade import in_order, photo_json, track_json, verify_json, video_tracks
+from keyface.recognition.answers import photo_json, track_json, verify_json
+from keyface.recognition.facade import in_order, video_tracks
 
 VERIFY_EPILOG = ("exit status: 0 same person, 1 different people, 2 an error (a missing photo, no face, several "
                  "faces without --largest-face). --json prints one line: {\"same\":...,\"distance\":...,"

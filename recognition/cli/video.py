@@ -64,7 +64,7 @@ def identify_video(gallery, source, frames, index, args, stream, errors: list) -
     `index`, printed as each closes; its annotated copy with --out."""
     from keyface.data.video import Video
     from keyface.recognition.core.video import write_annotated
-    from keyface.recognition.facade import track_json
+    from keyface.recognition.answers import track_json
     threshold, tracks = gallery.identify_threshold(), []
     with Video(source, frames) as video:
         watcher = Watcher(video, args)

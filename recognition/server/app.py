@@ -31,7 +31,8 @@ from keyface.data.paths import is_database_uri, shown_location
 from keyface.recognition.core.annotate import face_thumbnail
 from keyface.recognition.core.approximate import LiveIndex
 from keyface.recognition.core.pipeline import ARRAY
-from keyface.recognition.facade import Gallery, check_name, photo_json, verify_json
+from keyface.recognition.answers import photo_json, verify_json
+from keyface.recognition.facade import Gallery, check_name
 from keyface.recognition.server.limits import UploadLimit
 from keyface.recognition.server.views import people_json
 from keyface.runtime.networks import keyface_version

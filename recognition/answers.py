@@ -1,0 +1,28 @@
+"""Every answer's one JSON shape, whichever entry point gives it (the command line's --json, `keyface serve`):
+a photo's faces, a video's track, a verification. A face's own shape is `Face.to_json`, a track's
+`Track.to_json`."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for the annotations only
+    from keyface.recognition.core.pipeline import Face
+
+
+def photo_json(photo: str, faces: list[Face], error: str | None = None, embedding: bool = False, **fields) -> dict:
+    """One photo's answer as every output gives it: the photo, any `fields` (threshold, embedder...), the
+    error if it failed, and its faces numbered left to right from 1."""
+    return {"photo": photo, **fields, **({"error": error} if error else {}),
+            "faces": [face.to_json(n, embedding) for n, face in enumerate(faces, 1)]}
+
+
+def track_json(video: str, track, threshold: float | None = None, named: bool = True, **fields) -> dict:
+    """One track of a video as every output gives it: the video, any `fields` (embedder...), the identify cut
+    if named, then the track's own (its mean embedding when not named: embed)."""
+    cut = {"threshold": None if threshold is None else round(float(threshold), 4)} if named else {}
+    return {"video": video, **fields, **cut, **track.to_json(named, embedding=not named)}
+
+
+def verify_json(same: bool, distance: float, threshold: float) -> dict:
+    """verify's answer as every output gives it."""
+    return {"same": bool(same), "distance": round(float(distance), 4), "threshold": round(float(threshold), 4)}
