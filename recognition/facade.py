@@ -212,8 +212,8 @@ class Gallery:
         faces = self.recogniser.identify(self._index(index), image, top, by_distance=not head)
         return self._named_by_head(faces, min_probability) if head else faces
 
-    def identify_all(self, photos, top: int = 3, index=None, head: bool = False, min_probability: float = MIN_PROBABILITY,
-                     workers: int = 1):
+    def identify_all(self, photos, top: int = 3, index=None, head: bool = False,
+                     min_probability: float = MIN_PROBABILITY, workers: int = 1):
         """identify() for many photos, `workers` of them at once (threads), yielded in the order given as
         (photo, faces), or (photo, KeyfaceError) for a photo that cannot be identified; the rest go on."""
         photos = one_or_many(photos)

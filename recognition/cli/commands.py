@@ -267,8 +267,8 @@ def recogniser(args, embedder: str | None = None):
     """The pipeline and the embedder the flags name: --embedder, else `embedder` (a gallery's own), else the
     default."""
     from keyface.recognition.facade import build
-    return build(args.embedder or embedder or DEFAULT_EMBEDDER, args.models, model=args.embedder_model, keypoint_model=args.keypoint_model,
-                 precision=args.precision,
+    return build(args.embedder or embedder or DEFAULT_EMBEDDER, args.models, model=args.embedder_model,
+                 keypoint_model=args.keypoint_model, precision=args.precision,
                  threshold=getattr(args, "threshold", None), far=getattr(args, "far", None),
                  detector=getattr(args, "detector", DEFAULT_DETECTOR), min_face=getattr(args, "min_face", None),
                  several_faces="largest" if getattr(args, "largest_face", False) else "refuse")
