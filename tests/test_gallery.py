@@ -239,3 +239,14 @@ def test_a_bad_name_is_shown_as_typed_with_its_unprintable_characters_as_escapes
         with pytest.raises(GalleryError) as info:
             check_name(name)
         assert f"invalid person name {shown} (it contains U+" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_folder_named_as_the_gallery_is_called_a_folder(tmp_path):
+    from keyface import Gallery
+    from keyface.recognition.cli.main import main
+    for create in (True, False):
+        with pytest.raises(GalleryError, match="is a folder, not a gallery file"):
+            SQLiteStore(tmp_path, "toy", "v1", DIM, create=create)
+    with pytest.raises(GalleryError, match="is a folder, not a gallery file"):
+        Gallery(tmp_path, create=False)
+    assert main(["people", "--gallery", str(tmp_path)]) == 2

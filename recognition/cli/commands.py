@@ -356,6 +356,8 @@ def existing_gallery(args) -> Path | str:
     """The gallery, whose file must exist: checked before any model loads, and never created (a database is
     checked when opened)."""
     path = gallery_path(args)
+    if isinstance(path, Path) and path.is_dir():
+        raise KeyfaceError(f"{path} is a folder, not a gallery file")
     if isinstance(path, Path) and not path.is_file():
         raise KeyfaceError(f"gallery not found: {path} (enrol people first with `keyface enroll`)")
     return path

@@ -57,6 +57,8 @@ class SQLiteStore:
         self.embedder, self.version, self.dim = embedder, version, dim
         self._cache = None  # (data version and kind, the search index made then)
         self._using = threading.RLock()
+        if self.path.is_dir():
+            raise GalleryError(f"{self.path} is a folder, not a gallery file")
         if not create and not self.path.is_file():
             raise GalleryError(f"gallery not found: {self.path} (enrol people first with `keyface enroll`)")
         if create:
