@@ -79,11 +79,11 @@ class GalleryConflictError(GalleryError):
 
 class OtherModelError(GalleryError):
     """The gallery holds another embedder's or model version's vectors: `path`, `made` (its embedder) and
-    `wanted` (the one asked for)."""
+    `wanted` (the one asked for); `precision` is the one it was embedded in where only that differs."""
 
-    def __init__(self, message: str, path: Path, made: str, wanted: str):
+    def __init__(self, message: str, path: Path, made: str, wanted: str, precision: str | None = None):
         super().__init__(message)
-        self.path, self.made, self.wanted = path, made, wanted
+        self.path, self.made, self.wanted, self.precision = path, made, wanted, precision
 
 
 class DamagedGalleryError(GalleryError):

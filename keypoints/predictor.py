@@ -197,8 +197,8 @@ class KeypointPredictor:
     def version(self) -> str:
         """What its points depend on: the model file, and int8 where it ran so (float32 runs agree to 1e-5 px,
         so a float32 run keeps the file's bare version, as caches made before int8 existed have it)."""
-        from keyface.runtime.networks import file_version
-        return file_version(self.path) + ("-int8" if self.precision == "int8" else "")
+        from keyface.runtime.networks import file_version, precise_version
+        return precise_version(file_version(self.path), self.precision)
 
     @classmethod
     def load(cls, model: str | os.PathLike | None = None, runtime: str = "litert", precision: str | None = None,

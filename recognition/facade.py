@@ -19,13 +19,14 @@ from keyface.data.errors import (EmptyGalleryError, GalleryError, KeyfaceError, 
                                  PersonNotFoundError)
 from keyface.data.files import shown
 from keyface.data.paths import is_database_uri, shown_location
-from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER
+from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, own_precision, registered
 from keyface.recognition.core.gallery_check import read_meta
 from keyface.recognition.core.pipeline import (Face, FacePipeline, Prepared, Recogniser, in_order,  # many photos at once
                                              label)
 # check_name: the one rule for a person's name, for the entry points too
 from keyface.recognition.core.records import Enrolment, check_name
 from keyface.recognition.core.store import SQLiteStore, check_made_by
+from keyface.runtime.networks import split_version
 
 MIN_PROBABILITY = 0.5  # a softmax head's: below it, a face is unknown
 ENROL_CHUNK = 32  # photos found, then embedded together: one pass of the network, memory bounded
@@ -114,12 +115,22 @@ class Gallery:
         return DEFAULT_EMBEDDER if self._recogniser is None else self._recogniser.embedder.name
 
     @property
+    def precision(self) -> str:
+        """The precision its faces are embedded in: "int8" or "float32"."""
+        if self._store is not None:
+            return split_version(self._store.version)[1]
+        if self._recogniser is not None:
+            return split_version(self._recogniser.embedder.version)[1]
+        return registered(DEFAULT_EMBEDDER).precision
+
+    @property
     def recogniser(self) -> Recogniser:
-        """The recogniser its faces are embedded with: given, or the gallery's own embedder's, loaded now."""
+        """The recogniser its faces are embedded with: given, or the gallery's own embedder's in the precision
+        its faces are in, loaded now."""
         if self._recogniser is None and self._store is None:  # a new gallery: the default embedder
             self._recogniser = load(DEFAULT_EMBEDDER)
         if self._recogniser is None:
-            found = load(self._store.embedder)
+            found = load(self._store.embedder, precision=own_precision(self._store.embedder, self.precision))
             if found.embedder.version != self._store.version:
                 raise OtherModelError(f"{self.path} was made with model {self._store.version} of embedder "
                                       f"{self._store.embedder!r}; {found.embedder.version} is installed: reindex it",
@@ -366,11 +377,14 @@ def _made_by(recogniser: Recogniser | None) -> tuple:
 
 
 def made_by(location) -> dict:
-    """The embedder, model version and dimension an existing gallery was made with ({} if there is none)."""
+    """The embedder, model version, precision and dimension an existing gallery was made with ({} if there is
+    none)."""
     if is_database_uri(location):
         from keyface.recognition.core import pg_store
-        return pg_store.read_meta(str(location))
-    return read_meta(location) if Path(location).is_file() else {}
+        meta = pg_store.read_meta(str(location))
+    else:
+        meta = read_meta(location) if Path(location).is_file() else {}
+    return {**meta, "precision": split_version(meta["version"])[1]} if "version" in meta else meta
 
 
 def one_or_many(photos) -> list | Iterable:

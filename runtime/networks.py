@@ -331,8 +331,20 @@ def load_lite(model_path: Path, precision: str = "float32", expect_kind: str | N
     metadata = read_metadata(model_path, expect_kind)
     network = _lite_network(model_path, precision, metadata)
     network.metadata = metadata
-    network.version = file_version(model_path) + ("-int8" if precision == "int8" else "")
+    network.version = precise_version(file_version(model_path), precision)
     return network
+
+
+def precise_version(version: str, precision: str) -> str:
+    """A model file's version as its outputs' version: int8 outputs differ slightly from float32 ones, so
+    their version ends "-int8" and a gallery or cache keeps them apart."""
+    return version + ("-int8" if precision == "int8" else "")
+
+
+def split_version(version: str) -> tuple[str, str]:
+    """An outputs' version as (the model file's version, the precision they were made in)."""
+    file_version = version.removesuffix("-int8")
+    return file_version, "float32" if file_version == version else "int8"
 
 
 def _lite_network(model_path: Path, precision: str, metadata: dict) -> LiteNetwork:

@@ -323,3 +323,35 @@ def test_an_empty_gallery_is_refused_by_its_kind_with_the_enrol_command(tmp_path
         gallery.enrol("Kristen", [photo])
         [(_, faces)] = list(gallery.identify_all([photo], index="exact"))
     assert faces[0].name == "Kristen"
+
+
+def test_a_gallery_embedded_in_float32_is_opened_in_float32_unless_told_otherwise(tmp_path, youtube_sample, capsys):
+    import keyface
+    db, (photo, _), (other, _) = tmp_path / "g.db", youtube_sample[0], youtube_sample[2]
+    assert run(["enroll", "--name", "Kristen", photo, "--gallery", db, "--precision", "float32"], capsys)[0] == 0
+    assert run(["enroll", "--name", "Luis", other, "--gallery", db], capsys)[0] == 0  # into it: in float32 too
+    code, out, err = run(["identify", photo, "--gallery", db, "--json"], capsys)
+    assert code == 0 and json_lines(out)[0]["faces"][0]["name"] == "Kristen", err
+    code, _, err = run(["identify", photo, "--gallery", db, "--precision", "int8"], capsys)
+    assert code == 2 and "was embedded in float32 by embedder 'dlib-resnet', not in int8" in err
+    assert f"(use --precision float32, or run `keyface reindex --gallery {db} --precision int8`)" in err
+    with keyface.Gallery(db) as team:
+        assert team.precision == "float32" and [f.name for f in team.identify(other)] == ["Luis"]
+        team.recogniser = keyface.build(team.embedder, precision=team.precision, min_face=48)  # as the README has it
+
+
+def test_serve_and_enroll_ask_for_a_gallerys_own_embedder_in_its_own_precision(tmp_path):
+    from argparse import Namespace
+    from keyface.recognition.cli.commands import embedder_asked
+    from keyface.recognition.core.store import SQLiteStore
+    from keyface.recognition.facade import made_by
+    SQLiteStore(tmp_path / "f.db", "dlib-resnet", "aa3e-int8", 4).close()
+    SQLiteStore(tmp_path / "g.db", "dlib-resnet", "aa3e", 4).close()
+    flags = Namespace(embedder=None, precision=None)
+    made = {name: made_by(tmp_path / name) for name in ("f.db", "g.db", "none.db")}
+    assert [made[name].get("precision") for name in made] == ["int8", "float32", None]
+    asked = {name: embedder_asked(flags, m.get("embedder"), m.get("precision")) for name, m in made.items()}
+    # int8 is dlib-resnet's own: asked as "the embedder's own", so its keypoint net keeps its own precision too
+    assert asked == {"f.db": ("dlib-resnet", None), "g.db": ("dlib-resnet", "float32"), "none.db": ("dlib-resnet", None)}
+    assert embedder_asked(Namespace(embedder="facenet", precision=None), "dlib-resnet", "float32") == ("facenet", None)
+    assert embedder_asked(Namespace(embedder=None, precision="int8"), "dlib-resnet", "float32") == ("dlib-resnet", "int8")

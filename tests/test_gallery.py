@@ -45,6 +45,24 @@ def test_other_embedder_or_version_is_refused_with_reindex_hint(tmp_path):
     assert "--" not in str(info.value)  # library terms: the command line adds its flags
 
 
+def test_a_gallery_embedded_in_another_precision_is_refused_with_the_precision_to_use(tmp_path):
+    from keyface import Gallery
+    from keyface.data.errors import OtherModelError
+    from keyface.recognition.cli.hints import with_hint
+    SQLiteStore(tmp_path / "g.db", "toy", "v1", DIM).close()
+    with pytest.raises(OtherModelError, match="embedded in float32 by embedder 'toy', not in int8") as info:
+        SQLiteStore(tmp_path / "g.db", "toy", "v1-int8", DIM)
+    assert info.value.precision == "float32" and "--" not in str(info.value)
+    assert with_hint(info.value).endswith(f"(use --precision float32, or run `keyface reindex --gallery "
+                                          f"{tmp_path / 'g.db'} --precision int8`)")
+    with pytest.raises(OtherModelError) as info:  # another model file is another model, whatever its precision
+        SQLiteStore(tmp_path / "g.db", "toy", "v2-int8", DIM)
+    assert info.value.precision is None and "reindex it: re-embed" in str(info.value)
+    SQLiteStore(tmp_path / "i.db", "toy", "v1-int8", DIM).close()
+    with Gallery(tmp_path / "g.db", create=False) as made, Gallery(tmp_path / "i.db", create=False) as int8:
+        assert (made.precision, int8.precision) == ("float32", "int8")
+
+
 def test_a_gallery_takes_a_recogniser_of_its_own_embedder_and_version_only(tmp_path):
     from types import SimpleNamespace
     from keyface import Gallery
@@ -127,6 +145,10 @@ def test_search_finds_each_person_by_their_closest_photo():
     probes /= np.linalg.norm(probes, axis=1, keepdims=True)
     result = nearest_people(probes, vectors, names, k=3)
     assert [r[0].person for r in result] == [names[3], names[17], names[40]]
+    over = vectors[:1] * np.float32(1 + 3e-7)  # a face's own vector, normalised a hair over unit length
+    assert 1 - float(over[0] @ vectors[0]) < 0
+    own = nearest_people(over, vectors, names, k=1)[0][0]
+    assert own.person == names[0] and own.distance == 0.0 and f"{own.distance:.3f}" == "0.000"
     brute = 1 - probes @ vectors.T
     for r, row in zip(result, brute):
         assert r[1].distance == pytest.approx(min(row[names == r[1].person]), abs=1e-5)

@@ -129,6 +129,12 @@ def registered(name: str) -> Registration:
     return REGISTRY[name]
 
 
+def own_precision(name: str, precision: str | None) -> str | None:
+    """The precision to ask of the named embedder for vectors made in `precision`: None where that is how it
+    runs unless told otherwise (so its keypoint net keeps its own too)."""
+    return None if name in REGISTRY and REGISTRY[name].precision == precision else precision
+
+
 def load_embedder(name: str, models: str | os.PathLike | None = None, model: str | None = None,
                   precision: str | None = None) -> Embedder:
     """Load the named embedder from its model file, in `precision` ("int8" | "float32"; default: the

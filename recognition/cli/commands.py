@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Iterator
 from keyface.data.errors import KeyfaceError
 from keyface.data.paths import gallery_location
 from keyface.detection.detector import MIN_FACE
-from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES
+from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES, own_precision
 from keyface.recognition.cli.hints import with_hint
 from keyface.recognition.core.pipeline import DEFAULT_DETECTOR, DETECTORS
 from keyface.recognition.facade import MIN_PROBABILITY, Gallery
@@ -263,12 +263,19 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_identify)
 
 
-def recogniser(args, embedder: str | None = None):
-    """The pipeline and the embedder the flags name: --embedder, else `embedder` (a gallery's own), else the
-    default."""
+def embedder_asked(args, embedder: str | None = None, precision: str | None = None) -> tuple[str, str | None]:
+    """The embedder to run and its precision: --embedder, else `embedder` (a gallery's own), else the default;
+    in --precision, else `precision` (a gallery's own, for its own embedder), else the embedder's own (None)."""
+    name = args.embedder or embedder or DEFAULT_EMBEDDER
+    return name, args.precision or (own_precision(name, precision) if name == embedder else None)
+
+
+def recogniser(args, embedder: str | None = None, precision: str | None = None):
+    """The pipeline and the embedder the flags name (embedder_asked: else a gallery's own, else the defaults)."""
     from keyface.recognition.facade import build
-    return build(args.embedder or embedder or DEFAULT_EMBEDDER, args.models, model=args.embedder_model,
-                 keypoint_model=args.keypoint_model, precision=args.precision,
+    name, precision = embedder_asked(args, embedder, precision)
+    return build(name, args.models, model=args.embedder_model,
+                 keypoint_model=args.keypoint_model, precision=precision,
                  threshold=getattr(args, "threshold", None), far=getattr(args, "far", None),
                  detector=getattr(args, "detector", DEFAULT_DETECTOR), min_face=getattr(args, "min_face", None),
                  several_faces="largest" if getattr(args, "largest_face", False) else "refuse")
@@ -290,11 +297,12 @@ def open_gallery(args, create: bool = False, models: bool = False):
     if create:
         from keyface.recognition.facade import made_by
         location = gallery_path(args)
-        return Gallery(location, recogniser(args, made_by(location).get("embedder")), create=True)
+        made = made_by(location)
+        return Gallery(location, recogniser(args, made.get("embedder"), made.get("precision")), create=True)
     gallery = Gallery(existing_gallery(args), create=False)
     try:
         if models:
-            gallery.recogniser = recogniser(args, gallery.embedder)
+            gallery.recogniser = recogniser(args, gallery.embedder, gallery.precision)
     except BaseException:
         gallery.close()
         raise

@@ -11,6 +11,9 @@ def hint(error: KeyfaceError) -> str | None:
     """The command-line way to act on a library error (library errors speak in library terms), by its kind."""
     if isinstance(error, NotCalibratedError):
         return f"run `keyface calibrate {error.embedder}`, or pass --threshold"
+    if isinstance(error, OtherModelError) and error.precision:
+        return (f"use --precision {error.precision}, or run `keyface reindex --gallery {error.path} --precision "
+                f"{'int8' if error.precision == 'float32' else 'float32'}`")
     if isinstance(error, OtherModelError):
         return (f"use --embedder {error.made}, or run `keyface reindex --gallery {error.path} --embedder "
                 f"{error.wanted}`")

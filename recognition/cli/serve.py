@@ -44,9 +44,10 @@ def cmd_serve(args) -> int:
     token_file = Path(args.token_file) if args.token_file else user_dir("serve") / "token"
     token = load_or_create_token(token_file)
     gallery = commands.gallery_path(args)
-    embedder = args.embedder or made_by(gallery).get("embedder") or DEFAULT_EMBEDDER
+    made = made_by(gallery)
+    embedder, precision = commands.embedder_asked(args, made.get("embedder"), made.get("precision"))
     app = build_app(embedder, args.detector, args.models, gallery, token, args.host not in LOOPBACK,
-                    args.max_upload_mb * 1_000_000, tuple(args.cors_origin), args.precision, args.min_face)
+                    args.max_upload_mb * 1_000_000, tuple(args.cors_origin), precision, args.min_face)
     import uvicorn
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"keyface serving {shown_location(gallery)} with {embedder} at http://{shown_host}:{args.port}/#token={token}\n"

@@ -31,10 +31,10 @@ class Match(NamedTuple):
 
 def first_per_person(pairs, k: int) -> dict:
     """{person: distance} of the first k distinct people in (person, distance) pairs given nearest first: each
-    person's closest stored face."""
+    person's closest stored face, at least 0 (rounding takes a photo's own vector to -1e-7, shown "-0.000")."""
     found: dict = {}
     for person, distance in pairs:
-        found.setdefault(person, float(distance))
+        found.setdefault(person, max(float(distance), 0.0))
         if len(found) == k:
             break
     return found
@@ -71,7 +71,7 @@ class ExactIndex:
         out = []
         for row, cand in zip(per_person, top):
             cand = cand[np.argsort(row[cand])]
-            out.append([Match(str(self.people[j]), float(row[j])) for j in cand])
+            out.append([Match(str(self.people[j]), max(float(row[j]), 0.0)) for j in cand])  # as first_per_person
         return out
 
 

@@ -22,6 +22,7 @@ from keyface.data.files import shown
 from keyface.recognition.core.records import (SCHEMA_VERSION, SQLITE_SCHEMA, Enrolment, check_name, checked_vector,
                                              path_text)
 from keyface.recognition.core.search import ExactIndex, RowIndex, VectorFile
+from keyface.runtime.networks import split_version
 
 log = logging.getLogger(__name__)
 
@@ -459,7 +460,13 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 def check_made_by(path, meta: dict, embedder: str, version: str) -> None:
     """Refuse a gallery (its meta) made by another embedder or model version than the one opening it."""
-    if (meta["embedder"], meta["version"]) != (embedder, version):
+    made, asked = (meta["embedder"], meta["version"]), (embedder, version)
+    (made_file, precision), (asked_file, asked_precision) = split_version(made[1]), split_version(version)
+    if made != asked and made[0] == asked[0] and made_file == asked_file:  # another precision only
+        raise OtherModelError(f"{path} was embedded in {precision} by embedder {embedder!r}, not in "
+                              f"{asked_precision}; open it in {precision}, or reindex it",
+                              path, embedder, embedder, precision)
+    if made != asked:
         raise OtherModelError(
             f"{path} was made with embedder {meta['embedder']!r} (model {meta['version']}), not "
             f"{embedder!r} (model {version}); open it with embedder {meta['embedder']!r}, or reindex it: "
