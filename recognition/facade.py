@@ -139,9 +139,12 @@ class Gallery:
         return self._recogniser
 
     @recogniser.setter
-    def recogniser(self, given: Recogniser | str) -> None:
+    def recogniser(self, given: Recogniser | str | None) -> None:
         """Embed with this recogniser (made by build or load, or an embedder's name): refused unless it has the
-        gallery's own embedder and model version."""
+        gallery's own embedder and model version. None: the gallery's own again, loaded when next needed."""
+        if given is None:
+            self._recogniser = None
+            return
         found = recogniser_for(given)
         if self._store is not None:  # a new gallery takes the embedder of the recogniser it is given
             check_made_by(self.path, {"embedder": self._store.embedder, "version": self._store.version},
@@ -300,7 +303,7 @@ class Gallery:
         from keyface.data.errors import NoSoftmaxHeadError
         from keyface.recognition.core.head import GalleryHead
         if self._head is None:
-            if not self.head_path().is_file() or self._store is None:
+            if not self.head_path().is_file() or self._opened() is None:
                 raise NoSoftmaxHeadError(f"no softmax head for {self.path}: train one on the gallery first", self.path)
             head = GalleryHead(self.head_path(), self._store.embedder, self._store.version)
             if set(head.people) != {name for name, _ in self._store.people()}:  # it would name the wrong people
@@ -319,13 +322,20 @@ class Gallery:
         return [replace(f, name=str(n) if p >= min_probability else None, probability=float(p))
                 for f, n, p in zip(faces, names, probs)]
 
+    @property
+    def exists(self) -> bool:
+        """Whether the gallery is made: a new one is made by its first enrolment."""
+        return self._opened() is not None
+
     def is_empty(self) -> bool:
         """Whether no one is enrolled (cheap at any size, unlike people())."""
-        return self._store is None or self._store.is_empty()
+        store = self._opened()
+        return store is None or store.is_empty()
 
     def people(self) -> dict[str, int]:
         """Each enrolled person's number of photos, by name."""
-        return {} if self._store is None else dict(self._store.people())
+        store = self._opened()
+        return {} if store is None else dict(store.people())
 
     def rename(self, old: str, new: str) -> None:
         """Rename a person."""
@@ -343,8 +353,17 @@ class Gallery:
 
     def _made(self, person: str):
         """The store, of a gallery already made: in a new one no one is enrolled yet."""
-        if self._store is None:
+        if self._opened() is None:
             raise PersonNotFoundError(f"no person named {check_name(person)!r} in {self.path}")
+        return self._store
+
+    def _opened(self):
+        """The store, or None while the gallery is not made; one made since (by another process, say, while a
+        server waits on a new gallery) is opened now."""
+        if self._store is None and _exists(self._location):
+            with self._making:
+                if self._store is None:
+                    self._store = open_store(self._location, *_made_by(self._recogniser), create=False)
         return self._store
 
     def close(self) -> None:
@@ -382,8 +401,8 @@ def made_by(location) -> dict:
     if is_database_uri(location):
         from keyface.recognition.core import pg_store
         meta = pg_store.read_meta(str(location))
-    else:
-        meta = read_meta(location) if Path(location).is_file() else {}
+    else:  # an empty file is made into a gallery as a missing one is
+        meta = read_meta(location) if Path(location).is_file() and Path(location).stat().st_size else {}
     return {**meta, "precision": split_version(meta["version"])[1]} if "version" in meta else meta
 
 

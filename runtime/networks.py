@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import queue
+import re
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,7 @@ import zipfile
 import zlib
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -142,15 +144,20 @@ def load_model(path: Path, expect_kind: str | None = None):
         held = meta.get("litert_precision")
         raise KeyfaceError(f"{path} holds {held} LiteRT weights only, no Keras network: run it in {held} "
                            "(train a float32 one with `keyface train`)")
-    import keras
-    from keyface.runtime import layers  # noqa: F401  registers ShapePrior (no loss is read: compile=False)
-    try:
-        return keras.models.load_model(path, compile=False), meta
+    try:  # TensorFlow's start-up notes held back: a library's user never asked for them
+        return _without_native_notes(lambda: _keras_model(path)), meta
     except ValueError as exc:
         if "safe_mode" in str(exc) or "Lambda" in str(exc):  # Keras refuses to deserialise code: so do we
             raise KeyfaceError(f"{path} holds code (a Lambda layer); keyface never runs code from a model "
                                "file: refusing it") from None
         raise KeyfaceError(f"{path} cannot be loaded: {str(exc).splitlines()[0][:200]}") from None
+
+
+def _keras_model(path: Path):
+    """The Keras network in a .keras file, no code run from it and no loss read (compile=False)."""
+    import keras
+    from keyface.runtime import layers  # noqa: F401  registers ShapePrior
+    return keras.models.load_model(path, compile=False)
 
 
 # Running their networks
@@ -264,7 +271,6 @@ class LiteNetwork:
                 self._idle.put(slot)
 
 
-_DELEGATE_NOTE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
 _first_interpreter = {"made": False, "lock": threading.Lock()}
 
 
@@ -284,26 +290,45 @@ def _allocate(interpreter) -> None:
 
 
 def _allocate_quietly(interpreter) -> None:
-    """allocate_tensors() with stderr held in a file, passed on without the delegate's note."""
+    """allocate_tensors() with stderr held, passed on without the delegate's note."""
+    _without_native_notes(interpreter.allocate_tensors)
+
+
+# What native libraries write on stderr by themselves: TensorFlow's start-up notes (oneDNN, CUDA probing, CPU
+# features) and LiteRT's note on its CPU delegate come from C++ straight to file descriptor 2, before any Python or
+# environment setting is read; a library's user never asked for them (the command line filters them too).
+# Lines at severity I (info) or W (warning): absl/glog lines (I0000 00:00:... file.cc:12] ...), TF's older
+# "2024-01-01 12:00:00.000000: I tensorflow/..." lines, absl's notice about InitializeLog, LiteRT's note on its
+# CPU delegate, OpenCV's warnings; and the CUDA driver's failed probe on a machine without a GPU. Other E and F
+# lines pass: 'Check failed' or out-of-memory before an abort must be seen.
+NATIVE_NOISE = re.compile(rb"^\s*([IW]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\]"
+                          rb"|E\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ cuda_platform\.cc:\d+\] failed call to cuInit"
+                          rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IW] "
+                          rb"|WARNING: All log messages before absl::InitializeLog"
+                          rb"|To enable the following instructions:"
+                          rb"|INFO: Created TensorFlow Lite XNNPACK delegate"
+                          rb"|WARNING clustering \d+ points to \d+ centroids"  # FAISS training a small gallery's index
+                          rb"|\[ ?(?:WARN|INFO):\d+@)")  # OpenCV's: "[ WARN:0@0.1] ... can't open camera by index"
+
+
+def _without_native_notes(start_up: Callable):
+    """start_up() with the process's stderr held in a file, then passed on without the native libraries' notes
+    (NATIVE_NOISE); with nowhere to hold it, or no stderr, nothing is held."""
     try:
-        held = tempfile.TemporaryFile()
-    except OSError:  # nowhere to hold stderr: the note may show
-        interpreter.allocate_tensors()
-        return
+        held, saved = tempfile.TemporaryFile(), os.dup(2)
+    except OSError:
+        return start_up()
     with held:
-        try:
-            saved = os.dup(2)
-        except OSError:  # no stderr to speak of
-            interpreter.allocate_tensors()
-            return
+        sys.stderr.flush()
         os.dup2(held.fileno(), 2)
         try:
-            interpreter.allocate_tensors()
+            return start_up()
         finally:
+            sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
             held.seek(0)
-            kept = b"".join(line for line in held.read().splitlines(True) if not line.startswith(_DELEGATE_NOTE))
+            kept = b"".join(line for line in held.read().splitlines(True) if not NATIVE_NOISE.match(line))
             if kept:
                 with contextlib.suppress(OSError):
                     os.write(2, kept)

@@ -137,6 +137,12 @@ def test_library_errors_get_their_flags_on_the_command_line(tmp_path, monkeypatc
     assert hinted[2].endswith("(--detector mtcnn)")
     assert hinted[3].endswith(f"(run `keyface check --gallery {tmp_path / 'g.db'}`)")
     assert with_hint("photo.jpg: no face found") == "photo.jpg: no face found"
+    from keyface.data.errors import EmptyGalleryError
+    hidden = EmptyGalleryError("gallery postgresql://ada:***@db.example/team is empty", "postgresql://ada:***@db.example/team")
+    assert with_hint(hidden).endswith(  # a command to copy, saying where the password goes
+        "(run `keyface enroll --gallery postgresql://ada:PASSWORD@db.example/team --name NAME PHOTO...`)")
+    assert with_hint(EmptyGalleryError("empty", tmp_path / "my team.db")).endswith(
+        f"(run `keyface enroll --gallery '{tmp_path / 'my team.db'}' --name NAME PHOTO...`)")
     assert with_hint(KeyfaceError("a message that reads like --far or a false-accept rate")).endswith("rate")
 
 
@@ -144,9 +150,10 @@ def test_library_errors_get_their_flags_on_the_command_line(tmp_path, monkeypatc
 def test_bad_photos_enrol_nothing_and_say_why(tmp_path, bad, models, capsys):
     db = tmp_path / "g.db"
     photo = write_bad_files(tmp_path / "bad")[bad]
-    code, _, err = run(["enroll", "--name", "X", photo, "--gallery", db, *models], capsys)
+    code, out, err = run(["enroll", "--name", "X", photo, "--gallery", db, *models], capsys)
     assert code == 2 and bad in err and "Traceback" not in err
     assert not db.exists()  # a gallery is made by its first enrolment: no one was enrolled
+    assert out.splitlines()[-1] == f"gallery {db} not made: no photo was added"
     code, _, err = run(["people", "--gallery", db, "--json"], capsys)
     assert code == 2 and "gallery not found" in err
 
@@ -189,9 +196,11 @@ def test_train_head_then_identify_with_it(tmp_path, youtube_sample, models, caps
     code, out, _ = run(["identify", youtube_sample[0][0], "--head", "--min-probability", "1", "--gallery", db,
                         *models], capsys)  # only a saturated head is that sure; the line says how sure it was
     assert code == 0 and (": unknown  (probability 0." in out) == (face["probability"] < 1)
+    assert f"probability {face['probability']:.3f}; " in out  # as sure as distances are shown: 0.997, not 1.00
     for flags, said in ((["--head", "--threshold", "0.3"], "with --head the softmax head names faces"),
                         (["--head", "--far", "0.01"], "with --head the softmax head names faces"),
-                        (["--min-probability", "0.9"], "give --head too")):
+                        (["--min-probability", "0.9"], "give --head too"),
+                        (["--threshold", "0.3", "--far", "0.01"], "give one of them")):
         code, out, err = run(["identify", youtube_sample[0][0], *flags, "--gallery", db, *models], capsys)
         assert code == 2 and said in err and out == ""
     run(["rename", "Luis", "Luis B", "--gallery", db], capsys)  # the head still says "Luis": refused, not used
@@ -355,3 +364,11 @@ def test_serve_and_enroll_ask_for_a_gallerys_own_embedder_in_its_own_precision(t
     assert asked == {"f.db": ("dlib-resnet", None), "g.db": ("dlib-resnet", "float32"), "none.db": ("dlib-resnet", None)}
     assert embedder_asked(Namespace(embedder="facenet", precision=None), "dlib-resnet", "float32") == ("facenet", None)
     assert embedder_asked(Namespace(embedder=None, precision="int8"), "dlib-resnet", "float32") == ("dlib-resnet", "int8")
+
+
+def test_enroll_into_an_empty_file_makes_the_gallery_there(tmp_path, youtube_sample, models, capsys):
+    db = tmp_path / "g.db"
+    db.touch()  # as `touch g.db` or a file-picker leaves it: the API took it as a new gallery, the CLI failed
+    code, out, err = run(["enroll", "--name", "Kristen", youtube_sample[0][0], "--gallery", db, *models], capsys)
+    assert code == 0 and "1 photo(s) added" in out, err
+    assert json.loads(run(["people", "--gallery", db, "--json"], capsys)[1]) == [{"name": "Kristen", "photos": 1}]

@@ -80,6 +80,8 @@ def test_a_gallery_takes_a_recogniser_of_its_own_embedder_and_version_only(tmp_p
         own = SimpleNamespace(embedder=SimpleNamespace(name="toy", version="v1"))
         gallery.recogniser = own
         assert gallery.recogniser is own
+        gallery.recogniser = None  # the gallery's own again, loaded when next needed: no model named, none loaded
+        assert gallery._recogniser is None and gallery.embedder == "toy"
 
 
 def test_a_new_gallery_is_made_by_its_first_enrolment_and_never_by_a_question(tmp_path):
@@ -102,6 +104,23 @@ def test_a_new_gallery_is_made_by_its_first_enrolment_and_never_by_a_question(tm
     with Gallery(tmp_path / "typo.db") as gallery:  # no recogniser: no model loads to say that no one is in it
         assert gallery.people() == {} and gallery.embedder == DEFAULT_EMBEDDER and gallery._recogniser is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sub"]
+
+
+def test_a_gallery_waiting_to_be_made_sees_one_made_since_by_another_process(tmp_path):
+    from types import SimpleNamespace
+    from keyface import Gallery
+    toy = SimpleNamespace(embedder=SimpleNamespace(name="toy", version="v1", dim=DIM))
+    with Gallery(tmp_path / "g.db", toy) as waiting, Gallery(tmp_path / "h.db", create=True) as questions:
+        assert waiting.is_empty() and waiting.people() == {} and questions.people() == {}
+        for path in (tmp_path / "g.db", tmp_path / "h.db"):  # as `keyface enroll` in another process would
+            with SQLiteStore(path, "toy", "v1", DIM) as other:
+                other.add([face("Ada", "aa", 0)])
+        assert not waiting.is_empty() and waiting.people() == {"Ada": 1} and questions.people() == {"Ada": 1}
+        assert waiting.search_index().search(face("Ada", "aa", 0).embedding[None])[0][0].person == "Ada"
+        waiting.rename("Ada", "Ada Lovelace")
+        assert questions.embedder == "toy"  # its own embedder now: the one it was made with
+    with Gallery(tmp_path / "g.db", create=False) as reopened:
+        assert reopened.people() == {"Ada Lovelace": 1}
 
 
 def test_foreign_sqlite_and_non_sqlite_files_are_refused_untouched(tmp_path):

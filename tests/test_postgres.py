@@ -82,6 +82,15 @@ def test_a_store_opened_without_an_embedder_takes_the_gallerys_own(uri, tmp_path
             assert gallery.embedder == "e" and gallery.people() == {"Ada": 2}
 
 
+def test_a_database_gallery_waiting_to_be_made_sees_one_made_since_by_another_opener(uri):
+    import keyface
+    with keyface.Gallery(uri) as waiting:  # a server started before anyone enrolled
+        assert waiting.people() == {} and waiting.is_empty()
+        with PostgresStore(uri, "e", "v1", DIM) as other:  # `keyface enroll` elsewhere
+            other.add(faces(np.random.default_rng(0), ["Ada"], 2))
+        assert waiting.people() == {"Ada": 2} and not waiting.is_empty() and waiting.embedder == "e"
+
+
 def test_the_store_keeps_the_sqlite_rules_and_searches_like_exact_search(uri):
     rng = np.random.default_rng(0)
     probes = rng.normal(size=(6, DIM)).astype(np.float32)

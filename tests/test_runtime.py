@@ -195,6 +195,35 @@ def test_the_python_api_prints_nothing_of_litert_on_stderr(tmp_path):
     assert "XNNPACK" not in out.stderr and out.stderr.strip().splitlines()[-1] == "mine"
 
 
+def test_the_python_api_in_float32_prints_nothing_of_tensorflow_on_stderr():
+    """TensorFlow's start-up notes (oneDNN, CUDA probing, CPU features) are held back while it loads a network,
+    whatever TF_CPP_MIN_LOG_LEVEL says; the user's own stderr lines and warnings pass, before and after."""
+    import os
+    import subprocess
+    import sys
+    code = ("import sys, keyface\n"
+            "print('before', file=sys.stderr)\n"
+            "rec = keyface.build('dlib-resnet', precision='float32')\n"
+            "print(rec.embedder.dim)\n"
+            "print('mine', file=sys.stderr)\n")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0 and out.stdout.strip() == "128", out.stderr
+    assert out.stderr.split() == ["before", "mine"], out.stderr
+
+
+def test_native_notes_are_told_from_what_a_user_must_see():
+    from keyface.runtime.networks import NATIVE_NOISE
+    noise = [b"I0000 00:00:1796472104.996724    4177 port.cc:153] oneDNN custom operations are on.",
+             b"E0000 00:00:1796472108.681998    4177 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error",
+             b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+             b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."]
+    kept = [b"F0000 00:00:1796472108.681998    4177 bfc_allocator.cc:52] Check failed: out of memory",
+            b"E0000 00:00:1796472108.681998    4177 cuda_platform.cc:52] CUDA_ERROR_OUT_OF_MEMORY",
+            b"keyface: error: photo.jpg: no face found", b"UserWarning: mine"]
+    assert all(NATIVE_NOISE.match(line) for line in noise) and not any(NATIVE_NOISE.match(line) for line in kept)
+
+
 def test_model_files_are_written_whole_readable_and_rewritten_in_their_mode(small_net, tmp_path):
     from keyface.recognition.approaches.calibration import rewrite_metadata
     from keyface.runtime.networks import META_ENTRY, read_metadata

@@ -111,6 +111,9 @@ def test_bad_and_oversized_uploads_are_refused(served):
         client.post("/api/identify", files={"photo": ("x.jpg", b"GIF89a not really", "image/gif")}), 400)
     one_line_error(client.post("/api/identify", files={"photo": ("big.jpg", b"0" * 3_100_000, "image/jpeg")}), 413)
     one_line_error(client.post("/api/identify"), 422)
+    for url, fields in (("/api/identify", {"photo": "a.jpg"}), ("/api/people", {"name": "Ann", "photos": "a.jpg"})):
+        said = one_line_error(client.post(url, data=fields, headers=AUTH), 422)  # a file's name sent as text
+        assert "expected a file" in said and "UploadFile" not in said and "<class" not in said
     one_line_error(client.get("/api/people/Nobody Here/thumbnail"), 404)
     one_line_error(client.delete("/api/people/Nobody Here", headers=AUTH), 404)
     one_line_error(client.get("/static/..%2F..%2Fsetup.cfg"), 404)  # escaped, so the client cannot tidy it away
@@ -229,6 +232,8 @@ def test_enrolling_with_the_largest_face_takes_photos_with_several_faces(fresh):
     pair["photo_a"] = next(f for _, f in photos("Condoleezza Rice") if f[0] == crowded)
     refused = one_line_error(client.post("/api/verify", files=pair), 400)
     assert refused.startswith(f"{crowded}: ") and "faces found" in refused and "image array" not in refused
+    twins = {"photo_a": (crowded, pair["photo_a"][1]), "photo_b": (crowded, pair["photo_a"][1])}  # one name twice
+    assert one_line_error(client.post("/api/verify", files=twins), 400).startswith(f"photo_a ({crowded}): ")
     taken = client.post("/api/verify", files=pair, data={"largest_face": "true"})
     assert taken.status_code == 200 and taken.json()["same"] is False
 
@@ -243,3 +248,8 @@ def test_the_api_docs_work_offline(served):
     for url in filter(None, scripts):
         assert client.get(url).status_code == 200 and len(client.get(url).content) > 10_000
     assert client.get("/static/swagger/index.html").status_code == 404  # a fixed list, not the folder
+    paths = client.get("/api/openapi.json").json()["paths"]
+    enrol = paths["/api/people"]["post"]["responses"]
+    assert {"200", "201", "400", "401", "409", "422"} <= set(enrol) and "no photo added" in enrol["200"]["description"].lower()
+    error = paths["/api/identify"]["post"]["responses"]["400"]["content"]["application/json"]["schema"]
+    assert error == {"$ref": "#/components/schemas/ErrorBody"}  # the one-line body every error has

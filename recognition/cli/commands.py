@@ -150,6 +150,9 @@ def check_naming_flags(args, videos: set) -> None:
     if args.head and (args.threshold is not None or args.far is not None):
         raise KeyfaceError("--threshold and --far set the distance cut; with --head the softmax head names faces "
                            "(set its --min-probability instead)")
+    if args.threshold is not None and args.far is not None:
+        raise KeyfaceError("--threshold sets the distance cut itself and --far has it chosen from the model's "
+                           "calibration: give one of them")
     if args.min_probability is not None and not args.head:
         raise KeyfaceError("--min-probability is the softmax head's: give --head too, or set the distance cut "
                            "with --threshold or --far")
@@ -166,7 +169,8 @@ VIDEO_HELP = ("A video is read frame by frame (15 frames a second by default); f
 JSON_LINES_HELP = ("--json prints JSON Lines: one compact object per photo per line, in the order given, as soon "
                    "as that photo is done. Boxes are [x0, y0, x1, y1] in pixels of the photo (origin top-left, "
                    "after EXIF rotation); coordinates are rounded to 0.1 px, distances to 4 decimals, embeddings to "
-                   "6. Faces are numbered left to right (\"face\": 1, 2, ...). A photo that failed has \"error\".")
+                   "6. Faces are numbered left to right (\"face\": 1, 2, ...). A photo that failed has \"error\". "
+                   "Named by the softmax head (identify --head), a face has the head's \"probability\".")
 MIN_PHOTOS_FOR_BAR = 4  # a bar for three photos or fewer is only flicker
 
 
@@ -337,7 +341,10 @@ def cmd_enroll(args) -> int:
             n, errs = _enrol_person(gallery, name, [str(p) for p in photos], args)
             added, errors = added + n, errors + errs
             print(f"{name}: {n} photo(s) added")
-        print(f"gallery {gallery.path}: {len(gallery.people())} people; {added} photo(s) added")
+        if gallery.exists:
+            print(f"gallery {gallery.path}: {len(gallery.people())} people; {added} photo(s) added")
+        else:
+            print(f"gallery {gallery.path} not made: no photo was added")
     return _report(errors)
 
 
@@ -447,6 +454,6 @@ def _identity_lines(photo: str, faces: list, threshold: float | None) -> list[st
     lines = []
     for number, face in enumerate(faces, 1):
         best = ", ".join(f"{m.person} {m.distance:.3f}" for m in face.matches)
-        head = "" if face.probability is None else f"probability {face.probability:.2f}; "
+        head = "" if face.probability is None else f"probability {face.probability:.3f}; "
         lines.append(f"{photo} face {number}: {face.name or 'unknown'}  ({head}nearest: {best}; {rule})")
     return lines

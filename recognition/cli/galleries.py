@@ -30,7 +30,7 @@ def register(sub) -> None:
     p.add_argument("name", help="the person to remove")
     p.set_defaults(func=cmd_remove)
     p = sub.add_parser("train-head", help="retrain a softmax head on the gallery (identify --head uses it)",
-                       parents=with_recogniser)
+                       parents=[commands.GALLERY, commands.EMBEDDER, commands.PRECISION])  # finds no faces
     p.add_argument("--epochs", type=commands.count, default=200, help="training epochs (default: 200)")
     p.set_defaults(func=cmd_train_head)
     p = sub.add_parser("reindex", help="re-embed a gallery's photos with another embedder (a file's old copy is "

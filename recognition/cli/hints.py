@@ -2,6 +2,8 @@
 the command line adds the flag or command that does it, chosen by the error's kind."""
 from __future__ import annotations
 
+import shlex
+
 from keyface.data.errors import (DamagedGalleryError, EmptyGalleryError, FalseAcceptRateError, KeyfaceError,
                                  LandmarksNeededError, NoDataRootError, NoSoftmaxHeadError, NotCalibratedError,
                                  OtherModelError, SeveralFacesError)
@@ -12,21 +14,26 @@ def hint(error: KeyfaceError) -> str | None:
     if isinstance(error, NotCalibratedError):
         return f"run `keyface calibrate {error.embedder}`, or pass --threshold"
     if isinstance(error, OtherModelError) and error.precision:
-        return (f"use --precision {error.precision}, or run `keyface reindex --gallery {error.path} --precision "
+        return (f"use --precision {error.precision}, or run `keyface reindex {_gallery(error.path)} --precision "
                 f"{'int8' if error.precision == 'float32' else 'float32'}`")
     if isinstance(error, OtherModelError):
-        return (f"use --embedder {error.made}, or run `keyface reindex --gallery {error.path} --embedder "
-                f"{error.wanted}`")
+        return f"use --embedder {error.made}, or run `keyface reindex {_gallery(error.path)} --embedder {error.wanted}`"
     if isinstance(error, DamagedGalleryError):
-        return f"run `keyface {error.repair} --gallery {error.path}`"
+        return f"run `keyface {error.repair} {_gallery(error.path)}`"
     if isinstance(error, EmptyGalleryError):
-        where = f" --gallery {error.path}" if error.path is not None else ""
+        where = f" {_gallery(error.path)}" if error.path is not None else ""
         return f"run `keyface enroll{where} --name NAME PHOTO...`"
     if isinstance(error, NoSoftmaxHeadError):
-        return f"run `keyface train-head --gallery {error.path}`"
+        return f"run `keyface train-head {_gallery(error.path)}`"
     flags = {SeveralFacesError: "--largest-face", FalseAcceptRateError: "--far", NoDataRootError: "--data PATH",
              LandmarksNeededError: "--detector mtcnn"}
     return next((flag for kind, flag in flags.items() if isinstance(error, kind)), None)
+
+
+def _gallery(location) -> str:
+    """The --gallery flag for a gallery named in an error, quoted for a shell: a database URI is shown with its
+    password hidden (***), so the command to copy says where the password goes."""
+    return "--gallery " + shlex.quote(str(location).replace(":***@", ":PASSWORD@"))
 
 
 def with_hint(error: KeyfaceError | str) -> str:

@@ -16,7 +16,7 @@ from typing import Callable
 from keyface.data.errors import KeyfaceError
 from keyface.data.files import shown
 from keyface.recognition.cli.hints import with_hint
-from keyface.runtime.networks import keyface_version
+from keyface.runtime.networks import NATIVE_NOISE, keyface_version
 
 log = logging.getLogger("keyface")
 
@@ -118,19 +118,6 @@ def quiet(command: str | None) -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     warnings.filterwarnings("default", module=r"keyface(\.|$)")  # keyface's own warnings still show
-
-
-# What C++ libraries write on stderr by themselves, at severity I (info) or W (warning): absl/glog lines
-# (I0000 00:00:... file.cc:12] ...), TF's older "2024-01-01 12:00:00.000000: I tensorflow/..." lines, and absl's
-# notice about InitializeLog, LiteRT's note on its CPU delegate, OpenCV's warnings. E and F lines pass: 'Check failed' or
-# out-of-memory before an abort must be seen.
-NATIVE_NOISE = re.compile(rb"^\s*([IW]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\]"
-                          rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IW] "
-                          rb"|WARNING: All log messages before absl::InitializeLog"
-                          rb"|To enable the following instructions:"
-                          rb"|INFO: Created TensorFlow Lite XNNPACK delegate"
-                          rb"|WARNING clustering \d+ points to \d+ centroids"  # FAISS training a small gallery's index
-                          rb"|\[ ?(?:WARN|INFO):\d+@)")  # OpenCV's: "[ WARN:0@0.1] ... can't open camera by index"
 
 
 def filter_native_stderr() -> None:

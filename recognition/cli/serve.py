@@ -25,7 +25,7 @@ def register(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=commands.port, default=8000, help="TCP port (default: 8000)")
     p.add_argument("--gallery", help="gallery file or postgresql:// URI (default: $KEYFACE_GALLERY, then the "
-                   "per-user gallery.db; made if missing)")
+                   "per-user gallery.db; a new one is made by its first enrolment)")
     p.add_argument("--embedder", choices=EMBEDDER_NAMES,
                    help=f"embedder (default: the gallery's own; for a new gallery {DEFAULT_EMBEDDER})")
     p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")

@@ -18,7 +18,7 @@ from keyface.recognition.core.pg_connection import (Connection, first_line, psyc
                                                     vector_literal)
 from keyface.recognition.core.search import Match, first_per_person
 from keyface.recognition.core.records import SCHEMA_VERSION, Enrolment, check_name, checked_vector
-from keyface.recognition.core.store import check_made_by, vector_ok
+from keyface.recognition.core.store import take_or_check_meta, vector_ok
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +86,7 @@ class PostgresStore:
             except (psycopg_module().errors.DuplicateTable, psycopg_module().errors.UniqueViolation):
                 log.info("another keyface made the gallery in %s at the same time; using it", self.path)
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        if self.embedder is None:
-            self.embedder, self.version, self.dim = meta["embedder"], meta["version"], int(meta["dim"])
-        check_made_by(self.path, meta, self.embedder, self.version)
+        take_or_check_meta(self, meta)
 
     def _create(self, conn) -> None:
         """The tables, the HNSW index and the gallery's embedder, in one transaction; refused with nothing

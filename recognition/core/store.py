@@ -145,9 +145,7 @@ class SQLiteStore:
             self.conn.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)",
                                   [("generation", "0"), ("gallery_id", os.urandom(8).hex())])
             meta = dict(self.conn.execute("SELECT key, value FROM meta"))
-        if self.embedder is None:
-            self.embedder, self.version, self.dim = meta["embedder"], meta["version"], int(meta["dim"])
-        check_made_by(self.path, meta, self.embedder, self.version)
+        take_or_check_meta(self, meta)
 
     def _has_schema(self) -> bool:
         """Whether the file already holds keyface's tables."""
@@ -439,8 +437,6 @@ def _connect(path: Path) -> sqlite3.Connection:
     """Open the SQLite file, creating it readable by its owner only."""
     if not path.parent.is_dir():
         raise GalleryError(f"gallery folder not found: {path.parent}")
-    if path.is_dir():
-        raise GalleryError(f"{path} is a folder, not a gallery file")
     try:
         if not path.exists():
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # biometric data: owner only
@@ -458,19 +454,27 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def take_or_check_meta(store, meta: dict) -> None:
+    """A store opened without an embedder takes the gallery's own from its meta; one opened with one is refused
+    unless it is the gallery's (check_made_by)."""
+    if store.embedder is None:
+        store.embedder, store.version, store.dim = meta["embedder"], meta["version"], int(meta["dim"])
+    check_made_by(store.path, meta, store.embedder, store.version)
+
+
 def check_made_by(path, meta: dict, embedder: str, version: str) -> None:
     """Refuse a gallery (its meta) made by another embedder or model version than the one opening it."""
-    made, asked = (meta["embedder"], meta["version"]), (embedder, version)
-    (made_file, precision), (asked_file, asked_precision) = split_version(made[1]), split_version(version)
-    if made != asked and made[0] == asked[0] and made_file == asked_file:  # another precision only
+    if (meta["embedder"], meta["version"]) == (embedder, version):
+        return
+    (made_file, precision), (asked_file, asked_precision) = split_version(meta["version"]), split_version(version)
+    if meta["embedder"] == embedder and made_file == asked_file:  # another precision only
         raise OtherModelError(f"{path} was embedded in {precision} by embedder {embedder!r}, not in "
                               f"{asked_precision}; open it in {precision}, or reindex it",
                               path, embedder, embedder, precision)
-    if made != asked:
-        raise OtherModelError(
-            f"{path} was made with embedder {meta['embedder']!r} (model {meta['version']}), not "
-            f"{embedder!r} (model {version}); open it with embedder {meta['embedder']!r}, or reindex it: "
-            f"re-embed its photos with embedder {embedder!r}", path, meta["embedder"], embedder)
+    raise OtherModelError(
+        f"{path} was made with embedder {meta['embedder']!r} (model {meta['version']}), not "
+        f"{embedder!r} (model {version}); open it with embedder {meta['embedder']!r}, or reindex it: "
+        f"re-embed its photos with embedder {embedder!r}", path, meta["embedder"], embedder)
 
 
 def _blob(vector: np.ndarray, dim: int) -> bytes:

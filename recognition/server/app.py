@@ -47,6 +47,22 @@ class Rename(BaseModel):
     name: str
 
 
+class ErrorBody(BaseModel):
+    """Every error's answer: one line saying what was wrong."""
+    error: str
+
+
+# the statuses any call may answer with, each with keyface's one-line error body
+ERRORS = {status: {"model": ErrorBody, "description": said} for status, said in (
+    (400, "Bad input: an unreadable photo, no face or several, a bad name"),
+    (401, "The API token is missing or wrong (writes; every call where the server is bound beyond this machine)"),
+    (404, "No such person"), (409, "In conflict with the gallery: a name or photo already there"),
+    (413, "The upload is too large"), (422, "A field is missing or of the wrong kind"),
+    (503, "The gallery's database cannot be reached now: try again shortly"))}
+ENROLLED = {201: {"description": "Photos added (each photo not added has its error)"},
+            200: {"description": "No photo added, so nothing made: each photo's error says why"}}
+
+
 @dataclass
 class ServeConfig:
     """How the server runs: where the gallery is, who may call it, how much it accepts."""
@@ -87,7 +103,8 @@ def create_app(recogniser, config: ServeConfig) -> FastAPI:
         yield
         store.close()
     app = FastAPI(title="keyface", version=keyface_version(), description="Enrol, identify and verify faces.",
-                  docs_url=None, openapi_url="/api/openapi.json", redoc_url=None, lifespan=lifespan)
+                  docs_url=None, openapi_url="/api/openapi.json", redoc_url=None, lifespan=lifespan,
+                  responses=ERRORS)
     app.state.store, app.state.recogniser, app.state.config = store, recogniser, config
     _guard(app, config)
     _errors(app, config.gallery)
@@ -161,7 +178,10 @@ def _errors(app: FastAPI, gallery: Path | str) -> None:
     async def bad_request(_, exc: RequestValidationError):
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return _error(422, f"{where}: {first.get('msg', 'invalid request')}")
+        said = first.get("msg", "invalid request").removeprefix("Value error, ")
+        if "UploadFile" in said:  # pydantic's words for a text field where a file belongs
+            said = "expected a file (a multipart file upload), not a text value"
+        return _error(422, f"{where}: {said}")
 
     @app.exception_handler(HTTPException)
     async def http_error(_, exc: HTTPException):
@@ -178,9 +198,9 @@ def _pages(app: FastAPI) -> None:
     swagger-ui-bundle's (it works offline: FastAPI's own loads its files from a CDN)."""
     from fastapi.openapi.docs import get_swagger_ui_html
     swagger = Path(str(resources.files("swagger_ui_bundle") / "vendor" / SWAGGER_UI))
-    types = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
-    files = {**{name: STATIC / name for name in types},
+    files = {**{name: STATIC / name for name in ("index.html", "app.js", "style.css")},
              **{f"swagger/{name}": swagger / name for name in ("swagger-ui-bundle.js", "swagger-ui.css")}}
+    types = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}  # by suffix, for every file
 
     @app.get("/", include_in_schema=False)
     def page():
@@ -190,8 +210,7 @@ def _pages(app: FastAPI) -> None:
     def static(name: str):
         if name not in files:  # a fixed list: a client's path never reaches the file system
             raise HTTPException(404, "not found")
-        kind = "text/css" if name.endswith(".css") else types.get(name, "text/javascript")
-        return FileResponse(files[name], media_type=kind)
+        return FileResponse(files[name], media_type=types[files[name].suffix])
 
     @app.get("/api/docs", include_in_schema=False)
     def docs():
@@ -200,10 +219,10 @@ def _pages(app: FastAPI) -> None:
                                    swagger_css_url="/static/swagger/swagger-ui.css", swagger_favicon_url="")
 
 
-async def _photo(upload: UploadFile) -> tuple[str, object]:
-    """An uploaded photo decoded in memory on a worker thread (size and pixels checked before decoding)."""
-    name, rgb, _ = await _photo_and_hash(upload)
-    return name, rgb
+async def _photo(upload: UploadFile, name: str) -> tuple[str, object]:
+    """An uploaded photo decoded in memory on a worker thread (size and pixels checked before decoding), and
+    `name`, what its errors call it."""
+    return name, await _in_thread(decode_image_bytes, await upload.read(), name)
 
 
 def _upload_name(upload: UploadFile) -> str:
@@ -254,7 +273,11 @@ def _photo_routes(app: FastAPI, rec, store: GalleryThread) -> None:
         """Whether two photos (one face each, or the largest face of each with largest_face) show the same
         person."""
         chosen = rec.taking("largest" if largest_face else rec.several_faces)
-        faces = [await _in_thread(_single_face, chosen, *await _photo(upload)) for upload in (photo_a, photo_b)]
+        names = [_upload_name(photo_a), _upload_name(photo_b)]
+        if names[0] == names[1]:  # an error must say which of the two it is about
+            names = [f"photo_a ({names[0]})", f"photo_b ({names[1]})"]
+        faces = [await _in_thread(_single_face, chosen, *await _photo(upload, name))
+                 for upload, name in zip((photo_a, photo_b), names)]
         same, distance = chosen.same_person(*faces)
         return verify_json(same, distance, rec.threshold)
 
@@ -269,7 +292,7 @@ def _people_routes(app: FastAPI, store: GalleryThread) -> None:
         everyone = list(store.run(lambda: store.gallery.people()).items())  # sorted by name: pages are stable
         return people_json(everyone[offset:] if limit is None else everyone[offset:offset + limit])
 
-    @app.post("/api/people", status_code=201)
+    @app.post("/api/people", status_code=201, responses=ENROLLED)
     async def enrol(response: Response, name: str = Form(...), photos: list[UploadFile] = File(...),
                     largest_face: bool = Form(False)) -> dict:
         """Enrol one person's photos (one face each, or the largest face of each with largest_face) in one
