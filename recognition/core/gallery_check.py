@@ -3,6 +3,8 @@ through SQLite itself (never by renaming a database that has a write-ahead log b
 file read without opening it (its meta, its photos), which claims nothing and waits for no lock."""
 from __future__ import annotations
 
+import itertools
+import logging
 import os
 import sqlite3
 from pathlib import Path
@@ -12,6 +14,8 @@ import numpy as np
 
 from keyface.data.errors import DamagedGalleryError, GalleryError
 from keyface.recognition.core.store import GalleryLock, damaged, owner_only, vector_ok
+
+log = logging.getLogger(__name__)
 
 TABLES = ("meta", "people", "photos", "embeddings")
 
@@ -89,9 +93,19 @@ def remove_database(path: Path) -> None:
         p.unlink(missing_ok=True)
 
 
+def _backup_made_room(backup: Path) -> Path:
+    """`backup`, free: an earlier backup there is kept as `<backup>.N`, the first N free (1 the oldest)."""
+    if backup.exists():
+        earlier = next(backup.with_name(f"{backup.name}.{n}") for n in itertools.count(1)
+                       if not backup.with_name(f"{backup.name}.{n}").exists())
+        backup.rename(earlier)
+        log.info("the earlier backup %s is kept as %s", backup, earlier.name)
+    return backup
+
+
 def rewrite(path: Path, build: Callable[[Path, Path], object]):
     """Rewrite a gallery without risking it: take it exclusively (refused while any other process has
-    it open), check it, keep a complete copy as `<gallery>.bak`, let `build(path, scratch)` write the
+    it open), check it, keep a complete copy as `<gallery>.bak` (an earlier one as `.bak.1`, `.bak.2`...), let `build(path, scratch)` write the
     new gallery into a scratch file, check that, and copy it into place in one SQLite transaction.
     A crash at any point leaves the old gallery or the new one, and the backup. Returns build's result."""
     path = Path(path)
@@ -100,7 +114,7 @@ def rewrite(path: Path, build: Callable[[Path, Path], object]):
         problems = check_gallery(path)
         if problems:
             raise DamagedGalleryError(damaged(path, problems[0]), path, "check")
-        snapshot(path, path.with_name(path.name + ".bak"))
+        snapshot(path, _backup_made_room(path.with_name(path.name + ".bak")))
         scratch = path.with_name(path.name + ".rewrite")
         remove_database(scratch)
         result = build(path, scratch)
