@@ -300,17 +300,9 @@ class Gallery:
 
     def softmax_head(self):
         """The softmax head trained on this gallery (train_head), loaded once; an error if there is none."""
-        from keyface.data.errors import NoSoftmaxHeadError
-        from keyface.recognition.core.head import GalleryHead
+        from keyface.recognition.core.head import gallery_head
         if self._head is None:
-            if not self.head_path().is_file() or self._opened() is None:
-                raise NoSoftmaxHeadError(f"no softmax head for {self.path}: train one on the gallery first", self.path)
-            head = GalleryHead(self.head_path(), self._store.embedder, self._store.version)
-            if set(head.people) != {name for name, _ in self._store.people()}:  # it would name the wrong people
-                raise NoSoftmaxHeadError(f"the softmax head of {self.path} was trained on other people than the "
-                                         "gallery holds now (added, renamed or removed since): train it again",
-                                         self.path)
-            self._head = head
+            self._head = gallery_head(self.head_path(), self.path, self._opened())
         return self._head
 
     def _named_by_head(self, faces: list[Face], min_probability: float) -> list[Face]:

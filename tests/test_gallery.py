@@ -291,3 +291,22 @@ def test_a_folder_named_as_the_gallery_is_called_a_folder(tmp_path):
     with pytest.raises(GalleryError, match="is a folder, not a gallery file"):
         Gallery(tmp_path, create=False)
     assert main(["people", "--gallery", str(tmp_path)]) == 2
+
+
+def test_a_softmax_head_of_another_model_version_is_refused_with_the_gallery_to_train_it_on(tmp_path):
+    from keyface.data.errors import NoSoftmaxHeadError
+    from keyface.recognition.cli.hints import with_hint
+    from keyface.recognition.core.head import gallery_head, train_head
+    made = {}
+    for version in ("v1", "v2"):  # the same people, embedded by two model versions
+        made[version] = SQLiteStore(tmp_path / f"{version}.db", "toy", version, DIM)
+        made[version].add([face("Ada", "a1", 1), face("Ada", "a2", 2), face("Alan", "b1", 3)])
+    head = train_head(made["v1"], tmp_path / "v1.db.head.keras", epochs=2)
+    assert list(gallery_head(head, tmp_path / "v1.db", made["v1"]).people) == ["Ada", "Alan"]
+    with pytest.raises(NoSoftmaxHeadError, match=r"trained on toy \(v1\) embeddings, not the gallery's toy \(v2\)") as info:
+        gallery_head(head, tmp_path / "v2.db", made["v2"])
+    assert with_hint(info.value).endswith(f"(run `keyface train-head --gallery {tmp_path / 'v2.db'}`)")
+    with pytest.raises(NoSoftmaxHeadError, match="no softmax head"):
+        gallery_head(tmp_path / "none.keras", tmp_path / "v1.db", made["v1"])
+    for store in made.values():
+        store.close()

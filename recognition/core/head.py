@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keyface.data.errors import KeyfaceError
+from keyface.data.errors import KeyfaceError, NoSoftmaxHeadError
 from keyface.runtime.networks import load_model, provenance, save_model
 from keyface.recognition.core.store import SQLiteStore
 
@@ -38,14 +38,28 @@ def train_head(gallery: SQLiteStore, out: Path, epochs: int = 200, seed: int = 0
     return path
 
 
+def gallery_head(path: Path, gallery, store) -> "GalleryHead":
+    """The softmax head of a gallery (its `store`, None where it is not made yet), saved at `path`: refused
+    (NoSoftmaxHeadError) where there is none, or where it was trained on other people than it holds now."""
+    if store is None or not path.is_file():
+        raise NoSoftmaxHeadError(f"no softmax head for {gallery}: train one on the gallery first", gallery)
+    head = GalleryHead(path)
+    if (head.embedder, head.version) != (store.embedder, store.version):  # vectors of another model
+        raise NoSoftmaxHeadError(f"the softmax head of {gallery} was trained on {head.embedder} ({head.version}) "
+                                 f"embeddings, not the gallery's {store.embedder} ({store.version}): train it again",
+                                 gallery)
+    if set(head.people) != {name for name, _ in store.people()}:  # it would name the wrong people
+        raise NoSoftmaxHeadError(f"the softmax head of {gallery} was trained on other people than the gallery "
+                                 "holds now (added, renamed or removed since): train it again", gallery)
+    return head
+
+
 class GalleryHead:
     """The trained head: names and probabilities for embeddings of the same embedder and model version."""
 
-    def __init__(self, path: Path, embedder: str, version: str):
+    def __init__(self, path: Path):
         self.model, meta = load_model(path, expect_kind="gallery-head")
-        if (meta["embedder"], meta["version"]) != (embedder, version):
-            raise KeyfaceError(f"{path} was trained on {meta['embedder']} ({meta['version']}) embeddings; "
-                               f"retrain it with `keyface train-head`")
+        self.embedder, self.version = meta["embedder"], meta["version"]  # what its vectors must be of
         self.people = np.array(meta["people"], dtype=object)
 
     def classify(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
