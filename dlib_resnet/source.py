@@ -54,7 +54,8 @@ def convert(path: Path, target: Path, mirror: bool = True) -> Path:
     `mirror`, each face is embedded with its mirror image and the two summed (measured better)."""
     from keyface.dlib_resnet.dlib_format import read_network
     from keyface.dlib_resnet.model import SPEC, build_keras
-    from keyface.runtime.networks import provenance, save_model
+    from keyface.runtime.networks import save_model
+    from keyface.runtime.provenance import provenance
     net = read_network(checked_bytes(path))
     meta = {"kind": "embedder", "approach": "dlib-resnet", "input": asdict(SPEC), "source": SOURCE,
             "source_sha256": SHA256, "licence": "public domain (weights); keyface's conversion MIT",

@@ -17,7 +17,8 @@ import numpy as np
 from keyface.facenet.model import FacenetConfig, TripletTrainer, build_embedding
 from keyface.facenet.sampler import pk_dataset
 from keyface.data.errors import KeyfaceError
-from keyface.runtime.networks import provenance, save_model
+from keyface.runtime.networks import save_model
+from keyface.runtime.provenance import provenance
 from keyface.keypoints.predictor import InputSpec
 from keyface.recognition.training.face_sets import FaceSet, augment_faces
 from keyface.recognition.core.verification import sample_pairs

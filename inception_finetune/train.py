@@ -19,7 +19,8 @@ import numpy as np
 
 from keyface.data.errors import KeyfaceError
 from keyface.inception_finetune.model import HEAD, build_classifier, embedding_model, load_source_base, pixel_classifier
-from keyface.runtime.networks import provenance, save_model
+from keyface.runtime.networks import save_model
+from keyface.runtime.provenance import provenance
 from keyface.keypoints.predictor import InputSpec
 from keyface.recognition.training.face_sets import FaceSet
 from keyface.recognition.core.verification import sample_pairs

@@ -24,13 +24,11 @@ import logging
 import os
 import queue
 import re
-import subprocess
 import sys
 import tempfile
 import threading
 import zipfile
 import zlib
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -48,35 +46,6 @@ META_ENTRY = "keyface.json"  # an extra zip entry: Keras ignores it, we read it 
 LITE_ENTRY = "network.tflite"  # a LiteRT model file: the metadata and this flatbuffer, no Keras network
 LITE_SUFFIX = ".litert"
 MODEL_FILE_MODE = 0o644  # a model file holds weights, not faces: readable by others, as files made without keyface
-
-
-def git_revision() -> str:
-    """The current git commit of the keyface checkout (with '+dirty' if modified), or 'unknown'."""
-    here = Path(__file__).resolve().parent
-    if not (here.parent / "setup.cfg").is_file():  # an installed copy: the git around it is not keyface's
-        return "unknown"
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                             timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return rev + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def keyface_version() -> str:
-    """The installed keyface distribution's version ('unknown' when run from a bare checkout)."""
-    try:
-        return importlib.metadata.version("keyface")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def provenance() -> dict:
-    """Who made an artefact: command line, keyface version, git revision, UTC time."""
-    return {"command": " ".join(["keyface", *sys.argv[1:]]) if sys.argv else "", "keyface_version": keyface_version(),
-            "git_revision": git_revision(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 def save_model(model, path: Path, metadata: dict, mode: int = MODEL_FILE_MODE) -> Path:

@@ -14,7 +14,8 @@ import numpy as np
 from keyface.keypoints.augment import AugmentConfig
 from keyface.keypoints.training.dataset import Samples, crop_all, split_by_person, training_dataset
 from keyface.keypoints.losses import NME, StandardisedL1
-from keyface.runtime.networks import provenance, save_model
+from keyface.runtime.networks import save_model
+from keyface.runtime.provenance import provenance
 from keyface.keypoints.models import ModelConfig, build_model
 from keyface.keypoints.predictor import get_scheme
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from keyface.runtime.networks import provenance, save_model
+from keyface.runtime.networks import save_model
+from keyface.runtime.provenance import provenance
 from keyface.keypoints.predictor import FaceBatch, InputSpec
 from keyface.recognition.core.pipeline import KerasFileEmbedder
 from keyface.recognition.training.face_sets import FaceSet

@@ -14,7 +14,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keyface.runtime.networks import load_model, provenance, save_model
+from keyface.runtime.networks import load_model, save_model
+from keyface.runtime.provenance import provenance
 from keyface.keypoints.models import EMBEDDING_LAYER
 from keyface.keypoints.predictor import InputSpec
 from keyface.recognition.core.pipeline import KerasFileEmbedder

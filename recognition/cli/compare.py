@@ -8,7 +8,7 @@ from pathlib import Path
 
 from keyface.recognition.core.pipeline import DEFAULT_DETECTOR, DETECTORS
 from keyface.recognition.approaches.registry import EMBEDDER_NAMES
-from keyface.runtime.networks import git_revision, keyface_version
+from keyface.runtime.provenance import git_revision, keyface_version
 from keyface.recognition.cli.tables import set_threads
 from keyface.recognition.cli.commands import PRECISION
 from keyface.recognition.evaluation.report import PROTOCOLS, describe, markdown_table, write_report

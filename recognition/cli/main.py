@@ -16,7 +16,8 @@ from typing import Callable
 from keyface.data.errors import KeyfaceError
 from keyface.data.files import shown
 from keyface.recognition.cli.hints import with_hint
-from keyface.runtime.networks import NATIVE_NOISE, keyface_version
+from keyface.runtime.networks import NATIVE_NOISE
+from keyface.runtime.provenance import keyface_version
 
 log = logging.getLogger("keyface")
 

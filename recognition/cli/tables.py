@@ -38,7 +38,7 @@ def print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
 
 def write_report(out: Path, name: str, report: dict) -> Path:
     """Write a benchmark's JSON with the command line and git revision beside its numbers."""
-    from keyface.runtime.networks import provenance
+    from keyface.runtime.provenance import provenance
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.json"
     path.write_text(json.dumps({**report, **provenance()}, indent=2, default=str))

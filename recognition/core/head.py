@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from keyface.data.errors import KeyfaceError, NoSoftmaxHeadError
-from keyface.runtime.networks import load_model, provenance, save_model
+from keyface.runtime.networks import load_model, save_model
+from keyface.runtime.provenance import provenance
 from keyface.recognition.core.store import SQLiteStore
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ from keyface.recognition.answers import photo_json, verify_json
 from keyface.recognition.facade import Gallery, check_name
 from keyface.recognition.server.limits import UploadLimit
 from keyface.recognition.server.views import people_json
-from keyface.runtime.networks import keyface_version
+from keyface.runtime.provenance import keyface_version
 
 log = logging.getLogger(__name__)
 STATIC = Path(str(resources.files("keyface.recognition.server") / "static"))

@@ -19,7 +19,7 @@ from keyface.data.errors import (DamagedGalleryError, EmptyGalleryError, FalseAc
                                  OtherModelError, PersonNotFoundError, SeveralFacesError)
 from keyface.api import (Face, FoundFace, Gallery, build, compare_faces, draw_faces, face_distance, face_encodings,
                          face_landmarks, face_locations, find_faces, find_faces_all, identify_video, load, verify)
-from keyface.runtime.networks import keyface_version
+from keyface.runtime.provenance import keyface_version
 
 __version__ = keyface_version()  # "unknown" when run from a checkout that was never installed
 
