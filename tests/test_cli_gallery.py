@@ -123,9 +123,15 @@ def test_library_errors_get_their_flags_on_the_command_line(tmp_path, monkeypatc
     from keyface.recognition.core.pipeline import Face
     monkeypatch.delenv(DATA_ENV, raising=False)
     errors = []
+    from types import SimpleNamespace
+    from keyface.recognition.core.clustering import cluster_threshold
+    from keyface.recognition.core.store import SQLiteStore
+    uncalibrated = SimpleNamespace(name="toy", metadata={})
     for fail in (lambda: data_root(None), lambda: cut_at_far(np.linspace(0, 1, 50), 0.001),
                  lambda: face_matrix(Face((0, 0, 9, 9), 1.0, np.zeros((68, 2))),
-                                     InputSpec(150, 3, alignment="dlib-mtcnn5"))):
+                                     InputSpec(150, 3, alignment="dlib-mtcnn5")),
+                 lambda: cluster_threshold(uncalibrated, None),
+                 lambda: SQLiteStore(tmp_path / "missing.db", None, None, None, create=False)):
         with pytest.raises(KeyfaceError) as info:
             fail()
         errors.append(info.value)
@@ -135,7 +141,9 @@ def test_library_errors_get_their_flags_on_the_command_line(tmp_path, monkeypatc
     hinted = [with_hint(e) for e in errors]  # chosen by the error's kind, not by its words
     assert hinted[0].endswith("(--data PATH)") and hinted[1].endswith("(--far)")
     assert hinted[2].endswith("(--detector mtcnn)")
-    assert hinted[3].endswith(f"(run `keyface check --gallery {tmp_path / 'g.db'}`)")
+    assert hinted[3].endswith("(run `keyface calibrate toy`, or pass --threshold)")
+    assert hinted[4].endswith(f"(run `keyface enroll --gallery {tmp_path / 'missing.db'} --name NAME PHOTO...`)")
+    assert hinted[5].endswith(f"(run `keyface check --gallery {tmp_path / 'g.db'}`)")
     assert with_hint("photo.jpg: no face found") == "photo.jpg: no face found"
     from keyface.data.errors import EmptyGalleryError
     hidden = EmptyGalleryError("gallery postgresql://ada:***@db.example/team is empty", "postgresql://ada:***@db.example/team")

@@ -38,8 +38,8 @@ def cluster_threshold(embedder, given: float | None) -> float:
     """The clustering cut: given, or calibrated into the model file; never guessed."""
     value = given if given is not None else embedder.metadata.get("cluster_threshold")
     if value is None:
-        raise NotCalibratedError(f"the {embedder.name} model carries no calibrated clustering threshold: give one "
-                                 f"(or calibrate the model: `keyface calibrate {embedder.name}`)", embedder.name)
+        raise NotCalibratedError(f"the {embedder.name} model carries no calibrated clustering threshold: give one, "
+                                 "or calibrate the model", embedder.name)
     return float(value)
 
 

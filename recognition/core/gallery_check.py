@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from keyface.data.errors import DamagedGalleryError, GalleryError
+from keyface.data.errors import DamagedGalleryError, EmptyGalleryError, GalleryError
 from keyface.recognition.core.store import GalleryLock, damaged, owner_only, vector_ok
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ def read_photos(path: Path) -> list[tuple[str, str, str]]:
 def read_meta(path: Path) -> dict:
     """A gallery's embedder, model version and dimension, read without claiming the file."""
     if not Path(path).is_file():
-        raise GalleryError(f"gallery not found: {path} (enrol people first with `keyface enroll`)")
+        raise EmptyGalleryError(f"gallery not found: {path} (enrol people first)", path)
     conn = connect_read_only(Path(path))
     try:
         return dict(conn.execute("SELECT key, value FROM meta"))

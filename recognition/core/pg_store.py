@@ -11,7 +11,7 @@ import threading
 
 import numpy as np
 
-from keyface.data.errors import GalleryConflictError, GalleryError, PersonNotFoundError
+from keyface.data.errors import EmptyGalleryError, GalleryConflictError, GalleryError, PersonNotFoundError
 from keyface.data.files import shown
 from keyface.data.paths import shown_location
 from keyface.recognition.core.pg_connection import (Connection, first_line, psycopg_module, vector_from_binary,
@@ -80,7 +80,7 @@ class PostgresStore:
                 raise GalleryError(f"{self.path} is not a keyface gallery (it holds other tables: "
                                    f"{', '.join(sorted(tables)[:3])}); refusing to touch it: use an empty database")
             if not create or self.embedder is None:  # no embedder: nothing to make one for
-                raise GalleryError(f"no keyface gallery in {self.path} (enrol people first with `keyface enroll`)")
+                raise EmptyGalleryError(f"no keyface gallery in {self.path} (enrol people first)", self.path)
             try:
                 self._create(conn)
             except (psycopg_module().errors.DuplicateTable, psycopg_module().errors.UniqueViolation):
