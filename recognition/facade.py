@@ -21,15 +21,13 @@ from keyface.data.files import shown
 from keyface.data.paths import is_database_uri, shown_location
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, own_precision, registered
 from keyface.recognition.core.gallery_check import read_meta
-from keyface.recognition.core.pipeline import (Face, FacePipeline, Prepared, Recogniser, in_order,  # many photos at once
-                                             label)
+from keyface.recognition.core.pipeline import Face, FacePipeline, Prepared, Recogniser, in_order  # many photos at once
 # check_name: the one rule for a person's name, for the entry points too
 from keyface.recognition.core.records import Enrolment, check_name
 from keyface.recognition.core.store import SQLiteStore, check_made_by
 from keyface.runtime.networks import split_version
 
 MIN_PROBABILITY = 0.5  # a softmax head's: below it, a face is unknown
-ENROL_CHUNK = 32  # photos found, then embedded together: one pass of the network, memory bounded
 _LOADED: dict = {}
 _LOADING = threading.Lock()
 
@@ -62,6 +60,34 @@ def load(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, far: float
         if key not in _LOADED:
             _LOADED[key] = build(embedder, models, far=far, precision=precision, min_face=min_face)
         return _LOADED[key]
+
+
+def embedder_for(asked: str | None, precision: str | None, made: dict) -> tuple[str, str | None]:
+    """The embedder to run and its precision: the one asked, else a gallery's own (`made`: its "embedder" and
+    "precision", as made_by gives them; {} for none), else the default; in the precision asked, else the
+    gallery's for its own embedder, else the embedder's own (None)."""
+    name = asked or made.get("embedder") or DEFAULT_EMBEDDER
+    return name, precision or (own_precision(name, made.get("precision")) if name == made.get("embedder") else None)
+
+
+def open_gallery(location, create: bool = False, load_recogniser: bool = True, embedder: str | None = None,
+                 precision: str | None = None, **settings) -> "Gallery":
+    """A gallery with the recogniser that embeds as its faces were: `embedder` and `precision` where given
+    (refused unless they are the gallery's), else its own (embedder_for); `settings` are build's others.
+    Only `create` makes a new one; without `load_recogniser` an existing one loads no model until it must."""
+    if create:
+        name, precision = embedder_for(embedder, precision, made_by(location))
+        return Gallery(location, build(name, precision=precision, **settings))
+    gallery = Gallery(location, create=False)
+    try:
+        if load_recogniser:
+            name, precision = embedder_for(embedder, precision, {"embedder": gallery.embedder,
+                                                                 "precision": gallery.precision})
+            gallery.recogniser = build(name, precision=precision, **settings)
+    except BaseException:
+        gallery.close()
+        raise
+    return gallery
 
 
 def recogniser_for(given: Recogniser | str | None = None) -> Recogniser:
@@ -130,7 +156,9 @@ class Gallery:
         if self._recogniser is None and self._store is None:  # a new gallery: the default embedder
             self._recogniser = load(DEFAULT_EMBEDDER)
         if self._recogniser is None:
-            found = load(self._store.embedder, precision=own_precision(self._store.embedder, self.precision))
+            own = {"embedder": self._store.embedder, "precision": self.precision}
+            name, precision = embedder_for(None, None, own)
+            found = load(name, precision=precision)
             if found.embedder.version != self._store.version:
                 raise OtherModelError(f"{self.path} was made with model {self._store.version} of embedder "
                                       f"{self._store.embedder!r}; {found.embedder.version} is installed: reindex it",
@@ -162,27 +190,10 @@ class Gallery:
         """Add one person's photos (one face each; `largest_face` takes a photo's largest face where it has
         several) in one transaction: (photos added, the error of each photo not added). The next chunk's
         faces are found while this chunk's are embedded; the gallery is written from this thread only."""
-        from concurrent.futures import ThreadPoolExecutor
-        from tqdm import tqdm
-        from keyface.recognition.core.annotate import face_thumbnail
+        from keyface.recognition.core.enrolling import ready_to_enrol
         person, photos = check_name(name), _photo_list(photos)
         checked_count(workers, WORKERS)
-        chooser = self._chooser(largest_face)
-        chunks = [photos[i: i + ENROL_CHUNK] for i in range(0, len(photos), ENROL_CHUNK)]
-        ready, errors, thumbnail = [], [], None
-        with tqdm(total=len(photos), desc=f"enrolling {person}", unit="photo",
-                  disable=not progress or len(photos) < 5) as bar, ThreadPoolExecutor(1) as ahead:
-            pending = ahead.submit(chooser.enrolments, person, chunks[0], workers) if chunks else None
-            for k in range(len(chunks)):
-                prepared = pending.result()
-                if k + 1 < len(chunks):
-                    pending = ahead.submit(chooser.enrolments, person, chunks[k + 1], workers)
-                errors += [p.error for p in prepared if p.error]
-                ready += [(label(photo), p.enrolment) for photo, p in zip(chunks[k], prepared) if not p.error]
-                first = next((p for p in prepared if not p.error), None)
-                if thumbnail is None and first is not None:  # the page shows one a person
-                    thumbnail = face_thumbnail(first.rgb, first.enrolment.box)
-                bar.update(len(chunks[k]))
+        ready, errors, thumbnail = ready_to_enrol(self._chooser(largest_face), person, photos, workers, progress)
         added, refused = self.store_enrolments(person, ready, thumbnail)
         return added, errors + refused
 

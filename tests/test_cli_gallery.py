@@ -360,23 +360,24 @@ def test_a_gallery_embedded_in_float32_is_opened_in_float32_unless_told_otherwis
     with keyface.Gallery(db) as team:
         assert team.precision == "float32" and [f.name for f in team.identify(other)] == ["Luis"]
         team.recogniser = keyface.build(team.embedder, precision=team.precision, min_face=48)  # as the README has it
+    code, out, err = run(["reindex", "--gallery", db, "--precision", "int8"], capsys)  # as the hint says
+    assert code == 0 and "with dlib-resnet" in out and "-int8)" in out, err  # its own embedder, in int8
+    with keyface.Gallery(db) as team:
+        assert team.precision == "int8" and [f.name for f in team.identify(other)] == ["Luis"]
 
 
 def test_serve_and_enroll_ask_for_a_gallerys_own_embedder_in_its_own_precision(tmp_path):
-    from argparse import Namespace
-    from keyface.recognition.cli.commands import embedder_asked
     from keyface.recognition.core.store import SQLiteStore
-    from keyface.recognition.facade import made_by
+    from keyface.recognition.facade import embedder_for, made_by
     SQLiteStore(tmp_path / "f.db", "dlib-resnet", "aa3e-int8", 4).close()
     SQLiteStore(tmp_path / "g.db", "dlib-resnet", "aa3e", 4).close()
-    flags = Namespace(embedder=None, precision=None)
     made = {name: made_by(tmp_path / name) for name in ("f.db", "g.db", "none.db")}
     assert [made[name].get("precision") for name in made] == ["int8", "float32", None]
-    asked = {name: embedder_asked(flags, m.get("embedder"), m.get("precision")) for name, m in made.items()}
+    asked = {name: embedder_for(None, None, m) for name, m in made.items()}
     # int8 is dlib-resnet's own: asked as "the embedder's own", so its keypoint net keeps its own precision too
     assert asked == {"f.db": ("dlib-resnet", None), "g.db": ("dlib-resnet", "float32"), "none.db": ("dlib-resnet", None)}
-    assert embedder_asked(Namespace(embedder="facenet", precision=None), "dlib-resnet", "float32") == ("facenet", None)
-    assert embedder_asked(Namespace(embedder=None, precision="int8"), "dlib-resnet", "float32") == ("dlib-resnet", "int8")
+    assert embedder_for("facenet", None, made["g.db"]) == ("facenet", None)
+    assert embedder_for(None, "int8", made["g.db"]) == ("dlib-resnet", "int8")
 
 
 def test_enroll_into_an_empty_file_makes_the_gallery_there(tmp_path, youtube_sample, models, capsys):

@@ -17,10 +17,10 @@ from typing import Callable, Iterable, Iterator
 from keyface.data.errors import KeyfaceError
 from keyface.data.paths import gallery_location
 from keyface.detection.detector import MIN_FACE
-from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES, own_precision
+from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES
 from keyface.recognition.cli.hints import with_hint
 from keyface.recognition.core.pipeline import DEFAULT_DETECTOR, DETECTORS
-from keyface.recognition.facade import MIN_PROBABILITY, Gallery
+from keyface.recognition.facade import MIN_PROBABILITY
 from keyface.runtime.networks import PRECISIONS, set_threads
 
 log = logging.getLogger(__name__)
@@ -267,22 +267,21 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_identify)
 
 
-def embedder_asked(args, embedder: str | None = None, precision: str | None = None) -> tuple[str, str | None]:
-    """The embedder to run and its precision: --embedder, else `embedder` (a gallery's own), else the default;
-    in --precision, else `precision` (a gallery's own, for its own embedder), else the embedder's own (None)."""
-    name = args.embedder or embedder or DEFAULT_EMBEDDER
-    return name, args.precision or (own_precision(name, precision) if name == embedder else None)
+def build_settings(args) -> dict:
+    """The flags' settings for a recogniser besides its embedder and precision (facade.build's keywords)."""
+    return dict(models=getattr(args, "models", None), model=getattr(args, "embedder_model", None),
+                keypoint_model=getattr(args, "keypoint_model", None),
+                threshold=getattr(args, "threshold", None), far=getattr(args, "far", None),
+                detector=getattr(args, "detector", DEFAULT_DETECTOR), min_face=getattr(args, "min_face", None),
+                several_faces="largest" if getattr(args, "largest_face", False) else "refuse")
 
 
-def recogniser(args, embedder: str | None = None, precision: str | None = None):
-    """The pipeline and the embedder the flags name (embedder_asked: else a gallery's own, else the defaults)."""
-    from keyface.recognition.facade import build
-    name, precision = embedder_asked(args, embedder, precision)
-    return build(name, args.models, model=args.embedder_model,
-                 keypoint_model=args.keypoint_model, precision=precision,
-                 threshold=getattr(args, "threshold", None), far=getattr(args, "far", None),
-                 detector=getattr(args, "detector", DEFAULT_DETECTOR), min_face=getattr(args, "min_face", None),
-                 several_faces="largest" if getattr(args, "largest_face", False) else "refuse")
+def recogniser(args, made: dict | None = None):
+    """The recogniser the flags name: --embedder and --precision, else a gallery's own (`made`, as
+    facade.made_by gives it), else the defaults."""
+    from keyface.recognition.facade import build, embedder_for
+    name, precision = embedder_for(args.embedder, args.precision, made or {})
+    return build(name, precision=precision, **build_settings(args))
 
 
 def gallery_path(args) -> Path | str:
@@ -295,22 +294,13 @@ def gallery_path(args) -> Path | str:
 
 
 def open_gallery(args, create: bool = False, models: bool = False):
-    """The gallery the flags name, embedding with its own embedder, or refused if --embedder names another;
-    only `create` makes a new one (with --embedder's, or the default). Without `models` (people, rename,
-    remove) no model loads."""
-    if create:
-        from keyface.recognition.facade import made_by
-        location = gallery_path(args)
-        made = made_by(location)
-        return Gallery(location, recogniser(args, made.get("embedder"), made.get("precision")), create=True)
-    gallery = Gallery(existing_gallery(args), create=False)
-    try:
-        if models:
-            gallery.recogniser = recogniser(args, gallery.embedder, gallery.precision)
-    except BaseException:
-        gallery.close()
-        raise
-    return gallery
+    """The gallery the flags name, embedding with its own embedder and precision, or refused if --embedder or
+    --precision name others; only `create` makes a new one (with --embedder's, or the default). Without
+    `models` (people, rename, remove) no model loads."""
+    from keyface.recognition.facade import open_gallery as opened
+    location = gallery_path(args) if create else existing_gallery(args)
+    return opened(location, create, models, getattr(args, "embedder", None), getattr(args, "precision", None),
+                  **build_settings(args))
 
 
 def _report(errors: list) -> int:

@@ -90,8 +90,9 @@ def cmd_reindex(args) -> int:
     transaction (readers see the old gallery or the new, never a mix)."""
     from keyface.recognition.core.gallery_check import rewrite
     from keyface.recognition.upkeep import reindex, replace_gallery
+    from keyface.recognition.facade import made_by
     path = existing_gallery(args)
-    rec = recogniser(args)
+    rec = recogniser(args, made_by(path))  # without --embedder: its own (a newer model file, another precision)
     if isinstance(path, Path):
         added, errors = rewrite(path, lambda source, scratch: reindex(source, rec, scratch))
         print(f"reindexed {added} photo(s) with {rec.embedder.name} (model {rec.embedder.version}); "

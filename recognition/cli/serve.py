@@ -9,7 +9,7 @@ from keyface.data.errors import KeyfaceError
 from keyface.data.paths import shown_location, user_dir
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES
 from keyface.recognition.cli import commands
-from keyface.recognition.facade import made_by
+from keyface.recognition.facade import embedder_for, made_by
 
 log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -44,8 +44,7 @@ def cmd_serve(args) -> int:
     token_file = Path(args.token_file) if args.token_file else user_dir("serve") / "token"
     token = load_or_create_token(token_file)
     gallery = commands.gallery_path(args)
-    made = made_by(gallery)
-    embedder, precision = commands.embedder_asked(args, made.get("embedder"), made.get("precision"))
+    embedder, precision = embedder_for(args.embedder, args.precision, made_by(gallery))
     app = build_app(embedder, args.detector, args.models, gallery, token, args.host not in LOOPBACK,
                     args.max_upload_mb * 1_000_000, tuple(args.cors_origin), precision, args.min_face)
     import uvicorn
