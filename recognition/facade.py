@@ -153,7 +153,7 @@ class Gallery:
     def recogniser(self) -> Recogniser:
         """The recogniser its faces are embedded with: given, or the gallery's own embedder's in the precision
         its faces are in, loaded now."""
-        if self._recogniser is None and self._store is None:  # a new gallery: the default embedder
+        if self._recogniser is None and self._opened() is None:  # a new gallery: the default embedder
             self._recogniser = load(DEFAULT_EMBEDDER)
         if self._recogniser is None:
             own = {"embedder": self._store.embedder, "precision": self.precision}
