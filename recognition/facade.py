@@ -112,6 +112,7 @@ class Gallery:
             raise GalleryError(f"a gallery is a file's path or a postgresql:// URI, not {type(path).__name__}")
         self._location, self._store, self._head, self._making = path, None, None, threading.Lock()
         self._recogniser = None if recogniser is None else recogniser_for(recogniser)
+        self._assumed = False  # True: the recogniser is the default's, loaded before the gallery was made
         if not create or _exists(path):
             self._store = open_store(path, *_made_by(self._recogniser), create=False)
 
@@ -154,7 +155,7 @@ class Gallery:
         """The recogniser its faces are embedded with: given, or the gallery's own embedder's in the precision
         its faces are in, loaded now."""
         if self._recogniser is None and self._opened() is None:  # a new gallery: the default embedder
-            self._recogniser = load(DEFAULT_EMBEDDER)
+            self._recogniser, self._assumed = load(DEFAULT_EMBEDDER), True
         if self._recogniser is None:
             own = {"embedder": self._store.embedder, "precision": self.precision}
             name, precision = embedder_for(None, None, own)
@@ -170,6 +171,7 @@ class Gallery:
     def recogniser(self, given: Recogniser | str | None) -> None:
         """Embed with this recogniser (made by build or load, or an embedder's name): refused unless it has the
         gallery's own embedder and model version. None: the gallery's own again, loaded when next needed."""
+        self._assumed = False
         if given is None:
             self._recogniser = None
             return
@@ -328,7 +330,7 @@ class Gallery:
     @property
     def exists(self) -> bool:
         """Whether the gallery is made: a new one is made by its first enrolment."""
-        return self._opened() is not None
+        return self._store is not None or _exists(self._location)
 
     def is_empty(self) -> bool:
         """Whether no one is enrolled (cheap at any size, unlike people())."""
@@ -365,8 +367,12 @@ class Gallery:
         server waits on a new gallery) is opened now."""
         if self._store is None and _exists(self._location):
             with self._making:
-                if self._store is None:
-                    self._store = open_store(self._location, *_made_by(self._recogniser), create=False)
+                if self._store is None:  # a recogniser only assumed gives way to the gallery's own
+                    given = None if self._assumed else self._recogniser
+                    self._store = open_store(self._location, *_made_by(given), create=False)
+                    if given is None and self._recogniser is not None and _made_by(self._recogniser)[:2] != (
+                            self._store.embedder, self._store.version):
+                        self._recogniser, self._assumed = None, False  # its own is loaded when next needed
         return self._store
 
     def close(self) -> None:

@@ -114,7 +114,7 @@ def load_model(path: Path, expect_kind: str | None = None):
         raise KeyfaceError(f"{path} holds {held} LiteRT weights only, no Keras network: run it in {held} "
                            "(train a float32 one with `keyface train`)")
     try:  # TensorFlow's start-up notes held back: a library's user never asked for them
-        return _without_native_notes(lambda: _keras_model(path)), meta
+        return without_native_notes(lambda: _keras_model(path)), meta
     except ValueError as exc:
         if "safe_mode" in str(exc) or "Lambda" in str(exc):  # Keras refuses to deserialise code: so do we
             raise KeyfaceError(f"{path} holds code (a Lambda layer); keyface never runs code from a model "
@@ -260,7 +260,7 @@ def _allocate(interpreter) -> None:
 
 def _allocate_quietly(interpreter) -> None:
     """allocate_tensors() with stderr held, passed on without the delegate's note."""
-    _without_native_notes(interpreter.allocate_tensors)
+    without_native_notes(interpreter.allocate_tensors)
 
 
 # What native libraries write on stderr by themselves: TensorFlow's start-up notes (oneDNN, CUDA probing, CPU
@@ -280,7 +280,7 @@ NATIVE_NOISE = re.compile(rb"^\s*([IW]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\]"
                           rb"|\[ ?(?:WARN|INFO):\d+@)")  # OpenCV's: "[ WARN:0@0.1] ... can't open camera by index"
 
 
-def _without_native_notes(start_up: Callable):
+def without_native_notes(start_up: Callable):
     """start_up() with the process's stderr held in a file, then passed on without the native libraries' notes
     (NATIVE_NOISE); with nowhere to hold it, or no stderr, nothing is held."""
     try:

@@ -163,7 +163,8 @@ def test_bad_photos_enrol_nothing_and_say_why(tmp_path, bad, models, capsys):
     assert not db.exists()  # a gallery is made by its first enrolment: no one was enrolled
     assert out.splitlines()[-1] == f"gallery {db} not made: no photo was added"
     code, _, err = run(["people", "--gallery", db, "--json"], capsys)
-    assert code == 2 and "gallery not found" in err
+    assert code == 2 and "gallery not found" in err  # and the command to copy names the gallery
+    assert err.rstrip().endswith(f"(run `keyface enroll --gallery {db} --name NAME PHOTO...`)")
 
 
 @pytest.mark.parametrize("name", ["a/b", "bell\x07", ""])

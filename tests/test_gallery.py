@@ -123,6 +123,19 @@ def test_a_gallery_waiting_to_be_made_sees_one_made_since_by_another_process(tmp
         assert reopened.people() == {"Ada Lovelace": 1}
 
 
+def test_a_gallery_that_assumed_the_default_embedder_takes_the_one_made_elsewhere(tmp_path):
+    from keyface import Gallery
+    from keyface.data.errors import EmptyGalleryError
+    with Gallery(tmp_path / "late.db") as late:
+        with pytest.raises(EmptyGalleryError):
+            late.identify(np.zeros((64, 64, 3), np.uint8))  # loads the default embedder for a gallery not made
+        assert late._recogniser is not None and not late.exists
+        with SQLiteStore(tmp_path / "late.db", "toy", "v1-int8", DIM) as other:  # another embedder, elsewhere
+            other.add([face("Ada", "aa", 0)])
+        assert late.exists and late.people() == {"Ada": 1}  # not refused as another embedder's gallery
+        assert (late.embedder, late.precision, late._recogniser) == ("toy", "int8", None)
+
+
 def test_foreign_sqlite_and_non_sqlite_files_are_refused_untouched(tmp_path):
     foreign = tmp_path / "app.db"
     with sqlite3.connect(foreign) as conn:

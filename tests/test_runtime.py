@@ -235,3 +235,16 @@ def test_model_files_are_written_whole_readable_and_rewritten_in_their_mode(smal
     rewrite_metadata(lite, META_ENTRY, {**read_metadata(lite), "threshold": 0.42})
     assert read_metadata(lite)["threshold"] == 0.42 and lite.stat().st_mode & 0o777 == 0o640
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["net.keras", "net.litert"]
+
+
+def test_native_notes_written_while_held_are_dropped_and_the_rest_passed_on():
+    """What C++ code writes on file descriptor 2 during a held start-up (FAISS training a small index, say)."""
+    import subprocess
+    import sys
+    code = ("import os\n"
+            "from keyface.runtime.networks import without_native_notes\n"
+            "said = without_native_notes(lambda: os.write(2, b'WARNING clustering 40 points to 12 centroids: "
+            "please provide at least 468 training points\\nmine\\n'))\n"
+            "print(said)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "95" and out.stderr == "mine\n", out.stderr

@@ -141,6 +141,9 @@ def test_beyond_loopback_every_api_request_needs_the_token(tmp_path):
             one_line_error(client.get("/api/people"), 401)
             assert client.get("/api/people", headers=AUTH).json() == []
             assert client.get("/").status_code == 200  # the page holds no data
+            # nor does the API's description: a browser elsewhere can read the docs, and they take the token
+            assert client.get("/api/docs").status_code == 200
+            assert client.get("/api/openapi.json").json()["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
             origin = {"Origin": "https://elsewhere.example"}
             assert "access-control-allow-origin" not in client.get("/api/health", headers={**AUTH, **origin}).headers
     finally:
@@ -251,5 +254,6 @@ def test_the_api_docs_work_offline(served):
     paths = client.get("/api/openapi.json").json()["paths"]
     enrol = paths["/api/people"]["post"]["responses"]
     assert {"200", "201", "400", "401", "409", "422"} <= set(enrol) and "no photo added" in enrol["200"]["description"].lower()
+    assert "413" not in paths["/api/health"]["get"]["responses"] and "413" in paths["/api/identify"]["post"]["responses"]
     error = paths["/api/identify"]["post"]["responses"]["400"]["content"]["application/json"]["schema"]
     assert error == {"$ref": "#/components/schemas/ErrorBody"}  # the one-line body every error has

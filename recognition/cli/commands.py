@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from keyface.data.errors import KeyfaceError
+from keyface.data.errors import EmptyGalleryError, KeyfaceError
 from keyface.data.paths import gallery_location
 from keyface.detection.detector import MIN_FACE
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES
@@ -364,7 +364,7 @@ def existing_gallery(args) -> Path | str:
     if isinstance(path, Path) and path.is_dir():
         raise KeyfaceError(f"{path} is a folder, not a gallery file")
     if isinstance(path, Path) and not path.is_file():
-        raise KeyfaceError(f"gallery not found: {path} (enrol people first with `keyface enroll`)")
+        raise EmptyGalleryError(f"gallery not found: {path}: enrol people first", path)
     return path
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from keyface.data.errors import MissingDependency
 from keyface.recognition.core.search import Match, RowIndex, first_per_person
+from keyface.runtime.networks import without_native_notes
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class FaissIndex:
         quantiser = faiss.IndexFlatIP(self.vectors.shape[1])
         self.index = faiss.IndexIVFFlat(quantiser, self.vectors.shape[1], n_lists, faiss.METRIC_INNER_PRODUCT)
         sample = self.vectors[np.random.default_rng(0).permutation(len(self.vectors))[:n_lists * 40]]
-        self.index.train(sample)
+        without_native_notes(lambda: self.index.train(sample))  # FAISS's note on a small sample is not the user's
         self.index.add(self.vectors)
         self.index.nprobe, self.candidates = nprobe, candidates
 
@@ -64,7 +65,8 @@ class FaissRows:
         lists = int(min(4096, max(1, 4 * math.sqrt(len(rows)))))
         self.index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, lists, faiss.ScalarQuantizer.QT_8bit,
                                                    faiss.METRIC_INNER_PRODUCT)
-        self.index.train(_sample_rows(rows, lists * 40))  # FAISS wants ~39 training rows a list
+        sample = _sample_rows(rows, lists * 40)  # FAISS wants ~39 training rows a list
+        without_native_notes(lambda: self.index.train(sample))
         self.index.nprobe, self.candidates = nprobe, candidates
         self.lineage, self.rows, self.count, self._lock = rows.lineage, rows, 0, threading.Lock()
         self.extend(rows)

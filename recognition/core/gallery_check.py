@@ -146,7 +146,7 @@ def read_photos(path: Path) -> list[tuple[str, str, str]]:
 def read_meta(path: Path) -> dict:
     """A gallery's embedder, model version and dimension, read without claiming the file."""
     if not Path(path).is_file():
-        raise EmptyGalleryError(f"gallery not found: {path} (enrol people first)", path)
+        raise EmptyGalleryError(f"gallery not found: {path}: enrol people first", path)
     conn = connect_read_only(Path(path))
     try:
         return dict(conn.execute("SELECT key, value FROM meta"))

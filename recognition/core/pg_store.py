@@ -80,7 +80,7 @@ class PostgresStore:
                 raise GalleryError(f"{self.path} is not a keyface gallery (it holds other tables: "
                                    f"{', '.join(sorted(tables)[:3])}); refusing to touch it: use an empty database")
             if not create or self.embedder is None:  # no embedder: nothing to make one for
-                raise EmptyGalleryError(f"no keyface gallery in {self.path} (enrol people first)", self.path)
+                raise EmptyGalleryError(f"no keyface gallery in {self.path} yet: enrol people first", self.path)
             try:
                 self._create(conn)
             except (psycopg_module().errors.DuplicateTable, psycopg_module().errors.UniqueViolation):

@@ -61,7 +61,7 @@ class SQLiteStore:
         if self.path.is_dir():
             raise GalleryError(f"{self.path} is a folder, not a gallery file")
         if not create and not self.path.is_file():
-            raise EmptyGalleryError(f"gallery not found: {self.path} (enrol people first)", self.path)
+            raise EmptyGalleryError(f"gallery not found: {self.path}: enrol people first", self.path)
         if create:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +87,7 @@ class SQLiteStore:
         """Connect, check the file is an undamaged keyface gallery, and claim or check its embedder."""
         fresh = not self.path.exists() or self.path.stat().st_size == 0
         if fresh and self.embedder is None:  # nothing to open with its own embedder: never made into a gallery
-            raise EmptyGalleryError(f"{self.path} holds no keyface gallery (enrol people first)", self.path)
+            raise EmptyGalleryError(f"{self.path} holds no keyface gallery yet: enrol people first", self.path)
         self._conn = _connect(self.path)
         if not fresh and not self._has_schema():
             raise GalleryError(f"{self.path} is an SQLite file but not a keyface gallery; refusing to touch it")

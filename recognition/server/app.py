@@ -52,15 +52,22 @@ class ErrorBody(BaseModel):
     error: str
 
 
-# the statuses any call may answer with, each with keyface's one-line error body
-ERRORS = {status: {"model": ErrorBody, "description": said} for status, said in (
-    (400, "Bad input: an unreadable photo, no face or several, a bad name"),
-    (401, "The API token is missing or wrong (writes; every call where the server is bound beyond this machine)"),
-    (404, "No such person"), (409, "In conflict with the gallery: a name or photo already there"),
-    (413, "The upload is too large"), (422, "A field is missing or of the wrong kind"),
-    (503, "The gallery's database cannot be reached now: try again shortly"))}
+
+def _errors_of(*statuses: int) -> dict:
+    """OpenAPI's responses for these error statuses, each with keyface's one-line error body."""
+    said = {400: "Bad input: an unreadable photo, no face or several, a bad name",
+            401: "The API token is missing or wrong (writes; every call where the server is bound beyond this "
+                 "machine)",
+            404: "No such person", 409: "In conflict with the gallery: a name or photo already there",
+            413: "The upload is too large", 422: "A field is missing or of the wrong kind",
+            503: "The gallery's database cannot be reached now: try again shortly"}
+    return {status: {"model": ErrorBody, "description": said[status]} for status in statuses}
+
+
+ERRORS = _errors_of(400, 401, 422, 503)  # any call's
+UPLOADS, PEOPLE = _errors_of(413), _errors_of(404, 409)
 ENROLLED = {201: {"description": "Photos added (each photo not added has its error)"},
-            200: {"description": "No photo added, so nothing made: each photo's error says why"}}
+            200: {"description": "No photo added, so nothing made: each photo's error says why"}, **UPLOADS, **PEOPLE}
 
 
 @dataclass
@@ -111,7 +118,22 @@ def create_app(recogniser, config: ServeConfig) -> FastAPI:
     _pages(app)
     _photo_routes(app, recogniser, store)
     _people_routes(app, store)
+    _token_in_docs(app)
     return app
+
+
+def _token_in_docs(app: FastAPI) -> None:
+    """The API's description names its token (a bearer token), so the docs page can send it."""
+    described = app.openapi
+
+    def with_token() -> dict:
+        if app.openapi_schema is None:
+            schema = described()
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "token": {"type": "http", "scheme": "bearer", "description": "the token `keyface serve` prints"}}
+            schema["security"] = [{"token": []}]
+        return app.openapi_schema
+    app.openapi = with_token
 
 
 def _guard(app: FastAPI, config: ServeConfig) -> None:
@@ -146,7 +168,8 @@ class TokenCheck:
     def _needs_token(self, scope) -> bool:
         path, method = scope["path"], scope["method"]
         write = method in ("POST", "PATCH", "DELETE") and path.startswith("/api/people")
-        return path.startswith("/api/") and (write or self.config.tokens_for_reads)
+        described = path in ("/api/docs", "/api/openapi.json")  # the API's description: nothing of the gallery
+        return path.startswith("/api/") and not described and (write or self.config.tokens_for_reads)
 
 
 def _token_ok(scope, token: str) -> bool:
@@ -177,7 +200,7 @@ def _errors(app: FastAPI, gallery: Path | str) -> None:
     @app.exception_handler(RequestValidationError)
     async def bad_request(_, exc: RequestValidationError):
         first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "the request's body"
         said = first.get("msg", "invalid request").removeprefix("Value error, ")
         if "UploadFile" in said:  # pydantic's words for a text field where a file belongs
             said = "expected a file (a multipart file upload), not a text value"
@@ -251,7 +274,7 @@ def _photo_routes(app: FastAPI, rec, store: GalleryThread) -> None:
                 "model": rec.embedder.version, "people": len(people), "photos": sum(people.values()),
                 "search": live.state}
 
-    @app.post("/api/identify")
+    @app.post("/api/identify", responses=UPLOADS)
     async def identify(photo: UploadFile = File(...), top: int = Form(3)) -> dict:
         """Every face in the photo, numbered left to right, named or 'unknown'."""
         if not 1 <= top <= 20:
@@ -267,7 +290,7 @@ def _photo_routes(app: FastAPI, rec, store: GalleryThread) -> None:
         # already plain JSON: handed to the client as it is, without FastAPI encoding it again
         return JSONResponse(photo_json(name, faces, threshold=round(rec.identify_threshold, 4)))
 
-    @app.post("/api/verify")
+    @app.post("/api/verify", responses=UPLOADS)
     async def verify(photo_a: UploadFile = File(...), photo_b: UploadFile = File(...),
                      largest_face: bool = Form(False)) -> dict:
         """Whether two photos (one face each, or the largest face of each with largest_face) show the same
@@ -313,20 +336,20 @@ def _people_routes(app: FastAPI, store: GalleryThread) -> None:
         response.status_code = 201 if added else 200  # nothing added (each photo's error says why): nothing made
         return {"person": person, "added": added, "errors": errors + [str(e) for e in refused]}
 
-    @app.get("/api/people/{name}/thumbnail")
+    @app.get("/api/people/{name}/thumbnail", responses=PEOPLE)
     def person_thumbnail(name: str) -> Response:
         """A small JPEG of the person's first enrolled face."""
         jpeg = store.run(lambda: store.gallery.thumbnail(name))
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
-    @app.patch("/api/people/{name}")
+    @app.patch("/api/people/{name}", responses=PEOPLE)
     def rename(name: str, body: Rename) -> dict:
         """Rename a person: the body is {"name": "New Name"}."""
         old, new = check_name(name), check_name(body.name)
         store.run(lambda: store.gallery.rename(old, new))
         return {"person": new, "was": old}
 
-    @app.delete("/api/people/{name}")
+    @app.delete("/api/people/{name}", responses=PEOPLE)
     def remove(name: str) -> dict:
         """Remove a person and their photos."""
         person = check_name(name)
