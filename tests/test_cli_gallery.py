@@ -387,3 +387,8 @@ def test_enroll_into_an_empty_file_makes_the_gallery_there(tmp_path, youtube_sam
     code, out, err = run(["enroll", "--name", "Kristen", youtube_sample[0][0], "--gallery", db, *models], capsys)
     assert code == 0 and "1 photo(s) added" in out, err
     assert json.loads(run(["people", "--gallery", db, "--json"], capsys)[1]) == [{"name": "Kristen", "photos": 1}]
+    (tmp_path / "zero.db").touch()  # `check` says so too, rather than calling it damaged
+    code, out, err = run(["check", "--gallery", tmp_path / "zero.db"], capsys)
+    assert code == 2 and "holds no keyface gallery yet" in err and "damaged" not in out + err
+    code, out, err = run(["check", "--gallery", tmp_path / "none.db"], capsys)
+    assert code == 2 and f"keyface enroll --gallery {tmp_path / 'none.db'}" in err

@@ -6,10 +6,10 @@ import json
 import tempfile
 from pathlib import Path
 
-from keyface.data.errors import KeyfaceError
+from keyface.data.errors import EmptyGalleryError, KeyfaceError
 from keyface.data.paths import gallery_location, shown_location
 from keyface.recognition.cli import commands
-from keyface.recognition.cli.commands import _report, existing_gallery, gallery_path, open_gallery, recogniser
+from keyface.recognition.cli.commands import _report, existing_gallery, open_gallery, recogniser
 
 MIGRATE_EPILOG = ("SRC and DST are gallery files or postgresql://USER[:PASSWORD]@HOST[:PORT]/DB URIs. DST must be "
                   "new or empty; everything is copied in one transaction, then both are read back and compared "
@@ -110,7 +110,9 @@ def cmd_reindex(args) -> int:
 def cmd_check(args) -> int:
     """Check a gallery: its structure and every stored vector; exit 1 if anything is wrong."""
     from keyface.recognition.upkeep import check_gallery
-    path = gallery_path(args)
+    path = existing_gallery(args)  # a missing file or a folder: said as everywhere else, with the enrol command
+    if isinstance(path, Path) and path.stat().st_size == 0:  # what enrol makes a gallery in: not a damaged one
+        raise EmptyGalleryError(f"{path} holds no keyface gallery yet: enrol people first", path)
     shown = str(shown_location(path))
     problems = check_gallery(path)
     for problem in problems:
