@@ -25,7 +25,7 @@ def reindex(source, recogniser: Recogniser, out: Path) -> tuple[int, list[Keyfac
             frames.setdefault(person, []).append(frame_enrolment(recogniser, person, path, sha))
         elif not Path(path).is_file() or image_sha256(path) != sha:
             raise KeyfaceError(f"cannot reindex: {shown(path)} (enrolled for {person}) is missing or changed; "
-                               f"nothing was modified")
+                               f"nothing was modified: put the photo back, or remove {person!r} and enrol them again")
         else:
             by_person.setdefault(person, []).append(path)
     added, errors = 0, []

@@ -79,8 +79,30 @@ def test_a_rewrite_killed_at_a_random_point_loses_nothing(tmp_path, seed):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert check_gallery(path) == [] and stored(path) == committed  # old or new, whole
-    backup = tmp_path / "g.db.bak"
-    assert check_gallery(backup) == [] and stored(backup) == committed
+    backup = tmp_path / "g.db.bak"  # made once the new gallery is built, just before it replaces the old
+    assert not backup.exists() or (check_gallery(backup) == [] and stored(backup) == committed)
+    assert backup.exists() or _version(path) == "v1"  # replaced: only with the old one kept beside it
+
+
+def _version(path: Path) -> str:
+    conn = sqlite3.connect(path)
+    try:
+        return dict(conn.execute("SELECT key, value FROM meta"))["version"]
+    finally:
+        conn.close()
+
+
+def test_a_rewrite_that_fails_leaves_no_backup_and_keeps_the_earlier_one(tmp_path):
+    path = tmp_path / "g.db"
+    committed = make_gallery(path, people=2)
+    (tmp_path / "g.db.bak").write_bytes(b"an earlier backup")
+
+    def fails(source, scratch):
+        raise GalleryError("a photo is missing")
+    with pytest.raises(GalleryError, match="a photo is missing"):
+        rewrite(path, fails)
+    assert stored(path) == committed and (tmp_path / "g.db.bak").read_bytes() == b"an earlier backup"
+    assert not (tmp_path / "g.db.bak.1").exists()
 
 
 def test_an_unkilled_rewrite_replaces_the_gallery_and_keeps_a_checked_backup(tmp_path):

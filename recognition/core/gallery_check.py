@@ -105,22 +105,24 @@ def _backup_made_room(backup: Path) -> Path:
 
 def rewrite(path: Path, build: Callable[[Path, Path], object]):
     """Rewrite a gallery without risking it: take it exclusively (refused while any other process has
-    it open), check it, keep a complete copy as `<gallery>.bak` (an earlier one as `.bak.1`, `.bak.2`...), let `build(path, scratch)` write the
-    new gallery into a scratch file, check that, and copy it into place in one SQLite transaction.
-    A crash at any point leaves the old gallery or the new one, and the backup. Returns build's result."""
+    it open), check it, let `build(path, scratch)` write the new gallery into a scratch file, check that,
+    keep a complete copy of the old as `<gallery>.bak` (an earlier one as `.bak.1`, `.bak.2`...) and copy
+    the new into place in one SQLite transaction. A crash at any point leaves the old gallery, or the new
+    one with the backup; a failed build leaves no backup. Returns build's result."""
     path = Path(path)
     lock = GalleryLock(path, exclusive=True)
     try:
         problems = check_gallery(path)
         if problems:
             raise DamagedGalleryError(damaged(path, problems[0]), path, "check")
-        snapshot(path, _backup_made_room(path.with_name(path.name + ".bak")))
         scratch = path.with_name(path.name + ".rewrite")
         remove_database(scratch)
         result = build(path, scratch)
         problems = check_gallery(scratch)
         if problems:
             raise GalleryError(f"the rewritten gallery failed its check ({problems[0]}); {path} is unchanged")
+        # backed up only now that there is a new gallery to put in its place (held throughout: it is unchanged)
+        snapshot(path, _backup_made_room(path.with_name(path.name + ".bak")))
         overwrite_with(scratch, path)
         remove_database(scratch)
         return result

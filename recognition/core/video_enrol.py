@@ -83,7 +83,7 @@ def frame_enrolment(recogniser, person: str, source: str, sha: str) -> tuple[str
     path, index = video_frame(source)
     if not path.is_file() or frame_identity(image_sha256(path), path, index)[0] != sha:
         raise KeyfaceError(f"cannot reindex: {path} (frame {index}, enrolled for {person}) is missing or changed; "
-                           "nothing was modified")
+                           f"nothing was modified: put the video back, or remove {person!r} and enrol them again")
     capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     for _ in range(index):
         capture.grab()
