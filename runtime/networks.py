@@ -253,14 +253,9 @@ def _allocate(interpreter) -> None:
     with _first_interpreter["lock"]:
         if not _first_interpreter["made"]:
             _first_interpreter["made"] = True
-            _allocate_quietly(interpreter)
+            without_native_notes(interpreter.allocate_tensors)
             return
     interpreter.allocate_tensors()
-
-
-def _allocate_quietly(interpreter) -> None:
-    """allocate_tensors() with stderr held, passed on without the delegate's note."""
-    without_native_notes(interpreter.allocate_tensors)
 
 
 # What native libraries write on stderr by themselves: TensorFlow's start-up notes (oneDNN, CUDA probing, CPU

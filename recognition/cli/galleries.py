@@ -6,7 +6,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from keyface.data.errors import EmptyGalleryError, KeyfaceError
+from keyface.data.errors import KeyfaceError
 from keyface.data.paths import gallery_location, shown_location
 from keyface.recognition.cli import commands
 from keyface.recognition.cli.commands import _report, existing_gallery, open_gallery, recogniser
@@ -34,7 +34,8 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=commands.count, default=200, help="training epochs (default: 200)")
     p.set_defaults(func=cmd_train_head)
     p = sub.add_parser("reindex", help="re-embed a gallery's photos with another embedder (a file's old copy is "
-                       "kept as GALLERY.bak, an earlier one as GALLERY.bak.1, .2, ...; a database is replaced in one transaction)", parents=with_recogniser)
+                       "kept as GALLERY.bak, an earlier one as GALLERY.bak.1, .2, ...; a database is replaced in "
+                       "one transaction)", parents=with_recogniser)
     p.set_defaults(func=cmd_reindex)
     p = sub.add_parser("check", help="check a gallery: the file's or database's structure and every stored embedding",
                        parents=gallery)
@@ -111,8 +112,6 @@ def cmd_check(args) -> int:
     """Check a gallery: its structure and every stored vector; exit 1 if anything is wrong."""
     from keyface.recognition.upkeep import check_gallery
     path = existing_gallery(args)  # a missing file or a folder: said as everywhere else, with the enrol command
-    if isinstance(path, Path) and path.stat().st_size == 0:  # what enrol makes a gallery in: not a damaged one
-        raise EmptyGalleryError(f"{path} holds no keyface gallery yet: enrol people first", path)
     shown = str(shown_location(path))
     problems = check_gallery(path)
     for problem in problems:

@@ -24,7 +24,9 @@ def check_gallery(path: Path) -> list[str]:
     """Every problem found: SQLite's integrity check, keyface's tables and meta, and each stored vector
     (right size, finite, unit length). An empty list means the gallery is sound."""
     if not Path(path).is_file():
-        raise GalleryError(f"gallery not found: {path}")
+        raise EmptyGalleryError(f"gallery not found: {path}: enrol people first", path)
+    if Path(path).stat().st_size == 0:  # what an enrolment makes a gallery in, not a damaged one
+        raise EmptyGalleryError(f"{path} holds no keyface gallery yet: enrol people first", path)
     try:
         conn = connect_read_only(Path(path))
     except sqlite3.DatabaseError as exc:
