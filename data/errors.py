@@ -77,6 +77,10 @@ class GalleryConflictError(GalleryError):
     http_status = 409
 
 
+class SourcePhotoMissingError(GalleryError):
+    """A photo enrolled in a gallery is gone from where it was enrolled from, or changed: it cannot be re-embedded."""
+
+
 class OtherModelError(GalleryError):
     """The gallery holds another embedder's or model version's vectors: `path`, `made` (its embedder) and
     `wanted` (the one asked for); `precision` is the one it was embedded in where only that differs."""

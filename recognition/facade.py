@@ -11,7 +11,7 @@ import functools
 import os
 import threading
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -81,8 +81,7 @@ def open_gallery(location, create: bool = False, load_recogniser: bool = True, e
     gallery = Gallery(location, create=False)
     try:
         if load_recogniser:
-            name, precision = embedder_for(embedder, precision, {"embedder": gallery.embedder,
-                                                                 "precision": gallery.precision})
+            name, precision = embedder_for(embedder, precision, gallery._own())
             gallery.recogniser = build(name, precision=precision, **settings)
     except BaseException:
         gallery.close()
@@ -105,13 +104,16 @@ class Gallery:
     """People enrolled in one gallery, a file (SQLite) or a PostgreSQL database (a `postgresql://` URI), for
     one embedder; use it in a `with` block. Opened without a recogniser, an existing gallery lists, renames
     and removes people without loading any model, and loads its own embedder on the first enrol or identify.
-    A new gallery (`create`) is made by its first enrolment: until then it is empty and nothing is written."""
+    A new gallery (`create`) is made by its first enrolment: until then it is empty and nothing is written.
+    `loader(embedder, precision)` loads its own recogniser when it must (default: `load`, kept and shared)."""
 
-    def __init__(self, path: str | os.PathLike, recogniser: Recogniser | str | None = None, create: bool = True):
+    def __init__(self, path: str | os.PathLike, recogniser: Recogniser | str | None = None, create: bool = True,
+                 *, loader: Callable[[str, str | None], Recogniser] | None = None):
         if not isinstance(path, (str, os.PathLike)):
             raise GalleryError(f"a gallery is a file's path or a postgresql:// URI, not {type(path).__name__}")
         self._location, self._store, self._head, self._making = path, None, None, threading.Lock()
         self._recogniser = None if recogniser is None else recogniser_for(recogniser)
+        self._loader = loader or (lambda name, precision: load(name, precision=precision))
         self._assumed = False  # True: the recogniser is the default's, loaded before the gallery was made
         if not create or _exists(path):
             self._store = open_store(path, *_made_by(self._recogniser), create=False)
@@ -150,22 +152,27 @@ class Gallery:
             return split_version(self._recogniser.embedder.version)[1]
         return registered(DEFAULT_EMBEDDER).precision
 
+    def _own(self) -> dict:
+        """The embedder and precision its faces are embedded in, as embedder_for takes them."""
+        return {"embedder": self.embedder, "precision": self.precision}
+
     @property
     def recogniser(self) -> Recogniser:
         """The recogniser its faces are embedded with: given, or the gallery's own embedder's in the precision
         its faces are in, loaded now."""
-        if self._recogniser is None and self._opened() is None:  # a new gallery: the default embedder
-            self._recogniser, self._assumed = load(DEFAULT_EMBEDDER), True
-        if self._recogniser is None:
-            own = {"embedder": self._store.embedder, "precision": self.precision}
-            name, precision = embedder_for(None, None, own)
-            found = load(name, precision=precision)
-            if found.embedder.version != self._store.version:
-                raise OtherModelError(f"{self.path} was made with model {self._store.version} of embedder "
-                                      f"{self._store.embedder!r}; {found.embedder.version} is installed: reindex it",
-                                      self.path, self._store.embedder, self._store.embedder)
-            self._recogniser = found
-        return self._recogniser
+        given = self._recogniser  # read once: a gallery made elsewhere may reset it from another thread
+        if given is not None:
+            return given
+        if self._opened() is None:  # a new gallery: the default embedder's, until one made elsewhere says
+            self._recogniser, self._assumed = self._loader(DEFAULT_EMBEDDER, None), True
+            return self._recogniser
+        found = self._loader(*embedder_for(None, None, self._own()))
+        if found.embedder.version != self._store.version:
+            raise OtherModelError(f"{self.path} was made with model {self._store.version} of embedder "
+                                  f"{self._store.embedder!r}; {found.embedder.version} is installed: reindex it",
+                                  self.path, self._store.embedder, self._store.embedder)
+        self._recogniser = found
+        return found
 
     @recogniser.setter
     def recogniser(self, given: Recogniser | str | None) -> None:

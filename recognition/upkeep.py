@@ -3,9 +3,10 @@ and PostgreSQL (`migrate`), replace a database's content with a file's, and chec
 to end: what is written is read back and compared, and a failure leaves the old gallery as it was."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from keyface.data.errors import GalleryError, KeyfaceError
+from keyface.data.errors import GalleryError, KeyfaceError, SourcePhotoMissingError
 from keyface.data.files import shown
 from keyface.data.paths import is_database_uri, shown_location
 from keyface.recognition.core.gallery_check import check_gallery as check_file
@@ -13,21 +14,31 @@ from keyface.recognition.core.pipeline import Recogniser
 from keyface.recognition.core.records import Enrolment
 from keyface.recognition.facade import Gallery, made_by, open_store
 
+log = logging.getLogger(__name__)
 
-def reindex(source, recogniser: Recogniser, out: Path) -> tuple[int, list[KeyfaceError]]:
-    """Re-embed every photo of a gallery (a file or a database) with another recogniser into a new gallery file."""
+
+def reindex(source, recogniser: Recogniser, out: Path,
+            skip_missing: bool = False) -> tuple[int, list[KeyfaceError], list[str]]:
+    """Re-embed every photo of a gallery (a file or a database) with another recogniser into a new gallery file:
+    (photos added, each photo's error, the photos left out). A photo whose file is gone or changed is refused,
+    nothing written; with `skip_missing` it is left out of the new gallery, and named in the list."""
     from keyface.data.images import image_sha256
     from keyface.recognition.core.video_enrol import frame_enrolment, video_frame
     by_person: dict[str, list[str]] = {}
     frames: dict[str, list[tuple[str, Enrolment]]] = {}
+    left_out = []
     for person, sha, path in _reader(source).photos():
         if video_frame(path) is not None:  # a frame of an enrolled video: read again from the video
             frames.setdefault(person, []).append(frame_enrolment(recogniser, person, path, sha))
-        elif not Path(path).is_file() or image_sha256(path) != sha:
-            raise KeyfaceError(f"cannot reindex: {shown(path)} (enrolled for {person}) is missing or changed; "
-                               f"nothing was modified: put the photo back, or remove {person!r} and enrol them again")
-        else:
+        elif Path(path).is_file() and image_sha256(path) == sha:
             by_person.setdefault(person, []).append(path)
+        elif skip_missing:
+            left_out.append(f"{shown(path)} (enrolled for {person})")
+            log.warning("left out: %s is missing or changed", left_out[-1])
+        else:
+            raise SourcePhotoMissingError(f"cannot reindex: {shown(path)} (enrolled for {person}) is missing or "
+                                          f"changed; nothing was modified: put the photo back, leave such photos "
+                                          f"out, or remove {person!r} and enrol them again")
     added, errors = 0, []
     # made now, even for a gallery of no one: the rewrite checks the new file
     open_store(out, recogniser.embedder.name, recogniser.embedder.version, recogniser.embedder.dim).close()
@@ -37,7 +48,7 @@ def reindex(source, recogniser: Recogniser, out: Path) -> tuple[int, list[Keyfac
             n, errs = target.enrol(person, by_person.get(person, []), largest_face=True)
             m, refused = target.store_enrolments(person, frames.get(person, []), None)
             added, errors = added + n + m, errors + errs + refused
-    return added, errors
+    return added, errors, left_out
 
 
 def _reader(location):

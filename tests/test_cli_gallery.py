@@ -392,3 +392,21 @@ def test_enroll_into_an_empty_file_makes_the_gallery_there(tmp_path, youtube_sam
     assert code == 2 and "holds no keyface gallery yet" in err and "damaged" not in out + err
     code, out, err = run(["check", "--gallery", tmp_path / "none.db"], capsys)
     assert code == 2 and f"keyface enroll --gallery {tmp_path / 'none.db'}" in err
+
+
+def test_reindex_with_a_photo_moved_away_is_refused_or_leaves_it_out_when_asked(tmp_path, youtube_sample, models,
+                                                                                capsys, caplog):
+    photos = [tmp_path / f"p{i}.jpg" for i in range(2)]
+    for (source, _), copy in zip(youtube_sample[:2], photos):
+        shutil.copy(source, copy)
+    db = tmp_path / "g.db"
+    assert run(["enroll", "--name", "Kristen", *photos, "--gallery", db, *models], capsys)[0] == 0
+    photos[1].rename(tmp_path / "moved.jpg")
+    before = db.read_bytes()
+    code, _, err = run(["reindex", "--gallery", db, *models], capsys)
+    assert code == 2 and "p1.jpg (enrolled for Kristen) is missing or changed" in err and "--skip-missing" in err
+    assert db.read_bytes() == before and not (tmp_path / "g.db.bak").exists()  # refused whole: nothing changed
+    code, out, err = run(["reindex", "--gallery", db, "--skip-missing", *models], capsys)
+    assert code == 0 and "reindexed 1 photo(s)" in out and "left out 1 whose file is gone" in out, err
+    assert "p1.jpg (enrolled for Kristen) is missing" in caplog.text  # each photo left out is named as it goes
+    assert run(["people", "--gallery", db], capsys)[1].startswith("Kristen\t1")

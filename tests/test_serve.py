@@ -114,6 +114,25 @@ def test_bad_and_oversized_uploads_are_refused(served):
     for url, fields in (("/api/identify", {"photo": "a.jpg"}), ("/api/people", {"name": "Ann", "photos": "a.jpg"})):
         said = one_line_error(client.post(url, data=fields, headers=AUTH), 422)  # a file's name sent as text
         assert "expected a file" in said and "UploadFile" not in said and "<class" not in said
+    probe_file = probe("Tom_Cruise_0006.jpg")["photo"]
+    said = {  # each in keyface's words: the field, then what it should have been
+        "name: expected a text value, not a file": client.post(
+            "/api/people", files={"photos": probe_file, "name": probe_file}, headers=AUTH),
+        "largest_face: expected true or false": client.post(
+            "/api/verify", files={"photo_a": probe_file, "photo_b": probe_file}, data={"largest_face": "maybe"}),
+        "top: expected a whole number": client.post("/api/identify", files={"photo": probe_file}, data={"top": "x"}),
+        "the request's body: expected a JSON object": client.patch("/api/people/Tom Cruise", data={"name": "T"},
+                                                                   headers=AUTH),
+        "the request's body: not valid JSON": client.patch(
+            "/api/people/Tom Cruise", content=b"{name", headers={**AUTH, "Content-Type": "application/json"}),
+        "name: missing": client.patch("/api/people/Tom Cruise", json={"nom": "T"}, headers=AUTH),
+        # a field sent twice is refused, not half read
+        "photo: sent 2 times; a request takes one": client.post("/api/identify", files=[("photo", probe_file)] * 2),
+        "photo_b: sent 2 times": client.post("/api/verify", files=[("photo_a", probe_file), ("photo_b", probe_file),
+                                                                   ("photo_b", probe_file)]),
+    }
+    for start, answer in said.items():
+        assert one_line_error(answer, 422).startswith(start), (start, answer.text)
     one_line_error(client.get("/api/people/Nobody Here/thumbnail"), 404)
     one_line_error(client.delete("/api/people/Nobody Here", headers=AUTH), 404)
     one_line_error(client.get("/static/..%2F..%2Fsetup.cfg"), 404)  # escaped, so the client cannot tidy it away
@@ -221,7 +240,7 @@ def test_people_pages_with_offset_and_limit_and_by_default_lists_everyone(fresh)
         assert list(bad)[0] in one_line_error(client.get("/api/people", params=bad), 422)
 
 
-def test_enrolling_with_the_largest_face_takes_photos_with_several_faces(fresh):
+def test_enrolling_with_the_largest_face_takes_photos_with_several_faces(fresh, caplog):
     client = fresh
     largest = client.post("/api/people", data={"name": "Condoleezza Rice", "largest_face": "true"},
                           files=photos("Condoleezza Rice"), headers=AUTH)
@@ -237,8 +256,11 @@ def test_enrolling_with_the_largest_face_takes_photos_with_several_faces(fresh):
     assert refused.startswith(f"{crowded}: ") and "faces found" in refused and "image array" not in refused
     twins = {"photo_a": (crowded, pair["photo_a"][1]), "photo_b": (crowded, pair["photo_a"][1])}  # one name twice
     assert one_line_error(client.post("/api/verify", files=twins), 400).startswith(f"photo_a ({crowded}): ")
-    taken = client.post("/api/verify", files=pair, data={"largest_face": "true"})
+    with caplog.at_level("INFO", logger="keyface"):
+        taken = client.post("/api/verify", files=pair, data={"largest_face": "true"})
     assert taken.status_code == 200 and taken.json()["same"] is False
+    assert f"{crowded}: " in caplog.text and "using the largest" in caplog.text  # the log names the upload too
+    assert "image array" not in caplog.text
 
 
 def test_the_api_docs_work_offline(served):
@@ -257,3 +279,27 @@ def test_the_api_docs_work_offline(served):
     assert "413" not in paths["/api/health"]["get"]["responses"] and "413" in paths["/api/identify"]["post"]["responses"]
     error = paths["/api/identify"]["post"]["responses"]["400"]["content"]["application/json"]["schema"]
     assert error == {"$ref": "#/components/schemas/ErrorBody"}  # the one-line body every error has
+
+
+def test_a_server_waiting_for_its_gallery_serves_the_one_made_elsewhere_in_its_own_precision(tmp_path):
+    """Started before its gallery is made (no embedder asked), a server takes a gallery that another process then
+    makes in float32: it embeds in float32 from then on, instead of refusing it until restarted."""
+    import keyface
+    from keyface.recognition.server.app import build_app
+    db = tmp_path / "g.db"
+    server, thread, url = start(build_app(None, "blazeface", None, db, TOKEN, False, 3_000_000))
+    try:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            assert client.get("/api/health").json()["model"].endswith("-int8")  # the default's, for now
+            with keyface.Gallery(db, keyface.build("dlib-resnet", precision="float32")) as elsewhere:
+                assert elsewhere.enrol("Tom Cruise", sorted((DEMO / "gallery" / "Tom Cruise").glob("*.jpg"))[:2])[0] == 2
+                made = elsewhere.recogniser.embedder.version
+            named = client.post("/api/identify", files=probe("Tom_Cruise_0006.jpg"))
+            assert named.status_code == 200 and named.json()["faces"][0]["name"] == "Tom Cruise", named.text
+            assert client.get("/api/health").json()["model"] == made and not made.endswith("-int8")
+            enrolled = client.post("/api/people", data={"name": "Gordon Brown"}, files=photos("Gordon Brown")[:1],
+                                   headers=AUTH)
+            assert enrolled.status_code == 201, enrolled.text  # written in the gallery's own precision
+    finally:
+        server.should_exit = True
+        thread.join(30)

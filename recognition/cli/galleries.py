@@ -36,6 +36,8 @@ def register(sub) -> None:
     p = sub.add_parser("reindex", help="re-embed a gallery's photos with another embedder (a file's old copy is "
                        "kept as GALLERY.bak, an earlier one as GALLERY.bak.1, .2, ...; a database is replaced in "
                        "one transaction)", parents=with_recogniser)
+    p.add_argument("--skip-missing", action="store_true", help="leave out a photo whose file is gone or changed "
+                   "since it was enrolled (default: refuse, changing nothing)")
     p.set_defaults(func=cmd_reindex)
     p = sub.add_parser("check", help="check a gallery: the file's or database's structure and every stored embedding",
                        parents=gallery)
@@ -95,17 +97,22 @@ def cmd_reindex(args) -> int:
     path = existing_gallery(args)
     rec = recogniser(args, made_by(path))  # without --embedder: its own (a newer model file, another precision)
     if isinstance(path, Path):
-        added, errors = rewrite(path, lambda source, scratch: reindex(source, rec, scratch))
-        print(f"reindexed {added} photo(s) with {rec.embedder.name} (model {rec.embedder.version}); "
+        added, errors, left_out = rewrite(path, lambda source, scratch: reindex(source, rec, scratch, args.skip_missing))
+        print(f"reindexed {added} photo(s) with {rec.embedder.name} (model {rec.embedder.version}){_left(left_out)}; "
               f"the old gallery is {path.name}.bak")
         return _report(errors)
     with tempfile.TemporaryDirectory(prefix="keyface-reindex-") as scratch:
-        added, errors = reindex(path, rec, Path(scratch) / "gallery.db")
+        added, errors, left_out = reindex(path, rec, Path(scratch) / "gallery.db", args.skip_missing)
         if errors:  # a database is only replaced by a complete re-embedding
             return _report(errors + ["nothing was changed in the database"])
         replace_gallery(path, Path(scratch) / "gallery.db")
-    print(f"reindexed {added} photo(s) with {rec.embedder.name} (model {rec.embedder.version})")
+    print(f"reindexed {added} photo(s) with {rec.embedder.name} (model {rec.embedder.version}){_left(left_out)}")
     return 0
+
+
+def _left(left_out: list[str]) -> str:
+    """What a reindex says of the photos it left out (each was logged as it was)."""
+    return f", left out {len(left_out)} whose file is gone or changed" if left_out else ""
 
 
 def cmd_check(args) -> int:

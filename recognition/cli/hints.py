@@ -6,7 +6,7 @@ import shlex
 
 from keyface.data.errors import (DamagedGalleryError, EmptyGalleryError, FalseAcceptRateError, KeyfaceError,
                                  LandmarksNeededError, NoDataRootError, NoSoftmaxHeadError, NotCalibratedError,
-                                 OtherModelError, SeveralFacesError)
+                                 OtherModelError, SeveralFacesError, SourcePhotoMissingError)
 
 
 def hint(error: KeyfaceError) -> str | None:
@@ -26,7 +26,7 @@ def hint(error: KeyfaceError) -> str | None:
     if isinstance(error, NoSoftmaxHeadError):
         return f"run `keyface train-head {_gallery(error.path)}`"
     flags = {SeveralFacesError: "--largest-face", FalseAcceptRateError: "--far", NoDataRootError: "--data PATH",
-             LandmarksNeededError: "--detector mtcnn"}
+             LandmarksNeededError: "--detector mtcnn", SourcePhotoMissingError: "--skip-missing leaves them out"}
     return next((flag for kind, flag in flags.items() if isinstance(error, kind)), None)
 
 

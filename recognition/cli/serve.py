@@ -9,7 +9,6 @@ from keyface.data.errors import KeyfaceError
 from keyface.data.paths import shown_location, user_dir
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, EMBEDDER_NAMES
 from keyface.recognition.cli import commands
-from keyface.recognition.facade import embedder_for, made_by
 
 log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -44,9 +43,9 @@ def cmd_serve(args) -> int:
     token_file = Path(args.token_file) if args.token_file else user_dir("serve") / "token"
     token = load_or_create_token(token_file)
     gallery = commands.gallery_path(args)
-    embedder, precision = embedder_for(args.embedder, args.precision, made_by(gallery))
-    app = build_app(embedder, args.detector, args.models, gallery, token, args.host not in LOOPBACK,
-                    args.max_upload_mb * 1_000_000, tuple(args.cors_origin), precision, args.min_face)
+    app = build_app(args.embedder, args.detector, args.models, gallery, token, args.host not in LOOPBACK,
+                    args.max_upload_mb * 1_000_000, tuple(args.cors_origin), args.precision, args.min_face)
+    embedder = app.state.store.gallery.embedder
     import uvicorn
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"keyface serving {shown_location(gallery)} with {embedder} at http://{shown_host}:{args.port}/#token={token}\n"

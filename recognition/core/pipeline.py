@@ -280,27 +280,28 @@ class Recogniser:
                 found.append((photo, *result))
         return found, errors
 
-    def single_face(self, photo: str | os.PathLike | np.ndarray) -> Face:
+    def single_face(self, photo: str | os.PathLike | np.ndarray, name: str | None = None) -> Face:
         """The photo's one face, embedded (or its largest, if several_faces='largest'); an error if it has
-        none, or several under the default 'refuse' policy: enrolment must be unambiguous."""
-        rgb, face = self._chosen_face(photo)
+        none, or several under the default 'refuse' policy: enrolment must be unambiguous. `name` is what
+        messages call the photo (default: its path, or "image array")."""
+        rgb, face = self._chosen_face(photo, name)
         return replace(face, embedding=self.embedder.embed(align_batch(rgb, [face], self.embedder.spec))[0])
 
-    def _chosen_face(self, photo) -> tuple[np.ndarray, Face]:
+    def _chosen_face(self, photo, name: str | None = None) -> tuple[np.ndarray, Face]:
         """The photo's pixels and the face single_face() takes, not yet embedded."""
-        rgb = as_rgb(photo)
+        rgb, name = as_rgb(photo), name or label(photo)
         faces = self.pipeline.find_faces(rgb)
         if not faces:
-            raise NoFaceError(f"{label(photo)}: no face found")
+            raise NoFaceError(f"{name}: no face found")
         widths = np.array([width_inside(f.box, rgb.shape[1]) for f in faces])
         i = int(np.argmax(widths))
         # a face under a third of the largest one's width is someone in the background, not a rival for "the" face
         rivals = int((widths >= BACKGROUND_FACE * widths[i]).sum())
         if rivals > 1 and self.several_faces == "refuse":
-            raise SeveralFacesError(f"{label(photo)}: {rivals} faces found; use a photo of one person, crop it, "
+            raise SeveralFacesError(f"{name}: {rivals} faces found; use a photo of one person, crop it, "
                                     "or take the largest face")
         if len(faces) > 1:
-            log.info("%s: %d faces found; using the largest", label(photo), len(faces))
+            log.info("%s: %d faces found; using the largest", name, len(faces))
         return rgb, faces[i]
 
     def enrolments(self, person: str, photos: list, workers: int = 1) -> list[Prepared]:

@@ -9,17 +9,17 @@ a running server share a gallery file, and several servers on several hosts shar
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import os
 import sys
+import threading
 from contextlib import asynccontextmanager
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
-from fastapi import FastAPI, File, Form, Query, UploadFile
+from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
@@ -33,7 +33,7 @@ from keyface.recognition.core.approximate import LiveIndex
 from keyface.recognition.core.pipeline import ARRAY
 from keyface.recognition.answers import photo_json, verify_json
 from keyface.recognition.facade import Gallery, check_name
-from keyface.recognition.server.limits import UploadLimit
+from keyface.recognition.server.guard import ServeConfig, guard, invalid_request, json_error
 from keyface.recognition.server.views import people_json
 from keyface.runtime.provenance import keyface_version
 
@@ -70,22 +70,14 @@ ENROLLED = {201: {"description": "Photos added (each photo not added has its err
             200: {"description": "No photo added, so nothing made: each photo's error says why"}, **UPLOADS, **PEOPLE}
 
 
-@dataclass
-class ServeConfig:
-    """How the server runs: where the gallery is, who may call it, how much it accepts."""
-    gallery: Path | str  # a file, or a postgresql:// URI
-    token: str
-    tokens_for_reads: bool  # bound beyond loopback: every API request needs the token
-    max_upload_bytes: int = 20_000_000
-    cors_origins: tuple[str, ...] = ()
-
-
 class GalleryThread:
-    """The gallery, opened once and used from one thread only (SQLite connections are per thread)."""
+    """The gallery, opened once and used from one thread only (SQLite connections are per thread); its
+    recogniser is loaded now."""
 
-    def __init__(self, path: Path | str, recogniser):
+    def __init__(self, path: Path | str, recogniser, loader=None):
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="gallery")
-        self.gallery = self.run(lambda: Gallery(path, recogniser))
+        self.gallery = self.run(lambda: Gallery(path, recogniser, loader=loader))
+        self.run(lambda: self.gallery.recogniser)
 
     def run(self, fn, *args):
         """fn(*args) on the gallery's thread; its result or its exception."""
@@ -101,9 +93,10 @@ class GalleryThread:
         self.pool.shutdown()
 
 
-def create_app(recogniser, config: ServeConfig) -> FastAPI:
-    """The FastAPI application: JSON API under /api, the page at /."""
-    store = GalleryThread(config.gallery, recogniser)
+def create_app(recogniser, config: ServeConfig, loader=None) -> FastAPI:
+    """The FastAPI application: JSON API under /api, the page at /. It embeds with `recogniser`, or (None) with
+    the gallery's own, loaded by `loader(embedder, precision)` (facade.Gallery)."""
+    store = GalleryThread(config.gallery, recogniser, loader)
 
     @asynccontextmanager
     async def lifespan(_):
@@ -112,11 +105,11 @@ def create_app(recogniser, config: ServeConfig) -> FastAPI:
     app = FastAPI(title="keyface", version=keyface_version(), description="Enrol, identify and verify faces.",
                   docs_url=None, openapi_url="/api/openapi.json", redoc_url=None, lifespan=lifespan,
                   responses=ERRORS)
-    app.state.store, app.state.recogniser, app.state.config = store, recogniser, config
-    _guard(app, config)
+    app.state.store, app.state.config = store, config
+    guard(app, config)
     _errors(app, config.gallery)
     _pages(app)
-    _photo_routes(app, recogniser, store)
+    _photo_routes(app, store)
     _people_routes(app, store)
     _token_in_docs(app)
     return app
@@ -136,54 +129,6 @@ def _token_in_docs(app: FastAPI) -> None:
     app.openapi = with_token
 
 
-def _guard(app: FastAPI, config: ServeConfig) -> None:
-    """Tokens, upload size, the Host header on loopback and (only if asked for) CORS, checked before a
-    request reaches a route. Starlette runs the middleware added last first: CORS, then the rest."""
-    # innermost: its size check then raises inside the route's own task, where FastAPI passes it on
-    app.add_middleware(UploadLimit, max_bytes=config.max_upload_bytes)
-
-    app.add_middleware(TokenCheck, config=config)
-    if not config.tokens_for_reads:  # loopback reads need no token: refuse other host names (DNS rebinding)
-        from starlette.middleware.trustedhost import TrustedHostMiddleware
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "::1", "[::1]"])
-    if config.cors_origins:  # outermost, so that refusals carry CORS headers and preflights need no token
-        from fastapi.middleware.cors import CORSMiddleware
-        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
-                           allow_methods=["GET", "POST", "PATCH", "DELETE"], allow_headers=["Authorization"])
-
-
-class TokenCheck:
-    """ASGI middleware: requests that change the gallery (and, beyond loopback, every API request) need the
-    token. Plain ASGI rather than @app.middleware, which costs each request a task and a copy of its body."""
-
-    def __init__(self, app, config: ServeConfig):
-        self.app, self.config = app, config
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and self._needs_token(scope) and not _token_ok(scope, self.config.token):
-            answer = _error(401, "a valid API token is required (Authorization: Bearer TOKEN; see `keyface serve`)")
-            return await answer(scope, receive, send)
-        return await self.app(scope, receive, send)
-
-    def _needs_token(self, scope) -> bool:
-        path, method = scope["path"], scope["method"]
-        write = method in ("POST", "PATCH", "DELETE") and path.startswith("/api/people")
-        described = path in ("/api/docs", "/api/openapi.json")  # the API's description: nothing of the gallery
-        return path.startswith("/api/") and not described and (write or self.config.tokens_for_reads)
-
-
-def _token_ok(scope, token: str) -> bool:
-    """Whether the request carries the server's token (compared in constant time)."""
-    header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
-    scheme, _, given = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    """keyface's one-line JSON error."""
-    return JSONResponse({"error": " ".join(str(message).split())[:500]}, status_code=status)
-
-
 def _errors(app: FastAPI, gallery: Path | str) -> None:
     """Every failure becomes a one-line JSON error with a 4xx status; a bug is a 500 without a traceback."""
     @app.exception_handler(KeyfaceError)
@@ -191,29 +136,24 @@ def _errors(app: FastAPI, gallery: Path | str) -> None:
         # the server's file paths and database are not the client's business
         text = str(exc).replace(shown_location(gallery), "the gallery")
         if exc.http_status != 503:
-            return _error(exc.http_status, text)
+            return json_error(exc.http_status, text)
         log.warning("%s", exc)  # the database's address and error are the operator's, not the client's
-        answer = _error(503, "the gallery's database cannot be reached now; try again shortly")
+        answer = json_error(503, "the gallery's database cannot be reached now; try again shortly")
         answer.headers["Retry-After"] = "1"  # down for now: clients should come back shortly
         return answer
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_, exc: RequestValidationError):
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "the request's body"
-        said = first.get("msg", "invalid request").removeprefix("Value error, ")
-        if "UploadFile" in said:  # pydantic's words for a text field where a file belongs
-            said = "expected a file (a multipart file upload), not a text value"
-        return _error(422, f"{where}: {said}")
+        return json_error(422, invalid_request(exc.errors()[0] if exc.errors() else {}))
 
     @app.exception_handler(HTTPException)
     async def http_error(_, exc: HTTPException):
-        return _error(exc.status_code, exc.detail)
+        return json_error(exc.status_code, exc.detail)
 
     @app.exception_handler(Exception)
     async def internal(_, exc: Exception):
         log.exception("internal error")
-        return _error(500, f"internal error: {exc.__class__.__name__}")
+        return json_error(500, f"internal error: {exc.__class__.__name__}")
 
 
 def _pages(app: FastAPI) -> None:
@@ -242,10 +182,19 @@ def _pages(app: FastAPI) -> None:
                                    swagger_css_url="/static/swagger/swagger-ui.css", swagger_favicon_url="")
 
 
-async def _photo(upload: UploadFile, name: str) -> tuple[str, object]:
-    """An uploaded photo decoded in memory on a worker thread (size and pixels checked before decoding), and
-    `name`, what its errors call it."""
-    return name, await _in_thread(decode_image_bytes, await upload.read(), name)
+async def _photo(upload: UploadFile, name: str):
+    """An uploaded photo decoded in memory on a worker thread (size and pixels checked before decoding); `name`
+    is what its errors call it."""
+    return await _in_thread(decode_image_bytes, await upload.read(), name)
+
+
+async def _one_each(request: Request, *fields: str) -> None:
+    """Refuse a form that sends one of these fields more than once (only one would be looked at)."""
+    form = await request.form()  # already read for the route's arguments: not read again
+    for field in fields:
+        if len(form.getlist(field)) > 1:
+            raise HTTPException(422, f"{field}: sent {len(form.getlist(field))} times; a request takes one "
+                               "(send each photo in a request of its own)")
 
 
 def _upload_name(upload: UploadFile) -> str:
@@ -261,7 +210,7 @@ async def _photo_and_hash(upload: UploadFile) -> tuple[str, object, str]:
     return name, await _in_thread(decode_image_bytes, data, name), image_sha256(data)
 
 
-def _photo_routes(app: FastAPI, rec, store: GalleryThread) -> None:
+def _photo_routes(app: FastAPI, store: GalleryThread) -> None:
     """The JSON API on photos: health, identify, verify. A very large gallery file is searched approximately
     once its FAISS index is built (core.approximate.LiveIndex; exact until then)."""
     live = LiveIndex()
@@ -270,13 +219,15 @@ def _photo_routes(app: FastAPI, rec, store: GalleryThread) -> None:
     def health() -> dict:
         """Whether the server is up, its version, embedder and gallery size."""
         people = store.run(lambda: store.gallery.people())
+        rec = store.gallery.recogniser
         return {"status": "ok", "version": keyface_version(), "embedder": rec.embedder.name,
                 "model": rec.embedder.version, "people": len(people), "photos": sum(people.values()),
                 "search": live.state}
 
     @app.post("/api/identify", responses=UPLOADS)
-    async def identify(photo: UploadFile = File(...), top: int = Form(3)) -> dict:
+    async def identify(request: Request, photo: UploadFile = File(...), top: int = Form(3)) -> dict:
         """Every face in the photo, numbered left to right, named or 'unknown'."""
+        await _one_each(request, "photo")
         if not 1 <= top <= 20:
             raise KeyfaceError("top must be between 1 and 20")
         name, data = _upload_name(photo), await photo.read()
@@ -288,18 +239,20 @@ def _photo_routes(app: FastAPI, rec, store: GalleryThread) -> None:
         # decoded and identified in one hop to a worker thread; the index is read there, the gallery is not
         faces = await _in_thread(lambda: gallery.identify(decode_image_bytes(data, name), top, index))
         # already plain JSON: handed to the client as it is, without FastAPI encoding it again
-        return JSONResponse(photo_json(name, faces, threshold=round(rec.identify_threshold, 4)))
+        return JSONResponse(photo_json(name, faces, threshold=round(gallery.identify_threshold(), 4)))
 
     @app.post("/api/verify", responses=UPLOADS)
-    async def verify(photo_a: UploadFile = File(...), photo_b: UploadFile = File(...),
+    async def verify(request: Request, photo_a: UploadFile = File(...), photo_b: UploadFile = File(...),
                      largest_face: bool = Form(False)) -> dict:
         """Whether two photos (one face each, or the largest face of each with largest_face) show the same
         person."""
+        await _one_each(request, "photo_a", "photo_b")
+        rec = store.gallery.recogniser
         chosen = rec.taking("largest" if largest_face else rec.several_faces)
         names = [_upload_name(photo_a), _upload_name(photo_b)]
         if names[0] == names[1]:  # an error must say which of the two it is about
             names = [f"photo_a ({names[0]})", f"photo_b ({names[1]})"]
-        faces = [await _in_thread(_single_face, chosen, *await _photo(upload, name))
+        faces = [await _in_thread(chosen.single_face, await _photo(upload, name), name)
                  for upload, name in zip((photo_a, photo_b), names)]
         same, distance = chosen.same_person(*faces)
         return verify_json(same, distance, rec.threshold)
@@ -356,14 +309,6 @@ def _people_routes(app: FastAPI, store: GalleryThread) -> None:
         return {"person": person, "photos_removed": store.run(lambda: store.gallery.remove(person))}
 
 
-def _single_face(recogniser, name: str, rgb):
-    """An uploaded photo's one face, embedded; its error names the upload (the recogniser sees an array)."""
-    try:
-        return recogniser.single_face(rgb)
-    except KeyfaceError as exc:
-        raise _named(exc, name) from None
-
-
 def _named(error: KeyfaceError, name: str) -> KeyfaceError:
     """A photo's error (the recogniser calls a decoded upload "image array") naming the uploaded file."""
     text = str(error)
@@ -378,26 +323,46 @@ async def _in_thread(fn, *args):
     return await run_in_threadpool(fn, *args)
 
 
-def build_app(embedder: str, detector: str, models, gallery, token: str, tokens_for_reads: bool,
+def build_app(embedder: str | None, detector: str, models, gallery, token: str, tokens_for_reads: bool,
               max_upload_bytes: int, cors_origins: tuple[str, ...] = (), precision: str | None = None,
               min_face: float | None = None):
-    """The application with its recogniser (embedding batched across requests; `precision`: the embedding
-    network's, default the embedder's own)."""
+    """The application. It embeds with `embedder` in `precision` where either is asked, else with the gallery's
+    own; a gallery not made yet gets the default embedder's until one made elsewhere in the meantime says
+    otherwise (its own is then loaded)."""
     import cv2
+    from keyface.recognition.facade import embedder_for, made_by
+    _one_tensorflow_thread()
+    cv2.setNumThreads(1)
+    location = gallery if is_database_uri(gallery) else Path(gallery)
+    loader = _serving_loader(models, detector, min_face)
+    asked = loader(*embedder_for(embedder, precision, made_by(location))) if embedder or precision else None
+    return create_app(asked, ServeConfig(location, token, tokens_for_reads, max_upload_bytes, cors_origins), loader)
+
+
+def _serving_loader(models, detector: str, min_face: float | None):
+    """How the server loads a recogniser: once for each embedder and precision, embedding batched across
+    requests."""
     from keyface.recognition.facade import build
     from keyface.recognition.server.batching import BatchingEmbedder
     from keyface.runtime import networks as runtime
-    # Concurrent requests keep the cores busy finding faces: one thread each for the detector and OpenCV. The
-    # keypoint and embedding networks get every core: embedding passes run one at a time (batched), and with
-    # one thread that pass was the server's bottleneck (measured: 57 -> 75 identify/s, 20 -> 13 ms alone).
-    _one_tensorflow_thread()
-    cv2.setNumThreads(1)
-    runtime.set_threads(os.cpu_count() or 1)
-    rec = build(embedder, models, detector=detector, precision=precision, min_face=min_face)
-    runtime.set_threads(1)  # networks made later (the detector's, on first use) run on one thread
-    rec.embedder = BatchingEmbedder(rec.embedder)
-    location = gallery if is_database_uri(gallery) else Path(gallery)
-    return create_app(rec, ServeConfig(location, token, tokens_for_reads, max_upload_bytes, cors_origins))
+    loaded, loading = {}, threading.Lock()
+
+    def loader(name: str, precision: str | None):
+        with loading:
+            if (name, precision) not in loaded:
+                # Concurrent requests keep the cores busy finding faces: one thread each for the detector and
+                # OpenCV. The keypoint and embedding networks get every core: embedding passes run one at a time
+                # (batched), and with one thread that pass was the server's bottleneck (measured: 57 -> 75
+                # identify/s, 20 -> 13 ms alone).
+                runtime.set_threads(os.cpu_count() or 1)
+                try:
+                    made = build(name, models, detector=detector, precision=precision, min_face=min_face)
+                finally:
+                    runtime.set_threads(1)  # networks made later (the detector's, on first use): one thread
+                made.embedder = BatchingEmbedder(made.embedder)
+                loaded[(name, precision)] = made
+            return loaded[(name, precision)]
+    return loader
 
 
 def _one_tensorflow_thread() -> None:
