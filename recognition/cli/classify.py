@@ -58,7 +58,7 @@ def cmd_classify(args) -> int:
     """Name every face in every photo with the classifier."""
     from keyface.data.images import load_image
     from keyface.keypoints.predictor import KeypointPredictor, align_batch
-    from keyface.recognition.cli.commands import _report
+    from keyface.recognition.cli.commands import report_errors
     from keyface.recognition.core.pipeline import FacePipeline
     if args.top < 1 or not 0 <= args.min_probability <= 1:
         raise KeyfaceError("--top must be 1 or more and --min-probability between 0 and 1")
@@ -81,7 +81,7 @@ def cmd_classify(args) -> int:
                                                                         for n, p in r]}
                                                for number, (f, r) in enumerate(zip(faces, ranked), 1)]})
     _print(out, args.json)
-    return _report(errors)
+    return report_errors(errors)
 
 
 def _print(out: list[dict], as_json: bool) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from keyface.data.errors import KeyfaceError
 from keyface.data.paths import gallery_location, shown_location
 from keyface.recognition.cli import commands
-from keyface.recognition.cli.commands import _report, existing_gallery, open_gallery, recogniser
+from keyface.recognition.cli.commands import report_errors, existing_gallery, open_gallery, recogniser
 
 MIGRATE_EPILOG = ("SRC and DST are gallery files or postgresql://USER[:PASSWORD]@HOST[:PORT]/DB URIs. DST must be "
                   "new or empty; everything is copied in one transaction, then both are read back and compared "
@@ -97,14 +97,14 @@ def cmd_reindex(args) -> int:
     path = existing_gallery(args)
     rec = recogniser(args, made_by(path))  # without --embedder: its own (a newer model file, another precision)
     if isinstance(path, Path):
-        added, errors, left_out = rewrite(path, lambda source, scratch: reindex(source, rec, scratch, args.skip_missing))
+        added, errors, left_out = rewrite(path, lambda old, scratch: reindex(old, rec, scratch, args.skip_missing))
         print(f"reindexed {added} photo(s) with {rec.embedder.name} (model {rec.embedder.version}){_left(left_out)}; "
               f"the old gallery is {path.name}.bak")
-        return _report(errors)
+        return report_errors(errors)
     with tempfile.TemporaryDirectory(prefix="keyface-reindex-") as scratch:
         added, errors, left_out = reindex(path, rec, Path(scratch) / "gallery.db", args.skip_missing)
         if errors:  # a database is only replaced by a complete re-embedding
-            return _report(errors + ["nothing was changed in the database"])
+            return report_errors(errors + ["nothing was changed in the database"])
         replace_gallery(path, Path(scratch) / "gallery.db")
     print(f"reindexed {added} photo(s) with {rec.embedder.name} (model {rec.embedder.version}){_left(left_out)}")
     return 0

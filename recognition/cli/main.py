@@ -26,9 +26,9 @@ KEYPOINT_VERBS = {"train", "eval", "predict", "-h", "--help"}
 # arguments is reported without importing the other commands' libraries (scikit-learn alone takes seconds).
 MODULES = {"keypoints": "keypoints", "demo": "demo", "train": "train", "calibrate": "train", "bench": "bench",
            "weights": "weights", "export": "weights", "cluster": "cluster", "classify": "classify", "compare": "compare", "serve": "serve",
-           **dict.fromkeys(["enroll", "enrol", "identify"], "commands"), "verify": "photos", "embed": "photos",
+           **dict.fromkeys(["enroll", "enrol"], "enrolling"), "identify": "commands", "verify": "photos", "embed": "photos",
            **dict.fromkeys(["people", "rename", "remove", "train-head", "reindex", "check", "migrate"], "galleries")}
-ORDER = ["keypoints", "commands", "photos", "galleries", "demo", "train", "bench", "weights", "cluster", "classify", "compare", "serve"]
+ORDER = ["keypoints", "enrolling", "commands", "photos", "galleries", "demo", "train", "bench", "weights", "cluster", "classify", "compare", "serve"]
 # Commands that only run models on a few photos: on a machine with a GPU they stay on the CPU (as
 # documented: "everything runs offline on a CPU") and CUDA's start-up messages never appear.
 CPU_COMMANDS = {"enroll", "enrol", "identify", "verify", "embed", "cluster", "demo", "reindex", "train-head", "classify",
@@ -74,6 +74,8 @@ def _command_module(name: str):
         from keyface.recognition.cli import keypoints as module
     elif name == "commands":
         from keyface.recognition.cli import commands as module
+    elif name == "enrolling":
+        from keyface.recognition.cli import enrolling as module
     elif name == "photos":
         from keyface.recognition.cli import photos as module
     elif name == "galleries":

@@ -16,12 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from keyface.data.errors import (DamagedGalleryError, EmptyGalleryError, GalleryConflictError, GalleryError,
-                                 OtherModelError, PersonNotFoundError)
-from keyface.data.files import shown
-from keyface.recognition.core.records import (SCHEMA_VERSION, SQLITE_SCHEMA, Enrolment, check_name, checked_vector,
-                                             path_text)
+from keyface.data.errors import DamagedGalleryError, EmptyGalleryError, GalleryError, OtherModelError
+from keyface.recognition.core.records import SCHEMA_VERSION, SQLITE_SCHEMA
 from keyface.recognition.core.search import ExactIndex, RowIndex, VectorFile
+from keyface.recognition.core.store_changes import GalleryChanges
 from keyface.runtime.networks import split_version
 
 log = logging.getLogger(__name__)
@@ -44,9 +42,9 @@ def one_call_at_a_time(method):
     return locked
 
 
-class SQLiteStore:
+class SQLiteStore(GalleryChanges):
     """People, their photos and embeddings for one embedder (name + model version) in SQLite; one store
-    may be used from any thread, one call at a time."""
+    may be used from any thread, one call at a time. What changes its people is core.store_changes'."""
 
     def __init__(self, path: str | os.PathLike, embedder: str | None, version: str | None, dim: int | None,
                  create: bool = True):
@@ -151,66 +149,11 @@ class SQLiteStore:
         """Whether the file already holds keyface's tables."""
         return self.conn.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone() is not None
 
-    @one_call_at_a_time
-    def add(self, faces: list[Enrolment]) -> int:
-        """Store faces in one transaction; a photo already stored for that person is skipped. Returns added.
-        A vector file beside the gallery that held its content gets the new rows too."""
-        added, rows = 0, []
-        with self.conn:
-            for face in faces:
-                person = check_name(face.person)
-                owner = self.other_owner(face.sha256, person)
-                if owner is not None:
-                    raise GalleryConflictError(f"{shown(face.source)} is already enrolled as {owner!r}")
-                person_id = self._person_id(person, create=True)
-                cur = self.conn.execute(
-                    "INSERT OR IGNORE INTO photos (person_id, sha256, source, box, keypoints) VALUES (?,?,?,?,?)",
-                    (person_id, face.sha256, path_text(face.source), *face.face_json()))
-                if cur.rowcount == 0:
-                    continue
-                self.conn.execute("INSERT INTO embeddings VALUES (?,?,?,?)", (
-                    cur.lastrowid, self.embedder, self.version, _blob(face.embedding, self.dim)))
-                rows.append((person_id, face.embedding))
-                added += 1
-            after = self._stamp()  # in the transaction: exactly this change's generation
-        if rows:
-            self._append(after, rows)
-        return added
-
     def _stamp(self) -> dict:
         """What identifies the gallery's content now: its id, generation, embedder, model version, dimension."""
         meta = dict(self.conn.execute("SELECT key, value FROM meta WHERE key IN ('gallery_id', 'generation')"))
         return {"gallery_id": meta.get("gallery_id"), "generation": int(meta.get("generation", 0)),
                 "embedder": self.embedder, "version": self.version, "dim": self.dim}
-
-    def _append(self, after: dict, rows: list) -> None:
-        """Add an enrolment's rows to the vector file, if it held the content just before this change."""
-        files = VectorFile(self.path)
-        if files.header() is not None:
-            before = {**after, "generation": after["generation"] - len(rows)}
-            files.append(before, after, np.stack([np.asarray(v, np.float32).reshape(-1) for _, v in rows]),
-                         np.array([i for i, _ in rows], np.int64))
-
-    @one_call_at_a_time
-    def owner_of(self, sha256: str) -> str | None:
-        """The person a photo (by content hash) is enrolled as, if any."""
-        row = self.conn.execute("SELECT p.name FROM photos ph JOIN people p ON p.id = ph.person_id "
-                                "WHERE ph.sha256 = ? LIMIT 1", (sha256,)).fetchone()
-        return row[0] if row else None
-
-    def other_owner(self, sha256: str, person: str) -> str | None:
-        """Someone other than `person` this photo is already enrolled as: one photo, two names would tie."""
-        owner = self.owner_of(sha256)
-        return owner if owner is not None and owner != person else None
-
-    def _person_id(self, name: str, create: bool = False) -> int:
-        name = check_name(name)
-        row = self.conn.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
-        if row:
-            return row[0]
-        if not create:
-            raise PersonNotFoundError(f"no person named {name!r} in {self.path}")
-        return self.conn.execute("INSERT INTO people (name) VALUES (?)", (name,)).lastrowid
 
     @one_call_at_a_time
     def is_empty(self) -> bool:
@@ -223,39 +166,6 @@ class SQLiteStore:
         return list(self.conn.execute(
             "SELECT p.name, COUNT(ph.id) FROM people p LEFT JOIN photos ph ON ph.person_id = p.id "
             "GROUP BY p.id ORDER BY p.name"))
-
-    @one_call_at_a_time
-    def rename(self, old: str, new: str) -> None:
-        """Rename a person (refused if the new name is taken)."""
-        new = check_name(new)
-        with self.conn:
-            person_id = self._person_id(old)
-            if self.conn.execute("SELECT 1 FROM people WHERE name = ?", (new,)).fetchone():
-                raise GalleryConflictError(f"{new!r} is already in the gallery")
-            self.conn.execute("UPDATE people SET name = ? WHERE id = ?", (new, person_id))
-
-    @one_call_at_a_time
-    def remove(self, name: str) -> int:
-        """Remove a person with their photos and embeddings; return how many photos went."""
-        with self.conn:
-            person_id = self._person_id(name)
-            n = self.conn.execute("SELECT COUNT(*) FROM photos WHERE person_id = ?", (person_id,)).fetchone()[0]
-            self.conn.execute("DELETE FROM people WHERE id = ?", (person_id,))
-        return n
-
-    @one_call_at_a_time
-    def set_thumbnail(self, name: str, jpeg: bytes) -> None:
-        """Keep a small face picture for a person (the first one given stays)."""
-        with self.conn:
-            self.conn.execute("INSERT OR IGNORE INTO thumbnails VALUES (?, ?)", (self._person_id(name), jpeg))
-
-    @one_call_at_a_time
-    def thumbnail(self, name: str) -> bytes:
-        """A person's face picture (JPEG); a GalleryError if there is none."""
-        row = self.conn.execute("SELECT jpeg FROM thumbnails WHERE person_id = ?", (self._person_id(name),)).fetchone()
-        if row is None:
-            raise PersonNotFoundError(f"no thumbnail for {name!r}")
-        return bytes(row[0])
 
     @one_call_at_a_time
     def matrix(self) -> tuple[np.ndarray, np.ndarray]:
@@ -475,8 +385,3 @@ def check_made_by(path, meta: dict, embedder: str, version: str) -> None:
         f"{path} was made with embedder {meta['embedder']!r} (model {meta['version']}), not "
         f"{embedder!r} (model {version}); open it with embedder {meta['embedder']!r}, or reindex it: "
         f"re-embed its photos with embedder {embedder!r}", path, meta["embedder"], embedder)
-
-
-def _blob(vector: np.ndarray, dim: int) -> bytes:
-    """An embedding as float32 bytes, checked for its dimension and finiteness."""
-    return checked_vector(vector, dim).tobytes()
