@@ -130,6 +130,11 @@ def test_bad_and_oversized_uploads_are_refused(served):
         "photo: sent 2 times; a request takes one": client.post("/api/identify", files=[("photo", probe_file)] * 2),
         "photo_b: sent 2 times": client.post("/api/verify", files=[("photo_a", probe_file), ("photo_b", probe_file),
                                                                    ("photo_b", probe_file)]),
+        "top: sent 2 times": client.post("/api/identify", files={"photo": probe_file}, data={"top": ["1", "2"]}),
+        "name: sent 2 times": client.post("/api/people", files={"photos": probe_file}, data={"name": ["A", "B"]},
+                                          headers=AUTH),
+        "largest_face: sent 2 times": client.post("/api/verify", files={"photo_a": probe_file, "photo_b": probe_file},
+                                                  data={"largest_face": ["true", "false"]}),
     }
     for start, answer in said.items():
         assert one_line_error(answer, 422).startswith(start), (start, answer.text)
@@ -236,8 +241,10 @@ def test_people_pages_with_offset_and_limit_and_by_default_lists_everyone(fresh)
     assert client.get("/api/people", params={"offset": 1}).json() == everyone[1:]
     assert client.get("/api/people", params={"offset": 1, "limit": 1}).json() == everyone[1:2]
     assert client.get("/api/people", params={"offset": 3, "limit": 1000}).json() == []
-    for bad in ({"offset": -1}, {"limit": 0}, {"limit": 1001}, {"offset": "x"}, {"limit": "all"}):
-        assert list(bad)[0] in one_line_error(client.get("/api/people", params=bad), 422)
+    for bad, said in (({"offset": -1}, "offset: at least 0"), ({"limit": 0}, "limit: at least 1"),
+                      ({"limit": 1001}, "limit: at most 1000"), ({"offset": "x"}, "offset: expected a whole number"),
+                      ({"limit": "all"}, "limit: expected a whole number")):
+        assert one_line_error(client.get("/api/people", params=bad), 422) == said
 
 
 def test_enrolling_with_the_largest_face_takes_photos_with_several_faces(fresh, caplog):

@@ -193,8 +193,7 @@ async def _one_each(request: Request, *fields: str) -> None:
     form = await request.form()  # already read for the route's arguments: not read again
     for field in fields:
         if len(form.getlist(field)) > 1:
-            raise HTTPException(422, f"{field}: sent {len(form.getlist(field))} times; a request takes one "
-                               "(send each photo in a request of its own)")
+            raise HTTPException(422, f"{field}: sent {len(form.getlist(field))} times; a request takes one")
 
 
 def _upload_name(upload: UploadFile) -> str:
@@ -227,7 +226,7 @@ def _photo_routes(app: FastAPI, store: GalleryThread) -> None:
     @app.post("/api/identify", responses=UPLOADS)
     async def identify(request: Request, photo: UploadFile = File(...), top: int = Form(3)) -> dict:
         """Every face in the photo, numbered left to right, named or 'unknown'."""
-        await _one_each(request, "photo")
+        await _one_each(request, "photo", "top")
         if not 1 <= top <= 20:
             raise KeyfaceError("top must be between 1 and 20")
         name, data = _upload_name(photo), await photo.read()
@@ -246,7 +245,7 @@ def _photo_routes(app: FastAPI, store: GalleryThread) -> None:
                      largest_face: bool = Form(False)) -> dict:
         """Whether two photos (one face each, or the largest face of each with largest_face) show the same
         person."""
-        await _one_each(request, "photo_a", "photo_b")
+        await _one_each(request, "photo_a", "photo_b", "largest_face")
         rec = store.gallery.recogniser
         chosen = rec.taking("largest" if largest_face else rec.several_faces)
         names = [_upload_name(photo_a), _upload_name(photo_b)]
@@ -269,10 +268,11 @@ def _people_routes(app: FastAPI, store: GalleryThread) -> None:
         return people_json(everyone[offset:] if limit is None else everyone[offset:offset + limit])
 
     @app.post("/api/people", status_code=201, responses=ENROLLED)
-    async def enrol(response: Response, name: str = Form(...), photos: list[UploadFile] = File(...),
-                    largest_face: bool = Form(False)) -> dict:
+    async def enrol(request: Request, response: Response, name: str = Form(...),
+                    photos: list[UploadFile] = File(...), largest_face: bool = Form(False)) -> dict:
         """Enrol one person's photos (one face each, or the largest face of each with largest_face) in one
         transaction: 201 when photos were added, 200 when none was (each photo's error says why)."""
+        await _one_each(request, "name", "largest_face")
         person = check_name(name)
         decoded, errors = [], []
         for upload in photos:

@@ -79,13 +79,18 @@ EXPECTED = {"bool_parsing": "expected true or false", "bool_type": "expected tru
 
 
 BODY = "the request's body"
+PLACES = ("body", "query", "path", "form", "header")  # where a field came from: its name says enough
 
 
 def invalid_request(error: dict) -> str:
     """One line for a request FastAPI refused (its first error, as pydantic reports it): the field, then what
     was wrong with it."""
-    where = ".".join(str(p) for p in error.get("loc", ()) if p != "body" and not isinstance(p, int))
+    where = ".".join(str(p) for p in error.get("loc", ()) if p not in PLACES and not isinstance(p, int))
     said = EXPECTED.get(error.get("type"), error.get("msg", "invalid request").removeprefix("Value error, "))
+    bounds = {"greater_than_equal": ("at least", "ge"), "less_than_equal": ("at most", "le")}
+    if error.get("type") in bounds:  # a number out of its range: the range, in words
+        words, key = bounds[error["type"]]
+        said = f"{words} {error.get('ctx', {}).get(key)}"
     if "UploadFile" in said:  # pydantic's words for a text value where a file belongs
         said = "expected a file (a multipart file upload), not a text value"
     elif error.get("type") == "string_type" and hasattr(error.get("input"), "filename"):
