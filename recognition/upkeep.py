@@ -26,8 +26,9 @@ def reindex(source, recogniser: Recogniser, out: Path,
     from keyface.recognition.core.video_enrol import frame_enrolment, video_frame
     by_person: dict[str, list[str]] = {}
     frames: dict[str, list[tuple[str, Enrolment]]] = {}
-    left_out = []
+    left_out, everyone = [], set()
     for person, sha, path in _reader(source).photos():
+        everyone.add(person)
         if video_frame(path) is not None:  # a frame of an enrolled video: read again from the video
             frames.setdefault(person, []).append(frame_enrolment(recogniser, person, path, sha))
         elif Path(path).is_file() and image_sha256(path) == sha:
@@ -39,6 +40,8 @@ def reindex(source, recogniser: Recogniser, out: Path,
             raise SourcePhotoMissingError(f"cannot reindex: {shown(path)} (enrolled for {person}) is missing or "
                                           f"changed; nothing was modified: put the photo back, leave such photos "
                                           f"out, or remove {person!r} and enrol them again")
+    for person in sorted(everyone - by_person.keys() - frames.keys()):  # said once: they are gone, not a photo
+        log.warning("%r is left out of the new gallery: none of their photos is left", person)
     added, errors = 0, []
     # made now, even for a gallery of no one: the rewrite checks the new file
     open_store(out, recogniser.embedder.name, recogniser.embedder.version, recogniser.embedder.dim).close()

@@ -410,3 +410,12 @@ def test_reindex_with_a_photo_moved_away_is_refused_or_leaves_it_out_when_asked(
     assert code == 0 and "reindexed 1 photo(s)" in out and "left out 1 whose file is gone" in out, err
     assert "p1.jpg (enrolled for Kristen) is missing" in caplog.text  # each photo left out is named as it goes
     assert run(["people", "--gallery", db], capsys)[1].startswith("Kristen\t1")
+    photos[0].rename(tmp_path / "moved-too.jpg")  # every photo of a person gone: the person is named as gone
+    code, out, _ = run(["reindex", "--gallery", db, "--skip-missing", *models], capsys)
+    assert code == 0 and "reindexed 0 photo(s)" in out and "'Kristen' is left out of the new gallery" in caplog.text
+
+
+def test_an_empty_name_is_refused_as_a_name(tmp_path, youtube_sample, capsys):
+    code, _, err = run(["enroll", "--name", "", str(youtube_sample[0][0]), "--gallery", tmp_path / "g.db"], capsys)
+    assert code == 2 and "invalid person name" in err and "give either" not in err, err
+    assert not (tmp_path / "g.db").exists()

@@ -25,9 +25,9 @@ def register(sub) -> None:
 
 def cmd_enroll(args) -> int:
     """Enrol photos of one named person, or a folder per person."""
-    if bool(args.folders) == bool(args.name):
+    if bool(args.folders) == (args.name is not None):  # an empty --name is given: refused as a name, below
         raise KeyfaceError("give either --name NAME PHOTO... or --folders DIR")
-    if args.name and not args.photos:
+    if args.name is not None and not args.photos:
         raise KeyfaceError("--name needs at least one PHOTO")
     from keyface.data.folders import read_person_folders
     from keyface.data.files import shown
