@@ -173,3 +173,10 @@ def test_help_lists_a_commands_own_flags_first_then_the_shared_ones_by_group(cap
     own = out[out.index("options:"):out.index("speed:")]
     assert "--top" in own and "--threshold" in own and "--gallery" not in own
     assert "--camera" in out[out.index("videos:"):out.index("gallery:")]
+
+
+def test_a_commands_extra_argument_points_to_that_commands_help(capsys):
+    from keyface.recognition.cli.main import main
+    assert main(["verify", "a.jpg", "b.jpg", "c.jpg"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "keyface: error: unrecognized arguments: c.jpg (see `keyface verify --help`)"

@@ -40,9 +40,12 @@ PIPE_CLOSED = 128 + 13  # the reader went away (`| head`): the status a shell gi
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse with keyface's one-line errors (no usage block): `keyface: error: ...`, exit 2."""
+    command: str | None = None  # the command named, whose help the top parser's errors point to
 
     def error(self, message: str):
-        self.exit(2, f"keyface: error: {message} (see `{self.prog} --help`)\n")
+        # argparse reports a command's extra arguments from the top parser: point to that command's help
+        prog = f"{self.prog} {self.command}" if self.command and message.startswith("unrecognized") else self.prog
+        self.exit(2, f"keyface: error: {message} (see `{prog} --help`)\n")
 
 
 class VersionAction(argparse.Action):
@@ -59,6 +62,7 @@ class VersionAction(argparse.Action):
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser with every subcommand (or, given a command's name, with only its module's)."""
     parser = OneLineParser(prog="keyface", description="Face recognition built on facial keypoints.")
+    parser.command = command if command in MODULES else None
     parser.add_argument("--debug", action="store_true",
                         help="show tracebacks, debug logging and TensorFlow's own messages")
     parser.add_argument("--version", action=VersionAction, help="print keyface's version and exit")

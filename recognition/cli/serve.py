@@ -45,7 +45,8 @@ def cmd_serve(args) -> int:
     gallery = commands.gallery_path(args)
     app = build_app(args.embedder, args.detector, args.models, gallery, token, args.host not in LOOPBACK,
                     args.max_upload_mb * 1_000_000, tuple(args.cors_origin), args.precision, args.min_face)
-    embedder = app.state.store.gallery.embedder
+    served = app.state.store.gallery
+    embedder = f"{served.embedder} ({served.precision})"
     import uvicorn
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"keyface serving {shown_location(gallery)} with {embedder} at http://{shown_host}:{args.port}/#token={token}\n"
