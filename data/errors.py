@@ -84,6 +84,7 @@ class SourcePhotoMissingError(GalleryError):
 class OtherModelError(GalleryError):
     """The gallery holds another embedder's or model version's vectors: `path`, `made` (its embedder) and
     `wanted` (the one asked for); `precision` is the one it was embedded in where only that differs."""
+    http_status = 409  # in conflict with the gallery: a server asked for another model than the gallery's
 
     def __init__(self, message: str, path: Path, made: str, wanted: str, precision: str | None = None):
         super().__init__(message)

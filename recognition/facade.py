@@ -28,8 +28,27 @@ from keyface.recognition.core.store import SQLiteStore, check_made_by
 from keyface.runtime.networks import split_version
 
 MIN_PROBABILITY = 0.5  # a softmax head's: below it, a face is unknown
-_LOADED: dict = {}
-_LOADING = threading.Lock()
+
+
+class MadeOnce:
+    """What `make(*key)` gives, made once for each key and kept: threads asking at once get the one made (a
+    recogniser loads for seconds and holds its networks' memory)."""
+
+    def __init__(self, make):
+        self.make, self.kept, self.making = make, {}, threading.Lock()
+
+    def __call__(self, *key):
+        with self.making:
+            if key not in self.kept:
+                self.kept[key] = self.make(*key)
+            return self.kept[key]
+
+    def __len__(self) -> int:
+        return len(self.kept)
+
+
+_LOADED = MadeOnce(lambda embedder, models, far, precision, min_face: build(
+    embedder, models, far=far, precision=precision, min_face=min_face))
 
 
 def build(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, *, model: str | None = None,
@@ -55,11 +74,7 @@ def load(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, far: float
     the embedding and keypoint networks' ("int8" or "float32"; default: int8 keypoints and the embedder's
     own), `min_face` the smallest
     face looked for, in pixels wide (default: 24; larger is faster on big photos)."""
-    key = (embedder, models, far, precision, min_face)
-    with _LOADING:  # threads asking at once get one recogniser, loaded once
-        if key not in _LOADED:
-            _LOADED[key] = build(embedder, models, far=far, precision=precision, min_face=min_face)
-        return _LOADED[key]
+    return _LOADED(embedder, models, far, precision, min_face)
 
 
 def embedder_for(asked: str | None, precision: str | None, made: dict) -> tuple[str, str | None]:
@@ -231,10 +246,11 @@ class Gallery:
             self.store.set_thumbnail(person, thumbnail)
         return added, refused
 
-    def prepare(self, name: str, photos: list, largest_face: bool = False) -> list[Prepared]:
+    def prepare(self, name: str, photos: list, largest_face: bool = False,
+                names: list[str] | None = None) -> list[Prepared]:
         """Each photo's enrolment record or its error, found and embedded but not stored (a server does this
-        work away from the gallery's thread, then calls store_enrolments)."""
-        return self._chooser(largest_face).enrolments(check_name(name), _photo_list(photos))
+        work away from the gallery's thread, then calls store_enrolments); `names`: what errors call each photo."""
+        return self._chooser(largest_face).enrolments(check_name(name), _photo_list(photos), names=names)
 
     def identify(self, image, top: int = 3, index=None, head: bool = False,
                  min_probability: float = MIN_PROBABILITY) -> list[Face]:

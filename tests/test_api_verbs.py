@@ -319,7 +319,7 @@ def test_a_gallery_opened_without_a_recogniser_loads_one_for_all_threads(tmp_pat
         gallery.enrol("Tom", TOM[:2], largest_face=True)
     builds = []
     real_build = facade.build
-    monkeypatch.setattr(facade, "_LOADED", {})
+    monkeypatch.setattr(facade._LOADED, "kept", {})
     monkeypatch.setattr(facade, "build", lambda *a, **k: builds.append(1) or real_build(*a, **k))
     with keyface.Gallery(tmp_path / "g.db") as gallery:
         named = [faces[0].name for _, faces in gallery.identify_all(TOM[2:5], workers=3)]

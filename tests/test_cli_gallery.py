@@ -188,10 +188,11 @@ def test_enrol_folders_and_reindex(tmp_path, youtube_sample, models, capsys):
     code, out, _ = run(["reindex", "--gallery", db, *models], capsys)
     assert code == 0 and "reindexed 4 photo(s)" in out and (tmp_path / "g.db.bak").is_file()
     first = (tmp_path / "g.db.bak").read_bytes()
-    for earlier in (1, 2):  # each reindex keeps the backup before it: nothing is overwritten
+    for earlier in (1, 2):  # each reindex keeps the backups before it: nothing is overwritten
         assert run(["reindex", "--gallery", db, *models], capsys)[0] == 0
         assert (tmp_path / f"g.db.bak.{earlier}").is_file() and (tmp_path / "g.db.bak").is_file()
-    assert (tmp_path / "g.db.bak.1").read_bytes() == first and not (tmp_path / "g.db.bak.3").exists()
+    assert (tmp_path / "g.db.bak.2").read_bytes() == first and not (tmp_path / "g.db.bak.3").exists()  # oldest last
+    assert (tmp_path / "g.db.bak").stat().st_mtime_ns >= (tmp_path / "g.db.bak.1").stat().st_mtime_ns
 
 
 @pytest.mark.slow

@@ -13,8 +13,8 @@ import pytest
 
 from keyface.recognition.core.records import Enrolment, check_name
 from keyface.recognition.core.store import SQLiteStore
-from keyface.data.errors import GalleryError
-from keyface.recognition.core.gallery_check import check_gallery, rewrite
+from keyface.data.errors import DamagedGalleryError, GalleryError
+from keyface.recognition.core.gallery_check import check_gallery, read_meta, read_photos, rewrite
 
 DIM = 8
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -182,6 +182,43 @@ def test_garbage_in_the_middle_of_the_file_is_refused_before_any_write(tmp_path)
     assert check_gallery(path)
     with pytest.raises(GalleryError, match="damaged.*check the gallery for details"):
         SQLiteStore(path, "toy", "v1", DIM)
+
+
+def test_a_damaged_page_is_named_by_its_problem_not_by_sqlites_heading(tmp_path):
+    path = tmp_path / "g.db"
+    make_gallery(path, people=200)
+    with open(path, "r+b") as fh:  # the header of the fourth page, a b-tree page of the schema's
+        fh.seek(4096 * 3)
+        fh.write(b"\xff" * 8)
+    with pytest.raises(DamagedGalleryError) as refused:
+        SQLiteStore(path, "toy", "v1", DIM)
+    said = str(refused.value)
+    assert "***" not in said and "Page " in said and refused.value.repair == "check", said
+    assert not any(p.startswith("*** in database") for p in check_gallery(path))
+
+
+def test_a_gallery_cut_short_is_damaged_with_its_repair_and_a_foreign_file_is_not_a_gallery(tmp_path):
+    path = tmp_path / "g.db"
+    make_gallery(path, people=200)
+    path.write_bytes(path.read_bytes()[:os.path.getsize(path) // 2])
+    with pytest.raises(DamagedGalleryError, match="g.db is damaged .*restore it from a backup") as refused:
+        SQLiteStore(path, "toy", "v1", DIM)
+    assert refused.value.repair == "check"
+    with pytest.raises(DamagedGalleryError):
+        read_meta(path)
+    other = tmp_path / "notes.db"
+    other.write_bytes(b"not a database at all, " * 100)
+    with pytest.raises(GalleryError, match="not a keyface gallery") as refused:
+        SQLiteStore(other, "toy", "v1", DIM)
+    assert not isinstance(refused.value, DamagedGalleryError)
+
+
+def test_checking_and_reading_a_gallery_leave_no_sqlite_files_beside_it(tmp_path):
+    path = tmp_path / "g.db"
+    make_gallery(path, people=3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.db"]
+    assert check_gallery(path) == [] and read_meta(path)["embedder"] == "toy" and len(read_photos(path)) == 12
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.db"]  # a read-only connection left -wal and -shm
 
 
 def test_a_non_finite_stored_vector_is_caught_by_search_and_by_the_check(tmp_path):

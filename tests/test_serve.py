@@ -126,6 +126,8 @@ def test_bad_and_oversized_uploads_are_refused(served):
         "the request's body: not valid JSON": client.patch(
             "/api/people/Tom Cruise", content=b"{name", headers={**AUTH, "Content-Type": "application/json"}),
         "name: missing": client.patch("/api/people/Tom Cruise", json={"nom": "T"}, headers=AUTH),
+        "photo: missing (the request's body is not a form: send the fields as multipart/form-data": client.post(
+            "/api/identify", content=probe_file[1], headers={"Content-Type": "image/jpeg"}),
         # a field sent twice is refused, not half read
         "photo: sent 2 times; a request takes one": client.post("/api/identify", files=[("photo", probe_file)] * 2),
         "photo_b: sent 2 times": client.post("/api/verify", files=[("photo_a", probe_file), ("photo_b", probe_file),
@@ -138,6 +140,14 @@ def test_bad_and_oversized_uploads_are_refused(served):
     }
     for start, answer in said.items():
         assert one_line_error(answer, 422).startswith(start), (start, answer.text)
+    unreadable = {  # bodies the framework cannot parse at all, in keyface's words too
+        "the request's body: not a readable form": client.post(
+            "/api/identify", content=b"--x\r\nabc", headers={"Content-Type": "multipart/form-data"}),
+        "the request's body: not readable as JSON: send {\"name\": \"New Name\"} as UTF-8": client.patch(
+            "/api/people/Tom Cruise", content=b'{"name": "\xff\xfe"}', headers={**AUTH, "Content-Type": "application/json"}),
+    }
+    for start, answer in unreadable.items():
+        assert one_line_error(answer, 400).startswith(start), (start, answer.text)
     one_line_error(client.get("/api/people/Nobody Here/thumbnail"), 404)
     one_line_error(client.delete("/api/people/Nobody Here", headers=AUTH), 404)
     one_line_error(client.get("/static/..%2F..%2Fsetup.cfg"), 404)  # escaped, so the client cannot tidy it away
@@ -307,6 +317,30 @@ def test_a_server_waiting_for_its_gallery_serves_the_one_made_elsewhere_in_its_o
             enrolled = client.post("/api/people", data={"name": "Gordon Brown"}, files=photos("Gordon Brown")[:1],
                                    headers=AUTH)
             assert enrolled.status_code == 201, enrolled.text  # written in the gallery's own precision
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_a_server_started_in_one_precision_answers_409_for_a_gallery_made_later_in_another(tmp_path):
+    """A server asked for int8 keeps int8: a gallery another process then makes in float32 is refused with 409 and
+    the restart that mends it, and /api/health says it is up but cannot serve (503), instead of a 400 everywhere."""
+    import keyface
+    from keyface.recognition.server.app import build_app
+    db = tmp_path / "g.db"
+    server, thread, url = start(build_app(None, "blazeface", None, db, TOKEN, False, 3_000_000, precision="int8"))
+    try:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            assert client.get("/api/health").json()["status"] == "ok"
+            with keyface.Gallery(db, keyface.build("dlib-resnet", precision="float32")) as elsewhere:
+                assert elsewhere.enrol("Tom Cruise", sorted((DEMO / "gallery" / "Tom Cruise").glob("*.jpg"))[:1])[0] == 1
+            said = one_line_error(client.post("/api/identify", files=probe("Tom_Cruise_0006.jpg")), 409)
+            assert said.startswith("the gallery was embedded in float32") and "--precision float32" in said, said
+            assert str(tmp_path) not in said
+            assert one_line_error(client.get("/api/people"), 409) == said
+            health = client.get("/api/health")
+            assert health.status_code == 503 and health.json()["status"] == "unusable"
+            assert health.json()["error"] == said
     finally:
         server.should_exit = True
         thread.join(30)

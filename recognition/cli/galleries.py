@@ -34,7 +34,7 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=commands.count, default=200, help="training epochs (default: 200)")
     p.set_defaults(func=cmd_train_head)
     p = sub.add_parser("reindex", help="re-embed a gallery's photos with another embedder (a file's old copy is "
-                       "kept as GALLERY.bak, an earlier one as GALLERY.bak.1, .2, ...; a database is replaced in "
+                       "kept as GALLERY.bak, earlier ones as GALLERY.bak.1, .2, ..., the oldest last; a database is replaced in "
                        "one transaction)", parents=with_recogniser)
     p.add_argument("--skip-missing", action="store_true", help="leave out a photo whose file is gone or changed "
                    "since it was enrolled (default: refuse, changing nothing)")

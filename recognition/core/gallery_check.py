@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from keyface.data.errors import DamagedGalleryError, EmptyGalleryError, GalleryError
-from keyface.recognition.core.store import GalleryLock, damaged, owner_only, vector_ok
+from keyface.recognition.core.store import GalleryLock, damaged, owner_only, sqlite_problems, unreadable, vector_ok
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def check_gallery(path: Path) -> list[str]:
 
 
 def _problems(conn: sqlite3.Connection) -> list[str]:
-    problems = [r[0] for r in conn.execute("PRAGMA integrity_check(20)") if r[0] != "ok"]
+    problems = sqlite_problems([r[0] for r in conn.execute("PRAGMA integrity_check(20)") if r[0] != "ok"])
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     missing = [t for t in TABLES if t not in names]
     if missing:
@@ -96,19 +96,23 @@ def remove_database(path: Path) -> None:
 
 
 def _backup_made_room(backup: Path) -> Path:
-    """`backup`, free: an earlier backup there is kept as `<backup>.N`, the first N free (1 the oldest)."""
+    """`backup`, free: earlier backups move one number up, as logs rotate (`<backup>.1` the one before the newest,
+    the highest number the oldest); none is removed."""
+    def numbered(n: int) -> Path:
+        return backup.with_name(f"{backup.name}.{n}")
     if backup.exists():
-        earlier = next(backup.with_name(f"{backup.name}.{n}") for n in itertools.count(1)
-                       if not backup.with_name(f"{backup.name}.{n}").exists())
-        backup.rename(earlier)
-        log.info("the earlier backup %s is kept as %s", backup, earlier.name)
+        taken = next(n for n in itertools.count(1) if not numbered(n).exists()) - 1  # .1 ... .taken are there
+        for n in range(taken, 0, -1):  # the oldest first, so that no rename lands on a backup still there
+            numbered(n).rename(numbered(n + 1))
+        backup.rename(numbered(1))
+        log.info("the earlier backup %s is kept as %s", backup, numbered(1).name)
     return backup
 
 
 def rewrite(path: Path, build: Callable[[Path, Path], object]):
     """Rewrite a gallery without risking it: take it exclusively (refused while any other process has
     it open), check it, let `build(path, scratch)` write the new gallery into a scratch file, check that,
-    keep a complete copy of the old as `<gallery>.bak` (an earlier one as `.bak.1`, `.bak.2`...) and copy
+    keep a complete copy of the old as `<gallery>.bak` (earlier ones as `.bak.1`, `.bak.2`..., oldest last) and copy
     the new into place in one SQLite transaction. A crash at any point leaves the old gallery, or the new
     one with the backup; a failed build leaves no backup. Returns build's result."""
     path = Path(path)
@@ -142,7 +146,7 @@ def read_photos(path: Path) -> list[tuple[str, str, str]]:
                             "JOIN people p ON p.id = ph.person_id ORDER BY ph.id").fetchall()
         return [(name, sha, os.fsdecode(src) if isinstance(src, bytes) else src) for name, sha, src in rows]
     except sqlite3.DatabaseError as exc:
-        raise GalleryError(f"{path} is not a keyface gallery ({exc})") from None
+        raise unreadable(path, exc) from None
     finally:
         conn.close()
 
@@ -155,11 +159,13 @@ def read_meta(path: Path) -> dict:
     try:
         return dict(conn.execute("SELECT key, value FROM meta"))
     except sqlite3.DatabaseError as exc:
-        raise GalleryError(f"{path} is not a keyface gallery ({exc})") from None
+        raise unreadable(path, exc) from None
     finally:
         conn.close()
 
 
 def connect_read_only(path: Path) -> sqlite3.Connection:
-    """A read-only connection that never creates the file (any characters in the path)."""
-    return sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True, timeout=30)
+    """A connection that never creates the file and writes nothing itself (any characters in the path). It is
+    opened read-write where the file allows, because only such a connection, closing last, takes away the
+    -wal and -shm files SQLite makes beside a gallery: a read-only one leaves them behind."""
+    return sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=rw", uri=True, timeout=30)

@@ -304,12 +304,14 @@ class Recogniser:
             log.info("%s: %d faces found; using the largest", name, len(faces))
         return rgb, faces[i]
 
-    def enrolments(self, person: str, photos: list, workers: int = 1) -> list[Prepared]:
+    def enrolments(self, person: str, photos: list, workers: int = 1,
+                   names: list[str] | None = None) -> list[Prepared]:
         """Each photo's pixels and enrolment record, or why it cannot be enrolled; nothing is stored.
-        Faces are found on `workers` threads, then embedded together in one pass of the network."""
+        Faces are found on `workers` threads, then embedded together in one pass of the network. `names`:
+        what each photo's error calls it (default: its path, or "image array")."""
         from concurrent.futures import ThreadPoolExecutor
         with ThreadPoolExecutor(max(1, workers)) as pool:
-            found = list(pool.map(self._enrolment_face, photos))
+            found = list(pool.map(self._enrolment_face, photos, names or [None] * len(photos)))
         good = [i for i, f in enumerate(found) if not isinstance(f, KeyfaceError)]
         batches = [align_batch(found[i][0], [found[i][1]], self.embedder.spec) for i in good]
         vectors = self.embedder.embed(FaceBatch(np.concatenate([b.crops for b in batches]),
@@ -320,10 +322,10 @@ class Recogniser:
             out[i] = Prepared(rgb, Enrolment(person, sha, source, face.box, face.keypoints, vector), None)
         return out
 
-    def _enrolment_face(self, photo):
+    def _enrolment_face(self, photo, name: str | None = None):
         """(pixels, face, SHA-256, source) of the face a photo would enrol, or the error that says why not."""
         try:
-            rgb, face = self._chosen_face(photo)  # first: it reports a missing or unreadable file
+            rgb, face = self._chosen_face(photo, name)  # first: it reports a missing or unreadable file
             sha = image_sha256(photo)
         except KeyfaceError as exc:
             return exc

@@ -101,11 +101,11 @@ class SQLiteStore(GalleryChanges):
     def _quick_check(self) -> None:
         """SQLite's quick check of the whole file: refuse a damaged gallery before writing into it."""
         try:
-            result = self.conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+            result = [row[0] for row in self.conn.execute("PRAGMA quick_check(2)")]
         except sqlite3.DatabaseError as exc:
-            result = str(exc)
-        if result != "ok":
-            raise DamagedGalleryError(damaged(self.path, result), self.path, "check")
+            result = [str(exc)]
+        if result != ["ok"]:
+            raise DamagedGalleryError(damaged(self.path, sqlite_problems(result)[0]), self.path, "check")
 
     def _file_state(self) -> list:
         """The gallery file's size and modification time and its write-ahead log's size (a missing log counts
@@ -307,6 +307,13 @@ def lock_file(path: Path) -> Path:
     return folder / f"{digest}.lock"
 
 
+def sqlite_problems(lines: list[str]) -> list[str]:
+    """SQLite's check lines without its "*** in database main ***" headings, which name no problem (a heading
+    opens the first problem's line, or is a line of its own)."""
+    said = [line.split("\n", 1)[-1] if line.startswith("*** in database ") else line for line in lines]
+    return [line for line in said if not line.startswith("*** in database ")] or lines
+
+
 def damaged(path: Path, detail: str) -> str:
     """The one-line refusal for a damaged gallery, naming the repair."""
     backup = Path(f"{path}.bak")
@@ -360,8 +367,21 @@ def _connect(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA synchronous=FULL")
     except sqlite3.DatabaseError as exc:
-        raise GalleryError(f"{path} is not a keyface gallery ({exc})") from None
+        raise unreadable(path, exc) from None
     return conn
+
+
+def unreadable(path: Path, exc: sqlite3.DatabaseError) -> GalleryError:
+    """The refusal of a file SQLite cannot read: an SQLite file (cut short, or its first pages damaged) is a
+    damaged gallery, named with its repair; any other file is not a gallery at all."""
+    try:
+        with open(path, "rb") as file:
+            sqlite = file.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        sqlite = False
+    if sqlite:
+        return DamagedGalleryError(damaged(path, str(exc)), path, "check")
+    return GalleryError(f"{path} is not a keyface gallery ({exc})")
 
 
 def take_or_check_meta(store, meta: dict) -> None:

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import os
 import sys
-import threading
 from contextlib import asynccontextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -25,15 +24,14 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from keyface.data.errors import EmptyGalleryError, KeyfaceError
+from keyface.data.errors import EmptyGalleryError, KeyfaceError, OtherModelError
 from keyface.data.images import decode_image_bytes, image_sha256
 from keyface.data.paths import is_database_uri, shown_location
 from keyface.recognition.core.annotate import face_thumbnail
 from keyface.recognition.core.approximate import LiveIndex
-from keyface.recognition.core.pipeline import ARRAY
 from keyface.recognition.answers import photo_json, verify_json
 from keyface.recognition.facade import Gallery, check_name
-from keyface.recognition.server.guard import ServeConfig, guard, invalid_request, json_error
+from keyface.recognition.server.guard import ServeConfig, guard, invalid_request, json_error, unreadable_body
 from keyface.recognition.server.views import people_json
 from keyface.runtime.provenance import keyface_version
 
@@ -133,8 +131,7 @@ def _errors(app: FastAPI, gallery: Path | str) -> None:
     """Every failure becomes a one-line JSON error with a 4xx status; a bug is a 500 without a traceback."""
     @app.exception_handler(KeyfaceError)
     async def keyface_error(_, exc: KeyfaceError):  # each kind carries its status (data/errors.py)
-        # the server's file paths and database are not the client's business
-        text = str(exc).replace(shown_location(gallery), "the gallery")
+        text = _said(exc, gallery)
         if exc.http_status != 503:
             return json_error(exc.http_status, text)
         log.warning("%s", exc)  # the database's address and error are the operator's, not the client's
@@ -143,11 +140,16 @@ def _errors(app: FastAPI, gallery: Path | str) -> None:
         return answer
 
     @app.exception_handler(RequestValidationError)
-    async def bad_request(_, exc: RequestValidationError):
-        return json_error(422, invalid_request(exc.errors()[0] if exc.errors() else {}))
+    async def bad_request(request: Request, exc: RequestValidationError):
+        said = invalid_request(exc.errors()[0] if exc.errors() else {})
+        if said.endswith(": missing") and request.method == "POST" and not _a_form(request):
+            said += " (the request's body is not a form: send the fields as multipart/form-data, as `curl -F` does)"
+        return json_error(422, said)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_, exc: HTTPException):
+    async def http_error(request: Request, exc: HTTPException):
+        if exc.status_code == 400:  # raised only by the framework, for a body it cannot parse: said our way
+            return json_error(400, unreadable_body(request.headers.get("content-type", "")))
         return json_error(exc.status_code, exc.detail)
 
     @app.exception_handler(Exception)
@@ -182,6 +184,12 @@ def _pages(app: FastAPI) -> None:
                                    swagger_css_url="/static/swagger/swagger-ui.css", swagger_favicon_url="")
 
 
+def _a_form(request: Request) -> bool:
+    """Whether a request's body says it is a form (the photo routes take nothing else)."""
+    kind = request.headers.get("content-type", "").lower()
+    return kind.startswith(("multipart/form-data", "application/x-www-form-urlencoded"))
+
+
 async def _photo(upload: UploadFile, name: str):
     """An uploaded photo decoded in memory on a worker thread (size and pixels checked before decoding); `name`
     is what its errors call it."""
@@ -191,9 +199,9 @@ async def _photo(upload: UploadFile, name: str):
 async def _one_each(request: Request, *fields: str) -> None:
     """Refuse a form that sends one of these fields more than once (only one would be looked at)."""
     form = await request.form()  # already read for the route's arguments: not read again
-    for field in fields:
-        if len(form.getlist(field)) > 1:
-            raise HTTPException(422, f"{field}: sent {len(form.getlist(field))} times; a request takes one")
+    for field, sent in ((field, len(form.getlist(field))) for field in fields):
+        if sent > 1:
+            raise HTTPException(422, f"{field}: sent {sent} times; a request takes one")
 
 
 def _upload_name(upload: UploadFile) -> str:
@@ -214,10 +222,15 @@ def _photo_routes(app: FastAPI, store: GalleryThread) -> None:
     once its FAISS index is built (core.approximate.LiveIndex; exact until then)."""
     live = LiveIndex()
 
-    @app.get("/api/health")
+    @app.get("/api/health", responses=_errors_of(503))
     def health() -> dict:
-        """Whether the server is up, its version, embedder and gallery size."""
-        people = store.run(lambda: store.gallery.people())
+        """Whether the server is up, its version, embedder and gallery size; 503 while its gallery cannot be
+        served (made by another model than the server was started with)."""
+        try:
+            people = store.run(lambda: store.gallery.people())
+        except OtherModelError as exc:  # up, but every gallery route would refuse: not ready, and why
+            return JSONResponse({"status": "unusable", "version": keyface_version(),
+                                 "error": _said(exc, store.gallery.path)}, status_code=503)
         rec = store.gallery.recogniser
         return {"status": "ok", "version": keyface_version(), "embedder": rec.embedder.name,
                 "model": rec.embedder.version, "people": len(people), "photos": sum(people.values()),
@@ -280,8 +293,9 @@ def _people_routes(app: FastAPI, store: GalleryThread) -> None:
                 decoded.append(await _photo_and_hash(upload))
             except KeyfaceError as exc:
                 errors.append(str(exc))
-        found = await _in_thread(store.gallery.prepare, person, [rgb for _, rgb, _ in decoded], largest_face)
-        errors += [str(_named(p.error, n)) for (n, _, _), p in zip(decoded, found) if p.error]
+        found = await _in_thread(store.gallery.prepare, person, [rgb for _, rgb, _ in decoded], largest_face,
+                                 [n for n, _, _ in decoded])
+        errors += [str(p.error) for p in found if p.error]
         ready = [(n, replace(p.enrolment, sha256=sha)) for (n, _, sha), p in zip(decoded, found) if not p.error]
         first = next((p for p in found if not p.error), None)  # the thumbnail is made here, not on the gallery's thread
         thumbnail = None if first is None else await _in_thread(face_thumbnail, first.rgb, first.enrolment.box)
@@ -309,12 +323,14 @@ def _people_routes(app: FastAPI, store: GalleryThread) -> None:
         return {"person": person, "photos_removed": store.run(lambda: store.gallery.remove(person))}
 
 
-def _named(error: KeyfaceError, name: str) -> KeyfaceError:
-    """A photo's error (the recogniser calls a decoded upload "image array") naming the uploaded file."""
-    text = str(error)
-    if text.startswith(f"{ARRAY}: "):
-        return type(error)(f"{name}: {text[len(ARRAY) + 2:]}")
-    return error
+def _said(error: KeyfaceError, gallery: Path | str) -> str:
+    """An error's line as a client reads it: the server's file paths and database are not the client's business,
+    and a gallery made by another model than the server was started with is mended by a restart."""
+    text = str(error).replace(shown_location(gallery), "the gallery")
+    if not isinstance(error, OtherModelError) or (error.made == error.wanted and not error.precision):
+        return text  # (another version of the same model file: only a reindex mends it)
+    flag = f"--precision {error.precision}" if error.precision else f"--embedder {error.made}"
+    return f"{text.split('; ')[0]}: restart `keyface serve` with {flag}, or without --embedder and --precision"
 
 
 async def _in_thread(fn, *args):
@@ -342,27 +358,22 @@ def build_app(embedder: str | None, detector: str, models, gallery, token: str, 
 def _serving_loader(models, detector: str, min_face: float | None):
     """How the server loads a recogniser: once for each embedder and precision, embedding batched across
     requests."""
-    from keyface.recognition.facade import build
+    from keyface.recognition.facade import MadeOnce, build
     from keyface.recognition.server.batching import BatchingEmbedder
     from keyface.runtime import networks as runtime
-    loaded, loading = {}, threading.Lock()
 
-    def loader(name: str, precision: str | None):
-        with loading:
-            if (name, precision) not in loaded:
-                # Concurrent requests keep the cores busy finding faces: one thread each for the detector and
-                # OpenCV. The keypoint and embedding networks get every core: embedding passes run one at a time
-                # (batched), and with one thread that pass was the server's bottleneck (measured: 57 -> 75
-                # identify/s, 20 -> 13 ms alone).
-                runtime.set_threads(os.cpu_count() or 1)
-                try:
-                    made = build(name, models, detector=detector, precision=precision, min_face=min_face)
-                finally:
-                    runtime.set_threads(1)  # networks made later (the detector's, on first use): one thread
-                made.embedder = BatchingEmbedder(made.embedder)
-                loaded[(name, precision)] = made
-            return loaded[(name, precision)]
-    return loader
+    def served(name: str, precision: str | None):
+        # Concurrent requests keep the cores busy finding faces: one thread each for the detector and OpenCV.
+        # The keypoint and embedding networks get every core: embedding passes run one at a time (batched), and
+        # with one thread that pass was the server's bottleneck (measured: 57 -> 75 identify/s, 20 -> 13 ms alone).
+        runtime.set_threads(os.cpu_count() or 1)
+        try:
+            made = build(name, models, detector=detector, precision=precision, min_face=min_face)
+        finally:
+            runtime.set_threads(1)  # networks made later (the detector's, on first use): one thread
+        made.embedder = BatchingEmbedder(made.embedder)
+        return made
+    return MadeOnce(served)
 
 
 def _one_tensorflow_thread() -> None:

@@ -98,3 +98,12 @@ def invalid_request(error: dict) -> str:
     elif error.get("type") in ("model_attributes_type", "dict_type", "json_invalid"):  # the one JSON body: rename's
         said += ': send {"name": "New Name"} as application/json'
     return f"{where or BODY}: {said}"
+
+
+def unreadable_body(content_type: str) -> str:
+    """One line for a body the framework could not read at all (its only 400s): a form without its boundary,
+    or JSON that is not UTF-8 text, said by what the route takes."""
+    if content_type.lower().startswith("multipart/"):
+        return f"{BODY}: not a readable form: send the fields as multipart/form-data with its boundary " \
+               "(as a browser's form or `curl -F` does)"
+    return f'{BODY}: not readable as JSON: send {{"name": "New Name"}} as UTF-8 application/json'
