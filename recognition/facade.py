@@ -230,21 +230,11 @@ class Gallery:
         """Store a person's checked enrolments (each with the photo's name for messages) in one transaction,
         refusing a photo already enrolled as someone else, and their thumbnail if they have none yet:
         (added, the error of each photo refused)."""
-        from keyface.data.errors import GalleryConflictError
+        from keyface.recognition.core.enrolling import store_checked
         if not ready:  # nothing to store: a new gallery is not made for no one
             return 0, []
-        keep, refused = [], []
-        for photo, enrolment in ready:
-            owner = self.store.other_owner(enrolment.sha256, person)
-            if owner is None:
-                keep.append(enrolment)
-            else:
-                refused.append(GalleryConflictError(f"{photo}: already enrolled as {owner!r}"))
-        added = self.store.add(keep)
         self._head = None  # checked against the people again when next asked for
-        if thumbnail and keep:
-            self.store.set_thumbnail(person, thumbnail)
-        return added, refused
+        return store_checked(self.store, person, ready, thumbnail)
 
     def prepare(self, name: str, photos: list, largest_face: bool = False,
                 names: list[str] | None = None) -> list[Prepared]:
@@ -260,7 +250,10 @@ class Gallery:
         names faces by the gallery's softmax head instead (`train_head`), unknown under `min_probability`."""
         checked_count(top, TOP)
         faces = self.recogniser.identify(self._index(index), image, top, by_distance=not head)
-        return self._named_by_head(faces, min_probability) if head else faces
+        if not head:
+            return faces
+        from keyface.recognition.core.head import named_by_head
+        return named_by_head(self.softmax_head(), faces, min_probability)
 
     def identify_all(self, photos, top: int = 3, index=None, head: bool = False,
                      min_probability: float = MIN_PROBABILITY, workers: int = 1):
@@ -282,16 +275,11 @@ class Gallery:
         file's path or a camera's index, its frames as `sampling` (data.video.Sampling) says (default: 15 a
         second), or a data.video.Video already open; `on_frame(frame, [(track id, box, name so far)])` is
         called on each frame looked at."""
-        from keyface.data.video import Sampling, Video
-        from keyface.recognition.core.video import VideoRun, track_video
+        from keyface.recognition.core.video import VideoRun, video_source_tracks
         if isinstance(video, np.ndarray):
             raise KeyfaceError("identify_video takes a video file's path or a camera index, not an image array")
         run = VideoRun(self.recogniser, self._index(index), top, on_frame)
-        if isinstance(video, Video):
-            yield from track_video(video, run)
-            return
-        with Video(video, sampling or Sampling()) as opened:
-            yield from track_video(opened, run)
+        return video_source_tracks(video, run, sampling)
 
     def enrol_video(self, name: str, source, count: int = 5, largest_face: bool = False,
                     sampling=None) -> tuple[int, list[KeyfaceError]]:
@@ -340,15 +328,6 @@ class Gallery:
         if self._head is None:
             self._head = gallery_head(self.head_path(), self.path, self._opened())
         return self._head
-
-    def _named_by_head(self, faces: list[Face], min_probability: float) -> list[Face]:
-        """The faces named by the gallery's softmax head (unknown under min_probability)."""
-        from dataclasses import replace
-        if not faces:
-            return faces
-        names, probs = self.softmax_head().classify([f.embedding for f in faces])
-        return [replace(f, name=str(n) if p >= min_probability else None, probability=float(p))
-                for f, n, p in zip(faces, names, probs)]
 
     @property
     def exists(self) -> bool:
@@ -464,9 +443,3 @@ def _photo_list(photos) -> list:
     if isinstance(photos, (str, os.PathLike)) and Path(photos).is_dir():
         raise KeyfaceError(f"{shown(photos)} is a folder: enrol takes a list of photos; list its images")
     return list(one_or_many(photos))
-
-
-def video_tracks(recogniser, video):
-    """Every track of faces in a video (data.video.Video), embedded but not named, as each closes."""
-    from keyface.recognition.core.video import VideoRun, track_video
-    yield from track_video(video, VideoRun(recogniser))

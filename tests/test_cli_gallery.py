@@ -116,7 +116,7 @@ def test_library_errors_get_their_flags_on_the_command_line(tmp_path, monkeypatc
     from keyface.data.errors import KeyfaceError
     from keyface.data.paths import DATA_ENV, data_root
     from keyface.recognition.cli.hints import with_hint
-    from keyface.recognition.core.store import damaged
+    from keyface.recognition.core.damage import damaged
     from keyface.data.errors import DamagedGalleryError
     from keyface.recognition.core.open_set import cut_at_far
     from keyface.keypoints.predictor import InputSpec, face_matrix

@@ -8,7 +8,8 @@ from keyface.recognition.cli.commands import (JSON_LINES_HELP, PHOTOS_HELP, RECO
                                               faces_or_error, photo_workers, recogniser)
 from keyface.recognition.cli.hints import with_hint
 from keyface.recognition.answers import photo_json, track_json, verify_json
-from keyface.recognition.facade import in_order, video_tracks
+from keyface.recognition.core.video import VideoRun, track_video
+from keyface.recognition.facade import in_order
 
 VERIFY_EPILOG = ("exit status: 0 same person, 1 different people, 2 an error (a missing photo, no face, several "
                  "faces without --largest-face). --json prints one line: {\"same\":...,\"distance\":...,"
@@ -70,7 +71,7 @@ def _embed_video(rec, path: str, about: dict, stream, errors: list) -> None:
     from keyface.data.video import Video
     try:
         with Video(path) as video:
-            for track in video_tracks(rec, video):
+            for track in track_video(video, VideoRun(rec)):
                 stream.json(track_json(path, track, named=False, **about))
     except KeyfaceError as exc:
         errors.append(with_hint(exc))

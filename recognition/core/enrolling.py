@@ -31,3 +31,20 @@ def ready_to_enrol(chooser: Recogniser, person: str, photos: list, workers: int 
                 thumbnail = face_thumbnail(first.rgb, first.enrolment.box)
             bar.update(len(chunks[k]))
     return ready, errors, thumbnail
+
+
+def store_checked(store, person: str, ready: list, thumbnail: bytes | None) -> tuple[int, list]:
+    """Store a person's enrolments (each with its photo's name for messages) in one transaction, refusing a photo
+    already enrolled as someone else, and their thumbnail if they have none yet: (added, each refusal)."""
+    from keyface.data.errors import GalleryConflictError
+    keep, refused = [], []
+    for photo, enrolment in ready:
+        owner = store.other_owner(enrolment.sha256, person)
+        if owner is None:
+            keep.append(enrolment)
+        else:
+            refused.append(GalleryConflictError(f"{photo}: already enrolled as {owner!r}"))
+    added = store.add(keep)
+    if thumbnail and keep:
+        store.set_thumbnail(person, thumbnail)
+    return added, refused

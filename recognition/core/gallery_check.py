@@ -13,7 +13,8 @@ from typing import Callable
 import numpy as np
 
 from keyface.data.errors import DamagedGalleryError, EmptyGalleryError, GalleryError
-from keyface.recognition.core.store import GalleryLock, damaged, owner_only, sqlite_problems, unreadable, vector_ok
+from keyface.recognition.core.damage import damaged, sqlite_problems, unreadable
+from keyface.recognition.core.store import GalleryLock, owner_only, vector_ok
 
 log = logging.getLogger(__name__)
 

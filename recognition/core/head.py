@@ -68,3 +68,14 @@ class GalleryHead:
         probs = np.asarray(self.model(np.asarray(vectors, np.float32), training=False))
         best = probs.argmax(axis=1)
         return self.people[best], probs[np.arange(len(best)), best]
+
+
+def named_by_head(head: GalleryHead, faces: list, min_probability: float) -> list:
+    """The faces named by a gallery's softmax head, each with its probability (unknown, None, under
+    min_probability)."""
+    from dataclasses import replace
+    if not faces:
+        return faces
+    names, probs = head.classify([f.embedding for f in faces])
+    return [replace(f, name=str(n) if p >= min_probability else None, probability=float(p))
+            for f, n, p in zip(faces, names, probs)]

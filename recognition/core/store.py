@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from keyface.data.errors import DamagedGalleryError, EmptyGalleryError, GalleryError, OtherModelError
+from keyface.recognition.core.damage import damaged, sqlite_problems, unreadable
 from keyface.recognition.core.records import SCHEMA_VERSION, SQLITE_SCHEMA
 from keyface.recognition.core.search import ExactIndex, RowIndex, VectorFile
 from keyface.recognition.core.store_changes import GalleryChanges
@@ -307,21 +308,6 @@ def lock_file(path: Path) -> Path:
     return folder / f"{digest}.lock"
 
 
-def sqlite_problems(lines: list[str]) -> list[str]:
-    """SQLite's check lines without its "*** in database main ***" headings, which name no problem (a heading
-    opens the first problem's line, or is a line of its own)."""
-    said = [line.split("\n", 1)[-1] if line.startswith("*** in database ") else line for line in lines]
-    return [line for line in said if not line.startswith("*** in database ")] or lines
-
-
-def damaged(path: Path, detail: str) -> str:
-    """The one-line refusal for a damaged gallery, naming the repair."""
-    backup = Path(f"{path}.bak")
-    fix = f"restore {backup} (the copy kept by the last reindex)" if backup.is_file() else "restore it from a backup"
-    return f"{path} is damaged ({detail.splitlines()[0][:120]}); nothing was written: {fix}, or check " \
-           "the gallery for details"
-
-
 def vector_ok(vectors: np.ndarray) -> np.ndarray:
     """Per row: finite and of unit length (as every embedder stores them)."""
     finite = np.isfinite(vectors).all(axis=1)
@@ -369,19 +355,6 @@ def _connect(path: Path) -> sqlite3.Connection:
     except sqlite3.DatabaseError as exc:
         raise unreadable(path, exc) from None
     return conn
-
-
-def unreadable(path: Path, exc: sqlite3.DatabaseError) -> GalleryError:
-    """The refusal of a file SQLite cannot read: an SQLite file (cut short, or its first pages damaged) is a
-    damaged gallery, named with its repair; any other file is not a gallery at all."""
-    try:
-        with open(path, "rb") as file:
-            sqlite = file.read(16) == b"SQLite format 3\x00"
-    except OSError:
-        sqlite = False
-    if sqlite:
-        return DamagedGalleryError(damaged(path, str(exc)), path, "check")
-    return GalleryError(f"{path} is not a keyface gallery ({exc})")
 
 
 def take_or_check_meta(store, meta: dict) -> None:

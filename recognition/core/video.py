@@ -109,6 +109,17 @@ class Looks:
         return [self.made[k] for k in wanted]
 
 
+def video_source_tracks(source, run: VideoRun, sampling=None) -> Iterator[TrackResult]:
+    """track_video() on a video file's path or a camera's index, opened with `sampling` (default: 15 frames a
+    second) and closed after, or on a Video already open."""
+    from keyface.data.video import Sampling
+    if isinstance(source, Video):
+        yield from track_video(source, run)
+        return
+    with Video(source, sampling or Sampling()) as opened:
+        yield from track_video(opened, run)
+
+
 def _frame(frame: Frame, tracker: Tracker, run: VideoRun) -> list[Track]:
     """Detect, track and sample one frame; the tracks that closed."""
     detections = run.recogniser.pipeline.detector.detect(frame.rgb)

@@ -226,15 +226,7 @@ def _photo_routes(app: FastAPI, store: GalleryThread) -> None:
     def health() -> dict:
         """Whether the server is up, its version, embedder and gallery size; 503 while its gallery cannot be
         served (made by another model than the server was started with)."""
-        try:
-            people = store.run(lambda: store.gallery.people())
-        except OtherModelError as exc:  # up, but every gallery route would refuse: not ready, and why
-            return JSONResponse({"status": "unusable", "version": keyface_version(),
-                                 "error": _said(exc, store.gallery.path)}, status_code=503)
-        rec = store.gallery.recogniser
-        return {"status": "ok", "version": keyface_version(), "embedder": rec.embedder.name,
-                "model": rec.embedder.version, "people": len(people), "photos": sum(people.values()),
-                "search": live.state}
+        return _health(store, live.state)
 
     @app.post("/api/identify", responses=UPLOADS)
     async def identify(request: Request, photo: UploadFile = File(...), top: int = Form(3)) -> dict:
@@ -270,6 +262,18 @@ def _photo_routes(app: FastAPI, store: GalleryThread) -> None:
         return verify_json(same, distance, rec.threshold)
 
 
+
+
+def _health(store: GalleryThread, search: str):
+    """The server's state: up, its version, embedder and gallery size; 503 while its gallery cannot be served."""
+    try:
+        people = store.run(lambda: store.gallery.people())
+    except OtherModelError as exc:  # up, but every gallery route would refuse: not ready, and why
+        return JSONResponse({"status": "unusable", "version": keyface_version(),
+                             "error": _said(exc, store.gallery.path)}, status_code=503)
+    rec = store.gallery.recogniser
+    return {"status": "ok", "version": keyface_version(), "embedder": rec.embedder.name,
+            "model": rec.embedder.version, "people": len(people), "photos": sum(people.values()), "search": search}
 
 
 def _people_routes(app: FastAPI, store: GalleryThread) -> None:
