@@ -213,6 +213,18 @@ def test_a_gallery_cut_short_is_damaged_with_its_repair_and_a_foreign_file_is_no
     assert not isinstance(refused.value, DamagedGalleryError)
 
 
+def test_a_sound_gallery_sqlite_cannot_use_for_another_reason_is_not_called_damaged(tmp_path):
+    from keyface.recognition.core.damage import unreadable
+    path = tmp_path / "g.db"
+    make_gallery(path, people=3)
+    conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    with pytest.raises(sqlite3.OperationalError) as refused:  # SQLITE_READONLY, as a read-only folder gives
+        conn.execute("CREATE TABLE x (a)")
+    conn.close()
+    said = unreadable(path, refused.value)
+    assert not isinstance(said, DamagedGalleryError) and str(said).startswith(f"cannot read the gallery {path}")
+
+
 def test_checking_and_reading_a_gallery_leave_no_sqlite_files_beside_it(tmp_path):
     path = tmp_path / "g.db"
     make_gallery(path, people=3)

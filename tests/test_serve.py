@@ -141,7 +141,7 @@ def test_bad_and_oversized_uploads_are_refused(served):
     for start, answer in said.items():
         assert one_line_error(answer, 422).startswith(start), (start, answer.text)
     unreadable = {  # bodies the framework cannot parse at all, in keyface's words too
-        "the request's body: not a readable form": client.post(
+        "the request's body: not a readable multipart form (Missing boundary in multipart)": client.post(
             "/api/identify", content=b"--x\r\nabc", headers={"Content-Type": "multipart/form-data"}),
         "the request's body: not readable as JSON: send {\"name\": \"New Name\"} as UTF-8": client.patch(
             "/api/people/Tom Cruise", content=b'{"name": "\xff\xfe"}', headers={**AUTH, "Content-Type": "application/json"}),

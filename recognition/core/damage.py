@@ -23,9 +23,15 @@ def damaged(path: Path, detail: str) -> str:
            "the gallery for details"
 
 
+SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26  # SQLite's primary result codes for a damaged file and a foreign one
+
+
 def unreadable(path: Path, exc: sqlite3.DatabaseError) -> GalleryError:
-    """The refusal of a file SQLite cannot read: an SQLite file (cut short, or its first pages damaged) is a
-    damaged gallery, named with its repair; any other file is not a gallery at all."""
+    """The refusal of a file SQLite cannot read: an SQLite file it finds corrupt (cut short, or its first pages
+    damaged) is a damaged gallery, named with its repair; a file that is not SQLite is not a gallery at all; a
+    file it cannot read for another reason (locked, no permission) is said as that, since it may well be sound."""
+    if (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF not in (SQLITE_CORRUPT, SQLITE_NOTADB):
+        return GalleryError(f"cannot read the gallery {path} ({exc})")
     try:
         with open(path, "rb") as file:
             sqlite = file.read(16) == b"SQLite format 3\x00"

@@ -166,7 +166,8 @@ def read_meta(path: Path) -> dict:
 
 
 def connect_read_only(path: Path) -> sqlite3.Connection:
-    """A connection that never creates the file and writes nothing itself (any characters in the path). It is
-    opened read-write where the file allows, because only such a connection, closing last, takes away the
-    -wal and -shm files SQLite makes beside a gallery: a read-only one leaves them behind."""
+    """A connection that never creates the file and changes no data (any characters in the path). It is opened
+    read-write where the file allows, because only such a connection, closing last, takes away the -wal and
+    -shm files SQLite makes beside a gallery (moving any committed changes left in the -wal into the file first,
+    as every keyface command does): a read-only one leaves them behind."""
     return sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=rw", uri=True, timeout=30)

@@ -56,13 +56,15 @@ def _errors_of(*statuses: int) -> dict:
     said = {400: "Bad input: an unreadable photo, no face or several, a bad name",
             401: "The API token is missing or wrong (writes; every call where the server is bound beyond this "
                  "machine)",
-            404: "No such person", 409: "In conflict with the gallery: a name or photo already there",
+            404: "No such person",
+            409: "In conflict with the gallery: a name or photo already there, or a gallery made with another model "
+                 "than the server was started with",
             413: "The upload is too large", 422: "A field is missing or of the wrong kind",
             503: "The gallery's database cannot be reached now: try again shortly"}
     return {status: {"model": ErrorBody, "description": said[status]} for status in statuses}
 
 
-ERRORS = _errors_of(400, 401, 422, 503)  # any call's
+ERRORS = _errors_of(400, 401, 409, 422, 503)  # any call's
 UPLOADS, PEOPLE = _errors_of(413), _errors_of(404, 409)
 ENROLLED = {201: {"description": "Photos added (each photo not added has its error)"},
             200: {"description": "No photo added, so nothing made: each photo's error says why"}, **UPLOADS, **PEOPLE}
@@ -149,7 +151,7 @@ def _errors(app: FastAPI, gallery: Path | str) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
         if exc.status_code == 400:  # raised only by the framework, for a body it cannot parse: said our way
-            return json_error(400, unreadable_body(request.headers.get("content-type", "")))
+            return json_error(400, unreadable_body(request.headers.get("content-type", ""), exc.detail))
         return json_error(exc.status_code, exc.detail)
 
     @app.exception_handler(Exception)

@@ -100,10 +100,10 @@ def invalid_request(error: dict) -> str:
     return f"{where or BODY}: {said}"
 
 
-def unreadable_body(content_type: str) -> str:
-    """One line for a body the framework could not read at all (its only 400s): a form without its boundary,
-    or JSON that is not UTF-8 text, said by what the route takes."""
+def unreadable_body(content_type: str, detail: str) -> str:
+    """One line for a body the framework could not read at all (its only 400s): a form it could not parse (its
+    `detail` says why), or JSON that is not UTF-8 text, said by what the route takes."""
     if content_type.lower().startswith("multipart/"):
-        return f"{BODY}: not a readable form: send the fields as multipart/form-data with its boundary " \
-               "(as a browser's form or `curl -F` does)"
+        return f"{BODY}: not a readable multipart form ({str(detail).rstrip('.')}); send the fields as " \
+               "multipart/form-data, as a browser's form or `curl -F` does"
     return f'{BODY}: not readable as JSON: send {{"name": "New Name"}} as UTF-8 application/json'
