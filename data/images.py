@@ -57,6 +57,11 @@ def is_video_file(path: str | os.PathLike) -> bool:
             head = fh.read(1024)
     except OSError:
         return False
+    return _video_head(head)
+
+
+def _video_head(head: bytes) -> bool:
+    """Whether a file's first bytes (1 KB is enough) are those of a video container."""
     if head[:4] == b"RIFF" and head[8:12] in (b"AVI ", b"AVIX"):
         return True
     if len(head) > 376 and head[0] == head[188] == head[376] == 0x47:
@@ -81,6 +86,8 @@ def decode_image_bytes(data: bytes, name: str = "image") -> np.ndarray:
     except Image.DecompressionBombError:
         raise ImageError(f"{name}: image too large (a decompression bomb?)") from None
     except UnidentifiedImageError:  # its text names an internal BytesIO object, nothing a user can act on
+        if _video_head(data[:1024]):
+            raise ImageError(f"{name}: a video, not a photo: this takes photos only") from None
         raise ImageError(f"{name}: not a readable image (no known image format)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"{name}: corrupt or truncated image ({_reason(exc)})") from None

@@ -204,15 +204,30 @@ def _check_file(path: Path) -> None:
         raise VideoError(f"{path}: not a video (no known video container)")
 
 
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv")  # containers OpenCV's writer picks by the name
+
+
+def checked_video_target(target: str | os.PathLike) -> Path:
+    """A new video file's path, checked before any work is done for it: a video's name, not there yet, in a
+    folder that is there and can be written."""
+    path = Path(target)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise KeyfaceError(f"{path}: a video's copy needs a video file's name, such as {path.stem or 'copy'}.mp4")
+    if path.exists() or path.is_symlink():
+        raise KeyfaceError(f"{path} exists: give a new file for the video")
+    folder = path.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise KeyfaceError(f"{path}: cannot write there ({folder} is not a folder this user can write)")
+    return path
+
+
 class VideoWriter:
     """A new video file written frame by frame (MPEG-4 Part 2, 'mp4v': the `opencv-python` wheel encodes no
     H.264). It never replaces a file: the target must not exist."""
 
     def __init__(self, target: str | os.PathLike, fps: float, width: int, height: int):
         import cv2
-        self.target = Path(target)
-        if self.target.exists():
-            raise KeyfaceError(f"{self.target} exists: give a new file for the video")
+        self.target = checked_video_target(target)
         self.writer = cv2.VideoWriter(str(self.target), cv2.VideoWriter_fourcc(*"mp4v"), fps or 30.0, (width, height))
         if not self.writer.isOpened():
             raise KeyfaceError(f"{self.target}: cannot write a video there (use a .mp4 name in a writable folder)")

@@ -126,6 +126,8 @@ class Gallery:
                  *, loader: Callable[[str, str | None], Recogniser] | None = None):
         if not isinstance(path, (str, os.PathLike)):
             raise GalleryError(f"a gallery is a file's path or a postgresql:// URI, not {type(path).__name__}")
+        if not os.fspath(path):
+            raise GalleryError("a gallery is a file's path or a postgresql:// URI, not an empty one")
         self._location, self._store, self._head, self._making = path, None, None, threading.Lock()
         self._recogniser = None if recogniser is None else recogniser_for(recogniser)
         self._loader = loader or (lambda name, precision: load(name, precision=precision))
@@ -278,6 +280,7 @@ class Gallery:
         from keyface.recognition.core.video import VideoRun, video_source_tracks
         if isinstance(video, np.ndarray):
             raise KeyfaceError("identify_video takes a video file's path or a camera index, not an image array")
+        checked_count(top, TOP)
         run = VideoRun(self.recogniser, self._index(index), top, on_frame)
         return video_source_tracks(video, run, sampling)
 

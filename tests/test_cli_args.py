@@ -180,3 +180,21 @@ def test_a_commands_extra_argument_points_to_that_commands_help(capsys):
     assert main(["verify", "a.jpg", "b.jpg", "c.jpg"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "keyface: error: unrecognized arguments: c.jpg (see `keyface verify --help`)"
+
+
+def test_a_folder_lends_its_videos_to_the_commands_that_take_videos_only(tmp_path, youtube_sample):
+    import cv2
+    from keyface.recognition.cli.main import build_parser, prepare
+    shutil.copy(youtube_sample[0][0], tmp_path / "a.jpg")
+    clip = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 5, (64, 48))
+    for _ in range(3):
+        clip.write(np.full((48, 64, 3), 90, np.uint8))
+    clip.release()
+    notes = []
+    assert expand([str(tmp_path)], notes.append, videos=True) == [str(tmp_path / "a.jpg"), str(tmp_path / "clip.avi")]
+    assert notes == []
+    assert expand([str(tmp_path)], notes.append) == [str(tmp_path / "a.jpg")] and "clip.avi" in notes[0]
+    for command, videos in (["identify"], True), (["embed"], True), (["cluster", "--out", str(tmp_path / "c")], False):
+        args = build_parser().parse_args([*command, str(tmp_path)])
+        prepare(args)
+        assert (str(tmp_path / "clip.avi") in args.photos) == videos, command

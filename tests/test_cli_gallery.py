@@ -258,7 +258,7 @@ def test_cluster_writes_a_folder_per_cluster_and_a_contact_sheet(tmp_path, youtu
     crops = sorted((tmp_path / "c").glob("cluster-*/*.jpg"))
     assert len(crops) == 4 and (tmp_path / "c" / "index.html").read_text().count("<img") == 4
     clusters = {f["cluster"] for f in listing["faces"]}
-    assert f"-> {len(clusters)} clusters" in out
+    assert f"-> {len(clusters)} cluster{'' if len(clusters) == 1 else 's'} " in out
 
 
 def test_cluster_scores_and_threshold_cut():

@@ -102,3 +102,24 @@ def test_largest_face_is_measured_inside_the_photo_and_one_photo_is_one_photo(tm
         for top in (0, -1, None, 2.5):
             with pytest.raises(keyface.KeyfaceError, match="1 or more"):
                 gallery.identify(probes / "Tom_Cruise_0006.jpg", top=top)
+
+
+@pytest.mark.parametrize("settings", [{"several_faces": "x"}, {"threshold": float("nan")}, {"threshold": -5},
+                                      {"threshold": "0.5"}])
+def test_a_recogniser_refuses_settings_that_would_answer_wrongly_as_a_keyface_error(settings):
+    from keyface.recognition.core.pipeline import Recogniser
+    with pytest.raises(keyface.KeyfaceError):  # a NaN or negative cut would call one photo two people
+        Recogniser(None, None, **settings)
+    with pytest.raises(keyface.KeyfaceError, match="several_faces"):
+        Recogniser(None, None).taking("most")
+
+
+def test_small_api_mistakes_are_refused_in_words(tmp_path):
+    with pytest.raises(keyface.GalleryError, match="not an empty one"):
+        keyface.Gallery("")
+    photo = demo_root() / "probes" / "Tom_Cruise_0006.jpg"  # one face
+    for score in (1.5, -1, float("nan")):
+        with pytest.raises(keyface.KeyfaceError, match="min_score"):
+            keyface.face_locations(photo, min_score=score)
+    same, distance = keyface.verify(photo, photo)
+    assert same and distance == 0.0  # never a tiny negative distance

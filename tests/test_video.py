@@ -97,6 +97,20 @@ def test_identify_prints_a_line_per_track_and_writes_an_annotated_copy(clip, gal
     assert code == 2 and "exists" in err  # an annotated copy never replaces a file
 
 
+def test_a_video_copy_that_cannot_be_written_is_refused_before_the_video_is_read(clip, tmp_path, capsys):
+    path, _ = clip
+    photo = next((Path(__file__).resolve().parent.parent / "recognition" / "demo" / "probes").glob("*.jpg"))
+    missing = tmp_path / "never-made.db"  # refused before the gallery is opened, so before any model loads
+    for out, said in ((tmp_path / "noext", "needs a video file's name, such as noext.mp4"),
+                      (tmp_path / "no" / "x.mp4", "cannot write there"), (tmp_path, "needs a video file's name")):
+        code, stdout, err = run(["identify", path, "--gallery", missing, "--out", out], capsys)
+        assert code == 2 and said in err and stdout == "" and "Traceback" not in err and "cv2" not in err, err
+    code, _, err = run(["identify", photo, "--gallery", missing, "--out", tmp_path / "a.mp4"], capsys)
+    assert code == 2 and "--annotate" in err  # --out is a video's: it was ignored for photos
+    code, _, err = run(["identify", path, path, "--gallery", missing, "--out", tmp_path / "b.mp4"], capsys)
+    assert code == 2 and "one video" in err
+
+
 def test_every_and_start_end_choose_the_frames_looked_at(clip, gallery_file, capsys):
     path, _ = clip
     code, out, _ = run(["identify", path, "--gallery", gallery_file, "--json", "--every", "6"], capsys)
@@ -220,3 +234,13 @@ def test_keypoints_of_a_video_a_record_per_frame_looked_at_and_a_drawn_copy(clip
     assert all(len(f["keypoints"]) == 68 for r in records for f in r["faces"]) and records[0]["faces"]
     copy = cv2.VideoCapture(str(tmp_path / "kp.mp4"))
     assert int(copy.get(cv2.CAP_PROP_FRAME_COUNT)) == len(records)
+
+
+def test_a_video_where_photos_are_taken_is_called_a_video_and_cluster_names_each_photos_reason(clip, tmp_path, capsys):
+    path, _ = clip
+    with pytest.raises(keyface.ImageError, match="a video, not a photo"):
+        keyface.face_locations(str(path))
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    code, out, err = run(["cluster", "--out", tmp_path / "c", path, tmp_path / "empty.jpg"], capsys)
+    assert code == 2 and out == "" and not (tmp_path / "c").exists()
+    assert "a video, not a photo" in err and "empty.jpg: empty file" in err and "no face found in any photo" in err

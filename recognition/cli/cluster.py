@@ -4,7 +4,6 @@ from __future__ import annotations
 import html
 import json
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,15 +36,17 @@ def cmd_cluster(args) -> int:
     photos, errors = rec.faces_of(args.photos, workers)
     errors += [f"{photo}: no face found" for photo, _, found, _ in photos if not found]
     faces = [(photo, rgb, face, vector) for photo, rgb, found, vectors in photos for face, vector in zip(found, vectors)]
-    if not faces:
+    if not faces:  # each photo's own reason first: unreadable, a video, no face
+        commands.report_errors(errors)
         raise KeyfaceError("no face found in any photo")
     labels = cluster_faces(np.stack([f[3] for f in faces]), threshold)
     _write_clusters(Path(args.out), faces, labels, rec.embedder.name, threshold)
-    print(f"{len(faces)} faces in {len(args.photos)} photos -> {labels.max() + 1} clusters "
-          f"(embedder {rec.embedder.name}, threshold {threshold:.3f}); {Path(args.out) / 'index.html'} written")
-    for e in errors:
-        print(f"keyface: error: {e}", file=sys.stderr)
+    print(f"{_count(len(faces), 'face')} in {_count(len(args.photos), 'photo')} -> "
+          f"{_count(labels.max() + 1, 'cluster')} (embedder {rec.embedder.name}, threshold {threshold:.3f}); "
+          f"{Path(args.out) / 'index.html'} written")
+    commands.report_errors(errors)
     return 2 if errors else 0
+
 
 
 def _write_clusters(out: Path, faces: list, labels: np.ndarray, embedder: str, threshold: float) -> None:

@@ -33,7 +33,7 @@ def _number(kind, low: float, high: float, low_open: bool = False, high_open: bo
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
         too_low = value <= low if low_open else value < low
         too_high = value >= high if high_open else value > high
         if not math.isfinite(value) or too_low or too_high:
@@ -130,15 +130,22 @@ def sampling(args):
     return Sampling(args.every, args.fps, args.start, args.end)
 
 
-def check_video_flags(args) -> None:
-    """The video flags' values, checked in their own words before any model loads or video module is imported
-    (a run of photos alone never imports one); --show needs a screen."""
+def check_video_flags(args, videos: set) -> None:
+    """The video flags' values, checked in their own words before any model loads or video is read (a run of
+    photos alone never imports a video module); --show needs a screen; --out names one video's new copy."""
     if args.every and args.fps:
         raise KeyfaceError("give --every or --fps, not both")
     if args.end is not None and args.end <= args.start:
         raise KeyfaceError(f"--end {args.end:g} must come after --start {args.start:g}")
     if args.show and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise KeyfaceError("--show needs a display (no DISPLAY or WAYLAND_DISPLAY here); leave it out on a server")
+    sources = sum(p in videos for p in args.photos) + (args.camera is not None)  # one video given twice: two
+    if args.out and sources != 1:
+        raise KeyfaceError("--out writes one video's annotated copy: give one video or --camera N "
+                           + ("(photos are annotated with --annotate DIR)" if not sources else f"(not {sources})"))
+    if args.out:
+        from keyface.data.video import checked_video_target
+        checked_video_target(args.out)
 
 
 def check_naming_flags(args, videos: set) -> None:
@@ -253,7 +260,7 @@ def register(sub) -> None:
                    "install 'keyface[ann]'); PostgreSQL: pgvector's HNSW index (default) or exact")
     p.add_argument("--threshold", type=distance, help="distance cut: beyond it a face is unknown (default: the "
                    "model's calibrated cut)")
-    p.set_defaults(func=cmd_identify)
+    p.set_defaults(func=cmd_identify, takes_videos=True)  # a folder given lends its videos too
 
 
 def build_settings(args) -> dict:
@@ -316,9 +323,9 @@ def cmd_identify(args) -> int:
     from keyface.data.images import is_video_file
     if not args.photos and args.camera is None:
         raise KeyfaceError("give photos or videos to identify, or --camera N")
-    check_video_flags(args)  # before any model loads
     videos, errors = {p for p in args.photos if is_video_file(p)}, []
-    check_naming_flags(args, videos)  # before any model loads
+    check_video_flags(args, videos)  # before any model loads, not after the whole video
+    check_naming_flags(args, videos)
     own_bars = bool(videos) or args.camera is not None  # a video shows its frames' progress instead
     workers = 1 if own_bars or args.head else photo_workers(args, len(args.photos))
     with open_gallery(args, models=True) as gallery:

@@ -20,7 +20,7 @@ def register(sub) -> None:
                    "(default: refuse the photo); in a video of several people, the one seen largest")
     p.add_argument("--count", type=count, default=5, help="from a video: the best distinct frames to enrol "
                    "(default: 5)")
-    p.set_defaults(func=cmd_enroll)
+    p.set_defaults(func=cmd_enroll, takes_videos=True)  # a folder given lends its videos too
 
 
 def cmd_enroll(args) -> int:

@@ -10,6 +10,7 @@ from keyface.data.errors import KeyfaceError
 from keyface.data.paths import gallery_location, shown_location
 from keyface.recognition.cli import commands
 from keyface.recognition.cli.commands import report_errors, existing_gallery, open_gallery, recogniser
+from keyface.recognition.facade import check_name
 
 MIGRATE_EPILOG = ("SRC and DST are gallery files or postgresql://USER[:PASSWORD]@HOST[:PORT]/DB URIs. DST must be "
                   "new or empty; everything is copied in one transaction, then both are read back and compared "
@@ -66,7 +67,7 @@ def cmd_rename(args) -> int:
     """Rename a person."""
     with open_gallery(args) as gallery:
         gallery.rename(args.old, args.new)
-    print(f"renamed {args.old!r} to {args.new!r}")
+    print(f"renamed {check_name(args.old)!r} to {check_name(args.new)!r}")  # as stored: stripped, NFC
     return 0
 
 

@@ -46,7 +46,7 @@ def _register_predict(verbs) -> None:
                    "folder; never over an existing file (-2, -3, ... is added)")
     p.add_argument("--filter", choices=["sunglasses"], help="draw a fun filter instead of the points")
     add_common(p)
-    p.set_defaults(func=cmd_predict)
+    p.set_defaults(func=cmd_predict, takes_videos=True)  # a folder given lends its videos too
 
 
 def _register_train(verbs) -> None:

@@ -216,10 +216,10 @@ def check_file(text: str) -> str:
     return text
 
 
-def folder_photos(folder: Path) -> tuple[list[str], list[str]]:
-    """Every file under folder that Pillow can open, recursively, in sorted order; and the other files, skipped.
-    Dot-files and dot-folders (.git, .DS_Store) are never photos."""
-    from keyface.data.images import is_image_file
+def folder_photos(folder: Path, videos: bool = False) -> tuple[list[str], list[str]]:
+    """Every file under folder that Pillow can open (and every video file, with `videos`), recursively, in sorted
+    order; and the other files, skipped. Dot-files and dot-folders (.git, .DS_Store) are never photos."""
+    from keyface.data.images import is_image_file, is_video_file
     photos, skipped = [], []
     for root, dirs, files in os.walk(folder, onerror=_walk_error):  # links to folders are not followed: no loops
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -227,7 +227,7 @@ def folder_photos(folder: Path) -> tuple[list[str], list[str]]:
             path = Path(root) / name
             if name.startswith("."):
                 continue
-            if path.is_file() and os.access(path, os.R_OK) and is_image_file(path):
+            if path.is_file() and os.access(path, os.R_OK) and (is_image_file(path) or videos and is_video_file(path)):
                 photos.append(str(path))
             else:
                 skipped.append(str(path.relative_to(folder)))
@@ -238,22 +238,23 @@ def _walk_error(exc: OSError) -> None:
     raise ArgumentError(f"{shown(exc.filename)}: cannot read the folder ({exc.strerror})")
 
 
-def expand(args: list[str], note: Callable[[str], object] | None = None) -> list[str]:
-    """Photo arguments with every folder replaced by the photos in it; one ArgumentError for the first
-    bad one. `note(text)` hears of files skipped in folders (default: a line on stderr)."""
+def expand(args: list[str], note: Callable[[str], object] | None = None, videos: bool = False) -> list[str]:
+    """Photo arguments with every folder replaced by the photos in it (and its videos, for a command that takes
+    videos); one ArgumentError for the first bad one. `note(text)` hears of files skipped in folders (default: a
+    line on stderr)."""
     note = note or (lambda text: print(f"keyface: {text}", file=sys.stderr))
     photos = []
     for text in args:
         if not URL.match(text) and Path(text).is_dir():
-            found, skipped = folder_photos(Path(text))
+            found, skipped = folder_photos(Path(text), videos)
             if not found:
                 raise ArgumentError(f"{shown(text)}: no images in this folder"
                                     + (f" ({len(skipped)} other file(s))" if skipped else ""))
             if skipped:
                 named = ", ".join([shown(name) for name in skipped[:SKIPPED_NAMED]]
                                   + (["..."] if len(skipped) > SKIPPED_NAMED else []))
-                note(f"{shown(text)}: {len(found)} photo(s); {len(skipped)} file(s) skipped (not images Pillow can "
-                     f"open: {named})")
+                note(f"{shown(text)}: {len(found)} photo(s){' and video(s)' if videos else ''}; {len(skipped)} file(s) "
+                     f"skipped (not images Pillow can open{', nor videos' if videos else ''}: {named})")
             photos.extend(found)
         else:
             photos.append(check_file(text))
@@ -263,7 +264,7 @@ def expand(args: list[str], note: Callable[[str], object] | None = None) -> list
 def prepare(args: argparse.Namespace) -> None:
     """Check (and expand, in place) the photo arguments of whichever command was parsed."""
     if isinstance(getattr(args, "photos", None), list):  # PHOTO... arguments (a count of photos is not)
-        args.photos = expand(args.photos)
+        args.photos = expand(args.photos, videos=getattr(args, "takes_videos", False))
     for name in ("photo_a", "photo_b"):  # verify: exactly two files
         if getattr(args, name, None) is not None:
             check_file(getattr(args, name))

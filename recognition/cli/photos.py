@@ -32,7 +32,7 @@ def register(sub) -> None:
                        "the mean embedding of its best sightings.", parents=[WORKERS, RECOGNISER])
     p.add_argument("photos", nargs="+", metavar="PHOTO", help=PHOTOS_HELP + "; or video files")
     p.add_argument("--json", action="store_true", help="accepted for symmetry: the output is always JSON Lines")
-    p.set_defaults(func=cmd_embed)
+    p.set_defaults(func=cmd_embed, takes_videos=True)  # a folder given lends its videos too
 
 
 def cmd_verify(args) -> int:

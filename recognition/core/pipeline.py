@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
-from keyface.data.errors import KeyfaceError, NoFaceError, NotCalibratedError, SeveralFacesError
+from keyface.data.errors import KeyfaceError, NoFaceError, NotCalibratedError, SeveralFacesError, finite_number
 from keyface.data.files import shown
 from keyface.data.images import as_rgb, image_sha256
 from keyface.detection.detector import MIN_FACE, BlazeFaceDetector, left_to_right
@@ -214,26 +214,31 @@ class Prepared(NamedTuple):
     error: KeyfaceError | None
 
 
+def _policy(several_faces: str) -> str:
+    """A several-faces policy, checked: "refuse" (enrol and verify need one face) or "largest"."""
+    if several_faces not in ("refuse", "largest"):
+        raise KeyfaceError(f"several_faces must be 'refuse' or 'largest', not {several_faces!r}")
+    return several_faces
+
+
 class Recogniser:
     """The pipeline and one embedder together: photos in, embedded faces out."""
 
     def __init__(self, pipeline: FacePipeline, embedder: Embedder, threshold: float | None = None,
                  several_faces: str = "refuse", far: float | None = None):
         self.pipeline, self.embedder = pipeline, embedder
+        if threshold is not None and finite_number(threshold, "threshold") < 0:  # not even a photo and itself
+            raise KeyfaceError(f"threshold is a distance, 0 or more, not {threshold!r}")
         self._threshold, self._far = threshold, far
-        if several_faces not in ("refuse", "largest"):
-            raise ValueError(f"several_faces must be 'refuse' or 'largest', not {several_faces!r}")
-        self.several_faces = several_faces
+        self.several_faces = _policy(several_faces)
 
     def taking(self, several_faces: str) -> "Recogniser":
         """This recogniser, or a shallow copy whose enrol and verify follow another several-faces policy
         ("refuse" or "largest"): a shared recogniser keeps its own for everyone else."""
         if several_faces == self.several_faces:
             return self
-        if several_faces not in ("refuse", "largest"):
-            raise ValueError(f"several_faces must be 'refuse' or 'largest', not {several_faces!r}")
         chosen = copy.copy(self)
-        chosen.several_faces = several_faces
+        chosen.several_faces = _policy(several_faces)
         return chosen
 
     @property
@@ -298,7 +303,8 @@ class Recogniser:
         # a face under a third of the largest one's width is someone in the background, not a rival for "the" face
         rivals = int((widths >= BACKGROUND_FACE * widths[i]).sum())
         if rivals > 1 and self.several_faces == "refuse":
-            raise SeveralFacesError(f"{name}: {rivals} faces found; use a photo of one person, crop it, "
+            background = f" (and {len(faces) - rivals} small in the background)" if len(faces) > rivals else ""
+            raise SeveralFacesError(f"{name}: {rivals} faces found{background}; use a photo of one person, crop it, "
                                     "or take the largest face")
         if len(faces) > 1:
             log.info("%s: %d faces found; using the largest", name, len(faces))
@@ -351,7 +357,7 @@ class Recogniser:
     def same_person(self, a: Face, b: Face, threshold: float | None = None) -> tuple[bool, float]:
         """verify() for two faces already embedded: within `threshold` (default the calibrated one), and
         their cosine distance."""
-        distance = float(1.0 - np.dot(a.embedding, b.embedding))
+        distance = max(0.0, float(1.0 - np.dot(a.embedding, b.embedding)))  # a photo and itself: 0, not -1e-7
         return distance <= (self.threshold if threshold is None else threshold), distance
 
 

@@ -64,6 +64,8 @@ def face_locations(image: Image, min_face: float | None = None, max_num: int = 0
     the smallest face looked for (px wide; default: the recogniser's)."""
     checked_count(max_num, "max_num is how many of the largest faces to keep (0: all)", least=0)
     cut = None if min_score is None else finite_number(min_score, "min_score")
+    if cut is not None and not 0 <= cut <= 1:  # a detector's score is a probability: out of it, nothing or all
+        raise KeyfaceError(f"min_score is a detector score from 0 to 1, not {min_score!r}")
     rgb = _pixels(image)
     found = _detector(recogniser_for(recogniser), min_face).detect(rgb)
     boxes = [tuple(float(v) for v in f.box) for f in found if cut is None or f.score >= cut]
