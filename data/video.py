@@ -88,7 +88,7 @@ class Video:
             _check_file(Path(source))
             self.capture = cv2.VideoCapture(str(source), cv2.CAP_FFMPEG)
         else:
-            self.capture = cv2.VideoCapture(self.camera, cv2.CAP_V4L2)
+            self.capture = _quietly_opened(self.camera)
         if not self.capture.isOpened():
             raise VideoError(f"{self.name}: cannot be opened" + (" (no such camera, or it is busy)" if
                              self.camera is not None else " (no video stream FFmpeg can decode)"))
@@ -202,6 +202,19 @@ def _check_file(path: Path) -> None:
         raise VideoError(f"{path}: empty file")
     if not is_video_file(path):
         raise VideoError(f"{path}: not a video (no known video container)")
+
+
+def _quietly_opened(camera: int):
+    """A V4L2 camera's capture, opened without OpenCV's own warning lines (a missing camera is said in one line
+    of ours instead)."""
+    import cv2
+    from cv2.utils import logging as cv2_log
+    level = cv2_log.getLogLevel()
+    cv2_log.setLogLevel(cv2_log.LOG_LEVEL_ERROR)
+    try:
+        return cv2.VideoCapture(camera, cv2.CAP_V4L2)
+    finally:
+        cv2_log.setLogLevel(level)
 
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv")  # containers OpenCV's writer picks by the name

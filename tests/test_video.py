@@ -109,6 +109,8 @@ def test_a_video_copy_that_cannot_be_written_is_refused_before_the_video_is_read
     assert code == 2 and "--annotate" in err  # --out is a video's: it was ignored for photos
     code, _, err = run(["identify", path, path, "--gallery", missing, "--out", tmp_path / "b.mp4"], capsys)
     assert code == 2 and "one video" in err
+    code, _, err = run(["identify", path, "--gallery", missing, "--annotate", tmp_path / "d"], capsys)
+    assert code == 2 and "--out FILE.mp4" in err  # --annotate is the photos': it did nothing for a video
 
 
 def test_every_and_start_end_choose_the_frames_looked_at(clip, gallery_file, capsys):

@@ -143,6 +143,8 @@ def check_video_flags(args, videos: set) -> None:
     if args.out and sources != 1:
         raise KeyfaceError("--out writes one video's annotated copy: give one video or --camera N "
                            + ("(photos are annotated with --annotate DIR)" if not sources else f"(not {sources})"))
+    if args.annotate and sources and not any(p not in videos for p in args.photos):
+        raise KeyfaceError("--annotate DIR draws on photos; a video's annotated copy is --out FILE.mp4")
     if args.out:
         from keyface.data.video import checked_video_target
         checked_video_target(args.out)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from keyface.data.errors import KeyfaceError
@@ -59,7 +60,7 @@ def _enrol_person(gallery, name: str, photos: list[str], args) -> tuple[int, lis
         (videos if is_video_file(photo) else pictures).append(photo)
     added, errors = 0, []
     if pictures:
-        added, errors = gallery.enrol(name, pictures, largest_face=args.largest_face, progress=True,
+        added, errors = gallery.enrol(name, pictures, largest_face=args.largest_face, progress=sys.stderr.isatty(),
                                       workers=os.cpu_count() or 1)
     for clip in videos:
         try:

@@ -65,7 +65,9 @@ class SQLiteStore(GalleryChanges):
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise GalleryError(f"cannot make the gallery folder {self.path.parent}: {exc.strerror}") from None
+                why = "a file is there" if self.path.parent.is_file() or any(
+                    p.is_file() for p in self.path.parent.parents) else exc.strerror
+                raise GalleryError(f"cannot make the gallery folder {self.path.parent}: {why}") from None
         self.lock = GalleryLock(self.path, exclusive=False)
         try:
             self._open()
