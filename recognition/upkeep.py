@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from keyface.data.errors import GalleryError, KeyfaceError, SourcePhotoMissingError
+from keyface.data.errors import GalleryConflictError, GalleryError, KeyfaceError, OtherModelError, SourcePhotoMissingError
 from keyface.data.files import shown
 from keyface.data.paths import is_database_uri, shown_location
 from keyface.recognition.core.gallery_check import check_gallery as check_file
@@ -33,13 +33,11 @@ def reindex(source, recogniser: Recogniser, out: Path,
             frames.setdefault(person, []).append(frame_enrolment(recogniser, person, path, sha))
         elif Path(path).is_file() and image_sha256(path) == sha:
             by_person.setdefault(person, []).append(path)
-        elif skip_missing:
-            left_out.append(f"{shown(path)} (enrolled for {person})")
-            log.warning("left out: %s is missing or changed", left_out[-1])
         else:
-            raise SourcePhotoMissingError(f"cannot reindex: {shown(path)} (enrolled for {person}) is missing or "
-                                          f"changed; nothing was modified: put the photo back, leave such photos "
-                                          f"out, or remove {person!r} and enrol them again")
+            left_out.append(f"{shown(path)} (enrolled for {person})")
+    _check_left(left_out, skip_missing, everyone and not (by_person or frames))
+    for photo in left_out:
+        log.warning("left out: %s is missing or changed", photo)
     for person in sorted(everyone - by_person.keys() - frames.keys()):  # said once: they are gone, not a photo
         log.warning("%r is left out of the new gallery: none of their photos is left", person)
     added, errors = 0, []
@@ -52,6 +50,19 @@ def reindex(source, recogniser: Recogniser, out: Path,
             m, refused = target.store_enrolments(person, frames.get(person, []), None)
             added, errors = added + n + m, errors + errs + refused
     return added, errors, left_out
+
+
+def _check_left(left_out: list[str], skip_missing: bool, nothing_left: bool) -> None:
+    """Refuse a reindex, before anything is written, that would leave out photos not asked to be left out (all
+    of them named, up to five), or every photo of the gallery."""
+    named = "; ".join(left_out[:5]) + (f"; and {len(left_out) - 5} more" if len(left_out) > 5 else "")
+    if left_out and not skip_missing:
+        raise SourcePhotoMissingError(f"cannot reindex: {len(left_out)} photo(s) missing or changed since they were "
+                                      f"enrolled ({named}); nothing was modified: put them back, leave such photos "
+                                      "out, or remove those people and enrol them again")
+    if nothing_left:
+        raise SourcePhotoMissingError(f"cannot reindex: none of the gallery's photos is left where it was enrolled "
+                                      f"from ({named}); nothing was modified: it would empty the gallery")
 
 
 def _reader(location):
@@ -75,6 +86,11 @@ def migrate(source, target):
     try:
         with open_store(target, reader.embedder, reader.version, reader.dim, create=True) as store:
             copy_into(reader, store)
+    except OtherModelError as exc:  # the way out is a reindex of one of the two, not another flag of migrate's
+        raise GalleryConflictError(f"{shown_location(target)} holds {exc.made}'s vectors (another model or "
+                                   f"precision than {shown_location(source)}'s); nothing was copied: migrate into a "
+                                   "new gallery, or reindex one of the two to the other's embedder and precision "
+                                   "first") from None
     except BaseException:
         if new_file:  # a file made for this copy and left empty by its failure goes again
             Path(target).unlink(missing_ok=True)

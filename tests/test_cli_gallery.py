@@ -397,23 +397,29 @@ def test_enroll_into_an_empty_file_makes_the_gallery_there(tmp_path, youtube_sam
 
 def test_reindex_with_a_photo_moved_away_is_refused_or_leaves_it_out_when_asked(tmp_path, youtube_sample, models,
                                                                                 capsys, caplog):
-    photos = [tmp_path / f"p{i}.jpg" for i in range(2)]
-    for (source, _), copy in zip(youtube_sample[:2], photos):
+    photos = [tmp_path / f"p{i}.jpg" for i in range(3)]
+    for (source, _), copy in zip(youtube_sample[:3], photos):
         shutil.copy(source, copy)
     db = tmp_path / "g.db"
-    assert run(["enroll", "--name", "Kristen", *photos, "--gallery", db, *models], capsys)[0] == 0
+    assert run(["enroll", "--name", "Kristen", *photos[:2], "--gallery", db, *models], capsys)[0] == 0
+    assert run(["enroll", "--name", "Other", photos[2], "--gallery", db, *models], capsys)[0] == 0
     photos[1].rename(tmp_path / "moved.jpg")
     before = db.read_bytes()
     code, _, err = run(["reindex", "--gallery", db, *models], capsys)
-    assert code == 2 and "p1.jpg (enrolled for Kristen) is missing or changed" in err and "--skip-missing" in err
+    assert code == 2 and "1 photo(s) missing or changed" in err and "p1.jpg (enrolled for Kristen)" in err
+    assert "--skip-missing" in err
     assert db.read_bytes() == before and not (tmp_path / "g.db.bak").exists()  # refused whole: nothing changed
     code, out, err = run(["reindex", "--gallery", db, "--skip-missing", *models], capsys)
-    assert code == 0 and "reindexed 1 photo(s)" in out and "left out 1 whose file is gone" in out, err
+    assert code == 0 and "reindexed 2 photo(s)" in out and "left out 1 whose file is gone" in out, err
     assert "p1.jpg (enrolled for Kristen) is missing" in caplog.text  # each photo left out is named as it goes
-    assert run(["people", "--gallery", db], capsys)[1].startswith("Kristen\t1")
+    assert run(["people", "--gallery", db], capsys)[1].startswith("Kristen\t1\nOther\t1")
     photos[0].rename(tmp_path / "moved-too.jpg")  # every photo of a person gone: the person is named as gone
     code, out, _ = run(["reindex", "--gallery", db, "--skip-missing", *models], capsys)
-    assert code == 0 and "reindexed 0 photo(s)" in out and "'Kristen' is left out of the new gallery" in caplog.text
+    assert code == 0 and "reindexed 1 photo(s)" in out and "'Kristen' is left out of the new gallery" in caplog.text
+    photos[2].rename(tmp_path / "moved-last.jpg")  # every photo gone: refused, not an empty gallery called a success
+    before = db.read_bytes()
+    code, out, err = run(["reindex", "--gallery", db, "--skip-missing", *models], capsys)
+    assert code == 2 and "would empty the gallery" in err and db.read_bytes() == before
 
 
 def test_an_empty_name_is_refused_as_a_name(tmp_path, youtube_sample, capsys):

@@ -148,6 +148,14 @@ def test_foreign_sqlite_and_non_sqlite_files_are_refused_untouched(tmp_path):
     text.write_text("hello, not a database at all " * 100)
     with pytest.raises(GalleryError, match="not a keyface gallery"):
         SQLiteStore(text, "toy", "v1", DIM)
+    from keyface.data.errors import DamagedGalleryError
+    from keyface.recognition.core.gallery_check import check_gallery, read_meta
+    for other in (foreign, text):  # the check and a read without opening refuse them alike: no gallery, not damaged
+        for reading in (check_gallery, read_meta):
+            with pytest.raises(GalleryError, match="not a keyface gallery") as refused:
+                reading(other)
+            assert not isinstance(refused.value, DamagedGalleryError)
+    assert foreign.read_bytes() == before
 
 
 @pytest.mark.parametrize("name", ["", "   ", "a/b", "a\\b", "bell\x07", "new\nline", "unknown", " Unknown "])
@@ -323,3 +331,16 @@ def test_a_softmax_head_of_another_model_version_is_refused_with_the_gallery_to_
         gallery_head(tmp_path / "none.keras", tmp_path / "v1.db", made["v1"])
     for store in made.values():
         store.close()
+
+
+def test_migrating_into_a_gallery_of_another_model_says_to_reindex_not_a_flag_migrate_lacks(tmp_path):
+    from keyface.data.errors import GalleryConflictError
+    from keyface.recognition.upkeep import migrate
+    with SQLiteStore(tmp_path / "a.db", "toy", "v1", DIM) as store:
+        store.add([face("Ada", "aa", 0)])
+    with SQLiteStore(tmp_path / "b.db", "toy", "v2", DIM) as store:
+        store.add([face("Ben", "bb", 1)])
+    before = (tmp_path / "b.db").read_bytes()
+    with pytest.raises(GalleryConflictError, match="reindex one of the two") as refused:
+        migrate(tmp_path / "a.db", tmp_path / "b.db")
+    assert "--" not in str(refused.value) and (tmp_path / "b.db").read_bytes() == before

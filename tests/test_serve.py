@@ -271,6 +271,8 @@ def test_enrolling_with_the_largest_face_takes_photos_with_several_faces(fresh, 
     pair["photo_a"] = next(f for _, f in photos("Condoleezza Rice") if f[0] == crowded)
     refused = one_line_error(client.post("/api/verify", files=pair), 400)
     assert refused.startswith(f"{crowded}: ") and "faces found" in refused and "image array" not in refused
+    assert refused.endswith("(send largest_face=true)")  # the API's way to take the largest face, not a flag's
+    assert all(e.endswith("(send largest_face=true)") for e in again.json()["errors"] if "faces found" in e)
     twins = {"photo_a": (crowded, pair["photo_a"][1]), "photo_b": (crowded, pair["photo_a"][1])}  # one name twice
     assert one_line_error(client.post("/api/verify", files=twins), 400).startswith(f"photo_a ({crowded}): ")
     with caplog.at_level("INFO", logger="keyface"):

@@ -48,8 +48,11 @@ def cmd_serve(args) -> int:
     served = app.state.store.gallery
     embedder = f"{served.embedder} ({served.precision})"
     import uvicorn
-    shown_host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"keyface serving {shown_location(gallery)} with {embedder} at http://{shown_host}:{args.port}/#token={token}\n"
+    # every address of this machine: open it at one a browser can reach (here, loopback)
+    everywhere = args.host in ("0.0.0.0", "::", "[::]")
+    shown_host = "127.0.0.1" if everywhere else f"[{args.host}]" if ":" in args.host else args.host
+    print(f"keyface serving {shown_location(gallery)} with {embedder} at http://{shown_host}:{args.port}/#token={token}"
+          + (" (and at this machine's other addresses)" if everywhere else "") + "\n"
           f"API token in {token_file}; stop with Ctrl-C", file=sys.stderr, flush=True)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)

@@ -140,9 +140,11 @@ class LiveIndex:
 
     @property
     def state(self) -> str:
-        """How the last search went: "exact", "approximate" (FAISS), "building" (exact while FAISS is built) or
-        the name of another index's kind (a database's own search)."""
-        return "building" if self._building else getattr(self._last, "kind", "exact")
+        """How the last search went: "exact", "approximate" (FAISS), "building" (exact while FAISS is built), the
+        name of another index's kind (a database's own search: "hnsw"), or "none yet" before the first."""
+        if self._building:
+            return "building"
+        return "none yet" if self._last is None else getattr(self._last, "kind", "exact")
 
     def pick(self, exact):
         """The index to search now, given the gallery's current exact one."""

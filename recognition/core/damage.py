@@ -23,20 +23,25 @@ def damaged(path: Path, detail: str) -> str:
            "the gallery for details"
 
 
-SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26  # SQLite's primary result codes for a damaged file and a foreign one
+# SQLite's primary result codes that say nothing of the file's contents: no permission, busy, locked, read-only,
+# an I/O error, cannot open. The file may well be a sound gallery.
+SQLITE_ACCESS = {3: "no permission", 5: "busy", 6: "locked", 8: "read-only", 10: "I/O error", 14: "cannot open"}
+SQLITE_CORRUPT = 11
 
 
 def unreadable(path: Path, exc: sqlite3.DatabaseError) -> GalleryError:
-    """The refusal of a file SQLite cannot read: an SQLite file it finds corrupt (cut short, or its first pages
-    damaged) is a damaged gallery, named with its repair; a file that is not SQLite is not a gallery at all; a
-    file it cannot read for another reason (locked, no permission) is said as that, since it may well be sound."""
-    if (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF not in (SQLITE_CORRUPT, SQLITE_NOTADB):
+    """The refusal of a file SQLite cannot read: one it cannot get at (locked, no permission) is said as that,
+    since it may well be sound; an SQLite file it finds corrupt (cut short, or its first pages damaged) is a
+    damaged gallery, named with its repair; anything else (another program's database, not SQLite) is not a
+    keyface gallery."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    if code in SQLITE_ACCESS:
         return GalleryError(f"cannot read the gallery {path} ({exc})")
     try:
         with open(path, "rb") as file:
             sqlite = file.read(16) == b"SQLite format 3\x00"
     except OSError:
         sqlite = False
-    if sqlite:
+    if sqlite and code == SQLITE_CORRUPT:
         return DamagedGalleryError(damaged(path, str(exc)), path, "check")
     return GalleryError(f"{path} is not a keyface gallery ({exc})")

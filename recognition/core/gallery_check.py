@@ -31,19 +31,30 @@ def check_gallery(path: Path) -> list[str]:
     try:
         conn = connect_read_only(Path(path))
     except sqlite3.DatabaseError as exc:
-        return [f"not readable as SQLite: {exc}"]
+        return _damage_or_refusal(path, exc)
     try:
-        return _problems(conn)
+        return _problems(conn, path)
     except sqlite3.DatabaseError as exc:
-        return [f"SQLite: {exc}"]
+        return _damage_or_refusal(path, exc)
     finally:
         conn.close()
 
 
-def _problems(conn: sqlite3.Connection) -> list[str]:
+def _damage_or_refusal(path: Path, exc: sqlite3.DatabaseError) -> list[str]:
+    """SQLite's error as the check's one problem where the gallery is damaged; refused (GalleryError) where
+    the file is no gallery at all or cannot be read now, as every other command refuses it."""
+    refusal = unreadable(path, exc)
+    if isinstance(refusal, DamagedGalleryError):
+        return [f"SQLite: {exc}"]
+    raise refusal
+
+
+def _problems(conn: sqlite3.Connection, path: Path) -> list[str]:
     problems = sqlite_problems([r[0] for r in conn.execute("PRAGMA integrity_check(20)") if r[0] != "ok"])
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     missing = [t for t in TABLES if t not in names]
+    if len(missing) == len(TABLES) and not problems:  # another program's database: no gallery, not a damaged one
+        raise GalleryError(f"{path} is an SQLite file but not a keyface gallery")
     if missing:
         return problems + [f"not a keyface gallery: no table {', '.join(missing)}"]
     meta = dict(conn.execute("SELECT key, value FROM meta"))

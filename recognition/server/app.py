@@ -24,7 +24,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from keyface.data.errors import EmptyGalleryError, KeyfaceError, OtherModelError
+from keyface.data.errors import EmptyGalleryError, KeyfaceError, OtherModelError, SeveralFacesError
 from keyface.data.images import decode_image_bytes, image_sha256
 from keyface.data.paths import is_database_uri, shown_location
 from keyface.recognition.core.annotate import face_thumbnail
@@ -301,7 +301,7 @@ def _people_routes(app: FastAPI, store: GalleryThread) -> None:
                 errors.append(str(exc))
         found = await _in_thread(store.gallery.prepare, person, [rgb for _, rgb, _ in decoded], largest_face,
                                  [n for n, _, _ in decoded])
-        errors += [str(p.error) for p in found if p.error]
+        errors += [_said(p.error, store.gallery.path) for p in found if p.error]
         ready = [(n, replace(p.enrolment, sha256=sha)) for (n, _, sha), p in zip(decoded, found) if not p.error]
         first = next((p for p in found if not p.error), None)  # the thumbnail is made here, not on the gallery's thread
         thumbnail = None if first is None else await _in_thread(face_thumbnail, first.rgb, first.enrolment.box)
@@ -331,8 +331,11 @@ def _people_routes(app: FastAPI, store: GalleryThread) -> None:
 
 def _said(error: KeyfaceError, gallery: Path | str) -> str:
     """An error's line as a client reads it: the server's file paths and database are not the client's business,
-    and a gallery made by another model than the server was started with is mended by a restart."""
+    several faces are taken with the largest_face field, and a gallery made by another model than the server
+    was started with is mended by a restart."""
     text = str(error).replace(shown_location(gallery), "the gallery")
+    if isinstance(error, SeveralFacesError):
+        return f"{text} (send largest_face=true)"
     if not isinstance(error, OtherModelError) or (error.made == error.wanted and not error.precision):
         return text  # (another version of the same model file: only a reindex mends it)
     flag = f"--precision {error.precision}" if error.precision else f"--embedder {error.made}"

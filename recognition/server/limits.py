@@ -52,7 +52,7 @@ class UploadLimit:
 
     async def _refuse(self, send) -> None:
         """A one-line JSON 413."""
-        body = json.dumps({"error": too_large(self.max_bytes)}).encode()
+        body = json.dumps({"error": too_large(self.max_bytes)}, separators=(",", ":")).encode()  # as every error
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
