@@ -324,7 +324,8 @@ def test_a_softmax_head_of_another_model_version_is_refused_with_the_gallery_to_
         made[version].add([face("Ada", "a1", 1), face("Ada", "a2", 2), face("Alan", "b1", 3)])
     head = train_head(made["v1"], tmp_path / "v1.db.head.keras", epochs=2)
     assert list(gallery_head(head, tmp_path / "v1.db", made["v1"]).people) == ["Ada", "Alan"]
-    with pytest.raises(NoSoftmaxHeadError, match=r"trained on toy \(v1\) embeddings, not the gallery's toy \(v2\)") as info:
+    said = r"trained on toy \(model v1, float32\) embeddings, not the gallery's toy \(model v2, float32\)"
+    with pytest.raises(NoSoftmaxHeadError, match=said) as info:
         gallery_head(head, tmp_path / "v2.db", made["v2"])
     assert with_hint(info.value).endswith(f"(run `keyface train-head --gallery {tmp_path / 'v2.db'}`)")
     with pytest.raises(NoSoftmaxHeadError, match="no softmax head"):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from keyface.data.errors import KeyfaceError, NoSoftmaxHeadError
-from keyface.runtime.networks import load_model, save_model
+from keyface.runtime.networks import load_model, save_model, split_version
 from keyface.runtime.provenance import provenance
 from keyface.recognition.core.store import SQLiteStore
 
@@ -46,13 +46,19 @@ def gallery_head(path: Path, gallery, store) -> "GalleryHead":
         raise NoSoftmaxHeadError(f"no softmax head for {gallery}: train one on the gallery first", gallery)
     head = GalleryHead(path)
     if (head.embedder, head.version) != (store.embedder, store.version):  # vectors of another model
-        raise NoSoftmaxHeadError(f"the softmax head of {gallery} was trained on {head.embedder} ({head.version}) "
-                                 f"embeddings, not the gallery's {store.embedder} ({store.version}): train it again",
-                                 gallery)
+        raise NoSoftmaxHeadError(f"the softmax head of {gallery} was trained on {_model(head.embedder, head.version)} "
+                                 f"embeddings, not the gallery's {_model(store.embedder, store.version)}: train it "
+                                 "again", gallery)
     if set(head.people) != {name for name, _ in store.people()}:  # it would name the wrong people
         raise NoSoftmaxHeadError(f"the softmax head of {gallery} was trained on other people than the gallery "
                                  "holds now (added, renamed or removed since): train it again", gallery)
     return head
+
+
+def _model(embedder: str, version: str) -> str:
+    """An embedder's model as a person reads it: its name, model file version and precision."""
+    made, precision = split_version(version)
+    return f"{embedder} (model {made}, {precision})"
 
 
 class GalleryHead:
