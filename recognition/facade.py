@@ -15,8 +15,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from keyface.data.errors import (EmptyGalleryError, GalleryError, KeyfaceError, OtherModelError,
-                                 PersonNotFoundError)
+from keyface.data.errors import (EmptyGalleryError, GalleryConflictError, GalleryError, KeyfaceError,
+                                 OtherModelError, PersonNotFoundError)
 from keyface.data.files import shown
 from keyface.data.paths import is_database_uri, shown_location
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, own_precision, registered
@@ -349,6 +349,8 @@ class Gallery:
 
     def rename(self, old: str, new: str) -> None:
         """Rename a person."""
+        if check_name(old) == check_name(new):  # what rules the names alike: NFC, stripped
+            raise GalleryConflictError(f"{check_name(new)!r} is already that person's name")
         self._made(old).rename(old, new)
         self._head = None  # checked against the people again when next asked for
 

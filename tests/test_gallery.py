@@ -345,3 +345,13 @@ def test_migrating_into_a_gallery_of_another_model_says_to_reindex_not_a_flag_mi
     with pytest.raises(GalleryConflictError, match="reindex one of the two") as refused:
         migrate(tmp_path / "a.db", tmp_path / "b.db")
     assert "--" not in str(refused.value) and (tmp_path / "b.db").read_bytes() == before
+
+
+def test_renaming_a_person_to_their_own_name_says_so(tmp_path):
+    with SQLiteStore(tmp_path / "g.db", "toy", "v1", DIM) as store:
+        store.add([face("Ada", "aa", 0)])
+    import keyface
+    with keyface.Gallery(tmp_path / "g.db", create=False) as gallery:
+        with pytest.raises(keyface.GalleryConflictError, match="'Ada' is already that person's name"):
+            gallery.rename("Ada", " Ada ")
+        assert gallery.people() == {"Ada": 1}

@@ -158,6 +158,8 @@ def test_bad_videos_get_one_line_and_exit_2(clip, gallery_file, tmp_path, capsys
         assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, (name, err)
     code, _, err = run(["identify", "--camera", "57", "--gallery", gallery_file], capsys)
     assert code == 2 and "camera 57" in err and err.count("\n") <= 2
+    code, _, err = run(["identify", "--camera", "57", path, "--gallery", gallery_file], capsys)
+    assert code == 2 and "give one or the other" in err  # a camera runs until stopped: the file would never be read
     code, _, err = run(["identify", path, "--gallery", gallery_file, "--every", "2", "--fps", "5"], capsys)
     assert code == 2 and "not both" in err
 

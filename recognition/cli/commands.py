@@ -139,6 +139,8 @@ def check_video_flags(args, videos: set) -> None:
         raise KeyfaceError(f"--end {args.end:g} must come after --start {args.start:g}")
     if args.show and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise KeyfaceError("--show needs a display (no DISPLAY or WAYLAND_DISPLAY here); leave it out on a server")
+    if args.camera is not None and args.photos:  # a camera runs until stopped: the files would never be reached
+        raise KeyfaceError("--camera N reads a live camera instead of files: give one or the other")
     sources = sum(p in videos for p in args.photos) + (args.camera is not None)  # one video given twice: two
     if args.out and sources != 1:
         raise KeyfaceError("--out writes one video's annotated copy: give one video or --camera N "
