@@ -336,8 +336,9 @@ def test_an_empty_gallery_is_refused_by_its_kind_with_the_enrol_command(tmp_path
     code, out, err = run(["identify", photo, "--gallery", db, "--threshold", "2", *models], capsys)
     assert code == 2 and out == "" and len(err.splitlines()) == 1
     assert "is empty" in err and err.rstrip().endswith(f"(run `keyface enroll --gallery {db} --name NAME PHOTO...`)")
-    for first in (["--camera", "99"], ["--head"], []):  # before a camera opens, a head is looked for, a cut is read
-        code, _, err = run(["identify", *first, photo, "--gallery", db, *models], capsys)
+    # refused first: before a camera opens, a head is looked for or a cut is read
+    for given in (["--camera", "99"], ["--head", photo], [photo]):
+        code, _, err = run(["identify", *given, "--gallery", db, *models], capsys)
         assert code == 2 and len(err.splitlines()) == 1 and "is empty" in err, err
     flag = dict(zip(models[::2], models[1::2]))
     rec = build("geometry", model=flag["--embedder-model"], keypoint_model=flag["--keypoint-model"], threshold=2.0)
