@@ -2,7 +2,7 @@
 under `KeyfaceError`. Each kind says once how the entry points answer it: `exit_code` for the command
 line, `http_status` for `keyface serve`; the command line's hints (its flags) are its own
 (`recognition/cli/hints.py`), chosen by the same kinds, never by a message's text. `finite_number` is the one
-check of a number a caller gives."""
+check of a number a caller gives, `distance_cut` of a distance threshold."""
 from __future__ import annotations
 
 import math
@@ -112,6 +112,15 @@ class GalleryUnavailableError(GalleryError):
     """The gallery's database server cannot be reached now (stopped, restarting, network): try again later."""
     exit_code = 3
     http_status = 503
+
+
+def distance_cut(value, name: str) -> float:
+    """A distance cut a caller gave (a threshold, a tolerance): a finite number, 0 or more (below 0, not even a
+    photo and itself would match)."""
+    cut = finite_number(value, name)
+    if cut < 0:
+        raise KeyfaceError(f"{name} is a distance, 0 or more, not {value!r}")
+    return cut
 
 
 def finite_number(value, name: str) -> float:

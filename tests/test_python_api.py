@@ -121,5 +121,9 @@ def test_small_api_mistakes_are_refused_in_words(tmp_path):
     for score in (1.5, -1, float("nan")):
         with pytest.raises(keyface.KeyfaceError, match="min_score"):
             keyface.face_locations(photo, min_score=score)
+    for verb in (lambda: keyface.verify(photo, photo, threshold=-0.1),  # one check of a distance cut everywhere
+                 lambda: keyface.compare_faces(np.eye(2), np.eye(2)[0], tolerance=-0.1)):
+        with pytest.raises(keyface.KeyfaceError, match="is a distance, 0 or more"):
+            verb()
     same, distance = keyface.verify(photo, photo)
     assert same and distance == 0.0  # never a tiny negative distance

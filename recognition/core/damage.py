@@ -23,6 +23,11 @@ def damaged(path: Path, detail: str) -> str:
            "the gallery for details"
 
 
+def foreign(path: Path) -> GalleryError:
+    """The refusal of another program's SQLite database: no gallery, and not a damaged one."""
+    return GalleryError(f"{path} is an SQLite file but not a keyface gallery; refusing to touch it")
+
+
 # SQLite's primary result codes that say nothing of the file's contents: no permission, busy, locked, read-only,
 # an I/O error, cannot open. The file may well be a sound gallery.
 SQLITE_ACCESS = {3: "no permission", 5: "busy", 6: "locked", 8: "read-only", 10: "I/O error", 14: "cannot open"}

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from keyface.data.errors import DamagedGalleryError, EmptyGalleryError, GalleryError
-from keyface.recognition.core.damage import damaged, sqlite_problems, unreadable
+from keyface.recognition.core.damage import damaged, foreign, sqlite_problems, unreadable
 from keyface.recognition.core.store import GalleryLock, owner_only, vector_ok
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def _problems(conn: sqlite3.Connection, path: Path) -> list[str]:
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     missing = [t for t in TABLES if t not in names]
     if len(missing) == len(TABLES) and not problems:  # another program's database: no gallery, not a damaged one
-        raise GalleryError(f"{path} is an SQLite file but not a keyface gallery")
+        raise foreign(path)
     if missing:
         return problems + [f"not a keyface gallery: no table {', '.join(missing)}"]
     meta = dict(conn.execute("SELECT key, value FROM meta"))

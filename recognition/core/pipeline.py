@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
-from keyface.data.errors import KeyfaceError, NoFaceError, NotCalibratedError, SeveralFacesError, finite_number
+from keyface.data.errors import KeyfaceError, NoFaceError, NotCalibratedError, SeveralFacesError, distance_cut
 from keyface.data.files import shown
 from keyface.data.images import as_rgb, image_sha256
 from keyface.detection.detector import MIN_FACE, BlazeFaceDetector, left_to_right
@@ -227,8 +227,8 @@ class Recogniser:
     def __init__(self, pipeline: FacePipeline, embedder: Embedder, threshold: float | None = None,
                  several_faces: str = "refuse", far: float | None = None):
         self.pipeline, self.embedder = pipeline, embedder
-        if threshold is not None and finite_number(threshold, "threshold") < 0:  # not even a photo and itself
-            raise KeyfaceError(f"threshold is a distance, 0 or more, not {threshold!r}")
+        if threshold is not None:
+            distance_cut(threshold, "threshold")
         self._threshold, self._far = threshold, far
         self.several_faces = _policy(several_faces)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from keyface.data.errors import DamagedGalleryError, EmptyGalleryError, GalleryError, OtherModelError
-from keyface.recognition.core.damage import damaged, sqlite_problems, unreadable
+from keyface.recognition.core.damage import damaged, foreign, sqlite_problems, unreadable
 from keyface.recognition.core.records import SCHEMA_VERSION, SQLITE_SCHEMA
 from keyface.recognition.core.search import ExactIndex, RowIndex, VectorFile
 from keyface.recognition.core.store_changes import GalleryChanges
@@ -91,7 +91,7 @@ class SQLiteStore(GalleryChanges):
             raise EmptyGalleryError(f"{self.path} holds no keyface gallery yet: enrol people first", self.path)
         self._conn = _connect(self.path)
         if not fresh and not self._has_schema():
-            raise GalleryError(f"{self.path} is an SQLite file but not a keyface gallery; refusing to touch it")
+            raise foreign(self.path)
         if not fresh and not self._checked_unchanged():
             self._quick_check()
             self._mark_checked()

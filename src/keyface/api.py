@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from keyface.data.errors import KeyfaceError, finite_number
+from keyface.data.errors import KeyfaceError, distance_cut, finite_number
 from keyface.keypoints.predictor import align_batch
 from keyface.recognition.core.pipeline import Face, make_detector
 from keyface.recognition.facade import Gallery, build, checked_count, load, recogniser_for
@@ -155,7 +155,7 @@ def compare_faces(known, candidate, tolerance: float | None = None, recogniser=N
     recogniser's calibrated verify threshold (the embeddings must then be that recogniser's)."""
     distances = face_distance(known, candidate)
     if tolerance is not None:
-        cut = finite_number(tolerance, "tolerance")
+        cut = distance_cut(tolerance, "tolerance")
     else:
         recogniser = recogniser_for(recogniser)
         dim = np.asarray(candidate).size
@@ -197,7 +197,7 @@ def verify(image_a: Image, image_b: Image, recogniser=None, threshold: float | N
     """Whether two photos (one face each) show the same person, and the cosine distance; `threshold` is a
     distance to use instead of the calibrated one, `largest_face` takes a photo's largest face where it
     has several people in it (the default refuses such a photo)."""
-    cut = None if threshold is None else finite_number(threshold, "threshold")
+    cut = None if threshold is None else distance_cut(threshold, "threshold")
     recogniser = recogniser_for(recogniser)
     chosen = recogniser.taking("largest") if largest_face else recogniser
     return chosen.verify(image_a, image_b, cut)
