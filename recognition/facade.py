@@ -19,8 +19,9 @@ from keyface.data.errors import (EmptyGalleryError, GalleryConflictError, Galler
                                  OtherModelError, PersonNotFoundError)
 from keyface.data.files import shown
 from keyface.data.paths import is_database_uri, shown_location
-from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, own_precision, registered
-from keyface.recognition.core.gallery_check import read_meta
+# MadeOnce: the server keeps its recognisers as load does; embedder_for: the entry points choose as open_gallery
+from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, MadeOnce, embedder_for, registered
+from keyface.recognition.core.gallery_check import gallery_exists, made_by  # made_by: for the entry points too
 from keyface.recognition.core.pipeline import Face, FacePipeline, Prepared, Recogniser, in_order  # many photos at once
 # check_name: the one rule for a person's name, for the entry points too
 from keyface.recognition.core.records import Enrolment, check_name
@@ -28,23 +29,6 @@ from keyface.recognition.core.store import SQLiteStore, check_made_by
 from keyface.runtime.networks import split_version
 
 MIN_PROBABILITY = 0.5  # a softmax head's: below it, a face is unknown
-
-
-class MadeOnce:
-    """What `make(*key)` gives, made once for each key and kept: threads asking at once get the one made (a
-    recogniser loads for seconds and holds its networks' memory)."""
-
-    def __init__(self, make):
-        self.make, self.kept, self.making = make, {}, threading.Lock()
-
-    def __call__(self, *key):
-        with self.making:
-            if key not in self.kept:
-                self.kept[key] = self.make(*key)
-            return self.kept[key]
-
-    def __len__(self) -> int:
-        return len(self.kept)
 
 
 _LOADED = MadeOnce(lambda embedder, models, far, precision, min_face: build(
@@ -72,17 +56,8 @@ def load(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, far: float
     """A recogniser (detector, keypoint net, embedder) for the named embedder, loaded once and kept;
     `far` sets identify's share of strangers that may be named (default: the model's, 1%), `precision`
     the embedding and keypoint networks' ("int8" or "float32"; default: int8 keypoints and the embedder's
-    own), `min_face` the smallest
-    face looked for, in pixels wide (default: 24; larger is faster on big photos)."""
+    own), `min_face` the smallest face looked for, in pixels wide (default: 24; larger is faster on big photos)."""
     return _LOADED(embedder, models, far, precision, min_face)
-
-
-def embedder_for(asked: str | None, precision: str | None, made: dict) -> tuple[str, str | None]:
-    """The embedder to run and its precision: the one asked, else a gallery's own (`made`: its "embedder" and
-    "precision", as made_by gives them; {} for none), else the default; in the precision asked, else the
-    gallery's for its own embedder, else the embedder's own (None)."""
-    name = asked or made.get("embedder") or DEFAULT_EMBEDDER
-    return name, precision or (own_precision(name, made.get("precision")) if name == made.get("embedder") else None)
 
 
 def open_gallery(location, create: bool = False, load_recogniser: bool = True, embedder: str | None = None,
@@ -132,7 +107,7 @@ class Gallery:
         self._recogniser = None if recogniser is None else recogniser_for(recogniser)
         self._loader = loader or (lambda name, precision: load(name, precision=precision))
         self._assumed = False  # True: the recogniser is the default's, loaded before the gallery was made
-        if not create or _exists(path):
+        if not create or gallery_exists(path):
             self._store = open_store(path, *_made_by(self._recogniser), create=False)
 
     def __repr__(self) -> str:
@@ -335,7 +310,7 @@ class Gallery:
     @property
     def exists(self) -> bool:
         """Whether the gallery is made: a new one is made by its first enrolment."""
-        return self._store is not None or _exists(self._location)
+        return self._store is not None or gallery_exists(self._location)
 
     def is_empty(self) -> bool:
         """Whether no one is enrolled (cheap at any size, unlike people())."""
@@ -372,7 +347,7 @@ class Gallery:
     def _opened(self):
         """The store, or None while the gallery is not made; one made since (by another process, say, while a
         server waits on a new gallery) is opened now."""
-        if self._store is None and _exists(self._location):
+        if self._store is None and gallery_exists(self._location):
             with self._making:
                 if self._store is None:  # a recogniser only assumed gives way to the gallery's own
                     given = None if self._assumed else self._recogniser
@@ -396,30 +371,11 @@ def open_store(location, embedder: str, version: str, dim: int, create: bool = T
     return SQLiteStore(Path(location), embedder, version, dim, create=create)
 
 
-def _exists(location) -> bool:
-    """Whether a gallery is there to open: a database that holds one, or a file (or folder) that is not empty;
-    anything there that is not a gallery is refused when opened."""
-    if is_database_uri(location):
-        return "embedder" in made_by(location)
-    return Path(location).is_dir() or (Path(location).is_file() and Path(location).stat().st_size > 0)
-
-
 def _made_by(recogniser: Recogniser | None) -> tuple:
     """The embedder, model version and dimension a recogniser's gallery holds (all None: the gallery's own)."""
     if recogniser is None:
         return None, None, None
     return recogniser.embedder.name, recogniser.embedder.version, recogniser.embedder.dim
-
-
-def made_by(location) -> dict:
-    """The embedder, model version, precision and dimension an existing gallery was made with ({} if there is
-    none)."""
-    if is_database_uri(location):
-        from keyface.recognition.core import pg_store
-        meta = pg_store.read_meta(str(location))
-    else:  # an empty file is made into a gallery as a missing one is
-        meta = read_meta(location) if Path(location).is_file() and Path(location).stat().st_size else {}
-    return {**meta, "precision": split_version(meta["version"])[1]} if "version" in meta else meta
 
 
 def one_or_many(photos) -> list | Iterable:

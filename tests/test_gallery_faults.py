@@ -97,12 +97,14 @@ def test_a_rewrite_that_fails_leaves_no_backup_and_keeps_the_earlier_one(tmp_pat
     committed = make_gallery(path, people=2)
     (tmp_path / "g.db.bak").write_bytes(b"an earlier backup")
 
-    def fails(source, scratch):
+    def fails(source, scratch):  # half way: the scratch gallery is begun
+        sqlite3.connect(scratch).execute("CREATE TABLE half (x)").connection.commit()
         raise GalleryError("a photo is missing")
     with pytest.raises(GalleryError, match="a photo is missing"):
         rewrite(path, fails)
     assert stored(path) == committed and (tmp_path / "g.db.bak").read_bytes() == b"an earlier backup"
     assert not (tmp_path / "g.db.bak.1").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.db", "g.db.bak"]  # no half-written g.db.rewrite
 
 
 def test_an_unkilled_rewrite_replaces_the_gallery_and_keeps_a_checked_backup(tmp_path):

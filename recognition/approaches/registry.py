@@ -2,11 +2,13 @@
 
 Importing this module builds no model and loads no weights. An approach whose embedding is its network on
 the aligned crops (B, C, dlib-resnet, facenet-dlib) runs as a `KerasFileEmbedder` under its name; A and
-the geometry baseline have classes of their own, imported (with TensorFlow) when first loaded.
+the geometry baseline have classes of their own, imported (with TensorFlow) when first loaded. `MadeOnce`
+keeps what is loaded, once for each key.
 """
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -135,6 +137,14 @@ def own_precision(name: str, precision: str | None) -> str | None:
     return None if name in REGISTRY and REGISTRY[name].precision == precision else precision
 
 
+def embedder_for(asked: str | None, precision: str | None, made: dict) -> tuple[str, str | None]:
+    """The embedder to run and its precision: the one asked, else a gallery's own (`made`: its "embedder" and
+    "precision", as made_by gives them; {} for none), else the default; in the precision asked, else the
+    gallery's for its own embedder, else the embedder's own (None)."""
+    name = asked or made.get("embedder") or DEFAULT_EMBEDDER
+    return name, precision or (own_precision(name, made.get("precision")) if name == made.get("embedder") else None)
+
+
 def load_embedder(name: str, models: str | os.PathLike | None = None, model: str | None = None,
                   precision: str | None = None) -> Embedder:
     """Load the named embedder from its model file, in `precision` ("int8" | "float32"; default: the
@@ -146,3 +156,20 @@ def load_embedder(name: str, models: str | os.PathLike | None = None, model: str
     if made_as and made_as != name:  # else a gallery would carry the wrong embedder's name
         raise KeyfaceError(f"{path} is a {made_as!r} model, not {name!r}: load it as {made_as!r}")
     return embedder
+
+
+class MadeOnce:
+    """What `make(*key)` gives, made once for each key and kept: threads asking at once get the one made (a
+    recogniser loads for seconds and holds its networks' memory)."""
+
+    def __init__(self, make):
+        self.make, self.kept, self.making = make, {}, threading.Lock()
+
+    def __call__(self, *key):
+        with self.making:
+            if key not in self.kept:
+                self.kept[key] = self.make(*key)
+            return self.kept[key]
+
+    def __len__(self) -> int:
+        return len(self.kept)

@@ -1,6 +1,6 @@
 """Gallery maintenance that cannot lose data: a full check, consistent copies, and whole-file rewrites
 through SQLite itself (never by renaming a database that has a write-ahead log beside it); and a gallery
-file read without opening it (its meta, its photos), which claims nothing and waits for no lock."""
+file read without opening it (its meta, its photos, what made it), which claims nothing and waits for no lock."""
 from __future__ import annotations
 
 import itertools
@@ -13,8 +13,10 @@ from typing import Callable
 import numpy as np
 
 from keyface.data.errors import DamagedGalleryError, EmptyGalleryError, GalleryError
+from keyface.data.paths import is_database_uri
 from keyface.recognition.core.damage import damaged, foreign, sqlite_problems, unreadable
 from keyface.recognition.core.store import GalleryLock, owner_only, vector_ok
+from keyface.runtime.networks import split_version
 
 log = logging.getLogger(__name__)
 
@@ -134,15 +136,17 @@ def rewrite(path: Path, build: Callable[[Path, Path], object]):
         if problems:
             raise DamagedGalleryError(damaged(path, problems[0]), path, "check")
         scratch = path.with_name(path.name + ".rewrite")
-        remove_database(scratch)
-        result = build(path, scratch)
-        problems = check_gallery(scratch)
-        if problems:
-            raise GalleryError(f"the rewritten gallery failed its check ({problems[0]}); {path} is unchanged")
-        # backed up only now that there is a new gallery to put in its place (held throughout: it is unchanged)
-        snapshot(path, _backup_made_room(path.with_name(path.name + ".bak")))
-        overwrite_with(scratch, path)
-        remove_database(scratch)
+        remove_database(scratch)  # what a killed rewrite left
+        try:
+            result = build(path, scratch)
+            problems = check_gallery(scratch)
+            if problems:
+                raise GalleryError(f"the rewritten gallery failed its check ({problems[0]}); {path} is unchanged")
+            # backed up only now that there is a new gallery to put in its place (held throughout: it is unchanged)
+            snapshot(path, _backup_made_room(path.with_name(path.name + ".bak")))
+            overwrite_with(scratch, path)
+        finally:  # a refused or failed build's half-written file too: only a killed rewrite leaves one
+            remove_database(scratch)
         return result
     finally:
         lock.release()
@@ -182,3 +186,22 @@ def connect_read_only(path: Path) -> sqlite3.Connection:
     -shm files SQLite makes beside a gallery (moving any committed changes left in the -wal into the file first,
     as every keyface command does): a read-only one leaves them behind."""
     return sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=rw", uri=True, timeout=30)
+
+
+def made_by(location) -> dict:
+    """The embedder, model version, precision and dimension an existing gallery was made with ({} if there is
+    none)."""
+    if is_database_uri(location):
+        from keyface.recognition.core import pg_store
+        meta = pg_store.read_meta(str(location))
+    else:  # an empty file is made into a gallery as a missing one is
+        meta = read_meta(location) if Path(location).is_file() and Path(location).stat().st_size else {}
+    return {**meta, "precision": split_version(meta["version"])[1]} if "version" in meta else meta
+
+
+def gallery_exists(location) -> bool:
+    """Whether a gallery is there to open: a database that holds one, or a file (or folder) that is not empty;
+    anything there that is not a gallery is refused when opened."""
+    if is_database_uri(location):
+        return "embedder" in made_by(location)
+    return Path(location).is_dir() or (Path(location).is_file() and Path(location).stat().st_size > 0)
