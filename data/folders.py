@@ -56,6 +56,10 @@ def read_person_folders(root: Path, min_images: int = 1) -> dict[str, list[Path]
     if not people:
         why = f" with at least {min_images} images" if dropped else " with images"
         raise DataError(f"no person folder{why} found in {root} (expected layout {LAYOUT})")
+    loose = _images_in(root)
+    if loose:  # a person's photos are known by their folder: these have none
+        log.warning("%s: %d photo(s) directly in the folder (%s...) left out: a person's photos go in a "
+                    "subfolder named after them", root, len(loose), loose[0].name)
     if dropped:
         log.info("%s: kept %d people, dropped %d with fewer than %d images",
                  root, len(people), dropped, min_images)

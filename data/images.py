@@ -19,6 +19,8 @@ MAX_PIXELS = 40_000_000  # 40 MP: above this a file is a decompression bomb, or 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Read a photo as an upright RGB uint8 array (H, W, 3); raise ImageError naming the file."""
+    if not os.fspath(path).strip():  # Path("") would be the current folder
+        raise ImageError("a photo path is empty")
     p = Path(path)
     if p.is_dir():
         raise ImageError(f"{p} is a folder, not a photo: loop over its images")

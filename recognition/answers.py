@@ -23,6 +23,9 @@ def track_json(video: str, track, threshold: float | None = None, named: bool = 
     return {"video": video, **fields, **cut, **track.to_json(named, embedding=not named)}
 
 
-def verify_json(same: bool, distance: float, threshold: float) -> dict:
-    """verify's answer as every output gives it."""
+def verify_json(same: bool | None, distance: float | None, threshold: float, error: str | None = None) -> dict:
+    """verify's answer as every output gives it; with an error (a photo with no face, say), same and distance
+    are null."""
+    if error is not None:
+        return {"same": None, "distance": None, "threshold": round(float(threshold), 4), "error": error}
     return {"same": bool(same), "distance": round(float(distance), 4), "threshold": round(float(threshold), 4)}

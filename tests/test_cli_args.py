@@ -34,6 +34,17 @@ def fast_check(argv: list[str]) -> subprocess.CompletedProcess:
     (["cluster", "/no/such/dir", "--out", "x"], "no such file"),
     (["keypoints", "ftp://host/a.png"], "keyface does not download"),
     (["enroll", "--folders", "/no/such/people"], "no such folder"),
+    (["enroll", "--folders", "/etc/hostname"], "/etc/hostname: a file, not a folder"),
+    (["compare", "--folders", ""], "--folders is empty"),
+    (["identify", ""], "a photo path is empty"),  # not the current folder, as Path("") would be
+    (["embed", "  "], "a photo path is empty"),
+    (["verify", "", "b.jpg"], "a photo path is empty"),
+    (["bench", "search", "--size", "1"], "--size: 1 is out of range: stored embeddings, 5 or more"),
+    (["bench", "search", "--dim", "0"], "--dim: 0 is out of range"),
+    (["bench", "speed", "--photos", "0"], "--photos: 0 is out of range"),
+    (["bench", "speed", "--enrol", "-3"], "--enrol: -3 is out of range: a whole number from 0"),
+    (["bench", "serve", "--clients", "0"], "--clients: 0 is out of range"),
+    (["train", "facenet", "--epochs", "0"], "--epochs: 0 is out of range"),
 ])
 def test_bad_photo_arguments_fail_fast_without_tensorflow(argv, message):
     done = fast_check(argv)
@@ -60,6 +71,16 @@ def test_an_unreadable_photo_is_a_one_line_error(tmp_path, youtube_sample, capsy
     photo.chmod(0)
     code, _, err = run(["embed", photo], capsys)
     assert code == 2 and "cannot read" in err
+
+
+def test_photos_loose_beside_the_person_folders_are_named_as_left_out(tmp_path, youtube_sample, caplog):
+    from keyface.data.folders import read_person_folders
+    (tmp_path / "Kristen").mkdir()
+    shutil.copy(youtube_sample[0][0], tmp_path / "Kristen" / "a.jpg")
+    shutil.copy(youtube_sample[0][0], tmp_path / "loose.jpg")
+    with caplog.at_level("WARNING", logger="keyface.data.folders"):
+        assert list(read_person_folders(tmp_path)) == ["Kristen"]
+    assert "1 photo(s) directly in the folder (loose.jpg...) left out" in caplog.text
 
 
 def test_a_folder_means_every_image_in_it_recursively_sorted(tmp_path, youtube_sample):

@@ -5,6 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from keyface.recognition.cli.main import main
 from tests.badimages import two_face_photo, write_bad_files
@@ -50,6 +51,12 @@ def test_unknown_beyond_threshold_and_verify(tmp_path, youtube_sample, models, c
     assert code == 0 and result["same"] and result["distance"] < 1e-4
     code, out, _ = run(["verify", youtube_sample[0][0], youtube_sample[2][0], "--threshold", "0", *models], capsys)
     assert code == 1 and out.startswith("different people")  # exit 1: different people, not an error
+    Image.new("RGB", (120, 120), (128, 128, 128)).save(tmp_path / "wall.jpg")
+    code, out, err = run(["verify", tmp_path / "wall.jpg", youtube_sample[0][0], "--json", "--threshold", "0.3", *models],
+                         capsys)  # a script reading stdout hears of the error too
+    assert code == 2 and json.loads(out) == {"same": None, "distance": None, "threshold": 0.3,
+                                             "error": f"{tmp_path / 'wall.jpg'}: no face found"}, out
+    assert err.strip() == f"keyface: error: {tmp_path / 'wall.jpg'}: no face found"
 
 
 def test_a_model_without_calibrated_threshold_asks_for_one(youtube_sample, models, capsys):

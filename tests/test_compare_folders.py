@@ -42,6 +42,12 @@ def test_a_probe_or_stranger_photo_is_never_enrolled_and_every_photo_is_probed_o
     assert make_folds(people, k, seed=3) == folds  # seeded
 
 
+def test_more_folds_than_people_says_how_many_it_makes(caplog):
+    with caplog.at_level("INFO", logger="keyface.recognition.evaluation.folds"):
+        assert len(make_folds(_tree({f"p{i}": 3 for i in range(4)}), 9)) == 4
+    assert "4 folds, not 9: as many as there are people with 2 or more photos" in caplog.text
+
+
 def test_too_few_people_is_refused_with_a_reason():
     with pytest.raises(DataError, match="at least 3 people with 2 or more photos.*found 2.*1 with one photo"):
         make_folds(_tree({"a": 5, "b": 5, "c": 1}))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from keyface.keypoints.predictor import ALIGNMENTS
 from keyface.recognition.approaches.registry import BENCHMARKED
-from keyface.recognition.cli.commands import PRECISION, count, face_px
+from keyface.recognition.cli.commands import PRECISION, count, count_or_zero, face_px
 from keyface.recognition.cli import bench_scale, bench_serve, bench_speed, bench_video
 from keyface.recognition.cli.tables import print_table, set_threads, write_report
 from keyface.recognition.core.pipeline import DEFAULT_DETECTOR, DETECTORS, make_detector
@@ -41,7 +41,7 @@ def _register_keypoints(kinds) -> None:
     _common(p)
     p.set_defaults(func=cmd_bench_keypoints)
     p = kinds.add_parser("missing-labels", help="masked loss vs dropping vs forward-filling missing Kaggle labels")
-    p.add_argument("--epochs", type=int, default=25, help="epochs for each of the three trainings (default: 25)")
+    p.add_argument("--epochs", type=count, default=25, help="epochs for each of the three trainings (default: 25)")
     p.add_argument("--arch", default="keyface-res", help="keypoint architecture: keyface-res, naimishnet or "
                    "conv5bn (default: keyface-res)")
     _common(p)
@@ -64,7 +64,7 @@ def _register_recognition(kinds) -> None:
         p.add_argument("--mirror", choices=["on", "off"], help="average each face's embedding with its mirror "
                        "image's, or not (default: as the model file says)")
         if name == "identify":
-            p.add_argument("--group", type=int, default=0, metavar="N",
+            p.add_argument("--group", type=count_or_zero, default=0, metavar="N",
                            help="also N group canvases of the colleagues and strangers (faces 20-150 px): found, "
                            "right and wrong names, by face size (default: 0, none)")
             p.add_argument("--min-face", type=face_px, help="smallest face the detector looks for (default: 24)")
@@ -97,7 +97,7 @@ def _common(p) -> None:
     p.add_argument("--data", help="data root (default: $KEYFACE_DATA)")
     p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
     p.add_argument("--out", default="bench-results", help="directory for the JSON and plots")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads for TensorFlow (timings are per core by default)")
+    p.add_argument("--threads", type=count, default=1, help="CPU threads for TensorFlow (timings are per core by default)")
 
 
 KEYPOINT_COLUMNS = [("model", "model", "s"), ("boxes", "boxes", "s"), ("faces", "faces", "d"),

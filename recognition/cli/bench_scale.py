@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from keyface.recognition.cli.commands import count
 from keyface.recognition.cli.tables import print_table, write_report
 from keyface.recognition.evaluation.private_postgres import private_postgres_if
 
@@ -23,7 +24,7 @@ def register(kinds, common) -> None:
     p = kinds.add_parser("scale", help="galleries of 1e4-1e6 faces: CLI identify time and memory, identify "
                          "latency with the index kept, enrol photos/s, FAISS recall@1, SQLite exact and FAISS")
     p.add_argument("--sizes", default="10000,100000,1000000", help="faces in each gallery, comma-separated")
-    p.add_argument("--probes", type=int, default=60, help="colleague photos identified per gallery (default: 60)")
+    p.add_argument("--probes", type=count, default=60, help="colleague photos identified per gallery (default: 60)")
     p.add_argument("--no-faiss", action="store_true", help="leave out SQLite + FAISS")
     p.add_argument("--postgres", action="store_true", help="also PostgreSQL + pgvector: each gallery copied into a "
                    "private PostgreSQL 16 (PyPI pgserver) by `keyface migrate`, searched by its HNSW index")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from keyface.recognition.cli.commands import count
 from keyface.recognition.cli.tables import print_table, write_report
 from keyface.recognition.evaluation.private_postgres import private_postgres_if
 
@@ -21,9 +22,9 @@ def register(kinds, common) -> None:
     """Add `bench serve`."""
     p = kinds.add_parser("serve", help="a load test of `keyface serve` on loopback: requests/s, p50/p99 latency, "
                          "errors, lost enrolments; then the same with the server killed (SIGKILL) mid-load")
-    p.add_argument("--requests", type=int, default=400, help="identify requests (default: 400)")
-    p.add_argument("--clients", type=int, default=8, help="concurrent clients (default: 8)")
-    p.add_argument("--enrol-every", type=int, default=10, help="one enrolment after every N identify requests")
+    p.add_argument("--requests", type=count, default=400, help="identify requests (default: 400)")
+    p.add_argument("--clients", type=count, default=8, help="concurrent clients (default: 8)")
+    p.add_argument("--enrol-every", type=count, default=10, help="one enrolment after every N identify requests")
     p.add_argument("--no-kill", action="store_true", help="skip the fault runs")
     p.add_argument("--postgres", action="store_true", help="serve a PostgreSQL gallery (a private server started "
                    "from PyPI pgserver), add a run with the database restarted mid-load, and time how soon a second "

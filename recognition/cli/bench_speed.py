@@ -8,23 +8,26 @@ import os
 from pathlib import Path
 
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER
-from keyface.recognition.cli.commands import MAX_DEFAULT_WORKERS
+from keyface.recognition.cli.commands import MAX_DEFAULT_WORKERS, count, count_or_zero, number_type
 from keyface.recognition.cli.tables import print_table, set_threads, write_report
 from keyface.recognition.core.pipeline import DEFAULT_DETECTOR, DETECTORS, l2_normalise
 from keyface.runtime.networks import PRECISIONS
 
 log = logging.getLogger(__name__)
 
+SIZE = number_type(int, 5, 10**9, what="stored embeddings, 5 or more (five photos a person)")
+DIM = number_type(int, 2, 65_536, what="an embedding dimension from 2 to 65536")
+
 
 def register(kinds, common) -> None:
     """Add `bench speed` and `bench search`: what things cost."""
     p = kinds.add_parser("speed", help="ms per face end to end and per stage on one core, for each detector, "
                          "face_recognition beside; enrolment photos/s on every core")
-    p.add_argument("--photos", type=int, default=100, dest="photo_count",
+    p.add_argument("--photos", type=count, default=100, dest="photo_count",
                    help="one-face LFW photos to time (default: 100)")
-    p.add_argument("--enrol", type=int, default=1000, help="LFW photos to enrol for the throughput figure "
+    p.add_argument("--enrol", type=count_or_zero, default=1000, help="LFW photos to enrol for the throughput figure "
                    "(default: 1000; 0 skips it)")
-    p.add_argument("--identify", type=int, default=0, metavar="N", help="also identify N LFW photos one at a "
+    p.add_argument("--identify", type=count_or_zero, default=0, metavar="N", help="also identify N LFW photos one at a "
                    "time and several at once, for the throughput of `keyface identify` on many photos")
     p.add_argument("--embedder", default=DEFAULT_EMBEDDER, help=f"embedder (default: {DEFAULT_EMBEDDER})")
     p.add_argument("--detector", action="append", choices=sorted(DETECTORS),
@@ -37,8 +40,8 @@ def register(kinds, common) -> None:
     common(p)
     p.set_defaults(func=cmd_bench_speed)
     p = kinds.add_parser("search", help="exact search speed over a gallery of N stored embeddings")
-    p.add_argument("--size", type=int, default=1_000_000, help="stored embeddings (default: 1,000,000)")
-    p.add_argument("--dim", type=int, default=256, help="embedding dimension (default: 256)")
+    p.add_argument("--size", type=SIZE, default=1_000_000, help="stored embeddings (default: 1,000,000)")
+    p.add_argument("--dim", type=DIM, default=256, help="embedding dimension (default: 256)")
     common(p)
     p.set_defaults(func=cmd_bench_search)
 

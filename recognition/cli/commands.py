@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 # The flags several commands share, as parsers that commands take as parents; and argument types that
 # range-check numbers, so that a wrong flag value is a one-line usage error.
 
-def _number(kind, low: float, high: float, low_open: bool = False, high_open: bool = False, what: str = ""):
+def number_type(kind, low: float, high: float, low_open: bool = False, high_open: bool = False, what: str = ""):
+    """An argparse type: a number of `kind` from `low` to `high` (bounds open where said); `what` says the range."""
     def parse(text: str):
         try:
             value = kind(text)
@@ -42,14 +43,15 @@ def _number(kind, low: float, high: float, low_open: bool = False, high_open: bo
     return parse
 
 
-distance = _number(float, 0.0, 2.0, what="a cosine distance from 0 to 2")
-rate = _number(float, 0.0, 1.0, low_open=True, high_open=True, what="a share strictly between 0 and 1")
-probability = _number(float, 0.0, 1.0, what="a probability from 0 to 1")
-count = _number(int, 1, 10**9, what="a whole number from 1 to 1000000000")
-port = _number(int, 1, 65535, what="a TCP port from 1 to 65535")
-face_px = _number(float, 8, 100_000, what="a face width in pixels, 8 or more")
-frame_rate = _number(float, 0.0, 1000.0, low_open=True, what="frames a second, above 0 and up to 1000")
-seconds = _number(float, 0.0, 1e7, what="seconds, 0 or more")
+distance = number_type(float, 0.0, 2.0, what="a cosine distance from 0 to 2")
+rate = number_type(float, 0.0, 1.0, low_open=True, high_open=True, what="a share strictly between 0 and 1")
+probability = number_type(float, 0.0, 1.0, what="a probability from 0 to 1")
+count = number_type(int, 1, 10**9, what="a whole number from 1 to 1000000000")
+count_or_zero = number_type(int, 0, 10**9, what="a whole number from 0 to 1000000000")
+port = number_type(int, 1, 65535, what="a TCP port from 1 to 65535")
+face_px = number_type(float, 8, 100_000, what="a face width in pixels, 8 or more")
+frame_rate = number_type(float, 0.0, 1000.0, low_open=True, what="frames a second, above 0 and up to 1000")
+seconds = number_type(float, 0.0, 1e7, what="seconds, 0 or more")
 
 
 MAX_DEFAULT_WORKERS = 4  # photos at once unless told: each holds its pixels and, on a big photo, ~140 MB of buffers
@@ -83,7 +85,8 @@ _detection.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT
                         help=f"face detector (default: {DEFAULT_DETECTOR}; mtcnn is ~10x slower end to end)")
 _detection.add_argument("--min-face", type=face_px, default=MIN_FACE, metavar="PX",
                         help=f"smallest face to look for, in pixels wide (default: {MIN_FACE:g}, about 10 px "
-                        "between the eyes); a larger one is faster on big photos")
+                        "between the eyes); a larger one is faster on big photos. It sets the finest scale "
+                        "searched, not a filter: a face a little narrower may still be found")
 
 GALLERY, _gallery = _flags("gallery")  # for the commands that read or write one
 _gallery.add_argument("--gallery", help="gallery file, or a PostgreSQL database as postgresql://USER@HOST/DB "

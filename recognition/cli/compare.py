@@ -10,7 +10,7 @@ from keyface.recognition.core.pipeline import DEFAULT_DETECTOR, DETECTORS
 from keyface.recognition.approaches.registry import EMBEDDER_NAMES
 from keyface.runtime.provenance import git_revision, keyface_version
 from keyface.recognition.cli.tables import set_threads
-from keyface.recognition.cli.commands import PRECISION
+from keyface.recognition.cli.commands import PRECISION, count
 from keyface.recognition.evaluation.report import PROTOCOLS, describe, markdown_table, write_report
 
 
@@ -33,7 +33,7 @@ def register(sub) -> None:
     p.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
     p.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR,
                    help=f"face detector for keyface's embedders (default: {DEFAULT_DETECTOR})")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads for TensorFlow (timings per core by default)")
+    p.add_argument("--threads", type=count, default=1, help="CPU threads for TensorFlow (timings per core by default)")
     p.set_defaults(func=cmd_compare, gallery=None)
 
 

@@ -53,15 +53,15 @@ def _register_train(verbs) -> None:
     p = verbs.add_parser("train", help="train a keypoint net on youtube_faces_68 or a Kaggle CSV",
                          parents=[commands.DETECTOR])
     p.add_argument("--arch", default="keyface-res", help="keyface-res (ours), naimishnet or conv5bn")
-    p.add_argument("--epochs", type=int, default=60, help="most epochs to train (default: 60)")
-    p.add_argument("--batch-size", type=int, default=32, help="samples per batch (default: 32)")
+    p.add_argument("--epochs", type=commands.count, default=60, help="most epochs to train (default: 60)")
+    p.add_argument("--batch-size", type=commands.count, default=32, help="samples per batch (default: 32)")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default: 0.002)")
-    p.add_argument("--width", type=int, default=32, help="base width of keyface-res")
-    p.add_argument("--input-size", type=int, default=96, help="side of the square face crop in pixels (default: 96)")
-    p.add_argument("--patience", type=int, default=15, help="stop after this many epochs without a better "
+    p.add_argument("--width", type=commands.count, default=32, help="base width of keyface-res")
+    p.add_argument("--input-size", type=commands.count, default=96, help="side of the square face crop in pixels (default: 96)")
+    p.add_argument("--patience", type=commands.count, default=15, help="stop after this many epochs without a better "
                    "validation NME (default: 15)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--limit", type=int, help="use only the first N samples (quick trials, tests)")
+    p.add_argument("--limit", type=commands.count, help="use only the first N samples (quick trials, tests)")
     p.add_argument("--include-devtest", action="store_true",
                    help="also train on LFW DevTest people's frames (their faces then leak into LFW benchmarks)")
     p.add_argument("--kaggle-csv", help="train on a Kaggle 15-point CSV instead of youtube_faces_68")

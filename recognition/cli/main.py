@@ -201,6 +201,8 @@ def check_file(text: str) -> str:
     """A photo file argument as given, once it is known to exist and be readable."""
     if URL.match(text):
         raise ArgumentError(f"{text}: keyface does not download; save the photo first")
+    if not text.strip():  # Path("") is the current folder: an unset variable in a script must not mean all of it
+        raise ArgumentError("a photo path is empty (an unset variable?): give a photo file")
     path = Path(text)
     if not path.exists():
         raise ArgumentError(f"{shown(text)}: no such file or folder")
@@ -245,7 +247,7 @@ def expand(args: list[str], note: Callable[[str], object] | None = None, videos:
     note = note or (lambda text: print(f"keyface: {text}", file=sys.stderr))
     photos = []
     for text in args:
-        if not URL.match(text) and Path(text).is_dir():
+        if text.strip() and not URL.match(text) and Path(text).is_dir():
             found, skipped = folder_photos(Path(text), videos)
             if not found:
                 raise ArgumentError(f"{shown(text)}: no images in this folder"
@@ -269,11 +271,13 @@ def prepare(args: argparse.Namespace) -> None:
         if getattr(args, name, None) is not None:
             check_file(getattr(args, name))
     folders = getattr(args, "folders", None)
-    if isinstance(folders, str) and folders:  # enroll --folders
+    if isinstance(folders, str):  # enroll --folders, compare --folders
         if URL.match(folders):
             raise ArgumentError(f"{folders}: keyface does not download; save the photos first")
-        if not Path(folders).is_dir():
-            raise ArgumentError(f"--folders {shown(folders)}: no such folder")
+        if not folders.strip() or not Path(folders).is_dir():
+            what = ("--folders is empty" if not folders.strip() else f"--folders {shown(folders)}: "
+                    + ("a file, not a folder" if Path(folders).exists() else "no such folder"))
+            raise ArgumentError(f"{what} (give a folder with a subfolder of photos per person)")
 
 
 def _normalise_argv(argv: list[str]) -> list[str]:

@@ -22,7 +22,8 @@ def register(sub) -> None:
                        epilog=VERIFY_EPILOG, parents=[RECOGNISER])
     p.add_argument("photo_a", metavar="A", help="the first photo file (one face, or --largest-face)")
     p.add_argument("photo_b", metavar="B", help="the second photo file")
-    p.add_argument("--json", action="store_true", help="one JSON line: same, distance, threshold")
+    p.add_argument("--json", action="store_true", help="one JSON line: same, distance, threshold (with error, and same "
+                   "and distance null, when a photo cannot be used)")
     p.add_argument("--largest-face", action="store_true", help="in a photo with several faces, take the largest")
     p.add_argument("--threshold", type=distance, help="distance cut: within it the two faces are the same "
                    "person (default: the model's calibrated cut)")
@@ -38,7 +39,12 @@ def register(sub) -> None:
 def cmd_verify(args) -> int:
     """Same person (exit 0) or not (exit 1)."""
     rec = recogniser(args)
-    same, apart = rec.verify(args.photo_a, args.photo_b)
+    try:
+        same, apart = rec.verify(args.photo_a, args.photo_b)
+    except KeyfaceError as exc:
+        if args.json:  # a script reading stdout hears of it too, as from identify and embed; the line goes to stderr
+            print(json.dumps(verify_json(None, None, rec.threshold, with_hint(exc)), separators=(",", ":")))
+        raise
     result = verify_json(same, apart, rec.threshold)
     print(json.dumps(result, separators=(",", ":")) if args.json else
           f"{'same person' if same else 'different people'} (distance {apart:.4f}, threshold {rec.threshold:.4f})")

@@ -14,6 +14,7 @@ from keyface.recognition.approaches.calibration import calibrate, read_threshold
 from keyface.recognition.approaches.registry import (EMBEDDER_NAMES, REGISTRY, TRAINABLE, find_model_file,
                                                      load_embedder, registered)
 from keyface.recognition.approaches.trainers import TrainSettings
+from keyface.recognition.cli.commands import count, count_or_zero
 from keyface.recognition.training.items import stranger_items, training_items
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,9 @@ def register(sub) -> None:
                    ", ".join(n for n in TRAINABLE if REGISTRY[n].folders) + ")")
     p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
     p.add_argument("--keypoint-model", help="keypoint model to start from and align with (default: shipped)")
-    p.add_argument("--min-photos", type=int, default=2, help="DevTrain people with at least this many photos")
+    p.add_argument("--min-photos", type=count, default=2, help="DevTrain people with at least this many photos")
     p.add_argument("--no-youtube", action="store_true", help="leave out youtube_faces_68 frames of DevTrain people")
-    p.add_argument("--limit-people", type=int, help="first N people only (quick trials)")
+    p.add_argument("--limit-people", type=count, help="first N people only (quick trials)")
     _settings_flags(p)
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("calibrate", help="store an embedder's 'unknown' and clustering thresholds, chosen on "
@@ -46,14 +47,14 @@ def register(sub) -> None:
 
 def _settings_flags(p) -> None:
     """The flags that become TrainSettings; each approach reads its own (the registry says which)."""
-    p.add_argument("--head-epochs", type=int, help="keypoints: epochs of the new head alone, the network "
+    p.add_argument("--head-epochs", type=count_or_zero, help="keypoints: epochs of the new head alone, the network "
                    "frozen (default: 4)")
-    p.add_argument("--finetune-epochs", type=int, help="keypoints, inception: epochs of fine-tuning the whole "
+    p.add_argument("--finetune-epochs", type=count_or_zero, help="keypoints, inception: epochs of fine-tuning the whole "
                    "network (default: 12)")
     p.add_argument("--weights", help="inception: imagenet (default) | none | a .keras checkpoint | a Keras "
                    "InceptionV3 .h5 file")
-    p.add_argument("--input-size", type=int, help="inception, facenet: crop size (default: 160 and 96)")
-    p.add_argument("--epochs", type=int, help="facenet, facenet-dlib: epochs (default: 30, and 4 from the source)")
+    p.add_argument("--input-size", type=count, help="inception, facenet: crop size (default: 160 and 96)")
+    p.add_argument("--epochs", type=count, help="facenet, facenet-dlib: epochs (default: 30, and 4 from the source)")
     p.add_argument("--lr", type=float, help="facenet, facenet-dlib: learning rate (default: 1e-3, and 1e-5)")
     p.add_argument("--mining", choices=["semi-hard", "batch-hard", "batch-all"],
                    help="facenet, facenet-dlib: triplet mining inside each P x K batch (default: batch-hard)")

@@ -7,12 +7,15 @@ once, and each of their photos a probe once; a person with one photo is a strang
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from keyface.data.errors import DataError
+
+log = logging.getLogger(__name__)
 
 FOLDS_PROTOCOL = (
     "k folds over your people (seeded). People with 2+ photos are dealt to the folds in turn; in each fold the "
@@ -43,7 +46,9 @@ def make_folds(people: dict[str, list[Path]], k: int = 5, seed: int = 0) -> list
         raise DataError(f"comparing on your people needs at least {MIN_PEOPLE} people with 2 or more photos each; "
                         f"found {len(known)} (and {len(singles)} with one photo, who serve only as strangers)")
     rng = np.random.default_rng(seed)
-    k = min(k, len(known))
+    if k > len(known):  # each fold has its own strangers: at least one person each
+        log.info("%d folds, not %d: as many as there are people with 2 or more photos", len(known), k)
+        k = len(known)
     stranger_fold = {p: i % k for i, p in enumerate(rng.permutation(known))}
     shuffled = {p: [people[p][i] for i in rng.permutation(len(people[p]))] for p in known}
     return [_fold(f, k, known, singles, people, shuffled, stranger_fold) for f in range(k)]
