@@ -123,6 +123,17 @@ def distance_cut(value, name: str) -> float:
     return cut
 
 
+def false_accept_rate(value) -> float:
+    """A share of strangers that may be named (`far`), strictly between 0 and 1."""
+    try:
+        far = float(value)
+    except (TypeError, ValueError):
+        far = float("nan")
+    if isinstance(value, (bool, str)) or not 0.0 < far < 1.0:
+        raise FalseAcceptRateError(f"the false-accept rate must be between 0 and 1 (exclusive), not {value!r}")
+    return far
+
+
 def finite_number(value, name: str) -> float:
     """A number a caller gave (a distance, a score, a rate, a time) as a float; a KeyfaceError naming it if it is
     not a finite number (a bool or a string is not one)."""

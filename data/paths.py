@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from urllib.parse import unquote
 
 from keyface.data.errors import DataError, NoDataRootError
 
@@ -42,10 +44,29 @@ def is_database_uri(location) -> bool:
 
 
 def shown_location(location) -> str:
-    """A gallery location fit for messages and logs: a database URI with its password replaced by ***."""
-    import re
+    """A gallery location fit for messages and logs: a database URI with its passwords replaced by ***."""
     text = str(location).strip()
-    return re.sub(r"(://[^:/@?#]*):[^@/?#]*@", r"\1:***@", text) if is_database_uri(text) else text
+    return masked(text, text)
+
+
+def masked(text: str, location) -> str:
+    """`text` (a message, or the location itself) with the passwords a database location holds replaced by
+    ***: in its user part (up to its last @, whatever the password holds), as password= in its query, and,
+    where they are 3 characters or more, wherever else they appear (a driver's message may quote them)."""
+    uri = str(location).strip()
+    if not is_database_uri(uri):
+        return text
+    scheme, rest = uri.split("://", 1)
+    user, at, after = rest.rpartition("@")
+    secrets = [user.split(":", 1)[1]] if at and ":" in user else []
+    if secrets:
+        text = text.replace(uri, f"{scheme}://{user.split(':', 1)[0]}:***@{after}")
+    secrets += re.findall(r"(?:^|[?&])(?:ssl)?password=([^&#\s\"']*)", rest, re.IGNORECASE)
+    text = re.sub(r"((?:^|[?&\s])(?:ssl)?password=)[^&#\s\"']*", r"\1***", text, flags=re.IGNORECASE)
+    for secret in sorted({s for found in secrets for s in (found, unquote(found)) if len(s) >= 3}, key=len,
+                         reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def gallery_location(given: str | None = None) -> Path | str:

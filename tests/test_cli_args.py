@@ -44,7 +44,7 @@ def fast_check(argv: list[str]) -> subprocess.CompletedProcess:
     (["bench", "speed", "--photos", "0"], "--photos: 0 is out of range"),
     (["bench", "speed", "--enrol", "-3"], "--enrol: -3 is out of range: a whole number from 0"),
     (["bench", "serve", "--clients", "0"], "--clients: 0 is out of range"),
-    (["train", "facenet", "--epochs", "0"], "--epochs: 0 is out of range"),
+    (["keypoints", "train", "--epochs", "0"], "--epochs: 0 is out of range"),
 ])
 def test_bad_photo_arguments_fail_fast_without_tensorflow(argv, message):
     done = fast_check(argv)

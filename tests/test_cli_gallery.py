@@ -156,6 +156,9 @@ def test_library_errors_get_their_flags_on_the_command_line(tmp_path, monkeypatc
     hidden = EmptyGalleryError("gallery postgresql://ada:***@db.example/team is empty", "postgresql://ada:***@db.example/team")
     assert with_hint(hidden).endswith(  # a command to copy, saying where the password goes
         "(run `keyface enroll --gallery postgresql://ada:PASSWORD@db.example/team --name NAME PHOTO...`)")
+    in_query = EmptyGalleryError("empty", "postgresql://ada@/team?host=/run&password=***")
+    assert with_hint(in_query).endswith(
+        "--gallery 'postgresql://ada@/team?host=/run&password=PASSWORD' --name NAME PHOTO...`)")
     assert with_hint(EmptyGalleryError("empty", tmp_path / "my team.db")).endswith(
         f"(run `keyface enroll --gallery '{tmp_path / 'my team.db'}' --name NAME PHOTO...`)")
     assert with_hint(KeyfaceError("a message that reads like --far or a false-accept rate")).endswith("rate")
@@ -434,3 +437,22 @@ def test_an_empty_name_is_refused_as_a_name(tmp_path, youtube_sample, capsys):
     code, _, err = run(["enroll", "--name", "", str(youtube_sample[0][0]), "--gallery", tmp_path / "g.db"], capsys)
     assert code == 2 and "invalid person name" in err and "give either" not in err, err
     assert not (tmp_path / "g.db").exists()
+
+
+def test_enroll_says_each_persons_refusals_before_the_next_person(tmp_path, youtube_sample, models, capsys, monkeypatch):
+    """A run stopped part way (Ctrl-C, a database outage) has already said why each earlier photo was refused."""
+    from keyface.recognition.cli import enrolling
+    for person, photo in (("Ada", youtube_sample[0][0]), ("Ben", youtube_sample[1][0])):
+        (tmp_path / "people" / person).mkdir(parents=True)
+        shutil.copy(photo, tmp_path / "people" / person / "face.jpg")
+    Image.new("RGB", (120, 120), (128, 128, 128)).save(tmp_path / "people" / "Ada" / "wall.jpg")
+    enrol_person = enrolling._enrol_person
+
+    def stopped_at_ben(gallery, name, photos, args):
+        if name == "Ben":
+            raise KeyboardInterrupt
+        return enrol_person(gallery, name, photos, args)
+    monkeypatch.setattr(enrolling, "_enrol_person", stopped_at_ben)
+    code, out, err = run(["enroll", "--folders", tmp_path / "people", "--gallery", tmp_path / "g.db", *models], capsys)
+    assert code == 130 and "Ada: 1 photo(s) added" in out
+    assert f"{tmp_path / 'people' / 'Ada' / 'wall.jpg'}: no face found" in err and "interrupted" in err

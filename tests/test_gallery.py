@@ -355,3 +355,23 @@ def test_renaming_a_person_to_their_own_name_says_so(tmp_path):
         with pytest.raises(keyface.GalleryConflictError, match="'Ada' is already that person's name"):
             gallery.rename("Ada", " Ada ")
         assert gallery.people() == {"Ada": 1}
+
+
+@pytest.mark.parametrize("uri,shown,secrets", [
+    ("postgresql://ada:secret@db.example/team", "postgresql://ada:***@db.example/team", ["secret"]),
+    ("postgresql://kf@/faces?host=/run/pg&password=LeakA", "postgresql://kf@/faces?host=/run/pg&password=***", ["LeakA"]),
+    ("postgresql:///faces?user=kf&PASSWORD=LeakB&host=/run", "postgresql:///faces?user=kf&PASSWORD=***&host=/run",
+     ["LeakB"]),
+    ("postgresql://kf:Leak?C@/faces", "postgresql://kf:***@/faces", ["Leak?C"]),  # ? # @ unencoded in the password
+    ("postgresql://kf:Le#akD@/faces", "postgresql://kf:***@/faces", ["Le#akD"]),
+    ("postgresql://kf:p@LeakE@/faces", "postgresql://kf:***@/faces", ["p@LeakE"]),
+    ("postgres://u:p%40ss@h:5/db?sslpassword=key1", "postgres://u:***@h:5/db?sslpassword=***", ["p%40ss", "p@ss", "key1"]),
+    ("postgresql://db.example:5432/team", "postgresql://db.example:5432/team", []),
+    ("my gallery.db", "my gallery.db", []),
+])
+def test_a_database_uri_is_shown_without_any_password(uri, shown, secrets):
+    from keyface.data.paths import masked, shown_location
+    assert shown_location(uri) == shown
+    # a driver's message quoting the URI, or the password alone (decoded too), is masked as well
+    said = masked(f'invalid URI: "{uri}" ({", ".join(secrets)})', uri)
+    assert said.startswith(f'invalid URI: "{shown}"') and not any(secret in said for secret in secrets), said

@@ -139,16 +139,18 @@ def _rewrite_under_way(path: Path, proc) -> None:
         time.sleep(0.01)
 
 
-def test_a_reader_that_starts_during_a_rewrite_waits_then_sees_the_new_gallery(tmp_path):
+def test_a_reader_that_starts_during_a_rewrite_waits_then_sees_the_new_gallery(tmp_path, caplog):
     path = tmp_path / "g.db"
     make_gallery(path)
     proc = _rewriter(path)
     _rewrite_under_way(path, proc)
     # the rewrite holds the lock: opening waits for it rather than reading the old gallery (a v1 gallery
     # would be refused here as made by another model) or half of the new one
-    reader = SQLiteStore(path, "toy", "v2", DIM, create=False)
+    with caplog.at_level("INFO", logger="keyface.recognition.core.store"):
+        reader = SQLiteStore(path, "toy", "v2", DIM, create=False)
     waited_for_the_whole_rewrite = not path.with_name(path.name + ".rewrite").exists()
     assert waited_for_the_whole_rewrite and len(reader.matrix()[0]) == 120
+    assert caplog.text.count("another keyface process is rewriting it (reindex); up to 30 s") == 1  # said once
     assert proc.wait(timeout=60) == 0
     reader.close()
 
@@ -246,6 +248,11 @@ def test_a_non_finite_stored_vector_is_caught_by_search_and_by_the_check(tmp_pat
     assert any("2 stored embedding(s)" in p for p in check_gallery(path))
     with pytest.raises(GalleryError, match="2 damaged embedding.*reindex the gallery"):
         SQLiteStore(path, "toy", "v1", DIM).matrix()
+    # the repair named is taken: a rewrite that embeds every photo anew goes ahead over the damaged vectors
+    with pytest.raises(DamagedGalleryError, match="2 stored embedding"):
+        rewrite(path, lambda source, scratch: make_gallery(scratch, people=3))
+    assert rewrite(path, lambda source, scratch: make_gallery(scratch, people=3), replaces_vectors=True)
+    assert check_gallery(path) == [] and len(SQLiteStore(path, "toy", "v1", DIM).matrix()[0]) == 12
 
 
 @pytest.mark.parametrize("name", ["Jose\u200b", "a\u202eb", "x\x85y", "bad\udcffname", "line\u2028two"])
@@ -320,3 +327,39 @@ def test_a_gallery_that_refuses_to_open_lets_go_of_its_lock_at_once(tmp_path):
         GalleryLock(path, exclusive=True).release()  # a rewrite may start while the error is still in hand
     else:
         raise AssertionError("a gallery of another model version was opened")
+
+
+def test_enrolments_of_the_same_new_people_at_once_all_land(tmp_path):
+    """Two `keyface enroll` of one new person at once: each checks the person is missing, then adds them. The
+    check and the write are one transaction, so the later one finds the person the other just added."""
+    path = tmp_path / "g.db"
+    make_gallery(path, people=1)
+    stores = [SQLiteStore(path, "toy", "v1", DIM, create=False) for _ in range(4)]
+
+    def enrol(w):
+        for p in range(15):
+            stores[w].add([face(f"new {p}", f"w{w}-{p}", 1000 + 100 * w + p)])
+    errors = at_once(enrol, len(stores))
+    for store in stores:
+        store.close()
+    assert errors == []
+    assert {(f"new {p}", f"w{w}-{p}") for p in range(15) for w in range(4)} <= stored(path)
+    assert check_gallery(path) == []
+
+
+def at_once(work, count: int) -> list[Exception]:
+    """work(0), ..., work(count - 1) run in threads at once; the exceptions they raised."""
+    import threading
+    errors = []
+
+    def guarded(w: int) -> None:
+        try:
+            work(w)
+        except Exception as exc:
+            errors.append(exc)
+    threads = [threading.Thread(target=guarded, args=(w,)) for w in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors

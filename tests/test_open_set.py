@@ -26,6 +26,15 @@ def test_cut_refuses_rates_the_strangers_cannot_resolve():
     assert "--far" not in str(info.value)
 
 
+@pytest.mark.parametrize("far", [2, -1, 0.0, 1.0, float("nan"), "0.1", True])
+def test_a_recogniser_refuses_a_false_accept_rate_when_made_not_at_its_first_identify(far):
+    from keyface.data.errors import FalseAcceptRateError
+    from keyface.recognition.core.pipeline import Recogniser
+    with pytest.raises(FalseAcceptRateError, match="between 0 and 1"):
+        Recogniser(pipeline=None, embedder=None, far=far)
+    assert Recogniser(pipeline=None, embedder=None, far=0.05)._far == 0.05
+
+
 def test_open_set_metadata_enrols_five_photos_a_person_and_measures_strangers():
     rng = np.random.default_rng(1)
     centres = rng.normal(size=(20, 16))

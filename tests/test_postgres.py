@@ -189,6 +189,40 @@ def test_a_refused_password_is_one_line(postgres):
     with pytest.raises(GalleryError, match="password authentication failed") as caught:
         PostgresStore(uri, "e", "v1", DIM)
     assert "wrong" not in str(caught.value) and "\n" not in str(caught.value)
+    plain = postgres.uri().replace("postgres:@", "kf_pw@").replace("postgres@", "kf_pw@")
+    in_query = plain + ("&" if "?" in plain else "?") + "password=Leak1"  # libpq's other place for it
+    with pytest.raises(GalleryError, match="password authentication failed") as caught:
+        PostgresStore(in_query, "e", "v1", DIM)
+    assert "Leak1" not in str(caught.value) and "password=***" in str(caught.value)
+
+
+def test_enrolments_of_the_same_new_people_at_once_all_land(uri):
+    from tests.test_gallery_faults import at_once
+    stores = [PostgresStore(uri, "e", "v1", DIM) for _ in range(4)]
+
+    def enrol(w):
+        for p in range(10):
+            stores[w].add(faces(np.random.default_rng(100 * w + p), [f"new {p}"], 1, tag=f"w{w}"))
+    errors = at_once(enrol, len(stores))
+    assert errors == [] and dict(stores[0].people()) == {f"new {p}": 4 for p in range(10)}
+    for store in stores:
+        store.close()
+
+
+def test_a_role_that_may_only_read_is_told_what_to_grant(postgres, uri):
+    with PostgresStore(uri, "e", "v1", DIM) as store:
+        store.add(faces(np.random.default_rng(0), ["Ada"], 2))
+    database = conninfo_to_dict(uri)["dbname"]
+    postgres.sql("DO $$ BEGIN CREATE ROLE kf_ro LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    postgres.sql("GRANT SELECT ON ALL TABLES IN SCHEMA public TO kf_ro", database)
+    reader = uri.replace("postgres:@", "kf_ro@").replace("postgres@", "kf_ro@")
+    with PostgresStore(reader, "e", "v1", DIM, create=False) as store:
+        assert dict(store.people()) == {"Ada": 2}  # reading is all it may do
+        with pytest.raises(GalleryError, match="may not do this .*permission denied.* grant it SELECT, INSERT"):
+            store.add(faces(np.random.default_rng(1), ["Ben"], 1))
+        with pytest.raises(GalleryError, match="may not do this"):
+            store.rename("Ada", "Ada Lovelace")
+        assert dict(store.people()) == {"Ada": 2}
 
 
 def test_a_client_killed_inside_its_enrolment_leaves_no_half_person(uri, tmp_path):

@@ -5,7 +5,7 @@ import os
 import sys
 from pathlib import Path
 
-from keyface.data.errors import KeyfaceError
+from keyface.data.errors import GalleryUnavailableError, KeyfaceError
 from keyface.recognition.cli.commands import (GALLERY, PHOTOS_HELP, RECOGNISER, count, open_gallery,
                                               report_errors)
 
@@ -35,21 +35,28 @@ def cmd_enroll(args) -> int:
     from keyface.recognition.facade import check_name
     todo = read_person_folders(Path(args.folders)) if args.folders else {check_name(args.name): args.photos}
     with open_gallery(args, create=True) as gallery:  # after every check that needs no model
-        added, errors = 0, []
+        added, status = 0, 0
         for person, photos in todo.items():
             try:  # one person's bad name is that person's error, never the batch's
                 name = check_name(person)
             except KeyfaceError as exc:
-                errors.append(f"{shown(Path(args.folders or '.') / person)}: {exc}")
+                status = report_errors([f"{shown(Path(args.folders or '.') / person)}: {exc}"])
                 continue
-            n, errs = _enrol_person(gallery, name, [str(p) for p in photos], args)
-            added, errors = added + n, errors + errs
-            print(f"{name}: {n} photo(s) added")
+            try:
+                n, errs = _enrol_person(gallery, name, [str(p) for p in photos], args)
+            except GalleryUnavailableError:  # whether their last transaction landed is not known to us
+                print(f"keyface: {name}: the database went away while their photos were stored: some may be; run "
+                      "the same command again once it is back (nothing is stored twice)", file=sys.stderr)
+                raise
+            added += n
+            print(f"{name}: {n} photo(s) added", flush=True)
+            # each person's refusals said with them: a run stopped later (Ctrl-C, an outage) has told them already
+            status = report_errors(errs) or status
         if gallery.exists:
             print(f"gallery {gallery.path}: {len(gallery.people())} people; {added} photo(s) added")
         else:
             print(f"gallery {gallery.path} not made: no photo was added")
-    return report_errors(errors)
+    return status
 
 
 def _enrol_person(gallery, name: str, photos: list[str], args) -> tuple[int, list]:

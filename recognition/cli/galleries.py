@@ -98,7 +98,8 @@ def cmd_reindex(args) -> int:
     path = existing_gallery(args)
     rec = recogniser(args, made_by(path))  # without --embedder: its own (a newer model file, another precision)
     if isinstance(path, Path):
-        added, errors, left_out = rewrite(path, lambda old, scratch: reindex(old, rec, scratch, args.skip_missing))
+        added, errors, left_out = rewrite(path, lambda old, scratch: reindex(old, rec, scratch, args.skip_missing),
+                                          replaces_vectors=True)
         print(f"reindexed {added} photo(s) with {rec.embedder.name} (model {rec.embedder.version}){_left(left_out)}; "
               f"the old gallery is {path.name}.bak")
         return report_errors(errors)

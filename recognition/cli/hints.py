@@ -33,7 +33,8 @@ def hint(error: KeyfaceError) -> str | None:
 def _gallery(location) -> str:
     """The --gallery flag for a gallery named in an error, quoted for a shell: a database URI is shown with its
     password hidden (***), so the command to copy says where the password goes."""
-    return "--gallery " + shlex.quote(str(location).replace(":***@", ":PASSWORD@"))
+    return "--gallery " + shlex.quote(str(location).replace(":***@", ":PASSWORD@").replace("password=***",
+                                                                                           "password=PASSWORD"))
 
 
 def with_hint(error: KeyfaceError | str) -> str:

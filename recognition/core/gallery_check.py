@@ -23,9 +23,9 @@ log = logging.getLogger(__name__)
 TABLES = ("meta", "people", "photos", "embeddings")
 
 
-def check_gallery(path: Path) -> list[str]:
-    """Every problem found: SQLite's integrity check, keyface's tables and meta, and each stored vector
-    (right size, finite, unit length). An empty list means the gallery is sound."""
+def check_gallery(path: Path, vectors: bool = True) -> list[str]:
+    """Every problem found: SQLite's integrity check, keyface's tables and meta, and (with `vectors`) each stored
+    vector (right size, finite, unit length). An empty list means the gallery is sound."""
     if not Path(path).is_file():
         raise EmptyGalleryError(f"gallery not found: {path}: enrol people first", path)
     if Path(path).stat().st_size == 0:  # what an enrolment makes a gallery in, not a damaged one
@@ -35,7 +35,7 @@ def check_gallery(path: Path) -> list[str]:
     except sqlite3.DatabaseError as exc:
         return _damage_or_refusal(path, exc)
     try:
-        return _problems(conn, path)
+        return _problems(conn, path, vectors)
     except sqlite3.DatabaseError as exc:
         return _damage_or_refusal(path, exc)
     finally:
@@ -51,7 +51,7 @@ def _damage_or_refusal(path: Path, exc: sqlite3.DatabaseError) -> list[str]:
     raise refusal
 
 
-def _problems(conn: sqlite3.Connection, path: Path) -> list[str]:
+def _problems(conn: sqlite3.Connection, path: Path, vectors: bool = True) -> list[str]:
     problems = sqlite_problems([r[0] for r in conn.execute("PRAGMA integrity_check(20)") if r[0] != "ok"])
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     missing = [t for t in TABLES if t not in names]
@@ -63,7 +63,7 @@ def _problems(conn: sqlite3.Connection, path: Path) -> list[str]:
     if not {"embedder", "version", "dim"} <= set(meta):
         return problems + ["the meta table lacks the embedder, its version or the dimension"]
     dim, bad = int(meta["dim"]), 0
-    for (blob,) in conn.execute("SELECT vector FROM embeddings"):
+    for (blob,) in conn.execute("SELECT vector FROM embeddings" if vectors else "SELECT 1 WHERE 0"):
         ok = isinstance(blob, bytes) and len(blob) == 4 * dim
         bad += not (ok and vector_ok(np.frombuffer(blob, np.float32)[None])[0])
     if bad:
@@ -71,9 +71,10 @@ def _problems(conn: sqlite3.Connection, path: Path) -> list[str]:
     return problems
 
 
-def snapshot(path: Path, dest: Path) -> Path:
+def snapshot(path: Path, dest: Path, vectors: bool = True) -> Path:
     """A complete, checked copy of the gallery (its WAL included) at dest, made by `VACUUM INTO` into a
-    temporary file and renamed into place only once whole."""
+    temporary file and renamed into place only once whole; without `vectors`, its stored vectors go unchecked
+    (the backup of a gallery whose damaged vectors a reindex replaces keeps them as they were)."""
     tmp = dest.with_name(dest.name + ".partial")
     tmp.unlink(missing_ok=True)
     conn = sqlite3.connect(path, timeout=30)
@@ -82,7 +83,7 @@ def snapshot(path: Path, dest: Path) -> Path:
     finally:
         conn.close()
     owner_only(tmp)
-    problems = check_gallery(tmp)
+    problems = check_gallery(tmp, vectors)
     if problems:
         tmp.unlink(missing_ok=True)
         raise GalleryError(f"the copy of {path} failed its check ({problems[0]}); nothing was changed")
@@ -123,16 +124,17 @@ def _backup_made_room(backup: Path) -> Path:
     return backup
 
 
-def rewrite(path: Path, build: Callable[[Path, Path], object]):
+def rewrite(path: Path, build: Callable[[Path, Path], object], replaces_vectors: bool = False):
     """Rewrite a gallery without risking it: take it exclusively (refused while any other process has
     it open), check it, let `build(path, scratch)` write the new gallery into a scratch file, check that,
     keep a complete copy of the old as `<gallery>.bak` (earlier ones as `.bak.1`, `.bak.2`..., oldest last) and copy
     the new into place in one SQLite transaction. A crash at any point leaves the old gallery, or the new
-    one with the backup; a failed build leaves no backup. Returns build's result."""
+    one with the backup; a failed build leaves no backup. A build that `replaces_vectors` (a reindex, which
+    embeds every photo anew) goes ahead over damaged stored vectors, the damage it mends. Returns build's result."""
     path = Path(path)
     lock = GalleryLock(path, exclusive=True)
     try:
-        problems = check_gallery(path)
+        problems = check_gallery(path, vectors=not replaces_vectors)
         if problems:
             raise DamagedGalleryError(damaged(path, problems[0]), path, "check")
         scratch = path.with_name(path.name + ".rewrite")
@@ -143,7 +145,7 @@ def rewrite(path: Path, build: Callable[[Path, Path], object]):
             if problems:
                 raise GalleryError(f"the rewritten gallery failed its check ({problems[0]}); {path} is unchanged")
             # backed up only now that there is a new gallery to put in its place (held throughout: it is unchanged)
-            snapshot(path, _backup_made_room(path.with_name(path.name + ".bak")))
+            snapshot(path, _backup_made_room(path.with_name(path.name + ".bak")), vectors=not replaces_vectors)
             overwrite_with(scratch, path)
         finally:  # a refused or failed build's half-written file too: only a killed rewrite leaves one
             remove_database(scratch)

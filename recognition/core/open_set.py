@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keyface.data.errors import FalseAcceptRateError, KeyfaceError
+from keyface.data.errors import FalseAcceptRateError, KeyfaceError, false_accept_rate
 from keyface.recognition.core.search import nearest_people
 
 DEFAULT_FAR = 0.01  # the share of strangers `identify` may name by default
@@ -25,8 +25,7 @@ def cut_at_far(lowest: np.ndarray, far: float, strangers: int | None = None) -> 
     the last stranger let through and the first kept out."""
     d = np.sort(np.asarray(lowest, np.float64))
     n = len(d) if strangers is None else strangers
-    if not 0.0 < far < 1.0:
-        raise FalseAcceptRateError(f"the false-accept rate must be between 0 and 1 (exclusive), not {far}")
+    far = false_accept_rate(far)
     if n == 0:
         raise KeyfaceError("no stranger distances to choose an open-set cut from")
     k = int(np.floor(far * n + 1e-9))  # strangers allowed through

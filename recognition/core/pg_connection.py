@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from keyface.data.errors import GalleryError, GalleryUnavailableError, MissingDependency
-from keyface.data.paths import shown_location
+from keyface.data.paths import masked, shown_location
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +35,22 @@ def connect(uri: str):
     try:
         conninfo_to_dict(uri.strip())
     except psycopg.ProgrammingError as exc:
-        raise GalleryError(f"not a PostgreSQL URI ({first_line(exc)}): {shown_location(uri)}") from None
+        raise GalleryError(f"not a PostgreSQL URI ({first_line(exc, uri)}): {shown_location(uri)}") from None
     try:
         return psycopg.connect(uri.strip(), autocommit=True, connect_timeout=CONNECT_TIMEOUT)
     except psycopg.OperationalError as exc:
-        text = first_line(exc)
+        text = first_line(exc, uri)
         if "password" in text or "authentication" in text or "does not exist" in text or "permission" in text:
             raise GalleryError(f"PostgreSQL refused {shown_location(uri)}: {text}") from None
         raise GalleryUnavailableError(f"cannot reach the PostgreSQL server of {shown_location(uri)}: {text}") from None
 
 
-def first_line(exc: Exception) -> str:
-    """A database error as one line: psycopg's parts joined, its 'connection failed' and FATAL/ERROR tags gone."""
+def first_line(exc: Exception, uri: str | None = None) -> str:
+    """A database error as one line: psycopg's parts joined, its 'connection failed' and FATAL/ERROR tags gone,
+    and the passwords of `uri` masked wherever the driver quotes them."""
     parts = [line.strip() for line in str(exc).splitlines() if line.strip()]
     text = "; ".join(parts).removeprefix("connection failed: ").removeprefix("connection is bad: ")
-    return re.sub(r"\b(FATAL|ERROR):\s+", "", text)[:300]
+    return masked(re.sub(r"\b(FATAL|ERROR):\s+", "", text), uri or "")[:300]
 
 
 class Connection:
@@ -77,11 +78,13 @@ class Connection:
                 reused = self._conn is not None and not self._conn.closed and not self._conn.broken
                 try:
                     return fn(self.get())
+                except psycopg.errors.InsufficientPrivilege as exc:
+                    raise self._not_allowed(exc) from None
                 except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                     self.close()
                     if attempt == 2 or not reused:
                         raise self._lost(exc) from None
-                    log.info("PostgreSQL connection lost (%s); connecting again", first_line(exc))
+                    log.info("PostgreSQL connection lost (%s); connecting again", first_line(exc, self.uri))
 
     @contextmanager
     def guarded(self):
@@ -91,13 +94,20 @@ class Connection:
         with self._turn:
             try:
                 yield self.get()
+            except psycopg.errors.InsufficientPrivilege as exc:
+                raise self._not_allowed(exc) from None
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 self.close()
                 raise self._lost(exc) from None
 
     def _lost(self, exc: Exception) -> GalleryUnavailableError:
         return GalleryUnavailableError(f"lost the PostgreSQL server of {shown_location(self.uri)}: "
-                                       f"{first_line(exc)}; try again")
+                                       f"{first_line(exc, self.uri)}; try again")
+
+    def _not_allowed(self, exc: Exception) -> GalleryError:
+        return GalleryError(f"the PostgreSQL role of {shown_location(self.uri)} may not do this "
+                            f"({first_line(exc, self.uri)}): grant it SELECT, INSERT, UPDATE, DELETE on the gallery's "
+                            "tables and USAGE on their sequences (README: PostgreSQL); nothing was changed")
 
     def close(self) -> None:
         if self._conn is not None:

@@ -105,8 +105,9 @@ class PostgresStore:
                     ("dim", str(self.dim))])
         except (psycopg.errors.InsufficientPrivilege, psycopg.errors.UndefinedFile,
                 psycopg.errors.FeatureNotSupported) as exc:
-            raise GalleryError(f"{self.path} has no pgvector and keyface may not add it ({first_line(exc)}); "
-                               "nothing was created: have the database's owner run CREATE EXTENSION vector") from None
+            raise GalleryError(f"{self.path} has no pgvector and keyface may not add it "
+                               f"({first_line(exc, self.uri)}); nothing was created: have the database's owner run "
+                               "CREATE EXTENSION vector") from None
         log.info("made a keyface gallery in %s", self.path)
 
     @_on_connection
@@ -159,7 +160,10 @@ class PostgresStore:
             return row[0]
         if not create:
             raise PersonNotFoundError(f"no person named {name!r} in {self.path}")
-        return conn.execute("INSERT INTO people (name) VALUES (%s) RETURNING id", (name,)).fetchone()[0]
+        # another enrolment may add them meanwhile: theirs is waited for, then taken (READ COMMITTED)
+        added = conn.execute("INSERT INTO people (name) VALUES (%s) ON CONFLICT (name) DO NOTHING RETURNING id",
+                             (name,)).fetchone()
+        return added[0] if added else conn.execute("SELECT id FROM people WHERE name = %s", (name,)).fetchone()[0]
 
     @_on_connection
     def is_empty(self, conn) -> bool:

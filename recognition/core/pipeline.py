@@ -17,7 +17,8 @@ from typing import Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
-from keyface.data.errors import KeyfaceError, NoFaceError, NotCalibratedError, SeveralFacesError, distance_cut
+from keyface.data.errors import (KeyfaceError, NoFaceError, NotCalibratedError, SeveralFacesError, distance_cut,
+                                 false_accept_rate)
 from keyface.data.files import shown
 from keyface.data.images import as_rgb, image_sha256
 from keyface.detection.detector import MIN_FACE, BlazeFaceDetector, left_to_right
@@ -229,6 +230,8 @@ class Recogniser:
         self.pipeline, self.embedder = pipeline, embedder
         if threshold is not None:
             distance_cut(threshold, "threshold")
+        if far is not None:  # refused now, not at the first identify
+            false_accept_rate(far)
         self._threshold, self._far = threshold, far
         self.several_faces = _policy(several_faces)
 

@@ -277,15 +277,20 @@ class GalleryLock:
             self._take(fcntl.LOCK_EX, 0.0, f"{path} is in use by another keyface process; try again when it ends")
         else:
             self._take(fcntl.LOCK_SH, LOCK_WAIT, f"{path} is being rewritten by another keyface process "
-                                                 f"(waited {LOCK_WAIT:.0f} s); try again later")
+                                                 f"(waited {LOCK_WAIT:.0f} s); try again later",
+                       f"waiting for {path}: another keyface process is rewriting it (reindex); up to "
+                       f"{LOCK_WAIT:.0f} s")
 
-    def _take(self, mode: int, wait: float, busy: str) -> None:
+    def _take(self, mode: int, wait: float, busy: str, waiting: str = "") -> None:
         deadline = time.monotonic() + wait
         while True:
             try:
                 fcntl.flock(self.fd, mode | fcntl.LOCK_NB)
                 return
             except BlockingIOError:
+                if waiting:  # said once, at the start: a command that waits silently looks hung
+                    log.info("%s", waiting)
+                    waiting = ""
                 if time.monotonic() >= deadline:
                     self.release()
                     raise GalleryError(busy) from None

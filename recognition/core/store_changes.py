@@ -3,6 +3,8 @@ large gallery extended with them), people renamed and removed, thumbnails kept; 
 them. `core.store.SQLiteStore` is made of this and of what opens, checks and searches the file."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from keyface.data.errors import GalleryConflictError, PersonNotFoundError
@@ -17,12 +19,20 @@ class GalleryChanges:
     every thread shares its one SQLite connection, and a transaction must never take in another thread's
     writes."""
 
+    @contextmanager
+    def _writing(self):
+        """One write transaction, begun at once (BEGIN IMMEDIATE), not at its first write: what it reads (is this
+        person there, whose is this photo) still holds when it writes, whatever another process does meanwhile."""
+        with self._using, self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            yield
+
     def add(self, faces: list[Enrolment]) -> int:
         """Store faces in one transaction; a photo already stored for that person is skipped. Returns added.
         A vector file beside the gallery that held its content gets the new rows too."""
         with self._using:
             added, rows = 0, []
-            with self.conn:
+            with self._writing():
                 for face in faces:
                     person = check_name(face.person)
                     owner = self.other_owner(face.sha256, person)
@@ -75,7 +85,7 @@ class GalleryChanges:
     def rename(self, old: str, new: str) -> None:
         """Rename a person (refused if the new name is taken)."""
         new = check_name(new)
-        with self._using, self.conn:
+        with self._writing():
             person_id = self._person_id(old)
             if self.conn.execute("SELECT 1 FROM people WHERE name = ?", (new,)).fetchone():
                 raise GalleryConflictError(f"{new!r} is already in the gallery")
@@ -83,7 +93,7 @@ class GalleryChanges:
 
     def remove(self, name: str) -> int:
         """Remove a person with their photos and embeddings; return how many photos went."""
-        with self._using, self.conn:
+        with self._writing():
             person_id = self._person_id(name)
             n = self.conn.execute("SELECT COUNT(*) FROM photos WHERE person_id = ?", (person_id,)).fetchone()[0]
             self.conn.execute("DELETE FROM people WHERE id = ?", (person_id,))
