@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -46,27 +45,47 @@ def is_database_uri(location) -> bool:
 def shown_location(location) -> str:
     """A gallery location fit for messages and logs: a database URI with its passwords replaced by ***."""
     text = str(location).strip()
-    return masked(text, text)
+    return _uri_masked(text)[0] if is_database_uri(text) else text
 
 
 def masked(text: str, location) -> str:
-    """`text` (a message, or the location itself) with the passwords a database location holds replaced by
-    ***: in its user part (up to its last @, whatever the password holds), as password= in its query, and,
-    where they are 3 characters or more, wherever else they appear (a driver's message may quote them)."""
+    """`text` (a driver's message, say) with the passwords a database location holds replaced by ***: the
+    URI itself where it is quoted, and elsewhere each password (and each part of one, where libpq would split
+    it at an unencoded @) 3 characters or more, outside the masked URI."""
     uri = str(location).strip()
     if not is_database_uri(uri):
         return text
+    shown, secrets = _uri_masked(uri)
+    parts = text.replace(uri, shown).split(shown)
+    for secret in sorted({s for s in secrets if len(s) >= 3}, key=len, reverse=True):
+        parts = [part.replace(secret, "***") for part in parts]
+    return shown.join(parts)
+
+
+def _uri_masked(uri: str) -> tuple[str, list[str]]:
+    """A database URI with its passwords replaced by ***, and the passwords (as written and decoded). Where an
+    unencoded @ makes the user part ambiguous, the longest reading is masked: up to the last @ before the
+    first / after the first @ (a password may hold ? # / @; a query value may hold @)."""
     scheme, rest = uri.split("://", 1)
-    user, at, after = rest.rpartition("@")
-    secrets = [user.split(":", 1)[1]] if at and ":" in user else []
-    if secrets:
-        text = text.replace(uri, f"{scheme}://{user.split(':', 1)[0]}:***@{after}")
-    secrets += re.findall(r"(?:^|[?&])(?:ssl)?password=([^&#\s\"']*)", rest, re.IGNORECASE)
-    text = re.sub(r"((?:^|[?&\s])(?:ssl)?password=)[^&#\s\"']*", r"\1***", text, flags=re.IGNORECASE)
-    for secret in sorted({s for found in secrets for s in (found, unquote(found)) if len(s) >= 3}, key=len,
-                         reverse=True):
-        text = text.replace(secret, "***")
-    return text
+    secrets, first_at = [], rest.find("@")
+    if first_at >= 0:
+        slash = rest.find("/", first_at)
+        user_end = rest.rfind("@", 0, len(rest) if slash < 0 else slash)
+        user, after = rest[:user_end], rest[user_end + 1:]
+        if ":" in user and "/" not in user.split(":", 1)[0]:
+            name, password = user.split(":", 1)
+            secrets += [password, *password.split("@")]
+            rest = f"{name}:***@{after}"
+    path, mark, query = rest.partition("?")
+    fields = []
+    for field in query.split("&") if mark else []:
+        key, equals, value = field.partition("=")
+        if equals and unquote(key).strip().lower() in ("password", "sslpassword"):
+            secrets.append(value)
+            field = f"{key}=***"
+        fields.append(field)
+    shown = f"{scheme}://{path}" + ("?" + "&".join(fields) if mark else "")
+    return shown, [t for s in secrets for t in (s, unquote(s))]
 
 
 def gallery_location(given: str | None = None) -> Path | str:

@@ -23,9 +23,11 @@ def track_json(video: str, track, threshold: float | None = None, named: bool = 
     return {"video": video, **fields, **cut, **track.to_json(named, embedding=not named)}
 
 
-def verify_json(same: bool | None, distance: float | None, threshold: float, error: str | None = None) -> dict:
+def verify_json(same: bool | None, distance: float | None, threshold: float | None,
+                error: str | None = None) -> dict:
     """verify's answer as every output gives it; with an error (a photo with no face, say), same and distance
-    are null."""
+    are null, and so is the threshold where it is the error (a model not calibrated)."""
     if error is not None:
-        return {"same": None, "distance": None, "threshold": round(float(threshold), 4), "error": error}
+        cut = None if threshold is None else round(float(threshold), 4)
+        return {"same": None, "distance": None, "threshold": cut, "error": error}
     return {"same": bool(same), "distance": round(float(distance), 4), "threshold": round(float(threshold), 4)}

@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from keyface.data.errors import (EmptyGalleryError, GalleryConflictError, GalleryError, KeyfaceError,
-                                 OtherModelError, PersonNotFoundError)
+                                 OtherModelError, PersonNotFoundError, false_accept_rate)
 from keyface.data.files import shown
 from keyface.data.paths import is_database_uri, shown_location
 # MadeOnce: the server keeps its recognisers as load does; embedder_for: the entry points choose as open_gallery
@@ -46,6 +46,8 @@ def build(embedder: str = DEFAULT_EMBEDDER, models: str | None = None, *, model:
     networks (default: int8 keypoints, and the embedder's own, int8 for dlib-resnet)."""
     from keyface.keypoints.predictor import KeypointPredictor
     from keyface.recognition.approaches.registry import load_embedder
+    if far is not None:  # before seconds of loading, not after
+        false_accept_rate(far)
     keypoints = KeypointPredictor.load(keypoint_model, precision=precision, models=models)
     pipeline = FacePipeline(keypoints, detector, min_face)
     return Recogniser(pipeline, load_embedder(embedder, models, model, precision), threshold, several_faces, far)
@@ -401,6 +403,6 @@ WORKERS = "workers is how many photos to work on at once"
 def _photo_list(photos) -> list:
     """Photos given one or many, as a list; a folder given as the photos is refused by name (enrol takes
     photos). A folder among the photos is that photo's error, as any other unreadable photo's."""
-    if isinstance(photos, (str, os.PathLike)) and Path(photos).is_dir():
+    if isinstance(photos, (str, os.PathLike)) and os.fspath(photos).strip() and Path(photos).is_dir():
         raise KeyfaceError(f"{shown(photos)} is a folder: enrol takes a list of photos; list its images")
     return list(one_or_many(photos))

@@ -54,6 +54,11 @@ def test_bad_photo_arguments_fail_fast_without_tensorflow(argv, message):
     assert len(lines) == 1 and lines[0].startswith("keyface: error: ") and message in lines[0]
 
 
+def test_train_counts_are_checked_too(capsys):  # its parser imports more than the fast check's second allows
+    code, _, err = run(["train", "facenet", "--epochs", "0"], capsys)
+    assert code == 2 and "argument --epochs: 0 is out of range: a whole number from 1" in err
+
+
 def test_a_url_is_not_mangled(capsys):
     code, _, err = run(["identify", "https://example.com/photos/a.jpg"], capsys)
     assert code == 2 and "https://example.com/photos/a.jpg" in err and "https:/e" not in err

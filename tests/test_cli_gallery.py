@@ -64,6 +64,9 @@ def test_a_model_without_calibrated_threshold_asks_for_one(youtube_sample, model
     assert code == 2 and out == "" and "no calibrated threshold: calibrate the model" in err and "--threshold" in err \
         and "`keyface calibrate " in err \
         and len(err.splitlines()) == 1
+    code, out, err = run(["verify", youtube_sample[0][0], youtube_sample[1][0], "--json", *models], capsys)
+    answer = json.loads(out)
+    assert code == 2 and answer["same"] is None and answer["threshold"] is None and "calibrate" in answer["error"]
 
 
 def test_photo_with_several_faces_is_refused_unless_largest_face(tmp_path, youtube_sample, models, capsys):

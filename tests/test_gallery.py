@@ -366,6 +366,15 @@ def test_renaming_a_person_to_their_own_name_says_so(tmp_path):
     ("postgresql://kf:Le#akD@/faces", "postgresql://kf:***@/faces", ["Le#akD"]),
     ("postgresql://kf:p@LeakE@/faces", "postgresql://kf:***@/faces", ["p@LeakE"]),
     ("postgres://u:p%40ss@h:5/db?sslpassword=key1", "postgres://u:***@h:5/db?sslpassword=***", ["p%40ss", "p@ss", "key1"]),
+    ("postgresql://db/team?password=my secret pw", "postgresql://db/team?password=***", ["my secret pw"]),
+    ("postgresql://db/team?password=ab#cdefgh", "postgresql://db/team?password=***", ["ab#cdefgh"]),
+    ("postgresql://db/t?pass%77ord=hunter2", "postgresql://db/t?pass%77ord=***", ["hunter2"]),  # libpq decodes keys
+    ("postgresql://kf:my@secretpw@localhost:1/faces", "postgresql://kf:***@localhost:1/faces", ["my@secretpw", "secretpw"]),
+    # only the password: a database, user or host spelled like it stays readable in the location
+    ("postgresql://postgres:postgres@localhost:5432/postgres", "postgresql://postgres:***@localhost:5432/postgres",
+     []),
+    ("postgresql://ada:hunter2@db/team?application_name=a@b", "postgresql://ada:***@db/team?application_name=a@b",
+     ["hunter2"]),
     ("postgresql://db.example:5432/team", "postgresql://db.example:5432/team", []),
     ("my gallery.db", "my gallery.db", []),
 ])

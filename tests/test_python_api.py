@@ -64,6 +64,10 @@ def test_arrays_work_like_paths_and_mistakes_are_keyface_errors(photos):
         assert gallery.identify(photos / "alan1.jpg")[0].name == "Alan"
         added, errors = gallery.enrol("Alan", [None, 3])  # not a photo at all: each refused by kind
         assert added == 0 and [type(e) for e in errors] == [keyface.ImageError] * 2
+        added, errors = gallery.enrol("Alan", "")  # an unset variable: not the current folder
+        assert added == 0 and [str(e) for e in errors] == ["a photo path is empty"]
+        with pytest.raises(keyface.ImageError, match="a photo path is empty"):
+            gallery.identify("")
     for not_a_photo in (None, 3, ["a.jpg"]):
         with pytest.raises(keyface.ImageError, match="a file's path or an RGB uint8 array"):
             keyface.find_faces(not_a_photo)

@@ -43,12 +43,20 @@ def cmd_verify(args) -> int:
         same, apart = rec.verify(args.photo_a, args.photo_b)
     except KeyfaceError as exc:
         if args.json:  # a script reading stdout hears of it too, as from identify and embed; the line goes to stderr
-            print(json.dumps(verify_json(None, None, rec.threshold, with_hint(exc)), separators=(",", ":")))
+            print(json.dumps(verify_json(None, None, _threshold_or_none(rec), with_hint(exc)), separators=(",", ":")))
         raise
     result = verify_json(same, apart, rec.threshold)
     print(json.dumps(result, separators=(",", ":")) if args.json else
           f"{'same person' if same else 'different people'} (distance {apart:.4f}, threshold {rec.threshold:.4f})")
     return 0 if same else 1
+
+
+def _threshold_or_none(rec) -> float | None:
+    """verify's threshold, or None where there is none (a model not calibrated: the error being reported)."""
+    try:
+        return rec.threshold
+    except KeyfaceError:
+        return None
 
 
 def cmd_embed(args) -> int:

@@ -163,7 +163,10 @@ class PostgresStore:
         # another enrolment may add them meanwhile: theirs is waited for, then taken (READ COMMITTED)
         added = conn.execute("INSERT INTO people (name) VALUES (%s) ON CONFLICT (name) DO NOTHING RETURNING id",
                              (name,)).fetchone()
-        return added[0] if added else conn.execute("SELECT id FROM people WHERE name = %s", (name,)).fetchone()[0]
+        found = added or conn.execute("SELECT id FROM people WHERE name = %s", (name,)).fetchone()
+        if found is None:  # added by another enrolment and removed again, between our two statements
+            raise GalleryConflictError(f"{name!r} was added and removed by another process meanwhile; try again")
+        return found[0]
 
     @_on_connection
     def is_empty(self, conn) -> bool:
