@@ -145,7 +145,7 @@ class Video:
                 ok, bgr = self.capture.read() if wanted else (self.capture.grab(), None)
                 if not ok:
                     if first:
-                        raise VideoError(f"{self.name}: no frame could be decoded (a truncated or empty video?)")
+                        raise self._nothing_read()
                     break
                 if bgr is not None:
                     first = False
@@ -164,6 +164,13 @@ class Video:
                 return
             except queue.Full:
                 continue
+
+    def _nothing_read(self) -> VideoError:
+        """Why not one frame was read: the start asked for is past the end, or the video is damaged or empty."""
+        start, seconds = self.sampling.start or 0.0, self.length / self.fps if self.length and self.fps else None
+        if start and seconds is not None and start >= seconds:
+            return VideoError(f"{self.name}: it ends at {seconds:.1f} s, before the start asked for ({start:g} s)")
+        return VideoError(f"{self.name}: no frame could be decoded (a truncated or empty video?)")
 
     def _seek(self) -> int:
         """Skip to the first frame at or after `start` seconds; its index."""
@@ -229,7 +236,10 @@ def checked_video_target(target: str | os.PathLike) -> Path:
     if path.exists() or path.is_symlink():
         raise KeyfaceError(f"{path} exists: give a new file for the video")
     folder = path.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+    if not folder.is_dir():
+        raise KeyfaceError(f"{path}: no such folder {folder}" if not folder.exists() else
+                           f"{path}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
         raise KeyfaceError(f"{path}: cannot write there ({folder} is not a folder this user can write)")
     return path
 
@@ -241,8 +251,13 @@ class VideoWriter:
     def __init__(self, target: str | os.PathLike, fps: float, width: int, height: int):
         import cv2
         self.target = checked_video_target(target)
+        try:  # made owner-only and new (never replacing a file) before the encoder writes into it: faces and names
+            os.close(os.open(self.target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            raise KeyfaceError(f"{self.target} exists: give a new file for the video") from None
         self.writer = cv2.VideoWriter(str(self.target), cv2.VideoWriter_fourcc(*"mp4v"), fps or 30.0, (width, height))
         if not self.writer.isOpened():
+            self.target.unlink(missing_ok=True)
             raise KeyfaceError(f"{self.target}: cannot write a video there (use a .mp4 name in a writable folder)")
 
     def write(self, rgb: np.ndarray) -> None:

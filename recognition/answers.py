@@ -23,6 +23,13 @@ def track_json(video: str, track, threshold: float | None = None, named: bool = 
     return {"video": video, **fields, **cut, **track.to_json(named, embedding=not named)}
 
 
+def video_error_json(video: str, error: str, threshold: float | None = None, named: bool = True, **fields) -> dict:
+    """A video that gave no track (it cannot be read, no face was seen), in its tracks' shape: the video, any
+    `fields`, the identify cut if named, and the error."""
+    cut = {"threshold": None if threshold is None else round(float(threshold), 4)} if named else {}
+    return {"video": video, **fields, **cut, "error": error}
+
+
 def verify_json(same: bool | None, distance: float | None, threshold: float | None,
                 error: str | None = None) -> dict:
     """verify's answer as every output gives it; with an error (a photo with no face, say), same and distance

@@ -90,6 +90,7 @@ def test_identify_prints_a_line_per_track_and_writes_an_annotated_copy(clip, gal
     lines = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and sorted(line["name"] for line in lines) == sorted([ADA, BEN, "unknown"])
     assert all(line["video"] == str(path) and line["last"]["time"] >= line["first"]["time"] for line in lines)
+    assert oct((tmp_path / "a.mp4").stat().st_mode & 0o777) == "0o600"  # faces and names: the owner's only
     copy = cv2.VideoCapture(str(tmp_path / "a.mp4"))
     assert int(copy.get(cv2.CAP_PROP_FRAME_COUNT)) == int(spec.seconds * spec.fps) == 90
     assert copy.read()[0] and (copy.get(cv2.CAP_PROP_FRAME_WIDTH), copy.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (640, 480)
@@ -102,7 +103,7 @@ def test_a_video_copy_that_cannot_be_written_is_refused_before_the_video_is_read
     photo = next((Path(__file__).resolve().parent.parent / "recognition" / "demo" / "probes").glob("*.jpg"))
     missing = tmp_path / "never-made.db"  # refused before the gallery is opened, so before any model loads
     for out, said in ((tmp_path / "noext", "needs a video file's name, such as noext.mp4"),
-                      (tmp_path / "no" / "x.mp4", "cannot write there"), (tmp_path, "needs a video file's name")):
+                      (tmp_path / "no" / "x.mp4", "no such folder"), (tmp_path, "needs a video file's name")):
         code, stdout, err = run(["identify", path, "--gallery", missing, "--out", out], capsys)
         assert code == 2 and said in err and stdout == "" and "Traceback" not in err and "cv2" not in err, err
     code, _, err = run(["identify", photo, "--gallery", missing, "--out", tmp_path / "a.mp4"], capsys)
@@ -162,6 +163,26 @@ def test_bad_videos_get_one_line_and_exit_2(clip, gallery_file, tmp_path, capsys
     assert code == 2 and "give one or the other" in err  # a camera runs until stopped: the file would never be read
     code, _, err = run(["identify", path, "--gallery", gallery_file, "--every", "2", "--fps", "5"], capsys)
     assert code == 2 and "not both" in err
+
+
+def test_a_video_that_gives_no_track_is_its_own_error_and_the_other_files_go_on(clip, gallery_file, tmp_path, capsys):
+    path, _ = clip
+    (tmp_path / "broken.mp4").write_bytes(path.read_bytes()[:32] + bytes(4000))
+    grey = cv2.VideoWriter(str(tmp_path / "grey.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (160, 120))
+    for _ in range(20):
+        grey.write(np.full((120, 160, 3), 128, np.uint8))
+    grey.release()
+    code, out, err = run(["identify", tmp_path / "broken.mp4", tmp_path / "grey.mp4", path, "--gallery", gallery_file,
+                          "--json"], capsys)
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 2 and [line["video"] for line in lines[:2]] == [str(tmp_path / n) for n in ("broken.mp4", "grey.mp4")]
+    assert "cannot be opened" in lines[0]["error"] and "no face found (a face counts once seen in 5" in lines[1]["error"]
+    assert len(lines) == 5 and all("name" in line for line in lines[2:])  # the good clip's three tracks still came
+    code, out, err = run(["embed", tmp_path / "grey.mp4"], capsys)
+    assert code == 2 and json.loads(out)["error"] == f"{tmp_path / 'grey.mp4'}: no face found (a face counts once seen " \
+        "in 5 of the frames looked at)" and err.startswith("keyface: error: ")
+    code, _, err = run(["identify", path, "--gallery", gallery_file, "--start", "100"], capsys)
+    assert code == 2 and "it ends at 3.0 s, before the start asked for (100 s)" in err
 
 
 def test_a_video_of_frames_too_thin_for_a_face_is_refused(tmp_path):

@@ -150,6 +150,9 @@ def check_video_flags(args, videos: set) -> None:
                            + ("(photos are annotated with --annotate DIR)" if not sources else f"(not {sources})"))
     if args.annotate and sources and not any(p not in videos for p in args.photos):
         raise KeyfaceError("--annotate DIR draws on photos; a video's annotated copy is --out FILE.mp4")
+    if args.annotate and sources:
+        print(f"keyface: --annotate draws on the photos only; the {sources} video(s) are not annotated (a video's "
+              "annotated copy is --out FILE.mp4)", file=sys.stderr)
     if args.out:
         from keyface.data.video import checked_video_target
         checked_video_target(args.out)

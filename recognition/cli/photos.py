@@ -7,7 +7,7 @@ from keyface.data.errors import KeyfaceError
 from keyface.recognition.cli.commands import (JSON_LINES_HELP, PHOTOS_HELP, RECOGNISER, WORKERS, Progress, distance,
                                               faces_or_error, photo_workers, recogniser)
 from keyface.recognition.cli.hints import with_hint
-from keyface.recognition.answers import photo_json, track_json, verify_json
+from keyface.recognition.answers import photo_json, track_json, verify_json, video_error_json
 from keyface.recognition.core.video import VideoRun, track_video
 from keyface.recognition.facade import in_order
 
@@ -83,10 +83,17 @@ def cmd_embed(args) -> int:
 def _embed_video(rec, path: str, about: dict, stream, errors: list) -> None:
     """A line per track of a video: where and when it was seen, and its mean embedding."""
     from keyface.data.video import Video
+    from keyface.recognition.core.video import no_face_seen
+    tracks = 0
     try:
         with Video(path) as video:
             for track in track_video(video, VideoRun(rec)):
                 stream.json(track_json(path, track, named=False, **about))
+                tracks += 1
+        error = None if tracks else no_face_seen(path)
     except KeyfaceError as exc:
-        errors.append(with_hint(exc))
-        stream.error(errors[-1])
+        error = with_hint(exc)
+    if error:  # said as a photo's: on stderr, and in the JSON Lines
+        errors.append(error)
+        stream.error(error)
+        stream.json(video_error_json(path, error, named=False, **about))

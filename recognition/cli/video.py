@@ -62,10 +62,30 @@ class Watcher:
 def identify_video(gallery, source, frames, index, args, stream, errors: list) -> None:
     """A video's (or a camera's) tracks, the `frames` (data.video.Sampling) the flags ask for searched in
     `index`, printed as each closes; its annotated copy with --out."""
+    from keyface.data.errors import KeyfaceError
+    from keyface.recognition.cli.hints import with_hint
+    threshold = gallery.identify_threshold()
+    try:
+        _identify_tracks(gallery, source, frames, index, args, stream, errors, threshold)
+    except KeyfaceError as exc:  # this video's error, said as a photo's is; the other files go on
+        _video_failed(str(source), with_hint(exc), threshold, args, stream, errors)
+
+
+def _video_failed(name: str, error: str, threshold: float, args, stream, errors: list) -> None:
+    """A video that gave no track: its error on stderr, and in the JSON Lines (a script reading them hears of it)."""
+    from keyface.recognition.answers import video_error_json
+    errors.append(error)
+    stream.error(error)
+    if args.json:
+        stream.json(video_error_json(name, error, threshold))
+
+
+def _identify_tracks(gallery, source, frames, index, args, stream, errors: list, threshold: float) -> None:
+    """The tracks of one video or camera, printed as each closes; its annotated copy with --out."""
     from keyface.data.video import Video
-    from keyface.recognition.core.video import write_annotated
+    from keyface.recognition.core.video import no_face_seen, write_annotated
     from keyface.recognition.answers import track_json
-    threshold, tracks = gallery.identify_threshold(), []
+    tracks = []
     with Video(source, frames) as video:
         watcher = Watcher(video, args)
         try:
@@ -80,8 +100,7 @@ def identify_video(gallery, source, frames, index, args, stream, errors: list) -
             if video.camera is not None:
                 print(f"keyface: {video.name}: {watcher.latency_line()}", file=sys.stderr)
     if not tracks:
-        errors.append(f"{video.name}: no face found")
-        stream.error(errors[-1])
+        _video_failed(video.name, no_face_seen(video.name), threshold, args, stream, errors)
     if args.out and video.camera is None:
         written = write_annotated(source, tracks, Path(args.out), frames)
         print(f"keyface: {written} annotated frames written to {args.out}", file=sys.stderr)

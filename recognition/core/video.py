@@ -13,7 +13,8 @@ import numpy as np
 from keyface.data.video import Frame, Video
 from keyface.keypoints.predictor import align_batch
 from keyface.recognition.core.search import Match
-from keyface.recognition.core.tracking import Sample, Track, Tracker, sighting_quality
+from keyface.detection.detector import left_to_right
+from keyface.recognition.core.tracking import MIN_SIGHTINGS, Sample, Track, Tracker, sighting_quality
 
 SPLIT_FACTOR = 1.5  # a sighting this many verify thresholds from its track's embeddings is someone else
 RELINK_SAMPLES = 3  # a track's first sightings (its first second or so) may join a track that went missing
@@ -109,6 +110,11 @@ class Looks:
         return [self.made[k] for k in wanted]
 
 
+def no_face_seen(video: str) -> str:
+    """What a video with no track says: a face glimpsed in too few frames is not one."""
+    return f"{video}: no face found (a face counts once seen in {MIN_SIGHTINGS} of the frames looked at)"
+
+
 def video_source_tracks(source, run: VideoRun, sampling=None) -> Iterator[TrackResult]:
     """track_video() on a video file's path or a camera's index, opened with `sampling` (default: 15 frames a
     second) and closed after, or on a Video already open."""
@@ -122,7 +128,8 @@ def video_source_tracks(source, run: VideoRun, sampling=None) -> Iterator[TrackR
 
 def _frame(frame: Frame, tracker: Tracker, run: VideoRun) -> list[Track]:
     """Detect, track and sample one frame; the tracks that closed."""
-    detections = run.recogniser.pipeline.detector.detect(frame.rgb)
+    # left to right: faces that come into view together are numbered as a photo's are
+    detections = left_to_right(run.recogniser.pipeline.detector.detect(frame.rgb))
     looks = Looks(frame, detections, run.recogniser)
     owners, closed = tracker.update(frame.index, frame.time, [d.box for d in detections], looks)
     wanted = [k for k, t in enumerate(owners) if t.wants_sample(frame.time)]

@@ -11,7 +11,7 @@ from keyface.data.images import image_sha256
 from keyface.data.video import Sampling, Video
 from keyface.recognition.core.pipeline import width_inside
 from keyface.recognition.core.records import Enrolment
-from keyface.recognition.core.video import TrackResult, VideoRun, track_video
+from keyface.recognition.core.video import TrackResult, VideoRun, no_face_seen, track_video
 
 DISTINCT_SECONDS = 1.0  # enrolled sightings of one video are at least this far apart in time
 
@@ -24,7 +24,7 @@ def enrolments_from_video(recogniser, person: str, source, count: int,
     with Video(source, sampling or Sampling()) as video:
         tracks = list(track_video(video, VideoRun(recogniser, thumbnails=True)))
     if not tracks:
-        raise NoFaceError(f"{video.name}: no face found in the video")
+        raise NoFaceError(no_face_seen(video.name))
     people = _people(tracks, recogniser.threshold)
     if len(people) > 1 and recogniser.several_faces == "refuse":
         raise SeveralFacesError(f"{video.name}: {len(people)} people seen; use a video of one person, "
