@@ -72,8 +72,8 @@ def _joined(*parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 WORKERS, _speed = _flags("speed")  # how many photos are worked on at once
 _speed.add_argument("--workers", type=count, help=f"photos worked on at once, sharing the cores (default: one a "
-                    f"core, up to {MAX_DEFAULT_WORKERS}, when there are several photos; videos and --head go one at "
-                    "a time)")
+                    f"core, up to {MAX_DEFAULT_WORKERS}, when there are several photos; videos, and identify --head, "
+                    "go one at a time)")
 
 PRECISION, _models = _flags("models")  # for commands that run an embedder
 _models.add_argument("--precision", choices=PRECISIONS, help="run the embedding and keypoint networks with int8 "
@@ -93,8 +93,8 @@ _gallery.add_argument("--gallery", help="gallery file, or a PostgreSQL database 
                       "(default: $KEYFACE_GALLERY, then the per-user gallery.db)")
 
 EMBEDDER, _embedder = _flags("models")
-_embedder.add_argument("--embedder", help=f"{', '.join(EMBEDDER_NAMES)} (default: a gallery's own; else "
-                       f"{DEFAULT_EMBEDDER}, the most accurate measured)")
+_embedder.add_argument("--embedder", help=f"{', '.join(EMBEDDER_NAMES)} (default: the gallery's own, for a command "
+                       f"that opens one; else {DEFAULT_EMBEDDER}, the most accurate measured)")
 _embedder.add_argument("--embedder-model", help="embedder model file (default: models dir, then shipped)")
 _embedder.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
 _embedder.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
