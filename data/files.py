@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import io
+import logging
 import os
 import tempfile
 import time
@@ -14,6 +15,8 @@ from typing import Callable
 import numpy as np
 
 from keyface.data.errors import KeyfaceError
+
+log = logging.getLogger(__name__)
 
 STALE_TEMPORARY_S = 3600.0  # no cache takes an hour to write: a temporary file that old was left by a killed run
 
@@ -66,6 +69,18 @@ def jpeg_bytes(rgb: np.ndarray, quality: int = 90) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
+
+
+def install_copy(made: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Copy a made file (a trained model) to where the commands look for it, written whole; a file already there
+    is replaced, and that is said (a model keyface trained also stays in its run folder)."""
+    target = Path(target)
+    if target.exists():
+        log.warning("replacing the earlier %s with %s (a model keyface trained also stays in its run folder)",
+                    target, made)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_whole(target, lambda tmp: tmp.write_bytes(Path(made).read_bytes()))
+    return target
 
 
 def write_whole(path: str | os.PathLike, write: Callable[[Path], object], suffix: str = ".tmp",

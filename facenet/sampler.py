@@ -14,16 +14,23 @@ def pk_batches(labels: np.ndarray, people: int, per_person: int, n_batches: int,
     repeats differ), so each person in a batch has at least two distinct faces.
     """
     labels = np.asarray(labels)
-    names, counts = np.unique(labels, return_counts=True)
-    eligible = names[counts >= 2]
-    if len(eligible) < people:
-        raise KeyfaceError(f"P x K batches need {people} people with 2+ faces, found {len(eligible)}")
+    eligible = eligible_people(labels, people)
     members = {name: np.flatnonzero(labels == name) for name in eligible}
     batches = np.empty((n_batches, people * per_person), np.int64)
     for b in range(n_batches):
         chosen = rng.choice(eligible, people, replace=False)
         batches[b] = np.concatenate([_k_faces(members[name], per_person, rng) for name in chosen])
     return batches
+
+
+def eligible_people(labels: np.ndarray, people: int) -> np.ndarray:
+    """The labels with 2+ faces, refused (KeyfaceError) when there are fewer than a batch's `people`."""
+    names, counts = np.unique(np.asarray(labels), return_counts=True)
+    eligible = names[counts >= 2]
+    if len(eligible) < people:
+        raise KeyfaceError(f"P x K batches need {people} people with 2+ faces, found {len(eligible)} (train on "
+                           "more people)")
+    return eligible
 
 
 def _k_faces(indices: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -38,6 +45,7 @@ def pk_dataset(crops: np.ndarray, labels: np.ndarray, people: int, per_person: i
     """tf.data of (faces, labels) P x K batches, drawn afresh every epoch (repeats without end: pass
     steps_per_epoch=batches_per_epoch to fit), optionally augmented."""
     import tensorflow as tf
+    eligible_people(labels, people)  # here, in one line: raised inside tf.data it would be a graph error
     rng = np.random.default_rng(seed)
     codes = np.unique(labels, return_inverse=True)[1].astype(np.int32)
 

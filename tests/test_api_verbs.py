@@ -214,6 +214,8 @@ def test_a_face_repr_is_one_short_line(canvas):
         shown = repr(found)
         assert "\n" not in shown and len(shown) < 100 and shown.startswith("Face(box=(")
         assert str(found) == shown
+    assert repr(keyface.load()) == (f"Recogniser(embedder='dlib-resnet', version='{keyface.load().embedder.version}', "
+                                    "detector=BlazeFaceDetector, several_faces='refuse')")
 
 
 

@@ -59,6 +59,19 @@ def test_train_counts_are_checked_too(capsys):  # its parser imports more than t
     assert code == 2 and "argument --epochs: 0 is out of range: a whole number from 1" in err
 
 
+def test_an_export_never_replaces_a_file_and_an_install_says_what_it_replaces(tmp_path, capsys, caplog):
+    (tmp_path / "mine.litert").write_bytes(b"the user's own")
+    code, _, err = run(["export", "dlib-resnet", "--out", tmp_path / "mine.litert"], capsys)
+    assert code == 2 and "exists: keyface does not overwrite it" in err
+    assert (tmp_path / "mine.litert").read_bytes() == b"the user's own"
+    from keyface.data.files import install_copy
+    (tmp_path / "run.keras").write_bytes(b"new")
+    install_copy(tmp_path / "run.keras", tmp_path / "models" / "a.keras")
+    assert caplog.text == ""  # nothing there before: nothing to say
+    install_copy(tmp_path / "run.keras", tmp_path / "models" / "a.keras")
+    assert f"replacing the earlier {tmp_path / 'models' / 'a.keras'}" in caplog.text
+
+
 def test_a_url_is_not_mangled(capsys):
     code, _, err = run(["identify", "https://example.com/photos/a.jpg"], capsys)
     assert code == 2 and "https://example.com/photos/a.jpg" in err and "https:/e" not in err

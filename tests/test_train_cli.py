@@ -58,3 +58,17 @@ def test_settings_an_approach_does_not_read_are_refused(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("approach, way", [("geometry", "calibrate one you trained (`keyface train geometry`)"),
+                                           ("dlib-resnet", "it is used as shipped")])
+def test_calibrate_never_rewrites_a_shipped_model(tmp_path, approach, way, capsys):
+    """Its version (a gallery's key) follows the file: rewriting the package's own would lock out every gallery."""
+    import hashlib
+    from keyface.recognition.approaches.registry import registered
+    shipped = registered(approach).shipped[0]
+    before = hashlib.sha256(shipped.read_bytes()).hexdigest()
+    assert main(["calibrate", approach, "--models", str(tmp_path / "none"), "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"is the {approach} model shipped with keyface, calibrated already" in err and way in err
+    assert hashlib.sha256(shipped.read_bytes()).hexdigest() == before

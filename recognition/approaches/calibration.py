@@ -23,15 +23,22 @@ def read_threshold(path: Path, key: str) -> float:
     return float(read_metadata(path)[key])
 
 
+def held_out_people(model_path: Path) -> list[str]:
+    """The people a model's training held out, whom calibration measures on; refused for a model that does not
+    name them (it cannot be calibrated fairly)."""
+    held = read_metadata(model_path).get("held_out_people")
+    if not held:
+        raise KeyfaceError(f"{model_path} does not name the people its training held out: it cannot be calibrated "
+                           "fairly (retrain it)")
+    return held
+
+
 def calibrate(model_path: Path, faces, approach: str, strangers=None) -> float:
     """Store the model's thresholds, chosen on held-out DevTrain people: 'same person' (best pair
     accuracy), clustering, and identify's open-set cut (1% of strangers named). Strangers are DevTrain
     people with a single photo (no trainer uses them) where given, else half the held-out people."""
     stored = read_metadata(model_path)
-    held = stored.get("held_out_people")
-    if not held:
-        raise KeyfaceError(f"{model_path} does not name the people its training held out: it cannot be calibrated "
-                           "fairly (retrain it)")
+    held = held_out_people(model_path)
     val = faces.subset(np.isin(faces.people.astype(str), held))  # exactly the people the trainer held out
     if len(np.unique(val.people)) < 2:
         raise KeyfaceError("too few people to calibrate a threshold")

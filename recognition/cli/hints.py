@@ -16,6 +16,8 @@ def hint(error: KeyfaceError) -> str | None:
     if isinstance(error, OtherModelError) and error.precision:
         return (f"use --precision {error.precision}, or run `keyface reindex {_gallery(error.path)} --precision "
                 f"{'int8' if error.precision == 'float32' else 'float32'}`")
+    if isinstance(error, OtherModelError) and error.made == error.wanted:  # another version: only a reindex mends it
+        return f"run `keyface reindex {_gallery(error.path)}`"
     if isinstance(error, OtherModelError):
         return f"use --embedder {error.made}, or run `keyface reindex {_gallery(error.path)} --embedder {error.wanted}`"
     if isinstance(error, DamagedGalleryError):

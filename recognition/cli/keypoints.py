@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from keyface.data.errors import KeyfaceError
+from keyface.data.files import install_copy
 from keyface.data.paths import data_root, models_dir
 from keyface.recognition.core.pipeline import make_detector
 from keyface.keypoints.predictor import LITE_PRECISION
@@ -104,9 +105,7 @@ def cmd_train(args) -> int:
     log.info("trained in %.0f s; best validation NME %.4f; run directory %s",
              summary["train_seconds"], summary["best_val_nme"], run_dir)
     if args.name:
-        target = models_dir(args.models) / "keypoints" / f"{args.name}.keras"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes((run_dir / "model.keras").read_bytes())
+        target = install_copy(run_dir / "model.keras", models_dir(args.models) / "keypoints" / f"{args.name}.keras")
         log.info("installed as %s", target)
     return 0
 
@@ -175,9 +174,12 @@ def _video_keypoints(clip: str, args, out: Path | None) -> int:
 
 
 def _table_lines(r: dict) -> list[str]:
-    """A photo's (or a video frame's) line and a line per face."""
+    """A photo's (or a video frame's) line and a line per face; none for a photo that failed, whose error is on
+    stderr (as identify's is)."""
+    if "error" in r:
+        return []
     where = r["photo"] if "photo" in r else f"{r['video']} frame {r['frame']} ({r['time']:.2f} s)"
-    lines = [f"{where}: {len(r['faces'])} face(s)" + (f" - {r['error']}" if "error" in r else "")]
+    lines = [f"{where}: {len(r['faces'])} face(s)"]
     for f in r["faces"]:
         box = ", ".join(f"{v:.0f}" for v in f["box"])
         lines.append(f"  face {f['face']}: box [{box}], {len(f['keypoints'])} keypoints, score {f['score']:.3f}")

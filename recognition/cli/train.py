@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from keyface.data.errors import KeyfaceError
+from keyface.data.files import install_copy
 from keyface.data.paths import data_root, models_dir, user_dir
-from keyface.runtime.networks import META_ENTRY, read_metadata
-from keyface.recognition.approaches.calibration import calibrate, read_threshold, rewrite_metadata
+from keyface.runtime.networks import META_ENTRY, file_version, read_metadata
+from keyface.recognition.approaches.calibration import calibrate, held_out_people, read_threshold, rewrite_metadata
 from keyface.recognition.approaches.registry import (EMBEDDER_NAMES, REGISTRY, TRAINABLE, find_model_file,
                                                      load_embedder, registered)
 from keyface.recognition.approaches.trainers import TrainSettings
@@ -113,16 +114,9 @@ def cmd_train(args) -> int:
                                                           InputSpec(**read_metadata(made)["input"]),
                                                           user_dir("cache"), kp_version)
     threshold = calibrate(made, faces, name, strangers)
-    target = models_dir(args.models) / "embedders" / f"{name}.keras"
-    _install(made, target)
+    target = install_copy(made, models_dir(args.models) / "embedders" / f"{name}.keras")
     log.info("%s embedder: %s (threshold %.4f from held-out DevTrain pairs)", name, target, threshold)
     return 0
-
-
-def _install(made: Path, target: Path) -> None:
-    """Copy a trained model file to where every command looks for it."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(made.read_bytes())
 
 
 def cmd_calibrate(args) -> int:
@@ -130,8 +124,16 @@ def cmd_calibrate(args) -> int:
     from keyface.keypoints.predictor import KeypointPredictor, resolve_model
     from keyface.recognition.training.face_sets import cached_face_set
     from keyface.recognition.core.pipeline import FacePipeline
+    reg = registered(args.embedder)
+    path = find_model_file(reg, args.models, args.embedder_model)
+    # the package's own file is rewritten only when named (as its maker does), never found by default
+    if not args.embedder_model and any(path.resolve() == shipped.resolve() for shipped in reg.shipped):
+        own = f"calibrate one you trained (`keyface train {args.embedder}`)" if reg.trainer else "it is used as shipped"
+        raise KeyfaceError(f"{path} is the {args.embedder} model shipped with keyface, calibrated already; keyface "
+                           f"does not change it: {own}")
+    held_out_people(path)  # before the minutes of face finding, not after
+    before = file_version(path)
     embedder = load_embedder(args.embedder, args.models, args.embedder_model)
-    path = find_model_file(registered(args.embedder), args.models, args.embedder_model)
     kp_path = resolve_model(args.keypoint_model, args.models)
     items, _ = training_items(data_root(args.data), 2, True, None)  # the items `keyface train` uses by default
     pipeline = FacePipeline(KeypointPredictor.load(kp_path))
@@ -143,6 +145,8 @@ def cmd_calibrate(args) -> int:
     log.info("%s: threshold %.4f, identify cut %.4f (1%% of strangers named), cluster threshold %.4f "
              "(held-out DevTrain people)", path, threshold, read_threshold(path, "identify_threshold"),
              read_threshold(path, "cluster_threshold"))
+    log.warning("%s is model %s now (it was %s): a gallery enrolled with it is refused until reindexed "
+                "(`keyface reindex --gallery GALLERY`)", path.name, file_version(path), before)
     return 0
 
 

@@ -53,9 +53,37 @@ def cmd_weights(args) -> int:
         log.info("already converted: %s (use --force to redo)", target)
         return 0
     convert(Path(args.source) if args.source else installed_source(), target, mirror=not args.no_mirror)
-    log.info("dlib's ResNet face descriptor verified and converted: %s (calibrate its thresholds with "
-             "`keyface calibrate dlib-resnet`)", target)
+    same = _calibration_from_shipped(target)
+    log.info("dlib's ResNet face descriptor verified and converted: %s", target)
+    log.warning("%s is used instead of the shipped model from now on (delete it to go back): %s; a gallery "
+                "enrolled with the shipped model is refused until reindexed", target,
+                "the same network, so it carries the shipped thresholds" if same else
+                "another network than the shipped one: calibrate it (`keyface calibrate dlib-resnet`)")
     return 0
+
+
+CALIBRATION_KEYS = ("threshold", "threshold_from", "cluster_threshold", "identify_threshold", "identify_far",
+                    "identify_threshold_from", "stranger_count", "stranger_distances")
+
+
+def _calibration_from_shipped(target: Path) -> bool:
+    """Give a converted dlib-resnet the shipped file's held-out people (dlib saw no LFW person: the same are
+    fair to calibrate on) and, where it is the same network with the same mirror setting, its thresholds too;
+    whether it was the same."""
+    import numpy as np
+    from keyface.recognition.approaches.calibration import rewrite_metadata
+    from keyface.recognition.approaches.registry import registered
+    from keyface.runtime.networks import META_ENTRY, load_model, read_metadata
+    shipped = registered("dlib-resnet").shipped[0]
+    (made, meta), (original, calibrated) = load_model(target), load_model(shipped)
+    ours, theirs = made.get_weights(), original.get_weights()
+    same = meta.get("mirror_average") == calibrated.get("mirror_average") and len(ours) == len(theirs) and all(
+        np.array_equal(a, b) for a, b in zip(ours, theirs))
+    carried = {"held_out_people": calibrated["held_out_people"]}
+    if same:
+        carried |= {key: calibrated[key] for key in CALIBRATION_KEYS if key in calibrated}
+    rewrite_metadata(target, META_ENTRY, read_metadata(target) | carried)
+    return same
 
 
 def _inception_imagenet(args) -> int:
@@ -107,6 +135,8 @@ def cmd_export(args) -> int:
         raise KeyfaceError(f"{source} is already a LiteRT model file")
     if out.suffix != LITE_SUFFIX:
         raise KeyfaceError(f"the exported file must end in {LITE_SUFFIX}, not {out.name!r}")
+    if out.exists():  # as every file keyface writes for you: never over one
+        raise KeyfaceError(f"{out} exists: keyface does not overwrite it; give a new file")
     export_lite(source, out)
     try:
         load_embedder(args.embedder, model=str(out))  # the file must run: not every embedder can take int8

@@ -235,6 +235,10 @@ class Recogniser:
         self._threshold, self._far = threshold, far
         self.several_faces = _policy(several_faces)
 
+    def __repr__(self) -> str:
+        return (f"Recogniser(embedder={self.embedder.name!r}, version={self.embedder.version!r}, "
+                f"detector={type(self.pipeline.detector).__name__}, several_faces={self.several_faces!r})")
+
     def taking(self, several_faces: str) -> "Recogniser":
         """This recogniser, or a shallow copy whose enrol and verify follow another several-faces policy
         ("refuse" or "largest"): a shared recogniser keeps its own for everyone else."""

@@ -381,6 +381,9 @@ def check_made_by(path, meta: dict, embedder: str, version: str) -> None:
         raise OtherModelError(f"{path} was embedded in {precision} by embedder {embedder!r}, not in "
                               f"{asked_precision}; open it in {precision}, or reindex it",
                               path, embedder, embedder, precision)
+    if meta["embedder"] == embedder:  # the same embedder's model file changed: retrained, recalibrated, rebuilt
+        raise OtherModelError(f"{path} was made with model {meta['version']} of embedder {embedder!r}, not {version}: "
+                              "reindex it to re-embed its photos with this one", path, embedder, embedder)
     raise OtherModelError(
         f"{path} was made with embedder {meta['embedder']!r} (model {meta['version']}), not "
         f"{embedder!r} (model {version}); open it with embedder {meta['embedder']!r}, or reindex it: "
