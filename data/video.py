@@ -86,7 +86,7 @@ class Video:
         self.sampling = sampling
         if self.camera is None:
             _check_file(Path(source))
-            self.capture = cv2.VideoCapture(str(source), cv2.CAP_FFMPEG)
+            self.capture = _quietly_opened(str(source))
         else:
             self.capture = _quietly_opened(self.camera)
         if not self.capture.isOpened():
@@ -211,15 +211,15 @@ def _check_file(path: Path) -> None:
         raise VideoError(f"{path}: not a video (no known video container)")
 
 
-def _quietly_opened(camera: int):
-    """A V4L2 camera's capture, opened without OpenCV's own warning lines (a missing camera is said in one line
-    of ours instead)."""
+def _quietly_opened(source: int | str):
+    """A V4L2 camera's capture or a file's (FFmpeg), opened without OpenCV's own warning lines on the caller's
+    stderr (a camera or file that cannot be opened is said in one line of ours instead)."""
     import cv2
     from cv2.utils import logging as cv2_log
     level = cv2_log.getLogLevel()
     cv2_log.setLogLevel(cv2_log.LOG_LEVEL_ERROR)
     try:
-        return cv2.VideoCapture(camera, cv2.CAP_V4L2)
+        return cv2.VideoCapture(source, cv2.CAP_V4L2 if isinstance(source, int) else cv2.CAP_FFMPEG)
     finally:
         cv2_log.setLogLevel(level)
 

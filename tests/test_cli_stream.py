@@ -53,7 +53,8 @@ def test_native_filter_drops_info_and_warning_lines_but_keeps_errors():
     data = b"\n".join([INFO, ERROR, WARN, FATAL, OLD_INFO, OLD_ERROR, b"plain text", b"WARNING: All log messages "
                        b"before absl::InitializeLog() is called are written to STDERR",
                        b"WARNING clustering 8 points to 5 centroids: please provide at least 195 training points",
-                       b"unfinished"])
+                       b"fully_quantize: 0, inference_type: 6, input_inference_type: FLOAT32, output_inference_type: "
+                       b"FLOAT32", b"unfinished"])
     kept, pending = filter_native(data)
     assert kept == b"\n".join([ERROR, FATAL, OLD_ERROR, b"plain text"]) + b"\n" and pending == b"unfinished"
 

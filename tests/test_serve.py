@@ -102,6 +102,21 @@ def test_hostile_names_are_refused(served, name):
     one_line_error(client.post("/api/people", data={"name": name}, files=photos("Tom Cruise"), headers=AUTH), status)
 
 
+def test_an_enrolments_errors_come_in_the_order_the_photos_were_sent(served):
+    import io
+    from PIL import Image
+    client, _ = served
+    wall = io.BytesIO()
+    Image.new("RGB", (160, 160), (128, 128, 128)).save(wall, "JPEG")
+    face = (DEMO / "probes" / "AJ_Lamas_0001.jpg").read_bytes()  # a stranger: enrolled by no other test
+    files = [("photos", (name, data, "image/jpeg")) for name, data in (
+        ("1-wall.jpg", wall.getvalue()), ("2-text.jpg", b"not a photo"), ("3-face.jpg", face), ("4-wall.jpg", wall.getvalue()))]
+    made = client.post("/api/people", data={"name": "Ordered"}, files=files, headers=AUTH).json()
+    # decoding refuses 2 before the faces of 1 and 4 are looked for: the answer still lists them as sent
+    assert [e.split(":")[0] for e in made["errors"]] == ["1-wall.jpg", "2-text.jpg", "4-wall.jpg"], made
+    client.delete("/api/people/Ordered", headers=AUTH)
+
+
 def test_bad_and_oversized_uploads_are_refused(served):
     client, _ = served
     # someone enrolled (or already there, 409), so that the photo is what is refused, not an empty gallery

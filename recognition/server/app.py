@@ -293,21 +293,22 @@ def _people_routes(app: FastAPI, store: GalleryThread) -> None:
         transaction: 201 when photos were added, 200 when none was (each photo's error says why)."""
         await _one_each(request, "name", "largest_face")
         person = check_name(name)
-        decoded, errors = [], []
-        for upload in photos:
+        decoded, errors = [], []  # errors: (the upload's place, its line), said in the order uploaded
+        for k, upload in enumerate(photos):
             try:
-                decoded.append(await _photo_and_hash(upload))
+                decoded.append((k, *await _photo_and_hash(upload)))
             except KeyfaceError as exc:
-                errors.append(str(exc))
-        found = await _in_thread(store.gallery.prepare, person, [rgb for _, rgb, _ in decoded], largest_face,
-                                 [n for n, _, _ in decoded])
-        errors += [_said(p.error, store.gallery.path) for p in found if p.error]
-        ready = [(n, replace(p.enrolment, sha256=sha)) for (n, _, sha), p in zip(decoded, found) if not p.error]
+                errors.append((k, str(exc)))
+        found = await _in_thread(store.gallery.prepare, person, [rgb for _, _, rgb, _ in decoded], largest_face,
+                                 [n for _, n, _, _ in decoded])
+        errors += [(k, _said(p.error, store.gallery.path)) for (k, *_), p in zip(decoded, found) if p.error]
+        ready = [(n, replace(p.enrolment, sha256=sha)) for (_, n, _, sha), p in zip(decoded, found) if not p.error]
         first = next((p for p in found if not p.error), None)  # the thumbnail is made here, not on the gallery's thread
         thumbnail = None if first is None else await _in_thread(face_thumbnail, first.rgb, first.enrolment.box)
         added, refused = await store.run_async(store.gallery.store_enrolments, person, ready, thumbnail)
         response.status_code = 201 if added else 200  # nothing added (each photo's error says why): nothing made
-        return {"person": person, "added": added, "errors": errors + [str(e) for e in refused]}
+        return {"person": person, "added": added,
+                "errors": [line for _, line in sorted(errors, key=lambda e: e[0])] + [str(e) for e in refused]}
 
     @app.get("/api/people/{name}/thumbnail", responses=PEOPLE)
     def person_thumbnail(name: str) -> Response:
