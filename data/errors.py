@@ -125,11 +125,8 @@ def distance_cut(value, name: str) -> float:
 
 def false_accept_rate(value) -> float:
     """A share of strangers that may be named (`far`), strictly between 0 and 1."""
-    try:
-        far = float(value)
-    except (TypeError, ValueError):
-        far = float("nan")
-    if isinstance(value, (bool, str)) or not 0.0 < far < 1.0:
+    far = _as_number(value)
+    if not 0.0 < far < 1.0:
         raise FalseAcceptRateError(f"the false-accept rate must be between 0 and 1 (exclusive), not {value!r}")
     return far
 
@@ -137,10 +134,18 @@ def false_accept_rate(value) -> float:
 def finite_number(value, name: str) -> float:
     """A number a caller gave (a distance, a score, a rate, a time) as a float; a KeyfaceError naming it if it is
     not a finite number (a bool or a string is not one)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if isinstance(value, (bool, str)) or not math.isfinite(number):
+    number = _as_number(value)
+    if not math.isfinite(number):
         raise KeyfaceError(f"{name} must be a finite number, not {value!r}")
     return number
+
+
+def _as_number(value) -> float:
+    """A caller's number as a float; NaN for anything that is not one (a bool or a string is not, though float()
+    takes them), which every range check refuses."""
+    if isinstance(value, (bool, str)):
+        return float("nan")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")

@@ -19,14 +19,14 @@ def photo_json(photo: str, faces: list[Face], error: str | None = None, embeddin
 def track_json(video: str, track, threshold: float | None = None, named: bool = True, **fields) -> dict:
     """One track of a video as every output gives it: the video, any `fields` (embedder...), the identify cut
     if named, then the track's own (its mean embedding when not named: embed)."""
-    cut = {"threshold": None if threshold is None else round(float(threshold), 4)} if named else {}
+    cut = {"threshold": _rounded(threshold)} if named else {}
     return {"video": video, **fields, **cut, **track.to_json(named, embedding=not named)}
 
 
 def video_error_json(video: str, error: str, threshold: float | None = None, named: bool = True, **fields) -> dict:
     """A video that gave no track (it cannot be read, no face was seen), in its tracks' shape: the video, any
     `fields`, the identify cut if named, and the error."""
-    cut = {"threshold": None if threshold is None else round(float(threshold), 4)} if named else {}
+    cut = {"threshold": _rounded(threshold)} if named else {}
     return {"video": video, **fields, **cut, "error": error}
 
 
@@ -35,6 +35,10 @@ def verify_json(same: bool | None, distance: float | None, threshold: float | No
     """verify's answer as every output gives it; with an error (a photo with no face, say), same and distance
     are null, and so is the threshold where it is the error (a model not calibrated)."""
     if error is not None:
-        cut = None if threshold is None else round(float(threshold), 4)
-        return {"same": None, "distance": None, "threshold": cut, "error": error}
-    return {"same": bool(same), "distance": round(float(distance), 4), "threshold": round(float(threshold), 4)}
+        return {"same": None, "distance": None, "threshold": _rounded(threshold), "error": error}
+    return {"same": bool(same), "distance": _rounded(distance), "threshold": _rounded(threshold)}
+
+
+def _rounded(value: float | None) -> float | None:
+    """A distance or cut as every answer gives it: 4 decimals (null stays null)."""
+    return None if value is None else round(float(value), 4)

@@ -48,7 +48,6 @@ def cmd_cluster(args) -> int:
     return 2 if errors else 0
 
 
-
 def _write_clusters(out: Path, faces: list, labels: np.ndarray, embedder: str, threshold: float) -> None:
     """cluster-NN/ folders of face crops, clusters.json, and an HTML contact sheet."""
     from keyface.data.files import create_private, jpeg_bytes, private_dir, shown

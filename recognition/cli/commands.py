@@ -216,6 +216,11 @@ class Stream:
         else:
             print(f"keyface: error: {text}", file=sys.stderr, flush=True)
 
+    def failed(self, error: str, errors: list) -> None:
+        """A photo's or a video's error: kept in `errors` (the exit status says so at the end) and said now."""
+        errors.append(error)
+        self.error(error)
+
     def json(self, obj) -> None:
         """One JSON Lines record."""
         self.line(compact(obj))
@@ -373,8 +378,7 @@ def _identify_one(photo: str, result, threshold: float | None, args, stream, err
         from keyface.recognition.core.annotate import annotate_identities
         annotate_identities(photo, faces, Path(args.annotate))
     if error:
-        errors.append(error)
-        stream.error(error)
+        stream.failed(error, errors)
     if args.json:
         from keyface.recognition.answers import photo_json  # the JSON shapes: loaded for --json only
         stream.json(photo_json(photo, faces, error, threshold=None if threshold is None else round(threshold, 4)))

@@ -74,8 +74,7 @@ def cmd_embed(args) -> int:
                 continue
             faces, error = faces_or_error(photo, found)
             if error:
-                errors.append(error)
-                stream.error(error)
+                stream.failed(error, errors)
             stream.json(photo_json(photo, faces, error, embedding=True, **about))
     return 2 if errors else 0
 
@@ -94,6 +93,5 @@ def _embed_video(rec, path: str, about: dict, stream, errors: list) -> None:
     except KeyfaceError as exc:
         error = with_hint(exc)
     if error:  # said as a photo's: on stderr, and in the JSON Lines
-        errors.append(error)
-        stream.error(error)
+        stream.failed(error, errors)
         stream.json(video_error_json(path, error, named=False, **about))

@@ -74,8 +74,7 @@ def identify_video(gallery, source, frames, index, args, stream, errors: list) -
 def _video_failed(name: str, error: str, threshold: float, args, stream, errors: list) -> None:
     """A video that gave no track: its error on stderr, and in the JSON Lines (a script reading them hears of it)."""
     from keyface.recognition.answers import video_error_json
-    errors.append(error)
-    stream.error(error)
+    stream.failed(error, errors)
     if args.json:
         stream.json(video_error_json(name, error, threshold))
 

@@ -62,13 +62,20 @@ def _problems(conn: sqlite3.Connection, path: Path, vectors: bool = True) -> lis
     meta = dict(conn.execute("SELECT key, value FROM meta"))
     if not {"embedder", "version", "dim"} <= set(meta):
         return problems + ["the meta table lacks the embedder, its version or the dimension"]
-    dim, bad = int(meta["dim"]), 0
-    for (blob,) in conn.execute("SELECT vector FROM embeddings" if vectors else "SELECT 1 WHERE 0"):
-        ok = isinstance(blob, bytes) and len(blob) == 4 * dim
-        bad += not (ok and vector_ok(np.frombuffer(blob, np.float32)[None])[0])
+    dim = int(meta["dim"])
+    bad = _damaged_vectors(conn, dim) if vectors else 0
     if bad:
         problems.append(f"{bad} stored embedding(s) are not finite unit vectors of dimension {dim}")
     return problems
+
+
+def _damaged_vectors(conn: sqlite3.Connection, dim: int) -> int:
+    """How many stored vectors are not finite unit vectors of the gallery's dimension."""
+    bad = 0
+    for (blob,) in conn.execute("SELECT vector FROM embeddings"):
+        ok = isinstance(blob, bytes) and len(blob) == 4 * dim
+        bad += not (ok and vector_ok(np.frombuffer(blob, np.float32)[None])[0])
+    return bad
 
 
 def snapshot(path: Path, dest: Path, vectors: bool = True) -> Path:
