@@ -4,6 +4,7 @@ sampled, and read ahead on a thread of their own so that decoding overlaps the w
 Frames are never all held: at most READ_AHEAD wait in memory."""
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
@@ -16,6 +17,8 @@ import numpy as np
 
 from keyface.data.errors import ImageError, KeyfaceError, finite_number
 from keyface.data.images import MAX_PIXELS, MIN_SIDE, is_video_file
+
+log = logging.getLogger(__name__)
 
 READ_AHEAD = 8  # decoded frames waiting for the consumer: bounds memory whatever the video's length
 DEFAULT_RATE = 15.0  # frames a second looked at by default: faces move little in 1/15 s
@@ -146,6 +149,7 @@ class Video:
                 if not ok:
                     if first:
                         raise self._nothing_read()
+                    self._ended_early(index)
                     break
                 if bgr is not None:
                     first = False
@@ -164,6 +168,15 @@ class Video:
                 return
             except queue.Full:
                 continue
+
+    def _ended_early(self, index: int) -> None:
+        """Say so when a file's frames end well before the length its container gives: a truncated or damaged file,
+        whose tracks are then only those of the frames before the break (the count is an estimate for some
+        containers, so a frame or two short is not said)."""
+        if self.camera is None and self.length - index > max(2, self.length // 50):
+            log.warning("%s: no frame could be decoded after frame %d of %d (%.1f s): the file is truncated or "
+                        "damaged; only the frames before are looked at", self.name, index, self.length,
+                        self.time_of(index))
 
     def _nothing_read(self) -> VideoError:
         """Why not one frame was read: the start asked for is past the end, or the video is damaged or empty."""

@@ -165,6 +165,23 @@ def test_bad_videos_get_one_line_and_exit_2(clip, gallery_file, tmp_path, capsys
     assert code == 2 and "not both" in err
 
 
+def test_a_truncated_video_says_where_its_frames_end(tmp_path, caplog):
+    writer = cv2.VideoWriter(str(tmp_path / "whole.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (160, 120))
+    for i in range(60):
+        writer.write(np.full((120, 160, 3), i * 4, np.uint8))
+    writer.release()
+    data = (tmp_path / "whole.avi").read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[: len(data) // 2])  # an AVI's header counts 60 frames; half are there
+    seen = {}
+    for name in ("whole.avi", "cut.avi"):
+        caplog.clear()
+        with Video(tmp_path / name, Sampling(every=1)) as video:
+            seen[name] = sum(1 for _ in video.frames())
+        said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert (name == "cut.avi") == any("truncated" in line and "of 60" in line for line in said), (name, said)
+    assert seen["whole.avi"] == 60 and 10 < seen["cut.avi"] < 50, seen
+
+
 def test_a_video_that_gives_no_track_is_its_own_error_and_the_other_files_go_on(clip, gallery_file, tmp_path, capsys):
     path, _ = clip
     (tmp_path / "broken.mp4").write_bytes(path.read_bytes()[:32] + bytes(4000))
