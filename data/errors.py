@@ -23,6 +23,10 @@ class ImageError(KeyfaceError):
     """A photo cannot be used: not an image, truncated, too small, too large, unsupported mode."""
 
 
+class VideoError(ImageError):
+    """A video or camera cannot be read: no such file, no video stream, truncated, frames of an unusable size."""
+
+
 class MissingDependency(KeyfaceError, ImportError):
     """An optional package is not installed; the message gives the pip line."""
 

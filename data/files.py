@@ -7,6 +7,7 @@ import glob
 import io
 import logging
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +20,9 @@ from keyface.data.errors import KeyfaceError
 log = logging.getLogger(__name__)
 
 STALE_TEMPORARY_S = 3600.0  # no cache takes an hour to write: a temporary file that old was left by a killed run
+
+
+URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # a web address given as a photo: http://, s3://, file:// ...
 
 
 def shown(path) -> str:

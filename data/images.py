@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from keyface.data.errors import ImageError
+from keyface.data.files import URL, shown
 
 MIN_SIDE = 16  # smaller than this cannot hold a detectable face
 MAX_PIXELS = 40_000_000  # 40 MP: above this a file is a decompression bomb, or too big to be worth decoding
@@ -21,11 +22,13 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     """Read a photo as an upright RGB uint8 array (H, W, 3); raise ImageError naming the file."""
     if not os.fspath(path).strip():  # Path("") would be the current folder
         raise ImageError("a photo path is empty")
+    if isinstance(os.fspath(path), str) and URL.match(os.fspath(path)):  # keyface reads files; it never downloads
+        raise ImageError(f"{shown(path)}: keyface does not download; save the photo first")
     p = Path(path)
     if p.is_dir():
-        raise ImageError(f"{p} is a folder, not a photo: loop over its images")
+        raise ImageError(f"{shown(path)} is a folder, not a photo: loop over its images")
     if not p.is_file():
-        raise ImageError(f"{p}: no such file")
+        raise ImageError(f"{shown(path)}: no such file")
     try:
         data = p.read_bytes()
     except OSError as exc:

@@ -15,17 +15,13 @@ from typing import Iterator
 
 import numpy as np
 
-from keyface.data.errors import ImageError, KeyfaceError, finite_number
+from keyface.data.errors import KeyfaceError, VideoError, finite_number
 from keyface.data.images import MAX_PIXELS, MIN_SIDE, is_video_file
 
 log = logging.getLogger(__name__)
 
 READ_AHEAD = 8  # decoded frames waiting for the consumer: bounds memory whatever the video's length
 DEFAULT_RATE = 15.0  # frames a second looked at by default: faces move little in 1/15 s
-
-
-class VideoError(ImageError):
-    """A video or camera cannot be read: no such file, no video stream, truncated, frames of an unusable size."""
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,13 @@ def checked_min_face(min_face: float) -> float:
     return float(min_face)
 
 
+def within(box, width: int, height: int) -> tuple[float, float, float, float]:
+    """A face's box as far as it lies inside its width x height photo: what every output reports, so that a crop
+    by it is the face (a face cut by the edge is boxed to the edge; its keypoints may lie beyond)."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return max(x0, 0.0), max(y0, 0.0), min(x1, float(width)), min(y1, float(height))
+
+
 def left_to_right(faces: list) -> list:
     """Faces (anything with a .box) in the order keyface numbers them everywhere: by the box's left edge."""
     return sorted(faces, key=lambda f: float(f.box[0]))

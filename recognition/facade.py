@@ -108,7 +108,7 @@ class Gallery:
         self._location, self._store, self._head, self._making = path, None, None, threading.Lock()
         self._recogniser = None if recogniser is None else recogniser_for(recogniser)
         self._loader = loader or (lambda name, precision: load(name, precision=precision))
-        self._assumed = False  # True: the recogniser is the default's, loaded before the gallery was made
+        self._assumed, self._closed = False, False  # _assumed: the default's recogniser, loaded before it was made
         if not create or gallery_exists(path):
             self._store = open_store(path, *_made_by(self._recogniser), create=False)
 
@@ -119,7 +119,7 @@ class Gallery:
     def store(self):
         """Where the people are kept (core.store, core.pg_store); a new gallery's is made now."""
         with self._making:  # threads enrolling into a new gallery at once make it once
-            if self._store is None:
+            if self._store is None and not self._refused_if_closed():
                 self._store = open_store(self._location, *_made_by(self.recogniser), create=True)
         return self._store
 
@@ -194,6 +194,7 @@ class Gallery:
         several) in one transaction: (photos added, the error of each photo not added). The next chunk's
         faces are found while this chunk's are embedded; the gallery is written from this thread only."""
         from keyface.recognition.core.enrolling import ready_to_enrol
+        self._refused_if_closed()  # before its photos are read, not after
         person, photos = check_name(name), _photo_list(photos)
         checked_count(workers, WORKERS)
         ready, errors, thumbnail = ready_to_enrol(self._chooser(largest_face), person, photos, workers, progress)
@@ -202,7 +203,8 @@ class Gallery:
 
     def _chooser(self, largest_face: bool) -> Recogniser:
         """The recogniser, taking a photo's largest face if asked (else following its own several-faces policy)."""
-        return self.recogniser.taking("largest" if largest_face else self.recogniser.several_faces)
+        return self.recogniser.taking("largest" if yes_or_no(largest_face, "largest_face") else
+                                      self.recogniser.several_faces)
 
     def store_enrolments(self, person: str, ready: list[tuple[str, Enrolment]],
                          thumbnail: bytes | None) -> tuple[int, list[KeyfaceError]]:
@@ -219,6 +221,7 @@ class Gallery:
                 names: list[str] | None = None) -> list[Prepared]:
         """Each photo's enrolment record or its error, found and embedded but not stored (a server does this
         work away from the gallery's thread, then calls store_enrolments); `names`: what errors call each photo."""
+        self._refused_if_closed()
         return self._chooser(largest_face).enrolments(check_name(name), _photo_list(photos), names=names)
 
     def identify(self, image, top: int = 3, index=None, head: bool = False,
@@ -227,7 +230,7 @@ class Gallery:
         within the open-set cut (else unknown: None). `index` is a search index made by search_index()
         (kept by a server), or the kind of one to make ("exact", the default, "faiss" or "hnsw"); `head`
         names faces by the gallery's softmax head instead (`train_head`), unknown under `min_probability`."""
-        checked_count(top, TOP)
+        _identify_settings(top, head, min_probability)
         faces = self.recogniser.identify(self._index(index), image, top, by_distance=not head)
         if not head:
             return faces
@@ -239,7 +242,7 @@ class Gallery:
         """identify() for many photos, `workers` of them at once (threads), yielded in the order given as
         (photo, faces), or (photo, KeyfaceError) for a photo that cannot be identified; the rest go on."""
         photos = one_or_many(photos)
-        checked_count(top, TOP)  # before any photo: one error for the call, not one a photo
+        _identify_settings(top, head, min_probability)  # before any photo: one error for the call, not one a photo
         checked_count(workers, WORKERS)
         index = self._index(index)  # an empty gallery: refused before any model loads
         if head:
@@ -266,6 +269,7 @@ class Gallery:
         """Enrol the one person in a video: the `count` best distinct sightings of their track (the largest
         face's with `largest_face`; otherwise a video of several people is refused)."""
         from keyface.recognition.core.video_enrol import enrolments_from_video
+        self._refused_if_closed()
         person = check_name(name)
         ready, thumbnail = enrolments_from_video(self._chooser(largest_face), person, source, count, sampling)
         return self.store_enrolments(person, ready, thumbnail)
@@ -349,7 +353,7 @@ class Gallery:
     def _opened(self):
         """The store, or None while the gallery is not made; one made since (by another process, say, while a
         server waits on a new gallery) is opened now."""
-        if self._store is None and gallery_exists(self._location):
+        if self._store is None and not self._refused_if_closed() and gallery_exists(self._location):
             with self._making:
                 if self._store is None:  # a recogniser only assumed gives way to the gallery's own
                     given = None if self._assumed else self._recogniser
@@ -361,8 +365,15 @@ class Gallery:
 
     def close(self) -> None:
         """Close the gallery file."""
+        self._closed = True
         if self._store is not None:
             self._store.close()
+
+    def _refused_if_closed(self) -> bool:
+        """False, or a GalleryError once close() was called: a closed gallery is neither read nor made."""
+        if self._closed:
+            raise GalleryError(f"the gallery {self.path} is closed: open it again")
+        return False
 
 
 def open_store(location, embedder: str, version: str, dim: int, create: bool = True):
@@ -394,6 +405,28 @@ def checked_count(value, what: str, least: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
         raise KeyfaceError(f"{what}, {least} or more, not {value!r}")
     return int(value)
+
+
+def yes_or_no(value, name: str) -> bool:
+    """A yes/no a caller gave (largest_face, head): True or False, not a string or a number that Python would
+    take for one ("no" is true)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise KeyfaceError(f"{name} is True or False, not {value!r}")
+    return bool(value)
+
+
+def probability(value, name: str) -> float:
+    """A probability a caller gave: a number from 0 to 1 (not a string or a bool, which float() would take)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not 0 <= value <= 1:
+        raise KeyfaceError(f"{name} is a probability, from 0 to 1, not {value!r}")
+    return float(value)
+
+
+def _identify_settings(top, head, min_probability) -> None:
+    """Refuse identify's settings, whichever of them this call uses, before any photo is read."""
+    checked_count(top, TOP)
+    yes_or_no(head, "head")
+    probability(min_probability, "min_probability")
 
 
 TOP = "top is how many nearest people to list"

@@ -48,6 +48,10 @@ def test_importing_keyface_loads_no_model_and_exports_the_verbs():
     assert done.stdout.split() == ["[]", "0", "True", "True"]
     verbs = {"build", "face_locations", "face_landmarks", "face_encodings", "face_distance", "compare_faces"}
     assert verbs <= set(keyface.__all__)
+    import inspect
+    from keyface.data import errors
+    kinds = {name for name, kind in inspect.getmembers(errors, inspect.isclass) if issubclass(kind, errors.KeyfaceError)}
+    assert "VideoError" in kinds and kinds <= set(keyface.__all__)  # every error the verbs raise, caught by name
 
 
 def test_face_locations_gives_boxes_left_to_right_and_max_num_keeps_the_largest(canvas, recogniser):
@@ -60,6 +64,21 @@ def test_face_locations_gives_boxes_left_to_right_and_max_num_keeps_the_largest(
     assert keyface.face_locations(canvas, max_num=5) == boxes
     with pytest.raises(keyface.KeyfaceError, match="max_num"):
         keyface.face_locations(canvas, max_num=-1)
+
+
+def test_a_face_cut_by_the_edge_is_boxed_to_the_edge_everywhere(recogniser, tmp_path, capsys):
+    """Tom's face with its top third cut off: the detector's box reaches above the photo; what every output
+    reports is the part inside, so that a crop by it (rgb[y0:y1]) is the face, not a wrapped-around slice."""
+    from keyface.recognition.cli.main import main
+    rgb = np.ascontiguousarray(load_image(demo_root() / "probes" / "Tom_Cruise_0006.jpg")[100:, 20:])
+    (box,), (face,) = keyface.face_locations(rgb), keyface.find_faces(rgb)
+    assert box == face.box and box[1] == 0.0 and 100 < box[2] - box[0] and box[3] <= rgb.shape[0]
+    import PIL.Image
+    PIL.Image.fromarray(rgb).save(tmp_path / "cut.png")
+    assert main(["keypoints", str(tmp_path / "cut.png"), "--json"]) == 0
+    import json
+    (shown,) = json.loads(capsys.readouterr().out.splitlines()[-1])["faces"]
+    assert shown["box"][1] == 0.0 and min(shown["box"]) >= 0
 
 
 def test_face_locations_min_score_drops_lower_scoring_boxes(canvas, recogniser):

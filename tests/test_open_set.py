@@ -73,6 +73,9 @@ def test_recogniser_uses_the_open_set_cut_for_identify_and_the_pair_cut_for_veri
     assert rec.threshold == 0.5 and rec.identify_threshold == 0.3
     assert Recogniser(None, Stub(), far=0.1).identify_threshold == pytest.approx(0.0995)
     assert Recogniser(None, Stub(), threshold=0.7, far=0.1).identify_threshold == 0.7  # explicit wins
+    Stub.metadata = {**Stub.metadata, "stranger_distances": list(np.linspace(0, 0.1, 101)), "stranger_count": 1001}
+    with pytest.raises(KeyfaceError, match="beyond what the model file keeps"):  # when made, not at identify
+        Recogniser(None, Stub(), far=0.5)
     Stub.metadata = {"threshold": 0.5}
     with pytest.raises(KeyfaceError, match="stub model carries no calibrated identify_threshold: calibrate") as info:
         Recogniser(None, Stub()).identify_threshold

@@ -75,6 +75,14 @@ def test_arrays_work_like_paths_and_mistakes_are_keyface_errors(photos):
         gallery.identify(photos / "alan1.jpg")
     with pytest.raises(keyface.GalleryError, match="is closed"):
         gallery.people()
+    for photos_given in ([], [photos / "nope.jpg"]):  # refused before any photo is read, as the other verbs are
+        with pytest.raises(keyface.GalleryError, match="is closed"):
+            gallery.enrol("Alan", photos_given)
+    with keyface.Gallery(photos / "never-made.db") as unmade:
+        pass
+    with pytest.raises(keyface.GalleryError, match="is closed"):  # a closed new gallery is not made by an enrolment
+        unmade.enrol("Alan", [array])
+    assert not (photos / "never-made.db").exists()
 
 
 def test_the_readme_verbs_run_as_written(tmp_path, monkeypatch):
@@ -106,6 +114,19 @@ def test_largest_face_is_measured_inside_the_photo_and_one_photo_is_one_photo(tm
         for top in (0, -1, None, 2.5):
             with pytest.raises(keyface.KeyfaceError, match="1 or more"):
                 gallery.identify(probes / "Tom_Cruise_0006.jpg", top=top)
+        # a string or a number is not a yes/no ("no" would be true), whether or not this call uses the setting
+        for verb in (lambda: gallery.enrol("Tom", [], largest_face="no"),
+                     lambda: keyface.verify(probes / "Tom_Cruise_0006.jpg", probes / "Tom_Cruise_0007.jpg",
+                                            largest_face="no"),
+                     lambda: gallery.identify(probes / "Tom_Cruise_0006.jpg", head=1)):
+            with pytest.raises(keyface.KeyfaceError, match="is True or False"):
+                verb()
+        for least in (5, -0.1, "0.5"):
+            with pytest.raises(keyface.KeyfaceError, match="min_probability is a probability"):
+                list(gallery.identify_all([probes / "Tom_Cruise_0006.jpg"], min_probability=least))
+        with pytest.raises(keyface.KeyfaceError, match="place, left to right, 1 or more"):
+            faces[0].to_json("a")
+        assert faces[0].to_json(2)["face"] == 2
 
 
 @pytest.mark.parametrize("settings", [{"several_faces": "x"}, {"threshold": float("nan")}, {"threshold": -5},
@@ -131,3 +152,5 @@ def test_small_api_mistakes_are_refused_in_words(tmp_path):
             verb()
     same, distance = keyface.verify(photo, photo)
     assert same and distance == 0.0  # never a tiny negative distance
+    with pytest.raises(keyface.ImageError, match=r"^http://x/y.jpg: keyface does not download"):  # as given
+        keyface.face_locations("http://x/y.jpg")

@@ -7,14 +7,13 @@ import atexit
 import io
 import logging
 import os
-import re
 import sys
 import threading
 from pathlib import Path
 from typing import Callable
 
 from keyface.data.errors import KeyfaceError
-from keyface.data.files import shown
+from keyface.data.files import URL, shown
 from keyface.recognition.cli.hints import with_hint
 from keyface.runtime.networks import NATIVE_NOISE
 from keyface.runtime.provenance import keyface_version
@@ -190,7 +189,6 @@ def _forward(read_end: int, original: int) -> None:
 # imported): a mistake costs a fraction of a second, not the seconds a model takes to load.
 
 SKIPPED_NAMED = 3  # files a folder's note names among those skipped: enough to spot a pattern, still one line
-URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # http://, https://, ftp://, s3://, file:// ...
 
 
 class ArgumentError(Exception):

@@ -63,7 +63,9 @@ class Face:
         """The face as every output gives it (JSON Lines, the HTTP API): its number (left to right, from 1),
         box and keypoints to 0.1 px, score; once identified its name ("unknown" for no one) and matches, and
         the softmax head's probability where a head named it; the embedding (6 decimals) if asked."""
-        out = {} if number is None else {"face": number}
+        if number is not None and (isinstance(number, bool) or not isinstance(number, (int, np.integer)) or number < 1):
+            raise KeyfaceError(f"number is the face's place, left to right, 1 or more, not {number!r}")
+        out = {} if number is None else {"face": int(number)}
         out.update({"box": [round(float(v), 1) for v in self.box], "score": round(float(self.score), 4),
                     "keypoints": np.round(np.asarray(self.keypoints, float), 1).tolist()})
         if self.matches is not None:
@@ -110,10 +112,13 @@ class FacePipeline:
         return self.faces_at(rgb, left_to_right(self.detector.detect(rgb)))
 
     def faces_at(self, rgb: np.ndarray, detections: list) -> list[Face]:
-        """Keypoints for faces already detected (detection.detector.Detection: live or from the cache)."""
-        points = self.predictor.predict(rgb, [d.box for d in detections])
-        return [Face(tuple(d.box), d.score, p, np.asarray(d.landmarks, np.float64) if d.landmarks else None)
-                for d, p in zip(detections, points)]
+        """Keypoints for faces already detected (detection.detector.Detection: live or from the cache), each
+        found from the detector's whole box and reported by the part inside the photo."""
+        points, (height, width) = self.predictor.predict(rgb, [d.box for d in detections]), rgb.shape[:2]
+        # detection.detector.within's clip, done here in one step for the photo's faces
+        inside = np.clip(np.array([d.box for d in detections], np.float64).reshape(-1, 4), 0, [width, height] * 2)
+        return [Face(tuple(float(v) for v in box), d.score, p, np.asarray(d.landmarks, np.float64) if d.landmarks
+                     else None) for d, p, box in zip(detections, points, inside)]
 
 
 # Embedding
@@ -232,7 +237,9 @@ class Recogniser:
             distance_cut(threshold, "threshold")
         if far is not None:  # refused now, not at the first identify
             false_accept_rate(far)
-        self._threshold, self._far = threshold, far
+        self._threshold, self._far, self._far_cut = threshold, far, None
+        if threshold is None and far is not None and "stranger_distances" in getattr(embedder, "metadata", {}):
+            self._far_cut = self._cut_at_far()  # a rate beyond what the model keeps: refused now too
         self.several_faces = _policy(several_faces)
 
     def __repr__(self) -> str:
@@ -258,10 +265,14 @@ class Recogniser:
         """identify's 'unknown' cut: given; else the cut naming `far` of held-out strangers; else the
         model's stored cut (1% of strangers named)."""
         if self._threshold is None and self._far is not None:
-            from keyface.recognition.core.open_set import cut_at_far
-            return cut_at_far(np.asarray(self._stored("stranger_distances")), self._far,
-                              self.embedder.metadata.get("stranger_count"))
+            return self._far_cut if self._far_cut is not None else self._cut_at_far()
         return self._given_or_stored("identify_threshold")
+
+    def _cut_at_far(self) -> float:
+        """The cut naming `far` of the held-out strangers whose distances the model file keeps."""
+        from keyface.recognition.core.open_set import cut_at_far
+        return cut_at_far(np.asarray(self._stored("stranger_distances")), self._far,
+                          self.embedder.metadata.get("stranger_count"))
 
     def _given_or_stored(self, key: str) -> float:
         return float(self._threshold) if self._threshold is not None else float(self._stored(key))

@@ -14,17 +14,20 @@ region), `face_encodings` (unit embeddings, for given boxes or every face), `fac
 
 Importing keyface loads no model: the default embedder is loaded on first use and kept.
 """
-from keyface.data.errors import (DamagedGalleryError, EmptyGalleryError, FalseAcceptRateError, GalleryConflictError,
-                                 GalleryError, ImageError, KeyfaceError, NoFaceError, NotCalibratedError,
-                                 OtherModelError, PersonNotFoundError, SeveralFacesError)
+from keyface.data.errors import (DamagedGalleryError, DataError, EmptyGalleryError, FalseAcceptRateError,
+                                 GalleryConflictError, GalleryError, GalleryUnavailableError, ImageError, KeyfaceError,
+                                 LandmarksNeededError, MissingDependency, NoDataRootError, NoFaceError,
+                                 NoSoftmaxHeadError, NotCalibratedError, OtherModelError, PersonNotFoundError,
+                                 SeveralFacesError, SourcePhotoMissingError, VideoError)
 from keyface.api import (Face, FoundFace, Gallery, build, compare_faces, draw_faces, face_distance, face_encodings,
                          face_landmarks, face_locations, find_faces, find_faces_all, identify_video, load, verify)
 from keyface.runtime.provenance import keyface_version
 
 __version__ = keyface_version()  # "unknown" when run from a checkout that was never installed
 
-__all__ = ["DamagedGalleryError", "EmptyGalleryError", "Face", "FalseAcceptRateError", "FoundFace", "Gallery",
-           "GalleryConflictError", "GalleryError", "ImageError", "KeyfaceError", "NoFaceError", "NotCalibratedError", "OtherModelError",
-           "PersonNotFoundError", "SeveralFacesError", "build", "compare_faces", "draw_faces", "face_distance",
-           "face_encodings", "face_landmarks", "face_locations", "find_faces", "find_faces_all", "identify_video", "load",
-           "verify"]
+__all__ = ["DamagedGalleryError", "DataError", "EmptyGalleryError", "Face", "FalseAcceptRateError", "FoundFace", "Gallery",
+           "GalleryConflictError", "GalleryError", "GalleryUnavailableError", "ImageError", "KeyfaceError",
+           "LandmarksNeededError", "MissingDependency", "NoDataRootError", "NoFaceError", "NoSoftmaxHeadError", "NotCalibratedError", "OtherModelError",
+           "PersonNotFoundError", "SeveralFacesError", "SourcePhotoMissingError", "VideoError", "build",
+           "compare_faces", "draw_faces", "face_distance", "face_encodings", "face_landmarks", "face_locations",
+           "find_faces", "find_faces_all", "identify_video", "load", "verify"]

@@ -11,9 +11,10 @@ import os
 import numpy as np
 
 from keyface.data.errors import KeyfaceError, distance_cut, finite_number
+from keyface.detection.detector import left_to_right, within
 from keyface.keypoints.predictor import align_batch
 from keyface.recognition.core.pipeline import Face, make_detector
-from keyface.recognition.facade import Gallery, build, checked_count, load, recogniser_for
+from keyface.recognition.facade import Gallery, build, checked_count, load, recogniser_for, yes_or_no
 
 FoundFace = Face  # the name keyface 0.1 gave a face found by find_faces and identify
 
@@ -68,10 +69,11 @@ def face_locations(image: Image, min_face: float | None = None, max_num: int = 0
         raise KeyfaceError(f"min_score is a detector score from 0 to 1, not {min_score!r}")
     rgb = _pixels(image)
     found = _detector(recogniser_for(recogniser), min_face).detect(rgb)
-    boxes = [tuple(float(v) for v in f.box) for f in found if cut is None or f.score >= cut]
-    if max_num:
-        boxes = sorted(boxes, key=_area, reverse=True)[:max_num]
-    return sorted(boxes, key=lambda b: b[0])
+    height, width = rgb.shape[:2]
+    kept = [f for f in found if cut is None or f.score >= cut]
+    if max_num:  # the largest inside the photo, as largest_face chooses
+        kept = sorted(kept, key=lambda f: _area(within(f.box, width, height)), reverse=True)[:max_num]
+    return [within(f.box, width, height) for f in left_to_right(kept)]  # in find_faces's order
 
 
 def _detections(boxes, rgb: np.ndarray) -> list:
@@ -199,7 +201,7 @@ def verify(image_a: Image, image_b: Image, recogniser=None, threshold: float | N
     has several people in it (the default refuses such a photo)."""
     cut = None if threshold is None else distance_cut(threshold, "threshold")
     recogniser = recogniser_for(recogniser)
-    chosen = recogniser.taking("largest") if largest_face else recogniser
+    chosen = recogniser.taking("largest") if yes_or_no(largest_face, "largest_face") else recogniser
     return chosen.verify(image_a, image_b, cut)
 
 
