@@ -1,4 +1,4 @@
-"""Reader for a folder-per-person photo tree: root/<person>/<photo>.jpg."""
+"""Reader for a folder-per-person photo tree: root/<person>/<photo>.jpg (a person's photos may lie in subfolders)."""
 from __future__ import annotations
 
 import logging
@@ -20,14 +20,16 @@ def _is_hidden(path: Path) -> bool:
     return path.name.startswith(".")
 
 
-def _images_in(folder: Path) -> list[Path]:
-    """Sorted image files directly inside folder (an image suffix, or any file Pillow can open); other
-    files are skipped with a debug message."""
+def _images_in(folder: Path, recursive: bool = False) -> list[Path]:
+    """Sorted image files inside folder (an image suffix, or any file Pillow can open), and with `recursive` in
+    its subfolders too (a person's "2019/", "trip/"); other files are skipped with a debug message."""
     images = []
     for path in sorted(folder.iterdir()):
         if _is_hidden(path):
             continue
-        if path.is_file() and (path.suffix.lower() in IMAGE_SUFFIXES or is_image_file(path)):
+        if recursive and path.is_dir() and not path.is_symlink():  # a link to a folder could loop
+            images.extend(_images_in(path, recursive))
+        elif path.is_file() and (path.suffix.lower() in IMAGE_SUFFIXES or is_image_file(path)):
             images.append(path)
         else:
             log.debug("skipping %s: not an image file", path)
@@ -44,7 +46,7 @@ def read_person_folders(root: Path, min_images: int = 1) -> dict[str, list[Path]
     for folder in sorted(root.iterdir()):
         if _is_hidden(folder) or not folder.is_dir():
             continue
-        images = _images_in(folder)
+        images = _images_in(folder, recursive=True)
         if not images:
             continue
         if len(images) < min_images:

@@ -129,14 +129,16 @@ def test_lfw_header_count_mismatch(tmp_path):
 
 def test_person_folders_skip_hidden_and_non_images(tmp_path, caplog):
     for rel in ["b_person/2.JPG", "b_person/1.png", "b_person/notes.txt", "b_person/.hidden.jpg",
-                "a_person/x.jpeg", ".git/y.jpg", "empty_person/readme.md", "c_person/z.webp"]:
-        (tmp_path / rel).parent.mkdir(exist_ok=True)
+                "a_person/x.jpeg", ".git/y.jpg", "empty_person/readme.md", "c_person/z.webp",
+                "b_person/2019/trip/3.jpg", "b_person/.thumbs/4.jpg", "d_person/2019/5.jpg"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"x")
     (tmp_path / "loose.jpg").write_bytes(b"x")
     with caplog.at_level(logging.DEBUG, logger="keyface.data.folders"):
         people = read_person_folders(tmp_path)
-    assert list(people) == ["a_person", "b_person", "c_person"]
-    assert [p.name for p in people["b_person"]] == ["1.png", "2.JPG"]
+    # a person's photos in subfolders of theirs are theirs (a person with only such photos too)
+    assert list(people) == ["a_person", "b_person", "c_person", "d_person"]
+    assert [p.name for p in people["b_person"]] == ["1.png", "2.JPG", "3.jpg"]
     assert "notes.txt" in caplog.text
     assert list(read_person_folders(tmp_path, min_images=2)) == ["b_person"]
 
