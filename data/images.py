@@ -40,6 +40,11 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
 _SIGNATURES = ((4, b"ftyp"), (0, b"\x1a\x45\xdf\xa3"), (0, b"FLV"), (0, b"OggS"), (0, b"\x00\x00\x01\xba"),
                (0, b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"), (4, b"moov"), (4, b"mdat"), (4, b"wide"), (4, b"free"))
 
+# An ISO media file ("ftyp") whose brand is one of these is a still photo (or a burst), not a video: AVIF, which
+# Pillow reads, and HEIF/HEIC (iPhones' photos), which it does not.
+_STILL_BRANDS = {b"avif": "AVIF", b"avis": "AVIF", b"heic": "HEIC", b"heix": "HEIC", b"heim": "HEIC", b"heis": "HEIC",
+                 b"hevc": "HEIC", b"hevx": "HEIC", b"mif1": "HEIF", b"msf1": "HEIF"}
+
 
 def is_image_file(path: str | os.PathLike) -> bool:
     """Whether Pillow recognises the file as an image, from its header alone (nothing decoded)."""
@@ -71,6 +76,8 @@ def _video_head(head: bytes) -> bool:
         return True
     if len(head) > 376 and head[0] == head[188] == head[376] == 0x47:
         return True
+    if head[4:8] == b"ftyp" and head[8:12] in _STILL_BRANDS:
+        return False
     return any(head[at:at + len(magic)] == magic for at, magic in _SIGNATURES)
 
 
@@ -91,6 +98,9 @@ def decode_image_bytes(data: bytes, name: str = "image") -> np.ndarray:
     except Image.DecompressionBombError:
         raise ImageError(f"{name}: image too large (a decompression bomb?)") from None
     except UnidentifiedImageError:  # its text names an internal BytesIO object, nothing a user can act on
+        if data[4:8] == b"ftyp" and data[8:12] in _STILL_BRANDS:  # HEIC: no Pillow plugin reads it here
+            raise ImageError(f"{name}: a {_STILL_BRANDS[data[8:12]]} photo, which keyface cannot read: convert it "
+                             "to JPEG or PNG") from None
         if _video_head(data[:1024]):
             raise ImageError(f"{name}: a video, not a photo: this takes photos only") from None
         raise ImageError(f"{name}: not a readable image (no known image format)") from None

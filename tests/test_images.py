@@ -72,3 +72,16 @@ def test_save_and_hash_round_trip(tmp_path):
     path = save_image(tmp_path / "sub" / "x.png", rgb)
     assert (load_image(path) == rgb).all()
     assert len(image_sha256(path)) == 64 and image_sha256(path) == image_sha256(path)
+
+
+def test_an_avif_photo_is_a_photo_and_a_heic_one_says_to_convert_it(tmp_path):
+    """Both are ISO media files ("ftyp", like MP4): their brand tells them from a video."""
+    from keyface.data.images import is_video_file
+    pixels = face_like()
+    Image.fromarray(pixels).save(tmp_path / "photo.avif")
+    assert not is_video_file(tmp_path / "photo.avif") and load_image(tmp_path / "photo.avif").shape == pixels.shape
+    data = (tmp_path / "photo.avif").read_bytes()
+    (tmp_path / "photo.heic").write_bytes(data[:8] + b"heic" + data[12:])  # an iPhone's brand: no reader here
+    assert not is_video_file(tmp_path / "photo.heic")
+    with pytest.raises(ImageError, match="a HEIC photo, which keyface cannot read: convert it to JPEG"):
+        load_image(tmp_path / "photo.heic")
