@@ -49,7 +49,7 @@ def write_bad_files(folder: Path) -> dict[str, Path]:
         "truncated.jpg": jpeg[: len(jpeg) // 3],
         "tiny.png": encode(Image.new("RGB", (1, 1), (200, 10, 10)), "PNG"),
         "bomb.png": png_header_only(30000, 30000),  # refused by Pillow itself on open
-        "too_large.png": png_header_only(8000, 6000),  # 48 MP: refused by our own limit
+        "too_large.png": png_header_only(12000, 9000),  # 108 MP: refused by our own limit
     }
     paths = {}
     for name, data in cases.items():

@@ -191,11 +191,19 @@ def test_compare_faces_cuts_at_the_calibrated_threshold_or_the_tolerance(embeddi
         keyface.compare_faces([tom1[:5]], tom2[:5])
 
 
-def test_verify_can_take_the_largest_face_and_a_threshold(canvas, recogniser):
+def test_verify_can_take_the_largest_face_and_a_threshold(canvas, recogniser, caplog):
     with pytest.raises(keyface.KeyfaceError, match="2 faces found"):
         keyface.verify(canvas, TOM[1])
-    same, distance = keyface.verify(canvas, TOM[1], largest_face=True)  # Tom's face is the larger
+    with caplog.at_level("INFO", logger="keyface.recognition.core.pipeline"):
+        same, distance = keyface.verify(canvas, TOM[1], largest_face=True)  # Tom's face is the larger
     assert same and distance < recogniser.threshold
+    said = [r for r in caplog.records if "using the largest" in r.getMessage()]
+    assert said and said[0].levelname == "INFO" and "face 2 from the left" in said[0].getMessage()
+    import cv2  # two faces of nearly one size: which one is meant is said as a warning
+    pair = np.concatenate([load_image(TOM[0]), cv2.resize(load_image(NANCY), (240, 250))], axis=1)
+    caplog.clear()
+    keyface.verify(pair, TOM[1], largest_face=True)
+    assert any(r.levelname == "WARNING" and "check it is the one meant" in r.getMessage() for r in caplog.records)
     assert recogniser.several_faces == "refuse"  # the shared recogniser is not changed
     same, distance = keyface.verify(TOM[3], TOM[1])
     assert same

@@ -11,7 +11,7 @@ from tests.badimages import encode, exif_rotated_jpeg, face_like, write_bad_file
 @pytest.mark.parametrize("name, message", [
     ("not_image.jpg", "not a readable image"), ("empty.jpg", "empty file"),
     ("truncated.jpg", "truncated"), ("tiny.png", "too small"), ("bomb.png", "too large"),
-    ("too_large.png", "too large")])
+    ("too_large.png", "save a smaller copy")])
 def test_bad_files_raise_one_line_error_naming_the_file(tmp_path, name, message):
     path = write_bad_files(tmp_path)[name]
     with pytest.raises(ImageError) as err:

@@ -197,6 +197,7 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
 
 ARRAY_SOURCE = "(image array)"  # the source of a face enrolled from pixels: reindex cannot re-read it
 BACKGROUND_FACE = 1 / 3  # faces under a third of a photo's largest face's width are background to enrol and verify
+NEARLY_AS_LARGE = 0.85  # a second face this near the largest in width: "the largest" may not be the one meant
 
 
 def width_inside(box, image_width: float) -> float:
@@ -225,6 +226,16 @@ def _policy(several_faces: str) -> str:
     if several_faces not in ("refuse", "largest"):
         raise KeyfaceError(f"several_faces must be 'refuse' or 'largest', not {several_faces!r}")
     return several_faces
+
+
+def _say_which(name: str, widths: np.ndarray, chosen: int) -> None:
+    """Log which of a photo's faces "the largest" took, by its place left to right; a warning when another is
+    nearly as large (NEARLY_AS_LARGE), since the photo alone then does not say whose face is meant."""
+    runner_up = float(np.sort(widths)[-2])
+    close = runner_up >= NEARLY_AS_LARGE * widths[chosen]
+    (log.warning if close else log.info)(
+        "%s: %d faces found; using the largest, face %d from the left (%.0f px wide; the next: %.0f px)%s", name,
+        len(widths), chosen + 1, widths[chosen], runner_up, "; check it is the one meant" if close else "")
 
 
 class Recogniser:
@@ -325,7 +336,7 @@ class Recogniser:
             raise SeveralFacesError(f"{name}: {rivals} faces found{background}; use a photo of one person, crop it, "
                                     "or take the largest face")
         if len(faces) > 1:
-            log.info("%s: %d faces found; using the largest", name, len(faces))
+            _say_which(name, widths, i)
         return rgb, faces[i]
 
     def enrolments(self, person: str, photos: list, workers: int = 1,
