@@ -112,3 +112,15 @@ def test_out_naming_one_picture_is_refused_for_several_photos(tmp_path, youtube_
     code, _, err = run(["keypoints", str(youtube_sample[0][0]), str(youtube_sample[1][0]), "--model", tiny_model,
                         "--out", str(out)], capsys)
     assert code == 2 and "names one picture, but 2 photos were given" in err and not out.exists()
+
+
+def test_out_with_an_ending_keyface_cannot_write_is_refused_not_made_a_folder(tmp_path, youtube_sample, tiny_model,
+                                                                              capsys):
+    for name in ("drawn.gif", "points.txt"):
+        code, _, err = run(["keypoints", str(youtube_sample[0][0]), "--model", tiny_model, "--out",
+                            str(tmp_path / name)], capsys)
+        assert code == 2 and "neither a picture keyface writes" in err and not (tmp_path / name).exists()
+    (tmp_path / "v1.0").mkdir()  # a folder that exists takes the copies whatever its name
+    code, _, _ = run(["keypoints", str(youtube_sample[0][0]), "--model", tiny_model, "--out", str(tmp_path / "v1.0")],
+                     capsys)
+    assert code == 0 and len(list((tmp_path / "v1.0").iterdir())) == 1

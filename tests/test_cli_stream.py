@@ -195,10 +195,14 @@ def test_annotated_copies_never_overwrite_each_other_or_the_input(tmp_path, yout
         (tmp_path / folder).mkdir()
         shutil.copy(youtube_sample[1][0], tmp_path / folder / "IMG_0001.jpg")
     out = tmp_path / "one"  # annotated copies written beside one of the inputs
-    code, _, _ = run(["identify", tmp_path / "one", tmp_path / "two", "--gallery", db, "--annotate", out,
-                      "--threshold", "2", *models], capsys)
+    code, _, err = run(["identify", tmp_path / "one", tmp_path / "two", "--gallery", db, "--annotate", out,
+                        "--threshold", "2", *models], capsys)
     made = sorted(p.name for p in out.iterdir())
     assert code == 0 and made == ["IMG_0001.jpg", "IMG_0001_identified-2.jpg", "IMG_0001_identified.jpg"]
+    assert f"wrote {out / 'IMG_0001_identified-2.jpg'}" in err  # which copy is which photo's is said
+    code, lines, _ = run(["identify", tmp_path / "two", "--gallery", db, "--annotate", out, "--json", "--threshold",
+                          "2", *models], capsys)
+    assert json.loads(lines)["annotated"] == str(out / "IMG_0001_identified-3.jpg")
     assert (out / "IMG_0001.jpg").read_bytes() == youtube_sample[1][0].read_bytes()
     kp_out = tmp_path / "kp"
     for _ in range(2):

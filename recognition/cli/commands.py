@@ -211,10 +211,14 @@ class Stream:
 
     def error(self, text: str) -> None:
         """A photo's error on stderr, as it happens (the run goes on and exits 2 at the end)."""
+        self.note(f"error: {text}")
+
+    def note(self, text: str) -> None:
+        """A line for the person at the terminal (not a result) on stderr: what was written where."""
         if self.bar is not None:
-            self.bar.write(f"keyface: error: {text}", file=sys.stderr)
+            self.bar.write(f"keyface: {text}", file=sys.stderr)
         else:
-            print(f"keyface: error: {text}", file=sys.stderr, flush=True)
+            print(f"keyface: {text}", file=sys.stderr, flush=True)
 
     def failed(self, error: str, errors: list) -> None:
         """A photo's or a video's error: kept in `errors` (the exit status says so at the end) and said now."""
@@ -374,14 +378,17 @@ def _identify_one(photo: str, result, threshold: float | None, args, stream, err
     """One photo's faces (or its error: `result` is what Gallery.identify gave or raised) printed, and
     annotated if asked; `threshold` is the gallery's identify cut (None: a softmax head names faces)."""
     faces, error = faces_or_error(photo, result)
+    copy = {}  # where the annotated copy went: said on stderr, and in the JSON
     if args.annotate and faces:
         from keyface.recognition.core.annotate import annotate_identities
-        annotate_identities(photo, faces, Path(args.annotate))
+        copy["annotated"] = str(annotate_identities(photo, faces, Path(args.annotate)))
+        stream.note(f"wrote {copy['annotated']}")  # a name not yet taken: which copy is this photo's
     if error:
         stream.failed(error, errors)
     if args.json:
         from keyface.recognition.answers import photo_json  # the JSON shapes: loaded for --json only
-        stream.json(photo_json(photo, faces, error, threshold=None if threshold is None else round(threshold, 4)))
+        stream.json(photo_json(photo, faces, error, threshold=None if threshold is None else round(threshold, 4),
+                               **copy))
     else:
         for line in _identity_lines(photo, faces, threshold):
             stream.line(line)

@@ -126,6 +126,9 @@ def cmd_predict(args) -> int:
     from keyface.data.images import is_video_file
     out = Path(args.out) if args.out else None
     single = out is not None and len(args.photos) == 1 and out.suffix.lower() in IMAGE_OUT
+    if out is not None and out.suffix and out.suffix.lower() not in {*IMAGE_OUT, ".mp4"} and not out.is_dir():
+        raise KeyfaceError(f"--out {out}: neither a picture keyface writes ({', '.join(IMAGE_OUT)}; .mp4 for a "
+                           "video) nor an existing folder")
     if out is not None and out.suffix.lower() in IMAGE_OUT and len(args.photos) > 1 and not out.is_dir():
         raise KeyfaceError(f"--out {out} names one picture, but {len(args.photos)} photos were given: "
                            "give a folder for their copies")
