@@ -28,7 +28,7 @@ def test_enrol_identify_people_rename_remove(tmp_path, youtube_sample, models, c
     code, out, _ = run(["enroll", "--name", "Kristen Breitweiser", a, "--gallery", db, *models], capsys)
     assert code == 0 and "1 photo(s) added" in out
     code, out, _ = run(["enroll", "--name", "Kristen Breitweiser", a, "--gallery", db, *models], capsys)
-    assert code == 0 and "0 photo(s) added" in out  # the same photo twice changes nothing
+    assert code == 0 and "0 photo(s) added (1 already enrolled)" in out  # the same photo twice changes nothing
     run(["enroll", "--name", "Luis Fonsi", c, "--gallery", db, *models], capsys)
     code, out, _ = run(["identify", a, "--gallery", db, "--json", "--threshold", "2", *models], capsys)
     face = json_lines(out)[0]["faces"][0]
@@ -272,6 +272,8 @@ def test_cluster_writes_a_folder_per_cluster_and_a_contact_sheet(tmp_path, youtu
     assert len(crops) == 4 and (tmp_path / "c" / "index.html").read_text().count("<img") == 4
     clusters = {f["cluster"] for f in listing["faces"]}
     assert f"-> {len(clusters)} cluster{'' if len(clusters) == 1 else 's'} " in out
+    assert "4 faces in 4 photos ->" in out  # the bad photo is not counted among those clustered
+    assert all(v == round(v, 1) for f in listing["faces"] for v in f["box"])  # boxes to 0.1 px, as every output
 
 
 def test_cluster_scores_and_threshold_cut():

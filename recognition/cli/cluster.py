@@ -41,7 +41,8 @@ def cmd_cluster(args) -> int:
         raise KeyfaceError("no face found in any photo")
     labels = cluster_faces(np.stack([f[3] for f in faces]), threshold)
     _write_clusters(Path(args.out), faces, labels, rec.embedder.name, threshold)
-    print(f"{_count(len(faces), 'face')} in {_count(len(args.photos), 'photo')} -> "
+    used = sum(1 for _, _, found, _ in photos if found)  # the others are said, each with its reason, below
+    print(f"{_count(len(faces), 'face')} in {_count(used, 'photo')} -> "
           f"{_count(labels.max() + 1, 'cluster')} (embedder {rec.embedder.name}, threshold {threshold:.3f}); "
           f"{Path(args.out) / 'index.html'} written")
     commands.report_errors(errors)
@@ -65,7 +66,7 @@ def _write_clusters(out: Path, faces: list, labels: np.ndarray, embedder: str, t
         private_dir((out / name).parent)
         create_private(out / name, jpeg_bytes(np.ascontiguousarray(crop)))
         rows.setdefault(label, []).append((shown(name), shown(photo)))
-        listing.append({"photo": str(photo), "box": [float(v) for v in face.box], "cluster": int(label), "crop": name})
+        listing.append({"photo": str(photo), "box": [round(float(v), 1) for v in face.box], "cluster": int(label), "crop": name})
     create_private(out / "clusters.json", json.dumps({"embedder": embedder, "threshold": threshold,
                                                       "faces": listing}, indent=1).encode())
     sheet = [f"<section><h2>cluster {label} ({_count(len(items), 'face')})</h2><div>" + "".join(

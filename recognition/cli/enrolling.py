@@ -43,13 +43,13 @@ def cmd_enroll(args) -> int:
                 status = report_errors([f"{shown(Path(args.folders or '.') / person)}: {exc}"])
                 continue
             try:
-                n, errs = _enrol_person(gallery, name, [str(p) for p in photos], args)
+                n, errs, kept = _enrol_person(gallery, name, [str(p) for p in photos], args)
             except GalleryUnavailableError:  # whether their last transaction landed is not known to us
                 print(f"keyface: {name}: the database went away while their photos were stored: some may be; run "
                       "the same command again once it is back (nothing is stored twice)", file=sys.stderr)
                 raise
             added += n
-            print(f"{name}: {n} photo(s) added", flush=True)
+            print(f"{name}: {n} photo(s) added" + (f" ({kept} already enrolled)" if kept else ""), flush=True)
             # each person's refusals said with them: a run stopped later (Ctrl-C, an outage) has told them already
             status = report_errors(errs) or status
         if gallery.exists:
@@ -59,8 +59,9 @@ def cmd_enroll(args) -> int:
     return status
 
 
-def _enrol_person(gallery, name: str, photos: list[str], args) -> tuple[int, list]:
-    """Enrol one person's photos, and the best frames of each of their videos."""
+def _enrol_person(gallery, name: str, photos: list[str], args) -> tuple[int, list, int]:
+    """Enrol one person's photos, and the best frames of each of their videos: (added, errors, photos that were
+    already this person's in the gallery)."""
     from keyface.data.images import is_video_file
     videos, pictures = [], []
     for photo in photos:
@@ -69,10 +70,11 @@ def _enrol_person(gallery, name: str, photos: list[str], args) -> tuple[int, lis
     if pictures:
         added, errors = gallery.enrol(name, pictures, largest_face=args.largest_face, progress=sys.stderr.isatty(),
                                       workers=os.cpu_count() or 1)
+    already = len(pictures) - added - len(errors)  # neither added nor refused
     for clip in videos:
         try:
             n, errs = gallery.enrol_video(name, clip, args.count, args.largest_face)
         except KeyfaceError as exc:  # this video's error; the person's other photos and videos go on
             n, errs = 0, [exc]
         added, errors = added + n, errors + errs
-    return added, errors
+    return added, errors, already
