@@ -45,6 +45,8 @@ def fast_check(argv: list[str]) -> subprocess.CompletedProcess:
     (["bench", "speed", "--enrol", "-3"], "--enrol: -3 is out of range: a whole number from 0"),
     (["bench", "serve", "--clients", "0"], "--clients: 0 is out of range"),
     (["keypoints", "train", "--epochs", "0"], "--epochs: 0 is out of range"),
+    (["compare", "--folders", "x", "--seed", "-1"], "--seed: -1 is out of range: a seed"),
+    (["bench", "detect", "--seed", "-1"], "--seed: -1 is out of range: a seed"),
 ])
 def test_bad_photo_arguments_fail_fast_without_tensorflow(argv, message):
     done = fast_check(argv)
@@ -52,6 +54,11 @@ def test_bad_photo_arguments_fail_fast_without_tensorflow(argv, message):
     lines = done.stderr.splitlines()
     assert light == "LIGHT" and rc == "2" and float(seconds) < 1.0
     assert len(lines) == 1 and lines[0].startswith("keyface: error: ") and message in lines[0]
+
+
+def test_bench_search_takes_any_size_of_five_or_more(tmp_path, capsys):
+    code, out, err = run(["bench", "search", "--size", "12", "--dim", "8", "--out", str(tmp_path)], capsys)
+    assert code == 0 and "exact (NumPy)" in out and (tmp_path / "search.json").is_file(), err
 
 
 def test_train_counts_are_checked_too(capsys):  # its parser imports more than the fast check's second allows

@@ -62,6 +62,19 @@ def test_with_no_stranger_found_every_right_probe_passes_the_1pct_cut():
     assert row["right_at_model_cut"] == 0.5 and row["strangers_named_at_model_cut"] == 0.0
 
 
+def test_verification_scores_each_pair_once_at_a_cut_chosen_without_its_people():
+    from keyface.recognition.evaluation.own_people import verification
+    from keyface.recognition.core.verification import sample_pairs
+    rng = np.random.default_rng(4)
+    people = {f"p{i}": [Path(f"/tree/p{i}/{k}.jpg") for k in range(5)] for i in range(9)}
+    items = [(n, p) for n, ps in people.items() for p in ps]
+    vectors = l2_normalise(rng.normal(size=(9, 16))[np.repeat(np.arange(9), 5)] + rng.normal(0, 0.4, (45, 16)))
+    found = verification(vectors, np.ones(45, bool), items, make_folds(people, 3))
+    drawn = sample_pairs(np.array([n for n, _ in items], object), 5000, 0)
+    assert found["pairs"] == len(drawn)  # a pair of people in two folds is scored in one of them, not both
+    assert float(found["accuracy"] * found["pairs"]).is_integer() and 0.5 < found["accuracy"] < 1.0
+
+
 def _contender(name: str, noise: float, centres: np.ndarray) -> Contender:
     """A contender whose vectors are the person's centre plus noise (person index from the path)."""
     rng = np.random.default_rng(1)
@@ -154,3 +167,29 @@ def test_compare_folders_on_a_tree_of_one_person_or_no_photos_says_why(tmp_path,
     assert main(["compare", "--folders", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
     assert "no person folder with images" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_compare_folders_says_what_its_rates_rest_on_keeps_earlier_reports_and_refuses_a_tree_of_no_faces(
+        tmp_path, capsys, caplog):
+    from keyface.recognition.cli.main import main
+    tree, out = tmp_path / "people", tmp_path / "o"
+    for person in sorted(DEMO.iterdir())[:3]:
+        shutil.copytree(person, tree / person.name)
+    argv = ["compare", "--folders", str(tree), "--embedder", "dlib-resnet", "--no-peers", "--folds", "3"]
+    out.mkdir()
+    (out / "report.md").write_text("my notes")
+    assert main([*argv, "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert (out / "report.md").read_text() == "my notes" and "holds an earlier report" in caplog.text
+    report = json.loads((tmp_path / "o-2" / "report.json").read_text())
+    probes = report["results"]["dlib-resnet"]["identify"]["probes"]
+    assert f"a share of {probes} probe photos" in printed.out and "cannot be measured" in printed.out
+    assert "| 0 of 15 |" in printed.out  # photos unused: none
+    bad = tmp_path / "bad"
+    for person in "ABC":
+        (bad / person).mkdir(parents=True)
+        for k in range(2):
+            (bad / person / f"{k}.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    assert main([*argv[:2], str(bad), *argv[3:], "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "no face found in any photo" in err and not (tmp_path / "b").exists()

@@ -7,9 +7,10 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from keyface.data.files import free_name
 from keyface.keypoints.predictor import ALIGNMENTS
 from keyface.recognition.approaches.registry import BENCHMARKED
-from keyface.recognition.cli.commands import PRECISION, count, count_or_zero, face_px
+from keyface.recognition.cli.commands import PRECISION, count, count_or_zero, face_px, seed
 from keyface.recognition.cli import bench_scale, bench_serve, bench_speed, bench_video
 from keyface.recognition.cli.tables import print_table, set_threads, write_report
 from keyface.recognition.core.pipeline import DEFAULT_DETECTOR, DETECTORS, make_detector
@@ -83,9 +84,11 @@ def _register_detect(kinds) -> None:
                    help=f"detector to score (repeatable; default: {DEFAULT_DETECTOR} and mtcnn)")
     p.add_argument("--sets", default="lfw,youtube,group,video,real",
                    help="which sets, comma-separated: lfw, youtube, group, video, real (default: all)")
-    p.add_argument("--canvases", type=count, default=24, help="group canvases (default: 24)")
+    p.add_argument("--canvases", type=count, default=24, help="group canvases (default: 24); group and video canvases "
+                   "are made of LFW DevTest photos whose one face MTCNN finds: the first run looks at all 3,708 of "
+                   "them (minutes on a laptop; cached for later runs), whatever the number of canvases")
     p.add_argument("--frames", type=count, default=30, help="video-sized frames (default: 30)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the canvases (default: 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the canvases (default: 0)")
     p.add_argument("--min-face", type=face_px, action="append", metavar="PX",
                    help="smallest face the detectors look for (repeatable: each value scored; default: 24)")
     p.add_argument("--no-peers", action="store_true", help="leave out face_recognition's HOG even if installed")
@@ -140,7 +143,7 @@ def cmd_bench_keypoints(args) -> int:
           f"timings: forward pass on {args.threads} thread(s), detection excluded\n")
     print_table(rows, KEYPOINT_COLUMNS)
     out = Path(args.out)
-    plot_ced(curves, out / "keypoints-ced.png")
+    plot_ced(curves, free_name(out / "keypoints-ced.png"))
     write_report(out, "keypoints", {"protocol": "youtube_faces_68 test split, 770 labelled frames",
                                     "box_rule": BOX_RULE, "detection_misses": misses, "threads": args.threads,
                                     "unseen_people": "LFW DevTest people, excluded from default training",

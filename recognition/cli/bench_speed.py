@@ -132,7 +132,7 @@ def cmd_bench_search(args) -> int:
     from keyface.recognition.core.search import ExactIndex
     set_threads(args.threads)
     rng = np.random.default_rng(0)
-    n_people = args.size // 5
+    n_people = -(-args.size // 5)  # the last person has fewer photos when the size is not a multiple of 5
     centres = rng.normal(size=(n_people, args.dim)).astype(np.float32)
     people = np.repeat(np.arange(n_people), 5)[:args.size]
     gallery = l2_normalise(centres[people] + rng.normal(0, 0.6, (args.size, args.dim)).astype(np.float32))

@@ -25,7 +25,7 @@ def register(kinds, common) -> None:
     p.add_argument("--clips", type=commands.count, default=3, help="clips of each size (default: 3)")
     p.add_argument("--seconds", type=commands.seconds, default=10.0, help="each clip's length (default: 10)")
     p.add_argument("--sizes", default=",".join(["640x480", "1280x720", "1920x1080"]), help="comma-separated sizes")
-    p.add_argument("--seed", type=int, default=0, help="seed of the clips (default: 0)")
+    p.add_argument("--seed", type=commands.seed, default=0, help="seed of the clips (default: 0)")
     p.add_argument("--long-minutes", type=float, default=0.0, help="also one 1280x720 clip this long: its peak "
                    "memory and frames/s (default: 0, none)")
     p.add_argument("--no-peers", action="store_true", help="leave out face_recognition's frames/s even if installed")

@@ -48,6 +48,7 @@ rate = number_type(float, 0.0, 1.0, low_open=True, high_open=True, what="a share
 probability = number_type(float, 0.0, 1.0, what="a probability from 0 to 1")
 count = number_type(int, 1, 10**9, what="a whole number from 1 to 1000000000")
 count_or_zero = number_type(int, 0, 10**9, what="a whole number from 0 to 1000000000")
+seed = number_type(int, 0, 2**32 - 1, what="a seed: a whole number from 0 to 4294967295")
 port = number_type(int, 1, 65535, what="a TCP port from 1 to 65535")
 face_px = number_type(float, 8, 100_000, what="a face width in pixels, 8 or more")
 frame_rate = number_type(float, 0.0, 1000.0, low_open=True, what="frames a second, above 0 and up to 1000")

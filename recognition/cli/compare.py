@@ -6,11 +6,12 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from keyface.data.errors import KeyfaceError
 from keyface.recognition.core.pipeline import DEFAULT_DETECTOR, DETECTORS
 from keyface.recognition.approaches.registry import EMBEDDER_NAMES
 from keyface.runtime.provenance import git_revision, keyface_version
-from keyface.recognition.cli.tables import set_threads
-from keyface.recognition.cli.commands import PRECISION, count
+from keyface.recognition.cli.tables import report_folder, set_threads
+from keyface.recognition.cli.commands import PRECISION, count, seed
 from keyface.recognition.evaluation.report import PROTOCOLS, describe, markdown_table, write_report
 
 
@@ -24,7 +25,7 @@ def register(sub) -> None:
     p.add_argument("--folds", type=int, default=5, help="--folders: number of folds (default: 5)")
     p.add_argument("--keep-models", action="store_true", help="--folders: keep the softmax heads trained in the run "
                    "in OUT/models, each with the people and photos it saw (default: discarded)")
-    p.add_argument("--seed", type=int, default=0, help="--folders: the seed of the fold split (default: 0)")
+    p.add_argument("--seed", type=seed, default=0, help="--folders: the seed of the fold split (default: 0)")
     p.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
     p.add_argument("--out", default="compare-report", help="directory for report.md, report.html, report.json")
     p.add_argument("--embedder", action="append", choices=sorted(EMBEDDER_NAMES),
@@ -46,7 +47,7 @@ def cmd_compare(args) -> int:
     from keyface.recognition.evaluation.compare import cached_score, data_checksum, protocol_sets
     from keyface.recognition.evaluation.contenders import face_recognition_contender, keyface_contender
     set_threads(args.threads)
-    started = time.perf_counter()
+    started, out = time.perf_counter(), report_folder(Path(args.out))
     sets = protocol_sets(LFW(data_root(args.data)))
     contenders = [c for c in (keyface_contender(n, args.models, args.keypoint_model, args.detector, args.precision)
                               for n in args.embedder or EMBEDDER_NAMES) if c is not None]
@@ -60,7 +61,6 @@ def cmd_compare(args) -> int:
               "data_checksums": {"view1_identify_cluster": checksums[False], "with_view2": checksums[True]},
               "protocols": PROTOCOLS, "contenders": [describe(c) for c in contenders], "results": results,
               "seconds": time.perf_counter() - started}
-    out = Path(args.out)
     write_report(out, report)
     print(markdown_table(report))
     print(f"\nreport: {out / 'report.md'}, {out / 'report.html'}, {out / 'report.json'}")
@@ -75,7 +75,7 @@ def cmd_compare_folders(args) -> int:
     from keyface.recognition.evaluation.own_people import (CLUSTER_PROTOCOL, VERIFY_PROTOCOL, folder_contenders,
                                                            score_all)
     set_threads(args.threads)
-    started, root, out = time.perf_counter(), Path(args.folders), Path(args.out)
+    started, root, out = time.perf_counter(), Path(args.folders), report_folder(Path(args.out))
     people = read_person_folders(root)
     folds = make_folds(people, args.folds, args.seed)
     contenders, approaches, missing = folder_contenders(args.embedder or list(EMBEDDER_NAMES), args.models,
@@ -83,6 +83,9 @@ def cmd_compare_folders(args) -> int:
                                                         not args.no_peers)
     keep = out / "models" if args.keep_models else None
     results, head_missing = score_all(contenders, folds, keep)
+    if results and all(r["photos_no_face"] == r["photos"] for r in results.values() if "photos" in r):
+        raise KeyfaceError(f"no face found in any photo under {root} by any approach: nothing to compare "
+                           "(are the files readable photos of faces?)")
     report = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "git_revision": git_revision(),
               "keyface_version": keyface_version(), "command": " ".join(["keyface", *sys.argv[1:]]),
               "threads": args.threads, "seed": args.seed, "tree": str(root), "people": len(people),
@@ -95,5 +98,6 @@ def cmd_compare_folders(args) -> int:
               "seconds": time.perf_counter() - started}
     own_report.write_report(out, report)
     print(own_report.markdown_table(report))
+    print(f"\n{own_report.sample_note(report)}")
     print(f"\nreport: {out / 'report.md'}, {out / 'report.html'}, {out / 'report.json'}")
     return 0

@@ -43,6 +43,9 @@ def cmd_demo(args) -> int:
     db = out / "demo-gallery.db"
     for stale in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
         stale.unlink(missing_ok=True)  # the demo always starts from an empty gallery
+    # LFW photos often show someone beside the labelled person, whose face is the largest: which face each of
+    # the sample's photos gave is known, so the line a photo of several faces gets is not repeated here
+    logging.getLogger("keyface.recognition.core.pipeline").setLevel(logging.ERROR)
     with Gallery(db, rec) as gallery:
         enrolled = 0
         for person, photos in read_person_folders(root / "gallery").items():
@@ -81,7 +84,7 @@ def _identify_probes(gallery, root: Path, out: Path) -> list[dict]:
 
 
 def _print_rows(rows: list[dict], people: int, enrolled: int, rec, seconds: float) -> None:
-    print(f"enrolled {enrolled} photos of {people} people with embedder {rec.embedder.name!r} "
+    print(f"enrolled {enrolled} photos of {people} people (each photo's largest face) with embedder {rec.embedder.name!r} "
           f"(model {rec.embedder.version}); unknown beyond distance {rec.identify_threshold:.3f}\n")
     print(f"{'photo':32} {'truth':18} {'keyface says':18} {'distance':>8}  ok")
     for r in rows:

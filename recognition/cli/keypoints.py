@@ -61,7 +61,7 @@ def _register_train(verbs) -> None:
     p.add_argument("--input-size", type=commands.count, default=96, help="side of the square face crop in pixels (default: 96)")
     p.add_argument("--patience", type=commands.count_or_zero, default=15, help="stop after this many epochs without a better "
                    "validation NME (default: 15)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=commands.seed, default=0, help="random seed (default: 0)")
     p.add_argument("--limit", type=commands.count, help="use only the first N samples (quick trials, tests)")
     p.add_argument("--include-devtest", action="store_true",
                    help="also train on LFW DevTest people's frames (their faces then leak into LFW benchmarks)")

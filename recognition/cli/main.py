@@ -191,6 +191,18 @@ def _forward(read_end: int, original: int) -> None:
 SKIPPED_NAMED = 3  # files a folder's note names among those skipped: enough to spot a pattern, still one line
 
 
+class AboveBars(logging.StreamHandler):
+    """Log lines on stderr, written above a progress bar when one is drawn (tqdm's own write), never onto the end
+    of its line."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # as logging's own handlers do: a failing log line never ends the command
+            self.handleError(record)
+
+
 class ArgumentError(Exception):
     """A photo argument that cannot be used: main prints it as `keyface: error: ...` and exits 2."""
 
@@ -300,8 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     if as_process and not debug:
         filter_native_stderr()
-    # library messages read as keyface's own lines on stderr, like the CLI's notes
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="keyface: %(message)s")
+    # library messages read as keyface's own lines on stderr, like the CLI's notes, above any progress bar
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="keyface: %(message)s",
+                        handlers=[AboveBars()])
     command = _command(argv)
     if command is None and "--version" in argv:  # no command: no need to import every command's libraries
         print(f"keyface {keyface_version()}")

@@ -37,10 +37,26 @@ def print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
 
 
 def write_report(out: Path, name: str, report: dict) -> Path:
-    """Write a benchmark's JSON with the command line and git revision beside its numbers."""
+    """Write a benchmark's JSON with the command line and git revision beside its numbers: NAME.json, or
+    NAME-2.json, ... beside an earlier run's (a result never replaces one)."""
+    from keyface.data.files import free_name
     from keyface.runtime.provenance import provenance
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{name}.json"
+    path = free_name(out / f"{name}.json")
     path.write_text(json.dumps({**report, **provenance()}, indent=2, default=str))
     print(f"\nwritten: {path}")
     return path
+
+
+REPORT_FILES = ("report.json", "report.md", "report.html")
+
+
+def report_folder(out: Path) -> Path:
+    """--out for a compare report, or a new numbered folder beside it (compare-report-2) when it holds an earlier
+    report: said before the work, and a report never replaces one."""
+    from keyface.data.files import free_name
+    if not any((out / name).exists() for name in REPORT_FILES):
+        return out
+    new = free_name(out)
+    log.warning("%s holds an earlier report, kept: this one goes to %s", out, new)
+    return new

@@ -62,7 +62,7 @@ def embed_largest(rec, paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
         try:
             vectors[i], ok[i] = rec.single_face(path).embedding, True
         except KeyfaceError as exc:  # no face, or an unreadable file: a miss, as a missed face is on LFW
-            log.info("%s: %s", path, exc)
+            log.info("%s", exc)  # its message names the photo
     return vectors, ok
 
 
@@ -116,7 +116,7 @@ def _peer_embed(paths: list[Path], largest: bool = False) -> tuple[np.ndarray, n
         try:
             image = load_image(path)
         except KeyfaceError as exc:  # an unreadable file: a miss, as for keyface's embedders
-            log.info("%s: %s", path, exc)
+            log.info("%s", exc)
             continue
         box = _peer_face(image, largest)
         if box is not None:

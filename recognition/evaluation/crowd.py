@@ -97,6 +97,8 @@ def canvas_sources(lfw, split: str = "DevTest", people: set[str] | None = None) 
     """Photos of a split's people (or of `people`) whose one face MTCNN finds alone, with its box."""
     names = sorted(people) if people is not None else lfw.people(split)
     photos = [(person, path) for person in names for path in lfw.images_of(person)]
+    log.info("canvas faces: the photos of %d people whose one face MTCNN finds (detected once, then cached)",
+             len(names))
     found = detect_cached([p for _, p in photos], make_detector("mtcnn"))
     return [Source(person, path, found[path][0].box) for person, path in photos if len(found[path]) == 1]
 

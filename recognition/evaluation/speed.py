@@ -12,7 +12,8 @@ import numpy as np
 
 from keyface.data.images import load_image
 
-SPEED_PROTOCOL = ("LFW DevTest people with a single photo (one face each, 250x250), in file order; each stage "
+SPEED_PROTOCOL = ("LFW DevTest people with a single photo (250x250, one person each, a few with someone beside: "
+                  "every face found is keypointed and embedded), in file order; each stage "
                   "timed separately after a warm-up photo, detection uncached; search in a gallery of 235 "
                   "stored faces (the colleagues protocol's size)")
 
@@ -31,7 +32,7 @@ def speed_photos(lfw, n: int) -> list[Path]:
 def stage_ms(rec, paths: list[Path], gallery_size: int = 235) -> dict:
     """Milliseconds per photo for each stage, uncached: decoding, detection, keypoints, alignment,
     embedding, and search in a gallery the size of the colleagues protocol's (47 people x 5 photos).
-    The photos hold one face each, so per photo is per face; `faces` says how many were found."""
+    The photos show one person each (a few someone beside too); `faces` says how many faces were found."""
     from keyface.keypoints.predictor import align_batch
     from keyface.recognition.core.pipeline import l2_normalise
     from keyface.recognition.core.search import ExactIndex
