@@ -144,6 +144,7 @@ def test_face_encodings_for_given_boxes_are_find_faces_embeddings():
     np.testing.assert_allclose(keyface.face_encodings(CROWDED, boxes=boxes), expected, atol=1e-5)
     np.testing.assert_allclose(keyface.face_encodings(CROWDED), expected, atol=1e-5)
     np.testing.assert_allclose(keyface.face_encodings(CROWDED, boxes=boxes[::-1]), expected[::-1], atol=1e-5)
+    np.testing.assert_allclose(keyface.face_encodings(CROWDED, boxes=(b for b in boxes)), expected, atol=1e-5)
     one = keyface.face_encodings(CROWDED, boxes=boxes[1])  # a single box
     np.testing.assert_allclose(one, expected[1:2], atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(expected, axis=1), 1.0, atol=1e-5)
@@ -391,6 +392,8 @@ def test_wrong_arguments_are_keyface_errors_that_say_what_is_wanted(tmp_path, ca
         "workers is how many photos": lambda: list(keyface.find_faces_all([canvas], recogniser, workers=-1)),
         "max_num is how many of the largest faces": lambda: keyface.face_locations(canvas, max_num=-1),
         "lies outside the 420x250 photo": lambda: keyface.face_encodings(canvas, [(500, 10, 560, 70)], recogniser),
+        "look like face_recognition's": lambda: keyface.face_encodings(canvas, [(40, 330, 200, 210)], recogniser),
+        "a box under 8 px a side": lambda: keyface.face_encodings(canvas, [(10, 10, 11, 11)], recogniser),
         "a video is a file's path or a camera's index": lambda: list(keyface.identify_video([1], tmp_path / "g.db")),
         "is a folder: give a video file": lambda: list(keyface.identify_video(tmp_path, tmp_path / "g.db")),
         "fps must be above 0": lambda: Sampling(fps=0),

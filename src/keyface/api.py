@@ -76,19 +76,27 @@ def face_locations(image: Image, min_face: float | None = None, max_num: int = 0
     return [within(f.box, width, height) for f in left_to_right(kept)]  # in find_faces's order
 
 
+MIN_BOX = 8  # px: the smallest face the command line's --min-face takes
+
+
 def _detections(boxes, rgb: np.ndarray) -> list:
     """Given boxes as the detector's faces (score 1, no landmarks); one box (4,) is taken as a list of one.
     Each must overlap the photo `rgb`: a box beyond its edges holds no face."""
     from keyface.detection.detector import Detection
-    try:
-        array = np.asarray(boxes, np.float64)
+    try:  # a generator of boxes too, as photos may be one
+        array = np.asarray(boxes if isinstance(boxes, (np.ndarray, list, tuple)) else list(boxes), np.float64)
     except (TypeError, ValueError):
         raise KeyfaceError("boxes must be (x0, y0, x1, y1) tuples of numbers, as face_locations gives") from None
     array = array.reshape(1, 4) if array.shape == (4,) else array.reshape(-1, 4) if array.size == 0 else array
     if array.ndim != 2 or array.shape[1] != 4:
         raise KeyfaceError(f"boxes must be (x0, y0, x1, y1) tuples, as face_locations gives; not shape {array.shape}")
     if not np.isfinite(array).all() or (array[:, 2] <= array[:, 0]).any() or (array[:, 3] <= array[:, 1]).any():
-        raise KeyfaceError("each box must be finite with x0 < x1 and y0 < y1 (pixels: left, top, right, bottom)")
+        # face_recognition's (top, right, bottom, left) has right > left in place 1 and 3: x0 > x1 here
+        theirs = np.isfinite(array).all() and (array[:, 1] > array[:, 3]).all() and (array[:, 2] > array[:, 0]).all()
+        raise KeyfaceError("each box must be finite with x0 < x1 and y0 < y1 (pixels: left, top, right, bottom)" +
+                           ("; these look like face_recognition's (top, right, bottom, left)" if theirs else ""))
+    if (np.minimum(array[:, 2] - array[:, 0], array[:, 3] - array[:, 1]) < MIN_BOX).any():
+        raise KeyfaceError(f"a box under {MIN_BOX} px a side holds no face that can be recognised")
     height, width = rgb.shape[:2]
     outside = (array[:, 0] >= width) | (array[:, 1] >= height) | (array[:, 2] <= 0) | (array[:, 3] <= 0)
     if outside.any():
