@@ -15,8 +15,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from keyface.data.errors import (EmptyGalleryError, GalleryConflictError, GalleryError, KeyfaceError,
-                                 OtherModelError, PersonNotFoundError, false_accept_rate)
+from keyface.data.errors import EmptyGalleryError, GalleryError, KeyfaceError, OtherModelError, false_accept_rate
 from keyface.data.files import shown
 from keyface.data.paths import is_database_uri, shown_location
 # MadeOnce: the server keeps its recognisers as load does; embedder_for: the entry points choose as open_gallery
@@ -26,6 +25,7 @@ from keyface.recognition.core.pipeline import Face, FacePipeline, Prepared, Reco
 # check_name: the one rule for a person's name, for the entry points too
 from keyface.recognition.core.records import Enrolment, check_name
 from keyface.recognition.core.store import SQLiteStore, check_made_by
+from keyface.recognition.gallery_people import GalleryPeople
 from keyface.runtime.networks import split_version
 
 MIN_PROBABILITY = 0.5  # a softmax head's: below it, a face is unknown
@@ -92,7 +92,7 @@ def recogniser_for(given: Recogniser | str | None = None) -> Recogniser:
     return given
 
 
-class Gallery:
+class Gallery(GalleryPeople):
     """People enrolled in one gallery, a file (SQLite) or a PostgreSQL database (a `postgresql://` URI), for
     one embedder; use it in a `with` block. Opened without a recogniser, an existing gallery lists, renames
     and removes people without loading any model, and loads its own embedder on the first enrol or identify.
@@ -322,33 +322,6 @@ class Gallery:
         """Whether no one is enrolled (cheap at any size, unlike people())."""
         store = self._opened()
         return store is None or store.is_empty()
-
-    def people(self) -> dict[str, int]:
-        """Each enrolled person's number of photos, by name."""
-        store = self._opened()
-        return {} if store is None else dict(store.people())
-
-    def rename(self, old: str, new: str) -> None:
-        """Rename a person."""
-        if check_name(old) == check_name(new):  # what rules the names alike: NFC, stripped
-            raise GalleryConflictError(f"{check_name(new)!r} is already that person's name")
-        self._made(old).rename(old, new)
-        self._head = None  # checked against the people again when next asked for
-
-    def remove(self, name: str) -> int:
-        """Remove a person and their photos; returns how many photos went."""
-        self._head = None  # checked against the people again when next asked for
-        return self._made(name).remove(name)
-
-    def thumbnail(self, name: str) -> bytes:
-        """A small JPEG of the person's first enrolled face."""
-        return self._made(name).thumbnail(check_name(name))
-
-    def _made(self, person: str):
-        """The store, of a gallery already made: in a new one no one is enrolled yet."""
-        if self._opened() is None:
-            raise PersonNotFoundError(f"no person named {check_name(person)!r} in {self.path}")
-        return self._store
 
     def _opened(self):
         """The store, or None while the gallery is not made; one made since (by another process, say, while a
