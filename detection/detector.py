@@ -276,7 +276,8 @@ class BlazeFaceDetector:
             return self._networks[precision, shape]
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
-        """Return every face in an RGB uint8 image, largest first, as MTCNN-like boxes."""
+        """Every face in an RGB uint8 image as MTCNN-like boxes, left to right (the order every output numbers
+        faces in)."""
         plan = list(_pyramid_levels(rgb, self.min_face))
         coarsest = plan[-1][0] if plan else rgb  # the whole-photo pass reads few pixels, not the photo's millions
         large = max(rgb.shape[:2]) > LARGE_PHOTO
@@ -292,7 +293,7 @@ class BlazeFaceDetector:
         return self._merged(rgb, np.concatenate([b for b, _ in found]), np.concatenate([s for _, s in found]))
 
     def _merged(self, rgb: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> list[Detection]:
-        """Candidate boxes (photo pixels) merged by NMS, mapped to MTCNN-like boxes and filtered, largest first."""
+        """Candidate boxes (photo pixels) merged by NMS, mapped to MTCNN-like boxes and filtered, left to right."""
         if len(scores) > MAX_CANDIDATES:  # a photo of noise can light up thousands of anchors: NMS stays bounded
             top = np.argsort(-scores)[:MAX_CANDIDATES]
             boxes, scores = boxes[top], scores[top]
@@ -301,8 +302,9 @@ class BlazeFaceDetector:
         scores = [score for _, score in merged]
         sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])  # Detection.size, for every box at once
         # boxes well under min_face come only from the finest scale's noise: a face that small is not looked for
-        return [Detection(tuple(float(v) for v in boxes[i]), scores[i]) for i in np.argsort(-sides, kind="stable")
-                if sides[i] >= MIN_FACE_KEPT * self.min_face and (scores[i] >= TILE_SCORE or not _flat(rgb, boxes[i]))]
+        return left_to_right([Detection(tuple(float(v) for v in boxes[i]), scores[i]) for i in range(len(boxes))
+                              if sides[i] >= MIN_FACE_KEPT * self.min_face and
+                              (scores[i] >= TILE_SCORE or not _flat(rgb, boxes[i]))])
 
     def _whole_photo(self, image: np.ndarray, scale: np.ndarray, min_score: float, hint_score: float = 1.0
                      ) -> tuple[tuple[np.ndarray, np.ndarray], bool]:

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from keyface.detection.detector import MIN_FACE, Detection, checked_min_face
+from keyface.detection.detector import MIN_FACE, Detection, checked_min_face, left_to_right
 
 # MTCNN runs on photos shrunk to this long side, unless that would make a min_face face smaller than
 # MTCNN_MIN_FACE, the smallest face its pyramid looks for.
@@ -34,7 +34,7 @@ class MTCNNDetector:
         return name if self.min_face == MIN_FACE else f"{name}-min{self.min_face:g}"
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
-        """Return every face in an RGB uint8 image, largest first."""
+        """Every face in an RGB uint8 image, left to right (the order every output numbers faces in)."""
         if self._mtcnn is None:
             os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
             from mtcnn import MTCNN  # heavy: builds three Keras models
@@ -45,7 +45,7 @@ class MTCNNDetector:
         except ValueError:  # MTCNN's pyramid can produce empty tensors on odd shapes: no face
             raw = []
         faces = [_to_face(r, scale, pad) for r in raw if r["confidence"] >= self.min_score]
-        return sorted(faces, key=lambda f: -f.size)
+        return left_to_right(faces)
 
 
 def _prepare(rgb: np.ndarray, min_face: float) -> tuple[np.ndarray, float, int]:

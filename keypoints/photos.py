@@ -12,7 +12,7 @@ import numpy as np
 from keyface.data.errors import KeyfaceError
 from keyface.data.files import create_private, free_name, private_dir
 from keyface.data.images import load_image
-from keyface.detection.detector import left_to_right, within
+from keyface.detection.detector import within
 from keyface.keypoints.predictor import KeypointPredictor
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def iter_video_keypoints(video, model: str | None, models: str | None, detector)
 
 def _keypoints(rgb: np.ndarray, detector, predictor) -> list[dict]:
     """Every face in a picture, left to right (numbered from 1): box, score and keypoints to 0.1 px."""
-    faces = left_to_right(detector.detect(rgb))
+    faces = detector.detect(rgb)  # left to right
     points = predictor.predict(rgb, [f.box for f in faces])
     height, width = rgb.shape[:2]
     return [{"face": i + 1, "box": [round(v, 1) for v in within(f.box, width, height)], "score": round(float(f.score), 4),

@@ -21,7 +21,7 @@ from keyface.data.errors import (KeyfaceError, NoFaceError, NotCalibratedError, 
                                  false_accept_rate)
 from keyface.data.files import shown
 from keyface.data.images import as_rgb, image_sha256
-from keyface.detection.detector import MIN_FACE, BlazeFaceDetector, left_to_right
+from keyface.detection.detector import MIN_FACE, BlazeFaceDetector
 from keyface.keypoints.predictor import FaceBatch, InputSpec, KeypointPredictor, align_batch
 from keyface.recognition.core.search import Match
 from keyface.recognition.core.records import Enrolment
@@ -109,7 +109,7 @@ class FacePipeline:
     def find_faces(self, rgb: np.ndarray) -> list[Face]:
         """Every face the detector finds, with its keypoints, left to right: the order every output numbers
         faces in ("face 2" is the same face everywhere)."""
-        return self.faces_at(rgb, left_to_right(self.detector.detect(rgb)))
+        return self.faces_at(rgb, self.detector.detect(rgb))
 
     def faces_at(self, rgb: np.ndarray, detections: list) -> list[Face]:
         """Keypoints for faces already detected (detection.detector.Detection: live or from the cache), each

@@ -13,7 +13,6 @@ import numpy as np
 from keyface.data.video import Frame, Video
 from keyface.keypoints.predictor import align_batch
 from keyface.recognition.core.search import Match
-from keyface.detection.detector import left_to_right
 from keyface.recognition.core.tracking import MIN_SIGHTINGS, Sample, Track, Tracker, sighting_quality
 
 SPLIT_FACTOR = 1.5  # a sighting this many verify thresholds from its track's embeddings is someone else
@@ -128,8 +127,8 @@ def video_source_tracks(source, run: VideoRun, sampling=None) -> Iterator[TrackR
 
 def _frame(frame: Frame, tracker: Tracker, run: VideoRun) -> list[Track]:
     """Detect, track and sample one frame; the tracks that closed."""
-    # left to right: faces that come into view together are numbered as a photo's are
-    detections = left_to_right(run.recogniser.pipeline.detector.detect(frame.rgb))
+    # left to right, as a detector gives them: faces that come into view together are numbered as a photo's are
+    detections = run.recogniser.pipeline.detector.detect(frame.rgb)
     looks = Looks(frame, detections, run.recogniser)
     owners, closed = tracker.update(frame.index, frame.time, [d.box for d in detections], looks)
     wanted = [k for k, t in enumerate(owners) if t.wants_sample(frame.time)]
