@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 
 # Files with these names are photos even when damaged (the loader then names the fault instead of the
 # photo vanishing silently); any other file counts when Pillow can open it (.pgm, .ppm, .gif, ...).
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".avif", ".heic", ".heif"}
 LAYOUT = "root/<person>/<photo>.jpg"
 
 
@@ -36,6 +36,16 @@ def _images_in(folder: Path, recursive: bool = False) -> list[Path]:
     return images
 
 
+def _say_if_nested(folder: Path, images: list[Path]) -> None:
+    """Warn when a person's photos all lie in two or more subfolders: "2019/" and "2020/" of one person, or a
+    "Family/" folder of several people, which would be enrolled as one person named after the folder."""
+    subfolders = sorted({p.relative_to(folder).parts[0] for p in images if p.parent != folder})
+    if len(subfolders) >= 2 and all(p.parent != folder for p in images):
+        log.warning("%s: all its photos are in its subfolders (%s): they are taken as one person, %r; if those "
+                    "are several people, give that folder instead", folder, ", ".join(subfolders[:3]) +
+                    (", ..." if len(subfolders) > 3 else ""), folder.name)
+
+
 def read_person_folders(root: Path, min_images: int = 1) -> dict[str, list[Path]]:
     """Map each person folder under root (sorted) to its sorted image paths."""
     root = Path(root)
@@ -49,6 +59,7 @@ def read_person_folders(root: Path, min_images: int = 1) -> dict[str, list[Path]
         images = _images_in(folder, recursive=True)
         if not images:
             continue
+        _say_if_nested(folder, images)
         if len(images) < min_images:
             dropped += 1
             log.debug("dropping %s: %d image(s), fewer than %d",

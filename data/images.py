@@ -99,8 +99,8 @@ def decode_image_bytes(data: bytes, name: str = "image") -> np.ndarray:
         raise ImageError(f"{name}: image too large (a decompression bomb?)") from None
     except UnidentifiedImageError:  # its text names an internal BytesIO object, nothing a user can act on
         if data[4:8] == b"ftyp" and data[8:12] in _STILL_BRANDS:  # HEIC: no Pillow plugin reads it here
-            raise ImageError(f"{name}: a {_STILL_BRANDS[data[8:12]]} photo, which keyface cannot read: convert it "
-                             "to JPEG or PNG") from None
+            raise ImageError(f"{name}: a photo in {_STILL_BRANDS[data[8:12]]}, which keyface cannot read here: "
+                             "convert it to JPEG or PNG") from None
         if _video_head(data[:1024]):
             raise ImageError(f"{name}: a video, not a photo: this takes photos only") from None
         raise ImageError(f"{name}: not a readable image (no known image format)") from None

@@ -168,8 +168,8 @@ class Video:
     def _ended_early(self, index: int) -> None:
         """Say so when a file's frames end well before the length its container gives: a truncated or damaged file,
         whose tracks are then only those of the frames before the break (the count is an estimate for some
-        containers, so a frame or two short is not said)."""
-        if self.camera is None and self.length - index > max(2, self.length // 50):
+        containers, so up to a second short is not said)."""
+        if self.camera is None and self.length - index > max(2, round(self.fps)):
             log.warning("%s: no frame could be decoded after frame %d of %d (%.1f s): the file is truncated or "
                         "damaged; only the frames before are looked at", self.name, index, self.length,
                         self.time_of(index))

@@ -273,7 +273,6 @@ NATIVE_NOISE = re.compile(rb"^\s*([IW]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\]"
                           rb"|INFO: Created TensorFlow Lite XNNPACK delegate"
                           rb"|fully_quantize: \d+, inference_type: "  # the LiteRT quantiser's settings, per call
                           rb"|WARNING clustering \d+ points to \d+ centroids"  # FAISS training a small gallery's index
-                          rb"|\[[a-z0-9_]+ @ 0x[0-9a-f]+\] "  # FFmpeg's, on a damaged video: keyface says it in a line
                           rb"|\[ ?(?:WARN|INFO):\d+@)")  # OpenCV's: "[ WARN:0@0.1] ... can't open camera by index"
 
 

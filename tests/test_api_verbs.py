@@ -416,3 +416,13 @@ def test_a_recogniser_may_be_named_and_one_face_drawn_alone(tmp_path, canvas, re
     face = keyface.find_faces(canvas, "dlib-resnet")[1]
     drawn = keyface.draw_faces(canvas, face)
     assert np.array_equal(drawn, keyface.draw_faces(canvas, [face])) and not np.array_equal(drawn, canvas)
+
+
+def test_photos_made_ready_to_enrol_keep_a_thumbnail_not_their_pixels(recogniser):
+    """A chunk of 32 large photos held whole would be gigabytes: only the face's thumbnail is kept."""
+    big = np.ascontiguousarray(np.repeat(np.repeat(load_image(TOM[0]), 8, axis=0), 8, axis=1))  # 2000 x 2000
+    prepared = recogniser.enrolments("Tom", [big, TOM[1]])
+    assert [p.error for p in prepared] == [None, None]
+    for p in prepared:
+        assert p.thumbnail[:2] == b"\xff\xd8" and len(p.thumbnail) < 20_000  # a small JPEG
+        assert not any(isinstance(v, np.ndarray) and v.size > 10_000 for v in p)

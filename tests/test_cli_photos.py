@@ -124,3 +124,6 @@ def test_out_with_an_ending_keyface_cannot_write_is_refused_not_made_a_folder(tm
     code, _, _ = run(["keypoints", str(youtube_sample[0][0]), "--model", tiny_model, "--out", str(tmp_path / "v1.0")],
                      capsys)
     assert code == 0 and len(list((tmp_path / "v1.0").iterdir())) == 1
+    code, _, _ = run(["keypoints", str(youtube_sample[0][0]), "--model", tiny_model, "--out",
+                      str(tmp_path / "new.d") + "/"], capsys)  # a new folder, said by its slash
+    assert code == 0 and len(list((tmp_path / "new.d").iterdir())) == 1

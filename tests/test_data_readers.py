@@ -138,9 +138,18 @@ def test_person_folders_skip_hidden_and_non_images(tmp_path, caplog):
         people = read_person_folders(tmp_path)
     # a person's photos in subfolders of theirs are theirs (a person with only such photos too)
     assert list(people) == ["a_person", "b_person", "c_person", "d_person"]
+    assert "all its photos are in its subfolders" not in caplog.text  # one subfolder, or photos of its own
     assert [p.name for p in people["b_person"]] == ["1.png", "2.JPG", "3.jpg"]
     assert "notes.txt" in caplog.text
     assert list(read_person_folders(tmp_path, min_images=2)) == ["b_person"]
+
+
+def test_a_folder_whose_photos_all_lie_in_several_subfolders_is_said_to_be_one_person(tmp_path, caplog):
+    for rel in ["Family/Ann/1.jpg", "Family/Bob/2.jpg"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    assert list(read_person_folders(tmp_path)) == ["Family"]
+    assert "all its photos are in its subfolders (Ann, Bob): they are taken as one person, 'Family'" in caplog.text
 
 
 def test_person_folders_errors(tmp_path):

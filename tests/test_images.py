@@ -83,5 +83,5 @@ def test_an_avif_photo_is_a_photo_and_a_heic_one_says_to_convert_it(tmp_path):
     data = (tmp_path / "photo.avif").read_bytes()
     (tmp_path / "photo.heic").write_bytes(data[:8] + b"heic" + data[12:])  # an iPhone's brand: no reader here
     assert not is_video_file(tmp_path / "photo.heic")
-    with pytest.raises(ImageError, match="a HEIC photo, which keyface cannot read: convert it to JPEG"):
+    with pytest.raises(ImageError, match="a photo in HEIC, which keyface cannot read here: convert it to JPEG"):
         load_image(tmp_path / "photo.heic")

@@ -165,6 +165,22 @@ def test_bad_videos_get_one_line_and_exit_2(clip, gallery_file, tmp_path, capsys
     assert code == 2 and "not both" in err
 
 
+def test_a_sighting_cut_by_the_frame_edge_counts_as_part_of_a_face(recogniser):
+    """A face a third out of the frame: its box stops at the edge, but its quality is judged on the detector's
+    whole box, so a whole sighting of it is preferred (to enrol, to name a track, for its thumbnail)."""
+    from keyface.data.video import Frame
+    from keyface.recognition.core import video
+    from keyface.recognition.core.tracking import Track, Tracker, sighting_quality
+    rgb = np.ascontiguousarray(load_image(DEMO / "probes" / "Tom_Cruise_0006.jpg")[:, 95:])
+    (detected,) = recogniser.pipeline.detector.detect(rgb)
+    (face,) = recogniser.pipeline.faces_at(rgb, [detected])
+    assert detected.box[0] < 0 == face.box[0]
+    track, vector = Track(1), np.eye(128, dtype=np.float32)[0]
+    video._sample(Frame(0, 0.0, rgb), track, face, vector, Tracker(0.05, 0.3), video.VideoRun(recogniser), detected.box)
+    whole, clipped = sighting_quality(rgb, detected.box, face.keypoints), sighting_quality(rgb, face.box, face.keypoints)
+    assert track.samples[0].quality == pytest.approx(whole) and whole < 0.9 * clipped
+
+
 def test_a_truncated_video_says_where_its_frames_end(tmp_path, caplog):
     writer = cv2.VideoWriter(str(tmp_path / "whole.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (160, 120))
     for i in range(60):

@@ -1,6 +1,7 @@
 """`keyface demo`: enrol the shipped LFW sample, identify held-out photos, write a table and an HTML page."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import html
 import logging
@@ -43,10 +44,7 @@ def cmd_demo(args) -> int:
     db = out / "demo-gallery.db"
     for stale in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
         stale.unlink(missing_ok=True)  # the demo always starts from an empty gallery
-    # LFW photos often show someone beside the labelled person, whose face is the largest: which face each of
-    # the sample's photos gave is known, so the line a photo of several faces gets is not repeated here
-    logging.getLogger("keyface.recognition.core.pipeline").setLevel(logging.ERROR)
-    with Gallery(db, rec) as gallery:
+    with Gallery(db, rec) as gallery, _quiet_about_largest_faces():
         enrolled = 0
         for person, photos in read_person_folders(root / "gallery").items():
             n, errors = gallery.enrol(person, photos)
@@ -59,6 +57,19 @@ def cmd_demo(args) -> int:
     page = _write_html(rows, out, rec)
     print(f"\nannotated photos and {page} written")
     return 0
+
+
+@contextlib.contextmanager
+def _quiet_about_largest_faces():
+    """LFW photos often show someone beside the labelled person, whose face is the largest: which face each of the
+    sample's photos gives is known, so the line a photo of several faces gets is held back while the demo runs."""
+    pipeline_log = logging.getLogger("keyface.recognition.core.pipeline")
+    level = pipeline_log.level
+    pipeline_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        pipeline_log.setLevel(level)
 
 
 def _identify_probes(gallery, root: Path, out: Path) -> list[dict]:

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
-import sys
 import logging
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -125,11 +126,12 @@ def cmd_predict(args) -> int:
     from keyface.keypoints.photos import IMAGE_OUT, annotate_photo, annotated_target, iter_predictions
     from keyface.data.images import is_video_file
     out = Path(args.out) if args.out else None
-    single = out is not None and len(args.photos) == 1 and out.suffix.lower() in IMAGE_OUT
-    if out is not None and out.suffix and out.suffix.lower() not in {*IMAGE_OUT, ".mp4"} and not out.is_dir():
+    folder = out is not None and (args.out.endswith(("/", os.sep)) or out.is_dir())  # "new.d/": a folder to make
+    single = out is not None and len(args.photos) == 1 and out.suffix.lower() in IMAGE_OUT and not folder
+    if out is not None and out.suffix and out.suffix.lower() not in {*IMAGE_OUT, ".mp4"} and not folder:
         raise KeyfaceError(f"--out {out}: neither a picture keyface writes ({', '.join(IMAGE_OUT)}; .mp4 for a "
-                           "video) nor an existing folder")
-    if out is not None and out.suffix.lower() in IMAGE_OUT and len(args.photos) > 1 and not out.is_dir():
+                           "video) nor a folder (end a new folder's name with /)")
+    if out is not None and out.suffix.lower() in IMAGE_OUT and len(args.photos) > 1 and not folder:
         raise KeyfaceError(f"--out {out} names one picture, but {len(args.photos)} photos were given: "
                            "give a folder for their copies")
     errors = sum(_video_keypoints(clip, args, out) for clip in args.photos if is_video_file(clip))

@@ -265,8 +265,10 @@ def expand(args: list[str], note: Callable[[str], object] | None = None, videos:
             if skipped:
                 named = ", ".join([shown(name) for name in skipped[:SKIPPED_NAMED]]
                                   + (["..."] if len(skipped) > SKIPPED_NAMED else []))
+                heic = sum(Path(name).suffix.lower() in (".heic", ".heif") for name in skipped)
                 note(f"{shown(text)}: {len(found)} photo(s){' and video(s)' if videos else ''}; {len(skipped)} file(s) "
-                     f"skipped (not images Pillow can open{', nor videos' if videos else ''}: {named})")
+                     f"skipped (not images Pillow can open{', nor videos' if videos else ''}: {named})"
+                     + (f"; {heic} HEIC photo(s) among them: convert them to JPEG" if heic else ""))
             photos.extend(found)
         else:
             photos.append(check_file(text))

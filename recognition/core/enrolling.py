@@ -14,7 +14,6 @@ def ready_to_enrol(chooser: Recogniser, person: str, photos: list, workers: int 
     """Each photo found and embedded by `chooser`: ((photo's name, Enrolment) of each photo ready, the error of
     each photo that failed, a thumbnail of the first face for the page)."""
     from tqdm import tqdm
-    from keyface.recognition.core.annotate import face_thumbnail
     chunks = [photos[i: i + ENROL_CHUNK] for i in range(0, len(photos), ENROL_CHUNK)]
     ready, errors, thumbnail = [], [], None
     with tqdm(total=len(photos), desc=f"enrolling {person}", unit="photo",
@@ -28,7 +27,7 @@ def ready_to_enrol(chooser: Recogniser, person: str, photos: list, workers: int 
             ready += [(label(photo), p.enrolment) for photo, p in zip(chunks[k], prepared) if not p.error]
             first = next((p for p in prepared if not p.error), None)
             if thumbnail is None and first is not None:  # the page shows one a person
-                thumbnail = face_thumbnail(first.rgb, first.enrolment.box)
+                thumbnail = first.thumbnail
             bar.update(len(chunks[k]))
     return ready, errors, thumbnail
 

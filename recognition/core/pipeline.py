@@ -215,8 +215,9 @@ def label(photo) -> str:
 
 
 class Prepared(NamedTuple):
-    """One photo made ready to enrol: its pixels and enrolment record, or the error that says why not."""
-    rgb: np.ndarray | None
+    """One photo made ready to enrol: a thumbnail of its face (JPEG) and its enrolment record, or the error that
+    says why not. Its pixels are not kept: a chunk of large photos would hold gigabytes."""
+    thumbnail: bytes | None
     enrolment: Enrolment | None
     error: KeyfaceError | None
 
@@ -348,23 +349,26 @@ class Recogniser:
         with ThreadPoolExecutor(max(1, workers)) as pool:
             found = list(pool.map(self._enrolment_face, photos, names or [None] * len(photos)))
         good = [i for i, f in enumerate(found) if not isinstance(f, KeyfaceError)]
-        batches = [align_batch(found[i][0], [found[i][1]], self.embedder.spec) for i in good]
+        batches = [found[i][0] for i in good]
         vectors = self.embedder.embed(FaceBatch(np.concatenate([b.crops for b in batches]),
                                                 np.concatenate([b.keypoints for b in batches]))) if good else []
         out = [Prepared(None, None, f) if isinstance(f, KeyfaceError) else None for f in found]
         for i, vector in zip(good, vectors):
-            rgb, face, sha, source = found[i]
-            out[i] = Prepared(rgb, Enrolment(person, sha, source, face.box, face.keypoints, vector), None)
+            _, thumbnail, face, sha, source = found[i]
+            out[i] = Prepared(thumbnail, Enrolment(person, sha, source, face.box, face.keypoints, vector), None)
         return out
 
     def _enrolment_face(self, photo, name: str | None = None):
-        """(pixels, face, SHA-256, source) of the face a photo would enrol, or the error that says why not."""
+        """(the face aligned for the embedder, its thumbnail, the face, SHA-256, source) of the face a photo would
+        enrol, or the error that says why not; the photo's pixels are let go here."""
+        from keyface.recognition.core.annotate import face_thumbnail
         try:
             rgb, face = self._chosen_face(photo, name)  # first: it reports a missing or unreadable file
             sha = image_sha256(photo)
         except KeyfaceError as exc:
             return exc
-        return rgb, face, sha, ARRAY_SOURCE if isinstance(photo, np.ndarray) else str(Path(photo).resolve())
+        return (align_batch(rgb, [face], self.embedder.spec), face_thumbnail(rgb, face.box), face, sha,
+                ARRAY_SOURCE if isinstance(photo, np.ndarray) else str(Path(photo).resolve()))
 
     def identify(self, index, photo, k: int = 3, by_distance: bool = True) -> list[Face]:
         """Every face in the photo, left to right, with its k nearest people in a search index of a gallery;

@@ -133,21 +133,23 @@ def _frame(frame: Frame, tracker: Tracker, run: VideoRun) -> list[Track]:
     owners, closed = tracker.update(frame.index, frame.time, [d.box for d in detections], looks)
     wanted = [k for k, t in enumerate(owners) if t.wants_sample(frame.time)]
     for k, (face, vector) in zip(wanted, looks.faces(wanted)):
-        _sample(frame, owners[k], face, vector, tracker, run)
+        _sample(frame, owners[k], face, vector, tracker, run, detections[k].box)
     if run.on_frame is not None:
         run.on_frame(frame, [(t.id, t.boxes[frame.index], run.guesses.get(t.id)) for t in owners])
     return closed
 
 
-def _sample(frame: Frame, track: Track, face, vector: np.ndarray, tracker: Tracker, run: VideoRun) -> None:
+def _sample(frame: Frame, track: Track, face, vector: np.ndarray, tracker: Tracker, run: VideoRun,
+            detected) -> None:
     """Keep an embedded sighting with its track: splitting the track if it is another person's face, joining
-    a missing track the face looks like if the track is new."""
+    a missing track the face looks like if the track is new. Its quality is judged on the detector's whole box
+    (`detected`), which says how much of the face is out of the frame; the face's own box stops at the edge."""
     mean = track.mean_embedding()
     if mean is not None and len(track.samples) >= 2 and 1.0 - float(mean @ vector) > tracker.other_person:
         track = tracker.split(track, frame.index)
     if len(track.samples) < RELINK_SAMPLES:  # a face come into view lately: one seen before?
         track = _seen_before(track, vector, frame.index, tracker)
-    sample = Sample(frame.index, frame.time, face.box, sighting_quality(frame.rgb, face.box, face.keypoints), vector,
+    sample = Sample(frame.index, frame.time, face.box, sighting_quality(frame.rgb, detected, face.keypoints), vector,
                     face.keypoints)
     if run.thumbnails and (not track.samples or sample.quality > track.best().quality):
         from keyface.recognition.core.annotate import face_thumbnail

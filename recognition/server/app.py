@@ -27,7 +27,6 @@ from starlette.exceptions import HTTPException
 from keyface.data.errors import EmptyGalleryError, KeyfaceError, OtherModelError, SeveralFacesError
 from keyface.data.images import decode_image_bytes, image_sha256
 from keyface.data.paths import is_database_uri, shown_location
-from keyface.recognition.core.annotate import face_thumbnail
 from keyface.recognition.core.approximate import LiveIndex
 from keyface.recognition.answers import photo_json, verify_json
 from keyface.recognition.facade import Gallery, check_name
@@ -304,7 +303,7 @@ def _people_routes(app: FastAPI, store: GalleryThread) -> None:
         errors += [(k, _said(p.error, store.gallery.path)) for (k, *_), p in zip(decoded, found) if p.error]
         ready = [(n, replace(p.enrolment, sha256=sha)) for (_, n, _, sha), p in zip(decoded, found) if not p.error]
         first = next((p for p in found if not p.error), None)  # the thumbnail is made here, not on the gallery's thread
-        thumbnail = None if first is None else await _in_thread(face_thumbnail, first.rgb, first.enrolment.box)
+        thumbnail = None if first is None else first.thumbnail
         added, refused = await store.run_async(store.gallery.store_enrolments, person, ready, thumbnail)
         response.status_code = 201 if added else 200  # nothing added (each photo's error says why): nothing made
         return {"person": person, "added": added,

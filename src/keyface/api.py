@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from keyface.data.errors import KeyfaceError, distance_cut, finite_number
-from keyface.detection.detector import left_to_right, within
+from keyface.detection.detector import within
 from keyface.keypoints.predictor import align_batch
 from keyface.recognition.core.pipeline import Face, make_detector
 from keyface.recognition.facade import Gallery, build, checked_count, load, recogniser_for, yes_or_no
@@ -40,10 +40,6 @@ def _pixels(image: Image) -> np.ndarray:
     return as_rgb(image)
 
 
-def _area(box) -> float:
-    return float((box[2] - box[0]) * (box[3] - box[1]))
-
-
 def _detector(recogniser, min_face: float | None):
     """The recogniser's detector, or one of its kind looking for faces from `min_face` px wide (kept)."""
     own = recogniser.pipeline.detector
@@ -60,7 +56,8 @@ def _detector(recogniser, min_face: float | None):
 
 def face_locations(image: Image, min_face: float | None = None, max_num: int = 0, min_score: float | None = None,
                    recogniser=None) -> list[Box]:
-    """Every face's box (x0, y0, x1, y1), left to right; detection only. `max_num` keeps the largest N (0: all),
+    """Every face's box (x0, y0, x1, y1) inside the photo, left to right; detection only. `max_num` keeps the N
+    widest (0: all),
     `min_score` drops boxes the detector scored lower (it can only raise the detector's own cut), `min_face` is
     the smallest face looked for (px wide; default: the recogniser's)."""
     checked_count(max_num, "max_num is how many of the largest faces to keep (0: all)", least=0)
@@ -70,10 +67,11 @@ def face_locations(image: Image, min_face: float | None = None, max_num: int = 0
     rgb = _pixels(image)
     found = _detector(recogniser_for(recogniser), min_face).detect(rgb)
     height, width = rgb.shape[:2]
-    kept = [f for f in found if cut is None or f.score >= cut]
-    if max_num:  # the largest inside the photo, as largest_face chooses
-        kept = sorted(kept, key=lambda f: _area(within(f.box, width, height)), reverse=True)[:max_num]
-    return [within(f.box, width, height) for f in left_to_right(kept)]  # in find_faces's order
+    boxes = [within(f.box, width, height) for f in found if cut is None or f.score >= cut]  # left to right
+    if max_num:  # the widest inside the photo, as largest_face chooses; still left to right
+        widest = sorted(range(len(boxes)), key=lambda i: boxes[i][2] - boxes[i][0], reverse=True)[:max_num]
+        boxes = [boxes[i] for i in sorted(widest)]
+    return boxes
 
 
 MIN_BOX = 8  # px: the smallest face the command line's --min-face takes
@@ -91,7 +89,7 @@ def _detections(boxes, rgb: np.ndarray) -> list:
     if array.ndim != 2 or array.shape[1] != 4:
         raise KeyfaceError(f"boxes must be (x0, y0, x1, y1) tuples, as face_locations gives; not shape {array.shape}")
     if not np.isfinite(array).all() or (array[:, 2] <= array[:, 0]).any() or (array[:, 3] <= array[:, 1]).any():
-        # face_recognition's (top, right, bottom, left) has right > left in place 1 and 3: x0 > x1 here
+        # face_recognition's (top, right, bottom, left) puts right and left in places 1 and 3: y0 > y1 here
         theirs = np.isfinite(array).all() and (array[:, 1] > array[:, 3]).all() and (array[:, 2] > array[:, 0]).all()
         raise KeyfaceError("each box must be finite with x0 < x1 and y0 < y1 (pixels: left, top, right, bottom)" +
                            ("; these look like face_recognition's (top, right, bottom, left)" if theirs else ""))
