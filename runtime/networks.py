@@ -190,7 +190,13 @@ def export_lite(model_path: Path, out: Path) -> Path:
 
 
 def convert(model_path: Path, precision: str) -> bytes:
-    """A keyface .keras network as a LiteRT flatbuffer, its weights as they are or in int8."""
+    """A keyface .keras network as a LiteRT flatbuffer, its weights as they are or in int8; TensorFlow's and the
+    converter's notes on stderr held back (a library's user never asked for them)."""
+    return without_native_notes(lambda: _converted(model_path, precision))
+
+
+def _converted(model_path: Path, precision: str) -> bytes:
+    """convert(), its notes not held back."""
     import tensorflow as tf
     model, _ = load_model(model_path)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)

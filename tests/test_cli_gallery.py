@@ -209,13 +209,14 @@ def test_enrol_folders_and_reindex(tmp_path, youtube_sample, models, capsys):
 
 
 @pytest.mark.slow
-def test_train_head_then_identify_with_it(tmp_path, youtube_sample, models, capsys):
+def test_train_head_then_identify_with_it(tmp_path, youtube_sample, models, capsys, caplog):
     db = tmp_path / "g.db"
     run(["enroll", "--name", "Kristen", youtube_sample[0][0], youtube_sample[1][0], "--gallery", db, *models], capsys)
     run(["enroll", "--name", "Luis", youtube_sample[2][0], youtube_sample[3][0], "--gallery", db, *models], capsys)
     code, out, err = run(["identify", youtube_sample[0][0], "--head", "--gallery", db, *models], capsys)
     assert code == 2 and "train-head" in err
     assert run(["train-head", "--gallery", db, *models], capsys)[0] == 0
+    assert "over 2 people gives every face at least 0.50 for one of them" in caplog.text  # no one unknown at 0.5
     heads = [p for p in tmp_path.iterdir() if p.suffix == ".keras"]  # fitted on faces: owner-only, as the gallery
     assert len(heads) == 1 and heads[0].stat().st_mode & 0o777 == 0o600
     code, out, _ = run(["identify", youtube_sample[0][0], "--head", "--json", "--gallery", db, *models], capsys)

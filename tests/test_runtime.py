@@ -195,9 +195,10 @@ def test_the_python_api_prints_nothing_of_litert_on_stderr(tmp_path):
     assert "XNNPACK" not in out.stderr and out.stderr.strip().splitlines()[-1] == "mine"
 
 
-def test_the_python_api_in_float32_prints_nothing_of_tensorflow_on_stderr():
-    """TensorFlow's start-up notes (oneDNN, CUDA probing, CPU features) are held back while it loads a network,
-    whatever TF_CPP_MIN_LOG_LEVEL says; the user's own stderr lines and warnings pass, before and after."""
+def test_the_python_api_in_float32_prints_nothing_of_tensorflow_on_stderr(tmp_path):
+    """TensorFlow's start-up notes (oneDNN, CUDA probing, CPU features) and its converter's are held back while it
+    loads or converts a network (an empty cache: the keypoint net is converted), whatever TF_CPP_MIN_LOG_LEVEL
+    says; the user's own stderr lines and warnings pass, before and after."""
     import os
     import subprocess
     import sys
@@ -206,9 +207,10 @@ def test_the_python_api_in_float32_prints_nothing_of_tensorflow_on_stderr():
             "rec = keyface.build('dlib-resnet', precision='float32')\n"
             "print(rec.embedder.dim)\n"
             "print('mine', file=sys.stderr)\n")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0", "XDG_DATA_HOME": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0 and out.stdout.strip() == "128", out.stderr
+    assert list((tmp_path / "keyface" / "cache" / "litert").glob("keypoints*float32*"))  # converted in this run
     assert out.stderr.split() == ["before", "mine"], out.stderr
 
 

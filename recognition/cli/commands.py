@@ -73,17 +73,17 @@ def _joined(*parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 WORKERS, _speed = _flags("speed")  # how many photos are worked on at once
 _speed.add_argument("--workers", type=count, help=f"photos worked on at once, sharing the cores (default: one a "
-                    f"core, up to {MAX_DEFAULT_WORKERS}, when there are several photos; videos, and identify --head, "
-                    "go one at a time)")
+                    f"core, up to {MAX_DEFAULT_WORKERS}, when there are several photos; videos go one at a time)")
 
 PRECISION, _models = _flags("models")  # for commands that run an embedder
 _models.add_argument("--precision", choices=PRECISIONS, help="run the embedding and keypoint networks with int8 "
-                     "weights (~2.5x faster) or in float32 (default: int8 keypoints, and the embedder's own: int8 "
+                     "weights (~3x faster) or in float32 (default: int8 keypoints, and the embedder's own: int8 "
                      "for dlib-resnet and inception, else float32)")
 
 DETECTOR, _detection = _flags("face detection")  # for commands that find faces
 _detection.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULT_DETECTOR,
-                        help=f"face detector (default: {DEFAULT_DETECTOR}; mtcnn is ~10x slower end to end)")
+                        help=f"face detector (default: {DEFAULT_DETECTOR}; mtcnn is ~5x slower on big photos, ~7x on "
+                        "portraits)")
 _detection.add_argument("--min-face", type=face_px, default=MIN_FACE, metavar="PX",
                         help=f"smallest face to look for, in pixels wide (default: {MIN_FACE:g}, about 10 px "
                         "between the eyes); a larger one is faster on big photos. It sets the finest scale "
@@ -94,8 +94,8 @@ _gallery.add_argument("--gallery", help="gallery file, or a PostgreSQL database 
                       "(default: $KEYFACE_GALLERY, then the per-user gallery.db)")
 
 EMBEDDER, _embedder = _flags("models")
-_embedder.add_argument("--embedder", help=f"{', '.join(EMBEDDER_NAMES)} (default: the gallery's own, for a command "
-                       f"that opens one; else {DEFAULT_EMBEDDER}, the most accurate measured)")
+_embedder.add_argument("--embedder", help=f"{', '.join(EMBEDDER_NAMES)} (default: a gallery's own, for the commands "
+                       f"that open one; else {DEFAULT_EMBEDDER}, the most accurate measured)")
 _embedder.add_argument("--embedder-model", help="embedder model file (default: models dir, then shipped)")
 _embedder.add_argument("--keypoint-model", help="keypoint model for alignment (default: shipped)")
 _embedder.add_argument("--models", help="models directory (default: $KEYFACE_MODELS, then per-user)")
@@ -185,9 +185,10 @@ VIDEO_HELP = ("A video is read frame by frame (15 frames a second by default); f
 
 JSON_LINES_HELP = ("--json prints JSON Lines: one compact object per photo per line, in the order given, as soon "
                    "as that photo is done. Boxes are [x0, y0, x1, y1] in pixels of the photo (origin top-left, "
-                   "after EXIF rotation); coordinates are rounded to 0.1 px, distances to 4 decimals, embeddings to "
-                   "6. Faces are numbered left to right (\"face\": 1, 2, ...). A photo that failed has \"error\". "
-                   "Named by the softmax head (identify --head), a face has the head's \"probability\".")
+                   "after EXIF rotation), inside it; coordinates are rounded to 0.1 px. Faces are numbered left to "
+                   "right (\"face\": 1, 2, ...). A photo that failed has \"error\".")
+FACES_JSON_HELP = (JSON_LINES_HELP + " Distances are rounded to 4 decimals, embeddings to 6. Named by the softmax "
+                   "head (identify --head), a face has the head's \"probability\".")
 MIN_PHOTOS_FOR_BAR = 4  # a bar for three photos or fewer is only flicker
 
 
@@ -263,7 +264,7 @@ class Progress:
 def register(sub) -> None:
     """Add identify."""
     p = sub.add_parser("identify", help="name every face in photos and videos against the gallery",
-                       epilog=JSON_LINES_HELP + " " + VIDEO_HELP,
+                       epilog=FACES_JSON_HELP + " " + VIDEO_HELP,
                        parents=[WORKERS, VIDEO, GALLERY, RECOGNISER])
     p.add_argument("photos", nargs="*", metavar="PHOTO", help=PHOTOS_HELP + "; video files (known by their content) "
                    "give a line per track")

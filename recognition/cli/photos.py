@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from keyface.data.errors import KeyfaceError
-from keyface.recognition.cli.commands import (JSON_LINES_HELP, PHOTOS_HELP, RECOGNISER, WORKERS, Progress, distance,
+from keyface.recognition.cli.commands import (FACES_JSON_HELP, PHOTOS_HELP, RECOGNISER, WORKERS, Progress, distance,
                                               faces_or_error, photo_workers, recogniser)
 from keyface.recognition.cli.hints import with_hint
 from keyface.recognition.answers import photo_json, track_json, verify_json, video_error_json
@@ -29,7 +29,7 @@ def register(sub) -> None:
                    "person (default: the model's calibrated cut)")
     p.set_defaults(func=cmd_verify)
     p = sub.add_parser("embed", help="each face's box, keypoints and embedding (JSON Lines)",
-                       epilog=JSON_LINES_HELP + " A video gives a line per track: its times, frames, best box and "
+                       epilog=FACES_JSON_HELP + " A video gives a line per track: its times, frames, best box and "
                        "the mean embedding of its best sightings.", parents=[WORKERS, RECOGNISER])
     p.add_argument("photos", nargs="+", metavar="PHOTO", help=PHOTOS_HELP + "; or video files")
     p.add_argument("--json", action="store_true", help="accepted for symmetry: the output is always JSON Lines")

@@ -36,6 +36,10 @@ def train_head(gallery: SQLiteStore, out: Path, epochs: int = 200, seed: int = 0
     meta = {"kind": "gallery-head", "embedder": gallery.embedder, "version": gallery.version,
             "people": people.tolist(), "photos": int(len(vectors)), **provenance()}
     path = save_model(model, out, meta, mode=0o600)  # fitted on biometric data, like the gallery beside it
+    if len(people) <= 2:  # a softmax over N people gives one of them 1/N or more: at N = 2, the default cut
+        log.warning("a softmax head over %d people gives every face at least %.2f for one of them: none comes out "
+                    "unknown at a min_probability of %.2f or less (the nearest embedding's cut does not have this "
+                    "limit)", len(people), 1 / len(people), 1 / len(people))
     return path
 
 
