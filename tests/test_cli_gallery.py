@@ -33,6 +33,7 @@ def test_enrol_identify_people_rename_remove(tmp_path, youtube_sample, models, c
     code, out, _ = run(["identify", a, "--gallery", db, "--json", "--threshold", "2", *models], capsys)
     face = json_lines(out)[0]["faces"][0]
     assert code == 0 and face["name"] == "Kristen Breitweiser" and face["matches"][0]["distance"] < 1e-4
+    assert face["distance"] == face["matches"][0]["distance"]  # the nearest's, as a video track gives it
     code, out, _ = run(["people", "--gallery", db, "--json"], capsys)
     assert json.loads(out) == [{"name": "Kristen Breitweiser", "photos": 1}, {"name": "Luis Fonsi", "photos": 1}]
     assert run(["rename", "Luis Fonsi", "Luis", "--gallery", db], capsys)[0] == 0
@@ -259,8 +260,10 @@ def test_demo_runs_offline_on_the_shipped_sample(tmp_path, models, capsys):
     page = (tmp_path / "demo" / "index.html").read_text()
     assert page.count("<figure") == 20 and (tmp_path / "demo" / "demo-gallery.db").is_file()
     assert len(list((tmp_path / "demo" / "photos").glob("*.jpg"))) == 20
-    code, _, _ = run(["demo", "--out", tmp_path / "demo", "--threshold", "0.5", *models], capsys)
+    code, out, _ = run(["demo", "--out", tmp_path / "demo", "--threshold", "0.5", *models], capsys)
     assert code == 0 and len(list((tmp_path / "demo" / "photos").glob("*.jpg"))) == 20  # a re-run piles up nothing
+    assert (tmp_path / "demo" / "index.html").stat().st_mode & 0o777 == 0o600  # names and faces: owner-only
+    assert f"the demo's gallery is {tmp_path / 'demo' / 'demo-gallery.db'}" in out
 
 
 def test_cluster_writes_a_folder_per_cluster_and_a_contact_sheet(tmp_path, youtube_sample, models, capsys):

@@ -9,6 +9,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from keyface.data.files import create_private
 from keyface.recognition.cli import commands
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER
 
@@ -55,7 +56,7 @@ def cmd_demo(args) -> int:
         people = len(gallery.people())
     _print_rows(rows, people, enrolled, rec, time.perf_counter() - started)
     page = _write_html(rows, out, rec)
-    print(f"\nannotated photos and {page} written")
+    print(f"\nannotated photos and {page} written; the demo's gallery is {db}")
     return 0
 
 
@@ -111,11 +112,12 @@ def _write_html(rows: list[dict], out: Path, rec) -> Path:
         f'<figcaption>{html.escape(r["truth"])} &rarr; <b>{html.escape(r["said"])}</b> ({r["distance"]:.3f})'
         f'</figcaption></figure>' for r in rows)
     page = out / "index.html"
-    page.write_text(f"""<!doctype html><meta charset="utf-8"><title>keyface demo</title>
+    page.unlink(missing_ok=True)  # the demo's own page, made again; owner-only, as its photos are
+    create_private(page, f"""<!doctype html><meta charset="utf-8"><title>keyface demo</title>
 <style>body{{font-family:sans-serif}} figure{{display:inline-block;margin:6px;padding:4px;border:3px solid}}
 .ok{{border-color:#3a3}} .wrong{{border-color:#d33}} img{{width:200px}}</style>
 <h1>keyface demo: embedder {html.escape(rec.embedder.name)}, unknown beyond {rec.identify_threshold:.3f}</h1>
 <p>Truth &rarr; what keyface said (distance to the nearest enrolled photo). Photos: Labeled Faces in the Wild.</p>
 {cards}
-""")
+""".encode())
     return page

@@ -61,7 +61,8 @@ class Face:
 
     def to_json(self, number: int | None = None, embedding: bool = False) -> dict:
         """The face as every output gives it (JSON Lines, the HTTP API): its number (left to right, from 1),
-        box and keypoints to 0.1 px, score; once identified its name ("unknown" for no one) and matches, and
+        box and keypoints to 0.1 px, score; once identified its name ("unknown" for no one), the nearest
+        person's distance and its matches, and
         the softmax head's probability where a head named it; the embedding (6 decimals) if asked."""
         if number is not None and (isinstance(number, bool) or not isinstance(number, (int, np.integer)) or number < 1):
             raise KeyfaceError(f"number is the face's place, left to right, 1 or more, not {number!r}")
@@ -70,6 +71,8 @@ class Face:
                     "keypoints": np.round(np.asarray(self.keypoints, float), 1).tolist()})
         if self.matches is not None:
             out["name"] = self.name or "unknown"
+            if self.matches:  # the nearest person's, as a video track's "distance" and Face.distance
+                out["distance"] = round(self.distance, 4)
             out["matches"] = [{"person": person, "distance": round(float(d), 4)} for person, d in self.matches]
         if self.probability is not None:
             out["probability"] = round(float(self.probability), 4)
