@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import io
-import json
 import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -355,18 +354,3 @@ def match_faces(truth: Sequence[Sequence[float]],
             matched[t] = f
             used.add(f)
     return matched, [f for f in range(len(found)) if f not in used]
-
-
-def save_canvas(canvas: Canvas, folder: Path) -> Path:
-    """Write <name>.png (lossless, the pixels as they are) and <name>.json (the truth); return the png path."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    png = folder / f"{canvas.name}.png"
-    Image.fromarray(canvas.image).save(png, format="PNG", compress_level=1)  # lossless at any level; 1 is fast
-    height, width = canvas.image.shape[:2]
-    faces = [{**asdict(face), "photo": str(face.photo), "box": list(face.box), "size": face.size}
-             for face in canvas.faces]
-    truth = {"name": canvas.name, "width": width, "height": height, "jpeg_quality": canvas.jpeg_quality,
-             "faces": faces}
-    (folder / f"{canvas.name}.json").write_text(json.dumps(truth, indent=1), encoding="utf-8")
-    return png

@@ -215,18 +215,17 @@ def _result(box, name):
 
 
 def test_labels_stay_inside_the_image_and_apart():
-    from PIL import Image, ImageDraw
-    from keyface.recognition.core.annotate import _fitting_font, _overlap, _place, draw_identities
+    from keyface.recognition.core.annotate import draw_identities, label_layout
     size = (200, 150)
     boxes = [(0, 0, 60, 60), (20, 2, 80, 62), (150, 100, 199, 149), (140, 95, 195, 145)]
-    draw = ImageDraw.Draw(Image.new("RGB", size))
-    placed = []
-    for box in boxes:
-        _, (w, h) = _fitting_font(draw, "3 a rather long name for a label", box, size)
-        x, y = _place(box, w, h, size, placed)
-        assert 0 <= x and x + w <= size[0] and 0 <= y and y + h <= size[1]
-        assert not any(_overlap((x, y, x + w, y + h), other) for other in placed)
-        placed.append((x, y, x + w, y + h))
+    labels = label_layout(boxes, [f"{n} a rather long name for a label" for n in range(1, 5)], size)
+    for k, label in enumerate(labels):
+        x0, y0, x1, y1 = label.rect
+        assert 0 <= x0 < x1 <= size[0] and 0 <= y0 < y1 <= size[1]
+        assert label.text.startswith(str(k + 1))  # the full name, or the number it gives way to
+        for other in labels[:k]:
+            a, b = label.rect, other.rect
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (label, other)
     drawn = draw_identities(np.zeros((150, 200, 3), np.uint8), [_result(b, "Ada") for b in boxes])
     assert drawn.shape == (150, 200, 3) and drawn.any()
 

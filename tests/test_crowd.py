@@ -1,15 +1,13 @@
-"""Synthetic group canvases: deterministic, faces inside and apart, sizes in range, truth saved, matching fair."""
-import json
+"""Synthetic group canvases: deterministic, faces inside and apart, sizes in range, matching fair."""
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
 
-from keyface.data.crowd import (Canvas, CanvasSpec, PlacedFace, Source, face_match, group_specs, make_canvas,
-                                make_canvases, match_faces, save_canvas, video_specs)
+from keyface.data.crowd import (Canvas, CanvasSpec, Source, face_match, group_specs, make_canvas,
+                                make_canvases, match_faces, video_specs)
 
 FACE_BOX = (35.0, 25.0, 85.0, 95.0)  # where the drawn face lies in every synthetic photo
 PEOPLE, PHOTOS_EACH = 8, 3
@@ -197,20 +195,6 @@ def test_match_faces_is_one_to_one_closest_first():
     assert match_faces(close, [(118.0, 100.0, 218.0, 200.0)]) == ([None, 0], [])
     assert match_faces([], found) == ([], [0, 1, 2, 3])
     assert match_faces(truth, []) == ([None, None, None], [])
-
-
-def test_save_canvas_writes_lossless_png_and_the_truth(tmp_path):
-    canvas = _canvas(8, rotate_share=0.5, blur_share=0.5, jpeg_share=1.0)
-    png = save_canvas(canvas, tmp_path / "out")
-    assert png == tmp_path / "out" / "test.png"
-    assert np.array_equal(np.asarray(Image.open(png).convert("RGB")), canvas.image)
-    truth = json.loads((tmp_path / "out" / "test.json").read_text())
-    assert (truth["width"], truth["height"], truth["jpeg_quality"]) == (640, 480, canvas.jpeg_quality)
-    assert len(truth["faces"]) == len(canvas.faces) > 0
-    for saved, face in zip(truth["faces"], canvas.faces):
-        assert PlacedFace(saved["person"], Path(saved["photo"]), tuple(saved["box"]), saved["rotation"],
-                          saved["blurred"]) == face
-        assert saved["size"] == pytest.approx(face.size)
 
 
 def test_big_background_is_quick_and_not_flat():

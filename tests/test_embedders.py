@@ -6,7 +6,8 @@ from keyface.recognition.approaches.registry import load_embedder
 from keyface.keypoints.predictor import FaceBatch
 from keyface.recognition.core.pipeline import l2_normalise
 from keyface.recognition.training.face_sets import FaceSet
-from keyface.recognition.core.verification import best_threshold, kfold_accuracy, pair_auc, sample_pairs, tar_at_far
+from keyface.recognition.core.verification import (best_threshold, distance_auc, kfold_accuracy, pair_distances,
+                                                   sample_pairs, tar_at_far)
 
 
 def synthetic_faces(n_people=12, per_person=6, seed=0, size=96):
@@ -29,7 +30,7 @@ def test_geometry_embedder_separates_people_by_shape(tmp_path):
     vectors = emb.embed(FaceBatch(test.crops, test.keypoints))
     assert vectors.shape == (len(test), emb.dim) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
     pairs = sample_pairs(test.people, 200, 0)
-    assert pair_auc(vectors, pairs) > 0.95
+    assert distance_auc(pair_distances(vectors[pairs[:, 0]], vectors[pairs[:, 1]]), pairs[:, 2]) > 0.95
 
 
 @pytest.mark.slow

@@ -214,29 +214,6 @@ def _colour(result) -> tuple[int, int, int]:
     return (40, 180, 40) if result.name else (220, 40, 40)
 
 
-def _fitting_font(draw, label: str, box, size: tuple[int, int]):
-    """The font for a label on its face (see label_px) and the label's (width, height), cut to the image's width."""
-    px = label_px(box, size)
-    _, w, h = _fit(label, px, size[0])
-    return _font(px), (w, min(h, size[1]))
-
-
-def _place(box, w: int, h: int, size: tuple[int, int], placed: list) -> tuple[int, int]:
-    """Top-left corner for a w x h label near box, clear of the placed rectangles if any spot is; in the image."""
-    rects = np.array(placed, float).reshape(-1, 4)
-    for wide in (False, True):
-        spots = _candidates(box, w, h, size, wide)
-        free = ~_hits(spots, w, h, rects).any(axis=1)
-        if free.any():
-            return tuple(int(v) for v in spots[int(np.argmax(free))])
-    spots = _candidates(box, w, h, size, False)
-    return tuple(int(v) for v in spots[int(np.argmin(_overlap_area(spots, w, h, rects)))])
-
-
-def _overlap(a, b) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
-
-
 @lru_cache(maxsize=64)
 def _font(size: int):
     """DejaVu Sans (shipped with matplotlib, a keyface dependency): accented, Greek and Cyrillic names."""

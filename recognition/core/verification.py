@@ -31,11 +31,6 @@ def distance_auc(distances: np.ndarray, same: np.ndarray) -> float:
     return float(roc_auc_score(np.asarray(same, int), -np.asarray(distances)))
 
 
-def pair_auc(vectors: np.ndarray, pairs: np.ndarray) -> float:
-    """ROC AUC of 'same person' scored by negative distance over index pairs (i, j, same)."""
-    return distance_auc(pair_distances(vectors[pairs[:, 0]], vectors[pairs[:, 1]]), pairs[:, 2])
-
-
 def best_threshold(distances: np.ndarray, same: np.ndarray) -> float:
     """The distance threshold with the highest accuracy on these (training) pairs."""
     candidates = np.unique(distances)
