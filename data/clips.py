@@ -94,7 +94,7 @@ def render_clip(spec: ClipSpec, load: Callable[[Path], np.ndarray], seed: int = 
 
 def _paste(frame: np.ndarray, crop: tuple[np.ndarray, Box], place: tuple[float, float, float]) -> Box | None:
     """Paste the crop so that its face is centred at place (x, y) and place[2] px wide; the face's box in the
-    frame, or None if no part of the crop lands in it."""
+    frame, cut at its edges as every output boxes a face, or None if no part of the face lands in it."""
     image, (fx0, fy0, fx1, fy1) = crop
     scale = place[2] / (fx1 - fx0)
     patch = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
@@ -106,7 +106,9 @@ def _paste(frame: np.ndarray, crop: tuple[np.ndarray, Box], place: tuple[float, 
     if right <= left or bottom <= top:
         return None
     blend(frame, patch[top - y:bottom - y, left - x:right - x], mask[top - y:bottom - y, left - x:right - x], left, top)
-    return (x + fx0 * scale, y + fy0 * scale, x + fx1 * scale, y + fy1 * scale)
+    x0, y0 = max(x + fx0 * scale, 0.0), max(y + fy0 * scale, 0.0)
+    x1, y1 = min(x + fx1 * scale, float(w)), min(y + fy1 * scale, float(h))
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
 
 def write_clip(spec: ClipSpec, path: Path, load: Callable[[Path], np.ndarray], seed: int = 0) -> list[list]:

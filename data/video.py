@@ -90,7 +90,7 @@ class Video:
             self.capture = _quietly_opened(self.camera)
         if not self.capture.isOpened():
             raise VideoError(f"{self.name}: cannot be opened" + (" (no such camera, or it is busy)" if
-                             self.camera is not None else " (no video stream FFmpeg can decode)"))
+                             self.camera is not None else " (no video stream FFmpeg can decode: a damaged file, or one cut short?)"))
         self.fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 0.0)
         if not 0 < self.fps < 1000:
             self.fps = 30.0 if self.camera is not None else 0.0

@@ -71,6 +71,20 @@ def test_a_clip_has_one_track_a_person_each_named_right_at_the_right_times(clip,
     assert tracks[0].to_json()["first"]["frame"] == tracks[0].first_frame
 
 
+def test_a_face_walking_in_from_the_edge_is_boxed_to_the_frame_in_every_frame(tmp_path, gallery_file, recogniser):
+    ada = _source(recogniser, ADA, DEMO / "probes" / "Salma_Hayek_0006.jpg")
+    spec = ClipSpec(480, 360, 30.0, 2.0, (Actor(ada, 0.0, 2.0, (35, 180, 130), (300, 180, 130)),))  # half out at first
+    truths = write_clip(spec, tmp_path / "edge.mp4", load_image)
+    truth_boxes = [box for frame in truths for _, _, box in frame]  # the benchmark's truth is boxed the same way
+    assert truth_boxes[0][0] == 0 and all(0 <= b[0] < b[2] <= 480 and 0 <= b[1] < b[3] <= 360 for b in truth_boxes)
+    seen = []
+    tracks = list(keyface.identify_video(tmp_path / "edge.mp4", gallery_file, every=1,
+                                         on_frame=lambda frame, found: seen.extend(box for _, box, _ in found)))
+    boxes = seen + [box for t in tracks for box in t.boxes.values()]
+    assert tracks and min(b[0] for b in boxes) == 0.0  # the face was cut by the edge, and boxed to it
+    assert all(0 <= x0 < x1 <= 480 and 0 <= y0 < y1 <= 360 for x0, y0, x1, y1 in boxes)
+
+
 def test_a_gallery_identifies_a_video_by_its_path_with_the_frames_asked_for(clip, gallery_file, recogniser):
     path, _ = clip
     with keyface.Gallery(gallery_file, recogniser) as gallery:
@@ -302,3 +316,11 @@ def test_a_video_where_photos_are_taken_is_called_a_video_and_cluster_names_each
     code, out, err = run(["cluster", "--out", tmp_path / "c", path, tmp_path / "empty.jpg"], capsys)
     assert code == 2 and out == "" and not (tmp_path / "c").exists()
     assert "a video, not a photo" in err and "empty.jpg: empty file" in err and "no face found in any photo" in err
+
+
+def test_tracks_open_when_a_video_ends_close_in_the_order_they_are_numbered():
+    from keyface.recognition.core.tracking import Tracker
+    tracker = Tracker(0.05, 0.3)
+    first, second = tracker.start(), tracker.start()
+    tracker.active, tracker.lost = [second], [first]  # the first was lost from view, then the video ended
+    assert [t.id for t in tracker.close_all()] == [1, 2] and tracker.active == tracker.lost == []

@@ -211,8 +211,8 @@ class Tracker:
         return old
 
     def close_all(self) -> list[Track]:
-        """Close every track (the video ended, or was stopped)."""
-        closed, self.active, self.lost = self.active + self.lost, [], []
+        """Close every track (the video ended, or was stopped), in the order they are numbered."""
+        closed, self.active, self.lost = sorted(self.active + self.lost, key=lambda t: t.id), [], []
         return closed
 
 

@@ -11,6 +11,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from keyface.data.video import Frame, Video
+from keyface.detection.detector import within
 from keyface.keypoints.predictor import align_batch
 from keyface.recognition.core.search import Match
 from keyface.recognition.core.tracking import MIN_SIGHTINGS, Sample, Track, Tracker, sighting_quality
@@ -71,6 +72,7 @@ class VideoRun:
     on_frame: Callable | None = None
     thumbnails: bool = False
     guesses: dict = field(default_factory=dict)  # track id -> the name its sightings point to so far
+    frame_size: tuple[int, int] = (0, 0)  # width, height: the boxes reported stop at the frame's edges
 
 
 def track_video(video: Video, run: VideoRun) -> Iterator[TrackResult]:
@@ -129,13 +131,15 @@ def _frame(frame: Frame, tracker: Tracker, run: VideoRun) -> list[Track]:
     """Detect, track and sample one frame; the tracks that closed."""
     # left to right, as a detector gives them: faces that come into view together are numbered as a photo's are
     detections = run.recogniser.pipeline.detector.detect(frame.rgb)
+    run.frame_size = (frame.rgb.shape[1], frame.rgb.shape[0])
     looks = Looks(frame, detections, run.recogniser)
     owners, closed = tracker.update(frame.index, frame.time, [d.box for d in detections], looks)
     wanted = [k for k, t in enumerate(owners) if t.wants_sample(frame.time)]
     for k, (face, vector) in zip(wanted, looks.faces(wanted)):
         _sample(frame, owners[k], face, vector, tracker, run, detections[k].box)
     if run.on_frame is not None:
-        run.on_frame(frame, [(t.id, t.boxes[frame.index], run.guesses.get(t.id)) for t in owners])
+        run.on_frame(frame, [(t.id, within(t.boxes[frame.index], *run.frame_size), run.guesses.get(t.id))
+                             for t in owners])
     return closed
 
 
@@ -196,7 +200,8 @@ def _answer(track: Track, run: VideoRun) -> TrackResult | None:
     name, distance, matches = _vote(track, run) if run.index is not None else (None, None, ())
     best = track.best()
     return TrackResult(track.id, name, distance, matches, track.first, track.last, track.times[track.first],
-                       track.times[track.last], len(track.boxes), best.box, track.mean_embedding(), dict(track.boxes),
+                       track.times[track.last], len(track.boxes), best.box, track.mean_embedding(),
+                       {i: within(box, *run.frame_size) for i, box in track.boxes.items()},
                        tuple(track.samples), track.thumbnail)
 
 

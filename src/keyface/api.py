@@ -217,7 +217,7 @@ def identify_video(source, gallery, every: int | None = None, fps: float | None 
     Gallery, or a gallery file's path), yielded as it closes: a TrackResult with its name (None: unknown),
     distance, first and last time and frame, frames seen and best box. Frames looked at: every `every`-th, or
     `fps` a second (default 15), from `start` to `end` seconds; `on_frame(frame, [(track id, box, name so
-    far)])` is called on each (for live use)."""
+    far)])` is called on each (for live use; `frame.rgb` holds its pixels, `frame.time` its time)."""
     from keyface.data.video import Sampling
     sampling = Sampling(every, fps, start, end)
     own = not isinstance(gallery, Gallery)
