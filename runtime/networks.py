@@ -282,20 +282,32 @@ NATIVE_NOISE = re.compile(rb"^\s*([IW]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\]"
                           rb"|\[ ?(?:WARN|INFO):\d+@)")  # OpenCV's: "[ WARN:0@0.1] ... can't open camera by index"
 
 
+_holding_stderr = threading.RLock()  # one thread at a time redirects the process's stderr (nested: the same)
+
+
 def without_native_notes(start_up: Callable):
     """start_up() with the process's stderr held in a file, then passed on without the native libraries' notes
-    (NATIVE_NOISE); with nowhere to hold it, or no stderr, nothing is held."""
+    (NATIVE_NOISE); with nowhere to hold it, or no stderr, nothing is held. Other threads' stderr lines meanwhile
+    are held too, and passed on after."""
+    with _holding_stderr:
+        return _held(start_up)
+
+
+def _held(start_up: Callable):
+    """without_native_notes() under its lock."""
     try:
         held, saved = tempfile.TemporaryFile(), os.dup(2)
     except OSError:
         return start_up()
     with held:
-        sys.stderr.flush()
+        if sys.stderr is not None:
+            sys.stderr.flush()
         os.dup2(held.fileno(), 2)
         try:
             return start_up()
         finally:
-            sys.stderr.flush()
+            if sys.stderr is not None:
+                sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
             held.seek(0)

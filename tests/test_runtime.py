@@ -250,3 +250,11 @@ def test_native_notes_written_while_held_are_dropped_and_the_rest_passed_on():
             "print(said)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "95" and out.stderr == "mine\n", out.stderr
+
+
+def test_native_notes_are_held_back_when_python_has_no_stderr(monkeypatch):
+    """A pythonw-style process (sys.stderr is None) still loads and converts networks."""
+    import sys
+    from keyface.runtime.networks import without_native_notes
+    monkeypatch.setattr(sys, "stderr", None)
+    assert without_native_notes(lambda: without_native_notes(lambda: 5)) == 5  # nested, as convert's load is

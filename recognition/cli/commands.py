@@ -73,7 +73,8 @@ def _joined(*parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 WORKERS, _speed = _flags("speed")  # how many photos are worked on at once
 _speed.add_argument("--workers", type=count, help=f"photos worked on at once, sharing the cores (default: one a "
-                    f"core, up to {MAX_DEFAULT_WORKERS}, when there are several photos; videos go one at a time)")
+                    f"core, up to {MAX_DEFAULT_WORKERS}, when there are several photos; videos, and identify --head, go one at a "
+                    "time)")
 
 PRECISION, _models = _flags("models")  # for commands that run an embedder
 _models.add_argument("--precision", choices=PRECISIONS, help="run the embedding and keypoint networks with int8 "
@@ -187,8 +188,7 @@ JSON_LINES_HELP = ("--json prints JSON Lines: one compact object per photo per l
                    "as that photo is done. Boxes are [x0, y0, x1, y1] in pixels of the photo (origin top-left, "
                    "after EXIF rotation), inside it; coordinates are rounded to 0.1 px. Faces are numbered left to "
                    "right (\"face\": 1, 2, ...). A photo that failed has \"error\".")
-FACES_JSON_HELP = (JSON_LINES_HELP + " Distances are rounded to 4 decimals, embeddings to 6. Named by the softmax "
-                   "head (identify --head), a face has the head's \"probability\".")
+FACES_JSON_HELP = JSON_LINES_HELP + " Distances are rounded to 4 decimals, embeddings to 6."
 MIN_PHOTOS_FOR_BAR = 4  # a bar for three photos or fewer is only flicker
 
 
@@ -264,7 +264,9 @@ class Progress:
 def register(sub) -> None:
     """Add identify."""
     p = sub.add_parser("identify", help="name every face in photos and videos against the gallery",
-                       epilog=FACES_JSON_HELP + " " + VIDEO_HELP,
+                       epilog=FACES_JSON_HELP + " An identified face has \"name\", \"distance\" (the nearest "
+                       "person's) and \"matches\"; named by the softmax head (--head), the head's \"probability\" too. "
+                       + VIDEO_HELP,
                        parents=[WORKERS, VIDEO, GALLERY, RECOGNISER])
     p.add_argument("photos", nargs="*", metavar="PHOTO", help=PHOTOS_HELP + "; video files (known by their content) "
                    "give a line per track")

@@ -71,8 +71,7 @@ class Face:
                     "keypoints": np.round(np.asarray(self.keypoints, float), 1).tolist()})
         if self.matches is not None:
             out["name"] = self.name or "unknown"
-            if self.matches:  # the nearest person's, as a video track's "distance" and Face.distance
-                out["distance"] = round(self.distance, 4)
+            out["distance"] = None if not self.matches else round(self.distance, 4)  # the nearest person's
             out["matches"] = [{"person": person, "distance": round(float(d), 4)} for person, d in self.matches]
         if self.probability is not None:
             out["probability"] = round(float(self.probability), 4)
