@@ -20,9 +20,10 @@ MAX_PIXELS = 70_000_000  # 70 MP: phones' 48, 50 and 64 MP photos; above, a deco
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Read a photo as an upright RGB uint8 array (H, W, 3); raise ImageError naming the file."""
-    if not os.fspath(path).strip():  # Path("") would be the current folder
+    text = os.fspath(path)
+    if not text.strip():  # Path("") would be the current folder
         raise ImageError("a photo path is empty")
-    if isinstance(os.fspath(path), str) and URL.match(os.fspath(path)):  # keyface reads files; it never downloads
+    if isinstance(text, str) and URL.match(text):  # keyface reads files; it never downloads
         raise ImageError(f"{shown(path)}: keyface does not download; save the photo first")
     p = Path(path)
     if p.is_dir():

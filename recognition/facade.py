@@ -118,8 +118,9 @@ class Gallery(GalleryPeople):
     @property
     def store(self):
         """Where the people are kept (core.store, core.pg_store); a new gallery's is made now."""
+        self._check_open()
         with self._making:  # threads enrolling into a new gallery at once make it once
-            if self._store is None and not self._refused_if_closed():
+            if self._store is None:
                 self._store = open_store(self._location, *_made_by(self.recogniser), create=True)
         return self._store
 
@@ -194,7 +195,7 @@ class Gallery(GalleryPeople):
         several) in one transaction: (photos added, the error of each photo not added). The next chunk's
         faces are found while this chunk's are embedded; the gallery is written from this thread only."""
         from keyface.recognition.core.enrolling import ready_to_enrol
-        self._refused_if_closed()  # before its photos are read, not after
+        self._check_open()  # before its photos are read, not after
         person, photos = check_name(name), _photo_list(photos)
         checked_count(workers, WORKERS)
         ready, errors, thumbnail = ready_to_enrol(self._chooser(largest_face), person, photos, workers, progress)
@@ -221,7 +222,7 @@ class Gallery(GalleryPeople):
                 names: list[str] | None = None) -> list[Prepared]:
         """Each photo's enrolment record or its error, found and embedded but not stored (a server does this
         work away from the gallery's thread, then calls store_enrolments); `names`: what errors call each photo."""
-        self._refused_if_closed()
+        self._check_open()
         return self._chooser(largest_face).enrolments(check_name(name), _photo_list(photos), names=names)
 
     def identify(self, image, top: int = 3, index=None, head: bool = False,
@@ -269,7 +270,7 @@ class Gallery(GalleryPeople):
         """Enrol the one person in a video: the `count` best distinct sightings of their track (the largest
         face's with `largest_face`; otherwise a video of several people is refused)."""
         from keyface.recognition.core.video_enrol import enrolments_from_video
-        self._refused_if_closed()
+        self._check_open()
         person = check_name(name)
         ready, thumbnail = enrolments_from_video(self._chooser(largest_face), person, source, count, sampling)
         return self.store_enrolments(person, ready, thumbnail)
@@ -326,7 +327,8 @@ class Gallery(GalleryPeople):
     def _opened(self):
         """The store, or None while the gallery is not made; one made since (by another process, say, while a
         server waits on a new gallery) is opened now."""
-        if self._store is None and not self._refused_if_closed() and gallery_exists(self._location):
+        self._check_open()
+        if self._store is None and gallery_exists(self._location):
             with self._making:
                 if self._store is None:  # a recogniser only assumed gives way to the gallery's own
                     given = None if self._assumed else self._recogniser
@@ -342,11 +344,10 @@ class Gallery(GalleryPeople):
         if self._store is not None:
             self._store.close()
 
-    def _refused_if_closed(self) -> bool:
-        """False, or a GalleryError once close() was called: a closed gallery is neither read nor made."""
+    def _check_open(self) -> None:
+        """Refuse (GalleryError) once close() was called: a closed gallery is neither read nor made."""
         if self._closed:
             raise GalleryError(f"the gallery {self.path} is closed: open it again")
-        return False
 
 
 def open_store(location, embedder: str, version: str, dim: int, create: bool = True):

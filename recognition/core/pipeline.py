@@ -202,12 +202,6 @@ BACKGROUND_FACE = 1 / 3  # faces under a third of a photo's largest face's width
 NEARLY_AS_LARGE = 0.85  # a second face this near the largest in width: "the largest" may not be the one meant
 
 
-def width_inside(box, image_width: float) -> float:
-    """A face box's width inside its image: what "largest face" compares, since a face cut off at the edge
-    is not larger than the one in full view."""
-    return float(min(box[2], image_width) - max(box[0], 0.0))
-
-
 ARRAY = "image array"  # what messages call a photo given as pixels
 
 
@@ -330,7 +324,8 @@ class Recogniser:
         faces = self.pipeline.find_faces(rgb)
         if not faces:
             raise NoFaceError(f"{name}: no face found")
-        widths = np.array([width_inside(f.box, rgb.shape[1]) for f in faces])
+        # boxes stop at the photo's edge (faces_at): a face cut off there is not larger than one in full view
+        widths = np.array([f.box[2] - f.box[0] for f in faces])
         i = int(np.argmax(widths))
         # a face under a third of the largest one's width is someone in the background, not a rival for "the" face
         rivals = int((widths >= BACKGROUND_FACE * widths[i]).sum())

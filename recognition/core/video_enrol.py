@@ -9,7 +9,6 @@ import numpy as np
 from keyface.data.errors import NoFaceError, SeveralFacesError
 from keyface.data.images import image_sha256
 from keyface.data.video import Sampling, Video
-from keyface.recognition.core.pipeline import width_inside
 from keyface.recognition.core.records import Enrolment
 from keyface.recognition.core.video import TrackResult, VideoRun, no_face_seen, track_video
 
@@ -29,7 +28,8 @@ def enrolments_from_video(recogniser, person: str, source, count: int,
     if len(people) > 1 and recogniser.several_faces == "refuse":
         raise SeveralFacesError(f"{video.name}: {len(people)} people seen; use a video of one person, "
                                 "or take the largest face")
-    chosen = max(people, key=lambda group: np.median([width_inside(t.box, video.width) for t in group]))
+    # a track's box stops at the frame's edge (its face's, as any face's): its width is the part in view
+    chosen = max(people, key=lambda group: np.median([t.box[2] - t.box[0] for t in group]))
     file_sha = image_sha256(Path(source))
     ready = []
     for sample in _distinct(sorted((s for t in chosen for s in t.samples), key=lambda s: -s.quality), count):
