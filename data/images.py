@@ -15,6 +15,7 @@ from keyface.data.errors import ImageError
 from keyface.data.files import URL, shown
 
 MIN_SIDE = 16  # smaller than this cannot hold a detectable face
+PIXELS = (np.ndarray, Image.Image)  # a photo given as pixels (as_rgb takes them), not as a file
 MAX_PIXELS = 70_000_000  # 70 MP: phones' 48, 50 and 64 MP photos; above, a decompression bomb or a 108 MP mode
 
 
@@ -148,8 +149,9 @@ def _to_rgb(image: Image.Image, name: str) -> np.ndarray:
 def image_sha256(path: str | os.PathLike | bytes | np.ndarray) -> str:
     """The SHA-256 of a file's bytes, given by path or as they are (a photo's identity: the same file
     enrolled from the command line and uploaded to the server is one photo), or of an array's pixels."""
-    if isinstance(path, np.ndarray):
-        return hashlib.sha256(repr(path.shape).encode() + np.ascontiguousarray(path).tobytes()).hexdigest()
+    if isinstance(path, PIXELS):
+        pixels = np.ascontiguousarray(path)
+        return hashlib.sha256(repr(pixels.shape).encode() + pixels.tobytes()).hexdigest()
     if isinstance(path, bytes):
         return hashlib.sha256(path).hexdigest()
     digest = hashlib.sha256()
@@ -159,18 +161,31 @@ def image_sha256(path: str | os.PathLike | bytes | np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def as_rgb(image: str | os.PathLike | np.ndarray) -> np.ndarray:
-    """A photo as RGB uint8 (H, W, 3): read from a path, or checked if it is already an array (grey
-    (H, W) arrays become RGB)."""
+def as_rgb(image: str | os.PathLike | np.ndarray | Image.Image) -> np.ndarray:
+    """A photo as RGB uint8 (H, W, 3): read from a path, or converted from a PIL image or an array (grey
+    (H, W) and RGBA (H, W, 4) ones as a file of theirs would be: alpha onto white)."""
     if isinstance(image, (str, os.PathLike)):
         return load_image(image)
-    if not isinstance(image, np.ndarray):
-        raise ImageError(f"a photo is a file's path or an RGB uint8 array, not {type(image).__name__}")
-    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
-        raise ImageError(f"an image array must be RGB uint8 (H, W, 3) or grey (H, W), not {image.dtype} {image.shape}")
-    if min(image.shape[:2]) < 16:
-        raise ImageError(f"image array of {image.shape[1]}x{image.shape[0]} px is too small (16 px at least)")
-    return np.ascontiguousarray(np.stack([image] * 3, -1) if image.ndim == 2 else image)
+    if not isinstance(image, (np.ndarray, Image.Image)):
+        raise ImageError(f"a photo is a file's path, a PIL image or an RGB uint8 array, not {type(image).__name__}")
+    if isinstance(image, np.ndarray):
+        _check_array(image)
+        image = image if image.ndim == 3 and image.shape[2] == 3 else Image.fromarray(image)
+    if isinstance(image, Image.Image):
+        _check_size(image.size, "image")
+        image = _to_rgb(image, "image")
+    if min(image.shape[:2]) < MIN_SIDE:
+        raise ImageError(f"image array of {image.shape[1]}x{image.shape[0]} px is too small ({MIN_SIDE} px at least)")
+    return np.ascontiguousarray(image)
+
+
+def _check_array(image: np.ndarray) -> None:
+    """Refuse an array that is not uint8 grey, RGB or RGBA pixels, saying how to make it so."""
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+        raise ImageError(f"an image array must be RGB (H, W, 3), RGBA (H, W, 4) or grey (H, W), not {image.shape}")
+    if image.dtype != np.uint8:  # the scale is the caller's to know: 0-1 floats, 16-bit and 0-255 floats differ
+        raise ImageError(f"an image array must be RGB uint8 (0-255), not {image.dtype}: floats from 0 to 1 are "
+                         f"(a * 255).round().astype(np.uint8), 16-bit ones (a >> 8).astype(np.uint8)")
 
 
 def save_image(path: str | os.PathLike, rgb: np.ndarray) -> Path:

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import unquote
 
-from keyface.data.errors import DataError, NoDataRootError
+from keyface.data.errors import DataError, GalleryError, NoDataRootError
 
 DATA_ENV = "KEYFACE_DATA"
 MODELS_ENV = "KEYFACE_MODELS"
@@ -42,6 +43,22 @@ def is_database_uri(location) -> bool:
     return isinstance(location, str) and location.strip().lower().startswith(DATABASE_SCHEMES)
 
 
+OTHER_SCHEME = re.compile(r"\s*([A-Za-z][A-Za-z0-9+.-]+)://")  # another program's address: sqlite://, mysql://, ...
+LIBPQ_WORDS = re.compile(r"\s*(host|hostaddr|port|dbname|user|password|service|sslmode)\s*=", re.I)
+
+
+def checked_address(location: str) -> str:
+    """A gallery location given as text, refused where it is an address keyface does not take, before it could
+    become a file's name with a password in it: another scheme (postgresql+psycopg://) or libpq's key=value."""
+    other = OTHER_SCHEME.match(location)
+    if other and not is_database_uri(location):
+        raise GalleryError(f"a gallery is a file or a postgresql:// URI, not a {other.group(1)}:// address")
+    if LIBPQ_WORDS.match(location):
+        raise GalleryError("a gallery is a file or a postgresql:// URI: write libpq's key=value settings as "
+                           "postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
+    return location
+
+
 def shown_location(location) -> str:
     """A gallery location fit for messages and logs: a database URI with its passwords replaced by ***."""
     text = str(location).strip()
@@ -60,6 +77,11 @@ def masked(text: str, location) -> str:
     for secret in sorted({s for s in secrets if len(s) >= 3}, key=len, reverse=True):
         parts = [part.replace(secret, "***") for part in parts]
     return shown.join(parts)
+
+
+def uris_masked(text: str) -> str:
+    """Free text (a command line echoed back, say) with each database URI in it shown as shown_location shows it."""
+    return re.sub(r"(?i)postgres(ql)?://\S+", lambda found: shown_location(found.group(0)), text)
 
 
 def _uri_masked(uri: str) -> tuple[str, list[str]]:
@@ -95,7 +117,7 @@ def gallery_location(given: str | None = None) -> Path | str:
         return default_gallery()
     if not given.strip():
         raise DataError("the gallery named is empty: give a gallery file or a postgresql:// URI")
-    return given.strip() if is_database_uri(given) else Path(given)
+    return given.strip() if is_database_uri(checked_address(given)) else Path(given)
 
 
 def models_dir(flag: str | os.PathLike | None = None) -> Path:

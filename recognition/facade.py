@@ -17,7 +17,8 @@ import numpy as np
 
 from keyface.data.errors import EmptyGalleryError, GalleryError, KeyfaceError, OtherModelError, false_accept_rate
 from keyface.data.files import shown
-from keyface.data.paths import is_database_uri, shown_location
+from keyface.data.images import PIXELS
+from keyface.data.paths import checked_address, is_database_uri, shown_location
 # MadeOnce: the server keeps its recognisers as load does; embedder_for: the entry points choose as open_gallery
 from keyface.recognition.approaches.registry import DEFAULT_EMBEDDER, MadeOnce, embedder_for, registered
 from keyface.recognition.core.gallery_check import gallery_exists, made_by  # made_by: for the entry points too
@@ -105,6 +106,8 @@ class Gallery(GalleryPeople):
             raise GalleryError(f"a gallery is a file's path or a postgresql:// URI, not {type(path).__name__}")
         if not os.fspath(path):
             raise GalleryError("a gallery is a file's path or a postgresql:// URI, not an empty one")
+        if isinstance(path, str):  # a Path is a file's, whatever its name
+            checked_address(path)
         self._location, self._store, self._head, self._making = path, None, None, threading.Lock()
         self._recogniser = None if recogniser is None else recogniser_for(recogniser)
         self._loader = loader or (lambda name, precision: load(name, precision=precision))
@@ -259,8 +262,8 @@ class Gallery(GalleryPeople):
         second), or a data.video.Video already open; `on_frame(frame, [(track id, box, name so far)])` is
         called on each frame looked at."""
         from keyface.recognition.core.video import VideoRun, video_source_tracks
-        if isinstance(video, np.ndarray):
-            raise KeyfaceError("identify_video takes a video file's path or a camera index, not an image array")
+        if isinstance(video, PIXELS):
+            raise KeyfaceError("identify_video takes a video file's path or a camera index, not an image")
         checked_count(top, TOP)
         run = VideoRun(self.recogniser, self._index(index), top, on_frame)
         return video_source_tracks(video, run, sampling)
@@ -367,7 +370,7 @@ def _made_by(recogniser: Recogniser | None) -> tuple:
 
 def one_or_many(photos) -> list | Iterable:
     """Photos given one (a path or an array) or many (any iterable, taken as it comes)."""
-    if isinstance(photos, (str, os.PathLike, np.ndarray)):
+    if isinstance(photos, (str, os.PathLike, *PIXELS)):
         return [photos]
     if not hasattr(photos, "__iter__"):
         raise KeyfaceError(f"photos are a path, an image array or a list of them, not {type(photos).__name__}")

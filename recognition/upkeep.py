@@ -95,6 +95,7 @@ def migrate(source, target):
         if new_file:  # a file made for this copy and left empty by its failure goes again
             Path(target).unlink(missing_ok=True)
         raise
+    log.info("copied; reading both back to compare them")
     _compare(reader, target, f"the copy in {shown_location(target)} differs from {shown_location(source)}")
     return reader.counts()
 

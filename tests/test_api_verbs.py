@@ -111,8 +111,14 @@ def test_face_landmarks_name_the_regions_as_face_recognition_does(canvas):
               "left_eye": 6, "right_eye": 6, "top_lip": 12, "bottom_lip": 12, "all": 68}
     for regions in faces:
         assert {k: len(v) for k, v in regions.items()} == counts
-        everything = regions["all"]
+        regions = dict(regions)
+        everything = regions.pop("all")
         assert everything.shape == (68, 2)
+        # lists of (x, y), as face_recognition's: its drawing example closes an eye by `eye + [eye[0]]`
+        assert all(type(v) is list and all(type(p) is tuple and len(p) == 2 for p in v) for v in regions.values())
+        eye = regions["left_eye"]
+        assert eye + [eye[0]] == [*map(tuple, everything[36:42].tolist()), tuple(everything[36].tolist())]
+        regions = {k: np.asarray(v) for k, v in regions.items()}
         np.testing.assert_array_equal(regions["chin"], everything[:17])
         np.testing.assert_array_equal(regions["top_lip"][[0, 6, 7, 11]], everything[[48, 54, 64, 60]])
         np.testing.assert_array_equal(regions["bottom_lip"][[0, 6, 7, 11]], everything[[54, 48, 60, 64]])
@@ -188,6 +194,16 @@ def test_compare_faces_cuts_at_the_calibrated_threshold_or_the_tolerance(embeddi
     assert keyface.compare_faces(known, tom2, recogniser=loose) == [True, True]  # verify's cut, not identify's
     with pytest.raises(keyface.KeyfaceError, match="tolerance"):
         keyface.compare_faces(known, tom2, tolerance="close")
+
+
+def test_a_face_recognition_tolerance_is_warned_of(embeddings, caplog):
+    tom1, tom2, nancy = embeddings
+    with caplog.at_level("WARNING", logger="keyface.api"):
+        assert keyface.compare_faces([tom1, nancy], tom2, tolerance=0.18) == [True, False]  # 0.6 in theirs
+    assert caplog.records == []
+    with caplog.at_level("WARNING", logger="keyface.api"):
+        assert keyface.compare_faces([tom1, nancy], tom2, tolerance=0.6) == [True, True]
+    assert "t * t / 2 here (0.6: 0.18)" in caplog.text
     with pytest.raises(keyface.KeyfaceError, match="give the recogniser that made them"):
         keyface.compare_faces([tom1[:5]], tom2[:5])
 
@@ -391,7 +407,9 @@ def test_wrong_arguments_are_keyface_errors_that_say_what_is_wanted(tmp_path, ca
         "min_face must be a number of pixels": lambda: keyface.load(min_face="x"),
         "workers is how many photos": lambda: list(keyface.find_faces_all([canvas], recogniser, workers=-1)),
         "max_num is how many of the largest faces": lambda: keyface.face_locations(canvas, max_num=-1),
-        "lies outside the 420x250 photo": lambda: keyface.face_encodings(canvas, [(500, 10, 560, 70)], recogniser),
+        "lies mostly outside the 420x250 photo": lambda: keyface.face_encodings(canvas, [(500, 10, 560, 70)], recogniser),
+        "box \\[-50.0, -50.0, 10.0, 10.0\\] lies mostly outside": lambda: keyface.face_encodings(
+            canvas, [(-50, -50, 10, 10)], recogniser),
         "look like face_recognition's": lambda: keyface.face_encodings(canvas, [(40, 330, 200, 210)], recogniser),
         "a box under 8 px a side": lambda: keyface.face_encodings(canvas, [(10, 10, 11, 11)], recogniser),
         "a video is a file's path or a camera's index": lambda: list(keyface.identify_video([1], tmp_path / "g.db")),

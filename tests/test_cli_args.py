@@ -118,9 +118,11 @@ def test_a_folder_means_every_image_in_it_recursively_sorted(tmp_path, youtube_s
     shutil.copy(youtube_sample[0][0], tmp_path / ".hidden" / "x.jpg")
     (tmp_path / "notes.txt").write_text("not a photo")
     (tmp_path / "photo.jpg.part").write_bytes(b"\xff\xd8 truncated download")
+    (tmp_path / "gone.jpg").symlink_to(tmp_path / "moved.jpg")  # a photo that cannot be read: its error, not a skip
     notes = []
     photos = expand([str(tmp_path)], notes.append)
-    assert photos == [str(tmp_path / "a.jpg"), str(tmp_path / "b" / "c.gif"), str(tmp_path / "b" / "deep" / "z.pgm")]
+    assert photos == [str(tmp_path / "a.jpg"), str(tmp_path / "b" / "c.gif"), str(tmp_path / "b" / "deep" / "z.pgm"),
+                      str(tmp_path / "gone.jpg")]
     assert len(notes) == 1 and "2 file(s) skipped (not images Pillow can open: notes.txt, photo.jpg.part)" in notes[0]
 
 

@@ -1,6 +1,7 @@
 """The gallery commands end to end on real photos (tiny untrained keypoint net, geometry embedder)."""
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -58,6 +59,9 @@ def test_unknown_beyond_threshold_and_verify(tmp_path, youtube_sample, models, c
     assert code == 2 and json.loads(out) == {"same": None, "distance": None, "threshold": 0.3,
                                              "error": f"{tmp_path / 'wall.jpg'}: no face found"}, out
     assert err.strip() == f"keyface: error: {tmp_path / 'wall.jpg'}: no face found"
+    for missing in (tmp_path / "nope.jpg", tmp_path):  # refused before any model loads: on stdout all the same
+        code, out, err = run(["verify", youtube_sample[0][0], missing, "--json", *models], capsys)
+        assert code == 2 and json.loads(out)["error"] == err.strip().removeprefix("keyface: error: "), (out, err)
 
 
 def test_a_model_without_calibrated_threshold_asks_for_one(youtube_sample, models, capsys):
@@ -268,12 +272,17 @@ def test_demo_runs_offline_on_the_shipped_sample(tmp_path, models, capsys):
 
 def test_cluster_writes_a_folder_per_cluster_and_a_contact_sheet(tmp_path, youtube_sample, models, capsys):
     photos = [p for p, _ in youtube_sample] + [write_bad_files(tmp_path / "bad")["not_image.jpg"]]
+    photos[0] = shutil.copy(photos[0], tmp_path / "a#b%41?.jpg")  # an address's own signs in a file name
     code, out, err = run(["cluster", *photos, "--out", tmp_path / "c", "--threshold", "0.5", *models], capsys)
     assert code == 2 and "not_image.jpg" in err  # the bad photo is reported, the others still clustered
     listing = json.loads((tmp_path / "c" / "clusters.json").read_text())
     assert len(listing["faces"]) == 4 and listing["threshold"] == 0.5
     crops = sorted((tmp_path / "c").glob("cluster-*/*.jpg"))
     assert len(crops) == 4 and (tmp_path / "c" / "index.html").read_text().count("<img") == 4
+    sheet = (tmp_path / "c" / "index.html").read_text()
+    from urllib.parse import unquote
+    sources = {unquote(src) for src in re.findall(r'<img src="([^"]+)"', sheet)}
+    assert sources == {str(c.relative_to(tmp_path / "c")) for c in crops} and "a%23b%2541%3F.jpg" in sheet
     clusters = {f["cluster"] for f in listing["faces"]}
     assert f"-> {len(clusters)} cluster{'' if len(clusters) == 1 else 's'} " in out
     assert "4 faces in 4 photos ->" in out  # the bad photo is not counted among those clustered
@@ -465,3 +474,30 @@ def test_enroll_says_each_persons_refusals_before_the_next_person(tmp_path, yout
     code, out, err = run(["enroll", "--folders", tmp_path / "people", "--gallery", tmp_path / "g.db", *models], capsys)
     assert code == 130 and "Ada: 1 photo(s) added" in out
     assert f"{tmp_path / 'people' / 'Ada' / 'wall.jpg'}: no face found" in err and "interrupted" in err
+
+
+def test_a_gallery_that_cannot_be_written_says_why_it_cannot_be_read(tmp_path, youtube_sample):
+    """SQLite writes to a gallery it reads (its WAL journal): a read-only file, or a file in a read-only folder,
+    is refused saying which; it used to be "permission denied" and "attempt to write a readonly database"."""
+    import subprocess
+    import sys
+    (photo, _), folder = youtube_sample[0], tmp_path / "shelf"
+    folder.mkdir()
+    assert main(["enroll", "--name", "Kristen", str(photo), "--gallery", str(folder / "g.db")]) == 0
+    shutil.copy(folder / "g.db", tmp_path / "ro.db")
+    (tmp_path / "ro.db").chmod(0o444)
+    folder.chmod(0o555)
+    # root reads and writes past file modes: run as root without that power, where the tool exists
+    prefix = ["setpriv", "--inh-caps=-all", "--bounding-set", "-dac_override,-dac_read_search"] \
+        if os.geteuid() == 0 and shutil.which("setpriv") else []
+    try:
+        said = {}
+        for gallery in (tmp_path / "ro.db", folder / "g.db"):
+            run = subprocess.run([*prefix, sys.executable, "-m", "keyface", "people", "--gallery", str(gallery)],
+                                 capture_output=True, text=True, env={**os.environ, "XDG_DATA_HOME": str(tmp_path)})
+            assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+            said[gallery.name] = run.stderr
+    finally:
+        folder.chmod(0o755)
+    assert "it is read-only here, and SQLite writes to a gallery it reads" in said["ro.db"]
+    assert f"SQLite writes its journal in {folder}, which is read-only here" in said["g.db"]

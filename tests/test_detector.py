@@ -13,7 +13,7 @@ from keyface.data.errors import KeyfaceError
 from keyface.data.files import STALE_TEMPORARY_S, write_whole
 from keyface.data.images import load_image
 from keyface.detection import detector as blazeface  # BlazeFace lives in detection.detector
-from keyface.detection.detector import BlazeFaceDetector, Detection, box_iou, weighted_nms
+from keyface.detection.detector import BlazeFaceDetector, Detection, box_iou, drop_nested, weighted_nms
 from keyface.detection.cache import detect_cached, detection_cache_file
 from keyface.recognition.core.pipeline import DEFAULT_DETECTOR, make_detector
 
@@ -68,6 +68,28 @@ def test_anchors_and_weighted_nms():
     kept = weighted_nms(boxes, np.array([0.9, 0.3, 0.8]), 0.3)
     assert len(kept) == 2 and kept[0][1] == pytest.approx(0.9)
     np.testing.assert_allclose(kept[0][0], [0.25, 0.25, 10.25, 10.25], atol=1e-5)  # 0.9 / 0.3 weighted mean
+
+
+def test_a_box_inside_a_higher_scoring_one_is_dropped_as_the_same_face():
+    inner, outer, beside = np.array([348, 81, 408, 163.]), np.array([320, 47, 413, 173.]), np.array([420, 81, 480, 163.])
+    kept = drop_nested([(outer, 0.64), (inner, 0.94), (beside, 0.7)], 0.8)  # IoU 0.42: NMS at 0.3 keeps both
+    assert [score for _, score in kept] == [0.94, 0.7]
+    kept = drop_nested([(outer, 0.95), (inner, 0.9)], 0.8)  # the higher score stays, whichever is larger
+    assert [score for _, score in kept] == [0.95] and drop_nested([], 0.8) == []
+
+
+@pytest.mark.parametrize("photo", ["Renee Zellweger/Renee_Zellweger_0004.jpg", "Condoleezza Rice/Condoleezza_Rice_0001.jpg"])
+def test_one_face_at_the_size_two_scales_both_see_is_boxed_once(photo):
+    """A 110 px portrait on a wide canvas: the whole-photo pass and a finer scale each box the face, one box
+    inside the other; it used to be two faces, and the larger, worse box won --largest-face."""
+    from PIL import Image
+    gallery = PROBES.parent / "gallery"
+    canvas = Image.new("RGB", (500, 300), (128, 128, 128))
+    canvas.paste(Image.open(gallery / photo).resize((110, 110)), (300, 50))
+    found = make_detector().detect(np.asarray(canvas))
+    assert len(found) == 1, [f.box for f in found]
+    x0, y0, x1, y1 = found[0].box
+    assert 300 < x0 < x1 < 410 and 50 < y0 < y1 < 170
 
 
 class CountingDetector:

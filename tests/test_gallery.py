@@ -160,7 +160,7 @@ def test_foreign_sqlite_and_non_sqlite_files_are_refused_untouched(tmp_path):
     assert foreign.read_bytes() == before
 
 
-@pytest.mark.parametrize("name", ["", "   ", "a/b", "a\\b", "bell\x07", "new\nline", "unknown", " Unknown "])
+@pytest.mark.parametrize("name", ["", "   ", "a/b", "a\\b", "bell\x07", "new\nline", "unknown", " Unknown ", ".", " .. "])
 def test_bad_names_are_refused(name):
     with pytest.raises(GalleryError, match="invalid person name"):
         check_name(name)
@@ -386,3 +386,30 @@ def test_a_database_uri_is_shown_without_any_password(uri, shown, secrets):
     # a driver's message quoting the URI, or the password alone (decoded too), is masked as well
     said = masked(f'invalid URI: "{uri}" ({", ".join(secrets)})', uri)
     assert said.startswith(f'invalid URI: "{shown}"') and not any(secret in said for secret in secrets), said
+
+
+@pytest.mark.parametrize("location, words", [
+    ("postgresq://kf:Sup3rSecretPW@/faces?host=/run/pg", "not a postgresq:// address"),  # a typo
+    ("postgresql+psycopg://kf:Sup3rSecretPW@db/faces", r"not a postgresql\+psycopg:// address"),  # SQLAlchemy's
+    ("sqlite:///team.db", "not a sqlite:// address"),
+    ("host=/run/pg password=Sup3rSecretPW dbname=faces", "libpq's key=value settings"),
+])
+def test_an_address_keyface_does_not_take_never_becomes_a_file(tmp_path, monkeypatch, location, words):
+    """It used to be taken as a file's path: a gallery made in a folder named after the password, printed."""
+    import keyface
+    from keyface.recognition.cli.main import main
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(GalleryError, match=words) as caught:
+        keyface.Gallery(location)
+    assert "Sup3rSecretPW" not in str(caught.value)
+    for argv in (["people", "--gallery", location], ["enroll", "--name", "Ada", "a.jpg", "--gallery", location]):
+        assert main(argv) == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_uri_echoed_by_an_argument_error_hides_its_password(capsys):
+    from keyface.recognition.cli.main import main
+    # verify takes no gallery: argparse names the arguments it refuses
+    assert main(["verify", "a.jpg", "b.jpg", "--gallery", "postgresql://kf:Sup3rSecretPW@db/faces"]) == 2
+    said = capsys.readouterr().err
+    assert "postgresql://kf:***@db/faces" in said and "Sup3rSecretPW" not in said, said

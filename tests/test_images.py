@@ -85,3 +85,22 @@ def test_an_avif_photo_is_a_photo_and_a_heic_one_says_to_convert_it(tmp_path):
     assert not is_video_file(tmp_path / "photo.heic")
     with pytest.raises(ImageError, match="a photo in HEIC, which keyface cannot read here: convert it to JPEG"):
         load_image(tmp_path / "photo.heic")
+
+
+def test_arrays_and_pil_images_become_rgb_as_their_files_would():
+    from keyface.data.images import as_rgb
+    rgba = np.zeros((20, 20, 4), np.uint8)
+    rgba[:10] = (255, 0, 0, 255)  # opaque red top half, transparent bottom half: onto white, as a PNG's
+    from_file = decode_image_bytes(encode(Image.fromarray(rgba, "RGBA"), "PNG"))
+    np.testing.assert_array_equal(as_rgb(rgba), from_file)
+    np.testing.assert_array_equal(as_rgb(Image.fromarray(rgba, "RGBA")), from_file)
+    grey = np.full((20, 24), 77, np.uint8)
+    assert as_rgb(Image.fromarray(grey, "L")).shape == (20, 24, 3) and (as_rgb(grey) == 77).all()
+    rgb = face_like(32)
+    assert as_rgb(rgb[:, ::-1]).flags.c_contiguous  # a flipped view: copied into one block
+    with pytest.raises(ImageError, match=r"not float32: floats from 0 to 1 are \(a \* 255\)"):
+        as_rgb(rgb.astype(np.float32) / 255)
+    with pytest.raises(ImageError, match=r"not \(20, 20, 2\)"):
+        as_rgb(np.zeros((20, 20, 2), np.uint8))
+    with pytest.raises(ImageError, match="too small"):
+        as_rgb(Image.fromarray(grey[:8], "L"))

@@ -167,15 +167,29 @@ def test_bad_locations_are_one_line_and_change_nothing(postgres, tmp_path):
     postgres.sql("CREATE TABLE orders (id int)", database)
     with pytest.raises(GalleryError, match="not a keyface gallery"):
         PostgresStore(other, "e", "v1", DIM)
+    import keyface
+    with pytest.raises(GalleryError, match="not a keyface gallery"):  # the API said {} people, then "empty"
+        keyface.Gallery(other)
+    for command in ("check", "people"):  # not a damaged gallery (exit 1): none at all, as every command says
+        run = subprocess.run([sys.executable, "-m", "keyface", command, "--gallery", other], capture_output=True,
+                             text=True, cwd=ROOT)
+        assert run.returncode == 2 and "is not a keyface gallery (it holds other tables: orders)" in run.stderr
+    empty = postgres.new_database("nothing_yet")
+    run = subprocess.run([sys.executable, "-m", "keyface", "check", "--gallery", empty], capture_output=True, text=True,
+                         cwd=ROOT)
+    assert run.returncode == 2 and "no keyface gallery in" in run.stderr and "enrol people first" in run.stderr
     tables = [r[0] for r in postgres.sql("SELECT tablename FROM pg_tables WHERE schemaname='public'", database)]
     assert tables == ["orders"]
+    scheme, rest = other.split("://", 1)  # a URI scheme is any case; libpq reads only lower case
+    with pytest.raises(GalleryError, match="not a keyface gallery"):
+        PostgresStore(f"{scheme.upper()}://{rest}", "e", "v1", DIM)
 
 
 def test_a_database_without_pgvector_that_keyface_may_not_add_is_refused_with_nothing_made(postgres):
     postgres.sql("DO $$ BEGIN CREATE ROLE kf_plain LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
     postgres.sql("CREATE DATABASE plain_db OWNER kf_plain")
     uri = postgres.uri("plain_db").replace("postgres:@", "kf_plain@").replace("postgres@", "kf_plain@")
-    with pytest.raises(GalleryError, match="CREATE EXTENSION vector"):
+    with pytest.raises(GalleryError, match="have a superuser run CREATE EXTENSION vector"):
         PostgresStore(uri, "e", "v1", DIM)
     assert postgres.sql("SELECT tablename FROM pg_tables WHERE schemaname='public'", "plain_db") == []
 

@@ -62,6 +62,10 @@ def test_arrays_work_like_paths_and_mistakes_are_keyface_errors(photos):
         added, errors = gallery.enrol("Alan", [array, photos / "nope.jpg"])
         assert added == 1 and len(errors) == 1 and "nope.jpg" in str(errors[0])
         assert gallery.identify(photos / "alan1.jpg")[0].name == "Alan"
+        from PIL import Image
+        added, errors = gallery.enrol("Bob", Image.fromarray(array))  # the same pixels as a PIL image: one photo
+        assert added == 0 and str(errors[0]) == "image array: already enrolled as 'Alan'", errors
+        assert gallery.identify(Image.open(photos / "alan1.jpg"))[0].name == "Alan"
         added, errors = gallery.enrol("Alan", [None, 3])  # not a photo at all: each refused by kind
         assert added == 0 and [type(e) for e in errors] == [keyface.ImageError] * 2
         added, errors = gallery.enrol("Alan", "")  # an unset variable: not the current folder
@@ -69,7 +73,7 @@ def test_arrays_work_like_paths_and_mistakes_are_keyface_errors(photos):
         with pytest.raises(keyface.ImageError, match="a photo path is empty"):
             gallery.identify("")
     for not_a_photo in (None, 3, ["a.jpg"]):
-        with pytest.raises(keyface.ImageError, match="a file's path or an RGB uint8 array"):
+        with pytest.raises(keyface.ImageError, match="a file's path, a PIL image or an RGB uint8 array"):
             keyface.find_faces(not_a_photo)
     with pytest.raises(keyface.GalleryError, match="is closed"):  # used after its with-block
         gallery.identify(photos / "alan1.jpg")

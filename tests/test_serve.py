@@ -95,7 +95,7 @@ def test_changes_without_the_token_are_refused(served):
     assert client.get("/api/people").status_code == 200  # reads on loopback need none
 
 
-@pytest.mark.parametrize("name", ["a/b", "", "   ", "x" * 201, "bad\u202ename", "..\\..\\etc"])
+@pytest.mark.parametrize("name", ["a/b", "", "   ", "x" * 201, "bad\u202ename", "..\\..\\etc", "..", "."])
 def test_hostile_names_are_refused(served, name):
     client, _ = served
     status = 422 if name == "" else 400  # an empty form field is a missing one
@@ -115,6 +115,14 @@ def test_an_enrolments_errors_come_in_the_order_the_photos_were_sent(served):
     # decoding refuses 2 before the faces of 1 and 4 are looked for: the answer still lists them as sent
     assert [e.split(":")[0] for e in made["errors"]] == ["1-wall.jpg", "2-text.jpg", "4-wall.jpg"], made
     client.delete("/api/people/Ordered", headers=AUTH)
+
+
+def test_an_uploads_name_is_said_on_one_line_and_never_as_a_path():
+    from types import SimpleNamespace
+    from keyface.recognition.server.app import _upload_name
+    assert _upload_name(SimpleNamespace(filename="line\nbreak\x1b[31m.jpg")) == "line\\nbreak\\x1b[31m.jpg"
+    assert _upload_name(SimpleNamespace(filename="../../etc/passwd")) == "passwd"
+    assert _upload_name(SimpleNamespace(filename=None)) == "photo" and _upload_name(SimpleNamespace(filename="Zoë.jpg")) == "Zoë.jpg"
 
 
 def test_bad_and_oversized_uploads_are_refused(served):
@@ -272,6 +280,16 @@ def test_people_pages_with_offset_and_limit_and_by_default_lists_everyone(fresh)
         assert one_line_error(client.get("/api/people", params=bad), 422) == said
 
 
+def test_photos_already_this_persons_are_counted_not_dropped_unsaid(fresh):
+    client = fresh
+    first, second = photos("Tom Cruise")[:2]
+    made = client.post("/api/people", data={"name": "Tom Cruise"}, files=[first], headers=AUTH)
+    assert made.status_code == 201 and made.json()["already_enrolled"] == 0
+    again = client.post("/api/people", data={"name": "Tom Cruise"}, files=[first, first, second], headers=AUTH)
+    assert again.status_code == 201 and again.json() == {"person": "Tom Cruise", "added": 1, "already_enrolled": 2,
+                                                         "errors": []}
+
+
 def test_enrolling_with_the_largest_face_takes_photos_with_several_faces(fresh, caplog):
     client = fresh
     largest = client.post("/api/people", data={"name": "Condoleezza Rice", "largest_face": "true"},
@@ -361,3 +379,16 @@ def test_a_server_started_in_one_precision_answers_409_for_a_gallery_made_later_
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+def test_a_port_in_use_is_said_in_one_line_and_never_announced_as_served(tmp_path, capsys, monkeypatch):
+    """It used to print "keyface serving ... at" and only then fail to bind: a script waiting for that line went
+    on to talk to whatever held the port."""
+    import socket
+    from keyface.recognition.cli.main import main
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port), "--gallery", str(tmp_path / "g.db")]) == 2
+    said = capsys.readouterr().err
+    assert f"cannot serve on 127.0.0.1:{port} (in use)" in said and "serving" not in said, said

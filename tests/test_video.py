@@ -91,7 +91,7 @@ def test_a_gallery_identifies_a_video_by_its_path_with_the_frames_asked_for(clip
         every_frame = list(gallery.identify_video(path, sampling=Sampling(every=1)))
         with Video(path, Sampling(every=1)) as video:  # the same as a video opened by the caller
             opened = list(gallery.identify_video(video))
-        with pytest.raises(keyface.KeyfaceError, match="not an image array"):
+        with pytest.raises(keyface.KeyfaceError, match="camera index, not an image"):
             next(gallery.identify_video(load_image(DEMO / "probes" / "Salma_Hayek_0006.jpg")))
     assert sorted(t.name or "" for t in every_frame) == sorted(["", BEN, ADA])  # "": the stranger, unknown
     assert [(t.name, t.frames) for t in every_frame] == [(t.name, t.frames) for t in opened]

@@ -4,7 +4,9 @@ from __future__ import annotations
 import html
 import json
 import logging
+import os
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 
@@ -65,12 +67,13 @@ def _write_clusters(out: Path, faces: list, labels: np.ndarray, embedder: str, t
         name = f"cluster-{label:03d}/{i:05d}-{Path(photo).stem[:60]}.jpg"
         private_dir((out / name).parent)
         create_private(out / name, jpeg_bytes(np.ascontiguousarray(crop)))
-        rows.setdefault(label, []).append((shown(name), shown(photo)))
+        rows.setdefault(label, []).append((name, shown(photo)))
         listing.append({"photo": str(photo), "box": [round(float(v), 1) for v in face.box], "cluster": int(label), "crop": name})
     create_private(out / "clusters.json", json.dumps({"embedder": embedder, "threshold": threshold,
                                                       "faces": listing}, indent=1).encode())
     sheet = [f"<section><h2>cluster {label} ({_count(len(items), 'face')})</h2><div>" + "".join(
-        f'<img src="{html.escape(n)}" title="{html.escape(p)}" alt="" height="96">' for n, p in items) + "</div></section>"
+        # a file name's # ? % are an address's own signs: written as %XX, with its exact bytes
+        f'<img src="{html.escape(quote(os.fsencode(n)))}" title="{html.escape(p)}" alt="" height="96">' for n, p in items) + "</div></section>"
         for label, items in sorted(rows.items())]
     create_private(out / "index.html", (f"<!doctype html><meta charset='utf-8'><title>keyface clusters</title>"
                                         f"<style>{SHEET_STYLE}</style>"

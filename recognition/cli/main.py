@@ -14,6 +14,7 @@ from typing import Callable
 
 from keyface.data.errors import KeyfaceError
 from keyface.data.files import URL, shown
+from keyface.data.paths import uris_masked
 from keyface.recognition.cli.hints import with_hint
 from keyface.runtime.networks import NATIVE_NOISE
 from keyface.runtime.provenance import keyface_version
@@ -44,7 +45,7 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str):
         # argparse reports a command's extra arguments from the top parser: point to that command's help
         prog = f"{self.prog} {self.command}" if self.command and message.startswith("unrecognized") else self.prog
-        self.exit(2, f"keyface: error: {message} (see `{prog} --help`)\n")
+        self.exit(2, f"keyface: error: {uris_masked(message)} (see `{prog} --help`)\n")  # argparse echoes arguments
 
 
 class VersionAction(argparse.Action):
@@ -230,7 +231,9 @@ def check_file(text: str) -> str:
 
 def folder_photos(folder: Path, videos: bool = False) -> tuple[list[str], list[str]]:
     """Every file under folder that Pillow can open (and every video file, with `videos`), recursively, in sorted
-    order; and the other files, skipped. Dot-files and dot-folders (.git, .DS_Store) are never photos."""
+    order; and the other files, skipped. Dot-files and dot-folders (.git, .DS_Store) are never photos; a file named
+    as a photo that cannot be read (no permission, a link to nothing) is one, so that the command says why."""
+    from keyface.data.folders import IMAGE_SUFFIXES
     from keyface.data.images import is_image_file, is_video_file
     photos, skipped = [], []
     for root, dirs, files in os.walk(folder, onerror=_walk_error):  # links to folders are not followed: no loops
@@ -239,7 +242,9 @@ def folder_photos(folder: Path, videos: bool = False) -> tuple[list[str], list[s
             path = Path(root) / name
             if name.startswith("."):
                 continue
-            if path.is_file() and os.access(path, os.R_OK) and (is_image_file(path) or videos and is_video_file(path)):
+            readable = path.is_file() and os.access(path, os.R_OK)
+            if readable and (is_image_file(path) or videos and is_video_file(path)) or \
+                    not readable and path.suffix.lower() in IMAGE_SUFFIXES:  # a photo it cannot read: its error says why
                 photos.append(str(path))
             else:
                 skipped.append(str(path.relative_to(folder)))
@@ -275,13 +280,26 @@ def expand(args: list[str], note: Callable[[str], object] | None = None, videos:
     return photos
 
 
+def _checked_for_verify(args: argparse.Namespace, photo: str) -> None:
+    """One of verify's photos checked before any model loads; with --json a script hears of a refusal on stdout
+    too, as of any other (no threshold yet: no model is loaded)."""
+    try:
+        check_file(photo)
+    except ArgumentError as exc:
+        if getattr(args, "json", False):
+            import json
+            from keyface.recognition.answers import verify_json
+            print(json.dumps(verify_json(None, None, None, str(exc)), separators=(",", ":")))
+        raise
+
+
 def prepare(args: argparse.Namespace) -> None:
     """Check (and expand, in place) the photo arguments of whichever command was parsed."""
     if isinstance(getattr(args, "photos", None), list):  # PHOTO... arguments (a count of photos is not)
         args.photos = expand(args.photos, videos=getattr(args, "takes_videos", False))
     for name in ("photo_a", "photo_b"):  # verify: exactly two files
         if getattr(args, name, None) is not None:
-            check_file(getattr(args, name))
+            _checked_for_verify(args, getattr(args, name))
     folders = getattr(args, "folders", None)
     if isinstance(folders, str):  # enroll --folders, compare --folders
         if URL.match(folders):

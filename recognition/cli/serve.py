@@ -1,7 +1,9 @@
 """`keyface serve`: the HTTP API and browser page (keyface.recognition.server), models loaded once."""
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import sys
 from pathlib import Path
 
@@ -48,14 +50,22 @@ def cmd_serve(args) -> int:
     served = app.state.store.gallery
     embedder = f"{served.embedder} ({served.precision})"
     import uvicorn
+    listening = _bound(args.host, args.port)  # before saying where: a port in use is said, not announced
     # every address of this machine: open it at one a browser can reach (here, loopback)
     everywhere = args.host in ("0.0.0.0", "::", "[::]")
     shown_host = "127.0.0.1" if everywhere else f"[{args.host}]" if ":" in args.host else args.host
     print(f"keyface serving {shown_location(gallery)} with {embedder} at http://{shown_host}:{args.port}/#token={token}"
           + (" (and at this machine's other addresses)" if everywhere else "") + "\n"
           f"API token in {token_file}; stop with Ctrl-C", file=sys.stderr, flush=True)
-    try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
-    except SystemExit as exc:  # uvicorn exits when it cannot bind: say so in one line
-        raise KeyfaceError(f"cannot serve on {args.host}:{args.port} (in use, or not an address here)") from exc
+    uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[listening])
     return 0
+
+
+def _bound(host: str, port: int) -> socket.socket:
+    """A socket listening on host:port, or one line saying why there cannot be one."""
+    try:
+        family = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host.strip("[]"), port), family=family, backlog=2048)
+    except OSError as exc:
+        why = "in use" if exc.errno == errno.EADDRINUSE else exc.strerror or "not an address here"
+        raise KeyfaceError(f"cannot serve on {host}:{port} ({why})") from None

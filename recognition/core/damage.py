@@ -2,6 +2,7 @@
 names the repair (a file SQLite cannot read at all is damaged if it is an SQLite file, else no gallery)."""
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -41,7 +42,9 @@ def unreadable(path: Path, exc: sqlite3.DatabaseError) -> GalleryError:
     keyface gallery."""
     code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
     if code in SQLITE_ACCESS:
-        return GalleryError(f"cannot read the gallery {path} ({exc})")
+        folder = Path(path).parent
+        beside = "" if os.access(folder, os.W_OK) else f": SQLite writes its journal in {folder}, which is read-only here"
+        return GalleryError(f"cannot read the gallery {path} ({exc}){beside}")
     try:
         with open(path, "rb") as file:
             sqlite = file.read(16) == b"SQLite format 3\x00"

@@ -209,8 +209,9 @@ def made_by(location) -> dict:
 
 
 def gallery_exists(location) -> bool:
-    """Whether a gallery is there to open: a database that holds one, or a file (or folder) that is not empty;
-    anything there that is not a gallery is refused when opened."""
+    """Whether a gallery is there to open: a database that holds any table, or a file (or folder) that is not
+    empty; anything there that is not a gallery is refused when opened."""
     if is_database_uri(location):
-        return "embedder" in made_by(location)
+        from keyface.recognition.core.pg_store import holds_tables
+        return holds_tables(str(location))
     return Path(location).is_dir() or (Path(location).is_file() and Path(location).stat().st_size > 0)

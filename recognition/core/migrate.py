@@ -4,6 +4,7 @@ then read back from both and compared (names, photo hashes and vectors, bit for 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,8 @@ from keyface.data.paths import is_database_uri
 from keyface.recognition.core import pg_connection, pg_store
 from keyface.recognition.core.gallery_check import connect_read_only, read_photos
 from keyface.recognition.core.records import path_text
+
+log = logging.getLogger(__name__)
 
 BATCH = 20_000  # rows read, written and compared at a time: memory stays bounded at any gallery size
 _ROWS = ("SELECT p.name, ph.sha256, ph.source, ph.box, ph.keypoints, e.vector FROM photos ph "
@@ -119,6 +122,15 @@ def _text(value) -> str:
     return value.decode("utf-8") if isinstance(value, (bytes, memoryview)) else value
 
 
+def _with_bar(source: Reader, what: str) -> Iterator[list[Row]]:
+    """The source's rows, BATCH at a time, with a progress bar of its photos on a terminal (a million take minutes)."""
+    from tqdm import tqdm
+    with tqdm(total=source.counts().embeddings, desc=what, unit="face", leave=False, disable=None) as bar:
+        for batch in source.rows():
+            yield batch
+            bar.update(len(batch))
+
+
 def copy_into(source: Reader, target, replace: bool = False) -> None:
     """Every row and thumbnail of the source into an empty target store (SQLiteStore or PostgresStore), in one
     transaction of the target's: a copy that fails leaves the target as it was. With `replace` (a database
@@ -139,7 +151,7 @@ def _copy_into_sqlite(source: Reader, target) -> None:
     with conn:
         for name in source.names():
             ids[name] = conn.execute("INSERT INTO people (name) VALUES (?)", (name,)).lastrowid
-        for batch in source.rows():
+        for batch in _with_bar(source, f"copying into {target.path}"):
             for row in batch:
                 photo = conn.execute("INSERT INTO photos (person_id, sha256, source, box, keypoints) VALUES (?,?,?,?,?)",
                                      (ids[row.person], row.sha256, path_text(row.source), row.box,
@@ -162,7 +174,7 @@ def _copy_into_postgres(source: Reader, target, replace: bool) -> None:
             for name, i in ids.items():
                 cp.write_row((i, name))
         photo_id = 0
-        for batch in source.rows():
+        for batch in _with_bar(source, f"copying into {target.path}"):
             photo_id = _copy_batch(conn, batch, ids, photo_id, source, vector_type)
         with conn.cursor() as cur, cur.copy("COPY thumbnails (person_id, jpeg) FROM STDIN (FORMAT BINARY)") as cp:
             cp.set_types(["int8", "bytea"])
@@ -171,6 +183,7 @@ def _copy_into_postgres(source: Reader, target, replace: bool) -> None:
         conn.execute("SELECT setval('people_id_seq', %s), setval('photos_id_seq', %s)",
                      (max(len(ids), 1), max(photo_id, 1)))
         conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
+        log.info("building the search index of %s (HNSW): a minute or more a million faces", target.path)
         conn.execute(pg_store.HNSW_INDEX)
 
 

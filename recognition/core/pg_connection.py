@@ -32,12 +32,14 @@ def connect(uri: str):
     us is one line, and nothing is created."""
     psycopg = psycopg_module()
     from psycopg.conninfo import conninfo_to_dict
+    scheme, rest = uri.strip().split("://", 1)
+    uri = f"{scheme.lower()}://{rest}"  # a scheme is any case (RFC 3986); libpq reads it in lower case only
     try:
-        conninfo_to_dict(uri.strip())
+        conninfo_to_dict(uri)
     except psycopg.ProgrammingError as exc:
         raise GalleryError(f"not a PostgreSQL URI ({first_line(exc, uri)}): {shown_location(uri)}") from None
     try:
-        return psycopg.connect(uri.strip(), autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+        return psycopg.connect(uri, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
     except psycopg.OperationalError as exc:
         text = first_line(exc, uri)
         if "password" in text or "authentication" in text or "does not exist" in text or "permission" in text:

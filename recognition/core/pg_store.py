@@ -75,12 +75,9 @@ class PostgresStore:
         its embedder. Nothing is written to a database that is neither."""
         tables = {r[0] for r in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
-        if "meta" not in tables or not conn.execute("SELECT 1 FROM meta WHERE key = 'embedder'").fetchone():
-            if tables:
-                raise GalleryError(f"{self.path} is not a keyface gallery (it holds other tables: "
-                                   f"{', '.join(sorted(tables)[:3])}); refusing to touch it: use an empty database")
-            if not create or self.embedder is None:  # no embedder: nothing to make one for
-                raise EmptyGalleryError(f"no keyface gallery in {self.path} yet: enrol people first", self.path)
+        if not _claimed(conn, tables):
+            if tables or not create or self.embedder is None:  # no embedder: nothing to make one for
+                raise _not_a_gallery(self.path, tables)
             try:
                 self._create(conn)
             except (psycopg_module().errors.DuplicateTable, psycopg_module().errors.UniqueViolation):
@@ -106,8 +103,8 @@ class PostgresStore:
         except (psycopg.errors.InsufficientPrivilege, psycopg.errors.UndefinedFile,
                 psycopg.errors.FeatureNotSupported) as exc:
             raise GalleryError(f"{self.path} has no pgvector and keyface may not add it "
-                               f"({first_line(exc, self.uri)}); nothing was created: have the database's owner run "
-                               "CREATE EXTENSION vector") from None
+                               f"({first_line(exc, self.uri)}); nothing was created: have a superuser run CREATE EXTENSION "
+                               "vector in it") from None
         log.info("made a keyface gallery in %s", self.path)
 
     @_on_connection
@@ -291,6 +288,30 @@ def read_meta(uri: str) -> dict:
         db.close()
 
 
+def _claimed(conn, tables: set[str]) -> bool:
+    """Whether a keyface gallery was made in the database: its meta table names an embedder."""
+    return "meta" in tables and conn.execute("SELECT 1 FROM meta WHERE key = 'embedder'").fetchone() is not None
+
+
+def _not_a_gallery(path: str, tables: set[str]) -> GalleryError:
+    """Why a database that keyface never made a gallery in cannot be read as one: empty, or another program's."""
+    if tables:
+        return GalleryError(f"{path} is not a keyface gallery (it holds other tables: {', '.join(sorted(tables)[:3])}); "
+                            "refusing to touch it: use an empty database")
+    return EmptyGalleryError(f"no keyface gallery in {path} yet: enrol people first", path)
+
+
+def holds_tables(uri: str) -> bool:
+    """Whether the database holds any table in its schema: a gallery, or another program's that opening refuses."""
+    db = Connection(uri)
+    try:
+        with db.guarded() as conn:
+            return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = current_schema())")
+                        .fetchone()[0])
+    finally:
+        db.close()
+
+
 def check_database(uri: str) -> list[str]:
     """Every problem found in a database gallery: its tables, meta, pgvector and HNSW index, photos without
     embeddings, and each stored vector (dimension, finite, unit length). Nothing is changed."""
@@ -298,6 +319,8 @@ def check_database(uri: str) -> list[str]:
     try:
         with db.guarded() as conn:
             tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+            if not _claimed(conn, tables):  # not a damaged gallery: no gallery at all, as every command says
+                raise _not_a_gallery(shown_location(uri), tables)
             missing = [t for t in _TABLES if t not in tables]
             if missing:
                 return [f"not a keyface gallery: no table {', '.join(missing)}"]

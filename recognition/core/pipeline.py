@@ -20,7 +20,7 @@ import numpy as np
 from keyface.data.errors import (KeyfaceError, NoFaceError, NotCalibratedError, SeveralFacesError, distance_cut,
                                  false_accept_rate)
 from keyface.data.files import shown
-from keyface.data.images import as_rgb, image_sha256
+from keyface.data.images import PIXELS, as_rgb, image_sha256
 from keyface.detection.detector import MIN_FACE, BlazeFaceDetector
 from keyface.keypoints.predictor import FaceBatch, InputSpec, KeypointPredictor, align_batch
 from keyface.recognition.core.search import Match
@@ -207,7 +207,7 @@ ARRAY = "image array"  # what messages call a photo given as pixels
 
 def label(photo) -> str:
     """How a photo is named in messages: its path, printable, or ARRAY."""
-    return ARRAY if isinstance(photo, np.ndarray) else shown(photo)
+    return ARRAY if isinstance(photo, PIXELS) else shown(photo)
 
 
 class Prepared(NamedTuple):
@@ -365,7 +365,7 @@ class Recogniser:
         except KeyfaceError as exc:
             return exc
         return (align_batch(rgb, [face], self.embedder.spec), face_thumbnail(rgb, face.box), face, sha,
-                ARRAY_SOURCE if isinstance(photo, np.ndarray) else str(Path(photo).resolve()))
+                ARRAY_SOURCE if isinstance(photo, PIXELS) else str(Path(photo).resolve()))
 
     def identify(self, index, photo, k: int = 3, by_distance: bool = True) -> list[Face]:
         """Every face in the photo, left to right, with its k nearest people in a search index of a gallery;

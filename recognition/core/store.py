@@ -350,6 +350,9 @@ def _connect(path: Path) -> sqlite3.Connection:
     try:
         if not path.exists():
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # biometric data: owner only
+        if os.access(path, os.R_OK) and not os.access(path, os.W_OK):  # SQLite's journal writes even to read
+            raise PermissionError(13, "it is read-only here, and SQLite writes to a gallery it reads (its journal): "
+                                      "make it writable, or read a copy")
         if not os.access(path, os.R_OK | os.W_OK):
             raise PermissionError(13, "permission denied")
     except OSError as exc:

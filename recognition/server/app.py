@@ -66,7 +66,8 @@ def _errors_of(*statuses: int) -> dict:
 ERRORS = _errors_of(400, 401, 409, 422, 503)  # any call's
 UPLOADS, PEOPLE = _errors_of(413), _errors_of(404, 409)
 ENROLLED = {201: {"description": "Photos added (each photo not added has its error)"},
-            200: {"description": "No photo added, so nothing made: each photo's error says why"}, **UPLOADS, **PEOPLE}
+            200: {"description": "No photo added, so nothing made: each photo's error says why, or it was this "
+                                 "person's already (already_enrolled)"}, **UPLOADS, **PEOPLE}
 
 
 class GalleryThread:
@@ -206,8 +207,10 @@ async def _one_each(request: Request, *fields: str) -> None:
 
 
 def _upload_name(upload: UploadFile) -> str:
-    """An uploaded photo's file name, as messages and answers show it (never used as a path)."""
-    return Path(upload.filename or "photo").name[:200] or "photo"
+    """An uploaded photo's file name, as messages and answers show it (never used as a path), on one line: a
+    character that does not print is written as its escape."""
+    name = Path(upload.filename or "photo").name[:200] or "photo"
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in name)
 
 
 async def _photo_and_hash(upload: UploadFile) -> tuple[str, object, str]:
@@ -289,7 +292,8 @@ def _people_routes(app: FastAPI, store: GalleryThread) -> None:
     async def enrol(request: Request, response: Response, name: str = Form(...),
                     photos: list[UploadFile] = File(...), largest_face: bool = Form(False)) -> dict:
         """Enrol one person's photos (one face each, or the largest face of each with largest_face) in one
-        transaction: 201 when photos were added, 200 when none was (each photo's error says why)."""
+        transaction: 201 when photos were added, 200 when none was (each photo's error says why, and
+        already_enrolled counts those that were this person's already)."""
         await _one_each(request, "name", "largest_face")
         person = check_name(name)
         decoded, errors = [], []  # errors: (the upload's place, its line), said in the order uploaded
@@ -306,7 +310,7 @@ def _people_routes(app: FastAPI, store: GalleryThread) -> None:
         thumbnail = None if first is None else first.thumbnail
         added, refused = await store.run_async(store.gallery.store_enrolments, person, ready, thumbnail)
         response.status_code = 201 if added else 200  # nothing added (each photo's error says why): nothing made
-        return {"person": person, "added": added,
+        return {"person": person, "added": added, "already_enrolled": len(ready) - added - len(refused),
                 "errors": [line for _, line in sorted(errors, key=lambda e: e[0])] + [str(e) for e in refused]}
 
     @app.get("/api/people/{name}/thumbnail", responses=PEOPLE)

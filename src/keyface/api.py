@@ -6,6 +6,7 @@ call too. A verb's `recogniser` is one made by `load` or `build`, an embedder's 
 for the default one. Errors are `keyface.KeyfaceError`s worded for a library (no command-line flags)."""
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
@@ -16,9 +17,10 @@ from keyface.keypoints.predictor import align_batch
 from keyface.recognition.core.pipeline import Face, make_detector
 from keyface.recognition.facade import Gallery, build, checked_count, load, recogniser_for, yes_or_no
 
+log = logging.getLogger(__name__)
 FoundFace = Face  # the name keyface 0.1 gave a face found by find_faces and identify
 
-Image = str | os.PathLike | np.ndarray  # a photo's path, or RGB uint8 pixels (H, W, 3)
+Image = str | os.PathLike | np.ndarray  # a photo's path, or RGB uint8 pixels (H, W, 3); a PIL image works too
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in photo pixels
 _DETECTORS: dict = {}  # (detector name, min_face) -> a detector face_locations built for another min_face
 _DETECTORS_KEPT = 4
@@ -75,11 +77,12 @@ def face_locations(image: Image, min_face: float | None = None, max_num: int = 0
 
 
 MIN_BOX = 8  # px: the smallest face the command line's --min-face takes
+LOOSE_TOLERANCE = 0.5  # a cosine distance: faces 60 degrees apart; different people are rarely further
 
 
 def _detections(boxes, rgb: np.ndarray) -> list:
     """Given boxes as the detector's faces (score 1, no landmarks); one box (4,) is taken as a list of one.
-    Each must overlap the photo `rgb`: a box beyond its edges holds no face."""
+    Each must lie at least half inside the photo `rgb`: a box beyond its edges holds no face."""
     from keyface.detection.detector import Detection
     try:  # a generator of boxes too, as photos may be one
         array = np.asarray(boxes if isinstance(boxes, (np.ndarray, list, tuple)) else list(boxes), np.float64)
@@ -96,9 +99,12 @@ def _detections(boxes, rgb: np.ndarray) -> list:
     if (np.minimum(array[:, 2] - array[:, 0], array[:, 3] - array[:, 1]) < MIN_BOX).any():
         raise KeyfaceError(f"a box under {MIN_BOX} px a side holds no face that can be recognised")
     height, width = rgb.shape[:2]
-    outside = (array[:, 0] >= width) | (array[:, 1] >= height) | (array[:, 2] <= 0) | (array[:, 3] <= 0)
-    if outside.any():
-        raise KeyfaceError(f"box {array[outside][0].round(1).tolist()} lies outside the {width}x{height} photo")
+    inside = np.maximum(np.minimum(array[:, 2], width) - np.maximum(array[:, 0], 0), 0) * \
+        np.maximum(np.minimum(array[:, 3], height) - np.maximum(array[:, 1], 0), 0)
+    mostly_out = inside < 0.5 * (array[:, 2] - array[:, 0]) * (array[:, 3] - array[:, 1])  # a face the edge cut
+    if mostly_out.any():  # in half keeps its keypoints; less is a corner of the photo, not a face
+        raise KeyfaceError(f"box {array[mostly_out][0].round(1).tolist()} lies mostly outside the {width}x{height} "
+                           f"photo")
     return [Detection(tuple(float(v) for v in row), 1.0) for row in array]
 
 
@@ -110,18 +116,19 @@ def _faces(rgb: np.ndarray, boxes, recogniser) -> list:
     return recogniser.pipeline.faces_at(rgb, _detections(boxes, rgb))
 
 
-def face_landmarks(image: Image, boxes=None, recogniser=None) -> list[dict[str, np.ndarray]]:
-    """Each face's 68 keypoints (x, y) by region, named as face_recognition names them ("chin" also as "jaw",
-    "left_eyebrow", "right_eyebrow", "nose_bridge", "nose_tip", "left_eye", "right_eye", "top_lip",
-    "bottom_lip") plus "all" (68, 2). Left and right are as seen in the image: "left_eye" (iBUG points 36-41)
-    is the eye on the photo's left, the person's right. Faces at `boxes` in their order, else every face
-    found, left to right."""
+def face_landmarks(image: Image, boxes=None, recogniser=None) -> list[dict]:
+    """Each face's 68 keypoints by region, as face_recognition gives them: lists of (x, y) named "chin" (also
+    "jaw"), "left_eyebrow", "right_eyebrow", "nose_bridge", "nose_tip", "left_eye", "right_eye", "top_lip",
+    "bottom_lip"; plus "all", the (68, 2) array. Left and right are as seen in the image: "left_eye" (iBUG
+    points 36-41) is the eye on the photo's left, the person's right. Faces at `boxes` in their order, else
+    every face found, left to right."""
     recogniser = recogniser_for(recogniser)
     rgb = _pixels(image)
     found = []
     for face in _faces(rgb, boxes, recogniser):
         points = np.asarray(face.keypoints, np.float32)
-        found.append({**{name: points[list(idx)] for name, idx in REGIONS.items()}, "all": points.copy()})
+        xy = [(float(x), float(y)) for x, y in points]  # lists, so that face_recognition's `eye + [eye[0]]` closes
+        found.append({**{name: [xy[i] for i in idx] for name, idx in REGIONS.items()}, "all": points})
     return found
 
 
@@ -159,11 +166,16 @@ def face_distance(known, candidate) -> np.ndarray:
 
 
 def compare_faces(known, candidate, tolerance: float | None = None, recogniser=None) -> list[bool]:
-    """Whether each known embedding is the candidate's person: distance <= tolerance, by default the
-    recogniser's calibrated verify threshold (the embeddings must then be that recogniser's)."""
+    """Whether each known embedding is the candidate's person: cosine distance <= tolerance, by default the
+    recogniser's calibrated verify threshold, a cut for two photos (the embeddings must then be that
+    recogniser's; to pick one person out of many, `recogniser.identify_threshold` names fewer strangers).
+    face_recognition's tolerance t is a Euclidean distance between unit vectors: t * t / 2 here (0.6: 0.18)."""
     distances = face_distance(known, candidate)
     if tolerance is not None:
         cut = distance_cut(tolerance, "tolerance")
+        if cut >= LOOSE_TOLERANCE:
+            log.warning("compare_faces(tolerance=%g) matches nearly any face: keyface's distance is cosine, 0 to 2; "
+                        "face_recognition's tolerance t is t * t / 2 here (0.6: 0.18)", cut)
     else:
         recogniser = recogniser_for(recogniser)
         dim = np.asarray(candidate).size

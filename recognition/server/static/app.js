@@ -247,7 +247,8 @@ async function enrol(event) {
     clearMessage();
     const result = $("enrol-result");
     result.replaceChildren(el("p", { "data-testid": "enrol-added" },
-      `Added ${done.added} ${done.added === 1 ? "photo" : "photos"} of ${done.person}.`));
+      `Added ${done.added} ${done.added === 1 ? "photo" : "photos"} of ${done.person}` +
+      (done.already_enrolled ? ` (${done.already_enrolled} already enrolled).` : ".")));
     if (done.errors.length) {
       const list = el("ul", { class: "errors", "data-testid": "enrol-errors" });
       for (const line of done.errors) list.append(el("li", {}, oneLine(line)));
