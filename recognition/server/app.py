@@ -292,8 +292,7 @@ def _people_routes(app: FastAPI, store: GalleryThread) -> None:
     async def enrol(request: Request, response: Response, name: str = Form(...),
                     photos: list[UploadFile] = File(...), largest_face: bool = Form(False)) -> dict:
         """Enrol one person's photos (one face each, or the largest face of each with largest_face) in one
-        transaction: 201 when photos were added, 200 when none was (each photo's error says why, and
-        already_enrolled counts those that were this person's already)."""
+        transaction: 201 when photos were added, 200 when none was (errors, and already_enrolled, say why)."""
         await _one_each(request, "name", "largest_face")
         person = check_name(name)
         decoded, errors = [], []  # errors: (the upload's place, its line), said in the order uploaded
