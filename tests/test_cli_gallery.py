@@ -27,7 +27,7 @@ def test_enrol_identify_people_rename_remove(tmp_path, youtube_sample, models, c
     db = tmp_path / "g.db"
     (a, _), (b, _), (c, _), (d, _) = youtube_sample
     code, out, _ = run(["enroll", "--name", "Kristen Breitweiser", a, "--gallery", db, *models], capsys)
-    assert code == 0 and "1 photo(s) added" in out
+    assert code == 0 and "1 photo(s) added" in out and f"gallery {db}: 1 person; 1 photo(s) added" in out
     code, out, _ = run(["enroll", "--name", "Kristen Breitweiser", a, "--gallery", db, *models], capsys)
     assert code == 0 and "0 photo(s) added (1 already enrolled)" in out  # the same photo twice changes nothing
     run(["enroll", "--name", "Luis Fonsi", c, "--gallery", db, *models], capsys)

@@ -53,7 +53,8 @@ def cmd_enroll(args) -> int:
             # each person's refusals said with them: a run stopped later (Ctrl-C, an outage) has told them already
             status = report_errors(errs) or status
         if gallery.exists:
-            print(f"gallery {gallery.path}: {len(gallery.people())} people; {added} photo(s) added")
+            people = len(gallery.people())
+            print(f"gallery {gallery.path}: {people} {'person' if people == 1 else 'people'}; {added} photo(s) added")
         else:
             print(f"gallery {gallery.path} not made: no photo was added")
     return status
