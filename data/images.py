@@ -146,11 +146,11 @@ def _to_rgb(image: Image.Image, name: str) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
 
 
-def image_sha256(path: str | os.PathLike | bytes | np.ndarray) -> str:
+def image_sha256(path: str | os.PathLike | bytes | np.ndarray | Image.Image) -> str:
     """The SHA-256 of a file's bytes, given by path or as they are (a photo's identity: the same file
-    enrolled from the command line and uploaded to the server is one photo), or of an array's pixels."""
-    if isinstance(path, PIXELS):
-        pixels = np.ascontiguousarray(path)
+    enrolled from the command line and uploaded to the server is one photo), or of an image's RGB pixels."""
+    if isinstance(path, PIXELS):  # as converted: a palette image's indices alone would mistake two images for one
+        pixels = as_rgb(path) if isinstance(path, Image.Image) else np.ascontiguousarray(path)
         return hashlib.sha256(repr(pixels.shape).encode() + pixels.tobytes()).hexdigest()
     if isinstance(path, bytes):
         return hashlib.sha256(path).hexdigest()
@@ -162,21 +162,23 @@ def image_sha256(path: str | os.PathLike | bytes | np.ndarray) -> str:
 
 
 def as_rgb(image: str | os.PathLike | np.ndarray | Image.Image) -> np.ndarray:
-    """A photo as RGB uint8 (H, W, 3): read from a path, or converted from a PIL image or an array (grey
-    (H, W) and RGBA (H, W, 4) ones as a file of theirs would be: alpha onto white)."""
+    """A photo as RGB uint8 (H, W, 3): read from a path, or converted from a PIL image (turned upright as its
+    EXIF says, as a file is) or an array (grey (H, W) and RGBA (H, W, 4) ones as a file of theirs would be:
+    alpha onto white)."""
     if isinstance(image, (str, os.PathLike)):
         return load_image(image)
-    if not isinstance(image, (np.ndarray, Image.Image)):
-        raise ImageError(f"a photo is a file's path, a PIL image or an RGB uint8 array, not {type(image).__name__}")
     if isinstance(image, np.ndarray):
         _check_array(image)
-        image = image if image.ndim == 3 and image.shape[2] == 3 else Image.fromarray(image)
-    if isinstance(image, Image.Image):
-        _check_size(image.size, "image")
-        image = _to_rgb(image, "image")
-    if min(image.shape[:2]) < MIN_SIDE:
-        raise ImageError(f"image array of {image.shape[1]}x{image.shape[0]} px is too small ({MIN_SIDE} px at least)")
-    return np.ascontiguousarray(image)
+        _check_size(image.shape[1::-1], "image array")
+        return np.ascontiguousarray(image if image.ndim == 3 and image.shape[2] == 3 else
+                                    _to_rgb(Image.fromarray(image), "image array"))
+    if not isinstance(image, Image.Image):
+        raise ImageError(f"a photo is a file's path, a PIL image or an RGB uint8 array, not {type(image).__name__}")
+    _check_size(image.size, "PIL image")
+    try:  # a PIL image is read when first asked for its pixels: a cut or closed file fails here
+        return _to_rgb(ImageOps.exif_transpose(image), "PIL image")
+    except (OSError, ValueError) as exc:
+        raise ImageError(f"PIL image: cannot be read ({_reason(exc)})") from None
 
 
 def _check_array(image: np.ndarray) -> None:

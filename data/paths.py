@@ -80,8 +80,11 @@ def masked(text: str, location) -> str:
 
 
 def uris_masked(text: str) -> str:
-    """Free text (a command line echoed back, say) with each database URI in it shown as shown_location shows it."""
-    return re.sub(r"(?i)postgres(ql)?://\S+", lambda found: shown_location(found.group(0)), text)
+    """Free text (a command line echoed back, say) with each database URI in it shown as shown_location shows it,
+    and the password of any other address (a mistyped scheme, libpq's password=...) as ***."""
+    text = re.sub(r"(?i)postgres(ql)?://\S+", lambda found: shown_location(found.group(0)), text)
+    text = re.sub(r"([A-Za-z][\w+.-]*://[^:/@\s]*:)(?!\*\*\*@)[^@\s]*@", r"\1***@", text)
+    return re.sub(r"(?i)(password\s*=\s*)(?!\*\*\*)[^\s&]+", r"\1***", text)
 
 
 def _uri_masked(uri: str) -> tuple[str, list[str]]:

@@ -94,6 +94,20 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[tupl
     return kept
 
 
+def drop_nested(kept: list[tuple[np.ndarray, float]], share: float) -> list[tuple[np.ndarray, float]]:
+    """Boxes after NMS, less each one whose overlap with a higher-scoring box covers `share` of the smaller:
+    two boxes of one face at two scales, which their IoU (small when one is far larger) leaves apart."""
+    kept = sorted(kept, key=lambda pair: -pair[1])
+    boxes = np.array([box for box, _ in kept], np.float64).reshape(-1, 4)
+    inter, area, other = _intersections(boxes, boxes)
+    nested = inter / np.maximum(np.minimum(area, other), 1e-9) >= share
+    alive = np.ones(len(kept), bool)
+    for i in range(len(kept)):
+        if alive[i]:
+            alive[i + 1:] &= ~nested[i, i + 1:]
+    return [pair for pair, keep in zip(kept, alive) if keep]
+
+
 def checked_min_face(min_face: float) -> float:
     """The smallest face to look for, in px; under 8 px no detector here sees a face (nor does a NaN)."""
     if isinstance(min_face, (bool, str)) or not isinstance(min_face, (int, float, np.number)) or not min_face >= 8:
@@ -132,26 +146,12 @@ INPUT = 128
 # score up to ~0.7. The finest scale's cut, then the coarser scales': many anchors over smooth backgrounds
 # raise false alarms there otherwise.
 MIN_SCORE = 0.5
-def drop_nested(kept: list[tuple[np.ndarray, float]], share: float) -> list[tuple[np.ndarray, float]]:
-    """Boxes after NMS, less each one whose overlap with a higher-scoring box covers `share` of the smaller:
-    two boxes of one face at two scales, which their IoU (small when one is far larger) leaves apart."""
-    kept = sorted(kept, key=lambda pair: -pair[1])
-    boxes = np.array([box for box, _ in kept], np.float64).reshape(-1, 4)
-    inter, area, other = _intersections(boxes, boxes)
-    nested = inter / np.maximum(np.minimum(area, other), 1e-9) >= share
-    alive = np.ones(len(kept), bool)
-    for i in range(len(kept)):
-        if alive[i]:
-            alive[i + 1:] &= ~nested[i, i + 1:]
-    return [pair for pair, keep in zip(kept, alive) if keep]
-
-
 LARGE_PHOTO_SCORE = 0.75
 LARGE_PHOTO = 512
 FINE_SCORE = 0.65
 TILE_SCORE = 0.8
 NMS_IOU = 0.3
-NESTED = 0.8  # a box this much inside a higher-scoring one (of the smaller's area) is that face again
+NESTED = 0.8  # two boxes sharing this much of the smaller one's area are one face: the lower-scoring goes
 # BlazeFace's box runs from the brows to the chin; the keypoint crop rule was fitted to MTCNN's
 # taller box. Fitted as medians over 2,995 LFW + youtube_faces_68 training faces found by both
 # (s = sqrt(w * h) of the BlazeFace box): centre shift and MTCNN-like width and height.
@@ -166,7 +166,7 @@ MAX_CANDIDATES = 4000
 FLAT_STD = 2.5
 # What the detections are filtered by after NMS, named in the cache key so that a change of rule is
 # never answered from a cache made under the old one.
-FILTERS = "nested boxes dropped; size >= MIN_FACE_KEPT * min_face; flat quarters refused under the coarse cut"
+FILTERS = "size >= MIN_FACE_KEPT * min_face; flat quarters refused under the coarse cut; then nested boxes dropped"
 NETWORK_SIZES_KEPT = 8
 # Small photos (a portrait): where the whole-photo pass shows a min_face face GATE_FACE_PX wide or more,
 # such a face lights some anchor up at least weakly, so the finer scales run only when an anchor away from
@@ -312,14 +312,15 @@ class BlazeFaceDetector:
         if len(scores) > MAX_CANDIDATES:  # a photo of noise can light up thousands of anchors: NMS stays bounded
             top = np.argsort(-scores)[:MAX_CANDIDATES]
             boxes, scores = boxes[top], scores[top]
-        merged = drop_nested(weighted_nms(boxes, scores, NMS_IOU), NESTED)
+        merged = weighted_nms(boxes, scores, NMS_IOU)
         boxes = np.array([to_mtcnn_box(box) for box, _ in merged], np.float64).reshape(-1, 4)
         scores = [score for _, score in merged]
         sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])  # Detection.size, for every box at once
         # boxes well under min_face come only from the finest scale's noise: a face that small is not looked for
-        return left_to_right([Detection(tuple(float(v) for v in boxes[i]), scores[i]) for i in range(len(boxes))
-                              if sides[i] >= MIN_FACE_KEPT * self.min_face and
-                              (scores[i] >= TILE_SCORE or not _flat(rgb, boxes[i]))])
+        kept = [(boxes[i], scores[i]) for i in range(len(boxes)) if sides[i] >= MIN_FACE_KEPT * self.min_face and
+                (scores[i] >= TILE_SCORE or not _flat(rgb, boxes[i]))]
+        # after those cuts: a box they drop must not take a face's box with it
+        return left_to_right([Detection(tuple(float(v) for v in box), score) for box, score in drop_nested(kept, NESTED)])
 
     def _whole_photo(self, image: np.ndarray, scale: np.ndarray, min_score: float, hint_score: float = 1.0
                      ) -> tuple[tuple[np.ndarray, np.ndarray], bool]:

@@ -19,7 +19,7 @@ class GalleryPeople:
 
     def rename(self, old: str, new: str) -> None:
         """Rename a person."""
-        if check_name(old) == check_name(new):  # what rules the names alike: NFC, stripped
+        if check_name(old, existing=True) == check_name(new):  # what rules the names alike: NFC, stripped
             raise GalleryConflictError(f"{check_name(new)!r} is already that person's name")
         self._made(old).rename(old, new)
         self._head = None  # checked against the people again when next asked for
@@ -31,10 +31,10 @@ class GalleryPeople:
 
     def thumbnail(self, name: str) -> bytes:
         """A small JPEG of the person's first enrolled face."""
-        return self._made(name).thumbnail(check_name(name))
+        return self._made(name).thumbnail(check_name(name, existing=True))
 
     def _made(self, person: str):
         """The store, of a gallery already made: in a new one no one is enrolled yet."""
         if self._opened() is None:
-            raise PersonNotFoundError(f"no person named {check_name(person)!r} in {self.path}")
+            raise PersonNotFoundError(f"no person named {check_name(person, existing=True)!r} in {self.path}")
         return self._store

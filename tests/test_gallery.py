@@ -6,6 +6,7 @@ import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from keyface.recognition.core.search import nearest_people
 
 DIM = 8
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO = Path(REPO) / "recognition" / "demo"
 
 
 def face(person: str, sha: str, seed: int) -> Enrolment:
@@ -176,6 +178,23 @@ def test_rename_and_remove(tmp_path):
     assert g.people() == [("Alice", 1)] and list(g.matrix()[1]) == ["Alice"]
     with pytest.raises(GalleryError, match="no person"):
         g.remove("B")
+
+
+def test_a_person_named_only_dots_before_that_was_refused_can_still_be_renamed_and_removed(tmp_path):
+    import keyface
+    g = SQLiteStore(tmp_path / "g.db", "toy", "v1", DIM)
+    g.add([face("A", "aa", 0), face("B", "bb", 1)])
+    with g._writing():  # as a gallery made before the rule holds them
+        g.conn.execute("UPDATE people SET name = '.' WHERE name = 'A'")
+        g.conn.execute("UPDATE people SET name = '..' WHERE name = 'B'")
+    with pytest.raises(GalleryError, match="more than dots"):
+        g.add([face(".", "cc", 2)])  # never stored anew
+    g.rename(".", "Dot")
+    with pytest.raises(GalleryError, match="more than dots"):
+        g.rename("Dot", "..")
+    g.close()
+    with keyface.Gallery(tmp_path / "g.db", create=False) as gallery:
+        assert gallery.remove("..") == 1 and gallery.people() == {"Dot": 1}
 
 
 def test_search_finds_each_person_by_their_closest_photo():
@@ -394,22 +413,31 @@ def test_a_database_uri_is_shown_without_any_password(uri, shown, secrets):
     ("sqlite:///team.db", "not a sqlite:// address"),
     ("host=/run/pg password=Sup3rSecretPW dbname=faces", "libpq's key=value settings"),
 ])
-def test_an_address_keyface_does_not_take_never_becomes_a_file(tmp_path, monkeypatch, location, words):
+def test_an_address_keyface_does_not_take_never_becomes_a_file(tmp_path, monkeypatch, capsys, location, words):
     """It used to be taken as a file's path: a gallery made in a folder named after the password, printed."""
+    import shutil
     import keyface
     from keyface.recognition.cli.main import main
+    photo = str(shutil.copy(sorted((DEMO / "gallery" / "Tom Cruise").glob("*.jpg"))[0], tmp_path / "tom.jpg"))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(GalleryError, match=words) as caught:
         keyface.Gallery(location)
     assert "Sup3rSecretPW" not in str(caught.value)
-    for argv in (["people", "--gallery", location], ["enroll", "--name", "Ada", "a.jpg", "--gallery", location]):
+    for argv in (["people", "--gallery", location], ["enroll", "--name", "Ada", photo, "--gallery", location]):
+        capsys.readouterr()
         assert main(argv) == 2
-    assert list(tmp_path.iterdir()) == []
+        said = capsys.readouterr().err
+        assert said.count("\n") == 1 and "a gallery is a file or a postgresql:// URI" in said, said
+        assert "Sup3rSecretPW" not in said
+    assert [p.name for p in tmp_path.iterdir()] == ["tom.jpg"]
 
 
 def test_a_uri_echoed_by_an_argument_error_hides_its_password(capsys):
     from keyface.recognition.cli.main import main
     # verify takes no gallery: argparse names the arguments it refuses
-    assert main(["verify", "a.jpg", "b.jpg", "--gallery", "postgresql://kf:Sup3rSecretPW@db/faces"]) == 2
-    said = capsys.readouterr().err
-    assert "postgresql://kf:***@db/faces" in said and "Sup3rSecretPW" not in said, said
+    for location, shown in (("postgresql://kf:Sup3rSecretPW@db/faces", "postgresql://kf:***@db/faces"),
+                            ("postgresq://kf:Sup3rSecretPW@db/faces", "postgresq://kf:***@db/faces"),
+                            ("host=db password=Sup3rSecretPW", "password=***")):
+        assert main(["verify", "a.jpg", "b.jpg", "--gallery", location]) == 2
+        said = capsys.readouterr().err
+        assert shown in said and "Sup3rSecretPW" not in said, said

@@ -104,3 +104,20 @@ def test_arrays_and_pil_images_become_rgb_as_their_files_would():
         as_rgb(np.zeros((20, 20, 2), np.uint8))
     with pytest.raises(ImageError, match="too small"):
         as_rgb(Image.fromarray(grey[:8], "L"))
+
+
+def test_a_pil_image_is_taken_as_its_file_would_be(tmp_path):
+    import io
+    from keyface.data.images import as_rgb
+    rgb = face_like(32)
+    rotated = exif_rotated_jpeg(rgb, orientation=6)
+    (tmp_path / "phone.jpg").write_bytes(rotated)
+    np.testing.assert_array_equal(as_rgb(Image.open(io.BytesIO(rotated))), load_image(tmp_path / "phone.jpg"))
+    with pytest.raises(ImageError, match=r"^PIL image: cannot be read"):  # cut short: read only when asked
+        as_rgb(Image.open(io.BytesIO(encode(Image.fromarray(rgb), "PNG")[:200])))
+    # two palette images with the same indices and other colours are two photos, as their files are
+    indices = Image.fromarray(np.arange(32 * 40, dtype=np.uint8).reshape(32, 40) % 4, "P")
+    red, blue = indices.copy(), indices.copy()
+    red.putpalette([255, 0, 0] * 256)
+    blue.putpalette([0, 0, 255] * 256)
+    assert image_sha256(red) != image_sha256(blue) and image_sha256(red) == image_sha256(as_rgb(red))

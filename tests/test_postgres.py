@@ -247,12 +247,12 @@ def test_a_client_killed_inside_its_enrolment_leaves_no_half_person(uri, tmp_pat
         from keyface.recognition.core.records import Enrolment
         seen = []
         real = pg_store.check_name
-        def slow(name):  # inside the transaction: say so after 10 faces, then crawl
+        def slow(name, **how):  # inside the transaction: say so after 10 faces, then crawl
             seen.append(name)
             if len(seen) == 10:
                 open({str(signal_file)!r}, "w").close()
             time.sleep(0.05)
-            return real(name)
+            return real(name, **how)
         pg_store.check_name = slow
         rng = np.random.default_rng(0)
         rows = [Enrolment("Half", f"h{{k}}", f"/h{{k}}.jpg", (0, 0, 9, 9), np.zeros((68, 2)),

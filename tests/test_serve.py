@@ -393,3 +393,14 @@ def test_a_port_in_use_is_said_in_one_line_and_never_announced_as_served(tmp_pat
         assert main(["serve", "--port", str(port), "--gallery", str(tmp_path / "g.db")]) == 2
     said = capsys.readouterr().err
     assert f"cannot serve on 127.0.0.1:{port} (in use)" in said and "serving" not in said, said
+
+
+def test_serving_on_every_address_takes_ipv4_too():
+    """--host :: is every address, IPv4 included, as uvicorn's own bind made it and as the announced
+    http://127.0.0.1:PORT/ needs."""
+    import socket
+    from keyface.recognition.cli.serve import _bound
+    if not socket.has_ipv6 or not socket.has_dualstack_ipv6():
+        pytest.skip("no dual-stack IPv6 here")
+    with _bound("::", 0) as listening:
+        socket.create_connection(("127.0.0.1", listening.getsockname()[1]), timeout=5).close()

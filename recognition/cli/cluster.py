@@ -73,7 +73,8 @@ def _write_clusters(out: Path, faces: list, labels: np.ndarray, embedder: str, t
                                                       "faces": listing}, indent=1).encode())
     sheet = [f"<section><h2>cluster {label} ({_count(len(items), 'face')})</h2><div>" + "".join(
         # a file name's # ? % are an address's own signs: written as %XX, with its exact bytes
-        f'<img src="{html.escape(quote(os.fsencode(n)))}" title="{html.escape(p)}" alt="" height="96">' for n, p in items) + "</div></section>"
+        f'<img src="{html.escape(quote(os.fsencode(n)))}" title="{html.escape(p)}" alt="" height="96">'
+        for n, p in items) + "</div></section>"
         for label, items in sorted(rows.items())]
     create_private(out / "index.html", (f"<!doctype html><meta charset='utf-8'><title>keyface clusters</title>"
                                         f"<style>{SHEET_STYLE}</style>"

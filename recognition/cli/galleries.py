@@ -67,7 +67,7 @@ def cmd_rename(args) -> int:
     """Rename a person."""
     with open_gallery(args) as gallery:
         gallery.rename(args.old, args.new)
-    print(f"renamed {check_name(args.old)!r} to {check_name(args.new)!r}")  # as stored: stripped, NFC
+    print(f"renamed {check_name(args.old, existing=True)!r} to {check_name(args.new)!r}")  # as stored: stripped, NFC
     return 0
 
 

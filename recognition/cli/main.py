@@ -244,7 +244,7 @@ def folder_photos(folder: Path, videos: bool = False) -> tuple[list[str], list[s
                 continue
             readable = path.is_file() and os.access(path, os.R_OK)
             if readable and (is_image_file(path) or videos and is_video_file(path)) or \
-                    not readable and path.suffix.lower() in IMAGE_SUFFIXES:  # a photo it cannot read: its error says why
+                    not readable and (path.is_symlink() or path.is_file()) and path.suffix.lower() in IMAGE_SUFFIXES:  # a photo it cannot read: its error says why
                 photos.append(str(path))
             else:
                 skipped.append(str(path.relative_to(folder)))

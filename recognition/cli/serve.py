@@ -42,6 +42,7 @@ def cmd_serve(args) -> int:
     """Load the models, open the gallery, serve until interrupted."""
     from keyface.recognition.server.app import build_app
     from keyface.recognition.server.tokens import load_or_create_token
+    args.host = args.host.strip().removeprefix("[").removesuffix("]")  # [::1], as in an address, is ::1
     token_file = Path(args.token_file) if args.token_file else user_dir("serve") / "token"
     token = load_or_create_token(token_file)
     gallery = commands.gallery_path(args)
@@ -52,7 +53,7 @@ def cmd_serve(args) -> int:
     import uvicorn
     listening = _bound(args.host, args.port)  # before saying where: a port in use is said, not announced
     # every address of this machine: open it at one a browser can reach (here, loopback)
-    everywhere = args.host in ("0.0.0.0", "::", "[::]")
+    everywhere = args.host in ("0.0.0.0", "::")
     shown_host = "127.0.0.1" if everywhere else f"[{args.host}]" if ":" in args.host else args.host
     print(f"keyface serving {shown_location(gallery)} with {embedder} at http://{shown_host}:{args.port}/#token={token}"
           + (" (and at this machine's other addresses)" if everywhere else "") + "\n"
@@ -64,8 +65,10 @@ def cmd_serve(args) -> int:
 def _bound(host: str, port: int) -> socket.socket:
     """A socket listening on host:port, or one line saying why there cannot be one."""
     try:
-        family = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0][0]
-        return socket.create_server((host.strip("[]"), port), family=family, backlog=2048)
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        # "::" is every address, IPv4 too, as uvicorn's own bind made it (create_server's default is IPv6 only)
+        both = host == "::" and socket.has_dualstack_ipv6()
+        return socket.create_server((host, port), family=family, backlog=2048, dualstack_ipv6=both)
     except OSError as exc:
         why = "in use" if exc.errno == errno.EADDRINUSE else exc.strerror or "not an address here"
         raise KeyfaceError(f"cannot serve on {host}:{port} ({why})") from None

@@ -33,6 +33,7 @@ def foreign(path: Path) -> GalleryError:
 # an I/O error, cannot open. The file may well be a sound gallery.
 SQLITE_ACCESS = {3: "no permission", 5: "busy", 6: "locked", 8: "read-only", 10: "I/O error", 14: "cannot open"}
 SQLITE_CORRUPT = 11
+SQLITE_WRITE = {8, 14}  # read-only, cannot open: where a read-only folder (no room for the journal) is the cause
 
 
 def unreadable(path: Path, exc: sqlite3.DatabaseError) -> GalleryError:
@@ -43,7 +44,8 @@ def unreadable(path: Path, exc: sqlite3.DatabaseError) -> GalleryError:
     code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
     if code in SQLITE_ACCESS:
         folder = Path(path).parent
-        beside = "" if os.access(folder, os.W_OK) else f": SQLite writes its journal in {folder}, which is read-only here"
+        beside = "" if code not in SQLITE_WRITE or os.access(folder, os.W_OK) else \
+            f": SQLite writes its journal in {folder}, which is read-only here"
         return GalleryError(f"cannot read the gallery {path} ({exc}){beside}")
     try:
         with open(path, "rb") as file:

@@ -151,7 +151,7 @@ class PostgresStore:
         return owner if owner is not None and owner != person else None
 
     def _person_id(self, conn, name: str, create: bool = False) -> int:
-        name = check_name(name)
+        name = check_name(name, existing=not create)
         row = conn.execute("SELECT id FROM people WHERE name = %s", (name,)).fetchone()
         if row:
             return row[0]
@@ -319,7 +319,7 @@ def check_database(uri: str) -> list[str]:
     try:
         with db.guarded() as conn:
             tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
-            if not _claimed(conn, tables):  # not a damaged gallery: no gallery at all, as every command says
+            if not _claimed(conn, tables) and tables.isdisjoint(_TABLES):  # no gallery at all, not a damaged one
                 raise _not_a_gallery(shown_location(uri), tables)
             missing = [t for t in _TABLES if t not in tables]
             if missing:

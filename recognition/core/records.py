@@ -61,10 +61,11 @@ class Enrolment:
 RESERVED_NAMES = {"unknown"}
 
 
-def check_name(name: str) -> str:
+def check_name(name: str, existing: bool = False) -> str:
     """The one rule for a person's name, in every command: Unicode NFC, stripped, 1-200 characters,
     no path separators and no control, format (zero-width, bidi override), surrogate or unassigned
-    characters, and not "unknown", "." or "..". Names that look alike are then the same name."""
+    characters, and not "unknown", "." or "..". Names that look alike are then the same name. An
+    `existing` name, looked up, may be "." or "..": galleries made before that rule can still rename them."""
     clean = unicodedata.normalize("NFC", name).strip() if isinstance(name, str) else ""
     bad = next((c for c in clean if unicodedata.category(c) in _BAD_CATEGORIES), None)
     if not clean or bad is not None or _BAD_NAME.search(clean) or len(clean) > 200:
@@ -75,7 +76,7 @@ def check_name(name: str) -> str:
         raise GalleryError(f"invalid person name {printable}{why}: use 1-200 printable characters without / or \\")
     if clean.casefold() in RESERVED_NAMES:  # identify prints it for strangers: a person so named would read as one
         raise GalleryError(f"invalid person name {clean!r}: keyface calls faces it does not know so")
-    if clean in (".", ".."):  # an address's path reads them as folders: the page could never name this person
+    if clean in (".", "..") and not existing:  # an address's path reads them as folders: the page never could
         raise GalleryError(f"invalid person name {clean!r}: a name is more than dots")
     return clean
 

@@ -74,7 +74,7 @@ class GalleryChanges:
         return owner if owner is not None and owner != person else None
 
     def _person_id(self, name: str, create: bool = False) -> int:
-        name = check_name(name)
+        name = check_name(name, existing=not create)
         row = self.conn.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
         if row:
             return row[0]

@@ -321,14 +321,14 @@ def _people_routes(app: FastAPI, store: GalleryThread) -> None:
     @app.patch("/api/people/{name}", responses=PEOPLE)
     def rename(name: str, body: Rename) -> dict:
         """Rename a person: the body is {"name": "New Name"}."""
-        old, new = check_name(name), check_name(body.name)
+        old, new = check_name(name, existing=True), check_name(body.name)
         store.run(lambda: store.gallery.rename(old, new))
         return {"person": new, "was": old}
 
     @app.delete("/api/people/{name}", responses=PEOPLE)
     def remove(name: str) -> dict:
         """Remove a person and their photos."""
-        person = check_name(name)
+        person = check_name(name, existing=True)
         return {"person": person, "photos_removed": store.run(lambda: store.gallery.remove(person))}
 
 

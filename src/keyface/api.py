@@ -24,6 +24,7 @@ Image = str | os.PathLike | np.ndarray  # a photo's path, or RGB uint8 pixels (H
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in photo pixels
 _DETECTORS: dict = {}  # (detector name, min_face) -> a detector face_locations built for another min_face
 _DETECTORS_KEPT = 4
+_WARNED: set[float] = set()  # the loose tolerances compare_faces has warned of
 
 # face_recognition's names for the iBUG 68 points; "left" and "right" as seen in the image
 REGIONS: dict[str, tuple[int, ...]] = {
@@ -128,7 +129,7 @@ def face_landmarks(image: Image, boxes=None, recogniser=None) -> list[dict]:
     for face in _faces(rgb, boxes, recogniser):
         points = np.asarray(face.keypoints, np.float32)
         xy = [(float(x), float(y)) for x, y in points]  # lists, so that face_recognition's `eye + [eye[0]]` closes
-        found.append({**{name: [xy[i] for i in idx] for name, idx in REGIONS.items()}, "all": points})
+        found.append({**{name: [xy[i] for i in idx] for name, idx in REGIONS.items()}, "all": points.copy()})
     return found
 
 
@@ -173,7 +174,8 @@ def compare_faces(known, candidate, tolerance: float | None = None, recogniser=N
     distances = face_distance(known, candidate)
     if tolerance is not None:
         cut = distance_cut(tolerance, "tolerance")
-        if cut >= LOOSE_TOLERANCE:
+        if cut >= LOOSE_TOLERANCE and cut not in _WARNED:  # once a tolerance: a loop over frames says it once
+            _WARNED.add(cut)
             log.warning("compare_faces(tolerance=%g) matches nearly any face: keyface's distance is cosine, 0 to 2; "
                         "face_recognition's tolerance t is t * t / 2 here (0.6: 0.18)", cut)
     else:
