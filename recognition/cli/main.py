@@ -231,10 +231,7 @@ def check_file(text: str) -> str:
 
 def folder_photos(folder: Path, videos: bool = False) -> tuple[list[str], list[str]]:
     """Every file under folder that Pillow can open (and every video file, with `videos`), recursively, in sorted
-    order; and the other files, skipped. Dot-files and dot-folders (.git, .DS_Store) are never photos; a file named
-    as a photo that cannot be read (no permission, a link to nothing) is one, so that the command says why."""
-    from keyface.data.folders import IMAGE_SUFFIXES
-    from keyface.data.images import is_image_file, is_video_file
+    order; and the other files, skipped. Dot-files and dot-folders (.git, .DS_Store) are never photos."""
     photos, skipped = [], []
     for root, dirs, files in os.walk(folder, onerror=_walk_error):  # links to folders are not followed: no loops
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -242,13 +239,21 @@ def folder_photos(folder: Path, videos: bool = False) -> tuple[list[str], list[s
             path = Path(root) / name
             if name.startswith("."):
                 continue
-            readable = path.is_file() and os.access(path, os.R_OK)
-            if readable and (is_image_file(path) or videos and is_video_file(path)) or \
-                    not readable and (path.is_symlink() or path.is_file()) and path.suffix.lower() in IMAGE_SUFFIXES:  # a photo it cannot read: its error says why
+            if _taken(path, videos):
                 photos.append(str(path))
             else:
                 skipped.append(str(path.relative_to(folder)))
     return sorted(photos, key=lambda p: Path(p).parts), skipped
+
+
+def _taken(path: Path, videos: bool) -> bool:
+    """Whether a file in a folder is one of its photos (or videos): one that can be read and opened as such, or one
+    named as a photo that cannot be read (no permission, a link to nothing), so that the command says why."""
+    from keyface.data.folders import IMAGE_SUFFIXES
+    from keyface.data.images import is_image_file, is_video_file
+    if not (path.is_file() and os.access(path, os.R_OK)):
+        return (path.is_symlink() or path.is_file()) and path.suffix.lower() in IMAGE_SUFFIXES
+    return is_image_file(path) or videos and is_video_file(path)
 
 
 def _walk_error(exc: OSError) -> None:

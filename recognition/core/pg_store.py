@@ -73,8 +73,7 @@ class PostgresStore:
     def _open(self, conn, create: bool) -> None:
         """Check the database is a keyface gallery (or, with create, empty: then make one) and claim or check
         its embedder. Nothing is written to a database that is neither."""
-        tables = {r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+        tables = _tables(conn)
         if not _claimed(conn, tables):
             if tables or not create or self.embedder is None:  # no embedder: nothing to make one for
                 raise _not_a_gallery(self.path, tables)
@@ -288,6 +287,11 @@ def read_meta(uri: str) -> dict:
         db.close()
 
 
+def _tables(conn) -> set[str]:
+    """The names of the tables in the database's schema: a gallery's, another program's, or none."""
+    return {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+
+
 def _claimed(conn, tables: set[str]) -> bool:
     """Whether a keyface gallery was made in the database: its meta table names an embedder."""
     return "meta" in tables and conn.execute("SELECT 1 FROM meta WHERE key = 'embedder'").fetchone() is not None
@@ -306,8 +310,7 @@ def holds_tables(uri: str) -> bool:
     db = Connection(uri)
     try:
         with db.guarded() as conn:
-            return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = current_schema())")
-                        .fetchone()[0])
+            return bool(_tables(conn))
     finally:
         db.close()
 
@@ -318,7 +321,7 @@ def check_database(uri: str) -> list[str]:
     db = Connection(uri, ("SET default_transaction_read_only = on",))
     try:
         with db.guarded() as conn:
-            tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+            tables = _tables(conn)
             if not _claimed(conn, tables) and tables.isdisjoint(_TABLES):  # no gallery at all, not a damaged one
                 raise _not_a_gallery(shown_location(uri), tables)
             missing = [t for t in _TABLES if t not in tables]

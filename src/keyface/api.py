@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from keyface.data.errors import KeyfaceError, distance_cut, finite_number
-from keyface.detection.detector import within
+from keyface.detection.detector import inside_share, within
 from keyface.keypoints.predictor import align_batch
 from keyface.recognition.core.pipeline import Face, make_detector
 from keyface.recognition.facade import Gallery, build, checked_count, load, recogniser_for, yes_or_no
@@ -100,10 +100,9 @@ def _detections(boxes, rgb: np.ndarray) -> list:
     if (np.minimum(array[:, 2] - array[:, 0], array[:, 3] - array[:, 1]) < MIN_BOX).any():
         raise KeyfaceError(f"a box under {MIN_BOX} px a side holds no face that can be recognised")
     height, width = rgb.shape[:2]
-    inside = np.maximum(np.minimum(array[:, 2], width) - np.maximum(array[:, 0], 0), 0) * \
-        np.maximum(np.minimum(array[:, 3], height) - np.maximum(array[:, 1], 0), 0)
-    mostly_out = inside < 0.5 * (array[:, 2] - array[:, 0]) * (array[:, 3] - array[:, 1])  # a face the edge cut
-    if mostly_out.any():  # in half keeps its keypoints; less is a corner of the photo, not a face
+    # a face the edge cuts in half keeps its keypoints; less inside is a corner of the photo, not a face
+    mostly_out = inside_share(array, [(0, 0, width, height)]) < 0.5
+    if mostly_out.any():
         raise KeyfaceError(f"box {array[mostly_out][0].round(1).tolist()} lies mostly outside the {width}x{height} "
                            f"photo")
     return [Detection(tuple(float(v) for v in row), 1.0) for row in array]
